@@ -1,0 +1,60 @@
+"""Named datasets. A loader is a function ``(data_dir, **options) -> Dataset``; registering one is one line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from platformdirs import user_cache_dir
+
+from glyphlab.data.dataset import Dataset
+from glyphlab.errors import DataError
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    loader: Callable[..., Dataset]
+    description: str
+    source: str
+    sizes: str
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(name: str, description: str, source: str, sizes: str):
+    def deco(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
+        DATASETS[name] = DatasetSpec(name, fn, description, source, sizes)
+        return fn
+
+    return deco
+
+
+def default_data_dir() -> Path:
+    """``GLYPHLAB_DATA`` if set, else a per-user cache folder."""
+    env = os.environ.get("GLYPHLAB_DATA")
+    return Path(env) if env else Path(user_cache_dir("glyphlab")) / "data"
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, **options) -> Dataset:
+    _ensure_builtin()
+    if name not in DATASETS:
+        raise DataError(
+            f"unknown dataset '{name}'. Known: {', '.join(sorted(DATASETS))}. "
+            "Run `glyphlab datasets` to list them."
+        )
+    path = Path(data_dir) if data_dir else default_data_dir()
+    return DATASETS[name].loader(path, **options)
+
+
+def list_datasets() -> list[DatasetSpec]:
+    _ensure_builtin()
+    return [DATASETS[k] for k in sorted(DATASETS)]
+
+
+def _ensure_builtin() -> None:
+    # Importing the modules registers their datasets.
+    from glyphlab.data import builtin  # noqa: F401

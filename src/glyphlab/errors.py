@@ -1,0 +1,17 @@
+"""Errors a user can act on. Every message says what was wrong and what to do next."""
+
+
+class GlyphlabError(Exception):
+    """Base class: the CLI prints these as a one-line message instead of a traceback."""
+
+
+class DataError(GlyphlabError):
+    """A dataset file or folder is missing, malformed or inconsistent."""
+
+
+class ModelFileError(GlyphlabError):
+    """A model file is not glyphlab's, was tampered with, or cannot be loaded safely."""
+
+
+class ConfigError(GlyphlabError):
+    """A configuration value (CLI option, recipe file, search space) is invalid."""

@@ -1,0 +1,142 @@
+"""The one small interface every glyphlab model has.
+
+Models take images as (N, H, W) float32 arrays in [0, 1] and integer labels; they flatten or add
+channels themselves, so a caller never needs to know the family. Constructor arguments are kept exactly
+as given in ``params`` (like scikit-learn), learned state lives in attributes ending with ``_``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from glyphlab.errors import ConfigError
+
+
+class GlyphModel(ABC):
+    #: registry name, set by ``@register_model``
+    name: ClassVar[str] = ""
+    #: every accepted parameter with its default; unknown parameters are an error, not silently ignored
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: networks use the validation split for early stopping; classical models are fit on train+val
+    uses_validation: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise ConfigError(
+                f"model '{self.name}' has no parameter(s) {', '.join(sorted(unknown))}; "
+                f"it takes: {', '.join(sorted(self.defaults)) or 'none'}"
+            )
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.classes_: list[str] | None = None
+        self.input_shape_: tuple[int, int] | None = None
+        self.history_: list[dict[str, float]] = []
+
+    # -- parameters -------------------------------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return dict(self.params)
+
+    def set_params(self, **params: Any) -> "GlyphModel":
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise ConfigError(f"model '{self.name}' has no parameter(s) {', '.join(sorted(unknown))}")
+        self.params.update(params)
+        return self
+
+    # -- learning ---------------------------------------------------------------------------------
+    def fit(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        val_images: np.ndarray | None = None,
+        val_labels: np.ndarray | None = None,
+        *,
+        classes: Sequence[str] | None = None,
+        run_dir: Path | None = None,
+    ) -> "GlyphModel":
+        """Learn from images (N, H, W). ``classes`` fixes the output columns even when a fold lacks a class.
+
+        ``run_dir`` is where a model may keep checkpoints and curves while it trains (networks do).
+        """
+        images = check_images(images)
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(images) != len(labels):
+            raise ConfigError(f"{len(images)} images but {len(labels)} labels")
+        n_classes = len(classes) if classes is not None else int(labels.max()) + 1
+        self.classes_ = list(classes) if classes is not None else [str(i) for i in range(n_classes)]
+        self.input_shape_ = (int(images.shape[1]), int(images.shape[2]))
+        if val_images is not None:
+            val_images = check_images(val_images)
+            val_labels = np.asarray(val_labels, dtype=np.int64)
+        self._fit(images, labels, val_images, val_labels, run_dir=run_dir)
+        return self
+
+    @abstractmethod
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None: ...
+
+    @abstractmethod
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """(N, n_classes) probabilities, columns in the order of ``classes_``."""
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self.predict_proba(images)).argmax(axis=1)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """A representation for feature maps (t-SNE): the penultimate layer for networks.
+
+        The default is the flattened pixels; models with a better representation override it.
+        """
+        return check_images(images).reshape(len(images), -1)
+
+    def score(self, images: np.ndarray, labels: np.ndarray) -> float:
+        return float((self.predict(images) == np.asarray(labels)).mean())
+
+    # -- persistence ------------------------------------------------------------------------------
+    @abstractmethod
+    def _save_weights(self, directory: Path) -> list[str]:
+        """Write the learned state into ``directory``; return the file names written."""
+
+    @abstractmethod
+    def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
+        """Restore learned state from files that ``load_model`` has already checked by SHA-256."""
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        """Model-specific facts to keep in the manifest (e.g. normalisation constants)."""
+        return {}
+
+    def save(self, directory: str | Path) -> Path:
+        from glyphlab.models.persistence import save_model
+
+        return save_model(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "GlyphModel":
+        from glyphlab.models.persistence import load_model
+
+        return load_model(directory)
+
+    def check_fitted(self) -> None:
+        if self.classes_ is None:
+            raise ConfigError(f"model '{self.name}' is not fitted yet: call fit() or load a saved model")
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self.params.items() if self.defaults.get(k) != v}
+        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        return f"{type(self).__name__}({args})"
+
+
+def check_images(images: np.ndarray) -> np.ndarray:
+    """Validate once, at the boundary: (N, H, W) float32 in [0, 1], finite."""
+    arr = np.asarray(images)
+    if arr.ndim == 2:  # a single image
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise ConfigError(f"expected images of shape (N, H, W), got {arr.shape}")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise ConfigError("images contain NaN or infinite values")
+    return arr

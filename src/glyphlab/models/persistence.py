@@ -1,0 +1,155 @@
+"""Saving and loading models without pickle.
+
+A saved model is a folder: ``manifest.json`` (what it is, its parameters, classes, input shape, the
+library versions that made it and the SHA-256 of every weights file) beside the weights in a format that
+cannot run code when read (skops for scikit-learn, safetensors for torch, XGBoost's own JSON, ONNX).
+Loading checks the manifest and every hash before anything is read, so a file that is not ours, or that
+was changed, is refused with a message instead of being executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from glyphlab import __version__
+from glyphlab.errors import ModelFileError
+from glyphlab.models.base import GlyphModel
+
+FORMAT = "glyphlab-model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "glyphlab": __version__}
+    for dist in ("numpy", "scikit-learn", "torch", "skops", "xgboost", "xgboost-cpu", "safetensors", "e2cnn"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def save_model(model: GlyphModel, directory: str | Path) -> Path:
+    """Write the model folder atomically: into a temp folder beside it, then rename."""
+    model.check_fitted()
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        files = model._save_weights(tmp)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model": model.name,
+            "params": model.get_params(),
+            "classes": model.classes_,
+            "input_shape": list(model.input_shape_ or ()),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": library_versions(),
+            "files": {name: sha256_file(tmp / name) for name in files},
+            "extra": model._manifest_extra(),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
+        if directory.exists():
+            shutil.rmtree(directory)
+        tmp.rename(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """Accept a model folder, its manifest, or a run's per-model folder (``RUN/models/NAME``)."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError(f"no such model: {p}. Pass a folder written by `glyphlab run` or model.save().")
+    if p.is_file():
+        if p.name == MANIFEST:
+            return p.parent
+        raise ModelFileError(
+            f"{p} is a single file, not a glyphlab model folder. glyphlab never unpickles files; "
+            "pass the folder that holds manifest.json."
+        )
+    for candidate in (p, p / "model"):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    raise ModelFileError(f"{p} holds no {MANIFEST}: it is not a glyphlab model folder")
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    directory = resolve_model_dir(path)
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{directory / MANIFEST} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelFileError(f"{directory} is not a glyphlab model (manifest format is not '{FORMAT}')")
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{directory} was written by a newer glyphlab (format {manifest['format_version']}); upgrade glyphlab"
+        )
+    return manifest
+
+
+def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ModelFileError(f"{directory}: the manifest lists no weights files")
+    for name, expected in files.items():
+        target = (directory / name).resolve()
+        if target.parent != directory.resolve():
+            raise ModelFileError(f"{directory}: the manifest names a file outside the model folder: {name!r}")
+        if not target.is_file():
+            raise ModelFileError(f"{directory}: weights file {name} is missing")
+        actual = sha256_file(target)
+        if actual != expected:
+            raise ModelFileError(
+                f"{directory / name} does not match its manifest (SHA-256 {actual[:12]}... != {str(expected)[:12]}...): "
+                "the file was changed or damaged after saving; retrain or restore it"
+            )
+
+
+def load_model(path: str | Path) -> GlyphModel:
+    from glyphlab.models.registry import MODELS, _ensure_builtin
+
+    directory = resolve_model_dir(path)
+    manifest = read_manifest(directory)
+    verify_files(directory, manifest)
+    _ensure_builtin()
+    name = manifest.get("model")
+    if name not in MODELS:
+        raise ModelFileError(
+            f"{directory} holds a '{name}' model, which this glyphlab does not know "
+            "(an optional extra may be missing, e.g. pip install 'glyphlab[timm]')"
+        )
+    model = MODELS[name].cls(**manifest.get("params", {}))
+    model.classes_ = list(manifest["classes"])
+    model.input_shape_ = tuple(manifest["input_shape"]) or None  # type: ignore[assignment]
+    model._load_weights(directory, manifest)
+    return model

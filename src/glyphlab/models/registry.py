@@ -1,0 +1,107 @@
+"""Model registry: a name maps to a model class. Adding a model is one module and one line below."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from glyphlab.errors import ConfigError
+from glyphlab.models.base import GlyphModel
+
+#: modules whose import registers models; a new family adds one line here
+BUILTIN_MODULES = [
+    "glyphlab.models.classical",
+    "glyphlab.models.nets",
+    "glyphlab.models.rotcnn",
+    "glyphlab.models.ensemble",
+    "glyphlab.models.efficientnet",
+]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    cls: type[GlyphModel]
+    description: str
+    family: str
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, description: str, family: str):
+    def deco(cls: type[GlyphModel]) -> type[GlyphModel]:
+        cls.name = name
+        MODELS[name] = ModelSpec(name, cls, description, family)
+        return cls
+
+    return deco
+
+
+_loaded = False
+
+
+def _ensure_builtin() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for module in BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            # an optional family whose own module, or whose optional dependency, is absent
+            if exc.name is None or not (module.startswith(exc.name) or exc.name in OPTIONAL_DEPS):
+                raise
+    _loaded = True
+
+
+#: third-party packages that only some model families need (extras)
+OPTIONAL_DEPS = {"timm", "torchvision", "e2cnn", "escnn"}
+
+
+def create_model(name: str, **params: Any) -> GlyphModel:
+    _ensure_builtin()
+    if name not in MODELS:
+        raise ConfigError(
+            f"unknown model '{name}'. Known: {', '.join(sorted(MODELS))}. Run `glyphlab models` to list them."
+        )
+    return MODELS[name].cls(**params)
+
+
+def list_models() -> list[ModelSpec]:
+    _ensure_builtin()
+    return [MODELS[k] for k in sorted(MODELS)]
+
+
+def parse_value(text: str) -> Any:
+    """CLI values: JSON when it parses (numbers, booleans, lists), else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        low = text.lower()
+        if low in {"true", "false"}:
+            return low == "true"
+        return text
+
+
+def parse_params(items: list[str], model_names: list[str]) -> dict[str, dict[str, Any]]:
+    """``["svm.C=10", "seed=3"]`` -> per-model params. An unprefixed key goes to every model that takes it."""
+    _ensure_builtin()
+    out: dict[str, dict[str, Any]] = {m: {} for m in model_names}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--param '{item}' must look like key=value or model.key=value")
+        key, value = item.split("=", 1)
+        parsed = parse_value(value)
+        if "." in key and key.split(".", 1)[0] in model_names:
+            model, key = key.split(".", 1)
+            out[model][key] = parsed
+            continue
+        takers = [m for m in model_names if m in MODELS and key in MODELS[m].cls.defaults]
+        if not takers:
+            raise ConfigError(f"--param '{key}' is not a parameter of any of: {', '.join(model_names)}")
+        for m in takers:
+            out[m][key] = parsed
+    return out
