@@ -58,3 +58,17 @@ def list_datasets() -> list[DatasetSpec]:
 def _ensure_builtin() -> None:
     # Importing the modules registers their datasets.
     from glyphlab.data import builtin  # noqa: F401
+
+
+def resolve_dataset(name_or_path: str, data_dir: str | Path | None = None, **options) -> Dataset:
+    """A registered name, or a path to a file or folder in one of the formats glyphlab reads."""
+    _ensure_builtin()
+    if name_or_path in DATASETS:
+        return load_dataset(name_or_path, data_dir, **options)
+    if Path(name_or_path).exists():
+        from glyphlab.data.formats import load_path
+
+        return load_path(Path(name_or_path), **options)
+    raise DataError(
+        f"'{name_or_path}' is neither a dataset name ({', '.join(sorted(DATASETS))}) nor an existing file or folder"
+    )

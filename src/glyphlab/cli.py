@@ -1,0 +1,147 @@
+"""The ``glyphlab`` command. Each step of the pipeline is one command; ``--help`` on each says how."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from glyphlab.errors import GlyphlabError
+
+app = typer.Typer(
+    help="glyphlab: handwritten-character classification from images to a served model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", envvar="GLYPHLAB_DATA", help="Where downloaded datasets live (default: user cache)."),
+]
+Variants = Annotated[
+    str,
+    typer.Option("--variant", help="Variants applied in order, e.g. 'rotate:-180:180,subset:3000,blur-filter'."),
+]
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+@app.command("datasets")
+def datasets_cmd() -> None:
+    """List the built-in datasets, their sizes and where they come from."""
+    from glyphlab.data.registry import list_datasets
+
+    table = Table(title="datasets")
+    for col in ("name", "sizes", "description", "source"):
+        table.add_column(col)
+    for spec in list_datasets():
+        table.add_row(spec.name, spec.sizes, spec.description, spec.source)
+    console.print(table)
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the models in the registry with their parameters and defaults."""
+    from glyphlab.models.registry import list_models
+
+    table = Table(title="models")
+    for col in ("name", "family", "description", "parameters (defaults)"):
+        table.add_column(col)
+    for spec in list_models():
+        params = ", ".join(f"{k}={v}" for k, v in spec.cls.defaults.items())
+        table.add_row(spec.name, spec.family, spec.description, params)
+    console.print(table)
+
+
+@app.command("run")
+def run_cmd(
+    dataset: Annotated[str, typer.Option(help="Dataset name (see `glyphlab datasets`) or a path to a file/folder.")] = "digits",
+    models: Annotated[str, typer.Option(help="Comma-separated model names (see `glyphlab models`).")] = "logreg,svm,random-forest",
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/DATE-DATASET).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for splits, variants and models.")] = 0,
+    param: Annotated[list[str], typer.Option("--param", help="model.key=value or key=value (repeatable).")] = [],
+    val_fraction: Annotated[float, typer.Option(help="Share of train held out for validation.")] = 0.1,
+    variant: Variants = "",
+    data_dir: DataDir = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Resume an interrupted run folder (its config is reused).")] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+) -> None:
+    """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
+    from glyphlab.models.registry import parse_params
+    from glyphlab.training.run import CONFIG, RunConfig, run
+
+    try:
+        if resume is not None:
+            if not (resume / CONFIG).is_file():
+                raise GlyphlabError(f"{resume} has no {CONFIG}: it is not a glyphlab run folder")
+            cfg = RunConfig.from_file(resume / CONFIG)
+            run(cfg, resume, console=console, resume=True, report=report)
+            return
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        cfg = RunConfig(
+            dataset=dataset, models=names, params=parse_params(param, names), seed=seed,
+            val_fraction=val_fraction, variants=variant, data_dir=str(data_dir) if data_dir else None,
+        )
+        run(cfg, out, console=console, report=report)
+    except GlyphlabError as exc:
+        _fail(exc)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model_path: Annotated[Path, typer.Argument(help="A run folder, a run's models/NAME folder, or a saved model folder.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name or path to evaluate on.")] = "digits",
+    out: Annotated[Optional[Path], typer.Option(help="Where to write predictions and figures.")] = None,
+    variant: Variants = "",
+    seed: int = 0,
+    data_dir: DataDir = None,
+) -> None:
+    """Recompute metrics of saved model(s) on any dataset's test split, without retraining."""
+    from glyphlab.training.evaluate import evaluate_saved
+
+    try:
+        evaluate_saved(model_path, dataset, out, variant, seed, data_dir, console)
+    except GlyphlabError as exc:
+        _fail(exc)
+
+
+@app.command("eda")
+def eda_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset name or path.")] = "digits",
+    out: Annotated[Path, typer.Option(help="Folder for the PNGs.")] = Path("eda"),
+    variant: Variants = "",
+    seed: int = 0,
+    data_dir: DataDir = None,
+) -> None:
+    """Class counts, sample grid, mean image per class and pixel histogram, as PNGs."""
+    from glyphlab.data.eda import write_eda
+    from glyphlab.data.registry import resolve_dataset
+
+    try:
+        ds = resolve_dataset(dataset, data_dir)
+        if variant:
+            from glyphlab.data.variants import apply_variants
+
+            ds = apply_variants(ds, variant, seed=seed)
+        paths = write_eda(ds, out)
+    except GlyphlabError as exc:
+        _fail(exc)
+    for p in paths:
+        console.print(f"wrote [green]{p}[/]")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,102 @@
+"""Figures a person reads: confusion matrices, most-confused examples, leaderboard scatter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, title: str, normalized: bool) -> Path:
+    n = len(classes)
+    size = max(5.0, min(16.0, 0.45 * n + 2))
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalized else None)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class" if normalized else "count")
+    ax.set_xticks(range(n), classes, rotation=90 if n > 12 else 0)
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    if n <= 20:
+        thresh = cm.max() / 2 if cm.max() > 0 else 0.5
+        for i in range(n):
+            for j in range(n):
+                v = cm[i, j]
+                if v == 0:
+                    continue
+                text = f"{v:.2f}" if normalized else f"{int(v)}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7 if n > 10 else 8,
+                        color="white" if v > thresh else "black")
+    return _save(fig, path)
+
+
+def plot_most_confused(
+    pairs: list[dict[str, Any]],
+    images: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    path: Path,
+    title: str,
+    per_pair: int = 6,
+) -> Path | None:
+    """One row per confused pair: examples of class A predicted as B."""
+    if not pairs:
+        return None
+    rows = len(pairs)
+    fig, axes = plt.subplots(rows, per_pair, figsize=(1.3 * per_pair + 1.2, 1.35 * rows + 0.6), squeeze=False)
+    for r, pair in enumerate(pairs):
+        idx = np.flatnonzero((y_true == pair["true_index"]) & (y_pred == pair["predicted_index"]))[:per_pair]
+        for c in range(per_pair):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(idx):
+                ax.imshow(images[idx[c]], cmap="gray_r", vmin=0, vmax=1)
+        axes[r, 0].text(
+            -0.15, 0.5, f"{pair['true']} → {pair['predicted']}\n({pair['count']}×)",
+            transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=9,
+        )
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def plot_accuracy_vs_time(rows: list[dict[str, Any]], path: Path, title: str = "accuracy against training time") -> Path:
+    """Seed 004's model-selection figure, with the Pareto front (faster and more accurate) marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    times = np.array([max(r["train_seconds"], 1e-3) for r in rows])
+    accs = np.array([r["accuracy"] for r in rows])
+    front = pareto_front(times, accs)
+    for r, t, a, on in zip(rows, times, accs, front):
+        ax.scatter(t, a, s=60, color="tab:orange" if on else "tab:blue", zorder=3)
+        ax.annotate(r["model"], (t, a), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    order = np.argsort(times[front])
+    ax.plot(times[front][order], accs[front][order], "--", color="tab:orange", label="Pareto front", zorder=2)
+    ax.set_xscale("log")
+    ax.set_xlabel("training time (s, log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def pareto_front(times: np.ndarray, accs: np.ndarray) -> np.ndarray:
+    """True where no other model is at least as fast and at least as accurate, and strictly better in one."""
+    n = len(times)
+    on = np.ones(n, dtype=bool)
+    for i in range(n):
+        dominated = (times <= times[i]) & (accs >= accs[i]) & ((times < times[i]) | (accs > accs[i]))
+        on[i] = not dominated.any()
+    return on

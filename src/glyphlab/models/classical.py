@@ -1,0 +1,189 @@
+"""Classical models from scikit-learn and XGBoost, each a pipeline that carries its own preprocessing.
+
+Every pipeline's first step is chosen so a saved model is self-contained: ``logreg`` standardises each
+pixel (seed 003), ``pca-svm`` whitens with PCA (seed 002), trees use raw pixels (they are scale-free).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from glyphlab.errors import ModelFileError
+from glyphlab.models.base import GlyphModel, check_images
+from glyphlab.models.registry import register_model
+
+
+def _flat(images: np.ndarray) -> np.ndarray:
+    images = check_images(images)
+    return images.reshape(len(images), -1)
+
+
+class SklearnModel(GlyphModel):
+    """A scikit-learn estimator on flattened pixels, saved with skops (no pickle)."""
+
+    weights_file = "model.skops"
+
+    def build_estimator(self) -> Any:  # pragma: no cover - abstract in spirit
+        raise NotImplementedError
+
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
+        self.estimator_ = self.build_estimator()
+        self.estimator_.fit(_flat(images), labels)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        self.check_fitted()
+        X = _flat(images)
+        self._check_shape(X)
+        proba = self.estimator_.predict_proba(X)
+        # a fold that lacked a class: put the estimator's columns in their place among all classes
+        full = np.zeros((len(X), len(self.classes_)), dtype=np.float64)
+        full[:, np.asarray(self.estimator_.classes_, dtype=np.int64)] = proba
+        return full
+
+    def _check_shape(self, X: np.ndarray) -> None:
+        expected = int(np.prod(self.input_shape_))
+        if X.shape[1] != expected:
+            raise ModelFileError(
+                f"model '{self.name}' was trained on {self.input_shape_} images, got {X.shape[1]} pixels per image"
+            )
+
+    def _save_weights(self, directory: Path) -> list[str]:
+        import skops.io as sio
+
+        sio.dump(self.estimator_, directory / self.weights_file)
+        return [self.weights_file]
+
+    def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
+        import skops.io as sio
+
+        path = directory / self.weights_file
+        untrusted = sio.get_untrusted_types(file=path)
+        unexpected = [t for t in untrusted if t not in TRUSTED_TYPES]
+        if unexpected:
+            raise ModelFileError(
+                f"{path} contains types glyphlab does not trust: {', '.join(unexpected)}; refusing to load it"
+            )
+        self.estimator_ = sio.load(path, trusted=untrusted)
+
+
+#: beyond skops' defaults, exactly the types our own pipelines contain; anything else is refused
+TRUSTED_TYPES = frozenset({"sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration"})
+
+
+@register_model("logreg", "logistic regression on standardised pixels (seeds 000, 001, 003)", "classical")
+class LogReg(SklearnModel):
+    defaults = {"C": 0.1, "max_iter": 200, "seed": 0}
+
+    def build_estimator(self) -> Pipeline:
+        return make_pipeline(
+            StandardScaler(),
+            LogisticRegression(C=self.params["C"], max_iter=self.params["max_iter"], random_state=self.params["seed"]),
+        )
+
+
+def _calibrated_svc(p: dict[str, Any]) -> CalibratedClassifierCV:
+    """An RBF SVC with probabilities from sigmoid calibration on 3 internal folds (scikit-learn's
+    replacement for the deprecated ``SVC(probability=True)``); one SVC is refit on all the data."""
+    svc = SVC(C=p["C"], gamma=p["gamma"], random_state=p["seed"])
+    return CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False)
+
+
+@register_model("svm", "RBF support-vector machine on raw pixels (seed 001)", "classical")
+class SVM(SklearnModel):
+    defaults = {"C": 10.0, "gamma": "scale", "seed": 0}
+
+    def build_estimator(self) -> CalibratedClassifierCV:
+        return _calibrated_svc(self.params)
+
+
+@register_model("pca-svm", "PCA(whiten) then RBF SVM (seed 002's pipeline)", "classical")
+class PCASVM(SklearnModel):
+    defaults = {"n_components": 50, "C": 10.0, "gamma": "scale", "seed": 0}
+
+    def build_estimator(self) -> Pipeline:
+        n_features = int(np.prod(self.input_shape_))
+        n = self.params["n_components"]
+        if isinstance(n, int):
+            n = min(n, n_features)
+        return make_pipeline(
+            PCA(n_components=n, whiten=True, random_state=self.params["seed"]),
+            _calibrated_svc(self.params),
+        )
+
+
+@register_model("random-forest", "random forest on raw pixels (seeds 003, 004)", "classical")
+class RandomForest(SklearnModel):
+    defaults = {"n_estimators": 200, "max_depth": None, "max_features": "sqrt", "n_jobs": -1, "seed": 0}
+
+    def build_estimator(self) -> RandomForestClassifier:
+        p = self.params
+        return RandomForestClassifier(
+            n_estimators=p["n_estimators"],
+            max_depth=p["max_depth"],
+            max_features=p["max_features"],
+            n_jobs=p["n_jobs"],
+            random_state=p["seed"],
+        )
+
+
+@register_model("xgboost", "gradient-boosted trees, XGBoost hist (seed 004)", "classical")
+class XGBoost(GlyphModel):
+    """XGBoost through its scikit-learn API, saved in XGBoost's own JSON format (data, not code).
+
+    Chosen over LightGBM because seed 004 uses XGBoost; the ``xgboost-cpu`` wheel keeps the install
+    free of CUDA libraries.
+    """
+
+    defaults = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.3, "subsample": 1.0, "n_jobs": -1, "seed": 0}
+    weights_file = "model.xgb.json"
+
+    def _build(self):
+        from xgboost import XGBClassifier
+
+        p = self.params
+        return XGBClassifier(
+            n_estimators=p["n_estimators"],
+            max_depth=p["max_depth"],
+            learning_rate=p["learning_rate"],
+            subsample=p["subsample"],
+            n_jobs=p["n_jobs"],
+            random_state=p["seed"],
+            tree_method="hist",
+        )
+
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
+        # XGBoost needs labels 0..K-1; a fold may lack some classes, so encode the present ones
+        self.present_ = np.unique(labels)
+        encoded = np.searchsorted(self.present_, labels)
+        self.booster_model_ = self._build()
+        self.booster_model_.fit(_flat(images), encoded)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        self.check_fitted()
+        X = _flat(images)
+        proba = self.booster_model_.predict_proba(X)
+        full = np.zeros((len(X), len(self.classes_)), dtype=np.float64)
+        full[:, self.present_] = proba
+        return full
+
+    def _save_weights(self, directory: Path) -> list[str]:
+        self.booster_model_.save_model(directory / self.weights_file)
+        return [self.weights_file]
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {"present_classes": self.present_.tolist()}
+
+    def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
+        self.booster_model_ = self._build()
+        self.booster_model_.load_model(directory / self.weights_file)
+        self.present_ = np.asarray(manifest["extra"]["present_classes"], dtype=np.int64)

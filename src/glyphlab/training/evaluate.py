@@ -1,0 +1,55 @@
+"""``glyphlab evaluate``: score saved models on any dataset, e.g. a model trained upright on rotated digits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from glyphlab.errors import GlyphlabError
+from glyphlab.evaluation.evaluate import evaluate_predictions, save_predictions
+from glyphlab.models.persistence import load_model, resolve_model_dir
+from glyphlab.training.run import RunConfig, load_run_dataset, print_leaderboard, write_leaderboard
+
+
+def saved_models(path: Path) -> dict[str, Path]:
+    """Model folders under a run folder, or the one model a path points at."""
+    path = Path(path)
+    if (path / "models").is_dir():
+        found = {p.name: p / "model" for p in sorted((path / "models").iterdir()) if (p / "model" / "manifest.json").is_file()}
+        if not found:
+            raise GlyphlabError(f"run folder {path} holds no saved models (were they deleted?)")
+        return found
+    model_dir = resolve_model_dir(path)
+    name = model_dir.parent.name if model_dir.name == "model" else model_dir.name
+    return {name: model_dir}
+
+
+def evaluate_saved(path: Path, dataset: str, out: Path | None, variant: str, seed: int, data_dir: Path | None,
+                   console: Console) -> Path:
+    models = saved_models(path)
+    cfg = RunConfig(dataset=dataset, models=list(models), seed=seed, variants=variant,
+                    data_dir=str(data_dir) if data_dir else None)
+    ds = load_run_dataset(cfg)
+    test = ds["test"]
+    out = Path(out) if out else Path(path) / f"evaluate-{Path(dataset).name}"
+    rows = []
+    for name, model_dir in models.items():
+        model = load_model(model_dir)
+        if tuple(model.input_shape_ or ()) != ds.image_shape:
+            raise GlyphlabError(
+                f"model '{name}' takes {model.input_shape_} images but {ds.name} has {ds.image_shape}"
+            )
+        t0 = time.perf_counter()
+        proba = model.predict_proba(test.images)
+        seconds = time.perf_counter() - t0
+        save_predictions(out / name, test.labels, proba)
+        metrics = evaluate_predictions(out / name, ds.classes, test.images, title=f"{name} on {ds.name}",
+                                       extra={"model": name, "train_seconds": 0.0, "predict_seconds": round(seconds, 3)})
+        rows.append({"model": name, **metrics})
+    write_leaderboard(out, rows)
+    print_leaderboard(rows, console, title=f"saved models on {ds.name} test set ({len(test):,} images)")
+    console.print(f"wrote [green]{out}[/]")
+    return out
