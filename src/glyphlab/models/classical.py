@@ -77,7 +77,9 @@ class SklearnModel(GlyphModel):
 
 
 #: beyond skops' defaults, exactly the types our own pipelines contain; anything else is refused
-TRUSTED_TYPES = frozenset({"sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration"})
+TRUSTED_TYPES = frozenset(
+    {"sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration", "sklearn.tree._tree.Tree"}
+)
 
 
 @register_model("logreg", "logistic regression on standardised pixels (seeds 000, 001, 003)", "classical")
