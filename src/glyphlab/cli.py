@@ -65,7 +65,7 @@ def models_cmd() -> None:
 @app.command("run")
 def run_cmd(
     dataset: Annotated[str, typer.Option(help="Dataset name (see `glyphlab datasets`) or a path to a file/folder.")] = "digits",
-    models: Annotated[str, typer.Option(help="Comma-separated model names (see `glyphlab models`).")] = "logreg,svm,random-forest",
+    models: Annotated[str, typer.Option(help="Comma-separated model names (see `glyphlab models`); LABEL=NAME runs a model under another label.")] = "logreg,svm,random-forest",
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/DATE-DATASET).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for splits, variants and models.")] = 0,
     param: Annotated[list[str], typer.Option("--param", help="model.key=value or key=value (repeatable).")] = [],
@@ -137,6 +137,34 @@ def eda_cmd(
         _fail(exc)
     for p in paths:
         console.print(f"wrote [green]{p}[/]")
+
+
+@app.command("recipe")
+def recipe_cmd(
+    name: Annotated[Optional[str], typer.Argument(help="A shipped recipe name or a path to a recipe TOML file.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the shipped recipes.")] = False,
+    quick: Annotated[bool, typer.Option(help="The recipe's quick mode: a few hundred images, for a smoke test.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/DATE-DATASET-RECIPE).")] = None,
+    data_dir: DataDir = None,
+    report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+) -> None:
+    """Run a whole seed study (data protocol, models, evaluation) and set its figures beside the report's."""
+    from glyphlab.recipes import load_recipe, run_recipe, shipped_recipes
+
+    try:
+        if list_ or name is None:
+            table = Table(title="recipes (glyphlab recipe NAME; copy the file to make your own)")
+            for col in ("name", "dataset", "models", "description"):
+                table.add_column(col)
+            for rname, path in sorted(shipped_recipes().items()):
+                r = load_recipe(path)
+                table.add_row(rname, r.dataset.name, ", ".join(r.models), r.description)
+            console.print(table)
+            return
+        run_recipe(name, out, quick=quick, data_dir=str(data_dir) if data_dir else None, console=console,
+                   report=report)
+    except GlyphlabError as exc:
+        _fail(exc)
 
 
 def main() -> None:  # pragma: no cover

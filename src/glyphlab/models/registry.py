@@ -87,8 +87,13 @@ def parse_value(text: str) -> Any:
 
 
 def parse_params(items: list[str], model_names: list[str]) -> dict[str, dict[str, Any]]:
-    """``["svm.C=10", "seed=3"]`` -> per-model params. An unprefixed key goes to every model that takes it."""
+    """``["svm.C=10", "seed=3"]`` -> per-model params. An unprefixed key goes to every model that takes it.
+
+    ``model_names`` are run entries, ``NAME`` or ``LABEL=NAME``; params are keyed by label.
+    """
     _ensure_builtin()
+    registry_of = {e.partition("=")[0].strip(): (e.partition("=")[2].strip() or e.strip()) for e in model_names}
+    model_names = list(registry_of)
     out: dict[str, dict[str, Any]] = {m: {} for m in model_names}
     for item in items:
         if "=" not in item:
@@ -99,7 +104,7 @@ def parse_params(items: list[str], model_names: list[str]) -> dict[str, dict[str
             model, key = key.split(".", 1)
             out[model][key] = parsed
             continue
-        takers = [m for m in model_names if m in MODELS and key in MODELS[m].cls.defaults]
+        takers = [m for m in model_names if registry_of[m] in MODELS and key in MODELS[registry_of[m]].cls.defaults]
         if not takers:
             raise ConfigError(f"--param '{key}' is not a parameter of any of: {', '.join(model_names)}")
         for m in takers:

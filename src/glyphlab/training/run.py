@@ -95,8 +95,9 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     """Train, evaluate and save every model of ``cfg``; models already finished in ``out`` are kept when resuming."""
     console = console or Console()
     out = Path(out) if out else default_run_dir(cfg)
-    for name in cfg.models:  # fail on a typo before any data is loaded or model trained
-        create_model(name, **cfg.params.get(name, {}))
+    for entry in cfg.models:  # fail on a typo before any data is loaded or model trained
+        label, name = split_model_entry(entry)
+        create_model(name, **cfg.params.get(label, {}))
     ds = load_run_dataset(cfg)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / CONFIG, {**asdict(cfg), "created": _now(), "versions": library_versions(),
@@ -111,13 +112,14 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         + f" → [green]{out}[/]"
     )
     rows = []
-    for name in cfg.models:
+    for entry in cfg.models:
+        name, _ = split_model_entry(entry)
         model_dir = out / "models" / name
         if resume and (model_dir / "metrics.json").is_file() and (model_dir / "model" / "manifest.json").is_file():
             console.print(f"  [dim]{name}: already finished, kept[/]")
             rows.append(_row(name, json.loads((model_dir / "metrics.json").read_text())))
             continue
-        rows.append(_row(name, train_and_evaluate(name, cfg, ds, model_dir, console)))
+        rows.append(_row(name, train_and_evaluate(entry, cfg, ds, model_dir, console)))
     write_leaderboard(out, rows)
     print_leaderboard(rows, console, title=f"leaderboard — {ds.name} test set ({len(test):,} images)")
     if report:
@@ -125,8 +127,19 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     return out
 
 
-def train_and_evaluate(name: str, cfg: RunConfig, ds: Dataset, model_dir: Path, console: Console) -> dict[str, Any]:
-    model = create_model(name, **cfg.params.get(name, {}))
+def split_model_entry(entry: str) -> tuple[str, str]:
+    """``"cnn-aug=cnn-small"`` is the registry model ``cnn-small`` under the label ``cnn-aug`` (so one run can
+    hold the same model with different parameters); a plain name is its own label."""
+    label, _, model = entry.partition("=")
+    label, model = label.strip(), (model.strip() or label.strip())
+    if not label or "/" in label or label.startswith("."):
+        raise ConfigError(f"bad model entry '{entry}': use NAME or LABEL=NAME, with no '/' in the label")
+    return label, model
+
+
+def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path, console: Console) -> dict[str, Any]:
+    name, registry_name = split_model_entry(entry)
+    model = create_model(registry_name, **cfg.params.get(name, {}))
     if "seed" in model.defaults and "seed" not in cfg.params.get(name, {}):
         model.set_params(seed=cfg.seed)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -151,7 +164,7 @@ def train_and_evaluate(name: str, cfg: RunConfig, ds: Dataset, model_dir: Path, 
                         index=sample, labels=test.labels[sample])
     metrics = evaluate_predictions(
         model_dir, ds.classes, test.images, title=name,
-        extra={"model": name, "train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
+        extra={"model": name, "registry_model": registry_name, "train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
                "params": model.get_params(), "n_train": len(train)},
     )
     console.print(f"  [bold]{name}[/]: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "
@@ -180,7 +193,10 @@ def print_leaderboard(rows: list[dict[str, Any]], console: Console, title: str =
     for col, label in [("model", "model"), ("accuracy", "accuracy"), ("f1_macro", "F1 macro"),
                        ("f1_weighted", "F1 wtd"), ("precision_macro", "prec."),
                        ("recall_macro", "recall"), ("train_seconds", "train s"), ("predict_seconds", "pred. s")]:
-        table.add_column(label, justify="left" if col == "model" else "right")
+        if col == "model":
+            table.add_column(label, no_wrap=True)
+        else:
+            table.add_column(label, justify="right")
     rows = sorted(rows, key=lambda r: -r["accuracy"])
     for i, r in enumerate(rows):
         cells = [r["model"]] + [f"{r[c]:.4f}" for c in ("accuracy", "f1_macro", "f1_weighted", "precision_macro",

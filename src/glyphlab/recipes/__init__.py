@@ -1,0 +1,186 @@
+"""Recipes: a whole seed study as a plain TOML file a user can copy and edit.
+
+A recipe names a dataset (with variants and options), the models (``label = {model, params}``), the
+report's own figures under ``[reference]`` so the leaderboard sets glyphlab's numbers beside them, and a
+``[quick]`` section of overrides that shrink it to a few hundred images for CI. ``glyphlab recipe NAME``
+runs the shipped file of that name; ``glyphlab recipe path/to/file.toml`` runs any other.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from rich.console import Console
+from rich.table import Table
+
+from glyphlab.errors import ConfigError
+from glyphlab.evaluation.evaluate import write_csv
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSection(_Strict):
+    name: str
+    variants: str = ""
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    options: dict[str, Any] = {}
+
+
+class ModelEntry(_Strict):
+    model: str
+    params: dict[str, Any] = {}
+
+
+class QuickSection(_Strict):
+    dataset_options: dict[str, Any] = {}
+    variants: str | None = None
+    #: applied to every model that takes the parameter (e.g. epochs = 1)
+    params: dict[str, Any] = {}
+    #: per-model overrides, by label
+    models: dict[str, dict[str, Any]] = {}
+
+
+class Recipe(_Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    dataset: DatasetSection
+    models: dict[str, ModelEntry]
+    reference: dict[str, Any] = {}
+    quick: QuickSection = QuickSection()
+    #: optional extra steps a recipe asks for, e.g. {"submission": "path of the unlabeled split"}
+    outputs: dict[str, Any] = {}
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
+        from glyphlab.models.registry import MODELS, _ensure_builtin
+
+        _ensure_builtin()
+        if not models:
+            raise ValueError("a recipe needs at least one model")
+        for label, entry in models.items():
+            if entry.model not in MODELS:
+                raise ValueError(f"{label}: unknown model '{entry.model}' (known: {', '.join(sorted(MODELS))})")
+            unknown = set(entry.params) - set(MODELS[entry.model].cls.defaults)
+            if unknown:
+                raise ValueError(f"{label}.params: '{entry.model}' has no parameter(s) {', '.join(sorted(unknown))}")
+        return models
+
+
+def shipped_recipes() -> dict[str, Path]:
+    folder = resources.files("glyphlab.recipes")
+    return {p.name[:-5]: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    path = Path(name_or_path)
+    if not path.is_file():
+        shipped = shipped_recipes()
+        if str(name_or_path) not in shipped:
+            raise ConfigError(
+                f"no recipe '{name_or_path}': not a file, and not one of {', '.join(sorted(shipped))} "
+                "(`glyphlab recipe --list`)"
+            )
+        path = shipped[str(name_or_path)]
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"recipe {path.name} is invalid: {problems}") from None
+
+
+def to_run_config(recipe: Recipe, quick: bool = False, data_dir: str | None = None):
+    from glyphlab.training.run import RunConfig
+
+    params = {label: dict(entry.params) for label, entry in recipe.models.items()}
+    options = dict(recipe.dataset.options)
+    variants = recipe.dataset.variants
+    if quick:
+        from glyphlab.models.registry import MODELS
+
+        options.update(recipe.quick.dataset_options)
+        if recipe.quick.variants is not None:
+            variants = recipe.quick.variants
+        for label, entry in recipe.models.items():
+            takes = MODELS[entry.model].cls.defaults
+            params[label].update({k: v for k, v in recipe.quick.params.items() if k in takes})
+            params[label].update(recipe.quick.models.get(label, {}))
+    return RunConfig(
+        dataset=recipe.dataset.name,
+        models=[f"{label}={entry.model}" for label, entry in recipe.models.items()],
+        params=params,
+        seed=recipe.seed,
+        val_fraction=recipe.dataset.val_fraction,
+        variants=variants,
+        data_dir=data_dir,
+        dataset_options=options,
+    )
+
+
+def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = False, data_dir: str | None = None,
+               console: Console | None = None, report: bool = True) -> Path:
+    from glyphlab.training.run import default_run_dir, read_leaderboard, run
+
+    console = console or Console()
+    recipe = load_recipe(name_or_path)
+    cfg = to_run_config(recipe, quick=quick, data_dir=data_dir)
+    out = Path(out) if out else default_run_dir(cfg).with_name(f"{default_run_dir(cfg).name}-{recipe.name}")
+    console.print(f"[bold]recipe {recipe.name}[/]{' (quick)' if quick else ''}: {recipe.description}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe.json").write_text(json.dumps({**recipe.model_dump(), "quick": quick}, indent=2))
+    run(cfg, out, console=console, report=False)
+    if any(isinstance(v, dict) for v in recipe.reference.values()):
+        rows = compare_with_reference(read_leaderboard(out), recipe.reference)
+        write_csv(out / "reference_comparison.csv", rows)
+        print_comparison(rows, console, recipe)
+    if report:
+        from glyphlab.training.run import build_report_if_available
+
+        build_report_if_available(out, console)
+    return out
+
+
+def compare_with_reference(leaderboard: list[dict[str, Any]], reference: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model: glyphlab's accuracy and macro F1 beside the report's, where it gave them."""
+    rows = []
+    for r in leaderboard:
+        ref = reference.get(r["model"], {}) if isinstance(reference.get(r["model"]), dict) else {}
+        rows.append({
+            "model": r["model"],
+            "accuracy": r["accuracy"],
+            "report_accuracy": ref.get("accuracy", ""),
+            "f1_macro": r["f1_macro"],
+            "report_f1_macro": ref.get("f1_macro", ""),
+            "train_seconds": r["train_seconds"],
+            "report_train_seconds": ref.get("train_seconds", ""),
+        })
+    return rows
+
+
+def print_comparison(rows: list[dict[str, Any]], console: Console, recipe: Recipe) -> None:
+    source = recipe.reference.get("source", "the report")
+    table = Table(title=f"glyphlab against {source}")
+    for col in ("model", "accuracy", "report", "macro F1", "report", "train s", "report"):
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
+
+    def fmt(v: Any, digits: int = 4) -> str:
+        return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "—"
+
+    for r in rows:
+        table.add_row(r["model"], fmt(r["accuracy"]), fmt(r["report_accuracy"]), fmt(r["f1_macro"]),
+                      fmt(r["report_f1_macro"]), fmt(r["train_seconds"], 1), fmt(r["report_train_seconds"], 1))
+    console.print(table)
