@@ -167,6 +167,36 @@ def recipe_cmd(
         _fail(exc)
 
 
+@app.command("search")
+def search_cmd(
+    dataset: Annotated[str, typer.Option(help="Dataset name or path.")] = "digits",
+    model: Annotated[Optional[str], typer.Option(help="Model to tune (default: the space file's model).")] = None,
+    space: Annotated[str, typer.Option(help="Space TOML file, or a shipped space: svm-default, seed002-pca-svm, seed002-cnn, seed004-cnn.")] = "svm-default",
+    trials: Annotated[int, typer.Option(help="Finished trials the study should hold (shared by all workers).")] = 20,
+    cv: Annotated[Optional[int], typer.Option(help="Folds of the CV score of classical models (default 5).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
+    sampler: Annotated[str, typer.Option(help="tpe | random | grid")] = "tpe",
+    pruner: Annotated[str, typer.Option(help="median | hyperband | none (networks, per epoch)")] = "median",
+    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL, e.g. postgresql://user:pw@host/db (default: sqlite in the run folder).")] = None,
+    study: Annotated[Optional[str], typer.Option(help="Study name (default: MODEL-DATASET); workers sharing a storage use the same name.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/search-DATASET-MODEL-SPACE).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for splits, folds, sampler and models.")] = 0,
+    refit: Annotated[bool, typer.Option(help="Refit the best parameters on train+val and evaluate once on test.")] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Hyper-parameter search (Optuna): resumable, CV-scored, shareable across machines; refits the best model."""
+    from glyphlab.training.search import SearchConfig, run_search
+
+    try:
+        cfg = SearchConfig(dataset=dataset, model=model, space=space, trials=trials, cv=cv, timeout=timeout,
+                           sampler=sampler, pruner=pruner, storage=storage, study=study,
+                           out=str(out) if out else None, seed=seed, data_dir=str(data_dir) if data_dir else None,
+                           refit=refit)
+        run_search(cfg, console)
+    except GlyphlabError as exc:
+        _fail(exc)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

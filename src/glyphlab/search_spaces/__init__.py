@@ -1,0 +1,1 @@
+"""Search spaces shipped with glyphlab: ``glyphlab search --space NAME`` finds ``NAME.toml`` here."""
