@@ -58,6 +58,7 @@ def list_datasets() -> list[DatasetSpec]:
 def _ensure_builtin() -> None:
     # Importing the modules registers their datasets.
     from glyphlab.data import builtin  # noqa: F401
+    from glyphlab.data import seeds  # noqa: F401
 
 
 def resolve_dataset(name_or_path: str, data_dir: str | Path | None = None, **options) -> Dataset:

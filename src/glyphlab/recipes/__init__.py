@@ -138,11 +138,19 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
     console = console or Console()
     recipe = load_recipe(name_or_path)
     cfg = to_run_config(recipe, quick=quick, data_dir=data_dir)
+    from glyphlab.recipes.submission import submission_label, write_submission
+
+    submit = submission_label(recipe.outputs, list(recipe.models))  # a typo fails before any training
     out = Path(out) if out else default_run_dir(cfg).with_name(f"{default_run_dir(cfg).name}-{recipe.name}")
     console.print(f"[bold]recipe {recipe.name}[/]{' (quick)' if quick else ''}: {recipe.description}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.json").write_text(json.dumps({**recipe.model_dump(), "quick": quick}, indent=2))
     run(cfg, out, console=console, report=False)
+    if submit:
+        from glyphlab.training.run import load_run_dataset
+
+        path = write_submission(out, submit, load_run_dataset(cfg))
+        console.print(f"submission ({submit}, split 'hidden'): [green]{path}[/]")
     if any(isinstance(v, dict) for v in recipe.reference.values()):
         rows = compare_with_reference(read_leaderboard(out), recipe.reference)
         write_csv(out / "reference_comparison.csv", rows)
