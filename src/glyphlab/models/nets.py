@@ -1,0 +1,378 @@
+"""Torch networks: a shared :class:`TorchModel` base and the registered nets (mlp, cnn-small, cnn-deep,
+resnet-small). All of them train through :func:`glyphlab.training.loop.train`.
+
+Every net is a :class:`GlyphNet`: input normalisation (buffers ``norm.mean``/``norm.std``), an optional
+resize of tiny inputs up to the architecture's minimum side, a ``features`` trunk whose output is the
+penultimate representation, and a linear ``head``. Weights are stored in ``weights.safetensors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from glyphlab.errors import ConfigError, ModelFileError
+from glyphlab.models.base import GlyphModel, check_images
+from glyphlab.models.registry import register_model
+from glyphlab.training.augment import AugmentConfig, tta_proba
+from glyphlab.training.loop import config_from_params, resolve_device, train
+
+WEIGHTS = "weights.safetensors"
+
+#: parameters every torch network takes (each model overrides some defaults)
+COMMON_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "optimizer": "adamw",  # adamw | adam | sgd | rmsprop | nadam
+    "momentum": 0.9,  # sgd only
+    "nesterov": True,  # sgd only
+    "schedule": "onecycle",  # onecycle | cosine | none
+    "weight_decay": 0.0,
+    "label_smoothing": 0.0,
+    "class_weight": None,  # None | "balanced" | [w0, w1, ...]
+    "patience": 5,  # early stopping: epochs without improvement (0 = off)
+    "monitor": "val_loss",  # val_loss | val_acc
+    "augment": False,
+    "rotation": 10.0,  # degrees
+    "shift": 0.1,  # fraction of the side
+    "scale": [0.9, 1.1],
+    "elastic": 0.0,  # elastic distortion strength in pixels (0 = off)
+    "tta": 0,  # test-time augmentation: average over the image and this many augmented copies
+    "seed": 0,
+    "device": "auto",  # auto (cuda if available) | cpu | cuda
+    "precision": "auto",  # auto | bf16 | fp16 | fp32 (autocast on cuda only)
+    "init_from": None,  # path of a saved glyphlab torch model to copy compatible weights from
+    "freeze_features": False,  # with init_from: train only the classifier head
+    "progress": True,  # Rich progress bar and one line per epoch
+}
+
+
+class Normalize(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(1))
+        self.register_buffer("std", torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class GlyphNet(nn.Module):
+    """norm -> (resize tiny inputs) -> features -> head."""
+
+    def __init__(self, features: nn.Module, head: nn.Module, min_side: int = 0) -> None:
+        super().__init__()
+        self.norm = Normalize()
+        self.features = features
+        self.head = head
+        self.min_side = int(min_side)
+        self.frozen = False
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 3:
+            x = x.unsqueeze(1)
+        h, w = x.shape[-2:]
+        if self.min_side and min(h, w) < self.min_side:
+            f = self.min_side / min(h, w)
+            x = F.interpolate(x, size=(round(h * f), round(w * f)), mode="bilinear", align_corners=False)
+        return self.norm(x)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.prepare(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+    def train(self, mode: bool = True) -> "GlyphNet":
+        super().train(mode)
+        if self.frozen:  # frozen features keep BN statistics and skip dropout
+            self.features.eval()
+        return self
+
+
+def _flat_dim(features: nn.Module, shape: tuple[int, int], min_side: int) -> int:
+    h, w = shape
+    if min_side and min(h, w) < min_side:
+        f = min_side / min(h, w)
+        h, w = round(h * f), round(w * f)
+    was = features.training
+    features.eval()
+    with torch.no_grad():
+        dim = int(features(torch.zeros(1, 1, h, w)).shape[1])
+    features.train(was)
+    return dim
+
+
+class TorchModel(GlyphModel):
+    """Shared plumbing of glyphlab's torch networks; a subclass only implements :meth:`build_features`."""
+
+    uses_validation: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = dict(COMMON_DEFAULTS)
+    #: inputs with a smaller side are resized (bilinear) up to this side before the network
+    min_side: ClassVar[int] = 0
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.module_: GlyphNet | None = None
+        self.mean_: float = 0.0
+        self.std_: float = 1.0
+        self.device_: torch.device | None = None
+
+    # -- architecture ------------------------------------------------------------------------------
+    def build_features(self) -> nn.Module:
+        """The trunk (input (N, 1, H, W) normalised) ending in a flat penultimate vector; or override build_module."""
+        raise NotImplementedError
+
+    def build_head(self, in_features: int, n_classes: int) -> nn.Module:
+        return nn.Linear(in_features, n_classes)
+
+    def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:
+        features = self.build_features()
+        dim = _flat_dim(features, input_shape, self.min_side)
+        return GlyphNet(features, self.build_head(dim, n_classes), self.min_side)
+
+    # -- training ----------------------------------------------------------------------------------
+    def _fingerprint(self, images: np.ndarray, labels: np.ndarray, val_images, val_labels) -> str:
+        h = hashlib.sha256()
+        skip = {"progress", "device"}
+        h.update(json.dumps({k: v for k, v in sorted(self.params.items()) if k not in skip}, default=str).encode())
+        h.update(json.dumps([self.name, list(self.input_shape_ or ()), self.classes_]).encode())
+        for arr in (images, labels, val_images, val_labels):
+            if arr is None:
+                h.update(b"none")
+                continue
+            a = np.ascontiguousarray(arr)
+            h.update(str(a.shape).encode())
+            h.update(a.reshape(-1)[:: max(1, a.size // 200_000)].tobytes())
+        return h.hexdigest()
+
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
+        p = self.params
+        torch.manual_seed(int(p["seed"]))
+        n_classes = len(self.classes_ or [])
+        module = self.build_module(self.input_shape_, n_classes)  # type: ignore[arg-type]
+        self.mean_ = float(images.mean())
+        self.std_ = float(images.std()) or 1.0
+        module.norm.mean.fill_(self.mean_)
+        module.norm.std.fill_(self.std_)
+        if p["init_from"]:
+            self._init_from(module, p["init_from"])
+        params = None
+        if p["freeze_features"]:
+            if not p["init_from"]:
+                raise ConfigError("freeze_features=True needs init_from (a saved model to take the features from)")
+            for name, prm in module.named_parameters():
+                prm.requires_grad_(name.startswith("head."))
+            module.frozen = True
+            params = list(module.head.parameters())
+        cfg = config_from_params(p, patience=int(p["patience"] or 0) or None)
+        result = train(module, images, labels, val_images, val_labels, n_classes=n_classes, config=cfg,
+                       run_dir=run_dir, fingerprint=self._fingerprint(images, labels, val_images, val_labels),
+                       parameters=params)
+        self.module_ = module
+        self.device_ = next(module.parameters()).device
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+
+    def _init_from(self, module: GlyphNet, source: str | Path) -> list[str]:
+        """Copy every tensor whose name and shape match from a saved torch model (normalisation included)."""
+        from glyphlab.models.persistence import load_model
+
+        src = load_model(source)
+        if not isinstance(src, TorchModel) or src.module_ is None:
+            raise ConfigError(f"init_from={source!r} is not a saved glyphlab torch network")
+        theirs = src.module_.state_dict()
+        mine = module.state_dict()
+        copied = [k for k, v in theirs.items() if k in mine and mine[k].shape == v.shape]
+        if not any(not k.startswith("norm.") for k in copied):
+            raise ConfigError(f"init_from={source!r}: no weights match this architecture (was it a '{self.name}'?)")
+        module.load_state_dict({k: theirs[k].to(mine[k].device) for k in copied}, strict=False)
+        self.mean_ = float(module.norm.mean)
+        self.std_ = float(module.norm.std)
+        self.init_copied_ = copied
+        return copied
+
+    # -- inference ---------------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        if self.device_ is None:
+            self.device_ = resolve_device(self.params["device"])
+            if self.module_ is not None:
+                self.module_.to(self.device_)
+        return self.device_
+
+    def _batches(self, images: np.ndarray, fn, batch_size: int = 1024) -> np.ndarray:
+        self.check_fitted()
+        if self.module_ is None:
+            raise ConfigError(f"model '{self.name}' has no network: fit it or load a saved one")
+        x = check_images(images)
+        if tuple(x.shape[1:]) != tuple(self.input_shape_ or x.shape[1:]):
+            raise ConfigError(f"model '{self.name}' was trained on {self.input_shape_} images, got {x.shape[1:]}")
+        dev = self._device()
+        self.module_.eval()
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(x), batch_size):
+                xb = torch.from_numpy(x[i : i + batch_size]).unsqueeze(1).to(dev)
+                outs.append(fn(xb).float().cpu().numpy())
+        if not outs:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.concatenate(outs)
+
+    def _augment_config(self) -> AugmentConfig:
+        p = self.params
+        scale = p["scale"]
+        if isinstance(scale, (int, float)):
+            scale = (1 - float(scale), 1 + float(scale))
+        return AugmentConfig(rotation=float(p["rotation"]), shift=float(p["shift"]),
+                             scale=(float(scale[0]), float(scale[1])), elastic=float(p["elastic"]))
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        module = self.module_
+        k = int(self.params["tta"] or 0)
+
+        def proba(xb: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(module(xb).float(), dim=1)
+
+        if k > 0:
+            cfg = self._augment_config()
+            out = self._batches(images, lambda xb: tta_proba(proba, xb, k, cfg, seed=int(self.params["seed"])))
+        else:
+            out = self._batches(images, proba)
+        if out.size == 0:
+            return np.zeros((0, len(self.classes_ or [])), dtype=np.float32)
+        return out
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        return self._batches(images, lambda xb: self.module_.embed(xb).flatten(1))
+
+    # -- persistence -------------------------------------------------------------------------------
+    def _save_weights(self, directory: Path) -> list[str]:
+        state = {k: v.detach().cpu().contiguous() for k, v in self.module_.state_dict().items()}
+        save_file(state, str(Path(directory) / WEIGHTS), metadata={"model": self.name})
+        return [WEIGHTS]
+
+    def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
+        try:
+            state = load_file(str(Path(directory) / WEIGHTS))
+        except Exception as exc:  # safetensors raises its own error types
+            raise ModelFileError(f"{directory / WEIGHTS} is not a readable safetensors file: {exc}") from None
+        module = self.build_module(tuple(self.input_shape_), len(self.classes_))  # type: ignore[arg-type]
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ModelFileError(f"{directory / WEIGHTS} does not fit a '{self.name}' network with these "
+                                 f"parameters: {str(exc).splitlines()[0]}") from None
+        extra = manifest.get("extra") or {}
+        self.mean_ = float(extra.get("mean", float(module.norm.mean)))
+        self.std_ = float(extra.get("std", float(module.norm.std)))
+        self.history_ = list(extra.get("history", []))
+        module.eval()
+        self.module_ = module
+        self.device_ = None
+        self._device()
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {"mean": self.mean_, "std": self.std_, "history": self.history_,
+                "n_parameters": sum(p.numel() for p in self.module_.parameters()) if self.module_ else 0}
+
+
+def _defaults(**over: Any) -> dict[str, Any]:
+    unknown = set(over) - set(COMMON_DEFAULTS)
+    out = dict(COMMON_DEFAULTS)
+    out.update(over)
+    assert unknown <= {"hidden", "dropout", "width", "blocks"}, unknown
+    return out
+
+
+def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, padding: int | None = None) -> nn.Sequential:
+    pad = k // 2 if padding is None else padding
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+@register_model("mlp", "Dense network (hidden layers, dropout, weight decay, early stopping)", "torch")
+class MLP(TorchModel):
+    defaults = _defaults(hidden=[512, 256], dropout=0.2, epochs=20, batch_size=128, lr=1e-3, weight_decay=1e-4,
+                         patience=5)
+
+    def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:
+        hidden = [int(h) for h in self.params["hidden"]]
+        d = float(self.params["dropout"])
+        layers: list[nn.Module] = [nn.Flatten()]
+        prev = input_shape[0] * input_shape[1]
+        for hsize in hidden:
+            layers += [nn.Linear(prev, hsize), nn.ReLU(inplace=True), nn.Dropout(d)]
+            prev = hsize
+        return GlyphNet(nn.Sequential(*layers), nn.Linear(prev, n_classes))
+
+
+@register_model("cnn-small", "Seed 004's CNN: conv5x5(32) relu, maxpool, dropout 0.5, dense 128, dense", "torch")
+class CNNSmall(TorchModel):
+    defaults = _defaults(dropout=0.5, epochs=12, batch_size=128, lr=2e-3, optimizer="adam", schedule="onecycle",
+                         patience=5)
+    min_side = 16
+
+    def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:
+        d = float(self.params["dropout"])
+        conv = nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Dropout(d), nn.Flatten())
+        dim = _flat_dim(conv, input_shape, self.min_side)
+        features = nn.Sequential(*conv, nn.Linear(dim, 128), nn.ReLU(inplace=True))
+        return GlyphNet(features, nn.Linear(128, n_classes), self.min_side)
+
+
+@register_model("cnn-deep", "Seed 002's deep CNN: 3x3 convs + BN, strided 5x5 convs, dropout 0.35 (rmsprop)", "torch")
+class CNNDeep(TorchModel):
+    defaults = _defaults(dropout=0.35, epochs=15, batch_size=64, lr=1e-3, optimizer="rmsprop", schedule="onecycle",
+                         patience=5)
+    min_side = 28  # valid 3x3 convs shrink the map: smaller glyphs are resized up to 28
+
+    def build_features(self) -> nn.Module:
+        d = float(self.params["dropout"])
+
+        def block(cin: int, c: int) -> list[nn.Module]:
+            return [conv_bn(cin, c, 3, padding=0), conv_bn(c, c, 3, padding=0), conv_bn(c, c, 5, stride=2, padding=2),
+                    nn.Dropout(d)]
+
+        return nn.Sequential(*block(1, 32), *block(32, 64), conv_bn(64, 128, 4, padding=0), nn.Flatten(), nn.Dropout(d))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        return F.relu(self.bn2(self.conv2(out)) + x, inplace=True)
+
+
+@register_model("resnet-small", "Small ResNet (32-64-128 channels, BN, global average pooling), fast on CPU", "torch")
+class ResNetSmall(TorchModel):
+    defaults = _defaults(width=[32, 64, 128], blocks=[0, 1, 1], epochs=3, batch_size=128, lr=4e-3,
+                         weight_decay=5e-4, schedule="onecycle", label_smoothing=0.0, patience=0)
+    min_side = 16
+
+    def build_features(self) -> nn.Module:
+        w = [int(c) for c in self.params["width"]]
+        blocks = [int(b) for b in self.params["blocks"]]
+        if len(w) != 3 or len(blocks) != 3:
+            raise ConfigError("resnet-small: width and blocks take three values (one per stage)")
+        layers: list[nn.Module] = [conv_bn(1, w[0], 3), nn.MaxPool2d(2)]
+        layers += [BasicBlock(w[0]) for _ in range(blocks[0])]
+        layers += [conv_bn(w[0], w[1], 3), nn.MaxPool2d(2)]
+        layers += [BasicBlock(w[1]) for _ in range(blocks[1])]
+        layers += [conv_bn(w[1], w[2], 3), nn.MaxPool2d(2, ceil_mode=True)]
+        layers += [BasicBlock(w[2]) for _ in range(blocks[2])]
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        return nn.Sequential(*layers)

@@ -1,0 +1,546 @@
+"""The one training loop every glyphlab torch network uses.
+
+Data is held in memory as tensors on the training device; an epoch indexes a seeded permutation and
+slices batches (no DataLoader, no per-sample Python). Features: optimisers adamw / adam / sgd (momentum,
+nesterov) / rmsprop / nadam; per-step schedules onecycle / cosine / none; label smoothing; class weights;
+early stopping on ``val_loss`` or ``val_acc`` with patience and restoration of the best state; seeded and
+repeatable; CUDA with bf16/fp16 autocast when available, else CPU; a Rich progress bar; history.csv and a
+learning-curves PNG in ``run_dir``.
+
+Resumable: with a ``run_dir`` a checkpoint is written after every epoch into ``run_dir/checkpoint``
+atomically (a temp folder, then a rename). Tensors (model, optimiser state, best state, RNG states) go to
+safetensors, scalars and history to JSON; nothing is pickled. Calling :func:`train` again with the same
+run_dir and the same fingerprint resumes after the last finished epoch and ends with exactly the same
+weights as an uninterrupted run.
+
+Test-only: the environment variable ``GLYPHLAB_TEST_DIE_AFTER_EPOCH=N`` makes the process ``os._exit(9)``
+right after epoch N's checkpoint is written (used by the resume test to simulate a kill).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from glyphlab.errors import ConfigError
+from glyphlab.training.augment import AugmentConfig, augment_batch
+
+OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop", "nadam")
+SCHEDULES = ("onecycle", "cosine", "none")
+MONITORS = ("val_loss", "val_acc")
+CHECKPOINT = "checkpoint"
+CHECKPOINT_VERSION = 1
+DIE_ENV = "GLYPHLAB_TEST_DIE_AFTER_EPOCH"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    nesterov: bool = True
+    schedule: str = "onecycle"
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    class_weight: str | Sequence[float] | None = None  #: None, "balanced" or one weight per class
+    patience: int | None = None  #: epochs without improvement before stopping; None/0 = never stop early
+    monitor: str = "val_loss"
+    min_delta: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  #: auto (bf16 on CUDA if supported, else fp16; fp32 on CPU), bf16, fp16, fp32
+    augment: AugmentConfig | None = None
+    progress: bool = True
+    eval_batch_size: int = 2048
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer '{self.optimizer}' is not one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule '{self.schedule}' is not one of {', '.join(SCHEDULES)}")
+        if self.monitor not in MONITORS:
+            raise ConfigError(f"monitor '{self.monitor}' is not one of {', '.join(MONITORS)}")
+        if int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise ConfigError("epochs and batch_size must be at least 1")
+        if not self.lr > 0:
+            raise ConfigError("lr must be positive")
+        if isinstance(self.class_weight, str) and self.class_weight != "balanced":
+            raise ConfigError("class_weight must be None, 'balanced' or a list of per-class weights")
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_early: bool
+    resumed_from: int = 0  #: the epoch a resumed run continued after (0 = fresh start)
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- device -----------------------------------------------------------------------------------------
+def resolve_device(device: str = "auto") -> torch.device:
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}' was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    return dev
+
+
+def configure_threads() -> int:
+    """Pick torch's CPU thread count: ``GLYPHLAB_NUM_THREADS`` if set, else every core this process may use,
+    dropping to fewer when other processes already keep the cores busy (OpenMP threads that fight for an
+    oversubscribed CPU are many times slower than one thread that does not)."""
+    env = os.environ.get("GLYPHLAB_NUM_THREADS")
+    if env:
+        n = max(1, int(env))
+    else:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cores = os.cpu_count() or 1
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:  # pragma: no cover
+            busy = 0.0
+        n = max(1, min(cores, int(cores - busy + 1.5)))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+# -- optimiser and schedule --------------------------------------------------------------------------
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    wd = float(cfg.weight_decay)
+    lr = float(cfg.lr)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=float(cfg.momentum), nesterov=bool(cfg.nesterov) and cfg.momentum > 0,
+                               weight_decay=wd)
+    if cfg.optimizer == "rmsprop":  # Keras defaults: rho 0.9, eps 1e-7
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7, weight_decay=wd)
+    if cfg.optimizer == "nadam":
+        return torch.optim.NAdam(params, lr=lr, weight_decay=wd)
+    raise ConfigError(f"unknown optimizer {cfg.optimizer}")
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimiser step ``step`` (0-based) of ``total``; a pure function, so resuming is exact."""
+    base = float(cfg.lr)
+    if cfg.schedule == "none" or total <= 1:
+        return base
+    if cfg.schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * step / total))
+    # onecycle (as torch.optim.lr_scheduler.OneCycleLR, cosine annealing): lr/25 -> lr over 25 %, then -> lr/25e4
+    warm = max(1, int(0.25 * total))
+    start, end = base / 25.0, base / 25.0 / 1e4
+    if step < warm:
+        p = step / warm
+        return start + (base - start) * 0.5 * (1 - math.cos(math.pi * p))
+    p = (step - warm) / max(1, total - warm)
+    return end + (base - end) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def class_weights(labels: torch.Tensor, n_classes: int, spec) -> torch.Tensor | None:
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        counts = torch.bincount(labels.cpu(), minlength=n_classes).double()
+        w = labels.numel() / (n_classes * counts.clamp(min=1))
+        return w.float()
+    w = torch.as_tensor(list(spec), dtype=torch.float32)
+    if w.numel() != n_classes:
+        raise ConfigError(f"class_weight has {w.numel()} values for {n_classes} classes")
+    return w
+
+
+# -- evaluation --------------------------------------------------------------------------------------
+@torch.inference_mode()
+def evaluate(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+             amp: torch.dtype | None = None) -> tuple[float, float]:
+    """Mean cross-entropy (unweighted, unsmoothed) and accuracy of ``module`` on (x, y)."""
+    was_training = module.training
+    module.eval()
+    total_loss, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+            out = module(xb)
+        out = out.float()
+        total_loss += float(F.cross_entropy(out, yb, reduction="sum"))
+        correct += int((out.argmax(1) == yb).sum())
+    module.train(was_training)
+    n = max(1, len(x))
+    return total_loss / n, correct / n
+
+
+# -- checkpoint ---------------------------------------------------------------------------------------
+def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for pid, st in opt_state["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    groups = json.loads(json.dumps(opt_state["param_groups"], default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+    return tensors, {"scalars": scalars, "param_groups": groups}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any], device) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if not key.startswith("optim."):
+            continue
+        _, pid, name = key.split(".", 2)
+        state.setdefault(int(pid), {})[name] = v
+    for key, v in meta["scalars"].items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    groups = meta["param_groups"]
+    for g in groups:
+        if "betas" in g and isinstance(g["betas"], list):
+            g["betas"] = tuple(g["betas"])
+    return {"state": state, "param_groups": groups}
+
+
+def _state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _write_checkpoint(ckpt_dir: Path, *, module, optimizer, best_state, scaler, gens: dict[str, torch.Generator],
+                      meta: dict[str, Any]) -> None:
+    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint.", dir=ckpt_dir.parent))
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp / "model.safetensors"))
+        if best_state is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in best_state.items()}, str(tmp / "best.safetensors"))
+        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        rng = {"torch": torch.get_rng_state()}
+        for name, g in gens.items():
+            rng[f"gen.{name}"] = g.get_state()
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state()
+        save_file({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, str(tmp / "state.safetensors"))
+        meta = {**meta, "optimizer": opt_meta, "scaler": scaler.state_dict() if scaler is not None else None,
+                "has_best": best_state is not None, "version": CHECKPOINT_VERSION}
+        (tmp / "state.json").write_text(json.dumps(meta, default=_json_default))
+        old = ckpt_dir.parent / f".{ckpt_dir.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if ckpt_dir.exists():
+            ckpt_dir.rename(old)
+        tmp.rename(ckpt_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _json_default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    return str(o)
+
+
+def _read_checkpoint(ckpt_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The checkpoint's contents when it exists, is complete and matches ``fingerprint``; else None."""
+    if not ckpt_dir.is_dir():
+        old = ckpt_dir.parent / f".{ckpt_dir.name}.old"  # killed between the two renames
+        if old.is_dir():
+            ckpt_dir = old
+        else:
+            return None
+    try:
+        meta = json.loads((ckpt_dir / "state.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if meta.get("version") != CHECKPOINT_VERSION or meta.get("fingerprint") != fingerprint:
+        return None
+    return {
+        "meta": meta,
+        "model": load_file(str(ckpt_dir / "model.safetensors")),
+        "state": load_file(str(ckpt_dir / "state.safetensors")),
+        "best": load_file(str(ckpt_dir / "best.safetensors")) if meta.get("has_best") else None,
+    }
+
+
+# -- outputs --------------------------------------------------------------------------------------------
+HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+
+
+def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "history.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for row in history:
+            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
+
+
+def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
+    if not history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, title in ((ax1, "loss", "Loss"), (ax2, "acc", "Accuracy")):
+        ax.plot(ep, [h[f"train_{key}"] for h in history], "o-", label="train", ms=3)
+        val = [h.get(f"val_{key}") for h in history]
+        if any(v is not None for v in val):
+            ax.plot(ep, [np.nan if v is None else v for v in val], "o-", label="validation", ms=3)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- the loop ---------------------------------------------------------------------------------------------
+def _to_tensor(images, labels, device) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32))
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    return x.to(device), y.to(device)
+
+
+def train(
+    module: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    val_images: np.ndarray | None = None,
+    val_labels: np.ndarray | None = None,
+    *,
+    n_classes: int,
+    config: TrainConfig,
+    run_dir: str | Path | None = None,
+    fingerprint: str = "",
+    parameters: Sequence[nn.Parameter] | None = None,
+) -> TrainResult:
+    """Train ``module`` in place on images (N, H, W) or (N, C, H, W) in [0, 1] and integer labels.
+
+    ``parameters`` restricts what is optimised (e.g. only the head when features are frozen); the default
+    is every parameter that requires grad. ``fingerprint`` identifies the run (parameters + data) so a
+    checkpoint in ``run_dir`` is only resumed by the same run. On return the module holds the best state by
+    ``config.monitor`` (when there is validation data) and sits on the training device in eval mode.
+    """
+    cfg = config
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        configure_threads()
+    amp = autocast_dtype(device, cfg.precision)
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+
+    x, y = _to_tensor(images, labels, device)
+    has_val = val_images is not None and val_labels is not None and len(val_images) > 0
+    if has_val:
+        xv, yv = _to_tensor(val_images, val_labels, device)
+    monitor = cfg.monitor if has_val else "train_loss"
+    higher_better = monitor == "val_acc"
+
+    module.to(device)
+    params = list(parameters) if parameters is not None else [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("nothing to train: every parameter is frozen")
+    optimizer = make_optimizer(params, cfg)
+    weight = class_weights(y, n_classes, cfg.class_weight)
+    if weight is not None:
+        weight = weight.to(device)
+
+    n = len(x)
+    bs = min(int(cfg.batch_size), n)
+    steps_per_epoch = math.ceil(n / bs)
+    total_steps = int(cfg.epochs) * steps_per_epoch
+    shuffle_gen = torch.Generator(device="cpu").manual_seed(int(cfg.seed))
+    aug_gen = torch.Generator(device=device).manual_seed(int(cfg.seed) + 1)
+    gens = {"shuffle": shuffle_gen, "augment": aug_gen}
+    aug_cfg = cfg.augment if (cfg.augment is not None and cfg.augment.active) else None
+
+    history: list[dict[str, float]] = []
+    best_value = -math.inf if higher_better else math.inf
+    best_epoch, bad_epochs, start_epoch, step = 0, 0, 0, 0
+    best_state: dict[str, torch.Tensor] | None = None
+    stopped_early = False
+
+    run_path = Path(run_dir) if run_dir is not None else None
+    ckpt_dir = run_path / CHECKPOINT if run_path is not None else None
+    resumed_from = 0
+    if ckpt_dir is not None:
+        ck = _read_checkpoint(ckpt_dir, fingerprint)
+        if ck is not None:
+            meta = ck["meta"]
+            module.load_state_dict({k: v.to(device) for k, v in ck["model"].items()}, strict=True)
+            opt_state = _unflatten_optimizer(ck["state"], meta["optimizer"], device)
+            optimizer.load_state_dict(opt_state)
+            if scaler is not None and meta.get("scaler"):
+                scaler.load_state_dict(meta["scaler"])
+            torch.set_rng_state(ck["state"]["rng.torch"])
+            for name, g in gens.items():
+                g.set_state(ck["state"][f"rng.gen.{name}"])
+            if "rng.cuda" in ck["state"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state(ck["state"]["rng.cuda"])
+            best_state = {k: v.to(device) for k, v in ck["best"].items()} if ck["best"] is not None else None
+            history = meta["history"]
+            best_value, best_epoch, bad_epochs = meta["best_value"], meta["best_epoch"], meta["bad_epochs"]
+            start_epoch, step, stopped_early = meta["epoch"], meta["step"], meta["stopped_early"]
+            resumed_from = start_epoch
+
+    die_after = int(os.environ.get(DIE_ENV, "0") or 0)
+    progress = None
+    if cfg.progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), transient=True)
+        progress.start()
+        if resumed_from:
+            progress.console.print(f"[dim]resuming from the checkpoint after epoch {resumed_from}[/dim]")
+
+    try:
+        epoch = start_epoch
+        while epoch < int(cfg.epochs) and not stopped_early:
+            epoch += 1
+            t0 = time.perf_counter()
+            module.train()
+            perm = torch.randperm(n, generator=shuffle_gen).to(device)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            task = None
+            if progress is not None:
+                task = progress.add_task("train", total=steps_per_epoch, epoch=f"{epoch}/{cfg.epochs}", stats="")
+            for b in range(steps_per_epoch):
+                idx = perm[b * bs : (b + 1) * bs]
+                xb, yb = x[idx], y[idx]
+                if aug_cfg is not None:
+                    xb = augment_batch(xb, aug_cfg, aug_gen)
+                lr = lr_at(step, total_steps, cfg)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                    out = module(xb)
+                    loss = F.cross_entropy(out.float(), yb, weight=weight, label_smoothing=float(cfg.label_smoothing))
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
+                step += 1
+                with torch.no_grad():
+                    loss_sum += loss.detach() * len(idx)
+                    correct += (out.argmax(1) == yb).sum()
+                if task is not None and (b % 10 == 9 or b == steps_per_epoch - 1):
+                    seen = min(n, (b + 1) * bs)
+                    progress.update(task, completed=b + 1,
+                                    stats=f"loss {float(loss_sum) / seen:.4f} acc {int(correct) / seen:.4f} lr {lr:.2e}")
+            row: dict[str, Any] = {"epoch": epoch, "train_loss": float(loss_sum) / n, "train_acc": int(correct) / n,
+                                   "val_loss": None, "val_acc": None, "lr": lr_at(max(0, step - 1), total_steps, cfg)}
+            if has_val:
+                row["val_loss"], row["val_acc"] = evaluate(module, xv, yv, cfg.eval_batch_size, amp)
+            row["seconds"] = time.perf_counter() - t0
+            history.append(row)
+            if task is not None:
+                progress.remove_task(task)
+
+            value = row[monitor]
+            improved = (value > best_value + cfg.min_delta) if higher_better else (value < best_value - cfg.min_delta)
+            if improved:
+                best_value, best_epoch, bad_epochs = value, epoch, 0
+                if has_val:
+                    best_state = _state_tensors(module)
+            else:
+                bad_epochs += 1
+                if cfg.patience and bad_epochs >= int(cfg.patience):
+                    stopped_early = True
+            if progress is not None:
+                val = f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}" if has_val else ""
+                mark = " *" if improved else ""
+                progress.console.print(
+                    f"epoch {epoch:>3}/{cfg.epochs}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}{val}"
+                    f"  lr {row['lr']:.2e}  {row['seconds']:.1f}s{mark}"
+                    + ("  [yellow]early stop[/yellow]" if stopped_early else "")
+                )
+            if ckpt_dir is not None:
+                _write_checkpoint(ckpt_dir, module=module, optimizer=optimizer, best_state=best_state, scaler=scaler,
+                                  gens=gens, meta={"fingerprint": fingerprint, "epoch": epoch, "step": step,
+                                                   "history": history, "best_value": best_value, "best_epoch": best_epoch,
+                                                   "bad_epochs": bad_epochs, "stopped_early": stopped_early})
+                write_history(history, run_path)
+                if die_after and epoch == die_after:
+                    os._exit(9)  # test-only: simulate a kill right after a checkpoint
+    finally:
+        if progress is not None:
+            progress.stop()
+
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    if run_path is not None:
+        write_history(history, run_path)
+        plot_history(history, run_path / "learning_curves.png")
+    return TrainResult(history=history, best_epoch=best_epoch, stopped_early=stopped_early,
+                       resumed_from=resumed_from, device=str(device))
+
+
+def config_from_params(params: dict[str, Any], **overrides: Any) -> TrainConfig:
+    """Build a :class:`TrainConfig` from a model's params (keys that are not loop settings are ignored)."""
+    names = set(TrainConfig.__dataclass_fields__)
+    kw = {k: v for k, v in params.items() if k in names and k != "augment"}
+    if params.get("augment"):
+        scale = params.get("scale", (0.9, 1.1))
+        if isinstance(scale, (int, float)):
+            scale = (1 - float(scale), 1 + float(scale))
+        kw["augment"] = AugmentConfig(rotation=float(params.get("rotation", 10.0)), shift=float(params.get("shift", 0.1)),
+                                      scale=(float(scale[0]), float(scale[1])), elastic=float(params.get("elastic", 0.0)),
+                                      elastic_sigma=float(params.get("elastic_sigma", 3.0)))
+    kw.update(overrides)
+    return TrainConfig(**kw)
+
+
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "resolve_device", "lr_at", "config_from_params",
+           "write_history", "plot_history", "asdict"]

@@ -1,0 +1,58 @@
+import torch
+
+from glyphlab.training.augment import AugmentConfig, affine, augment_batch, make_generator, tta_proba
+
+
+def _batch(n=6, side=12):
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(n, 1, side, side, generator=g)
+
+
+def test_same_seed_same_output_and_different_seed_differs():
+    x = _batch()
+    cfg = AugmentConfig(rotation=15, shift=0.1, scale=(0.9, 1.1), elastic=1.5)
+    a = augment_batch(x, cfg, make_generator(3, "cpu"))
+    b = augment_batch(x, cfg, make_generator(3, "cpu"))
+    c = augment_batch(x, cfg, make_generator(4, "cpu"))
+    assert a.shape == x.shape
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_rotation_by_90_equals_rot90():
+    x = _batch()
+    n = len(x)
+    y = affine(x, torch.full((n,), 90.0), torch.zeros(n, 2), torch.ones(n))
+    assert torch.allclose(y, torch.rot90(x, 1, dims=(-2, -1)), atol=1e-5)
+    y = affine(x, torch.full((n,), -90.0), torch.zeros(n, 2), torch.ones(n))
+    assert torch.allclose(y, torch.rot90(x, -1, dims=(-2, -1)), atol=1e-5)
+
+
+def test_identity_and_shift():
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 2, 2] = 1
+    same = affine(x, torch.zeros(1), torch.zeros(1, 2), torch.ones(1))
+    assert torch.allclose(same, x, atol=1e-6)
+    moved = affine(x, torch.zeros(1), torch.tensor([[0.25, 0.0]]), torch.ones(1))  # 2 pixels right
+    assert moved[0, 0].argmax().item() == 2 * 8 + 4
+
+
+def test_inactive_config_is_identity():
+    x = _batch()
+    cfg = AugmentConfig(rotation=0, shift=0, scale=(1, 1), elastic=0)
+    assert augment_batch(x, cfg, make_generator(0, "cpu")) is x
+
+
+def test_tta_averages_and_is_repeatable():
+    x = _batch()
+    w = torch.randn(144, 3)
+
+    def predict(b):
+        return torch.softmax(b.flatten(1) @ w, dim=1)
+
+    cfg = AugmentConfig(rotation=10)
+    p1 = tta_proba(predict, x, 4, cfg, seed=1)
+    p2 = tta_proba(predict, x, 4, cfg, seed=1)
+    assert torch.equal(p1, p2)
+    assert torch.allclose(p1.sum(1), torch.ones(len(x)), atol=1e-5)
+    assert torch.equal(tta_proba(predict, x, 0, cfg), predict(x))

@@ -1,0 +1,86 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from glyphlab.errors import ConfigError
+from glyphlab.training.loop import TrainConfig, class_weights, lr_at, train
+
+
+def _data(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.random((n, 6, 6), dtype=np.float32) * 0.3
+    for k in range(3):  # class k lights up row 2k
+        x[y == k, 2 * k, :] += 0.7
+    return np.clip(x, 0, 1).astype(np.float32), y
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(36, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+@pytest.mark.parametrize("opt", ["adamw", "adam", "sgd", "rmsprop", "nadam"])
+def test_optimizers_learn(opt, tmp_path):
+    x, y = _data()
+    cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05 if opt == "sgd" else 0.01, optimizer=opt, progress=False)
+    res = train(_net(), x[:200], y[:200], x[200:], y[200:], n_classes=3, config=cfg, run_dir=tmp_path)
+    assert len(res.history) == 6
+    assert res.history[-1]["val_acc"] > 0.9
+    assert set(res.history[0]) >= {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+    assert (tmp_path / "history.csv").read_text().count("\n") == 7
+    assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+
+
+def test_schedules():
+    cfg = TrainConfig(lr=1.0, schedule="onecycle")
+    lrs = [lr_at(s, 100, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(1 / 25) and max(lrs) == pytest.approx(1.0, abs=1e-3) and lrs[-1] < 1e-3
+    cos = [lr_at(s, 100, TrainConfig(lr=1.0, schedule="cosine")) for s in range(100)]
+    assert cos[0] == 1.0 and cos[50] == pytest.approx(0.5)
+    assert lr_at(77, 100, TrainConfig(lr=0.3, schedule="none")) == 0.3
+
+
+def test_early_stopping_stops_and_restores_best():
+    x, y = _data()
+    rng = np.random.default_rng(1)
+    y_noise = rng.integers(0, 3, len(y))  # unlearnable labels: val loss stops improving quickly
+    cfg = TrainConfig(epochs=60, batch_size=16, lr=0.05, schedule="none", patience=3, progress=False)
+    net = _net()
+    res = train(net, x[:200], y_noise[:200], x[200:], y_noise[200:], n_classes=3, config=cfg)
+    assert res.stopped_early
+    assert len(res.history) < 60
+    assert len(res.history) == res.best_epoch + 3
+    best = min(h["val_loss"] for h in res.history)
+    assert res.history[res.best_epoch - 1]["val_loss"] == best
+
+
+def test_monitor_val_acc_and_label_smoothing_and_class_weights():
+    x, y = _data()
+    cfg = TrainConfig(epochs=4, batch_size=32, lr=0.01, monitor="val_acc", label_smoothing=0.1,
+                      class_weight="balanced", progress=False)
+    res = train(_net(), x[:200], y[:200], x[200:], y[200:], n_classes=3, config=cfg)
+    assert res.best_epoch >= 1
+    w = class_weights(torch.tensor([0, 0, 0, 1]), 2, "balanced")
+    assert torch.allclose(w, torch.tensor([4 / 6, 2.0]))
+
+
+def test_seeded_runs_are_identical():
+    x, y = _data()
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.01, seed=5, progress=False)
+    a, b = _net(), _net()
+    train(a, x, y, n_classes=3, config=cfg)
+    train(b, x, y, n_classes=3, config=cfg)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_bad_config_is_refused():
+    x, y = _data()
+    with pytest.raises(ConfigError):
+        train(_net(), x, y, n_classes=3, config=TrainConfig(optimizer="lbfgs"))
+    with pytest.raises(ConfigError):
+        train(_net(), x, y, n_classes=3, config=TrainConfig(monitor="f1"))
