@@ -76,6 +76,10 @@ class GlyphNet(nn.Module):
         self.head = head
         self.min_side = int(min_side)
         self.frozen = False
+        #: conv nets run in channels-last layout (oneDNN's fast path on CPU, tensor cores on GPU)
+        self.channels_last = any(isinstance(m, nn.Conv2d) for m in features.modules())
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 3:
@@ -84,7 +88,10 @@ class GlyphNet(nn.Module):
         if self.min_side and min(h, w) < self.min_side:
             f = self.min_side / min(h, w)
             x = F.interpolate(x, size=(round(h * f), round(w * f)), mode="bilinear", align_corners=False)
-        return self.norm(x)
+        x = self.norm(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(self.prepare(x))
@@ -357,9 +364,14 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + x, inplace=True)
 
 
-@register_model("resnet-small", "Small ResNet (32-64-128 channels, BN, global average pooling), fast on CPU", "torch")
+@register_model("resnet-small", "Small ResNet (32-64-128 channels, strided convs, BN, global average pooling), fast on CPU",
+                "torch")
 class ResNetSmall(TorchModel):
-    defaults = _defaults(width=[32, 64, 128], blocks=[0, 1, 1], epochs=3, batch_size=128, lr=4e-3,
+    """Built for accuracy per CPU second on 28x28 glyphs: every stage starts with a stride-2 3x3 conv + BN + ReLU
+    (28 -> 14 -> 7 -> 4), ``blocks[i]`` residual blocks follow stage i, then global average pooling and a linear
+    head. The default (one residual block at 7x7) costs ~3.5 M multiply-adds per 28x28 image."""
+
+    defaults = _defaults(width=[32, 64, 128], blocks=[0, 1, 0], epochs=2, batch_size=128, lr=4e-3,
                          weight_decay=5e-4, schedule="onecycle", label_smoothing=0.0, patience=0)
     min_side = 16
 
@@ -368,11 +380,11 @@ class ResNetSmall(TorchModel):
         blocks = [int(b) for b in self.params["blocks"]]
         if len(w) != 3 or len(blocks) != 3:
             raise ConfigError("resnet-small: width and blocks take three values (one per stage)")
-        layers: list[nn.Module] = [conv_bn(1, w[0], 3), nn.MaxPool2d(2)]
-        layers += [BasicBlock(w[0]) for _ in range(blocks[0])]
-        layers += [conv_bn(w[0], w[1], 3), nn.MaxPool2d(2)]
-        layers += [BasicBlock(w[1]) for _ in range(blocks[1])]
-        layers += [conv_bn(w[1], w[2], 3), nn.MaxPool2d(2, ceil_mode=True)]
-        layers += [BasicBlock(w[2]) for _ in range(blocks[2])]
+        layers: list[nn.Module] = []
+        cin = 1
+        for c, nb in zip(w, blocks):
+            layers.append(conv_bn(cin, c, 3, stride=2))
+            layers += [BasicBlock(c) for _ in range(nb)]
+            cin = c
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         return nn.Sequential(*layers)
