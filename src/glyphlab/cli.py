@@ -197,6 +197,24 @@ def search_cmd(
         _fail(exc)
 
 
+@app.command("robustness")
+def robustness_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (RUN/models/*/model and RUN/test_images.npz).")],
+    angles: Annotated[str, typer.Option(help="START:STOP:STEP in degrees (stop excluded) or a list like 0,90,180.")] = "0:360:15",
+    dataset: Annotated[Optional[str], typer.Option(help="Score on this dataset's test split instead of the run's saved test images.")] = None,
+    data_dir: DataDir = None,
+    limit: Annotated[Optional[int], typer.Option(help="Score a fixed random sample of this many test images per angle.")] = None,
+) -> None:
+    """Accuracy of every saved model of a run with the test images rotated by each angle (csv, png, table)."""
+    from glyphlab.evaluation.robustness import parse_angles, print_robustness, robustness
+
+    try:
+        result = robustness(run_dir, parse_angles(angles), dataset=dataset, data_dir=data_dir, limit=limit)
+        print_robustness(result, console)
+    except GlyphlabError as exc:
+        _fail(exc)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -49,3 +49,120 @@ def load_mnist_dataset(data_dir: Path | None = None, download: bool = True) -> D
     from glyphlab.data.registry import default_data_dir
 
     return load_mnist(data_dir if data_dir is not None else default_data_dir(), download=download)
+
+
+# ------------------------------------------------------------------------------- rotated MNIST (seed 000)
+
+ROT_SEED000_SEED = 0  # fixed: every user of mnist-rot-seed000 gets the same subset, angles and filter
+ROT_SEED000_TRAIN = 3_000  # a stratified 5% of MNIST's 60,000 training digits
+MNIST_ROT_SEED = 2007  # fixed: the year of Larochelle et al.'s benchmark
+MNIST_ROT_SIZES = (10_000, 2_000, 50_000)  # train / val / test
+MNIST_ROT_AMAT = ("mnist_all_rotation_normalized_float_train_valid.amat",
+                  "mnist_all_rotation_normalized_float_test.amat")
+
+
+def _rotated_split(images: np.ndarray, labels: np.ndarray, keep: np.ndarray, low: float, high: float, seed: int,
+                   split: str) -> Split:
+    """Rotate ``images[keep]``; the angle of image i is the i-th draw of the split's stream over ALL images, so
+    a ``limit`` picks the very same rotated images as the full dataset holds (only fewer of them are rotated)."""
+    from glyphlab.data.variants import rotate_images, split_rng
+
+    angles = split_rng(seed, "rotate", split).uniform(low, high, len(images))
+    return Split(rotate_images(images[keep], angles[keep]), labels[keep])
+
+
+@register_dataset(
+    "mnist-rot-seed000",
+    description="seed 000: a stratified 5% of MNIST train rotated in [-180, 180) and blur-filtered; all 10,000 "
+                "MNIST test digits rotated likewise",
+    source="generated from the MNIST IDX files (fixed seed 0)",
+    sizes="~2,850 train (3,000 before the blur filter drops the 5% blurriest) / 10,000 test, 28x28, 10 classes",
+)
+def load_mnist_rot_seed000(data_dir: Path | None = None, limit: int | None = None, download: bool = True) -> Dataset:
+    """Seed 000's protocol: 3,000 stratified MNIST training digits and the 10,000 test digits, each rotated by an
+    angle drawn uniformly from [-180, 180) degrees (seeded, per split: :func:`variants.rotate`'s streams), then
+    :func:`variants.blur_filter` drops the blurriest training images (below the 5th percentile of the
+    variance of the Laplacian); ``meta["blur_filter"]`` says how many. ``limit`` keeps that many images per
+    split (stratified) before anything is rotated."""
+    from glyphlab.data.seeds import _check_limit, _load_mnist, _mnist_dir, limit_indices
+    from glyphlab.data.variants import blur_filter
+
+    limit = _check_limit(limit)
+    seed = ROT_SEED000_SEED
+    mnist = _load_mnist(_mnist_dir(data_dir), download)
+    tr, te = mnist["train"], mnist["test"]
+    _, sub = stratified_indices(tr.labels, ROT_SEED000_TRAIN, seed)
+    train_imgs, train_labels = tr.images[sub], tr.labels[sub]
+    splits = {
+        "train": _rotated_split(train_imgs, train_labels, limit_indices(train_labels, len(sub), limit, seed),
+                                -180.0, 180.0, seed, "train"),
+        "test": _rotated_split(te.images, te.labels, limit_indices(te.labels, len(te), limit, seed),
+                               -180.0, 180.0, seed, "test"),
+    }
+    ds = Dataset(name="mnist-rot-seed000", classes=[str(i) for i in range(10)], splits=splits, source=mnist.source,
+                 meta={"protocol": {"dataset": "mnist-rot-seed000", "seed": seed, "train_subset": ROT_SEED000_TRAIN,
+                                    "angles": [-180.0, 180.0], "limit": limit},
+                       "variants": [{"name": "subset", "size": ROT_SEED000_TRAIN, "seed": seed, "split": "train"},
+                                    {"name": "rotate", "low": -180.0, "high": 180.0, "seed": seed}]})
+    out = blur_filter(ds, split="train")
+    out.name = "mnist-rot-seed000"
+    return out
+
+
+@register_dataset(
+    "mnist-rot",
+    description="MNIST-rotation (Larochelle et al. 2007): digits rotated uniformly in [0, 360); or the original "
+                ".amat files with option amat_dir",
+    source="generated from the MNIST IDX files (fixed seed 2007), or read from amat_dir",
+    sizes="62,000 images 28x28, 10 classes; 10,000 train / 2,000 val / 50,000 test",
+)
+def load_mnist_rot(data_dir: Path | None = None, limit: int | None = None, amat_dir: str | Path | None = None,
+                   download: bool = True) -> Dataset:
+    """The MNIST-rotation benchmark's protocol: 12,000 training digits (the first 10,000 train, the last 2,000
+    validation) and 50,000 test digits, each rotated by an angle uniform in [0, 360).
+
+    Generated (the default): the 12,000 are a stratified draw (fixed seed) from all 70,000 MNIST digits and
+    the 50,000 test digits a stratified draw from the remaining 58,000, so no digit is in both. With
+    ``amat_dir`` the original files (``mnist_all_rotation_normalized_float_{train_valid,test}.amat``, images
+    stored column-major) are read instead. ``limit`` keeps that many images per split (stratified), chosen
+    before rotating."""
+    from glyphlab.data.seeds import _check_limit, _load_mnist, _mnist_dir, limit_indices
+    from glyphlab.errors import DataError
+
+    limit = _check_limit(limit)
+    seed = MNIST_ROT_SEED
+    n_train, n_val, n_test = MNIST_ROT_SIZES
+    classes = [str(i) for i in range(10)]
+    if amat_dir is not None:
+        from glyphlab.data.formats import read_amat
+
+        folder = Path(amat_dir).expanduser()
+        paths = [folder / f for f in MNIST_ROT_AMAT]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise DataError(f"mnist-rot: amat_dir {folder} lacks {', '.join(missing)}")
+        train_valid = read_amat(paths[0], transposed=True, labeled=True, classes=classes)
+        test = read_amat(paths[1], transposed=True, labeled=True, classes=classes)
+        n_tr = min(n_train, len(train_valid) - 1)
+        raw = {"train": train_valid.take(np.arange(n_tr)), "val": train_valid.take(np.arange(n_tr, len(train_valid))),
+               "test": test}
+        splits = {k: s.take(limit_indices(s.labels, len(s), limit, seed)) for k, s in raw.items()}
+        return Dataset(name="mnist-rot", classes=classes, splits=splits, source=str(folder),
+                       meta={"protocol": {"dataset": "mnist-rot", "files": [str(p) for p in paths], "limit": limit}})
+    mnist = _load_mnist(_mnist_dir(data_dir), download)
+    images = np.concatenate([mnist["train"].images, mnist["test"].images])
+    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    rest, train_all = stratified_indices(labels, n_train + n_val, seed)
+    _, test_pick = stratified_indices(labels[rest], n_test, seed)
+    test_idx = rest[test_pick]
+    # a seeded shuffle first: train_all is sorted, so a plain cut would not be random in MNIST's order
+    order = np.random.default_rng(seed).permutation(len(train_all))
+    train_idx, val_idx = train_all[np.sort(order[:n_train])], train_all[np.sort(order[n_train:])]
+    splits = {}
+    for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
+        keep = limit_indices(labels[idx], len(idx), limit, seed)
+        splits[name] = _rotated_split(images[idx], labels[idx], keep, 0.0, 360.0, seed, name)
+    return Dataset(name="mnist-rot", classes=classes, splits=splits, source=mnist.source,
+                   meta={"protocol": {"dataset": "mnist-rot", "seed": seed, "sizes": list(MNIST_ROT_SIZES),
+                                      "angles": [0.0, 360.0], "limit": limit},
+                         "variants": [{"name": "rotate", "low": 0.0, "high": 360.0, "seed": seed}]})

@@ -1,0 +1,180 @@
+"""Rotation robustness of a run's saved models: accuracy on the test images turned by fixed angles.
+
+``glyphlab robustness RUN --angles 0:360:15`` loads every ``RUN/models/*/model``, rotates the run's saved test
+images (``RUN/test_images.npz``, or another dataset's test split with ``--dataset``) by each angle with
+:func:`glyphlab.data.variants.rotate_images` (bilinear, counter-clockwise, zero fill: the rotation the
+rotated-MNIST datasets use), and writes ``RUN/robustness.csv`` (angle, model, accuracy) and
+``RUN/robustness.png`` (one line per model).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from glyphlab.errors import ConfigError, DataError
+
+CSV_NAME = "robustness.csv"
+PNG_NAME = "robustness.png"
+
+
+def parse_angles(spec: str) -> list[float]:
+    """``"0:360:15"`` (start:stop:step, stop excluded) or ``"0,90,180"`` -> angles in degrees."""
+    text = (spec or "").strip()
+    if not text:
+        raise ConfigError("--angles is empty: use START:STOP:STEP (e.g. 0:360:15) or a list like 0,90,180")
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) not in (2, 3):
+                raise ValueError
+            start, stop = parts[0], parts[1]
+            step = parts[2] if len(parts) == 3 else 15.0
+            if step <= 0 or stop <= start:
+                raise ConfigError(f"--angles {spec}: need STOP > START and a positive STEP")
+            n = int(math.ceil((stop - start) / step - 1e-9))
+            return [round(start + i * step, 6) for i in range(n)]
+        return [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ConfigError(f"--angles {spec!r}: use START:STOP:STEP (e.g. 0:360:15) or a list like 0,90,180") from None
+
+
+@dataclass
+class RobustnessResult:
+    angles: list[float]
+    models: list[str]
+    accuracy: np.ndarray  #: (n_models, n_angles)
+    n_images: int
+    csv_path: Path
+    png_path: Path
+
+    def spread(self, model: str) -> float:
+        """Max minus min accuracy across the angles."""
+        row = self.accuracy[self.models.index(model)]
+        return float(row.max() - row.min())
+
+
+def saved_models(run_dir: Path) -> list[tuple[str, Path]]:
+    models_dir = Path(run_dir) / "models"
+    found = sorted((d.name, d / "model") for d in models_dir.glob("*") if (d / "model" / "manifest.json").is_file())
+    if not found:
+        raise ConfigError(f"{run_dir} holds no saved models (expected RUN/models/NAME/model/manifest.json)")
+    return found
+
+
+def load_test_images(run_dir: Path, dataset: str | None = None, data_dir: str | Path | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    if dataset:
+        from glyphlab.data.registry import resolve_dataset
+
+        ds = resolve_dataset(dataset, data_dir)
+        if "test" not in ds.splits or ds["test"].labels is None:
+            raise DataError(f"dataset '{dataset}' has no labeled test split")
+        return ds["test"].images, ds["test"].labels
+    path = Path(run_dir) / "test_images.npz"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} has no test_images.npz (is it a glyphlab run folder?); or pass --dataset")
+    with np.load(path, allow_pickle=False) as z:
+        return z["images"].astype(np.float32) / 255.0, z["labels"].astype(np.int64)
+
+
+def robustness(run_dir: str | Path, angles: Sequence[float], dataset: str | None = None,
+               data_dir: str | Path | None = None, models: Sequence[str] | None = None, limit: int | None = None,
+               seed: int = 0) -> RobustnessResult:
+    """Accuracy of each saved model of ``run_dir`` on its test images rotated by every angle in ``angles``.
+
+    ``models`` keeps only those labels; ``limit`` scores a fixed random sample of that many test images.
+    """
+    from glyphlab.data.variants import rotate_images
+    from glyphlab.models.persistence import load_model
+
+    run_dir = Path(run_dir)
+    angles = [float(a) for a in angles]
+    if not angles:
+        raise ConfigError("no angles to evaluate")
+    found = saved_models(run_dir)
+    if models:
+        wanted = set(models)
+        found = [(n, p) for n, p in found if n in wanted]
+        if not found:
+            raise ConfigError(f"none of {', '.join(models)} is a saved model of {run_dir}")
+    images, labels = load_test_images(run_dir, dataset, data_dir)
+    if limit and limit < len(images):
+        pick = np.sort(np.random.default_rng(seed).choice(len(images), int(limit), replace=False))
+        images, labels = images[pick], labels[pick]
+    loaded = [(name, load_model(path)) for name, path in found]
+    for name, model in loaded:
+        classes = model.classes_ or []
+        if labels.size and int(labels.max()) >= len(classes):
+            raise DataError(f"model '{name}' knows {len(classes)} classes but the test labels go up to {labels.max()}")
+    acc = np.zeros((len(loaded), len(angles)))
+    for j, angle in enumerate(angles):
+        turned = images if angle % 360 == 0 else rotate_images(images, np.full(len(images), angle))
+        for i, (_, model) in enumerate(loaded):
+            acc[i, j] = float((np.asarray(model.predict(turned)) == labels).mean())
+    names = [n for n, _ in loaded]
+    csv_path = run_dir / CSV_NAME
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["angle", "model", "accuracy"])
+        for j, angle in enumerate(angles):
+            for i, name in enumerate(names):
+                w.writerow([f"{angle:g}", name, f"{acc[i, j]:.6f}"])
+    png_path = plot_robustness(angles, names, acc, run_dir / PNG_NAME, n_images=len(images))
+    return RobustnessResult(angles, names, acc, len(images), csv_path, png_path)
+
+
+def plot_robustness(angles: Sequence[float], names: Sequence[str], acc: np.ndarray, path: Path,
+                    n_images: int | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    markers = "osD^vP*X"
+    for i, name in enumerate(names):
+        ax.plot(angles, acc[i], marker=markers[i % len(markers)], ms=5, lw=2,
+                label=f"{name} (mean {acc[i].mean():.3f}, spread {acc[i].max() - acc[i].min():.3f})")
+    ax.set_xlabel("rotation of the test images (degrees, counter-clockwise)")
+    ax.set_ylabel("accuracy")
+    title = "Accuracy under rotation"
+    if n_images:
+        title += f" ({n_images:,} test images per angle)"
+    ax.set_title(title)
+    lo = float(np.nanmin(acc)) if acc.size else 0.0
+    ax.set_ylim(max(0.0, lo - 0.05), 1.005)
+    if len(angles) > 1:
+        span = max(angles) - min(angles)
+        step = 45 if span > 180 else (15 if span > 45 else None)
+        if step:
+            ax.set_xticks(np.arange(math.floor(min(angles) / step) * step, max(angles) + step / 2, step))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=min(2, max(1, len(names))), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def print_robustness(result: RobustnessResult, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"accuracy under rotation ({result.n_images:,} test images per angle)")
+    table.add_column("angle", justify="right")
+    for name in result.models:
+        table.add_column(name, justify="right")
+    for j, angle in enumerate(result.angles):
+        table.add_row(f"{angle:g}°", *[f"{result.accuracy[i, j]:.4f}" for i in range(len(result.models))])
+    table.add_section()
+    table.add_row("mean", *[f"{result.accuracy[i].mean():.4f}" for i in range(len(result.models))], style="bold")
+    table.add_row("max-min", *[f"{result.spread(n):.4f}" for n in result.models], style="bold")
+    console.print(table)
+    console.print(f"wrote [green]{result.csv_path}[/] and [green]{result.png_path}[/]")

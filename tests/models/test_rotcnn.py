@@ -1,0 +1,116 @@
+"""rot-cnn (e2cnn), the rotated-MNIST loaders and `glyphlab robustness`. Small networks keep this quick."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("e2cnn")
+import torch  # noqa: E402
+
+from glyphlab.models.registry import create_model  # noqa: E402
+from glyphlab.models.rotcnn import work_side  # noqa: E402
+
+TINY = {"widths": [2, 3, 4], "hidden": 16, "progress": False, "batch_size": 64}
+
+
+def _trained_like(model, shape, n_classes=10):
+    """A built network with non-trivial batch-norm statistics (a few train-mode passes), in eval mode."""
+    net = model.build_module(shape, n_classes)
+    torch.manual_seed(1)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.rand(32, 1, *shape))
+    return net.eval()
+
+
+@pytest.mark.parametrize("n_rot", [4, 8])
+def test_rot90_leaves_logits_unchanged_equivariant_and_exported(n_rot):
+    model = create_model("rot-cnn", N=n_rot, **TINY)
+    net = _trained_like(model, (28, 28))
+    model.module_ = net
+    exported = model.export_module()
+    x = torch.rand(6, 1, 28, 28)
+    with torch.no_grad():
+        ref = net(x)
+        ex = exported(x)
+        assert torch.allclose(ex, ref, atol=1e-5), (ex - ref).abs().max()
+        for k in (1, 2, 3):
+            xr = torch.rot90(x, k, dims=(-2, -1))
+            for m in (net, exported):
+                out = m(xr)
+                assert torch.allclose(out, ref, atol=1e-4), (k, (out - ref).abs().max())
+    # the logits do depend on the input (not a constant network)
+    assert ref.std(0).abs().max() > 1e-4
+
+
+def test_work_side_is_one_mod_four():
+    assert work_side((28, 28)) == 29
+    assert work_side((8, 8)) == 21
+    assert work_side((29, 29)) == 29
+    assert work_side((30, 20)) == 33
+
+
+def test_fit_save_load_round_trip(tmp_path, digits):
+    tr = digits["train"]
+    x, y = tr.images[:200], tr.labels[:200]
+    model = create_model("rot-cnn", epochs=1, **TINY)
+    model.fit(x[:160], y[:160], x[160:], y[160:], classes=digits.classes, run_dir=tmp_path / "run")
+    test = digits["test"].images[:50]
+    proba = model.predict_proba(test)
+    assert proba.shape == (50, 10) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    with torch.no_grad():  # exported (used for inference) == equivariant network
+        xt = torch.from_numpy(test)
+        assert torch.allclose(model.exported_(xt), model.module_(xt), atol=1e-5)
+    model.save(tmp_path / "saved")
+    from safetensors.torch import load_file
+
+    keys = load_file(str(tmp_path / "saved" / "weights.safetensors")).keys()
+    assert not any(k.endswith(("sampled_basis", ".filter")) for k in keys)  # derived buffers are not stored
+    loaded = create_model("rot-cnn").load(tmp_path / "saved")
+    assert np.allclose(loaded.predict_proba(test), proba, atol=1e-6)
+    assert np.array_equal(loaded.predict(test), model.predict(test))
+    assert loaded.features(test).shape == (50, TINY["hidden"])
+
+
+def test_robustness_command_writes_csv_and_png(tmp_path):
+    from typer.testing import CliRunner
+
+    from glyphlab.cli import app
+    from glyphlab.training.run import RunConfig, run
+
+    out = run(RunConfig(dataset="digits", models=["logreg"]), tmp_path / "run", report=False)
+    result = CliRunner().invoke(app, ["robustness", str(out), "--angles", "0:360:120"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(out / "robustness.csv")))
+    assert [r["angle"] for r in rows] == ["0", "120", "240"] and {r["model"] for r in rows} == {"logreg"}
+    acc = {r["angle"]: float(r["accuracy"]) for r in rows}
+    assert acc["0"] > 0.9 and acc["120"] < acc["0"]
+    png = (out / "robustness.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    bad = CliRunner().invoke(app, ["robustness", str(out), "--angles", "10:0:5"])
+    assert bad.exit_code == 2 and "error" in bad.output
+
+
+MNIST_DIR = Path(os.environ.get("GLYPHLAB_MNIST_DIR", "/work/shared/data"))
+
+
+@pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir() and not MNIST_DIR.is_dir(), reason="no MNIST files here")
+def test_mnist_rot_seed000_loader_with_limit():
+    from glyphlab.data import load_dataset
+
+    try:
+        ds = load_dataset("mnist-rot-seed000", MNIST_DIR, limit=100, download=False)
+    except Exception as exc:  # MNIST not where we looked
+        pytest.skip(f"MNIST not available: {exc}")
+    info = ds.meta["blur_filter"]
+    assert len(ds["test"]) == 100 and len(ds["train"]) == info["kept"] == 100 - info["dropped"]
+    assert info["dropped"] >= 1
+    assert ds.image_shape == (28, 28) and np.bincount(ds["test"].labels).min() >= 9
+    again = load_dataset("mnist-rot-seed000", MNIST_DIR, limit=100, download=False)
+    assert np.array_equal(again["test"].images, ds["test"].images)  # seeded, fixed
