@@ -215,6 +215,23 @@ def robustness_cmd(
         _fail(exc)
 
 
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `glyphlab run`.")],
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also print report.pdf with a headless Chromium/Chrome.")] = False,
+) -> None:
+    """(Re)build RUN/report.html from the run folder's files alone: no model is loaded, nothing retrained."""
+    from glyphlab.reporting.html import PDF, build_report
+
+    try:
+        path = build_report(run_dir, pdf=pdf)
+    except GlyphlabError as exc:
+        _fail(exc)
+    console.print(f"report: [green]{path}[/] ({path.stat().st_size / 1e6:.1f} MB)")
+    if pdf:
+        console.print(f"pdf: [green]{path.parent / PDF}[/]")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

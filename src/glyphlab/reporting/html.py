@@ -1,0 +1,486 @@
+"""The run report: one self-contained HTML page made from a run folder's files alone.
+
+``build_report(RUN)`` reads config.json, dataset.json, test_images.npz, leaderboard.csv and each
+models/NAME/ folder (metrics, predictions, tables, figures, history, features) and writes RUN/report.html:
+inline CSS, every image a base64 PNG data URI, no network, no model loaded, nothing retrained. The only
+slow part, the t-SNE feature map, is cached as models/NAME/tsne.npz so a rebuild takes seconds.
+``pdf=True`` also prints RUN/report.pdf with a headless Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import html as _html
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from glyphlab.errors import GlyphlabError
+from glyphlab.reporting import figures
+
+REPORT = "report.html"
+PDF = "report.pdf"
+TSNE_CACHE = "tsne.npz"
+TSNE_MAX_POINTS = 2000
+TSNE_PCA_DIMS = 50
+TSNE_ITERATIONS = 750
+GALLERY_SIZE = 16
+MAX_EMBEDDED_PNG = 450_000  # bytes; larger PNGs are palette-quantised (and downscaled) before embedding
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+LEADERBOARD_COLUMNS = [
+    ("accuracy", "accuracy", 4), ("f1_macro", "F1 macro", 4), ("f1_weighted", "F1 weighted", 4),
+    ("precision_macro", "precision", 4), ("recall_macro", "recall", 4), ("train_seconds", "train s", 2),
+    ("predict_seconds", "predict s", 3),
+]
+
+
+# ----------------------------------------------------------------------------- small readers
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+    except OSError:
+        return []
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _npz(path: Path) -> dict[str, np.ndarray] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError):
+        return None
+
+
+def data_uri(png: bytes | None) -> str | None:
+    """A PNG as a ``data:`` URI, shrunk first when it is heavy (keeps the page small)."""
+    if not png:
+        return None
+    if len(png) > MAX_EMBEDDED_PNG:
+        png = _shrink_png(png)
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _shrink_png(png: bytes) -> bytes:
+    from PIL import Image
+
+    try:
+        img = Image.open(io.BytesIO(png)).convert("RGB")
+        if img.width > 1600:
+            img = img.resize((1600, round(img.height * 1600 / img.width)), Image.LANCZOS)
+        buf = io.BytesIO()
+        img.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
+        return buf.getvalue() if buf.tell() < len(png) else png
+    except Exception:  # an odd PNG is embedded as it is
+        return png
+
+
+def _file_uri(path: Path) -> str | None:
+    return data_uri(path.read_bytes()) if path.is_file() else None
+
+
+# ----------------------------------------------------------------------------- the page's parts
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    f = _num(v)
+    if f is None:
+        return "" if v is None else str(v)
+    if float(f).is_integer() and digits == 0:
+        return f"{int(f):,}"
+    return f"{f:,.{digits}f}"
+
+
+def _leaderboard(run_dir: Path) -> list[dict[str, Any]]:
+    rows = _read_csv(run_dir / "leaderboard.csv")
+    if not rows:  # an interrupted run: rebuild the table from the models that finished
+        for m in sorted((run_dir / "models").glob("*/metrics.json")):
+            metrics = _read_json(m) or {}
+            rows.append({"model": m.parent.name, **{k: metrics.get(k) for k, _, _ in LEADERBOARD_COLUMNS},
+                         "n_test": metrics.get("n_test")})
+    out = []
+    for r in rows:
+        row: dict[str, Any] = {"model": r["model"]}
+        for k, _, _ in LEADERBOARD_COLUMNS:
+            row[k] = _num(r.get(k))
+        row["n_test"] = _num(r.get("n_test"))
+        out.append(row)
+    out.sort(key=lambda r: -(r["accuracy"] if r["accuracy"] is not None else -1))
+    return out
+
+
+def _leaderboard_view(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    from glyphlab.evaluation.plots import pareto_front
+
+    accs = [r["accuracy"] for r in rows if r["accuracy"] is not None]
+    lo, hi = (min(accs), max(accs)) if accs else (0.0, 1.0)
+    timed = [r for r in rows if r["accuracy"] is not None and r["train_seconds"] is not None]
+    front: set[str] = set()
+    if timed:
+        on = pareto_front(np.array([max(r["train_seconds"], 1e-3) for r in timed]),
+                          np.array([r["accuracy"] for r in timed]))
+        front = {r["model"] for r, o in zip(timed, on) if o}
+    view = []
+    for i, r in enumerate(rows):
+        acc = r["accuracy"]
+        share = 1.0 if hi <= lo or acc is None else 0.15 + 0.85 * (acc - lo) / (hi - lo)
+        view.append({
+            "rank": i + 1, "model": r["model"], "anchor": "model-" + _slug(r["model"]), "best": i == 0, "pareto": r["model"] in front,
+            "cells": [_fmt(r[k], d) for k, _, d in LEADERBOARD_COLUMNS],
+            "gap": "" if acc is None or i == 0 or accs == [] else f"{(acc - hi) * 100:+.2f}",
+            "bar": round(100 * share, 1), "n_test": _fmt(r["n_test"], 0),
+        })
+    return {"columns": [label for _, label, _ in LEADERBOARD_COLUMNS], "rows": view}
+
+
+def _dataset_part(run_dir: Path, dataset: dict[str, Any], images: np.ndarray | None,
+                  labels: np.ndarray | None, classes: list[str]) -> dict[str, Any]:
+    sizes = dataset.get("split_sizes", {}) or {}
+    counts = dataset.get("class_counts", {}) or {}
+    part: dict[str, Any] = {
+        "name": dataset.get("name", "?"), "classes": classes, "n_classes": len(classes),
+        "image_shape": "×".join(str(s) for s in dataset.get("image_shape", [])),
+        "splits": [{"name": k, "size": f"{int(v):,}"} for k, v in sizes.items()],
+        "total": f"{sum(int(v) for v in sizes.values()):,}" if sizes else "",
+        "source": dataset.get("source", ""), "meta": dataset.get("meta", {}) or {},
+        "distribution": None, "samples": None, "means": None,
+    }
+    if classes and counts:
+        part["distribution"] = data_uri(figures.class_distribution(classes, counts))
+        per_class = {k: np.asarray(v) for k, v in counts.items()}
+        imb = [int(v.max()) / max(1, int(v.min())) for v in per_class.values() if len(v)]
+        part["imbalance"] = f"{max(imb):.1f}×" if imb else ""
+    if images is not None and labels is not None and classes:
+        part["samples"] = data_uri(figures.sample_grid(images, labels, classes))
+        part["means"] = data_uri(figures.mean_images(images, labels, classes))
+        part["shown_classes"] = min(len(classes), figures.MAX_CLASSES_SHOWN)
+    return part
+
+
+def _history(model_dir: Path) -> list[dict[str, float]]:
+    rows = []
+    for r in _read_csv(model_dir / "history.csv"):
+        rows.append({k: v for k, v in ((k, _num(v)) for k, v in r.items()) if v is not None})
+    return rows
+
+
+def _model_part(run_dir: Path, name: str, row: dict[str, Any], images: np.ndarray | None,
+                classes: list[str]) -> dict[str, Any]:
+    d = run_dir / "models" / name
+    metrics = _read_json(d / "metrics.json") or {}
+    report = []
+    for r in _read_csv(d / "classification_report.csv"):
+        label = r.get("class", "")
+        report.append({
+            "label": label, "summary": label in ("macro avg", "weighted avg", "accuracy"),
+            "precision": _fmt(r.get("precision")), "recall": _fmt(r.get("recall")),
+            "f1": _fmt(r.get("f1-score")), "f1_value": _num(r.get("f1-score")),
+            "support": _fmt(r.get("support"), 0),
+        })
+    per_class = [r for r in report if not r["summary"] and r["f1_value"] is not None]
+    worst = {r["label"] for r in sorted(per_class, key=lambda r: r["f1_value"])[:3] if r["f1_value"] < 1.0}
+    for r in report:
+        r["worst"] = r["label"] in worst
+    confused = [{"true": p.get("true"), "predicted": p.get("predicted"), "count": _fmt(p.get("count"), 0),
+                 "rate": _fmt(_num(p.get("rate")) * 100 if _num(p.get("rate")) is not None else None, 1)}
+                for p in _read_csv(d / "most_confused.csv")]
+    history = _history(d)
+    curves = None
+    hist_summary = None
+    if history:
+        curves = _file_uri(d / "learning_curves.png") or data_uri(figures.learning_curves(history, name))
+        with_val = [h for h in history if "val_acc" in h]
+        best = max(with_val, key=lambda h: h["val_acc"]) if with_val else None
+        hist_summary = {
+            "epochs": len(history),
+            "best_epoch": int(best["epoch"]) if best and "epoch" in best else None,
+            "best_val_acc": _fmt(best["val_acc"]) if best else "",
+            "seconds": _fmt(sum(h.get("seconds", 0.0) for h in history), 1),
+        }
+    gallery, n_wrong = None, None
+    pred = _npz(d / "predictions.npz")
+    if pred is not None and images is not None and {"y_true", "y_pred", "proba"} <= set(pred):
+        index = pred.get("index", np.arange(len(pred["y_true"])))
+        if len(index) and int(np.max(index)) < len(images):
+            png, n_wrong = figures.confident_mistakes(images[index], pred["y_true"], pred["y_pred"], pred["proba"],
+                                                      classes, k=GALLERY_SIZE)
+            gallery = data_uri(png)
+    params = metrics.get("params") or {}
+    registry = metrics.get("registry_model")
+    return {
+        "name": name, "anchor": "model-" + _slug(name), "row": row,
+        "registry_model": registry if registry and registry != name else None,
+        "params": [{"key": k, "value": json.dumps(v) if not isinstance(v, str) else v} for k, v in params.items()],
+        "n_train": _fmt(metrics.get("n_train"), 0) if metrics.get("n_train") is not None else "",
+        "accuracy": _fmt(row.get("accuracy")), "f1_macro": _fmt(row.get("f1_macro")),
+        "train_seconds": _fmt(row.get("train_seconds"), 2), "predict_seconds": _fmt(row.get("predict_seconds"), 3),
+        "report": report, "confusion": _file_uri(d / "confusion.png"),
+        "confusion_normalized": _file_uri(d / "confusion_normalized.png"),
+        "confused": confused, "confused_png": _file_uri(d / "most_confused.png"),
+        "curves": curves, "history": hist_summary, "is_network": bool(history),
+        "gallery": gallery, "n_wrong": n_wrong,
+        "n_test": _fmt(row.get("n_test"), 0),
+        "model_saved": (d / "model").is_dir(),
+    }
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name).strip("-").lower() or "model"
+
+
+# ----------------------------------------------------------------------------- t-SNE feature map
+
+
+def feature_map_model(run_dir: Path, rows: list[dict[str, Any]]) -> str | None:
+    """The best network (a model with history.csv) if the run has one, else the best model; it needs features.npz."""
+    with_features = [r["model"] for r in rows if (run_dir / "models" / r["model"] / "features.npz").is_file()]
+    nets = [m for m in with_features if (run_dir / "models" / m / "history.csv").is_file()]
+    return (nets or with_features or [None])[0]
+
+
+def tsne_embedding(model_dir: Path, seed: int = 0) -> dict[str, Any] | None:
+    """2-D t-SNE of models/NAME/features.npz (PCA to 50 dims first), cached in models/NAME/tsne.npz."""
+    feats = _npz(model_dir / "features.npz")
+    if feats is None or "features" not in feats or len(feats["features"]) < 5:
+        return None
+    x = np.asarray(feats["features"], dtype=np.float32).reshape(len(feats["features"]), -1)
+    labels = np.asarray(feats.get("labels", np.zeros(len(x), dtype=np.int64)))
+    if len(x) > TSNE_MAX_POINTS:
+        keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:TSNE_MAX_POINTS])
+        x, labels = x[keep], labels[keep]
+    key = hashlib.sha1(x.tobytes() + labels.astype(np.int64).tobytes()).hexdigest()
+    cache = model_dir / TSNE_CACHE
+    cached = _npz(cache)
+    if cached is not None and "key" in cached and str(cached["key"]) == key:
+        return {"xy": cached["xy"], "labels": cached["labels"], "dims": int(cached["dims"]),
+                "pca": int(cached["pca"]), "cached": True}
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    dims = x.shape[1]
+    x = x - x.mean(axis=0)
+    pca = 0
+    if dims > TSNE_PCA_DIMS and len(x) > TSNE_PCA_DIMS:
+        x = PCA(n_components=TSNE_PCA_DIMS, random_state=seed).fit_transform(x)
+        pca = TSNE_PCA_DIMS
+    perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
+    from threadpoolctl import threadpool_limits
+
+    # Barnes-Hut t-SNE's OpenMP threads slow it down badly on a busy or small machine: a few threads at most
+    with threadpool_limits(limits=max(1, min(4, (os.cpu_count() or 2) // 2))):
+        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", max_iter=TSNE_ITERATIONS,
+                  random_state=seed, n_jobs=1).fit_transform(x).astype(np.float32)
+    try:
+        np.savez_compressed(cache, xy=xy, labels=labels, key=np.array(key), dims=dims, pca=pca)
+    except OSError:  # a read-only run folder still gets its report
+        pass
+    return {"xy": xy, "labels": labels, "dims": dims, "pca": pca, "cached": False}
+
+
+def _feature_map_part(run_dir: Path, rows: list[dict[str, Any]], classes: list[str], seed: int) -> dict[str, Any] | None:
+    name = feature_map_model(run_dir, rows)
+    if name is None:
+        return None
+    model_dir = run_dir / "models" / name
+    emb = tsne_embedding(model_dir, seed)
+    if emb is None:
+        return None
+    labels = emb["labels"].astype(np.int64)
+    names = classes if classes and labels.max() < len(classes) else [str(i) for i in range(int(labels.max()) + 1)]
+    png = figures.embedding_scatter(emb["xy"], labels, names)
+    is_net = (model_dir / "history.csv").is_file()
+    return {"model": name, "anchor": "model-" + _slug(name), "image": data_uri(png), "points": f"{len(labels):,}",
+            "dims": emb["dims"], "pca": emb["pca"], "network": is_net}
+
+
+# ----------------------------------------------------------------------------- assembling
+
+
+def _environment(config: dict[str, Any]) -> dict[str, Any]:
+    machine = config.get("machine", {}) or {}
+    versions = config.get("versions", {}) or {}
+    params = config.get("params", {}) or {}
+    settings = [
+        ("dataset", config.get("dataset")), ("models", ", ".join(config.get("models", []) or [])),
+        ("seed", config.get("seed")), ("validation fraction", config.get("val_fraction")),
+        ("variants", config.get("variants") or "none"), ("data folder", config.get("data_dir") or "default"),
+        ("dataset options", json.dumps(config["dataset_options"]) if config.get("dataset_options") else "none"),
+        ("created", config.get("created")),
+    ]
+    return {
+        "settings": [{"key": k, "value": "" if v is None else str(v)} for k, v in settings],
+        "params": [{"model": m, "value": json.dumps(p)} for m, p in params.items() if p],
+        "versions": [{"key": k, "value": str(v)} for k, v in versions.items()],
+        "machine": [{"key": k, "value": str(v)} for k, v in machine.items()],
+        "device": machine.get("device", ""),
+    }
+
+
+def _table_from_csv(path: Path, digits: int = 4) -> dict[str, Any] | None:
+    rows = _read_csv(path)
+    if not rows:
+        return None
+    cols = list(rows[0])
+    numeric = {c: all(_num(r.get(c)) is not None or r.get(c) in ("", None) for r in rows) for c in cols}
+    return {"columns": [{"name": c, "numeric": numeric[c]} for c in cols],
+            "rows": [[{"value": _fmt(r.get(c), digits) if numeric[c] else r.get(c, ""), "numeric": numeric[c]}
+                      for c in cols] for r in rows]}
+
+
+def collect(run_dir: Path) -> dict[str, Any]:
+    """Everything the template shows, read from the run folder."""
+    config = _read_json(run_dir / "config.json") or {}
+    dataset = _read_json(run_dir / "dataset.json") or {}
+    classes = [str(c) for c in dataset.get("classes", [])]
+    test = _npz(run_dir / "test_images.npz")
+    images = labels = None
+    if test is not None and "images" in test:
+        images = test["images"]
+        if images.ndim == 4 and images.shape[-1] == 1:
+            images = images[..., 0]
+        labels = test.get("labels")
+        if not classes and labels is not None and len(labels):
+            classes = [str(i) for i in range(int(labels.max()) + 1)]
+    rows = _leaderboard(run_dir)
+    models = [_model_part(run_dir, r["model"], r, images, classes) for r in rows
+              if (run_dir / "models" / r["model"]).is_dir()]
+    seed = int(config.get("seed", 0) or 0)
+    recipe = _read_json(run_dir / "recipe.json")
+    best = rows[0] if rows else None
+    robustness = _file_uri(run_dir / "robustness.png")
+    ctx = {
+        "title": f"{dataset.get('name') or config.get('dataset') or 'run'} — glyphlab run report",
+        "run_name": run_dir.resolve().name,
+        "run_path": str(run_dir.resolve()),
+        "generated": datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "created": _pretty_time(config.get("created")),
+        "config": config, "env": _environment(config),
+        "dataset": _dataset_part(run_dir, dataset, images, labels, classes),
+        "n_test": f"{len(labels):,}" if labels is not None else "",
+        "leaderboard": _leaderboard_view(rows),
+        "best": {"model": best["model"], "accuracy": _fmt(best["accuracy"]), "anchor": "model-" + _slug(best["model"]),
+                 "f1_macro": _fmt(best["f1_macro"]), "error_pct": _fmt((1 - best["accuracy"]) * 100, 2)
+                 if best["accuracy"] is not None else ""} if best else None,
+        "fastest": min((r for r in rows if r["train_seconds"] is not None), key=lambda r: r["train_seconds"],
+                       default=None),
+        "scatter": _file_uri(run_dir / "accuracy_vs_time.png"),
+        "models": models,
+        "feature_map": _feature_map_part(run_dir, rows, classes, seed),
+        "robustness": robustness,
+        "robustness_table": _table_from_csv(run_dir / "robustness.csv") if robustness or
+        (run_dir / "robustness.csv").is_file() else None,
+        "reference": _table_from_csv(run_dir / "reference_comparison.csv"),
+        "recipe": {"name": recipe.get("name", ""), "description": recipe.get("description", ""),
+                   "quick": recipe.get("quick", False)} if recipe else None,
+    }
+    return ctx
+
+
+def _pretty_time(stamp: Any) -> str:
+    if not stamp:
+        return ""
+    try:
+        return datetime.fromisoformat(str(stamp)).strftime("%Y-%m-%d %H:%M %Z").strip()
+    except ValueError:
+        return str(stamp)
+
+
+def render(ctx: dict[str, Any]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template("report.html.j2").render(**ctx)
+
+
+def check_run_dir(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise GlyphlabError(f"{run_dir} is not a folder: give the run folder that `glyphlab run --out RUN` wrote")
+    if not any((run_dir / f).is_file() for f in ("leaderboard.csv", "config.json")) and \
+            not any((run_dir / "models").glob("*/metrics.json")):
+        raise GlyphlabError(f"{run_dir} is not a glyphlab run folder (no config.json, leaderboard.csv or "
+                            "models/*/metrics.json): make one with `glyphlab run --out RUN`")
+
+
+def build_report(run_dir: Path, pdf: bool = False) -> Path:
+    """Write RUN/report.html (and RUN/report.pdf when ``pdf``) from the run folder's files; returns the HTML path."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir)
+    if pdf:
+        find_browser()  # fail before the work, not after
+    page = render(collect(run_dir))
+    out = run_dir / REPORT
+    tmp = out.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    if pdf:
+        print_pdf(out, run_dir / PDF)
+    return out
+
+
+# ----------------------------------------------------------------------------- PDF through a headless Chromium
+
+
+def find_browser() -> str:
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise GlyphlabError(
+        "--pdf needs a Chromium or Chrome on PATH (looked for " + ", ".join(BROWSERS) + "). Install one, e.g. "
+        "`sudo apt-get install chromium` (Debian/Ubuntu) or `brew install --cask chromium` (macOS); "
+        "report.html itself was not affected"
+    )
+
+
+def headless_args(browser: str, profile: str) -> list[str]:
+    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}"]
+
+
+def print_pdf(html_path: Path, pdf_path: Path, timeout: float = 120) -> Path:
+    browser = find_browser()
+    html_path, pdf_path = Path(html_path).resolve(), Path(pdf_path).resolve()
+    with tempfile.TemporaryDirectory(prefix="glyphlab-chromium-") as profile:
+        cmd = headless_args(browser, profile) + ["--no-pdf-header-footer", f"--print-to-pdf={pdf_path}",
+                                                 html_path.as_uri()]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise GlyphlabError(f"{browser} did not print the PDF within {timeout:.0f} s") from exc
+    if not pdf_path.is_file() or pdf_path.stat().st_size == 0:
+        tail = _html.unescape((proc.stderr or "").strip()[-600:])
+        raise GlyphlabError(f"{browser} did not write {pdf_path} (exit {proc.returncode}): {tail}")
+    return pdf_path
