@@ -101,7 +101,7 @@ class GroupMaxPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        return x.view(b, c // self.group_size, self.group_size, h, w).amax(dim=2)
+        return x.reshape(b, c // self.group_size, self.group_size, h, w).amax(dim=2)
 
 
 def _is_batchnorm(m: nn.Module) -> bool:
