@@ -434,11 +434,11 @@ def reap_dead_trials(study) -> list[int]:
         if not dead:
             continue
         try:
+            storage.set_trial_user_attr(t._trial_id, "note", "killed: its worker process died")
             changed = storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker got there first
             continue
         if changed:
-            storage.set_trial_user_attr(t._trial_id, "note", "killed: its worker process died")
             failed.append(t.number)
             retry(study, storage.get_trial(t._trial_id))
     return failed
@@ -455,20 +455,42 @@ def _retry_callback():
 def make_storage(url: str):
     from optuna.storages import RDBStorage
 
+    url = _with_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_pre_ping"] = True
-    try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                          grace_period=HEARTBEAT_GRACE_S,
-                          heartbeat_stale_trial_callback=_retry_callback())
-    except ImportError as exc:
-        raise ConfigError(f"storage {redact(url)} needs a database driver that is not installed ({exc}); "
-                          "for PostgreSQL: pip install psycopg2-binary") from None
-    except Exception as exc:  # sqlalchemy's connection errors
-        raise ConfigError(f"cannot open the study storage {redact(url)}: {str(exc).splitlines()[0]}") from None
+    import random
+
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                              grace_period=HEARTBEAT_GRACE_S,
+                              heartbeat_stale_trial_callback=_retry_callback())
+        except ImportError as exc:
+            raise ConfigError(f"storage {redact(url)} needs a database driver that is not installed ({exc}); "
+                              "for PostgreSQL: pip install psycopg2-binary") from None
+        except Exception as exc:  # sqlalchemy's errors
+            # workers starting together race to create the tables: the loser retries and finds them
+            if attempt == 4 or "duplicate" not in str(exc).lower() and "already exists" not in str(exc).lower():
+                raise ConfigError(f"cannot open the study storage {redact(url)}: {str(exc).splitlines()[0]}") from None
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` means psycopg (v3) to SQLAlchemy 2.1 and psycopg2 to older ones: use whichever is installed."""
+    import importlib.util
+
+    if url.startswith(("postgresql://", "postgres://")):
+        rest = url.split("://", 1)[1]
+        for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+            if importlib.util.find_spec(module) is not None:
+                return f"postgresql+{driver}://{rest}"
+        raise ConfigError(f"storage {redact(url)} needs a PostgreSQL driver: pip install psycopg2-binary "
+                          "(or 'psycopg[binary]')")
+    return url
 
 
 def redact(url: str) -> str:
@@ -558,10 +580,13 @@ def _finished(study) -> list:
 
 
 def _check_study_attrs(study, expected: dict[str, Any]) -> None:
-    have = study.user_attrs
-    if not have:
-        for k, v in expected.items():
-            study.set_user_attr(k, v)
+    """The first worker records what the study is (one attribute, so a concurrent worker never sees half of it);
+    later workers and reruns must match it."""
+    expected = json.loads(json.dumps(expected))
+    have = study.user_attrs.get("glyphlab_search")
+    if have is None:
+        study.set_user_attr("glyphlab_search", expected)
+        study.set_user_attr("score", expected.get("score"))
         return
     diff = [f"{k}: study has {have.get(k)!r}, this command {v!r}" for k, v in expected.items() if have.get(k) != v]
     if diff:
