@@ -60,11 +60,13 @@ def _check_limit(limit: Any) -> int | None:
     return int(limit)
 
 
-def limit_indices(labels: np.ndarray | None, n: int, limit: int | None, seed: int) -> np.ndarray:
+def limit_indices(labels: np.ndarray | None, n: int, limit: int | None, seed: int, min_per_class: int = 0) -> np.ndarray:
     """Sorted indices of ``limit`` of ``n`` items, stratified by label where labels are given.
 
-    Classes with a single member cannot be stratified; with a limit they are left out (without one,
-    everything is kept).
+    ``min_per_class`` first reserves that many items of every class that has them (so a few hundred images of
+    a long-tailed dataset still hold every class often enough for, e.g., an SVM's 3-fold calibration); the
+    rest is a stratified draw. Classes with a single member cannot be stratified; with a limit they are left
+    out (without one, everything is kept).
     """
     if limit is None or limit >= n:
         return np.arange(n)
@@ -75,8 +77,20 @@ def limit_indices(labels: np.ndarray | None, n: int, limit: int | None, seed: in
     ok = np.flatnonzero(counts[labels] >= 2)
     if limit >= len(ok):
         return ok
-    _, held = stratified_indices(labels[ok], int(limit), seed)
-    return ok[held]
+    reserved = np.zeros(0, dtype=np.int64)
+    if min_per_class > 0:
+        rng = np.random.default_rng([seed, 1])
+        groups = [rng.permutation(ok[labels[ok] == c])[:min_per_class] for c in np.unique(labels[ok])]
+        reserved = np.sort(np.concatenate(groups))[:limit] if groups else reserved
+        if len(reserved) >= limit:
+            return np.sort(rng.permutation(reserved)[:limit])
+        ok = np.setdiff1d(ok, reserved)
+        left = np.bincount(labels[ok], minlength=len(counts))
+        ok = ok[left[labels[ok]] >= 2]
+        if limit - len(reserved) >= len(ok):
+            return np.sort(np.concatenate([reserved, ok]))
+    _, held = stratified_indices(labels[ok], int(limit - len(reserved)), seed)
+    return np.sort(np.concatenate([reserved, ok[held]]))
 
 
 def _mnist_dir(data_dir: Path | None) -> Path:
@@ -119,6 +133,39 @@ def _write_protocol(folder: Path, protocol: dict[str, Any]) -> None:
     _write_atomically(folder / "protocol.json", lambda p: p.write_text(json.dumps(protocol, indent=2)))
 
 
+PARSED = "parsed.npz"
+
+
+def _stamp(folder: Path, files: list[str]) -> list[list[int]]:
+    return [[(folder / f).stat().st_size, (folder / f).stat().st_mtime_ns] for f in files]
+
+
+def _read_cached(folder: Path, files: list[str], read: Callable[[], dict[str, Split]], cache: bool) -> dict[str, Split]:
+    """``read()`` parses the CSV files (every first load does); with ``cache`` the parsed arrays are kept in
+    ``parsed.npz`` beside them and used while the CSVs' sizes and modification times are unchanged (parsing
+    tens of thousands of 784-column rows takes most of a minute)."""
+    path = folder / PARSED
+    stamp = _stamp(folder, files)
+    if cache and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if json.loads(str(z["stamp"])) == stamp:
+                    names = json.loads(str(z["splits"]))
+                    return {n: Split(z[f"{n}_images"].astype(np.float32) / 255.0,
+                                     z[f"{n}_labels"] if f"{n}_labels" in z.files else None) for n in names}
+        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+            pass  # unreadable cache: parse the CSVs again
+    splits = read()
+    if cache:
+        arrays: dict[str, Any] = {"stamp": json.dumps(stamp), "splits": json.dumps(list(splits))}
+        for n, sp in splits.items():
+            arrays[f"{n}_images"] = np.rint(sp.images * 255).astype(np.uint8)
+            if sp.labels is not None:
+                arrays[f"{n}_labels"] = sp.labels
+        _write_atomically(path, lambda p: np.savez(open(p, "wb"), **arrays))
+    return splits
+
+
 # ---------------------------------------------------------------------------------- mnist-back-rand
 
 
@@ -128,7 +175,8 @@ def _write_protocol(folder: Path, protocol: dict[str, Any]) -> None:
     source="generated from MNIST (fixed seed) into DATA_DIR/mnist-back-rand/{train,test,test_labels}.csv",
     sizes="62,000 images 28x28, 10 classes; 12,000 train / 50,000 test (+ the same 50,000 unlabeled: hidden)",
 )
-def load_mnist_back_rand(data_dir: Path | None = None, limit: int | None = None, download: bool = True) -> Dataset:
+def load_mnist_back_rand(data_dir: Path | None = None, limit: int | None = None, download: bool = True,
+                         cache: bool = True) -> Dataset:
     """Seed 002's protocol. 12,000 train and 50,000 test digits are drawn (stratified, fixed seed) from the
     70,000 MNIST digits, every pixel becomes ``max(digit, U[0, 1])`` (:func:`variants.background_noise`), and
     the images are written transposed, as the competition's files store them:
@@ -138,7 +186,8 @@ def load_mnist_back_rand(data_dir: Path | None = None, limit: int | None = None,
     * ``test_labels.csv``: its answer key, one label per row (what the competition host kept).
 
     They are read back with :func:`formats.read_csv785` / :func:`formats.read_image_csv_pair`
-    (``transposed=True``), so every load goes through the report's file format.
+    (``transposed=True``), so the data goes through the report's file format; with ``cache`` (default) the
+    parsed arrays are then kept in ``parsed.npz`` for later loads (``cache=False`` parses the CSVs every time).
     """
     from glyphlab.data.formats import read_csv785, read_image_csv_pair, write_csv785, write_image_csv_pair
     from glyphlab.data.variants import background_noise
@@ -173,9 +222,14 @@ def load_mnist_back_rand(data_dir: Path | None = None, limit: int | None = None,
             if tmp_labels.exists():
                 tmp_labels.unlink()
         _write_protocol(folder, protocol)
-    train = read_csv785(folder / "train.csv", transposed=True, labeled=True, header=False, classes=DIGIT_CLASSES)
-    test = read_image_csv_pair(folder / "test.csv", folder / "test_labels.csv", transposed=True, header=False,
-                               classes=DIGIT_CLASSES)
+    def read() -> dict[str, Split]:
+        return {"train": read_csv785(folder / "train.csv", transposed=True, labeled=True, header=False,
+                                     classes=DIGIT_CLASSES),
+                "test": read_image_csv_pair(folder / "test.csv", folder / "test_labels.csv", transposed=True,
+                                            header=False, classes=DIGIT_CLASSES)}
+
+    parsed = _read_cached(folder, files, read, cache)
+    train, test = parsed["train"], parsed["test"]
     return Dataset(
         name="mnist-back-rand",
         classes=list(DIGIT_CLASSES),
@@ -223,11 +277,12 @@ CSV_LABELS = "handwritten_digits_labels.csv"
     source=f"written once from MNIST into DATA_DIR/mnist-csv/{{{CSV_IMAGES},{CSV_LABELS}}}",
     sizes="70,000 images 28x28, 10 classes; 60,000 train (validation carved by the run) / 10,000 test",
 )
-def load_mnist_csv(data_dir: Path | None = None, limit: int | None = None, download: bool = True) -> Dataset:
+def load_mnist_csv(data_dir: Path | None = None, limit: int | None = None, download: bool = True,
+                   cache: bool = True) -> Dataset:
     """Seed 004's files: ``handwritten_digits_images.csv`` (one row of 784 pixels 0-255 per image) and
     ``handwritten_digits_labels.csv`` (one label per row), MNIST's 60,000 training digits first, then its
     10,000 test digits; the first block is the train split (a run carves the validation split from it),
-    the second the test split."""
+    the second the test split. ``cache`` keeps the parsed arrays in ``parsed.npz`` after the first read."""
     from glyphlab.data.formats import read_image_csv_pair, write_image_csv_pair
 
     limit = _check_limit(limit)
@@ -258,7 +313,8 @@ def load_mnist_csv(data_dir: Path | None = None, limit: int | None = None, downl
             if tmp_labels.exists():
                 tmp_labels.unlink()
         _write_protocol(folder, {**protocol, "n_train": n_train})
-    both = read_image_csv_pair(folder / CSV_IMAGES, folder / CSV_LABELS, header=False, classes=DIGIT_CLASSES)
+    both = _read_cached(folder, [CSV_IMAGES, CSV_LABELS], lambda: {"all": read_image_csv_pair(
+        folder / CSV_IMAGES, folder / CSV_LABELS, header=False, classes=DIGIT_CLASSES)}, cache)["all"]
     if not 0 < n_train < len(both):
         raise DataError(f"{meta_path}: n_train={n_train} does not fit the {len(both)} rows of {folder / CSV_IMAGES}; "
                         "delete the folder to regenerate it")
@@ -521,7 +577,7 @@ def load_glyphs36(data_dir: Path | None = None, limit: int | None = None, size: 
     parts = glyphs36_splits(labels, seed=seed)
     splits = {}
     for name, idx in parts.items():
-        idx = idx[limit_indices(labels[idx], len(idx), limit, seed)]
+        idx = idx[limit_indices(labels[idx], len(idx), limit, seed, min_per_class=2)]
         splits[name] = Split(render_glyphs(labels[idx], idx, size=size, seed=seed, fonts=fonts,
                                            lowercase=float(lowercase)), labels[idx])
     _, font_names = glyph_templates(size, fonts)
