@@ -153,7 +153,6 @@ def main(argv=None) -> None:
         table.add_row(label, str(epochs), f"{wall:.1f}", f"{ips:,.0f}", f"{acc:.4f}", ratio)
         if row_plain:
             table.add_row(*row_plain, style="dim")
-        console.print(table)
     console.print(table)
 
 
