@@ -103,3 +103,52 @@ def test_mnist_seed_recipes_quick_run_end_to_end(name, tmp_path):
         rows = list(csv.reader(open(out / "submission-cnn-deep.csv")))
         assert rows[0] == ["Id", "Category"] and len(rows) == 1 + 300
         assert np.isin([r[1] for r in rows[1:]], [str(i) for i in range(10)]).all()
+
+
+# ---------------------------------------------- seed 001's EfficientNet, against a stand-in for timm
+
+
+@pytest.fixture
+def fake_timm(monkeypatch):
+    """A tiny stand-in for timm.create_model (timm is an extra, not installed in the test environment)."""
+    import sys
+    import types
+
+    import torch.nn as nn
+
+    from glyphlab.models.registry import MODELS
+
+    calls = []
+
+    def create_model(name, pretrained=False, in_chans=3, num_classes=1000, drop_rate=0.0, **kw):
+        calls.append({"name": name, "pretrained": pretrained, "in_chans": in_chans, **kw})
+        if pretrained and "pretrained_cfg_overlay" not in kw:
+            raise OSError("no network")
+        net = nn.Sequential(nn.Conv2d(in_chans, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        net.num_features = 8
+        return net
+
+    monkeypatch.setitem(sys.modules, "timm", types.SimpleNamespace(create_model=create_model))
+    sys.modules.pop("glyphlab.models.efficientnet", None)
+    import glyphlab.models.efficientnet as eff
+
+    yield eff, calls
+    sys.modules.pop("glyphlab.models.efficientnet", None)
+    MODELS.pop("efficientnet-b0", None)
+
+
+def test_efficientnet_offline_pretrained_asks_for_a_local_file(fake_timm, tmp_path, digits):
+    eff, calls = fake_timm
+    x, y = digits["train"].images[:40], digits["train"].labels[:40]
+    with pytest.raises(ConfigError, match="pretrained_path"):
+        eff.EfficientNetB0(pretrained=True, epochs=1, progress=False).fit(x, y, x, y, classes=digits.classes)
+    weights = tmp_path / "b0.safetensors"
+    weights.write_bytes(b"stand-in")
+    model = eff.EfficientNetB0(pretrained=True, pretrained_path=str(weights), epochs=1, progress=False)
+    model.fit(x, y, x, y, classes=digits.classes)
+    assert calls[-1]["in_chans"] == 1 and calls[-1]["pretrained_cfg_overlay"] == {"file": str(weights)}
+    assert model.predict_proba(x).shape == (40, 10)
+    model.save(tmp_path / "m")
+    loaded = eff.EfficientNetB0.load(tmp_path / "m")
+    assert calls[-1]["pretrained"] is False  # rebuilding a saved model never fetches ImageNet weights
+    assert np.allclose(loaded.predict_proba(x), model.predict_proba(x), atol=1e-5)

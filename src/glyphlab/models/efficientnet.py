@@ -1,0 +1,83 @@
+"""EfficientNet-b0 from timm (seed 001's best model): an optional family, installed with the ``timm`` extra.
+
+``pip install 'glyphlab[timm]'``. Importing this module without timm raises ``ModuleNotFoundError`` for
+``timm``, which the model registry takes as "optional family not installed" and skips.
+
+The network is timm's ``efficientnet_b0`` with one input channel and its classifier removed (the pooled
+1280-d features are glyphlab's penultimate representation) and a new linear head, as in seed 001. With
+``pretrained=True`` the ImageNet weights come from ``pretrained_path`` (a local ``.safetensors``/``.pth``
+file) or, when that is not set, from timm's download (Hugging Face Hub); timm averages the RGB stem into
+the single grey channel. Offline, without ``pretrained_path``, fitting stops with a :class:`ConfigError`
+that says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import timm  # noqa: F401  (the optional dependency: ModuleNotFoundError 'timm' when absent)
+import torch.nn as nn
+
+from glyphlab.errors import ConfigError
+from glyphlab.models.nets import COMMON_DEFAULTS, GlyphNet, TorchModel, _flat_dim
+from glyphlab.models.registry import register_model
+
+TIMM_NAME = "efficientnet_b0"
+
+
+@register_model("efficientnet-b0", "EfficientNet-b0 (timm), 1 input channel, new head; seed 001 (needs timm)", "torch")
+class EfficientNetB0(TorchModel):
+    defaults: ClassVar[dict[str, Any]] = {
+        **COMMON_DEFAULTS,
+        "epochs": 25, "batch_size": 64, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-4, "patience": 5,
+        "pretrained": False,  # ImageNet weights (timm's download, or pretrained_path)
+        "pretrained_path": None,  # a local weights file for pretrained=True (offline machines)
+        "drop_rate": 0.2,  # dropout before the head
+    }
+    #: five stride-2 stages: smaller inputs are resized up so the last feature map is at least 1x1
+    min_side: ClassVar[int] = 32
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._from_saved = False
+
+    def _create_trunk(self) -> nn.Module:
+        import timm
+
+        p = self.params
+        pretrained = bool(p["pretrained"]) and not self._from_saved
+        kwargs: dict[str, Any] = {"in_chans": 1, "num_classes": 0, "drop_rate": float(p["drop_rate"])}
+        if pretrained and p["pretrained_path"]:
+            path = Path(p["pretrained_path"]).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"efficientnet-b0: pretrained_path={str(path)!r} is not a file")
+            kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        try:
+            return timm.create_model(TIMM_NAME, pretrained=pretrained, **kwargs)
+        except ConfigError:
+            raise
+        except Exception as exc:  # hub/network errors come in many types (OSError, HTTP, LocalEntryNotFound)
+            if pretrained and not p["pretrained_path"]:
+                raise ConfigError(
+                    f"efficientnet-b0: could not fetch the pretrained {TIMM_NAME} weights ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else exc!r}). Offline, download the weights file elsewhere "
+                    "and set pretrained_path to it (e.g. --param pretrained_path=weights/efficientnet_b0.safetensors), "
+                    "or use pretrained=false."
+                ) from None
+            if pretrained:
+                raise ConfigError(f"efficientnet-b0: cannot load pretrained_path={p['pretrained_path']!r}: {exc}") from None
+            raise
+
+    def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:
+        trunk = self._create_trunk()
+        dim = int(getattr(trunk, "num_features", 0)) or _flat_dim(trunk, input_shape, self.min_side)
+        return GlyphNet(trunk, nn.Linear(dim, n_classes), self.min_side)
+
+    def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
+        # a saved model carries all its weights: never download ImageNet ones to rebuild it
+        self._from_saved = True
+        try:
+            super()._load_weights(directory, manifest)
+        finally:
+            self._from_saved = False
