@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--param", action="append", default=[])
     ap.add_argument("--robust-limit", type=int, default=2000)
     args = ap.parse_args(argv)
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=150)
     parts = list(PARTS) if args.part == "all" else [args.part]
     table = Table(title="rotated MNIST: measured vs seed 000" + (" (QUICK: not comparable)" if args.quick else ""))
     for col in ("dataset", "model", "accuracy", "macro F1", "train s", "seed acc", "seed F1", "rot. spread (24 angles)"):
