@@ -1,0 +1,350 @@
+"""The HTTP app: ``POST /prediction`` (image upload, raw image body, JSON pixels or a JSON batch), ``GET /health``,
+``GET /model``, the drawing page at ``GET /`` and OpenAPI docs at ``/docs``.
+
+Inputs from strangers cannot break it: bodies over ``max_bytes`` get 413 before they are read whole (the
+Content-Length header is checked, and the bytes are counted while they stream in), unknown content types
+get 415, malformed JSON or JSON of the wrong shape, NaN or out-of-range values get 422 with the path of
+the bad field, and bytes that are not an image, truncated images, empty bodies and decompression bombs
+get 400. Anything unexpected is logged and answered with a JSON 500 while the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from glyphlab.errors import GlyphlabError
+from glyphlab.serving import preprocess as pp
+from glyphlab.serving.predictor import Predictor
+
+log = logging.getLogger("glyphlab.serving")
+
+#: the largest side a JSON pixel array may have (it is resized to the model's input anyway)
+MAX_JSON_SIDE = 512
+
+
+class ServeSettings(BaseModel):
+    """Limits and choices of one server; every field can be set from ``glyphlab serve`` options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_bytes: int = Field(5_000_000, gt=0, description="Largest request body accepted (bytes); more is a 413.")
+    max_pixels: int = Field(4_000_000, gt=0, description="Largest image (width x height) decoded; more is a 400.")
+    max_batch: int = Field(64, gt=0, description="Most images in one JSON batch request.")
+    top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
+    backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
+    threads: int | None = Field(None, gt=0, description="Threads for inference (default: the runtime's choice).")
+
+    def limits(self) -> pp.DecodeLimits:
+        return pp.DecodeLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
+
+# -- request and response models ---------------------------------------------------------------------------
+Pixel = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
+Row = Annotated[list[Pixel], Field(min_length=1, max_length=MAX_JSON_SIDE)]
+Image2D = Annotated[list[Row], Field(min_length=1, max_length=MAX_JSON_SIDE)]
+
+
+def _check_rectangular(image: list[list[float]], where: str) -> None:
+    widths = {len(r) for r in image}
+    if len(widths) > 1:
+        raise ValueError(f"{where}: every row must have the same length, got lengths {sorted(widths)[:5]}")
+
+
+class PredictionRequest(BaseModel):
+    """Either one image as ``pixels`` (a 2-D list, rows of floats in [0, 1], 1 = ink) or a batch as ``images``.
+
+    An image of another shape than the model's input is cropped to its ink, resized and centred.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"pixels": [[0.0, 0.5, 1.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]}]},
+    )
+
+    pixels: Image2D | None = Field(None, description="One image: rows of floats in [0, 1] (1 = ink).")
+    images: Annotated[list[Image2D], Field(min_length=1)] | None = Field(None, description="A batch of images.")
+
+    @field_validator("pixels")
+    @classmethod
+    def _pixels_rectangular(cls, v: list[list[float]] | None) -> list[list[float]] | None:
+        if v is not None:
+            _check_rectangular(v, "pixels")
+        return v
+
+    @field_validator("images")
+    @classmethod
+    def _images_rectangular(cls, v: list[list[list[float]]] | None) -> list[list[list[float]]] | None:
+        for i, im in enumerate(v or []):
+            _check_rectangular(im, f"images[{i}]")
+        return v
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "PredictionRequest":
+        if (self.pixels is None) == (self.images is None):
+            raise ValueError("send exactly one of 'pixels' (one image) or 'images' (a batch)")
+        return self
+
+
+class TopClass(BaseModel):
+    label: int = Field(description="Index of the class in the model's classes.")
+    class_name: str
+    probability: float
+
+
+class Prediction(BaseModel):
+    label: int = Field(description="Index of the most probable class.")
+    class_name: str = Field(description="Name of the most probable class.")
+    probabilities: dict[str, float] = Field(description="Probability of every class, by class name.")
+    top: list[TopClass] = Field(description="The most probable classes, best first.")
+
+
+class PredictionResponse(Prediction):
+    model_id: str = Field(description="Model name and the first 12 hex digits of its weights' SHA-256.")
+
+
+class BatchResponse(BaseModel):
+    model_id: str
+    predictions: list[Prediction]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model_id: str
+    backend: str
+
+
+class ErrorResponse(BaseModel):
+    detail: Any
+
+
+def _error(status: int, detail: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+# -- the body limit: a pure ASGI middleware ------------------------------------------------------------------
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413 without reading them whole.
+
+    A declared Content-Length over the limit is refused at once; otherwise the body is read here chunk by
+    chunk, counting, and handed to the app only if it stayed within the limit (at most ``max_bytes`` are
+    ever held).
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+                if length < 0:
+                    raise ValueError
+            except ValueError:
+                await _send_json(send, 400, {"detail": "the Content-Length header is not a valid number"})
+                return
+            if length > self.max_bytes:
+                await _send_json(send, 413, {"detail": _too_large(self.max_bytes, length)})
+                return
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            total += len(body)
+            if total > self.max_bytes:
+                await _send_json(send, 413, {"detail": _too_large(self.max_bytes)})
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replay = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        sent = False
+
+        async def replay_receive() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return replay
+            return await receive()
+
+        await self.app(scope, replay_receive, send)
+
+
+def _too_large(limit: int, declared: int | None = None) -> str:
+    got = f" (Content-Length {declared:,})" if declared is not None else ""
+    return f"the request body is larger than the limit of {limit:,} bytes{got}; send a smaller image"
+
+
+async def _send_json(send: Any, status: int, payload: dict) -> None:
+    import json
+
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# -- the app ---------------------------------------------------------------------------------------------------
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
+
+_PREDICTION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["file"],
+                           "properties": {"file": {"type": "string", "format": "binary",
+                                                   "description": "A PNG or JPEG image of one glyph."}}},
+            },
+            "application/json": {"schema": {"$ref": "#/components/schemas/PredictionRequest"}},
+            **{t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/png", "image/jpeg")},
+        },
+    },
+}
+
+
+def create_app(model_path: str | Path | Predictor, settings: ServeSettings | None = None) -> FastAPI:
+    """A FastAPI app serving the model at ``model_path`` (a model folder, or a ready :class:`Predictor`)."""
+    settings = settings or ServeSettings()
+    predictor = (
+        model_path if isinstance(model_path, Predictor)
+        else Predictor(model_path, backend=settings.backend, threads=settings.threads)
+    )
+    limits = settings.limits()
+    app = FastAPI(
+        title="glyphlab",
+        version="1",
+        summary=f"Handwritten-character classifier: {predictor.model_id}",
+        description="POST an image (multipart field `file`, or a raw image/png body) or JSON pixels to "
+                    "`/prediction`; draw one at `/`.",
+    )
+    app.state.predictor = predictor
+    app.state.settings = settings
+    # components for the hand-written request body schema
+    app.openapi_schema = None
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                             description=app.description, routes=app.routes)
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        defs = PredictionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        comps.update(defs.pop("$defs", {}))
+        comps["PredictionRequest"] = defs
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "internal error; the server logged it and keeps serving")
+
+    def answer(images: np.ndarray, batch: bool) -> dict:
+        probs = predictor.predict(images)
+        preds = [predictor.describe(row, settings.top_k) for row in probs]
+        if batch:
+            return {"model_id": predictor.model_id, "predictions": preds}
+        return {**preds[0], "model_id": predictor.model_id}
+
+    responses = {
+        400: {"model": ErrorResponse, "description": "Not an image, a damaged or truncated one, empty, or too many pixels."},
+        413: {"model": ErrorResponse, "description": "Body larger than max_bytes."},
+        415: {"model": ErrorResponse, "description": "Content type not JSON, multipart or an image."},
+        422: {"model": ErrorResponse, "description": "JSON of the wrong shape or values; `loc` says where."},
+    }
+
+    @app.post("/prediction", response_model=PredictionResponse | BatchResponse, responses=responses,
+              openapi_extra=_PREDICTION_BODY, summary="Classify one image (upload or pixels) or a batch")
+    async def prediction(request: Request):
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            if ctype == "application/json":
+                body = await request.body()
+                try:
+                    req = PredictionRequest.model_validate_json(body)
+                except ValidationError as exc:
+                    return _error(422, [
+                        {**e, "loc": ["body", *e["loc"]]}
+                        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+                    ][:20])
+                if req.images is not None:
+                    if len(req.images) > settings.max_batch:
+                        return _error(422, [{"loc": ["body", "images"], "type": "too_long",
+                                             "msg": f"at most {settings.max_batch} images per request, "
+                                                    f"got {len(req.images)}"}])
+                    raw = req.images
+                else:
+                    raw = [req.pixels]
+
+                def run_json() -> dict:
+                    x = np.stack([predictor.prepare_pixels(np.asarray(im, dtype=np.float32)) for im in raw])
+                    return answer(x, batch=req.images is not None)
+
+                return await run_in_threadpool(run_json)
+            if ctype == "multipart/form-data":
+                try:
+                    form = await request.form(max_files=1, max_fields=8, max_part_size=settings.max_bytes)
+                except Exception as exc:  # malformed multipart (starlette raises its own types)
+                    return _error(400, f"the multipart body cannot be parsed: {exc}")
+                try:
+                    upload = form.get("file")
+                    if upload is None or isinstance(upload, str):
+                        return _error(422, [{"loc": ["body", "file"], "type": "missing",
+                                             "msg": "upload the image in the multipart field 'file'"}])
+                    data = await upload.read()
+                finally:
+                    await form.close()
+            elif ctype in IMAGE_TYPES:
+                data = await request.body()
+            else:
+                return _error(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
+                                   "(field 'file'), an image/png or image/jpeg body, or application/json")
+
+            def run_image() -> dict:
+                return answer(predictor.prepare_bytes(data, limits)[None], batch=False)
+
+            return await run_in_threadpool(run_image)
+        except pp.ImageTooLargeError as exc:
+            return _error(413, str(exc))
+        except GlyphlabError as exc:
+            return _error(400, str(exc))
+
+    @app.get("/health", response_model=Health, summary="Liveness: the model is loaded")
+    def health() -> dict:
+        return {"status": "ok", "model_id": predictor.model_id, "backend": predictor.backend}
+
+    @app.get("/model", summary="The model's manifest and how it is served")
+    def model_info() -> dict:
+        return {**predictor.info(), "manifest": predictor.manifest,
+                "limits": settings.model_dump()}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        html = resources.files("glyphlab.serving").joinpath("static/index.html").read_text(encoding="utf-8")
+        return HTMLResponse(html, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes)
+    return app

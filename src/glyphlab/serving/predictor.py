@@ -1,0 +1,176 @@
+"""A predictor for a saved model: ONNX Runtime when a checked ONNX file sits beside the model, else the model.
+
+The model folder is always loaded through :func:`~glyphlab.models.persistence.load_model`, so its weights
+are SHA-256 checked. An ONNX file (``MODEL_DIR/model.onnx`` by default, written by ``glyphlab export``) is
+used only when its sidecar says it was exported from exactly these weights and the file's own SHA-256
+matches; otherwise the predictor falls back to the model and says why in :attr:`Predictor.onnx_note`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+import numpy as np
+
+from glyphlab.errors import ConfigError, ModelFileError
+from glyphlab.models.base import check_images
+from glyphlab.serving import preprocess as pp
+from glyphlab.serving.onnx_export import DEFAULT_NAME, FORMAT, OUTPUT, sidecar_path
+
+Backend = Literal["auto", "onnx", "native"]
+
+
+class Predictor:
+    """Probabilities for (N, H, W) images in [0, 1] (ink = 1), plus helpers to turn them into answers."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        backend: Backend = "auto",
+        onnx_path: str | Path | None = None,
+        threads: int | None = None,
+        batch_size: int = 1024,
+    ) -> None:
+        from glyphlab.models.persistence import load_model, read_manifest, resolve_model_dir
+
+        if backend not in ("auto", "onnx", "native"):
+            raise ConfigError(f"backend must be auto, onnx or native, got {backend!r}")
+        self.directory = resolve_model_dir(model_path)
+        self.manifest: dict[str, Any] = read_manifest(self.directory)
+        self.model = load_model(self.directory)
+        self.classes: list[str] = [str(c) for c in (self.model.classes_ or [])]
+        self.input_shape: tuple[int, int] = tuple(int(s) for s in (self.model.input_shape_ or ()))  # type: ignore[assignment]
+        if len(self.input_shape) != 2:
+            raise ModelFileError(f"{self.directory}: the manifest has no 2-D input shape")
+        self.model_name: str = str(self.manifest.get("model"))
+        files = self.manifest.get("files") or {}
+        digest = str(files[sorted(files)[0]]) if files else "0" * 12
+        self.model_id = f"{self.model_name}-{digest[:12]}"
+        self.batch_size = int(batch_size)
+        self.onnx_note = ""
+        self._session = None
+        self.onnx_path: Path | None = None
+        if backend != "native":
+            candidate = Path(onnx_path) if onnx_path is not None else self.directory / DEFAULT_NAME
+            self._session = self._open_onnx(candidate, threads)
+            if self._session is None and backend == "onnx":
+                raise ModelFileError(f"cannot use ONNX for {self.directory}: {self.onnx_note}")
+        self.backend: str = "onnxruntime" if self._session is not None else "native"
+        if self._session is None and hasattr(self.model, "module_"):
+            import torch
+
+            if threads:
+                torch.set_num_threads(int(threads))
+
+    # -- ONNX -------------------------------------------------------------------------------------
+    def _open_onnx(self, path: Path, threads: int | None):
+        from glyphlab.models.persistence import sha256_file
+
+        if not path.is_file():
+            self.onnx_note = f"no ONNX file at {path} (glyphlab export MODEL makes one)"
+            return None
+        side = sidecar_path(path)
+        try:
+            meta = json.loads(side.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            self.onnx_note = f"{side} is missing or unreadable ({exc}); re-export"
+            return None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            self.onnx_note = f"{side} is not a glyphlab ONNX sidecar"
+            return None
+        if meta.get("source_files") != self.manifest.get("files"):
+            self.onnx_note = f"{path} was exported from other weights than {self.directory}'s; re-export"
+            return None
+        if meta.get("sha256") != sha256_file(path):
+            self.onnx_note = f"{path} does not match the SHA-256 in its sidecar (changed after export); re-export"
+            return None
+        if list(meta.get("classes") or []) != list(self.model.classes_ or []) or tuple(
+            meta.get("input_shape") or ()
+        ) != tuple(self.input_shape):
+            self.onnx_note = f"{path} has other classes or input shape than the model; re-export"
+            return None
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            self.onnx_note = "onnxruntime is not installed (pip install 'glyphlab[serve]')"
+            return None
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            self.onnx_note = f"ONNX Runtime cannot load {path}: {exc}"
+            return None
+        self._input = sess.get_inputs()[0]
+        self._flat = len(self._input.shape) == 2
+        self._columns = np.asarray((meta.get("output") or {}).get("columns") or range(len(self.classes)), dtype=np.int64)
+        self.onnx_path = path
+        self.onnx_meta = meta
+        self.onnx_note = f"using {path}"
+        return sess
+
+    # -- inference --------------------------------------------------------------------------------
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """(N, n_classes) float32 probabilities for (N, H, W) images of the model's input shape."""
+        x = check_images(images)
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ConfigError(f"the model takes {self.input_shape} images, got {tuple(x.shape[1:])}")
+        x = np.clip(x, 0.0, 1.0)
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        if self._session is None:
+            return np.asarray(self.model.predict_proba(x), dtype=np.float32)
+        out = np.zeros((len(x), len(self.classes)), dtype=np.float32)
+        for i in range(0, len(x), self.batch_size):
+            xb = np.ascontiguousarray(x[i : i + self.batch_size])
+            feed = xb.reshape(len(xb), -1) if self._flat else xb
+            out[i : i + len(xb), self._columns] = self._session.run([OUTPUT], {self._input.name: feed})[0]
+        return out
+
+    def predict_bytes(self, blobs: Iterable[bytes], limits: pp.DecodeLimits = pp.DecodeLimits()) -> np.ndarray:
+        return self.predict(np.stack([self.prepare_bytes(b, limits) for b in blobs]))
+
+    def prepare_bytes(self, data: bytes, limits: pp.DecodeLimits = pp.DecodeLimits()) -> np.ndarray:
+        return pp.prepare_bytes(data, self.input_shape, limits)
+
+    def prepare_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        return pp.prepare_pixels(pixels, self.input_shape)
+
+    # -- answers ----------------------------------------------------------------------------------
+    def top_k(self, probs: np.ndarray, k: int = 3) -> list[list[dict[str, Any]]]:
+        """Per image, the k most probable classes: ``{"label", "class_name", "probability"}``, best first."""
+        probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+        k = max(1, min(int(k), probs.shape[1]))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return [
+            [{"label": int(j), "class_name": self.classes[j], "probability": float(row[j])} for j in idx]
+            for row, idx in zip(probs, order)
+        ]
+
+    def describe(self, probs_row: Sequence[float], k: int = 3) -> dict[str, Any]:
+        """One image's answer: label, class_name, probabilities (class -> p), top (k best)."""
+        row = np.asarray(probs_row, dtype=np.float64)
+        top = self.top_k(row[None], k)[0]
+        return {
+            "label": top[0]["label"],
+            "class_name": top[0]["class_name"],
+            "probabilities": {c: float(p) for c, p in zip(self.classes, row)},
+            "top": top,
+        }
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "model": self.model_name,
+            "classes": self.classes,
+            "input_shape": list(self.input_shape),
+            "backend": self.backend,
+            "onnx": str(self.onnx_path) if self.onnx_path else None,
+            "onnx_note": self.onnx_note,
+        }
