@@ -78,8 +78,7 @@ def _row_labels(ax, labels: Sequence[str], h: int) -> None:
 def _imshow_mosaic(ax, grid: np.ndarray, vmax: float = 1.0) -> None:
     import matplotlib
 
-    cmap = matplotlib.colormaps["gray_r"].copy()
-    cmap.set_bad("#eef0f4")
+    cmap = matplotlib.colormaps["gray_r"].with_extremes(bad="#eef0f4")
     ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
 
 
@@ -169,7 +168,8 @@ def learning_curves(history: list[dict[str, float]], title: str = "") -> bytes |
         ax.set_ylabel(label, fontsize=9)
         ax.grid(alpha=0.3)
         _style(ax)
-        ax.legend(fontsize=8, frameon=False)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
     return png_bytes(fig)
