@@ -232,6 +232,131 @@ def report_cmd(
         console.print(f"pdf: [green]{path.parent / PDF}[/]")
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
+
+
+def _image_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise GlyphlabError(f"no such image file or folder: {p}")
+    if not files:
+        raise GlyphlabError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
+    return files
+
+
+@app.command("predict")
+def predict_cmd(
+    model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images (PNG, JPEG, ...).")],
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="How many classes to list per image.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    backend: Annotated[str, typer.Option(help="auto (ONNX Runtime when MODEL/model.onnx exists) | onnx | native")] = "auto",
+    max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this.")] = 4_000_000,
+) -> None:
+    """Classify image files (batch inference; ONNX Runtime when the model has an exported .onnx)."""
+    import numpy as np
+
+    from glyphlab.serving.predictor import Predictor
+    from glyphlab.serving.preprocess import DecodeLimits
+
+    try:
+        predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
+        files = _image_files(images)
+        limits = DecodeLimits(max_bytes=max(5_000_000, max_pixels * 4), max_pixels=max_pixels)
+        arrays, ok, errors = [], [], {}
+        for f in files:
+            try:
+                arrays.append(predictor.prepare_bytes(f.read_bytes(), limits))
+                ok.append(f)
+            except (GlyphlabError, OSError) as exc:
+                errors[f] = str(exc)
+        probs = predictor.predict(np.stack(arrays)) if arrays else np.zeros((0, len(predictor.classes)))
+    except GlyphlabError as exc:
+        _fail(exc)
+    results: dict[Path, dict] = {f: {"file": str(f), "error": msg} for f, msg in errors.items()}
+    for f, row in zip(ok, probs):
+        d = predictor.describe(row, top_k)
+        results[f] = {"file": str(f), "label": d["label"], "class_name": d["class_name"], "top": d["top"]}
+    ordered = [results[f] for f in files]
+    if as_json:
+        typer.echo(json.dumps({"model_id": predictor.model_id, "backend": predictor.backend, "predictions": ordered},
+                              indent=2))
+    else:
+        table = Table(title=f"{predictor.model_id} ({predictor.backend})")
+        table.add_column("file")
+        table.add_column("class", style="bold")
+        table.add_column("p", justify="right")
+        table.add_column(f"top {top_k}")
+        for r in ordered:
+            if "error" in r:
+                table.add_row(r["file"], "[red]error[/]", "", f"[red]{r['error']}[/]")
+            else:
+                top = ", ".join(f"{t['class_name']} {t['probability']:.3f}" for t in r["top"])
+                table.add_row(r["file"], r["class_name"], f"{r['top'][0]['probability']:.3f}", top)
+        console.print(table)
+    if errors:
+        raise typer.Exit(code=1)
+
+
+@app.command("export")
+def export_cmd(
+    model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
+    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="Output .onnx file (default: MODEL/model.onnx, "
+                                                                 "which predict and serve pick up).")] = None,
+) -> None:
+    """Export a model to ONNX (torch networks, logreg, random-forest), checked against the model to 1e-4."""
+    from glyphlab.serving.onnx_export import export_onnx, sidecar_path
+
+    try:
+        out = export_onnx(model_path, onnx)
+    except GlyphlabError as exc:
+        _fail(exc)
+    meta = json.loads(sidecar_path(out).read_text())
+    console.print(f"wrote [green]{out}[/] and {sidecar_path(out).name} "
+                  f"(max |ONNX - model| = {meta['max_abs_diff']:.1e} on a probe batch)")
+
+
+@app.command("serve")
+def serve_cmd(
+    model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model).")] = 1,
+    max_bytes: Annotated[int, typer.Option(help="Largest request body in bytes (413 above).")] = 5_000_000,
+    max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (400 above).")] = 4_000_000,
+    max_batch: Annotated[int, typer.Option(help="Most images in one JSON batch.")] = 64,
+    backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
+    threads: Annotated[Optional[int], typer.Option(help="Inference threads per worker.")] = None,
+) -> None:
+    """Serve the model over HTTP: POST /prediction, a drawing page at /, docs at /docs (uvicorn)."""
+    import os
+
+    import uvicorn
+
+    from glyphlab.serving.app import ServeSettings
+
+    try:
+        from glyphlab.models.persistence import read_manifest
+
+        read_manifest(model_path)  # fail fast with a clear message before uvicorn starts
+        settings = ServeSettings(max_bytes=max_bytes, max_pixels=max_pixels, max_batch=max_batch,
+                                 backend=backend, threads=threads)
+    except GlyphlabError as exc:
+        _fail(exc)
+    except ValueError as exc:
+        _fail(GlyphlabError(str(exc)))
+    os.environ["GLYPHLAB_SERVE_MODEL"] = str(model_path)
+    os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
+    console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs)")
+    uvicorn.run("glyphlab.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="info", timeout_graceful_shutdown=5)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

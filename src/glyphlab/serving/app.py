@@ -348,3 +348,15 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory behind ``glyphlab serve`` (each worker process builds its own app)."""
+    import os
+
+    model = os.environ.get("GLYPHLAB_SERVE_MODEL")
+    if not model:
+        raise RuntimeError("GLYPHLAB_SERVE_MODEL is not set; start the server with `glyphlab serve MODEL`")
+    raw = os.environ.get("GLYPHLAB_SERVE_SETTINGS")
+    settings = ServeSettings.model_validate_json(raw) if raw else ServeSettings()
+    return create_app(model, settings)
