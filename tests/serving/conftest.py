@@ -1,0 +1,44 @@
+"""Small real models trained on scikit-learn's digits (8x8) for the serving tests, saved once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serving_helpers import drawn_one, png_bytes
+
+from glyphlab.models.registry import MODELS, _ensure_builtin
+
+
+def _train(name: str, digits, **params):
+    _ensure_builtin()
+    tr = digits.splits["train"]
+    model = MODELS[name].cls(**params)
+    if MODELS[name].cls.uses_validation:
+        model.fit(tr.images[:800], tr.labels[:800], tr.images[800:1000], tr.labels[800:1000], classes=digits.classes)
+    else:
+        model.fit(tr.images, tr.labels, classes=digits.classes)
+    return model
+
+
+@pytest.fixture()
+def one_png() -> bytes:
+    return png_bytes(drawn_one())
+
+
+@pytest.fixture(scope="session")
+def logreg_dir(digits, tmp_path_factory) -> Path:
+    """A saved logreg with its ONNX export beside it (so the predictor uses ONNX Runtime)."""
+    from glyphlab.serving.onnx_export import export_onnx
+
+    d = _train("logreg", digits).save(tmp_path_factory.mktemp("serve") / "logreg")
+    export_onnx(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def cnn_dir(digits, tmp_path_factory) -> Path:
+    """A saved cnn-small (one epoch; accuracy does not matter here), without ONNX export."""
+    model = _train("cnn-small", digits, epochs=1, progress=False, device="cpu", patience=0)
+    return model.save(tmp_path_factory.mktemp("serve") / "cnn-small")
