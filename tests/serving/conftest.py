@@ -42,3 +42,16 @@ def cnn_dir(digits, tmp_path_factory) -> Path:
     """A saved cnn-small (one epoch; accuracy does not matter here), without ONNX export."""
     model = _train("cnn-small", digits, epochs=1, progress=False, device="cpu", patience=0)
     return model.save(tmp_path_factory.mktemp("serve") / "cnn-small")
+
+
+@pytest.fixture(scope="session")
+def cnn_onnx_dir(cnn_dir, tmp_path_factory) -> Path:
+    """A copy of the cnn-small folder with model.onnx exported beside its manifest."""
+    import shutil
+
+    from glyphlab.serving.onnx_export import export_onnx
+
+    d = tmp_path_factory.mktemp("serve") / "cnn-small-onnx"
+    shutil.copytree(cnn_dir, d)
+    export_onnx(d)
+    return d
