@@ -77,8 +77,11 @@ def test_report_is_self_contained(built_report: Path, report_run: Path):
     assert built_report.stat().st_size < 5_000_000
 
 
-def test_feature_map_is_cached_and_report_survives_deleted_models(built_report: Path, report_run: Path):
-    best = feature_map_model(report_run, [{"model": m} for m in _leaderboard_order(report_run)])
+def test_rebuild_without_weights_reuses_the_feature_map(built_report: Path, report_run: Path):
+    """Delete every model/ folder, add what later steps may leave (robustness sweep, a network's history.csv
+    without its figure) and rebuild through `glyphlab report`: no model is needed and the t-SNE is not redone."""
+    best = _leaderboard_order(report_run)[0]
+    assert feature_map_model(report_run, [{"model": m} for m in _leaderboard_order(report_run)]) == best
     cache = report_run / "models" / best / TSNE_CACHE
     assert cache.is_file()
     with np.load(cache) as z:
@@ -86,13 +89,24 @@ def test_feature_map_is_cached_and_report_survives_deleted_models(built_report: 
     stamp = cache.stat().st_mtime_ns
     for m in REPORT_MODELS:
         shutil.rmtree(report_run / "models" / m / "model", ignore_errors=True)
-    result = CliRunner().invoke(app, ["report", str(report_run)])  # the rebuild goes through `glyphlab report`
-    assert result.exit_code == 0, result.output
-    path = report_run / "report.html"
-    assert cache.stat().st_mtime_ns == stamp  # the embedding was reused, not recomputed
-    page = _parse(path)
-    assert sorted(page.leaderboard_rows) == sorted(REPORT_MODELS)
-    assert "weights not kept" in path.read_text(encoding="utf-8")
+    (report_run / "robustness.csv").write_text("model,angle,accuracy\nlogreg,0,0.97\nlogreg,30,0.61\n")
+    (report_run / "robustness.png").write_bytes(figures.learning_curves([{"epoch": 1, "train_acc": 0.5}]))
+    (report_run / "models" / best / "history.csv").write_text(  # now the best model is also the best "network"
+        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n1,1.0,0.6,0.9,0.7,0.001,0.5\n"
+        "2,0.5,0.8,0.6,0.75,0.001,0.5\n")
+    try:
+        result = CliRunner().invoke(app, ["report", str(report_run)])
+        assert result.exit_code == 0, result.output
+        path = report_run / "report.html"
+        assert cache.stat().st_mtime_ns == stamp  # the embedding was reused, not recomputed
+        page = _parse(path)
+        assert sorted(page.leaderboard_rows) == sorted(REPORT_MODELS)
+        assert "robustness" in page.ids
+        text = path.read_text(encoding="utf-8")
+        assert "weights not kept" in text and "Learning curves" in text
+        assert "best validation accuracy 0.7500 at epoch 2" in text
+    finally:  # leave the shared run as the other tests expect it
+        (report_run / "models" / best / "history.csv").unlink()
 
 
 def _leaderboard_order(run_dir: Path) -> list[str]:
@@ -112,20 +126,6 @@ def test_feature_map_prefers_the_best_network(tmp_path: Path):
     rows = [{"model": m} for m in ("svm", "cnn", "mlp")]  # leaderboard order: best first
     assert feature_map_model(tmp_path, rows) == "cnn"
     assert feature_map_model(tmp_path, [{"model": "svm"}]) == "svm"
-
-
-def test_robustness_section_and_replotted_learning_curves(report_run: Path, tmp_path: Path):
-    run = tmp_path / "run"
-    shutil.copytree(report_run, run, ignore=shutil.ignore_patterns("model", "report.html"))
-    (run / "robustness.csv").write_text("model,angle,accuracy\nlogreg,0,0.97\nlogreg,30,0.61\n")
-    (run / "robustness.png").write_bytes(figures.learning_curves([{"epoch": 1, "train_acc": 0.5}]))
-    # a network without its learning_curves.png: the report re-plots history.csv
-    best = _leaderboard_order(run)[0]  # its cached t-SNE is copied along: no recomputation
-    (run / "models" / best / "history.csv").write_text(
-        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n1,1.0,0.6,0.9,0.7,0.001,0.5\n2,0.5,0.8,0.6,0.75,0.001,0.5\n")
-    text = build_report(run).read_text(encoding="utf-8")
-    assert 'id="robustness"' in text and "Learning curves" in text
-    assert "best validation accuracy 0.7500 at epoch 2" in text
 
 
 def test_figures_return_png():
