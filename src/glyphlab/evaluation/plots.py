@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -56,7 +57,8 @@ def plot_most_confused(
     if not pairs:
         return None
     rows = len(pairs)
-    fig, axes = plt.subplots(rows, per_pair, figsize=(1.3 * per_pair + 1.2, 1.35 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, per_pair, figsize=(1.0 * per_pair + 1.4, 1.0 * rows + 0.5), squeeze=False,
+                             gridspec_kw={"wspace": 0.05, "hspace": 0.12})
     for r, pair in enumerate(pairs):
         idx = np.flatnonzero((y_true == pair["true_index"]) & (y_pred == pair["predicted_index"]))[:per_pair]
         for c in range(per_pair):
@@ -68,7 +70,9 @@ def plot_most_confused(
             -0.15, 0.5, f"{pair['true']} → {pair['predicted']}\n({pair['count']}×)",
             transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=9,
         )
-    fig.suptitle(title, fontsize=11)
+    height = fig.get_figheight()
+    fig.subplots_adjust(top=1 - 0.45 / height, bottom=0.1 / height)
+    fig.suptitle(title, fontsize=11, y=1 - 0.12 / height)
     return _save(fig, path)
 
 
@@ -84,11 +88,15 @@ def plot_accuracy_vs_time(rows: list[dict[str, Any]], path: Path, title: str = "
     order = np.argsort(times[front])
     ax.plot(times[front][order], accs[front][order], "--", color="tab:orange", label="Pareto front", zorder=2)
     ax.set_xscale("log")
+    # plain numbers (200, not 2×10²); minor ticks labelled too when the times span less than two decades
+    ax.xaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax.margins(x=0.15, y=0.12)
     ax.set_xlabel("training time (s, log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best", framealpha=0.9)
     return _save(fig, path)
 
 
