@@ -1,0 +1,136 @@
+"""The drawing page in a real browser: headless Debian Chromium driven by Selenium draws a stroke with the
+mouse (pointer events); the page posts the canvas as PNG and shows the top-3 and a bar per class.
+
+Needs ``apt-get install chromium chromium-driver`` and ``pip install selenium``; skipped without them.
+Set GLYPHLAB_SCREENSHOT=path.png to keep the screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+try:
+    import selenium  # noqa: F401
+
+    HAVE_SELENIUM = True
+except ImportError:
+    HAVE_SELENIUM = False
+
+pytestmark = [
+    pytest.mark.skipif(not HAVE_SELENIUM, reason="selenium is not installed: pip install selenium"),
+    pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
+                       reason="no chromium/chromedriver: apt-get install -y chromium chromium-driver (Debian)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir: Path, port: int) -> subprocess.Popen:
+    """``glyphlab serve`` in a subprocess on 127.0.0.1; returns once /health answers."""
+    cmd = [sys.executable, "-c", "from glyphlab.cli import app; app()", "serve", str(model_dir),
+           "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("the server did not answer /health within 60 s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def make_driver(width: int = 740, height: int = 760):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                f"--window-size={width},{height}", "--force-device-scale-factor=1", "--hide-scrollbars"):
+        opts.add_argument(arg)
+    return webdriver.Chrome(service=Service(DRIVER), options=opts)
+
+
+def draw(driver, points: list[tuple[float, float]]) -> None:
+    """Draw a polyline on the canvas with the mouse; points in canvas fractions (0..1)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    canvas = driver.find_element(By.ID, "draw")
+    w, h = canvas.size["width"], canvas.size["height"]
+
+    def off(p):  # Selenium 4 offsets are from the element's centre
+        return int(p[0] * w - w / 2), int(p[1] * h - h / 2)
+
+    chain = ActionChains(driver, duration=10).move_to_element_with_offset(canvas, *off(points[0])).click_and_hold()
+    prev = off(points[0])
+    for p in points[1:]:
+        cur = off(p)
+        steps = 6
+        for k in range(1, steps + 1):
+            chain.move_by_offset(round((cur[0] - prev[0]) * k / steps) - round((cur[0] - prev[0]) * (k - 1) / steps),
+                                 round((cur[1] - prev[1]) * k / steps) - round((cur[1] - prev[1]) * (k - 1) / steps))
+        prev = cur
+    chain.release().perform()
+
+
+def test_draw_a_stroke_and_see_a_prediction(logreg_dir, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = free_port()
+    proc = start_server(logreg_dir, port)
+    driver = None
+    try:
+        driver = make_driver()
+        driver.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(driver, 20).until(EC.text_to_be_present_in_element((By.ID, "model"), "logreg-"))
+        draw(driver, [(0.5, 0.12), (0.5, 0.88)])  # a '1'
+        WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#top li .cls")))
+        top = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#top li .cls")]
+        assert len(top) == 3 and all(t in [str(i) for i in range(10)] for t in top)
+        bars = driver.find_elements(By.CSS_SELECTOR, "#bars .bar")
+        assert len(bars) == 10
+        assert driver.find_element(By.ID, "status").text == ""
+        logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not logs, logs
+        shot = Path(os.environ.get("GLYPHLAB_SCREENSHOT") or tmp_path / "serve.png")
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 1000
+        # Clear empties the predictions
+        driver.find_element(By.ID, "clear").click()
+        assert driver.find_elements(By.CSS_SELECTOR, "#top li.empty")
+        assert not driver.find_elements(By.CSS_SELECTOR, "#bars .bar")
+    finally:
+        if driver is not None:
+            driver.quit()
+        stop_server(proc)
