@@ -43,7 +43,7 @@ bodies = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(body=bodies)
 def test_json_endpoint_never_500(client, body):
@@ -60,7 +60,7 @@ def test_json_endpoint_never_500(client, body):
 PNG = png_bytes(drawn_one(64))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(flips=st.lists(st.tuples(st.integers(0, len(PNG) - 1), st.integers(0, 255)), min_size=1, max_size=8),
        cut=st.integers(0, len(PNG)))
 def test_damaged_png_never_500(client, flips, cut):
