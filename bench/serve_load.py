@@ -1,0 +1,203 @@
+"""Load test of `glyphlab serve` and batch throughput of the predictor (run by hand; prints a table).
+
+    python bench/serve_load.py MODEL                       # 30 s at 100 req/s, then batch throughput
+    python bench/serve_load.py MODEL --rate 200 --duration 10 --max-requests 2000
+    python bench/serve_load.py runs/RUN/models/cnn-small --dataset mnist --data-dir /work/shared/data
+
+1. Starts `glyphlab serve MODEL` on 127.0.0.1 (only ever; a free port) and sends an open-loop load: one
+   single-image request (a PNG of a test image, multipart field `file`) every 1/RATE s for DURATION s,
+   never more than --max-requests in all nor --max-in-flight at once. Latency is measured from each
+   request's *scheduled* send time (no coordinated omission), so a server that falls behind shows it.
+   Reports p50/p90/p99/max latency, achieved throughput and errors (non-200 or failed connections).
+2. Batch inference: the predictor on the whole test split (10,000 images for MNIST) through ONNX Runtime
+   (when the model has an export; `glyphlab export MODEL` makes one) and through the model itself, in
+   images/s, with the accuracy as a sanity check.
+
+The client and the server share this machine's cores, so the numbers are a floor for the server alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+
+HOST = "127.0.0.1"  # the load only ever targets this machine
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: str, port: int, workers: int, threads: int | None) -> subprocess.Popen:
+    cmd = [sys.executable, "-c", "from glyphlab.cli import app; app()", "serve", model, "--host", HOST,
+           "--port", str(port), "--workers", str(workers)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}; run `glyphlab serve {model}` to see why")
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.25)
+    proc.terminate()
+    raise SystemExit("the server did not answer /health within 120 s")
+
+
+def png(image: np.ndarray, scale: int = 4) -> bytes:
+    arr = (255 - np.asarray(image) * 255).clip(0, 255).astype(np.uint8)  # black ink on white, like a scan
+    im = Image.fromarray(arr, mode="L")
+    im = im.resize((arr.shape[1] * scale, arr.shape[0] * scale), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+async def load(url: str, bodies: list[bytes], rate: float, duration: float, max_requests: int,
+               max_in_flight: int) -> dict:
+    import httpx
+
+    n = min(int(rate * duration), max_requests)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    sem = asyncio.Semaphore(max_in_flight)
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+        t0 = time.perf_counter()
+
+        async def one(i: int) -> None:
+            scheduled = t0 + i / rate
+            async with sem:
+                try:
+                    r = await client.post(url, files={"file": ("glyph.png", bodies[i % len(bodies)], "image/png")})
+                    if r.status_code != 200:
+                        errors[f"HTTP {r.status_code}"] = errors.get(f"HTTP {r.status_code}", 0) + 1
+                        return
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    return
+            latencies.append(time.perf_counter() - scheduled)
+
+        tasks = []
+        for i in range(n):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - t0
+    lat = np.asarray(latencies) * 1000
+    return {
+        "sent": n, "ok": len(latencies), "errors": errors, "wall": wall,
+        "throughput": len(latencies) / wall if wall else 0.0,
+        "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+        "p90": float(np.percentile(lat, 90)) if len(lat) else float("nan"),
+        "p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+        "max": float(lat.max()) if len(lat) else float("nan"),
+    }
+
+
+def batch_throughput(model: str, images: np.ndarray, labels: np.ndarray, threads: int | None) -> list[tuple]:
+    from glyphlab.serving.predictor import Predictor
+
+    rows = []
+    for backend in ("onnx", "native"):
+        try:
+            p = Predictor(model, backend=backend, threads=threads)  # type: ignore[arg-type]
+        except Exception as exc:  # no export: say so and go on
+            rows.append((backend, "-", "-", str(exc).splitlines()[0][:60]))
+            continue
+        p.predict(images[:256])  # warm-up
+        t = time.perf_counter()
+        probs = p.predict(images)
+        dt = time.perf_counter() - t
+        acc = float((probs.argmax(1) == labels).mean())
+        rows.append((p.backend, f"{len(images) / dt:,.0f}", f"{acc:.4f}", f"{len(images):,} images in {dt:.2f} s"))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", help="a saved model folder (or a run's models/NAME folder)")
+    ap.add_argument("--rate", type=float, default=100.0, help="requests per second (open loop)")
+    ap.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    ap.add_argument("--max-requests", type=int, default=5000, help="hard cap on requests sent")
+    ap.add_argument("--max-in-flight", type=int, default=64, help="most requests outstanding at once")
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--threads", type=int, default=None, help="inference threads per worker")
+    ap.add_argument("--dataset", default=None, help="test images for the load and the batch part "
+                                                    "(default: mnist for 28x28 models, digits for 8x8)")
+    ap.add_argument("--data-dir", default=os.environ.get("GLYPHLAB_DATA", "/work/shared/data"))
+    ap.add_argument("--skip-load", action="store_true")
+    ap.add_argument("--skip-batch", action="store_true")
+    args = ap.parse_args()
+    if args.rate <= 0 or args.duration <= 0 or args.max_requests <= 0:
+        raise SystemExit("--rate, --duration and --max-requests must be positive")
+
+    from glyphlab.data import load_dataset
+    from glyphlab.models.persistence import read_manifest
+
+    console = Console()
+    manifest = read_manifest(args.model)
+    shape = tuple(manifest["input_shape"])
+    name = args.dataset or ("mnist" if shape == (28, 28) else "digits")
+    ds = load_dataset(name, args.data_dir if name == "mnist" else None)
+    test = ds.splits["test"]
+    images, labels = np.asarray(test.images, dtype=np.float32), np.asarray(test.labels)
+
+    if not args.skip_load:
+        port = free_port()
+        console.print(f"starting glyphlab serve {args.model} on {HOST}:{port} ...")
+        proc = start_server(args.model, port, args.workers, args.threads)
+        try:
+            bodies = [png(im) for im in images[:200]]
+            n = min(int(args.rate * args.duration), args.max_requests)
+            console.print(f"load: {n:,} single-image requests at {args.rate:g}/s ({args.duration:g} s), "
+                          f"at most {args.max_in_flight} in flight")
+            res = asyncio.run(load(f"http://{HOST}:{port}/prediction", bodies, args.rate, args.duration,
+                                   args.max_requests, args.max_in_flight))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        t = Table(title=f"HTTP load: POST /prediction (PNG upload), {manifest['model']}, {args.workers} worker(s)")
+        for col in ("sent", "ok", "errors", "target req/s", "achieved req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"):
+            t.add_column(col, justify="right")
+        errs = ", ".join(f"{k}: {v}" for k, v in res["errors"].items()) or "0"
+        t.add_row(f"{res['sent']:,}", f"{res['ok']:,}", errs, f"{args.rate:g}", f"{res['throughput']:.1f}",
+                  f"{res['p50']:.1f}", f"{res['p90']:.1f}", f"{res['p99']:.1f}", f"{res['max']:.1f}")
+        console.print(t)
+
+    if not args.skip_batch:
+        t = Table(title=f"batch inference: Predictor.predict on the {name} test split ({len(images):,} images)")
+        for col in ("backend", "images/s", "accuracy", "note"):
+            t.add_column(col)
+        for row in batch_throughput(args.model, images, labels, args.threads):
+            t.add_row(*row)
+        console.print(t)
+
+
+if __name__ == "__main__":
+    main()
