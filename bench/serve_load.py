@@ -4,7 +4,8 @@
     python bench/serve_load.py MODEL --rate 200 --duration 10 --max-requests 2000
     python bench/serve_load.py runs/RUN/models/cnn-small --dataset mnist --data-dir /work/shared/data
 
-1. Starts `glyphlab serve MODEL` on 127.0.0.1 (only ever; a free port) and sends an open-loop load: one
+1. Starts `glyphlab serve MODEL` on 127.0.0.1 (only ever; a free port), measures the service time with one
+   connection sending 300 requests one after the other, then sends an open-loop load: one
    single-image request (a PNG of a test image, multipart field `file`) every 1/RATE s for DURATION s,
    never more than --max-requests in all nor --max-in-flight at once. Latency is measured from each
    request's *scheduled* send time (no coordinated omission), so a server that falls behind shows it.
@@ -74,7 +75,7 @@ def png(image: np.ndarray, scale: int = 4) -> bytes:
 
 
 async def load(url: str, bodies: list[bytes], rate: float, duration: float, max_requests: int,
-               max_in_flight: int) -> dict:
+               max_in_flight: int, body: str = "multipart") -> dict:
     import httpx
 
     n = min(int(rate * duration), max_requests)
@@ -89,7 +90,11 @@ async def load(url: str, bodies: list[bytes], rate: float, duration: float, max_
             scheduled = t0 + i / rate
             async with sem:
                 try:
-                    r = await client.post(url, files={"file": ("glyph.png", bodies[i % len(bodies)], "image/png")})
+                    data = bodies[i % len(bodies)]
+                    if body == "multipart":
+                        r = await client.post(url, files={"file": ("glyph.png", data, "image/png")})
+                    else:
+                        r = await client.post(url, content=data, headers={"content-type": "image/png"})
                     if r.status_code != 200:
                         errors[f"HTTP {r.status_code}"] = errors.get(f"HTTP {r.status_code}", 0) + 1
                         return
@@ -115,6 +120,27 @@ async def load(url: str, bodies: list[bytes], rate: float, duration: float, max_
         "p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
         "max": float(lat.max()) if len(lat) else float("nan"),
     }
+
+
+def sequential(port: int, bodies: list[bytes], n: int) -> dict:
+    """Service time: one keep-alive connection, one request at a time (raw image/png bodies)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    lat, errors = [], 0
+    for i in range(n):
+        t = time.perf_counter()
+        conn.request("POST", "/prediction", body=bodies[i % len(bodies)], headers={"Content-Type": "image/png"})
+        r = conn.getresponse()
+        r.read()
+        if r.status == 200:
+            lat.append(time.perf_counter() - t)
+        else:
+            errors += 1
+    conn.close()
+    a = np.asarray(lat) * 1000
+    return {"n": n, "errors": errors, "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
+            "rps": len(a) / (a.sum() / 1000)}
 
 
 def batch_throughput(model: str, images: np.ndarray, labels: np.ndarray, threads: int | None) -> list[tuple]:
@@ -143,6 +169,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     ap.add_argument("--max-requests", type=int, default=5000, help="hard cap on requests sent")
     ap.add_argument("--max-in-flight", type=int, default=64, help="most requests outstanding at once")
+    ap.add_argument("--body", choices=["multipart", "raw"], default="multipart",
+                    help="multipart upload (field `file`, as the drawing page sends) or a raw image/png body")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     ap.add_argument("--threads", type=int, default=None, help="inference threads per worker")
     ap.add_argument("--dataset", default=None, help="test images for the load and the batch part "
@@ -171,24 +199,28 @@ def main() -> None:
         proc = start_server(args.model, port, args.workers, args.threads)
         try:
             bodies = [png(im) for im in images[:200]]
+            seq = sequential(port, bodies, min(300, args.max_requests))
             n = min(int(args.rate * args.duration), args.max_requests)
             console.print(f"load: {n:,} single-image requests at {args.rate:g}/s ({args.duration:g} s), "
                           f"at most {args.max_in_flight} in flight")
             res = asyncio.run(load(f"http://{HOST}:{port}/prediction", bodies, args.rate, args.duration,
-                                   args.max_requests, args.max_in_flight))
+                                   args.max_requests, args.max_in_flight, args.body))
         finally:
             proc.terminate()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        t = Table(title=f"HTTP load: POST /prediction (PNG upload), {manifest['model']}, {args.workers} worker(s)")
+        t = Table(title=f"HTTP load: POST /prediction ({args.body} PNG), {manifest['model']}, {args.workers} worker(s)")
         for col in ("sent", "ok", "errors", "target req/s", "achieved req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"):
             t.add_column(col, justify="right")
         errs = ", ".join(f"{k}: {v}" for k, v in res["errors"].items()) or "0"
         t.add_row(f"{res['sent']:,}", f"{res['ok']:,}", errs, f"{args.rate:g}", f"{res['throughput']:.1f}",
                   f"{res['p50']:.1f}", f"{res['p90']:.1f}", f"{res['p99']:.1f}", f"{res['max']:.1f}")
         console.print(t)
+        console.print(f"service time, 1 connection, sequential ({seq['n']} requests, image/png body): "
+                      f"p50 {seq['p50']:.1f} ms, p99 {seq['p99']:.1f} ms, {seq['rps']:.0f} req/s, "
+                      f"{seq['errors']} errors")
 
     if not args.skip_batch:
         t = Table(title=f"batch inference: Predictor.predict on the {name} test split ({len(images):,} images)")

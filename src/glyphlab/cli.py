@@ -331,7 +331,8 @@ def serve_cmd(
     max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (400 above).")] = 4_000_000,
     max_batch: Annotated[int, typer.Option(help="Most images in one JSON batch.")] = 64,
     backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
-    threads: Annotated[Optional[int], typer.Option(help="Inference threads per worker.")] = None,
+    threads: Annotated[int, typer.Option(min=0, help="Inference threads per worker (0: all cores; 1 keeps latency "
+                                                      "low under concurrent requests).")] = 1,
 ) -> None:
     """Serve the model over HTTP: POST /prediction, a drawing page at /, docs at /docs (uvicorn)."""
     import os
@@ -345,7 +346,7 @@ def serve_cmd(
 
         read_manifest(model_path)  # fail fast with a clear message before uvicorn starts
         settings = ServeSettings(max_bytes=max_bytes, max_pixels=max_pixels, max_batch=max_batch,
-                                 backend=backend, threads=threads)
+                                 backend=backend, threads=threads or None)
     except GlyphlabError as exc:
         _fail(exc)
     except ValueError as exc:

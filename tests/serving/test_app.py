@@ -203,3 +203,11 @@ def test_torch_model_served_natively(cnn_dir, one_png):
         r = c.post("/prediction", files={"file": ("one.png", one_png, "image/png")})
         assert r.status_code == 200 and r.json()["model_id"].startswith("cnn-small-")
         assert c.post("/prediction", json={"images": [[[0.0] * 8] * 8] * 3}).status_code == 200
+
+
+def test_answers_match_the_response_models(client, digits):
+    from glyphlab.serving.app import BatchResponse, PredictionResponse
+
+    x = digits.splits["test"].images[:2]
+    PredictionResponse.model_validate(client.post("/prediction", json={"pixels": x[0].tolist()}).json())
+    BatchResponse.model_validate(client.post("/prediction", json={"images": x.tolist()}).json())

@@ -41,7 +41,9 @@ class ServeSettings(BaseModel):
     max_batch: int = Field(64, gt=0, description="Most images in one JSON batch request.")
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
     backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
-    threads: int | None = Field(None, gt=0, description="Threads for inference (default: the runtime's choice).")
+    threads: int | None = Field(
+        1, gt=0, description="Inference threads per worker (None: the runtime's choice). One thread per request "
+                             "keeps latency low; concurrency comes from parallel requests and --workers.")
 
     def limits(self) -> pp.DecodeLimits:
         return pp.DecodeLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
@@ -262,6 +264,8 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error(500, "internal error; the server logged it and keeps serving")
 
+    # answers are built as plain dicts of the response models' shape and sent as JSONResponse (FastAPI skips
+    # re-validating them); tests check the shape against the models
     def answer(images: np.ndarray, batch: bool) -> dict:
         probs = predictor.predict(images)
         preds = [predictor.describe(row, settings.top_k) for row in probs]
@@ -303,7 +307,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                     x = np.stack([predictor.prepare_pixels(np.asarray(im, dtype=np.float32)) for im in raw])
                     return answer(x, batch=req.images is not None)
 
-                return await run_in_threadpool(run_json)
+                return JSONResponse(await run_in_threadpool(run_json))
             if ctype == "multipart/form-data":
                 try:
                     form = await request.form(max_files=1, max_fields=8, max_part_size=settings.max_bytes)
@@ -326,7 +330,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
             def run_image() -> dict:
                 return answer(predictor.prepare_bytes(data, limits)[None], batch=False)
 
-            return await run_in_threadpool(run_image)
+            return JSONResponse(await run_in_threadpool(run_image))
         except pp.ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
