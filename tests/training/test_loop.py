@@ -84,3 +84,21 @@ def test_bad_config_is_refused():
         train(_net(), x, y, n_classes=3, config=TrainConfig(optimizer="lbfgs"))
     with pytest.raises(ConfigError):
         train(_net(), x, y, n_classes=3, config=TrainConfig(monitor="f1"))
+
+
+def test_on_epoch_sees_every_row_and_can_stop_training():
+    x, y = _data()
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def on_epoch(row):
+        seen.append(row["epoch"])
+        if row["epoch"] == 2:
+            raise Stop  # what a search's pruner does (optuna.TrialPruned)
+
+    cfg = TrainConfig(epochs=6, batch_size=32, lr=0.01, progress=False)
+    with pytest.raises(Stop):
+        train(_net(), x[:200], y[:200], x[200:], y[200:], n_classes=3, config=cfg, on_epoch=on_epoch)
+    assert seen == [1, 2]

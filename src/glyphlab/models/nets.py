@@ -184,7 +184,7 @@ class TorchModel(GlyphModel):
         cfg = config_from_params(p, patience=int(p["patience"] or 0) or None)
         result = train(module, images, labels, val_images, val_labels, n_classes=n_classes, config=cfg,
                        run_dir=run_dir, fingerprint=self._fingerprint(images, labels, val_images, val_labels),
-                       parameters=params)
+                       parameters=params, on_epoch=getattr(self, "on_epoch", None))
         self.module_ = module
         self.device_ = next(module.parameters()).device
         self.history_ = result.history

@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -358,6 +358,7 @@ def train(
     run_dir: str | Path | None = None,
     fingerprint: str = "",
     parameters: Sequence[nn.Parameter] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train ``module`` in place on images (N, H, W) or (N, C, H, W) in [0, 1] and integer labels.
 
@@ -484,6 +485,8 @@ def train(
                 row["val_loss"], row["val_acc"] = evaluate(module, xv, yv, cfg.eval_batch_size, amp)
             row["seconds"] = time.perf_counter() - t0
             history.append(row)
+            if on_epoch is not None:  # e.g. a search's pruner; an exception it raises ends training
+                on_epoch(row)
             if task is not None:
                 progress.remove_task(task)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -158,6 +159,8 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
     proba = model.predict_proba(test.images)
     predict_seconds = time.perf_counter() - t0
     model.save(model_dir / "model")
+    # the training checkpoint only served resuming; the saved model is the result
+    shutil.rmtree(model_dir / "checkpoint", ignore_errors=True)
     save_predictions(model_dir, test.labels, proba)
     sample = np.random.default_rng(cfg.seed).permutation(len(test))[:FEATURE_SAMPLE]
     np.savez_compressed(model_dir / "features.npz", features=np.asarray(model.features(test.images[sample]), np.float32),

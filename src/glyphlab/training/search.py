@@ -305,8 +305,8 @@ def load_space(name_or_path: str | Path, model: str | None = None) -> SearchSpac
 class EpochReporter:
     """Reports per-epoch validation accuracy to an Optuna trial and prunes.
 
-    ``glyphlab.training.loop.train`` has no per-epoch callback yet, so the reporter is attached as
-    ``model.on_epoch`` (used as soon as the loop calls it) and otherwise replays ``model.history_`` after fit.
+    Attached as ``model.on_epoch``, which the training loop calls after every epoch, so a pruned trial stops
+    training there; epochs already reported are skipped when ``model.history_`` is replayed after fit.
     """
 
     def __init__(self, trial) -> None:
