@@ -6,20 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from serving_helpers import drawn_one, png_bytes
-
-from glyphlab.models.registry import MODELS, _ensure_builtin
-
-
-def _train(name: str, digits, **params):
-    _ensure_builtin()
-    tr = digits.splits["train"]
-    model = MODELS[name].cls(**params)
-    if MODELS[name].cls.uses_validation:
-        model.fit(tr.images[:800], tr.labels[:800], tr.images[800:1000], tr.labels[800:1000], classes=digits.classes)
-    else:
-        model.fit(tr.images, tr.labels, classes=digits.classes)
-    return model
+from serving_helpers import drawn_one, png_bytes, train_model
 
 
 @pytest.fixture()
@@ -32,7 +19,7 @@ def logreg_dir(digits, tmp_path_factory) -> Path:
     """A saved logreg with its ONNX export beside it (so the predictor uses ONNX Runtime)."""
     from glyphlab.serving.onnx_export import export_onnx
 
-    d = _train("logreg", digits).save(tmp_path_factory.mktemp("serve") / "logreg")
+    d = train_model("logreg", digits).save(tmp_path_factory.mktemp("serve") / "logreg")
     export_onnx(d)
     return d
 
@@ -40,7 +27,7 @@ def logreg_dir(digits, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cnn_dir(digits, tmp_path_factory) -> Path:
     """A saved cnn-small (one epoch; accuracy does not matter here), without ONNX export."""
-    model = _train("cnn-small", digits, epochs=1, progress=False, device="cpu", patience=0)
+    model = train_model("cnn-small", digits, epochs=1, progress=False, device="cpu", patience=0)
     return model.save(tmp_path_factory.mktemp("serve") / "cnn-small")
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -26,3 +28,27 @@ def digit_png(image: np.ndarray, scale: int = 20) -> bytes:
     arr = (255 - np.asarray(image) * 255).clip(0, 255).astype(np.uint8)
     im = Image.fromarray(arr, mode="L").resize((arr.shape[1] * scale, arr.shape[0] * scale), Image.Resampling.NEAREST)
     return png_bytes(im)
+
+
+def train_model(name: str, digits, **params):
+    """Fit a registered model on the digits train split (nets: 800 train + 200 validation images)."""
+    from glyphlab.models.registry import MODELS, _ensure_builtin
+
+    _ensure_builtin()
+    tr = digits.splits["train"]
+    model = MODELS[name].cls(**params)
+    if MODELS[name].cls.uses_validation:
+        model.fit(tr.images[:800], tr.labels[:800], tr.images[800:1000], tr.labels[800:1000], classes=digits.classes)
+    else:
+        model.fit(tr.images, tr.labels, classes=digits.classes)
+    return model
+
+
+def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (only the IHDR and an empty IDAT are written)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")

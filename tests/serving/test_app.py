@@ -3,16 +3,13 @@ the server still answers a good request."""
 
 from __future__ import annotations
 
-import io
-import json
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from serving_helpers import digit_png, drawn_one, png_bytes
-from test_preprocess import bomb_png
+from serving_helpers import bomb_png, digit_png, drawn_one, png_bytes
 
 from glyphlab.serving.app import ServeSettings, create_app
 

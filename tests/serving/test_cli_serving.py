@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 from typer.testing import CliRunner
 
 from serving_helpers import digit_png

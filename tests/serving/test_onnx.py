@@ -15,7 +15,7 @@ from glyphlab.models.persistence import load_model
 from glyphlab.serving.onnx_export import OnnxExportError, export_onnx, sidecar_path
 from glyphlab.serving.predictor import Predictor
 
-from conftest import _train
+from serving_helpers import train_model
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -42,7 +42,7 @@ def test_torch_onnx_equals_pytorch(cnn_onnx_dir, digits):
 @pytest.mark.parametrize("name, params", [("logreg", {}), ("random-forest", {"n_estimators": 15, "n_jobs": 1})])
 def test_sklearn_onnx_equals_sklearn(name, params, digits, tmp_path):
     pytest.importorskip("skl2onnx")
-    d = _train(name, digits, **params).save(tmp_path / name)
+    d = train_model(name, digits, **params).save(tmp_path / name)
     out = export_onnx(d)
     assert out == d / "model.onnx"
     x = digits.splits["test"].images

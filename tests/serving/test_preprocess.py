@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -23,17 +21,7 @@ from glyphlab.serving.preprocess import (
     to_ink,
 )
 
-from serving_helpers import drawn_one, png_bytes
-
-
-def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
-    """A tiny PNG whose header claims width x height pixels (only the IHDR and an empty IDAT are written)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+from serving_helpers import bomb_png, drawn_one, png_bytes
 
 
 def test_errors_are_glyphlab_errors():
