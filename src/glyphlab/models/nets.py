@@ -242,8 +242,12 @@ class TorchModel(GlyphModel):
         return AugmentConfig(rotation=float(p["rotation"]), shift=float(p["shift"]),
                              scale=(float(scale[0]), float(scale[1])), elastic=float(p["elastic"]))
 
+    def _inference_module(self) -> nn.Module:
+        """The module that predicts; a family with a faster inference form (rot-cnn's export) overrides this."""
+        return self.module_
+
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        module = self.module_
+        module = self._inference_module()
         k = int(self.params["tta"] or 0)
 
         def proba(xb: torch.Tensor) -> torch.Tensor:
@@ -259,7 +263,8 @@ class TorchModel(GlyphModel):
         return out
 
     def features(self, images: np.ndarray) -> np.ndarray:
-        return self._batches(images, lambda xb: self.module_.embed(xb).flatten(1))
+        module = self._inference_module()
+        return self._batches(images, lambda xb: module.embed(xb).flatten(1))
 
     # -- persistence -------------------------------------------------------------------------------
     def _save_weights(self, directory: Path) -> list[str]:

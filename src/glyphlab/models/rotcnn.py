@@ -43,7 +43,6 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -54,7 +53,6 @@ from e2cnn import nn as enn
 from glyphlab.errors import ConfigError
 from glyphlab.models.nets import COMMON_DEFAULTS, GlyphNet, TorchModel
 from glyphlab.models.registry import register_model
-from glyphlab.training.augment import tta_proba
 
 MIN_WORK_SIDE = 21
 
@@ -258,26 +256,6 @@ class RotCNN(TorchModel):
             self.exported_ = self.export_module()
         self.exported_.to(self._device()).eval()
         return self.exported_
-
-    def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        net = self._inference_module()
-        k = int(self.params["tta"] or 0)
-
-        def proba(xb: torch.Tensor) -> torch.Tensor:
-            return torch.softmax(net(xb).float(), dim=1)
-
-        if k > 0:
-            cfg = self._augment_config()
-            out = self._batches(images, lambda xb: tta_proba(proba, xb, k, cfg, seed=int(self.params["seed"])))
-        else:
-            out = self._batches(images, proba)
-        if out.size == 0:
-            return np.zeros((0, len(self.classes_ or [])), dtype=np.float32)
-        return out
-
-    def features(self, images: np.ndarray) -> np.ndarray:
-        net = self._inference_module()
-        return self._batches(images, lambda xb: net.embed(xb).flatten(1))
 
     def _manifest_extra(self) -> dict[str, Any]:
         extra = super()._manifest_extra()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from glyphlab.errors import GlyphlabError
