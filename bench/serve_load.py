@@ -9,6 +9,8 @@
    single-image request (a PNG of a test image, multipart field `file`) every 1/RATE s for DURATION s,
    never more than --max-requests in all nor --max-in-flight at once. Latency is measured from each
    request's *scheduled* send time (no coordinated omission), so a server that falls behind shows it.
+   The client is a minimal keep-alive HTTP/1.1 client on asyncio streams with prebuilt requests, so it
+   costs a small fraction of the server's CPU (an httpx client cost more CPU than the server did).
    Reports p50/p90/p99/max latency, achieved throughput and errors (non-200 or failed connections).
 2. Batch inference: the predictor on the whole test split (10,000 images for MNIST) through ONNX Runtime
    (when the model has an export; `glyphlab export MODEL` makes one) and through the model itself, in
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -35,6 +38,15 @@ from rich.console import Console
 from rich.table import Table
 
 HOST = "127.0.0.1"  # the load only ever targets this machine
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User+system CPU seconds of a process and its children so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def free_port() -> int:
@@ -73,43 +85,87 @@ def png(image: np.ndarray, scale: int = 4) -> bytes:
     return buf.getvalue()
 
 
-async def load(url: str, bodies: list[bytes], rate: float, duration: float, max_requests: int,
-               max_in_flight: int, body: str = "multipart") -> dict:
-    import httpx
+def encode_request(port: int, data: bytes, body: str) -> bytes:
+    """One complete HTTP/1.1 request, prebuilt so the load client spends its CPU on sockets, not encoding."""
+    if body == "multipart":
+        boundary = "glyphlabbench7d1f"
+        payload = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"glyph.png\"\r\n"
+                   "Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        ctype = f"multipart/form-data; boundary={boundary}"
+    else:
+        payload, ctype = data, "image/png"
+    head = (f"POST /prediction HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: keep-alive\r\n\r\n").encode()
+    return head + payload
 
+
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client connection (asyncio streams; Content-Length bodies only)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        try:
+            self.writer.write(raw)
+            await self.writer.drain()
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+            await self.reader.readexactly(int(headers.get("content-length", "0")))
+            if headers.get("connection", "").lower() == "close":
+                self.close()
+            return status
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def load(port: int, requests: list[bytes], rate: float, duration: float, max_requests: int,
+               max_in_flight: int) -> dict:
+    """Open loop: request i is due at t0 + i/rate; at most max_in_flight connections are busy at once."""
     n = min(int(rate * duration), max_requests)
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    sem = asyncio.Semaphore(max_in_flight)
-    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
-        t0 = time.perf_counter()
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(max_in_flight):
+        pool.put_nowait(Connection(port))
+    t0 = time.perf_counter()
 
-        async def one(i: int) -> None:
-            scheduled = t0 + i / rate
-            async with sem:
-                try:
-                    data = bodies[i % len(bodies)]
-                    if body == "multipart":
-                        r = await client.post(url, files={"file": ("glyph.png", data, "image/png")})
-                    else:
-                        r = await client.post(url, content=data, headers={"content-type": "image/png"})
-                    if r.status_code != 200:
-                        errors[f"HTTP {r.status_code}"] = errors.get(f"HTTP {r.status_code}", 0) + 1
-                        return
-                except httpx.HTTPError as exc:
-                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                    return
-            latencies.append(time.perf_counter() - scheduled)
+    async def one(i: int) -> None:
+        scheduled = t0 + i / rate
+        conn = await pool.get()
+        try:
+            status = await asyncio.wait_for(conn.request(requests[i % len(requests)]), timeout=30)
+            if status == 200:
+                latencies.append(time.perf_counter() - scheduled)
+            else:
+                errors[f"HTTP {status}"] = errors.get(f"HTTP {status}", 0) + 1
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+        finally:
+            pool.put_nowait(conn)
 
-        tasks = []
-        for i in range(n):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - t0
+    tasks = []
+    for i in range(n):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - t0
+    while not pool.empty():
+        pool.get_nowait().close()
     lat = np.asarray(latencies) * 1000
     return {
         "sent": n, "ok": len(latencies), "errors": errors, "wall": wall,
@@ -167,7 +223,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=100.0, help="requests per second (open loop)")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     ap.add_argument("--max-requests", type=int, default=5000, help="hard cap on requests sent")
-    ap.add_argument("--max-in-flight", type=int, default=64, help="most requests outstanding at once")
+    ap.add_argument("--max-in-flight", type=int, default=32, help="most requests outstanding at once "
+                                                                        "(keep-alive connections)")
     ap.add_argument("--body", choices=["multipart", "raw"], default="multipart",
                     help="multipart upload (field `file`, as the drawing page sends) or a raw image/png body")
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
@@ -202,8 +259,12 @@ def main() -> None:
             n = min(int(args.rate * args.duration), args.max_requests)
             console.print(f"load: {n:,} single-image requests at {args.rate:g}/s ({args.duration:g} s), "
                           f"at most {args.max_in_flight} in flight")
-            res = asyncio.run(load(f"http://{HOST}:{port}/prediction", bodies, args.rate, args.duration,
-                                   args.max_requests, args.max_in_flight, args.body))
+            server_cpu0, client_cpu0 = cpu_seconds(proc.pid), time.process_time()
+            raw = [encode_request(port, b, args.body) for b in bodies]
+            res = asyncio.run(load(port, raw, args.rate, args.duration, args.max_requests, args.max_in_flight))
+            server_cpu1 = cpu_seconds(proc.pid)
+            res["server_cpu"] = None if server_cpu0 is None or server_cpu1 is None else server_cpu1 - server_cpu0
+            res["client_cpu"] = time.process_time() - client_cpu0
         finally:
             proc.terminate()
             try:
@@ -217,6 +278,11 @@ def main() -> None:
         t.add_row(f"{res['sent']:,}", f"{res['ok']:,}", errs, f"{args.rate:g}", f"{res['throughput']:.1f}",
                   f"{res['p50']:.1f}", f"{res['p90']:.1f}", f"{res['p99']:.1f}", f"{res['max']:.1f}")
         console.print(t)
+        if res.get("server_cpu") is not None:
+            console.print(f"CPU during the load ({res['wall']:.1f} s wall, {os.cpu_count()} cores, load average "
+                          f"{os.getloadavg()[0]:.1f}): server {res['server_cpu']:.1f} s "
+                          f"({1000 * res['server_cpu'] / max(1, res['ok']):.1f} ms/request), "
+                          f"load client {res['client_cpu']:.1f} s")
         console.print(f"service time, 1 connection, sequential ({seq['n']} requests, image/png body): "
                       f"p50 {seq['p50']:.1f} ms, p99 {seq['p99']:.1f} ms, {seq['rps']:.0f} req/s, "
                       f"{seq['errors']} errors")
