@@ -2,7 +2,6 @@ import functools
 import gzip
 import hashlib
 import http.server
-import os
 import threading
 from pathlib import Path
 
@@ -11,17 +10,6 @@ import pytest
 
 from glyphlab.data import mnist
 from glyphlab.errors import DataError
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _real_mnist_dir() -> Path | None:
-    env = os.environ.get("GLYPHLAB_MNIST_DIR")
-    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
-        if cand.is_dir() and mnist._find(cand, "t10k-labels-idx1-ubyte") is not None:
-            return cand
-    return None
-
 
 def test_idx_round_trip(tmp_path):
     rng = np.random.default_rng(0)
@@ -158,11 +146,10 @@ def test_uncompressed_files_accepted(tmp_path, monkeypatch):
     assert len(ds["train"]) == 30
 
 
-@pytest.mark.skipif(_real_mnist_dir() is None, reason="real MNIST not available (set GLYPHLAB_MNIST_DIR)")
-def test_real_mnist():
+def test_real_mnist(real_mnist_dir):
     from glyphlab.data import load_dataset
 
-    ds = load_dataset("mnist", _real_mnist_dir(), download=False)
+    ds = load_dataset("mnist", real_mnist_dir, download=False)
     assert len(ds["train"]) == 60000 and len(ds["test"]) == 10000
     assert ds.image_shape == (28, 28)
     assert np.bincount(ds["test"].labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,20 +95,13 @@ def test_robustness_command_writes_csv_and_png(tmp_path):
     assert bad.exit_code == 2 and "error" in bad.output
 
 
-MNIST_DIR = Path(os.environ.get("GLYPHLAB_MNIST_DIR", "/work/shared/data"))
-
-
-@pytest.mark.skipif(not (MNIST_DIR / "mnist").is_dir() and not MNIST_DIR.is_dir(), reason="no MNIST files here")
-def test_mnist_rot_seed000_loader_with_limit():
+def test_mnist_rot_seed000_loader_with_limit(real_mnist_dir):
     from glyphlab.data import load_dataset
 
-    try:
-        ds = load_dataset("mnist-rot-seed000", MNIST_DIR, limit=100, download=False)
-    except Exception as exc:  # MNIST not where we looked
-        pytest.skip(f"MNIST not available: {exc}")
+    ds = load_dataset("mnist-rot-seed000", real_mnist_dir, limit=100, download=False)
     info = ds.meta["blur_filter"]
     assert len(ds["test"]) == 100 and len(ds["train"]) == info["kept"] == 100 - info["dropped"]
     assert info["dropped"] >= 1
     assert ds.image_shape == (28, 28) and np.bincount(ds["test"].labels).min() >= 9
-    again = load_dataset("mnist-rot-seed000", MNIST_DIR, limit=100, download=False)
+    again = load_dataset("mnist-rot-seed000", real_mnist_dir, limit=100, download=False)
     assert np.array_equal(again["test"].images, ds["test"].images)  # seeded, fixed

@@ -2,7 +2,6 @@
 (the MNIST-based ones skip without real MNIST; their generated files go to a temporary folder)."""
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +13,6 @@ from glyphlab.recipes import load_recipe, run_recipe, shipped_recipes, to_run_co
 from glyphlab.recipes.submission import submission_label, write_submission
 
 SEED_RECIPES = ["seed001-alnum36", "seed002-noisy", "seed002-transfer", "seed003-mnist", "seed004-mnist-csv"]
-MNIST_DIR = Path(os.environ.get("GLYPHLAB_MNIST_DIR", "/work/shared/data"))
-
-
-def _mnist_root() -> Path | None:
-    for folder in (MNIST_DIR, MNIST_DIR / "mnist"):
-        if (folder / "train-images-idx3-ubyte.gz").is_file() or (folder / "train-images-idx3-ubyte").is_file():
-            return folder
-    return None
-
-
 @pytest.mark.parametrize("name", SEED_RECIPES)
 def test_seed_recipes_validate_and_have_reference_figures(name):
     recipe = load_recipe(shipped_recipes()[name])
@@ -90,14 +79,8 @@ def test_seed001_quick_runs_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["seed002-noisy", "seed003-mnist", "seed004-mnist-csv"])
-def test_mnist_seed_recipes_quick_run_end_to_end(name, tmp_path):
-    root = _mnist_root()
-    if root is None:
-        pytest.skip("real MNIST not found (set GLYPHLAB_MNIST_DIR)")
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "mnist").symlink_to(root, target_is_directory=True)
-    out = run_recipe(name, tmp_path / "run", quick=True, data_dir=str(data), report=False)
+def test_mnist_seed_recipes_quick_run_end_to_end(name, mnist_data_dir, tmp_path):
+    out = run_recipe(name, tmp_path / "run", quick=True, data_dir=str(mnist_data_dir), report=False)
     _check_run(out, name)
     if name == "seed002-noisy":
         rows = list(csv.reader(open(out / "submission-cnn-deep.csv")))

@@ -32,6 +32,7 @@ from scipy import ndimage
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.registry import default_data_dir, register_dataset
 from glyphlab.data.splits import stratified_indices
+from glyphlab.data.variants import bilinear_sample
 from glyphlab.errors import DataError
 
 DIGIT_CLASSES = [str(i) for i in range(10)]
@@ -438,22 +439,6 @@ def glyph_templates(size: int = 56, fonts: str = "all") -> tuple[np.ndarray, tup
     return np.stack(templates).astype(np.float32), tuple(names)
 
 
-def _bilinear(images: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
-    """Sample (m, h, w) images at float source coordinates (m, h*w); zero outside."""
-    m, h, w = images.shape
-    hp, wp = h + 4, w + 4
-    y0, x0 = np.floor(sy), np.floor(sx)
-    fy, fx = sy - y0, sx - x0
-    idx = (np.clip(y0, -2, h).astype(np.int64) + 2) * wp + (np.clip(x0, -2, w).astype(np.int64) + 2)
-    idx += (np.arange(m, dtype=np.int64) * (hp * wp))[:, None]
-    padded = np.zeros((m, hp, wp), dtype=np.float32)
-    padded[:, 2:-2, 2:-2] = images
-    flat = padded.ravel()
-    top = (1 - fx) * flat.take(idx) + fx * flat.take(idx + 1)
-    bottom = (1 - fx) * flat.take(idx + wp) + fx * flat.take(idx + wp + 1)
-    return ((1 - fy) * top + fy * bottom).reshape(m, h, w)
-
-
 def _upsample_matrix(k: int, size: int) -> np.ndarray:
     """(size, k) linear interpolation from a k-point coarse grid to ``size`` points."""
     pos = np.linspace(0, k - 1, size)
@@ -520,7 +505,7 @@ def render_glyphs(labels: np.ndarray, index: np.ndarray, size: int = 56, seed: i
         field = np.einsum("hk,mdkl,wl->mdhw", up, coarse[sl], up).reshape(m, 2, -1)
         src_y += field[:, 0]
         src_x += field[:, 1]
-        imgs = _bilinear(templates[font[sl], char[sl]], src_y, src_x)
+        imgs = bilinear_sample(templates[font[sl], char[sl]], src_y, src_x)
         for op, fn in ((1, ndimage.grey_dilation), (-1, ndimage.grey_erosion)):
             pick = np.flatnonzero(stroke[sl] == op)
             if len(pick):

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy import ndimage
 
-from glyphlab.data.dataset import Dataset, Split
+from glyphlab.data.dataset import Dataset
 from glyphlab.data.splits import stratified_indices
 from glyphlab.errors import ConfigError, DataError
 
@@ -37,6 +37,23 @@ def _record(ds: Dataset, out: Dataset, name: str, **params: Any) -> Dataset:
 # ------------------------------------------------------------------------------------------- rotate
 
 
+def bilinear_sample(images: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
+    """Sample (m, h, w) images at float source coordinates (m, h*w), bilinear; zero outside the image."""
+    m, h, w = images.shape
+    hp, wp = h + 4, w + 4  # two pixels of zero border: every clipped corner lands on background
+    y0, x0 = np.floor(sy), np.floor(sx)
+    fy, fx = sy - y0, sx - x0
+    # y0 in [-2, h] keeps y0 and y0+1 inside the padded image; beyond that both are background
+    idx = (np.clip(y0, -2, h).astype(np.int64) + 2) * wp + (np.clip(x0, -2, w).astype(np.int64) + 2)
+    idx += (np.arange(m, dtype=np.int64) * (hp * wp))[:, None]
+    padded = np.zeros((m, hp, wp), dtype=np.float32)
+    padded[:, 2:-2, 2:-2] = images
+    flat = padded.ravel()
+    top = (1 - fx) * flat.take(idx) + fx * flat.take(idx + 1)
+    bottom = (1 - fx) * flat.take(idx + wp) + fx * flat.take(idx + wp + 1)
+    return ((1 - fy) * top + fy * bottom).reshape(m, h, w)
+
+
 def rotate_images(images: np.ndarray, angles: np.ndarray) -> np.ndarray:
     """Rotate each image counter-clockwise by its angle (degrees) about its centre; bilinear, zero fill.
 
@@ -49,7 +66,6 @@ def rotate_images(images: np.ndarray, angles: np.ndarray) -> np.ndarray:
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
     yy, xx = np.meshgrid(np.arange(h) - cy, np.arange(w) - cx, indexing="ij")
     yy, xx = yy.ravel().astype(np.float32), xx.ravel().astype(np.float32)
-    hp, wp = h + 4, w + 4  # two pixels of zero border: every clipped corner lands on background
     for s in range(0, n, _CHUNK):
         imgs = images[s:s + _CHUNK]
         m = len(imgs)
@@ -57,17 +73,7 @@ def rotate_images(images: np.ndarray, angles: np.ndarray) -> np.ndarray:
         cos, sin = np.cos(t).astype(np.float32), np.sin(t).astype(np.float32)
         sy = cos * yy + sin * xx + np.float32(cy)  # source coordinates, (m, h*w)
         sx = cos * xx - sin * yy + np.float32(cx)
-        y0, x0 = np.floor(sy), np.floor(sx)
-        fy, fx = sy - y0, sx - x0
-        # y0 in [-2, h] keeps y0 and y0+1 inside the padded image; beyond that both are background
-        idx = (np.clip(y0, -2, h).astype(np.int32) + 2) * wp + (np.clip(x0, -2, w).astype(np.int32) + 2)
-        idx += (np.arange(m, dtype=np.int32) * (hp * wp))[:, None]
-        padded = np.zeros((m, hp, wp), dtype=np.float32)
-        padded[:, 2:-2, 2:-2] = imgs
-        flat = padded.ravel()
-        top = (1 - fx) * flat.take(idx) + fx * flat.take(idx + 1)
-        bottom = (1 - fx) * flat.take(idx + wp) + fx * flat.take(idx + wp + 1)
-        out[s:s + m] = ((1 - fy) * top + fy * bottom).reshape(m, h, w)
+        out[s:s + m] = bilinear_sample(imgs, sy, sx)
     return np.clip(out, 0.0, 1.0)
 
 
