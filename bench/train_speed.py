@@ -12,9 +12,7 @@ bar) in the same run; the table gives glyphlab's images/s as a ratio of the bare
 from __future__ import annotations
 
 import argparse
-import gzip
 import math
-import struct
 import sys
 import time
 from pathlib import Path
@@ -25,22 +23,12 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
+from glyphlab.data.mnist import read_idx
 from glyphlab.models.registry import create_model
 from glyphlab.training.loop import configure_threads, lr_at, TrainConfig
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = (HERE / ".." / ".." / "shared" / "data" / "mnist").resolve()
-
-
-def read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file")
-    shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def find(data_dir: Path, stem: str) -> Path:
