@@ -136,7 +136,7 @@ def main(argv=None) -> None:
                             seed=int(p["seed"]))
             pips = len(xtr) * epochs / pw
             ratio = f"{ips / pips:.2f}"
-            row_plain = (f"  plain PyTorch, same net", str(epochs), f"{pw:.1f}", f"{pips:,.0f}",
+            row_plain = ("  plain PyTorch, same net", str(epochs), f"{pw:.1f}", f"{pips:,.0f}",
                          f"{accuracy(module, xte, yte):.4f}", "1.00")
         table.add_row(label, str(epochs), f"{wall:.1f}", f"{ips:,.0f}", f"{acc:.4f}", ratio)
         if row_plain:

@@ -1,3 +1,4 @@
+import math
 import json
 
 from typer.testing import CliRunner
@@ -43,3 +44,47 @@ def test_errors_are_one_clear_line(tmp_path):
     assert result.exit_code == 2 and "gama" in result.output
     result = runner.invoke(app, ["evaluate", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "no such model" in result.output
+
+
+def test_run_on_an_images_csv_with_its_labels_csv(tmp_path, digits):
+    """Seed 004's format from the command line: the labels file comes in as a dataset option."""
+    from glyphlab.data.formats import write_image_csv_pair
+
+    write_image_csv_pair(tmp_path / "images.csv", tmp_path / "labels.csv", digits["train"])
+    result = runner.invoke(app, [
+        "run", "--dataset", str(tmp_path / "images.csv"), "--dataset-option", f"labels_path={tmp_path / 'labels.csv'}",
+        "--models", "logreg", "--out", str(tmp_path / "run"), "--no-report",
+    ])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "models" / "logreg" / "metrics.json").read_text())
+    assert metrics["accuracy"] > 0.9 and metrics["n_test"] == math.ceil(0.2 * len(digits["train"]))
+    bad = runner.invoke(app, ["run", "--dataset-option", "limit", "--out", str(tmp_path / "r2")])
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
+
+
+def test_evaluate_refuses_a_dataset_with_other_classes(tmp_path, digits):
+    from glyphlab.data.formats import write_image_csv_pair
+    from glyphlab.data.dataset import Split
+
+    runner.invoke(app, ["run", "--models", "logreg", "--out", str(tmp_path / "run"), "--no-report"])
+    few = digits["test"].labels < 5  # a 5-class dataset of the same 8x8 images
+    write_image_csv_pair(tmp_path / "i.csv", tmp_path / "l.csv",
+                         Split(digits["test"].images[few], digits["test"].labels[few]))
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "--dataset", str(tmp_path / "i.csv"),
+                                 "--dataset-option", f"labels_path={tmp_path / 'l.csv'}"])
+    assert result.exit_code == 2 and "meaningless" in result.output
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch, capsys):
+    import sys
+
+    import pytest
+
+    from glyphlab import cli
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn now raises ModuleNotFoundError
+    monkeypatch.setattr(sys, "argv", ["glyphlab", "serve", "somewhere"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    assert "pip install 'glyphlab[serve]'" in capsys.readouterr().out

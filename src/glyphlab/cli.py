@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from glyphlab.errors import GlyphlabError
@@ -24,14 +25,31 @@ DataDir = Annotated[
     Optional[Path],
     typer.Option("--data-dir", envvar="GLYPHLAB_DATA", help="Where downloaded datasets live (default: user cache)."),
 ]
+DatasetOptions = Annotated[
+    list[str],
+    typer.Option("--dataset-option", help="KEY=VALUE for the dataset loader (repeatable), e.g. limit=300 or "
+                 "labels_path=labels.csv for an images CSV."),
+]
 Variants = Annotated[
     str,
     typer.Option("--variant", help="Variants applied in order, e.g. 'rotate:-180:180,subset:3000,blur-filter'."),
 ]
 
 
+def _dataset_options(items: list[str]) -> dict:
+    from glyphlab.models.registry import parse_value
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise GlyphlabError(f"--dataset-option '{item}' must look like KEY=VALUE")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
 def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
+    console.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code=2)
 
 
@@ -71,6 +89,7 @@ def run_cmd(
     param: Annotated[list[str], typer.Option("--param", help="model.key=value or key=value (repeatable).")] = [],
     val_fraction: Annotated[float, typer.Option(help="Share of train held out for validation.")] = 0.1,
     variant: Variants = "",
+    dataset_option: DatasetOptions = [],
     data_dir: DataDir = None,
     resume: Annotated[Optional[Path], typer.Option(help="Resume an interrupted run folder (its config is reused).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
@@ -90,6 +109,7 @@ def run_cmd(
         cfg = RunConfig(
             dataset=dataset, models=names, params=parse_params(param, names), seed=seed,
             val_fraction=val_fraction, variants=variant, data_dir=str(data_dir) if data_dir else None,
+            dataset_options=_dataset_options(dataset_option),
         )
         run(cfg, out, console=console, report=report)
     except GlyphlabError as exc:
@@ -103,13 +123,15 @@ def evaluate_cmd(
     out: Annotated[Optional[Path], typer.Option(help="Where to write predictions and figures.")] = None,
     variant: Variants = "",
     seed: int = 0,
+    dataset_option: DatasetOptions = [],
     data_dir: DataDir = None,
 ) -> None:
     """Recompute metrics of saved model(s) on any dataset's test split, without retraining."""
     from glyphlab.training.evaluate import evaluate_saved
 
     try:
-        evaluate_saved(model_path, dataset, out, variant, seed, data_dir, console)
+        evaluate_saved(model_path, dataset, out, variant, seed, data_dir, console,
+                       dataset_options=_dataset_options(dataset_option))
     except GlyphlabError as exc:
         _fail(exc)
 
@@ -120,6 +142,7 @@ def eda_cmd(
     out: Annotated[Path, typer.Option(help="Folder for the PNGs.")] = Path("eda"),
     variant: Variants = "",
     seed: int = 0,
+    dataset_option: DatasetOptions = [],
     data_dir: DataDir = None,
 ) -> None:
     """Class counts, sample grid, mean image per class and pixel histogram, as PNGs."""
@@ -127,7 +150,7 @@ def eda_cmd(
     from glyphlab.data.registry import resolve_dataset
 
     try:
-        ds = resolve_dataset(dataset, data_dir)
+        ds = resolve_dataset(dataset, data_dir, **_dataset_options(dataset_option))
         if variant:
             from glyphlab.data.variants import apply_variants
 
@@ -358,8 +381,23 @@ def serve_cmd(
                 log_level="info", timeout_graceful_shutdown=5)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+#: optional packages and the extra that brings each
+EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "serve", "onnxruntime": "serve",
+          "onnxscript": "serve", "skl2onnx": "serve", "optuna": "search", "psycopg2": "search", "e2cnn": "rot",
+          "timm": "timm", "torchvision": "timm"}
+
+
+def main() -> None:
+    """The console entry point: a missing optional package becomes one line naming the extra to install."""
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        console.print("[bold red]error:[/] " + escape(f"this command needs '{top}', which is not installed: "
+                                                      f"pip install 'glyphlab[{EXTRAS[top]}]'"), soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

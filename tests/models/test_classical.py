@@ -113,3 +113,30 @@ def test_parse_params_routes_keys_to_models():
         parse_params(["nope=1"], ["svm"])
     with pytest.raises(ConfigError, match="key=value"):
         parse_params(["C"], ["svm"])
+
+
+@pytest.mark.parametrize("name", ["svm", "pca-svm"])
+def test_svm_trains_when_a_class_has_one_or_two_images(name, digits):
+    """Seed 001 has a class with a single image: calibration folds must not crash on it."""
+    tr = digits["train"]
+    for keep_of_class_3 in (1, 2):
+        idx3 = np.flatnonzero(tr.labels == 3)[:keep_of_class_3]
+        keep = np.concatenate([np.flatnonzero(tr.labels != 3), idx3])
+        model = create_model(name).fit(tr.images[keep], tr.labels[keep], classes=digits.classes)
+        proba = model.predict_proba(digits["test"].images)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+        assert model.score(digits["test"].images, digits["test"].labels) > 0.85
+
+
+def test_a_manifest_that_omits_the_weights_file_is_refused(digits, tmp_path):
+    tr = digits["train"]
+    create_model("logreg").fit(tr.images, tr.labels).save(tmp_path / "m")
+    manifest_path = tmp_path / "m" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    (tmp_path / "m" / "other.bin").write_bytes(b"x")
+    from glyphlab.models.persistence import sha256_file
+
+    manifest["files"] = {"other.bin": sha256_file(tmp_path / "m" / "other.bin")}  # model.skops left unchecked
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="does not list"):
+        load_model(tmp_path / "m")

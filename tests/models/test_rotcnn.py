@@ -76,6 +76,19 @@ def test_fit_save_load_round_trip(tmp_path, digits):
     assert loaded.features(test).shape == (50, TINY["hidden"])
 
 
+def test_onnx_export_of_rot_cnn_matches_the_model(tmp_path, digits):
+    ort = pytest.importorskip("onnxruntime")
+    from glyphlab.serving.onnx_export import export_onnx
+
+    x, y = digits["train"].images[:120], digits["train"].labels[:120]
+    model = create_model("rot-cnn", epochs=1, **TINY).fit(x, y, classes=digits.classes)
+    path = export_onnx(model, tmp_path / "rot.onnx")
+    test = digits["test"].images[:20]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(["probabilities"], {sess.get_inputs()[0].name: test})[0]
+    np.testing.assert_allclose(got, model.predict_proba(test), atol=1e-4)
+
+
 def test_robustness_command_writes_csv_and_png(tmp_path):
     from typer.testing import CliRunner
 

@@ -23,6 +23,8 @@ class GlyphModel(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     #: networks use the validation split for early stopping; classical models are fit on train+val
     uses_validation: ClassVar[bool] = False
+    #: the file ``_load_weights`` reads; ``load_model`` refuses a manifest that does not list (and hash) it
+    weights_file: ClassVar[str | None] = None
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)

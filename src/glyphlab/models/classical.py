@@ -37,6 +37,8 @@ class SklearnModel(GlyphModel):
         raise NotImplementedError
 
     def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
+        counts = np.bincount(labels)
+        self.min_class_count_ = int(counts[counts > 0].min())
         self.estimator_ = self.build_estimator()
         self.estimator_.fit(_flat(images), labels)
 
@@ -44,7 +46,15 @@ class SklearnModel(GlyphModel):
         self.check_fitted()
         X = _flat(images)
         self._check_shape(X)
-        proba = self.estimator_.predict_proba(X)
+        if hasattr(self.estimator_, "predict_proba"):
+            proba = self.estimator_.predict_proba(X)
+        else:  # an SVC that had too few images of some class to calibrate: softmax of its scores
+            scores = np.asarray(self.estimator_.decision_function(X), dtype=np.float64)
+            if scores.ndim == 1:
+                scores = np.stack([-scores, scores], axis=1)
+            scores -= scores.max(axis=1, keepdims=True)
+            proba = np.exp(scores)
+            proba /= proba.sum(axis=1, keepdims=True)
         # a fold that lacked a class: put the estimator's columns in their place among all classes
         full = np.zeros((len(X), len(self.classes_)), dtype=np.float64)
         full[:, np.asarray(self.estimator_.classes_, dtype=np.int64)] = proba
@@ -93,11 +103,17 @@ class LogReg(SklearnModel):
         )
 
 
-def _calibrated_svc(p: dict[str, Any]) -> CalibratedClassifierCV:
-    """An RBF SVC with probabilities from sigmoid calibration on 3 internal folds (scikit-learn's
-    replacement for the deprecated ``SVC(probability=True)``); one SVC is refit on all the data."""
+def _calibrated_svc(p: dict[str, Any], min_class_count: int) -> CalibratedClassifierCV | SVC:
+    """An RBF SVC with probabilities from sigmoid calibration on internal folds (scikit-learn's replacement
+    for the deprecated ``SVC(probability=True)``); one SVC is refit on all the data.
+
+    Calibration needs every class in every fold: up to 3 folds, fewer when a class has fewer images, and
+    none when a class has a single image (seed 001 has one) — then probabilities are a softmax of the scores.
+    """
     svc = SVC(C=p["C"], gamma=p["gamma"], random_state=p["seed"])
-    return CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False)
+    if min_class_count < 2:
+        return svc
+    return CalibratedClassifierCV(svc, method="sigmoid", cv=min(3, min_class_count), ensemble=False)
 
 
 @register_model("svm", "RBF support-vector machine on raw pixels (seed 001)", "classical")
@@ -105,7 +121,7 @@ class SVM(SklearnModel):
     defaults = {"C": 10.0, "gamma": "scale", "seed": 0}
 
     def build_estimator(self) -> CalibratedClassifierCV:
-        return _calibrated_svc(self.params)
+        return _calibrated_svc(self.params, self.min_class_count_)
 
 
 @register_model("pca-svm", "PCA(whiten) then RBF SVM (seed 002's pipeline)", "classical")
@@ -119,7 +135,7 @@ class PCASVM(SklearnModel):
             n = min(n, n_features)
         return make_pipeline(
             PCA(n_components=n, whiten=True, random_state=self.params["seed"]),
-            _calibrated_svc(self.params),
+            _calibrated_svc(self.params, self.min_class_count_),
         )
 
 

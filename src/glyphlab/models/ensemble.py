@@ -37,6 +37,7 @@ METHODS = ("average", "vote")
 
 @register_model("ensemble", "probability averaging or majority vote over saved or freshly trained models", "ensemble")
 class Ensemble(GlyphModel):
+    weights_file = MEMBERS_FILE
     defaults = {"members": [], "member_models": [], "member_params": {}, "method": "average", "weights": None, "seed": 0}
 
     def __init__(self, **params: Any) -> None:

@@ -123,6 +123,7 @@ class TorchModel(GlyphModel):
     """Shared plumbing of glyphlab's torch networks; a subclass only implements :meth:`build_features`."""
 
     uses_validation: ClassVar[bool] = True
+    weights_file = WEIGHTS
     defaults: ClassVar[dict[str, Any]] = dict(COMMON_DEFAULTS)
     #: inputs with a smaller side are resized (bilinear) up to this side before the network
     min_side: ClassVar[int] = 0

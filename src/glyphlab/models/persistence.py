@@ -148,6 +148,9 @@ def load_model(path: str | Path) -> GlyphModel:
             f"{directory} holds a '{name}' model, which this glyphlab does not know "
             "(an optional extra may be missing, e.g. pip install 'glyphlab[timm]')"
         )
+    required = MODELS[name].cls.weights_file
+    if required and required not in manifest["files"]:
+        raise ModelFileError(f"{directory}: the manifest does not list (and hash) {required}; refusing to load it")
     model = MODELS[name].cls(**manifest.get("params", {}))
     model.classes_ = list(manifest["classes"])
     model.input_shape_ = tuple(manifest["input_shape"]) or None  # type: ignore[assignment]

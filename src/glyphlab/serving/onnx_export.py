@@ -48,23 +48,14 @@ def sidecar_path(onnx_path: str | Path) -> Path:
     return p.with_name(p.name + SIDECAR_SUFFIX)
 
 
-def torch_module(model: Any) -> tuple[Any, dict[str, float]] | None:
-    """The nn.Module of a glyphlab torch network plus its normalisation, found by duck typing.
+def torch_module(model: Any) -> Any | None:
+    """The nn.Module that predicts for a glyphlab torch network (normalisation is inside it), or None.
 
-    Prefers a ``export_module()`` hook when the model has one; otherwise ``module_`` with ``mean_``/``std_``.
+    ``_inference_module()`` is TorchModel's hook: plain networks return their module, rot-cnn its export to
+    plain torch modules (e2cnn's own layers do not trace to ONNX).
     """
-    hook = getattr(model, "export_module", None)
-    if callable(hook):
-        module, norm = hook()
-        return module, dict(norm)
-    module = getattr(model, "module_", None)
-    try:
-        import torch.nn as nn
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return None
-    if isinstance(module, nn.Module):
-        return module, {"mean": float(getattr(model, "mean_", 0.0)), "std": float(getattr(model, "std_", 1.0))}
-    return None
+    hook = getattr(model, "_inference_module", None)
+    return hook() if callable(hook) else None
 
 
 def _probe(shape: tuple[int, int], n: int = 16, seed: int = 0) -> np.ndarray:
@@ -114,7 +105,7 @@ def export_onnx(model_or_dir: GlyphModel | str | Path, out_path: str | Path | No
                     "ONNX graph would not reproduce; set tta=0 to export"
                 )
             kind, layout = "torch", [None, *shape]
-            _export_torch(found[0], shape, tmp)
+            _export_torch(found, shape, tmp)
         elif hasattr(model, "estimator_"):
             kind, layout = "sklearn", [None, shape[0] * shape[1]]
             _export_sklearn(model, tmp)

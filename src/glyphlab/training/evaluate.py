@@ -27,10 +27,10 @@ def saved_models(path: Path) -> dict[str, Path]:
 
 
 def evaluate_saved(path: Path, dataset: str, out: Path | None, variant: str, seed: int, data_dir: Path | None,
-                   console: Console) -> Path:
+                   console: Console, dataset_options: dict | None = None) -> Path:
     models = saved_models(path)
     cfg = RunConfig(dataset=dataset, models=list(models), seed=seed, variants=variant,
-                    data_dir=str(data_dir) if data_dir else None)
+                    data_dir=str(data_dir) if data_dir else None, dataset_options=dataset_options or {})
     ds = load_run_dataset(cfg)
     test = ds["test"]
     out = Path(out) if out else Path(path) / f"evaluate-{Path(dataset).name}"
@@ -40,6 +40,11 @@ def evaluate_saved(path: Path, dataset: str, out: Path | None, variant: str, see
         if tuple(model.input_shape_ or ()) != ds.image_shape:
             raise GlyphlabError(
                 f"model '{name}' takes {model.input_shape_} images but {ds.name} has {ds.image_shape}"
+            )
+        if list(model.classes_ or []) != list(ds.classes):
+            raise GlyphlabError(
+                f"model '{name}' predicts classes {model.classes_} but {ds.name} has {ds.classes}: "
+                "its scores would be meaningless"
             )
         t0 = time.perf_counter()
         proba = model.predict_proba(test.images)

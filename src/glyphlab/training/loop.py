@@ -105,22 +105,20 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def configure_threads() -> int:
-    """Pick torch's CPU thread count: ``GLYPHLAB_NUM_THREADS`` if set, else every core this process may use,
-    dropping to fewer when other processes already keep the cores busy (OpenMP threads that fight for an
-    oversubscribed CPU are many times slower than one thread that does not)."""
+    """Pick torch's CPU thread count: ``GLYPHLAB_NUM_THREADS`` if set, else every core this process may use.
+
+    The count is fixed, not adapted to the machine's load: float reductions differ with the thread count, so a
+    load-dependent choice would make the same seed give different weights and break exact resuming. On a CPU
+    that other jobs keep busy, set ``GLYPHLAB_NUM_THREADS=1`` (oversubscribed OpenMP threads are slow).
+    """
     env = os.environ.get("GLYPHLAB_NUM_THREADS")
     if env:
         n = max(1, int(env))
     else:
         try:
-            cores = len(os.sched_getaffinity(0))
+            n = len(os.sched_getaffinity(0))
         except AttributeError:  # pragma: no cover - not Linux
-            cores = os.cpu_count() or 1
-        try:
-            busy = os.getloadavg()[0]
-        except OSError:  # pragma: no cover
-            busy = 0.0
-        n = max(1, min(cores, int(cores - busy + 1.5)))
+            n = os.cpu_count() or 1
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

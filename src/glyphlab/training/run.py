@@ -159,8 +159,6 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
     proba = model.predict_proba(test.images)
     predict_seconds = time.perf_counter() - t0
     model.save(model_dir / "model")
-    # the training checkpoint only served resuming; the saved model is the result
-    shutil.rmtree(model_dir / "checkpoint", ignore_errors=True)
     save_predictions(model_dir, test.labels, proba)
     sample = np.random.default_rng(cfg.seed).permutation(len(test))[:FEATURE_SAMPLE]
     np.savez_compressed(model_dir / "features.npz", features=np.asarray(model.features(test.images[sample]), np.float32),
@@ -170,6 +168,8 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
         extra={"model": name, "registry_model": registry_name, "train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
                "params": model.get_params(), "n_train": len(train)},
     )
+    # metrics.json marks the model finished; only now has the training checkpoint no more use for resuming
+    shutil.rmtree(model_dir / "checkpoint", ignore_errors=True)
     console.print(f"  [bold]{name}[/]: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "
                   f"({train_seconds:.1f} s)")
     return metrics
