@@ -88,7 +88,7 @@ def main(argv=None) -> None:
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--quick", action="store_true", help="1 epoch on 10,000 images: a smoke run")
     ap.add_argument("--long", action="store_true", help="also the best-accuracy-within-10-minutes case")
-    ap.add_argument("--only", default="", help="comma-separated case names to run")
+    ap.add_argument("--only", default="", help="comma-separated model names or case labels to run, e.g. cnn-small or 'resnet-small long (aug; 10 min)'")
     ap.add_argument("--no-plain", action="store_true", help="skip the plain-PyTorch reference runs")
     args = ap.parse_args(argv)
     console = Console()
@@ -105,7 +105,7 @@ def main(argv=None) -> None:
          dict(epochs=10, batch_size=200, lr=1e-3, optimizer="adam", schedule="none", patience=0)),
     ]
     if args.long:
-        cases.append(("resnet-small --long (aug, 10 min)", "resnet-small", LONG_PARAMS))
+        cases.append(("resnet-small long (aug; 10 min)", "resnet-small", LONG_PARAMS))
     if args.only:
         keep = set(args.only.split(","))
         cases = [c for c in cases if c[1] in keep or c[0] in keep]
