@@ -59,14 +59,6 @@ class RobustnessResult:
         return float(row.max() - row.min())
 
 
-def saved_models(run_dir: Path) -> list[tuple[str, Path]]:
-    models_dir = Path(run_dir) / "models"
-    found = sorted((d.name, d / "model") for d in models_dir.glob("*") if (d / "model" / "manifest.json").is_file())
-    if not found:
-        raise ConfigError(f"{run_dir} holds no saved models (expected RUN/models/NAME/model/manifest.json)")
-    return found
-
-
 def load_test_images(run_dir: Path, dataset: str | None = None, data_dir: str | Path | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
     if dataset:
@@ -91,13 +83,13 @@ def robustness(run_dir: str | Path, angles: Sequence[float], dataset: str | None
     ``models`` keeps only those labels; ``limit`` scores a fixed random sample of that many test images.
     """
     from glyphlab.data.variants import rotate_images
-    from glyphlab.models.persistence import load_model
+    from glyphlab.models.persistence import load_model, saved_models
 
     run_dir = Path(run_dir)
     angles = [float(a) for a in angles]
     if not angles:
         raise ConfigError("no angles to evaluate")
-    found = saved_models(run_dir)
+    found = sorted(saved_models(run_dir).items())
     if models:
         wanted = set(models)
         found = [(n, p) for n, p in found if n in wanted]

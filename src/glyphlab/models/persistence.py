@@ -102,6 +102,19 @@ def resolve_model_dir(path: str | Path) -> Path:
     raise ModelFileError(f"{p} holds no {MANIFEST}: it is not a glyphlab model folder")
 
 
+def saved_models(path: Path) -> dict[str, Path]:
+    """Model folders under a run folder, or the one model a path points at."""
+    path = Path(path)
+    if (path / "models").is_dir():
+        found = {p.name: p / "model" for p in sorted((path / "models").iterdir()) if (p / "model" / "manifest.json").is_file()}
+        if not found:
+            raise ModelFileError(f"run folder {path} holds no saved models (were they deleted?)")
+        return found
+    model_dir = resolve_model_dir(path)
+    name = model_dir.parent.name if model_dir.name == "model" else model_dir.name
+    return {name: model_dir}
+
+
 def read_manifest(path: str | Path) -> dict[str, Any]:
     directory = resolve_model_dir(path)
     try:

@@ -9,21 +9,8 @@ from rich.console import Console
 
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.evaluate import evaluate_predictions, save_predictions
-from glyphlab.models.persistence import load_model, resolve_model_dir
+from glyphlab.models.persistence import load_model, saved_models
 from glyphlab.training.run import RunConfig, load_run_dataset, print_leaderboard, write_leaderboard
-
-
-def saved_models(path: Path) -> dict[str, Path]:
-    """Model folders under a run folder, or the one model a path points at."""
-    path = Path(path)
-    if (path / "models").is_dir():
-        found = {p.name: p / "model" for p in sorted((path / "models").iterdir()) if (p / "model" / "manifest.json").is_file()}
-        if not found:
-            raise GlyphlabError(f"run folder {path} holds no saved models (were they deleted?)")
-        return found
-    model_dir = resolve_model_dir(path)
-    name = model_dir.parent.name if model_dir.name == "model" else model_dir.name
-    return {name: model_dir}
 
 
 def evaluate_saved(path: Path, dataset: str, out: Path | None, variant: str, seed: int, data_dir: Path | None,
