@@ -235,14 +235,6 @@ class TorchModel(GlyphModel):
             return np.zeros((0, 0), dtype=np.float32)
         return np.concatenate(outs)
 
-    def _augment_config(self) -> AugmentConfig:
-        p = self.params
-        scale = p["scale"]
-        if isinstance(scale, (int, float)):
-            scale = (1 - float(scale), 1 + float(scale))
-        return AugmentConfig(rotation=float(p["rotation"]), shift=float(p["shift"]),
-                             scale=(float(scale[0]), float(scale[1])), elastic=float(p["elastic"]))
-
     def _inference_module(self) -> nn.Module:
         """The module that predicts; a family with a faster inference form (rot-cnn's export) overrides this."""
         return self.module_
@@ -255,7 +247,7 @@ class TorchModel(GlyphModel):
             return torch.softmax(module(xb).float(), dim=1)
 
         if k > 0:
-            cfg = self._augment_config()
+            cfg = AugmentConfig.from_params(self.params)
             out = self._batches(images, lambda xb: tta_proba(proba, xb, k, cfg, seed=int(self.params["seed"])))
         else:
             out = self._batches(images, proba)

@@ -66,7 +66,7 @@ def save_model(model: GlyphModel, directory: str | Path) -> Path:
             "files": {name: sha256_file(tmp / name) for name in files},
             "extra": model._manifest_extra(),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default))
         if directory.exists():
             shutil.rmtree(directory)
         tmp.rename(directory)
@@ -76,7 +76,8 @@ def save_model(model: GlyphModel, directory: str | Path) -> Path:
     return directory
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for NumPy/torch scalars, tuples and sets (manifests, checkpoints)."""
     if hasattr(obj, "item"):
         return obj.item()
     if isinstance(obj, (set, tuple)):

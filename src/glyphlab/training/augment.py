@@ -27,6 +27,16 @@ class AugmentConfig:
     elastic: float = 0.0  #: elastic displacement strength in pixels (0 = off)
     elastic_sigma: float = 3.0  #: smoothing of the displacement field in pixels
 
+    @classmethod
+    def from_params(cls, params: dict) -> "AugmentConfig":
+        """From a network's params: ``scale`` is a (low, high) pair or a half-width around 1."""
+        scale = params.get("scale", (0.9, 1.1))
+        if isinstance(scale, (int, float)):
+            scale = (1 - float(scale), 1 + float(scale))
+        return cls(rotation=float(params.get("rotation", 10.0)), shift=float(params.get("shift", 0.1)),
+                   scale=(float(scale[0]), float(scale[1])), elastic=float(params.get("elastic", 0.0)),
+                   elastic_sigma=float(params.get("elastic_sigma", 3.0)))
+
     @property
     def active(self) -> bool:
         return bool(self.rotation or self.shift or self.scale[0] != 1 or self.scale[1] != 1 or self.elastic)

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from glyphlab.errors import ConfigError
+from glyphlab.models.persistence import json_default
 from glyphlab.training.augment import AugmentConfig, augment_batch
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop", "nadam")
@@ -254,7 +255,7 @@ def _write_checkpoint(ckpt_dir: Path, *, module, optimizer, best_state, scaler, 
         save_file({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, str(tmp / "state.safetensors"))
         meta = {**meta, "optimizer": opt_meta, "scaler": scaler.state_dict() if scaler is not None else None,
                 "has_best": best_state is not None, "version": CHECKPOINT_VERSION}
-        (tmp / "state.json").write_text(json.dumps(meta, default=_json_default))
+        (tmp / "state.json").write_text(json.dumps(meta, default=json_default))
         old = ckpt_dir.parent / f".{ckpt_dir.name}.old"
         if old.exists():
             shutil.rmtree(old)
@@ -265,14 +266,6 @@ def _write_checkpoint(ckpt_dir: Path, *, module, optimizer, best_state, scaler, 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _json_default(o):
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, (tuple, set)):
-        return list(o)
-    return str(o)
 
 
 def _read_checkpoint(ckpt_dir: Path, fingerprint: str) -> dict[str, Any] | None:
@@ -533,12 +526,7 @@ def config_from_params(params: dict[str, Any], **overrides: Any) -> TrainConfig:
     names = set(TrainConfig.__dataclass_fields__)
     kw = {k: v for k, v in params.items() if k in names and k != "augment"}
     if params.get("augment"):
-        scale = params.get("scale", (0.9, 1.1))
-        if isinstance(scale, (int, float)):
-            scale = (1 - float(scale), 1 + float(scale))
-        kw["augment"] = AugmentConfig(rotation=float(params.get("rotation", 10.0)), shift=float(params.get("shift", 0.1)),
-                                      scale=(float(scale[0]), float(scale[1])), elastic=float(params.get("elastic", 0.0)),
-                                      elastic_sigma=float(params.get("elastic_sigma", 3.0)))
+        kw["augment"] = AugmentConfig.from_params(params)
     kw.update(overrides)
     return TrainConfig(**kw)
 
