@@ -48,6 +48,15 @@ def _dataset_options(items: list[str]) -> dict:
     return out
 
 
+def _print_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def _fail(exc: Exception) -> None:
     console.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code=2)
@@ -58,12 +67,8 @@ def datasets_cmd() -> None:
     """List the built-in datasets, their sizes and where they come from."""
     from glyphlab.data.registry import list_datasets
 
-    table = Table(title="datasets")
-    for col in ("name", "sizes", "description", "source"):
-        table.add_column(col)
-    for spec in list_datasets():
-        table.add_row(spec.name, spec.sizes, spec.description, spec.source)
-    console.print(table)
+    _print_table("datasets", ("name", "sizes", "description", "source"),
+                 [(d.name, d.sizes, d.description, d.source) for d in list_datasets()])
 
 
 @app.command("models")
@@ -71,13 +76,9 @@ def models_cmd() -> None:
     """List the models in the registry with their parameters and defaults."""
     from glyphlab.models.registry import list_models
 
-    table = Table(title="models")
-    for col in ("name", "family", "description", "parameters (defaults)"):
-        table.add_column(col)
-    for spec in list_models():
-        params = ", ".join(f"{k}={v}" for k, v in spec.cls.defaults.items())
-        table.add_row(spec.name, spec.family, spec.description, params)
-    console.print(table)
+    _print_table("models", ("name", "family", "description", "parameters (defaults)"),
+                 [(m.name, m.family, m.description, ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items()))
+                  for m in list_models()])
 
 
 @app.command("run")
@@ -176,13 +177,10 @@ def recipe_cmd(
 
     try:
         if list_ or name is None:
-            table = Table(title="recipes (glyphlab recipe NAME; copy the file to make your own)")
-            for col in ("name", "dataset", "models", "description"):
-                table.add_column(col)
-            for rname, path in sorted(shipped_recipes().items()):
-                r = load_recipe(path)
-                table.add_row(rname, r.dataset.name, ", ".join(r.models), r.description)
-            console.print(table)
+            recipes = [(n, load_recipe(p)) for n, p in sorted(shipped_recipes().items())]
+            _print_table("recipes (glyphlab recipe NAME; copy the file to make your own)",
+                         ("name", "dataset", "models", "description"),
+                         [(n, r.dataset.name, ", ".join(r.models), r.description) for n, r in recipes])
             return
         run_recipe(name, out, quick=quick, data_dir=str(data_dir) if data_dir else None, console=console,
                    report=report)

@@ -152,12 +152,17 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _find(data_dir: Path, stem: str) -> Path | None:
-    for folder in (data_dir, data_dir / "mnist"):
+def find_idx_file(stem: str, folders: Iterable[Path]) -> Path | None:
+    """The first ``stem.gz`` or ``stem`` found in ``folders``, in order."""
+    for folder in folders:
         for name in (stem + ".gz", stem):
             if (folder / name).is_file():
                 return folder / name
     return None
+
+
+def _find(data_dir: Path, stem: str) -> Path | None:
+    return find_idx_file(stem, (data_dir, data_dir / "mnist"))
 
 
 def _download(urls: Iterable[str], dest: Path, expected: str, progress: bool) -> None:

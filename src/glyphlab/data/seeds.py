@@ -589,11 +589,9 @@ EMNIST_FILES = {
 
 
 def _find_emnist(folder: Path, stem: str) -> Path | None:
-    for sub in (folder, folder / "gzip"):
-        for name in (stem + ".gz", stem):
-            if (sub / name).is_file():
-                return sub / name
-    return None
+    from glyphlab.data.mnist import find_idx_file
+
+    return find_idx_file(stem, (folder, folder / "gzip"))  # NIST's zip unpacks into gzip/
 
 
 def _emnist_download(folder: Path, sha256: str | None) -> None:
