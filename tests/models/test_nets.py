@@ -137,3 +137,16 @@ def test_28x28_and_56x56_inputs():
             m = create_model(name, epochs=1, progress=False, **({"width": [8, 8, 8]} if name == "resnet-small" else {}))
             m.fit(x, y)
             assert m.predict_proba(x[:3]).shape == (3, 4)
+
+
+def test_fit_on_val_trains_on_train_and_val_for_every_epoch(digits):
+    xtr, ytr, xva, yva, _, _ = digits
+    model = create_model("mlp", epochs=3, hidden=[32], patience=1, fit_on_val=True, progress=False)
+    model.fit(xtr, ytr, xva, yva)
+    both = np.concatenate([xtr, xva])
+    # the input normalisation is computed on the 600 images it trained on, not on the 500 of train alone
+    assert model.mean_ == pytest.approx(float(both.mean()), rel=1e-6)
+    assert model.mean_ != pytest.approx(float(xtr.mean()), rel=1e-6)
+    # no validation: no early stopping (patience=1 could otherwise stop it), no val columns
+    assert len(model.history_) == 3
+    assert all(row["val_loss"] is None for row in model.history_)

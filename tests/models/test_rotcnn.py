@@ -89,6 +89,23 @@ def test_onnx_export_of_rot_cnn_matches_the_model(tmp_path, digits):
     np.testing.assert_allclose(got, model.predict_proba(test), atol=1e-4)
 
 
+def test_tta_rotations_average_the_image_and_its_rotation_between_group_elements(tmp_path, digits):
+    from glyphlab.serving.onnx_export import OnnxExportError, export_onnx
+    from glyphlab.training.augment import rotate
+
+    x, y = digits["train"].images[:120], digits["train"].labels[:120]
+    model = create_model("rot-cnn", N=4, epochs=1, **TINY).fit(x, y, classes=digits.classes)
+    test = digits["test"].images[:30]
+    plain = model.predict_proba(test)
+    turned = rotate(torch.from_numpy(test).unsqueeze(1), torch.full((30,), 45.0)).squeeze(1).numpy()
+    model.set_params(tta_rotations=1)  # C4: the copy is turned by half the group's 90-degree step
+    tta = model.predict_proba(test)
+    np.testing.assert_allclose(tta, (plain + model.set_params(tta_rotations=0).predict_proba(turned)) / 2, atol=1e-5)
+    assert np.abs(tta - plain).max() > 1e-4  # the copy changed something
+    with pytest.raises(OnnxExportError, match="tta_rotations"):
+        export_onnx(model.set_params(tta_rotations=1), tmp_path / "m.onnx")
+
+
 def test_robustness_command_writes_csv_and_png(tmp_path):
     from typer.testing import CliRunner
 

@@ -53,6 +53,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "init_from": None,  # path of a saved glyphlab torch model to copy compatible weights from
     "freeze_features": False,  # with init_from: train only the classifier head
     "progress": True,  # Rich progress bar and one line per epoch
+    # train on train + val for exactly `epochs` epochs (no early stopping, the last epoch is kept): the final
+    # retrain of a protocol whose validation split was used to choose the settings (mnist-rot: all 12,000)
+    "fit_on_val": False,
 }
 
 
@@ -165,6 +168,10 @@ class TorchModel(GlyphModel):
 
     def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
         p = self.params
+        if p["fit_on_val"] and val_images is not None and len(val_images):
+            images = np.concatenate([images, val_images])
+            labels = np.concatenate([labels, val_labels])
+            val_images = val_labels = None
         torch.manual_seed(int(p["seed"]))
         n_classes = len(self.classes_ or [])
         module = self.build_module(self.input_shape_, n_classes)  # type: ignore[arg-type]
@@ -182,7 +189,8 @@ class TorchModel(GlyphModel):
                 prm.requires_grad_(name.startswith("head."))
             module.frozen = True
             params = list(module.head.parameters())
-        cfg = config_from_params(p, patience=int(p["patience"] or 0) or None)
+        patience = None if p["fit_on_val"] else (int(p["patience"] or 0) or None)
+        cfg = config_from_params(p, patience=patience)
         result = train(module, images, labels, val_images, val_labels, n_classes=n_classes, config=cfg,
                        run_dir=run_dir, fingerprint=self._fingerprint(images, labels, val_images, val_labels),
                        parameters=params, on_epoch=getattr(self, "on_epoch", None))

@@ -43,6 +43,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -53,6 +54,7 @@ from e2cnn import nn as enn
 from glyphlab.errors import ConfigError
 from glyphlab.models.nets import COMMON_DEFAULTS, GlyphNet, TorchModel
 from glyphlab.models.registry import register_model
+from glyphlab.training.augment import rotate
 
 MIN_WORK_SIDE = 21
 
@@ -216,6 +218,10 @@ ROT_DEFAULTS: dict[str, Any] = {
     "rotation": 180.0,
     "shift": 0.0,
     "scale": [1.0, 1.0],
+    # test-time rotations: also predict the image rotated by j/(k+1) of the group's step (360/N), j = 1..k, and
+    # average the probabilities. The network is invariant to multiples of 360/N exactly; these copies sample
+    # the angles between them, where interpolation makes it only approximately so. 0 = off.
+    "tta_rotations": 0,
 }
 
 
@@ -256,6 +262,25 @@ class RotCNN(TorchModel):
             self.exported_ = self.export_module()
         self.exported_.to(self._device()).eval()
         return self.exported_
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        k = int(self.params["tta_rotations"] or 0)
+        if k < 0:
+            raise ConfigError(f"rot-cnn: tta_rotations must be >= 0, got {k}")
+        if k == 0:
+            return super().predict_proba(images)
+        module = self._inference_module()
+        step = 360.0 / int(self.params["N"]) / (k + 1)
+
+        def proba(xb: torch.Tensor) -> torch.Tensor:
+            total = torch.softmax(module(xb).float(), dim=1)
+            for j in range(1, k + 1):
+                angle = torch.full((len(xb),), step * j, device=xb.device)
+                total += torch.softmax(module(rotate(xb, angle)).float(), dim=1)
+            return total / (k + 1)
+
+        out = self._batches(images, proba)
+        return out if out.size else np.zeros((0, len(self.classes_ or [])), dtype=np.float32)
 
     def _manifest_extra(self) -> dict[str, Any]:
         extra = super()._manifest_extra()

@@ -99,11 +99,13 @@ def export_onnx(model_or_dir: GlyphModel | str | Path, out_path: str | Path | No
     tmp = Path(tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".onnx", dir=out_path.parent)[1])
     try:
         if found is not None:
-            if int((getattr(model, "params", {}) or {}).get("tta") or 0) > 0:
-                raise OnnxExportError(
-                    f"model '{model.name}' averages test-time augmentation (tta={model.params['tta']}), which the "
-                    "ONNX graph would not reproduce; set tta=0 to export"
-                )
+            params = getattr(model, "params", {}) or {}
+            for key in ("tta", "tta_rotations"):
+                if int(params.get(key) or 0) > 0:
+                    raise OnnxExportError(
+                        f"model '{model.name}' averages test-time augmentation ({key}={params[key]}), which the "
+                        f"ONNX graph would not reproduce; set {key}=0 to export"
+                    )
             kind, layout = "torch", [None, *shape]
             _export_torch(found, shape, tmp)
         elif hasattr(model, "estimator_"):

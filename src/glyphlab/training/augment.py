@@ -74,6 +74,12 @@ def affine(x: torch.Tensor, degrees: torch.Tensor, shift_xy: torch.Tensor, scale
     return out.to(x.dtype)
 
 
+def rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """Rotate each image of a (N, C, H, W) batch about its centre by ``degrees`` (N,), counter-clockwise."""
+    n = x.shape[0]
+    return affine(x, degrees, torch.zeros(n, 2, device=x.device), torch.ones(n, device=x.device))
+
+
 def _gaussian_kernel(sigma: float, device) -> torch.Tensor:
     radius = max(1, int(math.ceil(3 * sigma)))
     coords = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
