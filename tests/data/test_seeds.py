@@ -133,6 +133,22 @@ def test_mnist_back_rand_writes_and_reads_the_report_files(mnist_data_dir):
     assert (mnist_data_dir / "mnist").is_symlink()  # generated files went to tmp, the shared MNIST is untouched
 
 
+def test_mnist_back_rand_source_leaves_out_every_noisy_test_digit(mnist_data_dir):
+    from glyphlab.data.seeds import back_rand_indices
+
+    source = load_dataset("mnist-back-rand-source", mnist_data_dir)
+    assert (len(source["train"]), len(source["test"])) == (16_000, 4_000)
+    mnist = load_dataset("mnist", mnist_data_dir)
+    images = np.concatenate([mnist["train"].images, mnist["test"].images])
+    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    train_idx, test_idx = back_rand_indices(labels)
+    test_digits = {im.tobytes() for im in images[test_idx]}
+    seen = [im.tobytes() for split in ("train", "test") for im in source[split].images]
+    assert len(seen) == 20_000 and not test_digits.intersection(seen)
+    # the clean originals of the 12,000 noisy training digits are all in the source
+    assert {im.tobytes() for im in images[train_idx]} <= set(seen)
+
+
 def test_mnist_70k_resplit_sizes(mnist_data_dir):
     ds = load_dataset("mnist-70k-resplit", mnist_data_dir, limit=50)
     assert len(ds["train"]) == 50 and len(ds["test"]) == 50 and ds.num_classes == 10

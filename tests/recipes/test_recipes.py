@@ -61,6 +61,11 @@ def test_run_writes_comparison_with_the_report(tmp_path):
         (GOOD.replace('name = "digits"', ""), "dataset.name: Field required"),
         (GOOD.replace('[dataset]', '[dataset]\nval_fraction = "lots"'), "dataset.val_fraction"),
         (GOOD + "\ncolour = 'blue'\n", "colour: Extra inputs"),
+        (GOOD.replace("C = 0.5 }", 'C = 0.5 }, search = { space = "nope" }'), "lr.search.space: .*no space file .nope."),
+        (GOOD.replace("C = 0.5 }", 'C = 0.5 }, search = { space = "svm-default", sampler = "bayes" }'),
+         "lr.search.sampler"),
+        (GOOD.replace("C = 0.5", 'init_from = "pretrain:src"').replace('model = "logreg"', 'model = "mlp"'),
+         "models.lr.params.init_from: 'pretrain:src' names no model of \\[pretrain.models\\]"),
         ("name = [", "not valid TOML"),
     ],
 )
@@ -72,3 +77,44 @@ def test_broken_recipes_name_the_field(tmp_path, text, message):
 def test_unknown_recipe_name():
     with pytest.raises(ConfigError, match="no recipe 'nope'"):
         load_recipe("nope")
+
+
+PRETRAIN_AND_SEARCH = """
+name = "two-steps"
+[dataset]
+name = "digits"
+[pretrain.dataset]
+name = "digits"
+variants = "transpose"
+[pretrain.models]
+src = { model = "mlp", params = { hidden = [32], epochs = 2, progress = false } }
+[models]
+tuned = { model = "mlp", params = { init_from = "pretrain:src", hidden = [32], epochs = 1, progress = false } }
+svm = { model = "svm", params = { C = 1.0 }, search = { space = "svm-default", trials = 5, sampler = "random", cv = 2 } }
+[quick]
+search_trials = 3
+"""
+
+
+def test_pretrain_and_search_steps_feed_the_models(tmp_path):
+    import json
+
+    import numpy as np
+
+    from glyphlab.models.persistence import load_model
+
+    out = run_recipe(_write(tmp_path, PRETRAIN_AND_SEARCH), tmp_path / "run", quick=True, report=False)
+    # the source network was trained first, in its own run folder, on its own (transposed) data
+    source = load_model(out / "pretrain" / "models" / "src" / "model")
+    assert json.loads((out / "pretrain" / "config.json").read_text())["variants"] == "transpose"
+    # the fine-tuned model started from it: its manifest names the source's folder
+    tuned = json.loads((out / "models" / "tuned" / "metrics.json").read_text())["params"]
+    assert tuned["init_from"] == str(out / "pretrain" / "models" / "src" / "model")
+    assert source.module_ is not None
+    # the search ran 3 trials (quick), and the svm was trained with its best C and gamma, not the entry's C=1
+    trials = list(csv.DictReader(open(out / "search" / "svm" / "trials.csv")))
+    assert len(trials) == 3
+    best = json.loads((out / "search" / "svm" / "best_params.json").read_text())["searched"]
+    svm = json.loads((out / "models" / "svm" / "metrics.json").read_text())["params"]
+    assert svm["C"] == best["C"] != 1.0 and svm["gamma"] == best["gamma"]
+    assert np.isfinite(float(next(r for r in csv.DictReader(open(out / "leaderboard.csv")) if r["model"] == "svm")["accuracy"]))

@@ -170,6 +170,44 @@ def _read_cached(folder: Path, files: list[str], read: Callable[[], dict[str, Sp
 # ---------------------------------------------------------------------------------- mnist-back-rand
 
 
+def back_rand_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the 70,000 MNIST digits (train then test) become mnist-back-rand's train and test images."""
+    n_train, n_test = BACK_RAND_SIZES
+    rest, train_idx = stratified_indices(labels, n_train, BACK_RAND_SEED)
+    _, test_pick = stratified_indices(labels[rest], n_test, BACK_RAND_SEED)
+    return train_idx, rest[test_pick]
+
+
+@register_dataset(
+    "mnist-back-rand-source",
+    description="seed 002's transfer source: the 20,000 clean MNIST digits NOT in mnist-back-rand's test split",
+    source="MNIST IDX files (see `mnist`)",
+    sizes="20,000 images 28x28, 10 classes; 16,000 train / 4,000 test",
+)
+def load_mnist_back_rand_source(data_dir: Path | None = None, limit: int | None = None,
+                                download: bool = True) -> Dataset:
+    """Clean digits to pre-train a transfer-learning source for mnist-back-rand without leaking its test set.
+
+    mnist-back-rand draws its 50,000 test digits from all 70,000 MNIST digits, so a network trained on clean
+    MNIST's 60,000 training images has seen most of them (with a clean background) and its fine-tuned score
+    would be inflated. This dataset keeps only the 20,000 digits outside that test split (the clean originals
+    of the 12,000 noisy training digits and 8,000 unused ones), split 16,000 / 4,000 (stratified, fixed seed).
+    """
+    limit = _check_limit(limit)
+    mnist = _load_mnist(_mnist_dir(data_dir), download)
+    images = np.concatenate([mnist["train"].images, mnist["test"].images])
+    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    outside = np.setdiff1d(np.arange(len(labels)), back_rand_indices(labels)[1])
+    train_pick, test_pick = stratified_indices(labels[outside], len(outside) // 5, BACK_RAND_SEED)
+    splits = {}
+    for name, idx in (("train", outside[train_pick]), ("test", outside[test_pick])):
+        idx = idx[limit_indices(labels[idx], len(idx), limit, BACK_RAND_SEED)]
+        splits[name] = Split(images[idx], labels[idx])
+    return Dataset(name="mnist-back-rand-source", classes=list(DIGIT_CLASSES), splits=splits, source=mnist.source,
+                   meta={"protocol": {"dataset": "mnist-back-rand-source", "seed": BACK_RAND_SEED,
+                                      "excludes": "mnist-back-rand test digits", "limit": limit}})
+
+
 @register_dataset(
     "mnist-back-rand",
     description="seed 002: MNIST on a uniform random background, stored transposed in Kaggle-style CSVs",
@@ -203,10 +241,7 @@ def load_mnist_back_rand(data_dir: Path | None = None, limit: int | None = None,
         mnist = _load_mnist(data_dir, download)
         images = np.concatenate([mnist["train"].images, mnist["test"].images])
         labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
-        n_train, n_test = BACK_RAND_SIZES
-        rest, train_idx = stratified_indices(labels, n_train, BACK_RAND_SEED)
-        _, test_pick = stratified_indices(labels[rest], n_test, BACK_RAND_SEED)
-        test_idx = rest[test_pick]
+        train_idx, test_idx = back_rand_indices(labels)
         train_idx = train_idx[limit_indices(labels[train_idx], len(train_idx), limit, BACK_RAND_SEED)]
         test_idx = test_idx[limit_indices(labels[test_idx], len(test_idx), limit, BACK_RAND_SEED)]
         clean = Dataset("mnist", DIGIT_CLASSES, {"train": Split(images[train_idx], labels[train_idx]),

@@ -4,6 +4,14 @@ A recipe names a dataset (with variants and options), the models (``label = {mod
 report's own figures under ``[reference]`` so the leaderboard sets glyphlab's numbers beside them, and a
 ``[quick]`` section of overrides that shrink it to a few hundred images for CI. ``glyphlab recipe NAME``
 runs the shipped file of that name; ``glyphlab recipe path/to/file.toml`` runs any other.
+
+Two optional steps run before the models are trained, each into its own sub-folder of the run:
+
+* ``[pretrain]``: a dataset and models trained first (``RUN/pretrain/``); a model's
+  ``init_from = "pretrain:LABEL"`` starts from that network (transfer learning in one command).
+* ``search = {space, trials, sampler, cv}`` on a model entry: a hyper-parameter search (``glyphlab search``,
+  cross-validated on train+val for classical models) into ``RUN/search/LABEL/``; the model is then trained
+  with the best parameters found, the entry's own ``params`` filling in the rest.
 """
 
 from __future__ import annotations
@@ -12,9 +20,9 @@ import json
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from rich.console import Console
 from rich.table import Table
 
@@ -33,9 +41,28 @@ class DatasetSection(_Strict):
     options: dict[str, Any] = {}
 
 
+class SearchSection(_Strict):
+    space: str
+    trials: int = Field(20, ge=1)
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    cv: int | None = Field(None, ge=2)
+
+    @field_validator("space")
+    @classmethod
+    def _space_exists(cls, space: str) -> str:
+        from glyphlab.training.search import find_space
+
+        try:
+            find_space(space)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return space
+
+
 class ModelEntry(_Strict):
     model: str
     params: dict[str, Any] = {}
+    search: SearchSection | None = None
 
 
 class QuickSection(_Strict):
@@ -45,6 +72,18 @@ class QuickSection(_Strict):
     params: dict[str, Any] = {}
     #: per-model overrides, by label
     models: dict[str, dict[str, Any]] = {}
+    #: a model entry's search runs at most this many trials
+    search_trials: int = Field(2, ge=1)
+
+
+class PretrainSection(_Strict):
+    dataset: DatasetSection
+    models: dict[str, ModelEntry]
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
+        return _check_models(models)
 
 
 class Recipe(_Strict):
@@ -57,22 +96,42 @@ class Recipe(_Strict):
     quick: QuickSection = QuickSection()
     #: optional extra steps a recipe asks for, e.g. {"submission": "path of the unlabeled split"}
     outputs: dict[str, Any] = {}
+    pretrain: PretrainSection | None = None
 
     @field_validator("models")
     @classmethod
     def _known_models(cls, models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
-        from glyphlab.models.registry import MODELS, _ensure_builtin
+        return _check_models(models)
 
-        _ensure_builtin()
-        if not models:
-            raise ValueError("a recipe needs at least one model")
-        for label, entry in models.items():
-            if entry.model not in MODELS:
-                raise ValueError(f"{label}: unknown model '{entry.model}' (known: {', '.join(sorted(MODELS))})")
-            unknown = set(entry.params) - set(MODELS[entry.model].cls.defaults)
-            if unknown:
-                raise ValueError(f"{label}.params: '{entry.model}' has no parameter(s) {', '.join(sorted(unknown))}")
-        return models
+    @model_validator(mode="after")
+    def _pretrain_references(self) -> "Recipe":
+        sources = set(self.pretrain.models) if self.pretrain else set()
+        for label, entry in self.models.items():
+            ref = entry.params.get("init_from")
+            if isinstance(ref, str) and ref.startswith(PRETRAIN_PREFIX):
+                if ref[len(PRETRAIN_PREFIX):] not in sources:
+                    raise ValueError(f"models.{label}.params.init_from: {ref!r} names no model of [pretrain.models]"
+                                     f" (there: {', '.join(sorted(sources)) or 'no [pretrain] section'})")
+        return self
+
+
+PRETRAIN_PREFIX = "pretrain:"
+
+
+def _check_models(models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
+    from glyphlab.models.registry import MODELS, _ensure_builtin
+
+    _ensure_builtin()
+    if not models:
+        raise ValueError("a recipe needs at least one model")
+    for label, entry in models.items():
+        if entry.model not in MODELS:
+            raise ValueError(f"{label}: unknown model '{entry.model}' (known: {', '.join(sorted(MODELS))})")
+        unknown = set(entry.params) - set(MODELS[entry.model].cls.defaults)
+        if unknown:
+            raise ValueError(f"{label}.params: '{entry.model}' has no parameter(s) {', '.join(sorted(unknown))}")
+    return models
+
 
 
 def shipped_recipes() -> dict[str, Path]:
@@ -103,28 +162,32 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         raise ConfigError(f"recipe {path.name} is invalid: {problems}") from None
 
 
-def to_run_config(recipe: Recipe, quick: bool = False, data_dir: str | None = None):
+def to_run_config(recipe: Recipe, quick: bool = False, data_dir: str | None = None, pretrain: bool = False):
+    """The run (``pretrain=True``: the [pretrain] run) a recipe describes, with the [quick] overrides when asked."""
     from glyphlab.training.run import RunConfig
 
-    params = {label: dict(entry.params) for label, entry in recipe.models.items()}
-    options = dict(recipe.dataset.options)
-    variants = recipe.dataset.variants
+    if pretrain and recipe.pretrain is None:
+        raise ConfigError(f"recipe {recipe.name} has no [pretrain] section")
+    dataset, models = (recipe.pretrain.dataset, recipe.pretrain.models) if pretrain else (recipe.dataset, recipe.models)
+    params = {label: dict(entry.params) for label, entry in models.items()}
+    options = dict(dataset.options)
+    variants = dataset.variants
     if quick:
         from glyphlab.models.registry import MODELS
 
         options.update(recipe.quick.dataset_options)
-        if recipe.quick.variants is not None:
+        if recipe.quick.variants is not None and not pretrain:
             variants = recipe.quick.variants
-        for label, entry in recipe.models.items():
+        for label, entry in models.items():
             takes = MODELS[entry.model].cls.defaults
             params[label].update({k: v for k, v in recipe.quick.params.items() if k in takes})
             params[label].update(recipe.quick.models.get(label, {}))
     return RunConfig(
-        dataset=recipe.dataset.name,
-        models=[f"{label}={entry.model}" for label, entry in recipe.models.items()],
+        dataset=dataset.name,
+        models=[f"{label}={entry.model}" for label, entry in models.items()],
         params=params,
         seed=recipe.seed,
-        val_fraction=recipe.dataset.val_fraction,
+        val_fraction=dataset.val_fraction,
         variants=variants,
         data_dir=data_dir,
         dataset_options=options,
@@ -145,6 +208,19 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
     console.print(f"[bold]recipe {recipe.name}[/]{' (quick)' if quick else ''}: {recipe.description}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.json").write_text(json.dumps({**recipe.model_dump(), "quick": quick}, indent=2))
+    if recipe.pretrain is not None:
+        pre = out / "pretrain"
+        console.print(f"[bold]pretraining[/] on {recipe.pretrain.dataset.name} → [green]{pre}[/]")
+        run(to_run_config(recipe, quick=quick, data_dir=data_dir, pretrain=True), pre, console=console, report=False)
+        for label, params in cfg.params.items():
+            ref = params.get("init_from")
+            if isinstance(ref, str) and ref.startswith(PRETRAIN_PREFIX):
+                params["init_from"] = str(pre / "models" / ref[len(PRETRAIN_PREFIX):] / "model")
+    for label, entry in recipe.models.items():
+        if entry.search is not None:
+            found = _search_for(recipe, label, entry, cfg, out / "search" / label, quick, console)
+            cfg.params[label] = {**cfg.params[label], **found,
+                                 **(recipe.quick.models.get(label, {}) if quick else {})}
     run(cfg, out, console=console, report=False)
     if submit:
         from glyphlab.training.run import load_run_dataset
@@ -160,6 +236,25 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
 
         build_report_if_available(out, console)
     return out
+
+
+def _search_for(recipe: Recipe, label: str, entry: ModelEntry, cfg, out: Path, quick: bool,
+                console: Console) -> dict[str, Any]:
+    """Run the entry's search (no refit: the recipe trains the winner itself) and return the best parameters."""
+    from glyphlab.training.search import SearchConfig, run_search
+
+    spec = entry.search
+    assert spec is not None
+    trials = min(spec.trials, recipe.quick.search_trials) if quick else spec.trials
+    console.print(f"[bold]searching[/] {label}: space {spec.space}, {trials} trial(s), sampler {spec.sampler}")
+    run_search(SearchConfig(dataset=cfg.dataset, model=entry.model, space=spec.space, trials=trials, cv=spec.cv,
+                            sampler=spec.sampler, pruner="none", out=str(out), seed=recipe.seed, data_dir=cfg.data_dir,
+                            val_fraction=cfg.val_fraction, refit=False, dataset_options=dict(cfg.dataset_options),
+                            variants=cfg.variants), console=console)
+    best = out / "best_params.json"
+    if not best.is_file():
+        raise ConfigError(f"{label}: the search finished no trial (see {out / 'trials.csv'}): nothing to train")
+    return dict(json.loads(best.read_text())["searched"])
 
 
 def compare_with_reference(leaderboard: list[dict[str, Any]], reference: dict[str, Any]) -> list[dict[str, Any]]:

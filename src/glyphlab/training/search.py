@@ -520,6 +520,8 @@ class SearchConfig:
     data_dir: str | None = None
     val_fraction: float = 0.1
     refit: bool = True
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    variants: str = ""
 
     def validate(self) -> None:
         if self.trials < 1:
@@ -625,7 +627,7 @@ def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
         console.print("[yellow]note:[/] --cv applies to classical models; networks are scored on the validation split")
 
     run_cfg = RunConfig(dataset=cfg.dataset, models=[model], seed=cfg.seed, val_fraction=cfg.val_fraction,
-                        data_dir=cfg.data_dir)
+                        data_dir=cfg.data_dir, dataset_options=dict(cfg.dataset_options), variants=cfg.variants)
     ds = load_run_dataset(run_cfg)
     pool = merge_splits(ds, ["train", "val"])
 
@@ -764,7 +766,8 @@ def refit_best(cfg: SearchConfig, model: str, params: dict[str, Any], out: Path,
         kept = json.loads(previous.read_text()).get("params", {})
         resume = all(kept.get(k) == v for k, v in params.items())
     run_cfg = RunConfig(dataset=cfg.dataset, models=[f"{label}={model}"], params={label: params}, seed=cfg.seed,
-                        val_fraction=cfg.val_fraction, data_dir=cfg.data_dir)
+                        val_fraction=cfg.val_fraction, data_dir=cfg.data_dir, dataset_options=dict(cfg.dataset_options),
+                        variants=cfg.variants)
     console.print(f"refitting [bold]{label}[/] on train+val, evaluating once on the test split")
     return run(run_cfg, out, console=console, resume=resume, report=False)
 
