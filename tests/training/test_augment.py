@@ -56,3 +56,16 @@ def test_tta_averages_and_is_repeatable():
     assert torch.equal(p1, p2)
     assert torch.allclose(p1.sum(1), torch.ones(len(x)), atol=1e-5)
     assert torch.equal(tta_proba(predict, x, 0, cfg), predict(x))
+
+
+def test_background_noise_reaches_the_asked_fraction_and_keeps_the_ink():
+    x = torch.zeros(400, 1, 10, 10)
+    x[:, :, 4:6, 2:8] = 1.0  # a bar of ink on a black background
+    cfg = AugmentConfig(rotation=0, shift=0, scale=(1, 1), background_noise=0.25)
+    out = augment_batch(x, cfg, make_generator(0, "cpu"))
+    noisy = (out[:, 0, 0:3].amax(dim=(1, 2)) > 0)  # any background pixel lit
+    assert 0.18 < noisy.float().mean().item() < 0.32
+    assert torch.all(out[:, :, 4:6, 2:8] > 0.999)  # max(x, U) never dims the ink
+    assert torch.allclose(out[~noisy], x[~noisy], atol=1e-6)  # the other images are untouched
+    bg = out[noisy][:, 0, 0:3]
+    assert 0.4 < bg.mean().item() < 0.6  # uniform on [0, 1]

@@ -26,6 +26,8 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.9, 1.1)  #: zoom range (1 = unchanged; > 1 makes the glyph bigger)
     elastic: float = 0.0  #: elastic displacement strength in pixels (0 = off)
     elastic_sigma: float = 3.0  #: smoothing of the displacement field in pixels
+    #: fraction of images given seed 002's uniform random background: every pixel becomes max(x, U[0, 1])
+    background_noise: float = 0.0
 
     @classmethod
     def from_params(cls, params: dict) -> "AugmentConfig":
@@ -35,11 +37,13 @@ class AugmentConfig:
             scale = (1 - float(scale), 1 + float(scale))
         return cls(rotation=float(params.get("rotation", 10.0)), shift=float(params.get("shift", 0.1)),
                    scale=(float(scale[0]), float(scale[1])), elastic=float(params.get("elastic", 0.0)),
-                   elastic_sigma=float(params.get("elastic_sigma", 3.0)))
+                   elastic_sigma=float(params.get("elastic_sigma", 3.0)),
+                   background_noise=float(params.get("background_noise", 0.0)))
 
     @property
     def active(self) -> bool:
-        return bool(self.rotation or self.shift or self.scale[0] != 1 or self.scale[1] != 1 or self.elastic)
+        return bool(self.rotation or self.shift or self.scale[0] != 1 or self.scale[1] != 1 or self.elastic
+                    or self.background_noise)
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None, device) -> torch.Tensor:
@@ -114,7 +118,12 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     disp = None
     if cfg.elastic:
         disp = elastic_field(n, h, w, cfg.elastic, cfg.elastic_sigma, generator, dev)
-    return affine(x, degrees, shift, scale, disp)
+    out = affine(x, degrees, shift, scale, disp)
+    if cfg.background_noise:
+        noisy = torch.rand(n, generator=generator, device=dev) < cfg.background_noise
+        noise = torch.rand(out.shape, generator=generator, device=dev).to(out.dtype)
+        out = torch.where(noisy.view(n, 1, 1, 1), torch.maximum(out, noise), out)
+    return out
 
 
 def make_generator(seed: int, device: torch.device | str) -> torch.Generator:
