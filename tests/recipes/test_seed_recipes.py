@@ -32,10 +32,16 @@ def test_reference_figures_match_the_reports():
     r4 = load_recipe("seed004-mnist-csv").reference
     assert r4["cnn-small"]["train_seconds"] == pytest.approx(279.14) and r4["random-forest"]["accuracy"] == 0.8958
     noisy = load_recipe("seed002-noisy")
-    assert noisy.outputs["submission"] == "cnn-deep"
+    assert noisy.outputs["submission"] == "transfer"
     deep = noisy.models["cnn-deep"].params
     assert deep["augment"] and deep["rotation"] == 10.0 and deep["shift"] == 0.1
-    assert noisy.models["pca-svm"].params == {"n_components": 50, "C": 100.0, "gamma": 0.05}
+    search = noisy.models["pca-svm"].search
+    assert search is not None and (search.space, search.sampler, search.cv) == ("seed002-pca-svm", "grid", 3)
+    # the transfer source never sees a test digit: it trains on the clean digits outside the noisy test split
+    for name in ("seed002-noisy", "seed002-transfer"):
+        recipe = load_recipe(name)
+        assert recipe.pretrain is not None and recipe.pretrain.dataset.name == "mnist-back-rand-source"
+        assert recipe.models["transfer"].params["init_from"] == "pretrain:clean"
 
 
 def test_submission_label_is_checked():
@@ -83,7 +89,9 @@ def test_mnist_seed_recipes_quick_run_end_to_end(name, mnist_data_dir, tmp_path)
     out = run_recipe(name, tmp_path / "run", quick=True, data_dir=str(mnist_data_dir), report=False)
     _check_run(out, name)
     if name == "seed002-noisy":
-        rows = list(csv.reader(open(out / "submission-cnn-deep.csv")))
+        assert (out / "pretrain" / "models" / "clean" / "model" / "manifest.json").is_file()
+        assert len(list(csv.DictReader(open(out / "search" / "pca-svm" / "trials.csv")))) == 2
+        rows = list(csv.reader(open(out / "submission-transfer.csv")))
         assert rows[0] == ["Id", "Category"] and len(rows) == 1 + 300
         assert np.isin([r[1] for r in rows[1:]], [str(i) for i in range(10)]).all()
 
@@ -92,14 +100,37 @@ def test_mnist_seed_recipes_quick_run_end_to_end(name, mnist_data_dir, tmp_path)
 
 
 @pytest.fixture
-def fake_timm(monkeypatch):
-    """A tiny stand-in for timm.create_model (timm is an extra, not installed in the test environment)."""
+def fresh_efficientnet():
+    """Imports glyphlab.models.efficientnet anew (against the 'timm' the test set up); afterwards the module and
+    the registry entry are put back as they were (with the real timm installed, later tests still find it)."""
+    import importlib
+    import sys
+
+    from glyphlab.models.registry import MODELS
+
+    name = "glyphlab.models.efficientnet"
+    saved, spec = sys.modules.get(name), MODELS.get("efficientnet-b0")
+
+    def load():
+        sys.modules.pop(name, None)
+        return importlib.import_module(name)
+
+    yield load
+    sys.modules.pop(name, None)
+    MODELS.pop("efficientnet-b0", None)
+    if saved is not None:
+        sys.modules[name] = saved
+    if spec is not None:
+        MODELS["efficientnet-b0"] = spec
+
+
+@pytest.fixture
+def fake_timm(monkeypatch, fresh_efficientnet):
+    """A tiny stand-in for timm.create_model (timm is an extra, not installed in the core test environment)."""
     import sys
     import types
 
     import torch.nn as nn
-
-    from glyphlab.models.registry import MODELS
 
     calls = []
 
@@ -112,12 +143,7 @@ def fake_timm(monkeypatch):
         return net
 
     monkeypatch.setitem(sys.modules, "timm", types.SimpleNamespace(create_model=create_model))
-    sys.modules.pop("glyphlab.models.efficientnet", None)
-    import glyphlab.models.efficientnet as eff
-
-    yield eff, calls
-    sys.modules.pop("glyphlab.models.efficientnet", None)
-    MODELS.pop("efficientnet-b0", None)
+    return fresh_efficientnet(), calls
 
 
 def test_efficientnet_offline_pretrained_asks_for_a_local_file(fake_timm, tmp_path, digits):
@@ -135,3 +161,61 @@ def test_efficientnet_offline_pretrained_asks_for_a_local_file(fake_timm, tmp_pa
     loaded = eff.EfficientNetB0.load(tmp_path / "m")
     assert calls[-1]["pretrained"] is False  # rebuilding a saved model never fetches ImageNet weights
     assert np.allclose(loaded.predict_proba(x), model.predict_proba(x), atol=1e-5)
+
+
+def test_efficientnet_with_a_broken_timm_leaves_the_other_models_working(monkeypatch, tmp_path, fresh_efficientnet):
+    """timm installed beside a torchvision built for another torch fails at import with a RuntimeError: the
+    registry (imported by every command) must still load, and efficientnet-b0 must say what to install."""
+    import sys
+
+    from glyphlab.models import registry
+
+    (tmp_path / "timm").mkdir()
+    (tmp_path / "timm" / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "timm", raising=False)
+    monkeypatch.delitem(sys.modules, "glyphlab.models.efficientnet", raising=False)
+    monkeypatch.setattr(registry, "_loaded", False)
+    names = {spec.name for spec in registry.list_models()}
+    assert {"logreg", "cnn-small", "efficientnet-b0"} <= names
+    with pytest.raises(ConfigError, match=r"torchvision::nms.*torchvision"):
+        registry.create_model("efficientnet-b0").build_module((28, 28), 10)
+
+
+# ---------------------------------------------- seed 001's EfficientNet, against the real timm (where installed)
+
+
+def test_efficientnet_with_the_real_timm(monkeypatch, tmp_path, digits, fresh_efficientnet):
+    timm = pytest.importorskip("timm")  # the timm extra; skipped where it is not installed
+    import torch
+    from safetensors.torch import save_file
+
+    from glyphlab.models.persistence import load_model
+
+    eff = fresh_efficientnet()
+    x, y = digits["train"].images[:40], digits["train"].labels[:40]
+    model = eff.EfficientNetB0(epochs=1, progress=False)
+    model.fit(x, y, x, y, classes=digits.classes)
+    trunk = model.module_.features
+    assert isinstance(trunk, timm.models.efficientnet.EfficientNet) and trunk.conv_stem.in_channels == 1
+    assert (model.module_.head.in_features, model.module_.head.out_features) == (1280, 10)
+    model.save(tmp_path / "m")
+    assert np.allclose(load_model(tmp_path / "m").predict_proba(x), model.predict_proba(x), atol=1e-6)
+
+    # offline (and nothing cached), pretrained=True without pretrained_path asks for a local file
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(ConfigError, match="pretrained_path"):
+        eff.EfficientNetB0(pretrained=True, epochs=1, progress=False).fit(x, y, x, y, classes=digits.classes)
+
+    # a local file of timm's own efficientnet_b0 (RGB stem, 1000-class classifier): its weights are the ones used
+    torch.manual_seed(1)
+    ref = {k: v.contiguous() for k, v in timm.create_model("efficientnet_b0").state_dict().items()}
+    save_file(ref, str(tmp_path / "b0.safetensors"))
+    pre = eff.EfficientNetB0(pretrained=True, pretrained_path=str(tmp_path / "b0.safetensors"), progress=False)
+    got = pre.build_module((8, 8), 10).features.state_dict()
+    assert torch.equal(got["blocks.6.0.conv_pw.weight"], ref["blocks.6.0.conv_pw.weight"])
+    assert torch.allclose(got["conv_stem.weight"], ref["conv_stem.weight"].sum(1, keepdim=True))  # grey = R+G+B
+    assert "classifier.weight" not in got

@@ -6,9 +6,14 @@
 The network is timm's ``efficientnet_b0`` with one input channel and its classifier removed (the pooled
 1280-d features are glyphlab's penultimate representation) and a new linear head, as in seed 001. With
 ``pretrained=True`` the ImageNet weights come from ``pretrained_path`` (a local ``.safetensors``/``.pth``
-file) or, when that is not set, from timm's download (Hugging Face Hub); timm averages the RGB stem into
-the single grey channel. Offline, without ``pretrained_path``, fitting stops with a :class:`ConfigError`
-that says so.
+file) or, when that is not set, from timm's download (Hugging Face Hub); timm sums the RGB stem into the
+single grey channel (a grey image gives what the RGB stem gives on R=G=B). Offline, without
+``pretrained_path``, fitting stops with a :class:`ConfigError` that says so.
+
+timm imports torchvision, which must be a build made for the installed torch: a mismatched pair fails at
+``import timm`` with e.g. ``RuntimeError: operator torchvision::nms does not exist``. That must not take
+the other families down with it (the registry imports this module for every command), so the model stays
+registered and building it raises a :class:`ConfigError` naming the pair to install.
 """
 
 from __future__ import annotations
@@ -16,14 +21,41 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-import timm  # noqa: F401  (the optional dependency: ModuleNotFoundError 'timm' when absent)
+import torch
 import torch.nn as nn
+
+#: why an installed timm does not import (None when it does)
+_TIMM_IMPORT_ERROR: str | None = None
+try:
+    import timm  # noqa: F401  (the optional dependency: ModuleNotFoundError 'timm' when absent)
+except Exception as _exc:
+    if isinstance(_exc, ModuleNotFoundError) and _exc.name == "timm":
+        raise  # not installed: the registry skips this optional family
+    # installed but broken, typically a torchvision built for another torch
+    _TIMM_IMPORT_ERROR = f"{type(_exc).__name__}: {(str(_exc).splitlines() or [''])[0]}"
 
 from glyphlab.errors import ConfigError
 from glyphlab.models.nets import COMMON_DEFAULTS, GlyphNet, TorchModel, _flat_dim
 from glyphlab.models.registry import register_model
 
 TIMM_NAME = "efficientnet_b0"
+
+
+def _broken_timm_message() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return (
+        f"efficientnet-b0: timm {installed('timm')} is installed but does not import ({_TIMM_IMPORT_ERROR}). timm "
+        f"imports torchvision, which must be built for this torch (here torch {torch.__version__}, torchvision "
+        f"{installed('torchvision')}): install a pair built together, e.g. pip install torch==2.14.1 "
+        "torchvision==0.29.1, or uninstall timm"
+    )
 
 
 @register_model("efficientnet-b0", "EfficientNet-b0 (timm), 1 input channel, new head; seed 001 (needs timm)", "torch")
@@ -43,6 +75,8 @@ class EfficientNetB0(TorchModel):
         self._from_saved = False
 
     def _create_trunk(self) -> nn.Module:
+        if _TIMM_IMPORT_ERROR is not None:
+            raise ConfigError(_broken_timm_message())
         import timm
 
         p = self.params
