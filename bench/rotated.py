@@ -1,9 +1,9 @@
 """Rotated-MNIST study (seed 000): measured accuracy, macro F1 and training time beside the seed's figures.
 
     python bench/rotated.py                      # both parts (seed000, then mnist-rot)
-    python bench/rotated.py --part seed000       # mnist-rot-seed000: logreg, cnn-small + rotation aug, rot-cnn
-    python bench/rotated.py --part mnist-rot     # mnist-rot (12k train / 50k test): rot-cnn
-    python bench/rotated.py --quick              # a few hundred images and 1 epoch: a sanity run
+    python bench/rotated.py --part seed000       # recipe seed000-rotated: logreg, cnn-small (+ rotation aug), rot-cnn
+    python bench/rotated.py --part mnist-rot     # recipe mnist-rot (12k train / 50k test): rot-cnn
+    python bench/rotated.py --quick              # the recipes' quick mode (a few hundred images, 1 epoch)
 
 Options: --out DIR (run folders, default runs/bench-rotated), --data-dir (default /work/shared/data or
 $GLYPHLAB_DATA), --param model.key=value (repeatable, as `glyphlab run`), --robust-limit N (test images per
@@ -25,18 +25,11 @@ from rich.table import Table
 
 from glyphlab.evaluation.robustness import print_robustness, robustness
 from glyphlab.models.registry import parse_params
-from glyphlab.training.run import RunConfig, read_leaderboard, run
+from glyphlab.recipes import load_recipe, to_run_config
+from glyphlab.training.run import read_leaderboard, run
 
-SEED_FIGURES = {  # seed 000's report, section 4.1
-    "logreg": (0.49, 0.48),
-    "cnn-small-rotaug": (0.82, 0.82),
-    "rot-cnn": (0.90, 0.88),
-}
-PARTS = {
-    "seed000": ("mnist-rot-seed000", ["logreg", "cnn-small-rotaug=cnn-small", "rot-cnn"],
-                {"cnn-small-rotaug": {"augment": True, "rotation": 180.0, "epochs": 60, "patience": 15}}),
-    "mnist-rot": ("mnist-rot", ["rot-cnn"], {}),
-}
+#: each part is a shipped recipe: its dataset, models and settings (the README's figures come from these)
+PARTS = {"seed000": "seed000-rotated", "mnist-rot": "mnist-rot"}
 TARGETS = {"seed000": 0.97, "mnist-rot": 0.99}
 
 
@@ -55,19 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     for col in ("dataset", "model", "accuracy", "macro F1", "train s", "seed acc", "seed F1", "rot. spread (24 angles)"):
         table.add_column(col, justify="left" if col in ("dataset", "model") else "right")
     for part in parts:
-        dataset, models, params = PARTS[part]
-        params = {k: dict(v) for k, v in params.items()}
-        for label, extra in parse_params(args.param, models).items():
-            params.setdefault(label, {}).update(extra)
-        options = {}
-        if args.quick:
-            options = {"limit": 300}
-            for entry in models:
-                label = entry.partition("=")[0]
-                if label != "logreg":
-                    params.setdefault(label, {})["epochs"] = 1
-        cfg = RunConfig(dataset=dataset, models=models, params=params, seed=0, data_dir=args.data_dir,
-                        dataset_options=options)
+        recipe = load_recipe(PARTS[part])
+        cfg = to_run_config(recipe, quick=args.quick, data_dir=args.data_dir)
+        for label, extra in parse_params(args.param, cfg.models).items():
+            cfg.params.setdefault(label, {}).update(extra)
+        dataset = cfg.dataset
         out = args.out / (part + ("-quick" if args.quick else ""))
         t0 = time.perf_counter()
         run(cfg, out, console=console, report=False)
@@ -76,14 +61,19 @@ def main(argv: list[str] | None = None) -> int:
                          limit=args.robust_limit or None)
         print_robustness(rob, console)
         for row in sorted(read_leaderboard(out), key=lambda r: r["model"]):
-            seed = SEED_FIGURES.get(row["model"]) if part == "seed000" else None
+            ref = recipe.reference.get(row["model"])
+            seed = (ref.get("accuracy"), ref.get("f1_macro")) if isinstance(ref, dict) else None
             spread = f"{rob.spread(row['model']):.4f}" if row["model"] in rob.models else ""
             ok = row["accuracy"] >= TARGETS[part] if row["model"] == "rot-cnn" else None
             acc = f"{row['accuracy']:.4f}" + ("" if ok is None else (" ✓" if ok else f" (target {TARGETS[part]:.2f})"))
             table.add_row(dataset, row["model"], acc, f"{row['f1_macro']:.4f}", f"{row['train_seconds']:.0f}",
-                          f"{seed[0]:.2f}" if seed else "", f"{seed[1]:.2f}" if seed else "", spread)
+                          _fmt(seed and seed[0]), _fmt(seed and seed[1]), spread)
     console.print(table)
     return 0
+
+
+def _fmt(value) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else ""
 
 
 if __name__ == "__main__":

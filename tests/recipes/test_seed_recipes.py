@@ -96,6 +96,30 @@ def test_mnist_seed_recipes_quick_run_end_to_end(name, mnist_data_dir, tmp_path)
         assert np.isin([r[1] for r in rows[1:]], [str(i) for i in range(10)]).all()
 
 
+def test_rotated_recipes_quick_run_and_robustness(mnist_data_dir, tmp_path):
+    """seed000-rotated and mnist-rot end to end on a few hundred images, then `glyphlab robustness` on the run."""
+    from typer.testing import CliRunner
+
+    from glyphlab.cli import app
+
+    out = run_recipe("seed000-rotated", tmp_path / "seed000", quick=True, data_dir=str(mnist_data_dir), report=False)
+    _check_run(out, "seed000-rotated")
+    result = CliRunner().invoke(app, ["robustness", str(out), "--angles", "0:360:90", "--limit", "100"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(out / "robustness.csv")))
+    assert {r["model"] for r in rows} == set(load_recipe("seed000-rotated").models)
+    assert [r["angle"] for r in rows if r["model"] == "rot-cnn"] == ["0", "90", "180", "270"]
+    assert (out / "robustness.png").read_bytes()[:4] == b"\x89PNG"
+
+    out = run_recipe("mnist-rot", tmp_path / "mnist-rot", quick=True, data_dir=str(mnist_data_dir), report=False)
+    rows = list(csv.DictReader(open(out / "leaderboard.csv")))
+    assert [r["model"] for r in rows] == ["rot-cnn"] and 0 <= float(rows[0]["accuracy"]) <= 1
+    import json
+
+    params = json.loads((out / "models" / "rot-cnn" / "metrics.json").read_text())["params"]
+    assert params["fit_on_val"] is True and params["tta_rotations"] == 1 and params["epochs"] == 1
+
+
 # ---------------------------------------------- seed 001's EfficientNet, against a stand-in for timm
 
 
