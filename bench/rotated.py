@@ -7,7 +7,7 @@
 
 Options: --out DIR (run folders, default runs/bench-rotated), --data-dir (default /work/shared/data or
 $GLYPHLAB_DATA), --param model.key=value (repeatable, as `glyphlab run`), --robust-limit N (test images per
-angle for the robustness spread, default 2000; 0 = all).
+angle for the robustness spread, default 2000; 0 = all), --only LABELS (run some of the recipe's models).
 Each part is a normal glyphlab run folder; the robustness spread is the max-min accuracy of rot-cnn over 24
 angles (0, 15, ..., 345 degrees) of the run's test images.
 """
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default=os.environ.get("GLYPHLAB_DATA", "/work/shared/data"))
     ap.add_argument("--param", action="append", default=[])
     ap.add_argument("--robust-limit", type=int, default=2000)
+    ap.add_argument("--only", default="", help="comma-separated model labels of the recipe to run (default: all)")
     args = ap.parse_args(argv)
     console = Console() if sys.stdout.isatty() else Console(width=150)
     parts = list(PARTS) if args.part == "all" else [args.part]
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = to_run_config(recipe, quick=args.quick, data_dir=args.data_dir)
         for label, extra in parse_params(args.param, cfg.models).items():
             cfg.params.setdefault(label, {}).update(extra)
+        if args.only:
+            keep = set(args.only.split(","))
+            cfg.models = [m for m in cfg.models if m.partition("=")[0] in keep]
         dataset = cfg.dataset
         out = args.out / (part + ("-quick" if args.quick else ""))
         t0 = time.perf_counter()
