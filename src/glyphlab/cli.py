@@ -204,6 +204,8 @@ def search_cmd(
     seed: Annotated[int, typer.Option(help="Seed for splits, folds, sampler and models.")] = 0,
     refit: Annotated[bool, typer.Option(help="Refit the best parameters on train+val and evaluate once on test.")] = True,
     data_dir: DataDir = None,
+    variant: Variants = "",
+    dataset_option: DatasetOptions = [],
 ) -> None:
     """Hyper-parameter search (Optuna): resumable, CV-scored, shareable across machines; refits the best model."""
     from glyphlab.training.search import SearchConfig, run_search
@@ -212,7 +214,7 @@ def search_cmd(
         cfg = SearchConfig(dataset=dataset, model=model, space=space, trials=trials, cv=cv, timeout=timeout,
                            sampler=sampler, pruner=pruner, storage=storage, study=study,
                            out=str(out) if out else None, seed=seed, data_dir=str(data_dir) if data_dir else None,
-                           refit=refit)
+                           refit=refit, variants=variant, dataset_options=_dataset_options(dataset_option))
         run_search(cfg, console)
     except GlyphlabError as exc:
         _fail(exc)

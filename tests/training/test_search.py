@@ -241,3 +241,16 @@ def test_two_workers_share_a_postgres_study(postgres, tmp_path):
     for i in range(2):  # each worker's trials.csv records every trial once
         rows = (tmp_path / f"w{i}" / "trials.csv").read_text().splitlines()[1:]
         assert len(rows) == len(study.trials)
+
+
+def test_search_takes_variants_and_dataset_options(tmp_path):
+    import json
+
+    out = tmp_path / "s"
+    res = _cli(["search", "--dataset", "digits", "--space", "svm-default", "--trials", "1", "--cv", "2", "--no-refit",
+                "--variant", "subset:300", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "(300 train+val images)" in " ".join(res.output.split())
+    assert json.loads((out / "search.json").read_text())["variants"] == "subset:300"
+    bad = _cli(["search", "--dataset", "digits", "--dataset-option", "nonsense", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2, bad.output
