@@ -249,20 +249,23 @@ class TorchModel(GlyphModel):
         return self.module_
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        module = self._inference_module()
+        out = self._batches(images, self._batch_proba(self._inference_module()))
+        if out.size == 0:
+            return np.zeros((0, len(self.classes_ or [])), dtype=np.float32)
+        return out
+
+    def _batch_proba(self, module: nn.Module):
+        """The function from a (N, 1, H, W) batch to class probabilities: the network's softmax, averaged over
+        ``tta`` augmented copies when asked. A model that averages over more (rot-cnn's rotations) wraps it."""
         k = int(self.params["tta"] or 0)
 
         def proba(xb: torch.Tensor) -> torch.Tensor:
             return torch.softmax(module(xb).float(), dim=1)
 
-        if k > 0:
-            cfg = AugmentConfig.from_params(self.params)
-            out = self._batches(images, lambda xb: tta_proba(proba, xb, k, cfg, seed=int(self.params["seed"])))
-        else:
-            out = self._batches(images, proba)
-        if out.size == 0:
-            return np.zeros((0, len(self.classes_ or [])), dtype=np.float32)
-        return out
+        if k <= 0:
+            return proba
+        cfg = AugmentConfig.from_params(self.params)
+        return lambda xb: tta_proba(proba, xb, k, cfg, seed=int(self.params["seed"]))
 
     def features(self, images: np.ndarray) -> np.ndarray:
         module = self._inference_module()

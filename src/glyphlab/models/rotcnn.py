@@ -43,7 +43,6 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -263,24 +262,22 @@ class RotCNN(TorchModel):
         self.exported_.to(self._device()).eval()
         return self.exported_
 
-    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+    def _batch_proba(self, module: nn.Module):
+        base = super()._batch_proba(module)
         k = int(self.params["tta_rotations"] or 0)
         if k < 0:
             raise ConfigError(f"rot-cnn: tta_rotations must be >= 0, got {k}")
         if k == 0:
-            return super().predict_proba(images)
-        module = self._inference_module()
+            return base
         step = 360.0 / int(self.params["N"]) / (k + 1)
 
         def proba(xb: torch.Tensor) -> torch.Tensor:
-            total = torch.softmax(module(xb).float(), dim=1)
+            total = base(xb)
             for j in range(1, k + 1):
-                angle = torch.full((len(xb),), step * j, device=xb.device)
-                total += torch.softmax(module(rotate(xb, angle)).float(), dim=1)
+                total = total + base(rotate(xb, torch.full((len(xb),), step * j, device=xb.device)))
             return total / (k + 1)
 
-        out = self._batches(images, proba)
-        return out if out.size else np.zeros((0, len(self.classes_ or [])), dtype=np.float32)
+        return proba
 
     def _manifest_extra(self) -> dict[str, Any]:
         extra = super()._manifest_extra()
