@@ -638,7 +638,8 @@ def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
                                 study_name=study_name, direction="maximize", load_if_exists=True)
     _check_study_attrs(study, {"model": model, "dataset": cfg.dataset, "space": space.fingerprint(),
                                "score": "validation accuracy" if is_net else f"{k}-fold CV accuracy",
-                               "seed": cfg.seed, "val_fraction": cfg.val_fraction})
+                               "seed": cfg.seed, "val_fraction": cfg.val_fraction, "variants": cfg.variants,
+                               "dataset_options": cfg.dataset_options})
     _write_json(out / "search.json", {**asdict(cfg), "storage": redact(url), "study": study_name,
                                       "space_file": str(space_path), "space": {n: asdict(p) for n, p in space.params.items()},
                                       "fixed": space.fixed, "target_trials": target})
