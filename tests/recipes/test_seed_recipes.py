@@ -41,7 +41,8 @@ def test_reference_figures_match_the_reports():
     for name in ("seed002-noisy", "seed002-transfer"):
         recipe = load_recipe(name)
         assert recipe.pretrain is not None and recipe.pretrain.dataset.name == "mnist-back-rand-source"
-        assert recipe.models["transfer"].params["init_from"] == "pretrain:clean"
+        source = recipe.models["transfer"].params["init_from"].removeprefix("pretrain:")
+        assert source in recipe.pretrain.models
 
 
 def test_submission_label_is_checked():
@@ -89,7 +90,7 @@ def test_mnist_seed_recipes_quick_run_end_to_end(name, mnist_data_dir, tmp_path)
     out = run_recipe(name, tmp_path / "run", quick=True, data_dir=str(mnist_data_dir), report=False)
     _check_run(out, name)
     if name == "seed002-noisy":
-        assert (out / "pretrain" / "models" / "clean" / "model" / "manifest.json").is_file()
+        assert (out / "pretrain" / "models" / "source" / "model" / "manifest.json").is_file()
         assert len(list(csv.DictReader(open(out / "search" / "pca-svm" / "trials.csv")))) == 2
         rows = list(csv.reader(open(out / "submission-transfer.csv")))
         assert rows[0] == ["Id", "Category"] and len(rows) == 1 + 300
