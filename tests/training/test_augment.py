@@ -1,5 +1,7 @@
+import pytest
 import torch
 
+from glyphlab.errors import ConfigError
 from glyphlab.training.augment import AugmentConfig, affine, augment_batch, make_generator, tta_proba
 
 
@@ -69,3 +71,34 @@ def test_background_noise_reaches_the_asked_fraction_and_keeps_the_ink():
     assert torch.allclose(out[~noisy], x[~noisy], atol=1e-6)  # the other images are untouched
     bg = out[noisy][:, 0, 0:3]
     assert 0.4 < bg.mean().item() < 0.6  # uniform on [0, 1]
+
+
+def test_nearest_resampling_keeps_pixel_noise_crisp():
+    # a noisy image shifted by a fraction of a pixel: bilinear sampling averages neighbours (a smoother
+    # background than the originals); nearest keeps every value one of the input's
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 1, 28, 28, generator=g)
+    cfg = dict(rotation=7.0, shift=0.05, scale=(1.0, 1.0), fill="reflection")
+    smooth = augment_batch(x, AugmentConfig(**cfg), make_generator(1, "cpu"))
+    crisp = augment_batch(x, AugmentConfig(**cfg, resample="nearest"), make_generator(1, "cpu"))
+    assert crisp.std() > 0.27 and smooth.std() < 0.25  # U[0, 1] has std 0.289
+    values = set(x.flatten().tolist())
+    assert all(v in values for v in crisp.flatten().tolist())
+    assert sum(v in values for v in smooth.flatten().tolist()) < 0.1 * smooth.numel()
+
+
+def test_fill_continues_the_background_instead_of_a_blank_strip():
+    x = torch.ones(2, 1, 16, 16)
+    shift = torch.tensor([[0.25, 0.0], [0.0, -0.25]])
+    keep = torch.ones(2)
+    zeros = affine(x, torch.zeros(2), shift, keep)
+    assert (zeros[0, 0, :, :3] == 0).all() and (zeros[1, 0, -3:, :] == 0).all()
+    for fill in ("border", "reflection"):
+        assert torch.allclose(affine(x, torch.zeros(2), shift, keep, fill=fill), x)
+
+
+def test_unknown_resample_or_fill_is_a_clear_error():
+    with pytest.raises(ConfigError, match="resample must be one of bilinear, nearest"):
+        AugmentConfig(resample="bicubic")
+    with pytest.raises(ConfigError, match="fill must be one of zeros, border, reflection"):
+        AugmentConfig.from_params({"fill": "mirror"})

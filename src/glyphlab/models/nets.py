@@ -46,6 +46,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "shift": 0.1,  # fraction of the side
     "scale": [0.9, 1.1],
     "elastic": 0.0,  # elastic distortion strength in pixels (0 = off)
+    "resample": "bilinear",  # augmentation sampling: bilinear | nearest (keeps pixel noise crisp: seed 002)
+    "fill": "zeros",  # what augmentation shifts in from outside: zeros | border | reflection
     "background_noise": 0.0,  # fraction of images given a uniform random background, max(x, U[0,1]) (seed 002)
     "tta": 0,  # test-time augmentation: average over the image and this many augmented copies
     "seed": 0,

@@ -4,7 +4,8 @@ One ``affine_grid`` + ``grid_sample`` per batch applies a random rotation, shift
 (and optionally an elastic distortion: a smoothed random displacement field added to the sampling grid).
 All randomness comes from a ``torch.Generator`` so a run is repeatable from its seed.
 
-Conventions: images are (N, C, H, W) in [0, 1] with background 0 (outside pixels are filled with 0);
+Conventions: images are (N, C, H, W) in [0, 1] with background 0 (outside pixels are filled with 0, unless
+``fill`` says otherwise);
 positive ``degrees`` turn the glyph counter-clockwise as displayed (row 0 at the top), so a rotation by
 exactly 90 degrees equals ``torch.rot90(x, 1, dims=(-2, -1))``.
 """
@@ -18,6 +19,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from glyphlab.errors import ConfigError
+
+RESAMPLE = ("bilinear", "nearest")
+FILL = ("zeros", "border", "reflection")
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -28,6 +34,20 @@ class AugmentConfig:
     elastic_sigma: float = 3.0  #: smoothing of the displacement field in pixels
     #: fraction of images given seed 002's uniform random background: every pixel becomes max(x, U[0, 1])
     background_noise: float = 0.0
+    #: how the transformed image is sampled. "bilinear" suits clean glyphs; images that already carry pixel noise
+    #: want "nearest": bilinear sampling averages neighbouring noise pixels, so augmented training images get a
+    #: smoother background than the test images (seed 002's noisy digits: a network trained on crisp noise fell
+    #: from 0.978 to 0.718 on bilinear-augmented copies, 0.963 on nearest ones)
+    resample: str = "bilinear"
+    #: what fills the area shifted in from outside: "zeros" (a blank background), "border" or "reflection"
+    #: (continue a noisy or textured background instead of cutting a black strip into it)
+    fill: str = "zeros"
+
+    def __post_init__(self) -> None:
+        if self.resample not in RESAMPLE:
+            raise ConfigError(f"augmentation resample must be one of {', '.join(RESAMPLE)}, got {self.resample!r}")
+        if self.fill not in FILL:
+            raise ConfigError(f"augmentation fill must be one of {', '.join(FILL)}, got {self.fill!r}")
 
     @classmethod
     def from_params(cls, params: dict) -> "AugmentConfig":
@@ -38,7 +58,8 @@ class AugmentConfig:
         return cls(rotation=float(params.get("rotation", 10.0)), shift=float(params.get("shift", 0.1)),
                    scale=(float(scale[0]), float(scale[1])), elastic=float(params.get("elastic", 0.0)),
                    elastic_sigma=float(params.get("elastic_sigma", 3.0)),
-                   background_noise=float(params.get("background_noise", 0.0)))
+                   background_noise=float(params.get("background_noise", 0.0)),
+                   resample=str(params.get("resample", "bilinear")), fill=str(params.get("fill", "zeros")))
 
     @property
     def active(self) -> bool:
@@ -51,11 +72,12 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator | None,
 
 
 def affine(x: torch.Tensor, degrees: torch.Tensor, shift_xy: torch.Tensor, scale: torch.Tensor,
-           displacement: torch.Tensor | None = None) -> torch.Tensor:
+           displacement: torch.Tensor | None = None, resample: str = "bilinear", fill: str = "zeros") -> torch.Tensor:
     """Rotate (degrees, counter-clockwise), shift (fractions of width/height, +x right, +y down) and scale.
 
     ``degrees``/``scale`` are (N,), ``shift_xy`` is (N, 2); ``displacement`` an optional (N, H, W, 2)
-    offset of the sampling grid in normalised coordinates.
+    offset of the sampling grid in normalised coordinates; ``resample`` and ``fill`` are grid_sample's mode
+    and padding_mode (see :class:`AugmentConfig`).
     """
     n = x.shape[0]
     a = torch.deg2rad(degrees.to(torch.float32))
@@ -74,7 +96,7 @@ def affine(x: torch.Tensor, degrees: torch.Tensor, shift_xy: torch.Tensor, scale
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     if displacement is not None:
         grid = grid + displacement
-    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode=resample, padding_mode=fill, align_corners=False)
     return out.to(x.dtype)
 
 
@@ -118,7 +140,7 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     disp = None
     if cfg.elastic:
         disp = elastic_field(n, h, w, cfg.elastic, cfg.elastic_sigma, generator, dev)
-    out = affine(x, degrees, shift, scale, disp)
+    out = affine(x, degrees, shift, scale, disp, cfg.resample, cfg.fill)
     if cfg.background_noise:
         noisy = torch.rand(n, generator=generator, device=dev) < cfg.background_noise
         noise = torch.rand(out.shape, generator=generator, device=dev).to(out.dtype)
