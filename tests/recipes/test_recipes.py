@@ -66,6 +66,10 @@ def test_run_writes_comparison_with_the_report(tmp_path):
          "lr.search.sampler"),
         (GOOD.replace("C = 0.5", 'init_from = "pretrain:src"').replace('model = "logreg"', 'model = "mlp"'),
          "models.lr.params.init_from: 'pretrain:src' names no model of \\[pretrain.models\\]"),
+        (GOOD.replace('rf = { model = "random-forest", params = { n_estimators = 10 } }',
+                      'both = { model = "ensemble", params = { members = ["model:lr", "model:rf"] } }\n'
+                      'rf = { model = "random-forest" }'),
+         "models.both.params.members: 'model:rf' names no model listed before 'both'"),
         ("name = [", "not valid TOML"),
     ],
 )
@@ -118,3 +122,29 @@ def test_pretrain_and_search_steps_feed_the_models(tmp_path):
     svm = json.loads((out / "models" / "svm" / "metrics.json").read_text())["params"]
     assert svm["C"] == best["C"] != 1.0 and svm["gamma"] == best["gamma"]
     assert np.isfinite(float(next(r for r in csv.DictReader(open(out / "leaderboard.csv")) if r["model"] == "svm")["accuracy"]))
+
+
+ENSEMBLE_OF_RECIPE_MODELS = """
+name = "avg"
+[dataset]
+name = "digits"
+[models]
+lr = { model = "logreg", params = { C = 0.5 } }
+rf = { model = "random-forest", params = { n_estimators = 20 } }
+both = { model = "ensemble", params = { members = ["model:lr", "model:rf"] } }
+"""
+
+
+def test_an_ensemble_averages_models_trained_earlier_in_the_recipe(tmp_path):
+    """``members = ["model:LABEL"]`` loads the run's own saved models: the ensemble's test probabilities are
+    exactly the mean of lr's and rf's saved ones, and nothing was trained twice."""
+    import json
+
+    import numpy as np
+
+    out = run_recipe(_write(tmp_path, ENSEMBLE_OF_RECIPE_MODELS), tmp_path / "run", report=False)
+    members = json.loads((out / "models" / "both" / "model" / "members.json").read_text())
+    paths = [m["path"] for m in (members["members"] if isinstance(members, dict) else members)]
+    assert paths == [str((out / "models" / m / "model").resolve()) for m in ("lr", "rf")]
+    proba = {m: np.load(out / "models" / m / "predictions.npz")["proba"] for m in ("lr", "rf", "both")}
+    np.testing.assert_allclose(proba["both"], (proba["lr"] + proba["rf"]) / 2, atol=1e-6)

@@ -12,6 +12,9 @@ Two optional steps run before the models are trained, each into its own sub-fold
 * ``search = {space, trials, sampler, cv}`` on a model entry: a hyper-parameter search (``glyphlab search``,
   cross-validated on train+val for classical models) into ``RUN/search/LABEL/``; the model is then trained
   with the best parameters found, the entry's own ``params`` filling in the rest.
+
+An ``ensemble`` entry may name models trained earlier in the same recipe: ``members = ["model:cnn-deep",
+"model:transfer"]`` averages those saved models (``RUN/models/LABEL/model``) without training them again.
 """
 
 from __future__ import annotations
@@ -112,10 +115,20 @@ class Recipe(_Strict):
                 if ref[len(PRETRAIN_PREFIX):] not in sources:
                     raise ValueError(f"models.{label}.params.init_from: {ref!r} names no model of [pretrain.models]"
                                      f" (there: {', '.join(sorted(sources)) or 'no [pretrain] section'})")
+        earlier: list[str] = []
+        for label, entry in self.models.items():
+            members = entry.params.get("members")
+            for ref in [members] if isinstance(members, str) else (members or []):
+                if isinstance(ref, str) and ref.startswith(MODEL_PREFIX) and ref[len(MODEL_PREFIX):] not in earlier:
+                    raise ValueError(f"models.{label}.params.members: {ref!r} names no model listed before "
+                                     f"'{label}' in [models] (before it: {', '.join(earlier) or 'none'})")
+            earlier.append(label)
         return self
 
 
 PRETRAIN_PREFIX = "pretrain:"
+#: an ensemble member that is a model trained earlier in the same recipe run
+MODEL_PREFIX = "model:"
 
 
 def _check_models(models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
@@ -216,6 +229,12 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
             ref = params.get("init_from")
             if isinstance(ref, str) and ref.startswith(PRETRAIN_PREFIX):
                 params["init_from"] = str(pre / "models" / ref[len(PRETRAIN_PREFIX):] / "model")
+    for label, params in cfg.params.items():
+        members = params.get("members")
+        if isinstance(members, (list, str)):
+            params["members"] = [str(out / "models" / m[len(MODEL_PREFIX):] / "model")
+                                 if isinstance(m, str) and m.startswith(MODEL_PREFIX) else m
+                                 for m in ([members] if isinstance(members, str) else members)]
     for label, entry in recipe.models.items():
         if entry.search is not None:
             found = _search_for(recipe, label, entry, cfg, out / "search" / label, quick, console)
