@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from glyphlab.errors import ConfigError
-from glyphlab.training.loop import TrainConfig, class_weights, lr_at, train
+from glyphlab.training.loop import TrainConfig, class_weights, evaluate, lr_at, train
 
 
 def _data(n=240, seed=0):
@@ -101,3 +101,36 @@ def test_on_epoch_sees_every_row_and_can_stop_training():
     with pytest.raises(Stop):
         train(_net(), x[:200], y[:200], x[200:], y[200:], n_classes=3, config=cfg, on_epoch=on_epoch)
     assert seen == [1, 2]
+
+
+def test_ema_is_the_warmed_up_moving_average_of_the_weights():
+    """Full-batch steps, constant lr: the kept weights are the average computed by hand from the weights after
+    step 1 and step 2 of the same seeded run (decay warmed up: min(d, (1 + t) / (10 + t)))."""
+    x, y = _data()
+
+    def weights(epochs, ema):
+        net = _net()
+        cfg = TrainConfig(epochs=epochs, batch_size=len(x), lr=0.05, schedule="none", ema=ema, progress=False)
+        train(net, x, y, n_classes=3, config=cfg)
+        return {k: v.clone() for k, v in net.state_dict().items()}
+
+    w0 = {k: v.clone() for k, v in _net().state_dict().items()}
+    w1, w2, kept = weights(1, 0.0), weights(2, 0.0), weights(2, 0.9)
+    for k in w0:
+        e1 = w0[k] * (2 / 11) + w1[k] * (9 / 11)
+        e2 = e1 * (3 / 12) + w2[k] * (9 / 12)
+        torch.testing.assert_close(kept[k], e2, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(kept[k], w2[k])
+
+
+def test_ema_average_is_what_is_validated_and_kept():
+    x, y = _data()
+    net = _net()
+    cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05, schedule="none", ema=0.95, patience=0, progress=False)
+    res = train(net, x[:200], y[:200], x[200:], y[200:], n_classes=3, config=cfg)
+    xv, yv = torch.as_tensor(x[200:]).unsqueeze(1), torch.as_tensor(y[200:])
+    loss, acc = evaluate(net, xv, yv, 2048)
+    best = res.history[res.best_epoch - 1]
+    assert loss == pytest.approx(best["val_loss"], rel=1e-5) and acc == best["val_acc"]
+    with pytest.raises(ConfigError, match="ema must be a decay"):
+        train(_net(), x, y, n_classes=3, config=TrainConfig(ema=1.0))

@@ -13,7 +13,7 @@ import torch
 from glyphlab.models.registry import create_model
 
 PARAMS = dict(epochs=5, batch_size=32, lr=3e-3, seed=7, augment=True, rotation=8.0, elastic=1.0, progress=False,
-              width=[8, 16, 16], blocks=[0, 1, 0], patience=0)
+              width=[8, 16, 16], blocks=[0, 1, 0], patience=0, ema=0.9)  # the weight average is resumed too
 
 
 def _data():

@@ -38,6 +38,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "schedule": "onecycle",  # onecycle | cosine | none
     "weight_decay": 0.0,
     "label_smoothing": 0.0,
+    "ema": 0.0,  # decay of a moving average of the weights, kept instead of the last weights (0 = off; e.g. 0.998)
     "class_weight": None,  # None | "balanced" | [w0, w1, ...]
     "patience": 5,  # early stopping: epochs without improvement (0 = off)
     "monitor": "val_loss",  # val_loss | val_acc

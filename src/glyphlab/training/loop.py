@@ -3,6 +3,7 @@
 Data is held in memory as tensors on the training device; an epoch indexes a seeded permutation and
 slices batches (no DataLoader, no per-sample Python). Features: optimisers adamw / adam / sgd (momentum,
 nesterov) / rmsprop / nadam; per-step schedules onecycle / cosine / none; label smoothing; class weights;
+an exponential moving average of the weights (``ema``: validated, kept and returned in place of the raw ones);
 early stopping on ``val_loss`` or ``val_acc`` with patience and restoration of the best state; seeded and
 repeatable; CUDA with bf16/fp16 autocast when available, else CPU; a Rich progress bar; history.csv and a
 learning-curves PNG in ``run_dir``.
@@ -59,6 +60,9 @@ class TrainConfig:
     schedule: str = "onecycle"
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    #: decay of an exponential moving average of the weights (0 = off; e.g. 0.998 averages over ~500 steps).
+    #: The average is what is validated, checkpointed as best, and left in the module at the end.
+    ema: float = 0.0
     class_weight: str | Sequence[float] | None = None  #: None, "balanced" or one weight per class
     patience: int | None = None  #: epochs without improvement before stopping; None/0 = never stop early
     monitor: str = "val_loss"
@@ -81,6 +85,8 @@ class TrainConfig:
             raise ConfigError("epochs and batch_size must be at least 1")
         if not self.lr > 0:
             raise ConfigError("lr must be positive")
+        if not 0.0 <= float(self.ema) < 1.0:
+            raise ConfigError(f"ema must be a decay in [0, 1) (0 = off, e.g. 0.998), got {self.ema!r}")
         if isinstance(self.class_weight, str) and self.class_weight != "balanced":
             raise ConfigError("class_weight must be None, 'balanced' or a list of per-class weights")
 
@@ -238,14 +244,34 @@ def _state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+@torch.no_grad()
+def _ema_update(ema: dict[str, torch.Tensor], module: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * current, for every float tensor of the state (weights and BatchNorm
+    statistics alike); integer buffers (BatchNorm's batch counter) are copied."""
+    for k, v in module.state_dict().items():
+        e = ema[k]
+        if e.is_floating_point():
+            e.lerp_(v.detach(), 1.0 - decay)
+        else:
+            e.copy_(v)
+
+
+def _ema_decay(decay: float, step: int) -> float:
+    """The decay after ``step`` optimiser steps, warmed up as in TensorFlow's ExponentialMovingAverage so the
+    first steps' (random) weights do not linger in the average."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 def _write_checkpoint(ckpt_dir: Path, *, module, optimizer, best_state, scaler, gens: dict[str, torch.Generator],
-                      meta: dict[str, Any]) -> None:
+                      meta: dict[str, Any], ema_state: dict[str, torch.Tensor] | None = None) -> None:
     ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".checkpoint.", dir=ckpt_dir.parent))
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp / "model.safetensors"))
         if best_state is not None:
             save_file({k: v.detach().cpu().contiguous() for k, v in best_state.items()}, str(tmp / "best.safetensors"))
+        if ema_state is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
         opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
         rng = {"torch": torch.get_rng_state()}
         for name, g in gens.items():
@@ -254,7 +280,7 @@ def _write_checkpoint(ckpt_dir: Path, *, module, optimizer, best_state, scaler, 
             rng["cuda"] = torch.cuda.get_rng_state()
         save_file({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, str(tmp / "state.safetensors"))
         meta = {**meta, "optimizer": opt_meta, "scaler": scaler.state_dict() if scaler is not None else None,
-                "has_best": best_state is not None, "version": CHECKPOINT_VERSION}
+                "has_best": best_state is not None, "has_ema": ema_state is not None, "version": CHECKPOINT_VERSION}
         (tmp / "state.json").write_text(json.dumps(meta, default=json_default))
         old = ckpt_dir.parent / f".{ckpt_dir.name}.old"
         if old.exists():
@@ -287,6 +313,7 @@ def _read_checkpoint(ckpt_dir: Path, fingerprint: str) -> dict[str, Any] | None:
         "model": load_file(str(ckpt_dir / "model.safetensors")),
         "state": load_file(str(ckpt_dir / "state.safetensors")),
         "best": load_file(str(ckpt_dir / "best.safetensors")) if meta.get("has_best") else None,
+        "ema": load_file(str(ckpt_dir / "ema.safetensors")) if meta.get("has_ema") else None,
     }
 
 
@@ -396,6 +423,8 @@ def train(
     best_epoch, bad_epochs, start_epoch, step = 0, 0, 0, 0
     best_state: dict[str, torch.Tensor] | None = None
     stopped_early = False
+    ema_decay = float(cfg.ema or 0.0)
+    ema_state = _state_tensors(module) if ema_decay > 0 else None
 
     run_path = Path(run_dir) if run_dir is not None else None
     ckpt_dir = run_path / CHECKPOINT if run_path is not None else None
@@ -415,6 +444,8 @@ def train(
             if "rng.cuda" in ck["state"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state(ck["state"]["rng.cuda"])
             best_state = {k: v.to(device) for k, v in ck["best"].items()} if ck["best"] is not None else None
+            if ema_state is not None and ck["ema"] is not None:
+                ema_state = {k: v.to(device) for k, v in ck["ema"].items()}
             history = meta["history"]
             best_value, best_epoch, bad_epochs = meta["best_value"], meta["best_epoch"], meta["bad_epochs"]
             start_epoch, step, stopped_early = meta["epoch"], meta["step"], meta["stopped_early"]
@@ -463,6 +494,8 @@ def train(
                     loss.backward()
                     optimizer.step()
                 step += 1
+                if ema_state is not None:
+                    _ema_update(ema_state, module, _ema_decay(ema_decay, step))
                 with torch.no_grad():
                     loss_sum += loss.detach() * len(idx)
                     correct += (out.argmax(1) == yb).sum()
@@ -473,6 +506,9 @@ def train(
             row: dict[str, Any] = {"epoch": epoch, "train_loss": float(loss_sum) / n, "train_acc": int(correct) / n,
                                    "val_loss": None, "val_acc": None, "lr": lr_at(max(0, step - 1), total_steps, cfg)}
             if has_val:
+                if ema_state is not None:  # validate the average: it is what will be kept
+                    live = _state_tensors(module)
+                    module.load_state_dict(ema_state)
                 row["val_loss"], row["val_acc"] = evaluate(module, xv, yv, cfg.eval_batch_size, amp)
             row["seconds"] = time.perf_counter() - t0
             history.append(row)
@@ -491,6 +527,8 @@ def train(
                 bad_epochs += 1
                 if cfg.patience and bad_epochs >= int(cfg.patience):
                     stopped_early = True
+            if has_val and ema_state is not None:
+                module.load_state_dict(live)  # training goes on from the raw weights
             if progress is not None:
                 val = f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}" if has_val else ""
                 mark = " *" if improved else ""
@@ -503,7 +541,8 @@ def train(
                 _write_checkpoint(ckpt_dir, module=module, optimizer=optimizer, best_state=best_state, scaler=scaler,
                                   gens=gens, meta={"fingerprint": fingerprint, "epoch": epoch, "step": step,
                                                    "history": history, "best_value": best_value, "best_epoch": best_epoch,
-                                                   "bad_epochs": bad_epochs, "stopped_early": stopped_early})
+                                                   "bad_epochs": bad_epochs, "stopped_early": stopped_early},
+                                  ema_state=ema_state)
                 write_history(history, run_path)
                 if die_after and epoch == die_after:
                     os._exit(9)  # test-only: simulate a kill right after a checkpoint
@@ -513,6 +552,8 @@ def train(
 
     if best_state is not None:
         module.load_state_dict(best_state)
+    elif ema_state is not None:
+        module.load_state_dict(ema_state)
     module.eval()
     if run_path is not None:
         write_history(history, run_path)
