@@ -88,3 +88,19 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch, capsys):
         cli.main()
     assert exc.value.code == 2
     assert "pip install 'glyphlab[serve]'" in capsys.readouterr().out
+
+
+def test_resume_keeps_finished_models_and_refuses_new_settings(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "--models", "logreg", "--out", str(out), "--no-report"]
+    assert runner.invoke(app, args).exit_code == 0
+    before = (out / "models" / "logreg" / "metrics.json").read_text()
+    result = runner.invoke(app, ["run", "--resume", str(out), "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert "already finished" in result.output
+    assert (out / "models" / "logreg" / "metrics.json").read_text() == before
+    result = runner.invoke(app, ["run", "--resume", str(out), "--models", "svm", "--param", "C=2", "--no-report"])
+    assert result.exit_code != 0
+    message = " ".join(result.output.split())  # however the console wrapped it
+    assert "--models, --param cannot change them" in message and "--out NEW_FOLDER" in message
+    assert not (out / "models" / "svm").exists()

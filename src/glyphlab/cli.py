@@ -103,7 +103,18 @@ def run_cmd(
         if resume is not None:
             if not (resume / CONFIG).is_file():
                 raise GlyphlabError(f"{resume} has no {CONFIG}: it is not a glyphlab run folder")
+            # a resumed run is the run that was started: settings given beside --resume would be silently ignored
+            given = [flag for flag, value, default in (
+                ("--dataset", dataset, "digits"), ("--models", models, "logreg,svm,random-forest"), ("--out", out, None),
+                ("--seed", seed, 0), ("--param", param, []), ("--val-fraction", val_fraction, 0.1),
+                ("--variant", variant, ""), ("--dataset-option", dataset_option, [])) if value != default]
+            if given:
+                raise GlyphlabError(f"--resume continues {resume} with the settings in its {CONFIG}; "
+                                    f"{', '.join(given)} cannot change them. Drop {', '.join(given)}, "
+                                    "or start a new run with --out NEW_FOLDER")
             cfg = RunConfig.from_file(resume / CONFIG)
+            if data_dir:  # where the data lives is not a setting of the run: the files may have moved
+                cfg.data_dir = str(data_dir)
             run(cfg, resume, console=console, resume=True, report=report)
             return
         names = [m.strip() for m in models.split(",") if m.strip()]
