@@ -134,6 +134,9 @@ def test_mismatching_cached_file_raises(tmp_path, monkeypatch):
     mnist.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(10, dtype=np.uint8))
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz.*checksum mismatch.*Delete it"):
         mnist.ensure_mnist(tmp_path, mirrors=[])
+    # load_mnist checks the very bytes it parses (one decompression per file), and refuses the same file
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz.*checksum mismatch.*Delete it"):
+        mnist.load_mnist(tmp_path, mirrors=[], progress=False)
 
 
 def test_uncompressed_files_accepted(tmp_path, monkeypatch):

@@ -224,11 +224,14 @@ def ensure_mnist(
     mirrors: Iterable[str] = MIRRORS,
     download: bool = True,
     progress: bool = False,
+    verify: bool = True,
 ) -> dict[str, Path]:
     """Make sure the four MNIST files are present and verified; return ``{stem: path}``.
 
     Raises :class:`DataError` when a file is missing and ``download`` is False, when every mirror fails,
-    or when a file already on disk does not match its checksum.
+    or when a file already on disk does not match its checksum. ``verify=False`` leaves the check of files
+    already on disk to the caller (:func:`load_mnist` checks the bytes it parses, so each file is decompressed
+    once); downloads are always checked.
     """
     data_dir = Path(data_dir)
     mirrors = list(mirrors)
@@ -242,27 +245,38 @@ def ensure_mnist(
             dest = data_dir / "mnist" / (stem + ".gz")
             _download([m.rstrip("/") + "/" + stem + ".gz" for m in mirrors], dest, expected, progress)
             found = dest
-        else:
+        elif verify:
             try:
                 got = file_sha256(found)
             except DataError as e:
                 raise DataError(f"{e}. Delete {found} and run again to re-download it.") from None
-            if got != expected:
-                raise DataError(f"{found}: checksum mismatch (sha256 of its content is {got}, expected "
-                                f"{expected}); the file is corrupt or not the canonical MNIST file. "
-                                f"Delete it and run again to re-download it.")
+            _check_digest(found, got, expected)
         paths[stem] = found
     return paths
+
+
+def _check_digest(path: Path, got: str, expected: str) -> None:
+    if got != expected:
+        raise DataError(f"{path}: checksum mismatch (sha256 of its content is {got}, expected "
+                        f"{expected}); the file is corrupt or not the canonical MNIST file. "
+                        f"Delete it and run again to re-download it.")
+
+
+def _read_verified(path: Path, stem: str) -> np.ndarray:
+    """Decompress once, check the bytes' SHA-256 against the canonical digest, then parse those same bytes."""
+    data = _read_bytes(path)
+    _check_digest(path, hashlib.sha256(data).hexdigest(), CHECKSUMS[stem])
+    return parse_idx(data, str(path))
 
 
 def load_mnist(data_dir: str | Path, download: bool = True, mirrors: Iterable[str] = MIRRORS,
                progress: bool = True) -> Dataset:
     """MNIST as a :class:`Dataset`: train 60,000 / test 10,000, 28x28, classes "0".."9"."""
-    paths = ensure_mnist(data_dir, mirrors=mirrors, download=download, progress=progress)
+    paths = ensure_mnist(data_dir, mirrors=mirrors, download=download, progress=progress, verify=False)
     splits = {}
     for split, (img_stem, lab_stem) in FILES.items():
-        images = read_idx(paths[img_stem])
-        labels = read_idx(paths[lab_stem])
+        images = _read_verified(paths[img_stem], img_stem)
+        labels = _read_verified(paths[lab_stem], lab_stem)
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DataError(f"{paths[img_stem]}: images {images.shape} do not fit labels {labels.shape}")
         splits[split] = Split(images.astype(np.float32) / 255.0, labels.astype(np.int64))
