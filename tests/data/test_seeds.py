@@ -108,8 +108,6 @@ def test_emnist_reads_merges_cases_resizes_and_binarises(tmp_path):
 def test_emnist_missing_files_are_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="emnist-byclass-train-images"):
         load_dataset("emnist", tmp_path, download=False)
-    with pytest.raises(DataError, match="sha256"):
-        load_dataset("emnist", tmp_path, download=True)
     with pytest.raises(DataError, match="0..61"):
         emnist_to_36(np.array([62]))
 
@@ -175,3 +173,47 @@ def test_limit_indices_can_reserve_every_class():
     idx = limit_indices(labels, len(labels), 20, 0, min_per_class=2)
     assert len(idx) == 20 and len(np.unique(idx)) == 20
     assert np.bincount(labels[idx], minlength=4)[:3].min() >= 2
+
+
+def test_emnist_downloads_nists_zip_and_checks_its_digest(tmp_path, monkeypatch):
+    """Against a local HTTP server: the zip is checked (pinned MD5, or a SHA-256 the user gives) before its four
+    files are unpacked; a zip that does not match is refused and nothing is kept."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+    import zipfile
+
+    from glyphlab.data import seeds
+
+    _fake_emnist(tmp_path / "made")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    with zipfile.ZipFile(remote / "gzip.zip", "w") as zf:
+        for f in (tmp_path / "made").iterdir():
+            zf.write(f, f"gzip/{f.name}")
+    raw = (remote / "gzip.zip").read_bytes()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(remote)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(seeds, "EMNIST_URL", f"http://127.0.0.1:{srv.server_address[1]}/gzip.zip")
+        monkeypatch.setattr(seeds, "EMNIST_ZIP_MD5", "0" * 32)  # not this zip's digest
+        with pytest.raises(DataError, match="checksum mismatch .got md5"):
+            load_dataset("emnist", tmp_path / "a", download=True)
+        assert not list((tmp_path / "a").rglob("*.gz")) and not list((tmp_path / "a").rglob("gzip.zip"))
+        monkeypatch.setattr(seeds, "EMNIST_ZIP_MD5", hashlib.md5(raw).hexdigest())
+        ds = load_dataset("emnist", tmp_path / "a", download=True)
+        assert len(ds["train"]) == 60 and ds.image_shape == (56, 56)
+        # a SHA-256 given by the user is checked instead of the pinned MD5
+        with pytest.raises(DataError, match="checksum mismatch .got sha256"):
+            load_dataset("emnist", tmp_path / "b", download=True, sha256="f" * 64)
+        ds = load_dataset("emnist", tmp_path / "c", download=True, sha256=hashlib.sha256(raw).hexdigest())
+        assert len(ds["test"]) == 30
+    finally:
+        srv.shutdown()
+        srv.server_close()
