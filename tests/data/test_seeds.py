@@ -145,6 +145,13 @@ def test_mnist_back_rand_source_leaves_out_every_noisy_test_digit(mnist_data_dir
     assert len(seen) == 20_000 and not test_digits.intersection(seen)
     # the clean originals of the 12,000 noisy training digits are all in the source
     assert {im.tobytes() for im in images[train_idx]} <= set(seen)
+    # noisy_test: the same test digits on the competition's background, the training digits untouched
+    noisy = load_dataset("mnist-back-rand-source", mnist_data_dir, noisy_test=True)
+    assert np.array_equal(noisy["train"].images, source["train"].images)
+    assert np.array_equal(noisy["test"].labels, source["test"].labels)
+    t, c = noisy["test"].images, source["test"].images
+    assert (t >= c).all() and float((t[c == 0] > 0).mean()) > 0.99 and abs(float(t[c == 0].mean()) - 0.5) < 0.01
+    assert np.array_equal(load_dataset("mnist-back-rand-source", mnist_data_dir, noisy_test=True)["test"].images, t)
 
 
 def test_mnist_70k_resplit_sizes(mnist_data_dir):
