@@ -119,7 +119,7 @@ def test_rotated_recipes_quick_run_and_robustness(mnist_data_dir, tmp_path):
     import json
 
     params = json.loads((out / "models" / "rot-cnn" / "metrics.json").read_text())["params"]
-    assert params["fit_on_val"] is True and params["tta_rotations"] == 1 and params["epochs"] == 1
+    assert params["fit_on_val"] is True and params["tta_rotations"] == 1 and params["epochs"] == 1 and params["ema"] == 0.998
 
 
 # ---------------------------------------------- seed 001's EfficientNet, against a stand-in for timm
