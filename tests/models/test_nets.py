@@ -94,6 +94,19 @@ def test_tta_predictions(fitted, digits):
         m.set_params(tta=0)
 
 
+def test_tta_copies_get_no_background_noise(fitted, digits):
+    """With every geometric transform off, a TTA copy is the image itself: the average equals the plain
+    prediction even when the model trained with background_noise (test images are not noised again)."""
+    m = fitted["cnn-small"]
+    x = digits[4][:20]
+    plain = m.predict_proba(x)
+    m.set_params(tta=3, background_noise=1.0, rotation=0.0, shift=0.0, scale=[1.0, 1.0], elastic=0.0)
+    try:
+        np.testing.assert_allclose(m.predict_proba(x), plain, atol=1e-5)
+    finally:
+        m.set_params(tta=0, background_noise=0.0, rotation=10.0, shift=0.1, scale=[0.9, 1.1])
+
+
 def test_transfer_learning_init_and_freeze(fitted, digits, tmp_path):
     src = fitted["cnn-small"]
     src.save(tmp_path / "src")
