@@ -32,8 +32,8 @@ def test_reference_figures_match_the_reports():
     r4 = load_recipe("seed004-mnist-csv").reference
     assert r4["cnn-small"]["train_seconds"] == pytest.approx(279.14) and r4["random-forest"]["accuracy"] == 0.8958
     noisy = load_recipe("seed002-noisy")
-    assert noisy.outputs["submission"] == "ensemble"
-    assert noisy.models["ensemble"].params["members"] == ["model:cnn-deep", "model:transfer"]
+    assert noisy.outputs["submission"] == "transfer"
+    assert noisy.models["transfer"].params["fit_on_val"] and noisy.models["transfer"].params["ema"] == 0.995
     deep = noisy.models["cnn-deep"].params
     assert deep["augment"] and deep["rotation"] == 10.0 and deep["shift"] == 0.1
     search = noisy.models["pca-svm"].search
@@ -93,7 +93,7 @@ def test_mnist_seed_recipes_quick_run_end_to_end(name, mnist_data_dir, tmp_path)
     if name == "seed002-noisy":
         assert (out / "pretrain" / "models" / "source" / "model" / "manifest.json").is_file()
         assert len(list(csv.DictReader(open(out / "search" / "pca-svm" / "trials.csv")))) == 2
-        rows = list(csv.reader(open(out / "submission-ensemble.csv")))
+        rows = list(csv.reader(open(out / "submission-transfer.csv")))
         assert rows[0] == ["Id", "Category"] and len(rows) == 1 + 300
         assert np.isin([r[1] for r in rows[1:]], [str(i) for i in range(10)]).all()
 
