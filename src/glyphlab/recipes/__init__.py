@@ -117,8 +117,7 @@ class Recipe(_Strict):
                                      f" (there: {', '.join(sorted(sources)) or 'no [pretrain] section'})")
         earlier: list[str] = []
         for label, entry in self.models.items():
-            members = entry.params.get("members")
-            for ref in [members] if isinstance(members, str) else (members or []):
+            for ref in _members(entry.params):
                 if isinstance(ref, str) and ref.startswith(MODEL_PREFIX) and ref[len(MODEL_PREFIX):] not in earlier:
                     raise ValueError(f"models.{label}.params.members: {ref!r} names no model listed before "
                                      f"'{label}' in [models] (before it: {', '.join(earlier) or 'none'})")
@@ -129,6 +128,12 @@ class Recipe(_Strict):
 PRETRAIN_PREFIX = "pretrain:"
 #: an ensemble member that is a model trained earlier in the same recipe run
 MODEL_PREFIX = "model:"
+
+
+def _members(params: dict[str, Any]) -> list[Any]:
+    """An ensemble entry's ``members`` as a list (one path may be given as a string); [] for other models."""
+    members = params.get("members")
+    return [members] if isinstance(members, str) else list(members or [])
 
 
 def _check_models(models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
@@ -230,11 +235,9 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
             if isinstance(ref, str) and ref.startswith(PRETRAIN_PREFIX):
                 params["init_from"] = str(pre / "models" / ref[len(PRETRAIN_PREFIX):] / "model")
     for label, params in cfg.params.items():
-        members = params.get("members")
-        if isinstance(members, (list, str)):
+        if "members" in params:
             params["members"] = [str(out / "models" / m[len(MODEL_PREFIX):] / "model")
-                                 if isinstance(m, str) and m.startswith(MODEL_PREFIX) else m
-                                 for m in ([members] if isinstance(members, str) else members)]
+                                 if isinstance(m, str) and m.startswith(MODEL_PREFIX) else m for m in _members(params)]
     for label, entry in recipe.models.items():
         if entry.search is not None:
             found = _search_for(recipe, label, entry, cfg, out / "search" / label, quick, console)

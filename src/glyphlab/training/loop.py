@@ -267,11 +267,9 @@ def _write_checkpoint(ckpt_dir: Path, *, module, optimizer, best_state, scaler, 
     ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".checkpoint.", dir=ckpt_dir.parent))
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp / "model.safetensors"))
-        if best_state is not None:
-            save_file({k: v.detach().cpu().contiguous() for k, v in best_state.items()}, str(tmp / "best.safetensors"))
-        if ema_state is not None:
-            save_file({k: v.detach().cpu().contiguous() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
+        for name, state in (("model", module.state_dict()), ("best", best_state), ("ema", ema_state)):
+            if state is not None:
+                save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / f"{name}.safetensors"))
         opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
         rng = {"torch": torch.get_rng_state()}
         for name, g in gens.items():
