@@ -8,8 +8,6 @@ penultimate representation, and a linear ``head``. Weights are stored in ``weigh
 
 from __future__ import annotations
 
-import dataclasses
-
 import hashlib
 import json
 from pathlib import Path
@@ -269,9 +267,7 @@ class TorchModel(GlyphModel):
 
         if k <= 0:
             return proba
-        # the copies are moved, not noised: a background_noise used in training (seed 002) would put a second
-        # noise layer on test images that already carry one (a noise-trained model fell from 0.98 to 0.46 that way)
-        cfg = dataclasses.replace(AugmentConfig.from_params(self.params), background_noise=0.0)
+        cfg = AugmentConfig.from_params(self.params)
         return lambda xb: tta_proba(proba, xb, k, cfg, seed=int(self.params["seed"]))
 
     def features(self, images: np.ndarray) -> np.ndarray:
