@@ -83,6 +83,7 @@ def models_cmd() -> None:
 
 @app.command("run")
 def run_cmd(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="Dataset name (see `glyphlab datasets`) or a path to a file/folder.")] = "digits",
     models: Annotated[str, typer.Option(help="Comma-separated model names (see `glyphlab models`); LABEL=NAME runs a model under another label.")] = "logreg,svm,random-forest",
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/DATE-DATASET).")] = None,
@@ -103,11 +104,11 @@ def run_cmd(
         if resume is not None:
             if not (resume / CONFIG).is_file():
                 raise GlyphlabError(f"{resume} has no {CONFIG}: it is not a glyphlab run folder")
-            # a resumed run is the run that was started: settings given beside --resume would be silently ignored
-            given = [flag for flag, value, default in (
-                ("--dataset", dataset, "digits"), ("--models", models, "logreg,svm,random-forest"), ("--out", out, None),
-                ("--seed", seed, 0), ("--param", param, []), ("--val-fraction", val_fraction, 0.1),
-                ("--variant", variant, ""), ("--dataset-option", dataset_option, [])) if value != default]
+            # a resumed run is the run that was started: settings typed beside --resume would be silently ignored
+            # (compared by name: typer may bring its own copy of click's ParameterSource enum)
+            given = ["--" + name.replace("_", "-") for name in ("dataset", "models", "out", "seed", "param", "val_fraction",
+                                                                 "variant", "dataset_option")
+                     if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
             if given:
                 raise GlyphlabError(f"--resume continues {resume} with the settings in its {CONFIG}; "
                                     f"{', '.join(given)} cannot change them. Drop {', '.join(given)}, "
