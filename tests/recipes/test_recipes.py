@@ -53,6 +53,30 @@ def test_run_writes_comparison_with_the_report(tmp_path):
     assert (out / "models" / "lr" / "model" / "manifest.json").is_file()
 
 
+def test_cv_entries_get_cross_validation_scores_beside_the_report(tmp_path):
+    """``cv = 3`` on lr: its 3-fold CV accuracy on train+val with the parameters it was trained with (C = 0.5),
+    in models/lr/cv.json and in the comparison beside the report's cv_accuracy; rf asked for none."""
+    import json
+
+    from glyphlab.data.splits import merge_splits
+    from glyphlab.training.run import load_run_dataset
+    from glyphlab.training.search import cv_score, model_params
+
+    text = GOOD.replace("C = 0.5 } }", "C = 0.5 }, cv = 3 }").replace("f1_macro = 0.4 }", "f1_macro = 0.4, cv_accuracy = 0.91 }")
+    recipe_path = _write(tmp_path, text)
+    out = run_recipe(recipe_path, tmp_path / "run", quick=True, report=False)
+    cv = json.loads((out / "models" / "lr" / "cv.json").read_text())
+    assert cv["k"] == 3 and len(cv["folds"]) == 3 and not (out / "models" / "rf" / "cv.json").exists()
+    cfg = to_run_config(load_recipe(recipe_path), quick=True)
+    pool = merge_splits(load_run_dataset(cfg), ["train", "val"])
+    assert cv["n_images"] == len(pool)
+    mean, std, folds = cv_score("logreg", model_params("logreg", {"C": 0.5}, {}, 0), pool.images, pool.labels, 3, 0)
+    assert (cv["mean"], cv["std"], cv["folds"]) == (mean, std, folds) and 0.85 < mean < 1.0
+    rows = {r["model"]: r for r in csv.DictReader(open(out / "reference_comparison.csv"))}
+    assert float(rows["lr"]["cv_accuracy"]) == round(mean, 4) and float(rows["lr"]["report_cv_accuracy"]) == 0.91
+    assert rows["rf"]["cv_accuracy"] == ""
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -70,6 +94,9 @@ def test_run_writes_comparison_with_the_report(tmp_path):
                       'both = { model = "ensemble", params = { members = ["model:lr", "model:rf"] } }\n'
                       'rf = { model = "random-forest" }'),
          "models.both.params.members: 'model:rf' names no model listed before 'both'"),
+        (GOOD.replace('C = 0.5 } }', 'C = 0.5 }, cv = 1 }'), "models.lr.cv: .*greater than or equal to 2"),
+        (GOOD.replace('model = "logreg", params = { C = 0.5 } }', 'model = "mlp", cv = 5 }'),
+         "lr.cv: cross-validation scores are for classical models; 'mlp' is a torch model"),
         ("name = [", "not valid TOML"),
     ],
 )

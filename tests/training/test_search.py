@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from glyphlab.errors import ConfigError
-from glyphlab.training.search import builtin_spaces, cv_score, load_space, model_params, parse_space
+from glyphlab.training.search import builtin_spaces, cv_score, fold_workers, load_space, model_params, parse_space
 
 optuna = pytest.importorskip("optuna")
 
@@ -112,6 +112,24 @@ def test_small_search_writes_outputs_and_beats_default(tmp_path):
     res = _cli(["search", "--dataset", "digits", "--space", "seed002-pca-svm", "--study", "svm-digits",
                 "--trials", "1", "--out", str(out)])
     assert res.exit_code == 2 and "different search" in res.output
+
+
+def test_cv_folds_run_in_parallel_with_the_same_scores():
+    from glyphlab.data.splits import merge_splits
+    from glyphlab.training.run import RunConfig, load_run_dataset
+
+    ds = load_run_dataset(RunConfig(dataset="digits", models=["svm"], seed=0))
+    pool = merge_splits(ds, ["train", "val"])
+    params = model_params("svm", {"calibrate": False}, {}, 0)
+    seen: list[tuple[int, float]] = []
+    one = cv_score("svm", params, pool.images, pool.labels, 3, 0, ds.classes, n_jobs=1)
+    two = cv_score("svm", params, pool.images, pool.labels, 3, 0, ds.classes, on_fold=lambda i, s: seen.append((i, s)),
+                   n_jobs=2)
+    assert two == one and 0.9 < one[0] < 1.0
+    assert seen == list(enumerate(one[2]))  # every fold reported, in fold order
+    # one worker per core, at most one per fold; none extra for models that use the cores themselves
+    assert fold_workers("svm", 3, 2) == 2 and fold_workers("svm", 3, 8) == 3
+    assert fold_workers("random-forest", 5, 8) == 1 and fold_workers("xgboost", 5, 8) == 1
 
 
 # -- kill -9 and resume -----------------------------------------------------------------------------------------

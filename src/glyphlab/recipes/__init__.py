@@ -9,6 +9,8 @@ Two optional steps run before the models are trained, each into its own sub-fold
 
 * ``[pretrain]``: a dataset and models trained first (``RUN/pretrain/``); a model's
   ``init_from = "pretrain:LABEL"`` starts from that network (transfer learning in one command).
+* ``cv = K`` on a classical model's entry: its K-fold cross-validation accuracy on train+val (stratified,
+  the recipe's seed), written to ``RUN/models/LABEL/cv.json`` and set beside the report's ``cv_accuracy``.
 * ``search = {space, trials, sampler, cv}`` on a model entry: a hyper-parameter search (``glyphlab search``,
   cross-validated on train+val for classical models) into ``RUN/search/LABEL/``; the model is then trained
   with the best parameters found, the entry's own ``params`` filling in the rest.
@@ -66,6 +68,8 @@ class ModelEntry(_Strict):
     model: str
     params: dict[str, Any] = {}
     search: SearchSection | None = None
+    #: k-fold cross-validation accuracy on train+val besides the test score (a report's cross_val_score)
+    cv: int | None = Field(None, ge=2)
 
 
 class QuickSection(_Strict):
@@ -148,6 +152,9 @@ def _check_models(models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
         unknown = set(entry.params) - set(MODELS[entry.model].cls.defaults)
         if unknown:
             raise ValueError(f"{label}.params: '{entry.model}' has no parameter(s) {', '.join(sorted(unknown))}")
+        if entry.cv is not None and MODELS[entry.model].family != "classical":
+            raise ValueError(f"{label}.cv: cross-validation scores are for classical models; '{entry.model}' is a "
+                             f"{MODELS[entry.model].family} model (networks are judged on the validation split)")
     return models
 
 
@@ -244,13 +251,15 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
             cfg.params[label] = {**cfg.params[label], **found,
                                  **(recipe.quick.models.get(label, {}) if quick else {})}
     run(cfg, out, console=console, report=False)
+    cv = {label: _cross_validate(label, entry, cfg, out, console) for label, entry in recipe.models.items()
+          if entry.cv is not None}
     if submit:
         from glyphlab.training.run import load_run_dataset
 
         path = write_submission(out, submit, load_run_dataset(cfg))
         console.print(f"submission ({submit}, split 'hidden'): [green]{path}[/]")
     if any(isinstance(v, dict) for v in recipe.reference.values()):
-        rows = compare_with_reference(read_leaderboard(out), recipe.reference)
+        rows = compare_with_reference(read_leaderboard(out), recipe.reference, cv)
         write_csv(out / "reference_comparison.csv", rows)
         print_comparison(rows, console, recipe)
     if report:
@@ -279,11 +288,42 @@ def _search_for(recipe: Recipe, label: str, entry: ModelEntry, cfg, out: Path, q
     return dict(json.loads(best.read_text())["searched"])
 
 
-def compare_with_reference(leaderboard: list[dict[str, Any]], reference: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per model: glyphlab's accuracy and macro F1 beside the report's, where it gave them."""
+def _cross_validate(label: str, entry: ModelEntry, cfg, out: Path, console: Console) -> dict[str, Any]:
+    """The entry's k-fold CV accuracy on train+val with the parameters it was trained with (its search's
+    winners included), into RUN/models/LABEL/cv.json."""
+    import time
+
+    from glyphlab.data.splits import merge_splits
+    from glyphlab.training.run import _write_json, load_run_dataset
+    from glyphlab.training.search import cv_score, model_params
+
+    k = int(entry.cv or 0)
+    ds = load_run_dataset(cfg)
+    pool = merge_splits(ds, ["train", "val"])
+    params = model_params(entry.model, cfg.params.get(label, {}), {}, cfg.seed)
+    console.print(f"[bold]cross-validating[/] {label}: {k} folds of {len(pool):,} train+val images")
+    t0 = time.perf_counter()
+    mean, std, folds = cv_score(entry.model, params, pool.images, pool.labels, k, cfg.seed, ds.classes)
+    result = {"k": k, "mean": mean, "std": std, "folds": folds, "n_images": len(pool),
+              "seconds": round(time.perf_counter() - t0, 3)}
+    _write_json(out / "models" / label / "cv.json", result)
+    console.print(f"  {label}: {k}-fold CV accuracy {mean:.4f} ± {std:.4f} ({result['seconds']:.0f} s)")
+    return result
+
+
+def compare_with_reference(leaderboard: list[dict[str, Any]], reference: dict[str, Any],
+                           cv: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per model: glyphlab's accuracy and macro F1 beside the report's, where it gave them (and the
+    cross-validation accuracy beside the report's when the recipe asked for CV scores)."""
     rows = []
     for r in leaderboard:
         ref = reference.get(r["model"], {}) if isinstance(reference.get(r["model"]), dict) else {}
+        extra = {}
+        if cv:
+            score = cv.get(r["model"])
+            extra = {"cv_accuracy": round(score["mean"], 4) if score else "",
+                     "cv_std": round(score["std"], 4) if score else "",
+                     "report_cv_accuracy": ref.get("cv_accuracy", "")}
         rows.append({
             "model": r["model"],
             "accuracy": r["accuracy"],
@@ -292,6 +332,7 @@ def compare_with_reference(leaderboard: list[dict[str, Any]], reference: dict[st
             "report_f1_macro": ref.get("f1_macro", ""),
             "train_seconds": r["train_seconds"],
             "report_train_seconds": ref.get("train_seconds", ""),
+            **extra,
         })
     return rows
 
@@ -299,13 +340,21 @@ def compare_with_reference(leaderboard: list[dict[str, Any]], reference: dict[st
 def print_comparison(rows: list[dict[str, Any]], console: Console, recipe: Recipe) -> None:
     source = recipe.reference.get("source", "the report")
     table = Table(title=f"glyphlab against {source}")
-    for col in ("model", "accuracy", "report", "macro F1", "report", "train s", "report"):
+    with_cv = bool(rows) and "cv_accuracy" in rows[0]
+    cols = ["model", "accuracy", "report", "macro F1", "report", "train s", "report"]
+    if with_cv:
+        cols += ["CV acc.", "report"]
+    for col in cols:
         table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
 
     def fmt(v: Any, digits: int = 4) -> str:
         return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "—"
 
     for r in rows:
-        table.add_row(r["model"], fmt(r["accuracy"]), fmt(r["report_accuracy"]), fmt(r["f1_macro"]),
-                      fmt(r["report_f1_macro"]), fmt(r["train_seconds"], 1), fmt(r["report_train_seconds"], 1))
+        cells = [r["model"], fmt(r["accuracy"]), fmt(r["report_accuracy"]), fmt(r["f1_macro"]),
+                 fmt(r["report_f1_macro"]), fmt(r["train_seconds"], 1), fmt(r["report_train_seconds"], 1)]
+        if with_cv:
+            cv = f"{fmt(r['cv_accuracy'])} ± {fmt(r['cv_std'])}" if r["cv_accuracy"] != "" else "—"
+            cells += [cv, fmt(r["report_cv_accuracy"])]
+        table.add_row(*cells)
     console.print(table)

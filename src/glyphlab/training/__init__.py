@@ -1,0 +1,22 @@
+"""Training: the torch loop, augmentation, runs and hyper-parameter search."""
+
+from __future__ import annotations
+
+import os
+
+THREADS_ENV = "GLYPHLAB_NUM_THREADS"
+
+
+def usable_cores() -> int:
+    """How many cores glyphlab may use: ``GLYPHLAB_NUM_THREADS`` if set, else every core this process may run on.
+
+    One number for torch's threads and for parallel cross-validation folds, so one variable tames both on a
+    machine that other jobs keep busy.
+    """
+    env = os.environ.get(THREADS_ENV)
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

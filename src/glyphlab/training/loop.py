@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 
 from glyphlab.errors import ConfigError
 from glyphlab.models.persistence import json_default
+from glyphlab.training import usable_cores
 from glyphlab.training.augment import AugmentConfig, augment_batch
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop", "nadam")
@@ -118,14 +119,7 @@ def configure_threads() -> int:
     load-dependent choice would make the same seed give different weights and break exact resuming. On a CPU
     that other jobs keep busy, set ``GLYPHLAB_NUM_THREADS=1`` (oversubscribed OpenMP threads are slow).
     """
-    env = os.environ.get("GLYPHLAB_NUM_THREADS")
-    if env:
-        n = max(1, int(env))
-    else:
-        try:
-            n = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            n = os.cpu_count() or 1
+    n = usable_cores()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

@@ -59,6 +59,7 @@ import numpy as np
 from rich.console import Console
 
 from glyphlab.errors import ConfigError, GlyphlabError
+from glyphlab.training import usable_cores
 
 SPACE_TYPES = ("choice", "int", "float")
 SAMPLERS = ("tpe", "random", "grid")
@@ -337,25 +338,53 @@ def model_params(model: str, params: dict[str, Any], fixed: dict[str, Any], seed
     return out
 
 
-def cv_score(model: str, params: dict[str, Any], images: np.ndarray, labels: np.ndarray, k: int, seed: int,
-             classes: list[str] | None = None, on_fold: Callable[[int, float], None] | None = None) -> tuple[float, float, list[float]]:
-    """Stratified k-fold accuracy (mean, std, per fold) of ``model`` with ``params`` on (images, labels)."""
-    from glyphlab.data.splits import kfold_indices
-    from glyphlab.models.registry import create_model
-
+def _fold_score(model: str, params: dict[str, Any], images: np.ndarray, labels: np.ndarray, train: np.ndarray,
+                val: np.ndarray, classes: list[str] | None) -> float:
     from threadpoolctl import threadpool_limits
 
-    scores = []
+    from glyphlab.models.registry import create_model
+
     # one BLAS thread: the many tiny BLAS calls of small classical fits (e.g. the SVC's sigmoid calibration)
     # are several times slower when OpenBLAS threads spin against a busy CPU
     with threadpool_limits(limits=1, user_api="blas"):
-        for i, (tr, va) in enumerate(kfold_indices(labels, k, seed)):
-            m = create_model(model, **params)
-            m.fit(images[tr], labels[tr], classes=classes)
-            scores.append(m.score(images[va], labels[va]))
-            if on_fold is not None:
-                on_fold(i, scores[-1])
-    return float(np.mean(scores)), float(np.std(scores)), [float(s) for s in scores]
+        m = create_model(model, **params)
+        m.fit(images[train], labels[train], classes=classes)
+        return float(m.score(images[val], labels[val]))
+
+
+def fold_workers(model: str, k: int, n_jobs: int | None = None) -> int:
+    """Processes to score ``k`` folds with: one per core (up to k), unless the model spreads its own fit over
+    the cores (it takes ``n_jobs``: random forest, XGBoost), where parallel folds would only fight it."""
+    if "n_jobs" in model_defaults(model):
+        return 1
+    return max(1, min(int(k), int(n_jobs) if n_jobs else usable_cores()))
+
+
+def cv_score(model: str, params: dict[str, Any], images: np.ndarray, labels: np.ndarray, k: int, seed: int,
+             classes: list[str] | None = None, on_fold: Callable[[int, float], None] | None = None,
+             n_jobs: int | None = None) -> tuple[float, float, list[float]]:
+    """Stratified k-fold accuracy (mean, std, per fold) of ``model`` with ``params`` on (images, labels).
+
+    Folds are independent fits, so they run in parallel worker processes (:func:`fold_workers`; libsvm and
+    most scikit-learn fits use one core each); the scores do not depend on how many run at once.
+    """
+    from glyphlab.data.splits import kfold_indices
+
+    folds = list(kfold_indices(labels, k, seed))
+    workers = fold_workers(model, len(folds), n_jobs)
+    if workers == 1:
+        scores_iter = (_fold_score(model, params, images, labels, tr, va, classes) for tr, va in folds)
+    else:
+        from joblib import Parallel, delayed
+
+        scores_iter = Parallel(n_jobs=workers, return_as="generator")(
+            delayed(_fold_score)(model, params, images, labels, tr, va, classes) for tr, va in folds)
+    scores: list[float] = []
+    for i, score in enumerate(scores_iter):
+        scores.append(score)
+        if on_fold is not None:
+            on_fold(i, score)
+    return float(np.mean(scores)), float(np.std(scores)), scores
 
 
 def validation_score(model: str, params: dict[str, Any], train, val, classes: list[str],
