@@ -25,7 +25,7 @@ from rich.table import Table
 
 from glyphlab.evaluation.robustness import print_robustness, robustness
 from glyphlab.models.registry import parse_params
-from glyphlab.recipes import load_recipe, to_run_config
+from glyphlab.recipes import load_recipe, resolve_members, to_run_config
 from glyphlab.training.run import read_leaderboard, run
 
 #: each part is a shipped recipe: its dataset, models and settings (the README's figures come from these)
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg.models = [m for m in cfg.models if m.partition("=")[0] in keep]
         dataset = cfg.dataset
         out = args.out / (part + ("-quick" if args.quick else ""))
+        resolve_members(cfg, out)
         t0 = time.perf_counter()
         run(cfg, out, console=console, report=False)
         console.print(f"[dim]{part}: run took {time.perf_counter() - t0:.0f} s in all[/]")

@@ -2,6 +2,7 @@
 (the MNIST-based ones skip without real MNIST; their generated files go to a temporary folder)."""
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,14 @@ def test_reference_figures_match_the_reports():
     r4 = load_recipe("seed004-mnist-csv").reference
     assert r4["cnn-small"]["train_seconds"] == pytest.approx(279.14) and r4["random-forest"]["accuracy"] == 0.8958
     noisy = load_recipe("seed002-noisy")
-    assert noisy.outputs["submission"] == "transfer"
-    assert noisy.models["transfer"].params["fit_on_val"] and noisy.models["transfer"].params["ema"] == 0.995
+    assert noisy.outputs["submission"] == "ensemble"
+    assert noisy.models["ensemble"].params["members"] == ["model:transfer", "model:transfer-b"]
+    for label in ("transfer", "transfer-b"):
+        assert noisy.models[label].params["fit_on_val"] and noisy.models[label].params["ema"] == 0.995
+    # the two averaged networks start from two sources that differ in their seed
+    assert [noisy.models[m].params["init_from"] for m in ("transfer", "transfer-b")] == ["pretrain:source", "pretrain:source-b"]
+    assert noisy.pretrain is not None and noisy.pretrain.models["source-b"].params["seed"] == 1
+    assert load_recipe("seed003-mnist").models["logreg"].cv == 5
     deep = noisy.models["cnn-deep"].params
     assert deep["augment"] and deep["rotation"] == 10.0 and deep["shift"] == 0.1
     search = noisy.models["pca-svm"].search
@@ -91,11 +98,18 @@ def test_mnist_seed_recipes_quick_run_end_to_end(name, mnist_data_dir, tmp_path)
     out = run_recipe(name, tmp_path / "run", quick=True, data_dir=str(mnist_data_dir), report=False)
     _check_run(out, name)
     if name == "seed002-noisy":
-        assert (out / "pretrain" / "models" / "source" / "model" / "manifest.json").is_file()
+        for source in ("source", "source-b"):
+            assert (out / "pretrain" / "models" / source / "model" / "manifest.json").is_file()
         assert len(list(csv.DictReader(open(out / "search" / "pca-svm" / "trials.csv")))) == 2
-        rows = list(csv.reader(open(out / "submission-transfer.csv")))
+        rows = list(csv.reader(open(out / "submission-ensemble.csv")))
         assert rows[0] == ["Id", "Category"] and len(rows) == 1 + 300
         assert np.isin([r[1] for r in rows[1:]], [str(i) for i in range(10)]).all()
+    if name == "seed003-mnist":
+        for label in ("logreg", "random-forest"):
+            cv = json.loads((out / "models" / label / "cv.json").read_text())
+            assert cv["k"] == 5 and len(cv["folds"]) == 5 and 0.0 < cv["mean"] <= 1.0
+        rows = {r["model"]: r for r in csv.DictReader(open(out / "reference_comparison.csv"))}
+        assert float(rows["logreg"]["report_cv_accuracy"]) == 0.91 and rows["logreg"]["cv_accuracy"] != ""
 
 
 def test_rotated_recipes_quick_run_and_robustness(mnist_data_dir, tmp_path):

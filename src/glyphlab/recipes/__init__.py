@@ -219,6 +219,14 @@ def to_run_config(recipe: Recipe, quick: bool = False, data_dir: str | None = No
     )
 
 
+def resolve_members(cfg, out: Path) -> None:
+    """Point ensemble members named ``model:LABEL`` at the run's own saved models (``out/models/LABEL/model``)."""
+    for params in cfg.params.values():
+        if "members" in params:
+            params["members"] = [str(out / "models" / m[len(MODEL_PREFIX):] / "model")
+                                 if isinstance(m, str) and m.startswith(MODEL_PREFIX) else m for m in _members(params)]
+
+
 def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = False, data_dir: str | None = None,
                console: Console | None = None, report: bool = True) -> Path:
     from glyphlab.training.run import default_run_dir, read_leaderboard, run
@@ -241,10 +249,7 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
             ref = params.get("init_from")
             if isinstance(ref, str) and ref.startswith(PRETRAIN_PREFIX):
                 params["init_from"] = str(pre / "models" / ref[len(PRETRAIN_PREFIX):] / "model")
-    for label, params in cfg.params.items():
-        if "members" in params:
-            params["members"] = [str(out / "models" / m[len(MODEL_PREFIX):] / "model")
-                                 if isinstance(m, str) and m.startswith(MODEL_PREFIX) else m for m in _members(params)]
+    resolve_members(cfg, out)
     for label, entry in recipe.models.items():
         if entry.search is not None:
             found = _search_for(recipe, label, entry, cfg, out / "search" / label, quick, console)
