@@ -8,9 +8,9 @@
 Options: --out DIR (run folders, default runs/bench-rotated), --data-dir (default /work/shared/data or
 $GLYPHLAB_DATA), --param model.key=value (repeatable, as `glyphlab run`), --robust-limit N (test images per
 angle for the robustness spread, default 2000; 0 = all), --only LABELS (run some of the recipe's models).
-Each part is a normal glyphlab run folder; the robustness spread is the max-min accuracy of each rot-cnn
-model (mnist-rot: the C8 and C16 networks and their average, `rot-cnn`) over 24 angles (0, 15, ..., 345
-degrees) of the run's test images; the target is checked on the model labelled `rot-cnn`.
+Each part is a normal glyphlab run folder; the robustness spread is the max-min accuracy of each model whose
+label starts with rot-cnn (a recipe copy may hold several, e.g. networks over C8 and C16 and their average)
+over 24 angles (0, 15, ..., 345 degrees) of the run's test images; the target is checked on `rot-cnn`.
 """
 
 from __future__ import annotations

@@ -129,15 +129,9 @@ def test_rotated_recipes_quick_run_and_robustness(mnist_data_dir, tmp_path):
 
     out = run_recipe("mnist-rot", tmp_path / "mnist-rot", quick=True, data_dir=str(mnist_data_dir), report=False)
     rows = list(csv.DictReader(open(out / "leaderboard.csv")))
-    assert {r["model"] for r in rows} == {"rot-cnn-c8", "rot-cnn-c16", "rot-cnn"}
-    assert all(0 <= float(r["accuracy"]) <= 1 for r in rows)
-    for label, n in (("rot-cnn-c8", 8), ("rot-cnn-c16", 16)):
-        params = json.loads((out / "models" / label / "metrics.json").read_text())["params"]
-        assert params["N"] == n and params["fit_on_val"] is True and params["tta_rotations"] == 1
-        assert params["epochs"] == 1 and params["ema"] == 0.998
-    # rot-cnn is the average of the two saved networks' test probabilities
-    proba = {m: np.load(out / "models" / m / "predictions.npz")["proba"] for m in ("rot-cnn-c8", "rot-cnn-c16", "rot-cnn")}
-    np.testing.assert_allclose(proba["rot-cnn"], (proba["rot-cnn-c8"] + proba["rot-cnn-c16"]) / 2, atol=1e-6)
+    assert [r["model"] for r in rows] == ["rot-cnn"] and 0 <= float(rows[0]["accuracy"]) <= 1
+    params = json.loads((out / "models" / "rot-cnn" / "metrics.json").read_text())["params"]
+    assert params["fit_on_val"] is True and params["tta_rotations"] == 1 and params["epochs"] == 1 and params["ema"] == 0.998
 
 
 # ---------------------------------------------- seed 001's EfficientNet, against a stand-in for timm
