@@ -256,12 +256,15 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
             cfg.params[label] = {**cfg.params[label], **found,
                                  **(recipe.quick.models.get(label, {}) if quick else {})}
     run(cfg, out, console=console, report=False)
-    cv = {label: _cross_validate(label, entry, cfg, out, console) for label, entry in recipe.models.items()
-          if entry.cv is not None}
-    if submit:
+    asks_cv = [label for label, entry in recipe.models.items() if entry.cv is not None]
+    ds = None
+    if submit or asks_cv:  # loaded once for every CV entry and the submission
         from glyphlab.training.run import load_run_dataset
 
-        path = write_submission(out, submit, load_run_dataset(cfg))
+        ds = load_run_dataset(cfg)
+    cv = {label: _cross_validate(label, recipe.models[label], cfg, ds, out, console) for label in asks_cv}
+    if submit:
+        path = write_submission(out, submit, ds)
         console.print(f"submission ({submit}, split 'hidden'): [green]{path}[/]")
     if any(isinstance(v, dict) for v in recipe.reference.values()):
         rows = compare_with_reference(read_leaderboard(out), recipe.reference, cv)
@@ -293,17 +296,16 @@ def _search_for(recipe: Recipe, label: str, entry: ModelEntry, cfg, out: Path, q
     return dict(json.loads(best.read_text())["searched"])
 
 
-def _cross_validate(label: str, entry: ModelEntry, cfg, out: Path, console: Console) -> dict[str, Any]:
+def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: Console) -> dict[str, Any]:
     """The entry's k-fold CV accuracy on train+val with the parameters it was trained with (its search's
     winners included), into RUN/models/LABEL/cv.json."""
     import time
 
     from glyphlab.data.splits import merge_splits
-    from glyphlab.training.run import _write_json, load_run_dataset
+    from glyphlab.training.run import _write_json
     from glyphlab.training.search import cv_score, model_params
 
     k = int(entry.cv or 0)
-    ds = load_run_dataset(cfg)
     pool = merge_splits(ds, ["train", "val"])
     params = model_params(entry.model, cfg.params.get(label, {}), {}, cfg.seed)
     console.print(f"[bold]cross-validating[/] {label}: {k} folds of {len(pool):,} train+val images")
