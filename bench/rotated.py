@@ -27,7 +27,7 @@ from rich.table import Table
 from glyphlab.evaluation.robustness import print_robustness, robustness
 from glyphlab.models.registry import parse_params
 from glyphlab.recipes import load_recipe, resolve_members, to_run_config
-from glyphlab.training.run import read_leaderboard, run
+from glyphlab.pipeline.run import read_leaderboard, run
 
 #: each part is a shipped recipe: its dataset, models and settings (the README's figures come from these)
 PARTS = {"seed000": "seed000-rotated", "mnist-rot": "mnist-rot"}

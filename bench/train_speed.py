@@ -25,7 +25,7 @@ from rich.table import Table
 
 from glyphlab.data.mnist import read_idx
 from glyphlab.models.registry import create_model
-from glyphlab.training.loop import configure_threads, lr_at, TrainConfig
+from glyphlab.models.torch.loop import configure_threads, lr_at, TrainConfig
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = (HERE / ".." / ".." / "shared" / "data" / "mnist").resolve()

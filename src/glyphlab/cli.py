@@ -98,7 +98,7 @@ def run_cmd(
 ) -> None:
     """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
     from glyphlab.models.registry import parse_params
-    from glyphlab.training.run import CONFIG, RunConfig, run
+    from glyphlab.pipeline.run import CONFIG, RunConfig, run
 
     try:
         if resume is not None:
@@ -140,7 +140,7 @@ def evaluate_cmd(
     data_dir: DataDir = None,
 ) -> None:
     """Recompute metrics of saved model(s) on any dataset's test split, without retraining."""
-    from glyphlab.training.evaluate import evaluate_saved
+    from glyphlab.pipeline.evaluate import evaluate_saved
 
     try:
         evaluate_saved(model_path, dataset, out, variant, seed, data_dir, console,
@@ -220,7 +220,7 @@ def search_cmd(
     dataset_option: DatasetOptions = [],
 ) -> None:
     """Hyper-parameter search (Optuna): resumable, CV-scored, shareable across machines; refits the best model."""
-    from glyphlab.training.search import SearchConfig, run_search
+    from glyphlab.pipeline.search import SearchConfig, run_search
 
     try:
         cfg = SearchConfig(dataset=dataset, model=model, space=space, trials=trials, cv=cv, timeout=timeout,

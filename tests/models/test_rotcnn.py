@@ -91,7 +91,7 @@ def test_onnx_export_of_rot_cnn_matches_the_model(tmp_path, digits):
 
 def test_tta_rotations_average_the_image_and_its_rotation_between_group_elements(tmp_path, digits):
     from glyphlab.serving.onnx_export import OnnxExportError, export_onnx
-    from glyphlab.training.augment import rotate
+    from glyphlab.models.torch.augment import rotate
 
     x, y = digits["train"].images[:120], digits["train"].labels[:120]
     model = create_model("rot-cnn", N=4, epochs=1, **TINY).fit(x, y, classes=digits.classes)
@@ -110,7 +110,7 @@ def test_robustness_command_writes_csv_and_png(tmp_path):
     from typer.testing import CliRunner
 
     from glyphlab.cli import app
-    from glyphlab.training.run import RunConfig, run
+    from glyphlab.pipeline.run import RunConfig, run
 
     out = run(RunConfig(dataset="digits", models=["logreg"]), tmp_path / "run", report=False)
     result = CliRunner().invoke(app, ["robustness", str(out), "--angles", "0:360:120"])

@@ -59,8 +59,8 @@ def test_cv_entries_get_cross_validation_scores_beside_the_report(tmp_path):
     import json
 
     from glyphlab.data.splits import merge_splits
-    from glyphlab.training.run import load_run_dataset
-    from glyphlab.training.search import cv_score, model_params
+    from glyphlab.pipeline.run import load_run_dataset
+    from glyphlab.pipeline.search import cv_score, model_params
 
     text = GOOD.replace("C = 0.5 } }", "C = 0.5 }, cv = 3 }").replace("f1_macro = 0.4 }", "f1_macro = 0.4, cv_accuracy = 0.91 }")
     recipe_path = _write(tmp_path, text)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from glyphlab.training.run import RunConfig, run
+from glyphlab.pipeline.run import RunConfig, run
 
 REPORT_MODELS = ["logreg", "random-forest"]
 

@@ -1,5 +1,5 @@
 """Torch networks: a shared :class:`TorchModel` base and the registered nets (mlp, cnn-small, cnn-deep,
-resnet-small). All of them train through :func:`glyphlab.training.loop.train`.
+resnet-small). All of them train through :func:`glyphlab.models.torch.loop.train`.
 
 Every net is a :class:`GlyphNet`: input normalisation (buffers ``norm.mean``/``norm.std``), an optional
 resize of tiny inputs up to the architecture's minimum side, a ``features`` trunk whose output is the
@@ -22,8 +22,8 @@ from safetensors.torch import load_file, save_file
 from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.base import GlyphModel, check_images
 from glyphlab.models.registry import register_model
-from glyphlab.training.augment import AugmentConfig, tta_proba
-from glyphlab.training.loop import config_from_params, resolve_device, train
+from glyphlab.models.torch.augment import AugmentConfig, tta_proba
+from glyphlab.models.torch.loop import config_from_params, resolve_device, train
 
 WEIGHTS = "weights.safetensors"
 

@@ -53,7 +53,7 @@ from e2cnn import nn as enn
 from glyphlab.errors import ConfigError
 from glyphlab.models.nets import COMMON_DEFAULTS, GlyphNet, TorchModel
 from glyphlab.models.registry import register_model
-from glyphlab.training.augment import rotate
+from glyphlab.models.torch.augment import rotate
 
 MIN_WORK_SIDE = 21
 

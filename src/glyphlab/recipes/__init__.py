@@ -55,7 +55,7 @@ class SearchSection(_Strict):
     @field_validator("space")
     @classmethod
     def _space_exists(cls, space: str) -> str:
-        from glyphlab.training.search import find_space
+        from glyphlab.pipeline.search import find_space
 
         try:
             find_space(space)
@@ -189,7 +189,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
 
 def to_run_config(recipe: Recipe, quick: bool = False, data_dir: str | None = None, pretrain: bool = False):
     """The run (``pretrain=True``: the [pretrain] run) a recipe describes, with the [quick] overrides when asked."""
-    from glyphlab.training.run import RunConfig
+    from glyphlab.pipeline.run import RunConfig
 
     if pretrain and recipe.pretrain is None:
         raise ConfigError(f"recipe {recipe.name} has no [pretrain] section")
@@ -229,7 +229,7 @@ def resolve_members(cfg, out: Path) -> None:
 
 def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = False, data_dir: str | None = None,
                console: Console | None = None, report: bool = True) -> Path:
-    from glyphlab.training.run import default_run_dir, read_leaderboard, run
+    from glyphlab.pipeline.run import default_run_dir, read_leaderboard, run
 
     console = console or Console()
     recipe = load_recipe(name_or_path)
@@ -259,7 +259,7 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
     asks_cv = [label for label, entry in recipe.models.items() if entry.cv is not None]
     ds = None
     if submit or asks_cv:  # loaded once for every CV entry and the submission
-        from glyphlab.training.run import load_run_dataset
+        from glyphlab.pipeline.run import load_run_dataset
 
         ds = load_run_dataset(cfg)
     cv = {label: _cross_validate(label, recipe.models[label], cfg, ds, out, console) for label in asks_cv}
@@ -271,7 +271,7 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
         write_csv(out / "reference_comparison.csv", rows)
         print_comparison(rows, console, recipe)
     if report:
-        from glyphlab.training.run import build_report_if_available
+        from glyphlab.pipeline.run import build_report_if_available
 
         build_report_if_available(out, console)
     return out
@@ -280,7 +280,7 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
 def _search_for(recipe: Recipe, label: str, entry: ModelEntry, cfg, out: Path, quick: bool,
                 console: Console) -> dict[str, Any]:
     """Run the entry's search (no refit: the recipe trains the winner itself) and return the best parameters."""
-    from glyphlab.training.search import SearchConfig, run_search
+    from glyphlab.pipeline.search import SearchConfig, run_search
 
     spec = entry.search
     assert spec is not None
@@ -302,8 +302,8 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: 
     import time
 
     from glyphlab.data.splits import merge_splits
-    from glyphlab.training.run import _write_json
-    from glyphlab.training.search import cv_score, model_params
+    from glyphlab.pipeline.run import _write_json
+    from glyphlab.pipeline.search import cv_score, model_params
 
     k = int(entry.cv or 0)
     pool = merge_splits(ds, ["train", "val"])

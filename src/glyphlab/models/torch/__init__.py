@@ -1,4 +1,4 @@
-"""Training: the torch loop, augmentation, runs and hyper-parameter search."""
+"""The torch engine the networks call: the training loop, augmentation, EMA and checkpoints."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from glyphlab.errors import ConfigError
-from glyphlab.training.loop import TrainConfig, class_weights, evaluate, lr_at, train
+from glyphlab.models.torch.loop import TrainConfig, class_weights, evaluate, lr_at, train
 
 
 def _data(n=240, seed=0):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from glyphlab.errors import ConfigError
-from glyphlab.training.augment import AugmentConfig, affine, augment_batch, make_generator, tta_proba
+from glyphlab.models.torch.augment import AugmentConfig, affine, augment_batch, make_generator, tta_proba
 
 
 def _batch(n=6, side=12):

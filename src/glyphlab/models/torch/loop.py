@@ -39,8 +39,8 @@ from safetensors.torch import load_file, save_file
 
 from glyphlab.errors import ConfigError
 from glyphlab.models.persistence import json_default
-from glyphlab.training import usable_cores
-from glyphlab.training.augment import AugmentConfig, augment_batch
+from glyphlab.models.torch import usable_cores
+from glyphlab.models.torch.augment import AugmentConfig, augment_batch
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop", "nadam")
 SCHEDULES = ("onecycle", "cosine", "none")

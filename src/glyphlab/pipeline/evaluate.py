@@ -10,7 +10,7 @@ from rich.console import Console
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.evaluate import evaluate_predictions, save_predictions
 from glyphlab.models.persistence import load_model, saved_models
-from glyphlab.training.run import RunConfig, load_run_dataset, print_leaderboard, write_leaderboard
+from glyphlab.pipeline.run import RunConfig, load_run_dataset, print_leaderboard, write_leaderboard
 
 
 def evaluate_saved(path: Path, dataset: str, out: Path | None, variant: str, seed: int, data_dir: Path | None,

@@ -59,7 +59,7 @@ import numpy as np
 from rich.console import Console
 
 from glyphlab.errors import ConfigError, GlyphlabError
-from glyphlab.training import usable_cores
+from glyphlab.models.torch import usable_cores
 
 SPACE_TYPES = ("choice", "int", "float")
 SAMPLERS = ("tpe", "random", "grid")
@@ -631,7 +631,7 @@ def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
 
     from glyphlab.data.splits import merge_splits
     from glyphlab.models.registry import MODELS
-    from glyphlab.training.run import RunConfig, _write_json, load_run_dataset
+    from glyphlab.pipeline.run import RunConfig, _write_json, load_run_dataset
 
     console = console or Console()
     cfg.validate()
@@ -787,7 +787,7 @@ def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
 
 def refit_best(cfg: SearchConfig, model: str, params: dict[str, Any], out: Path, console: Console) -> Path:
     """Refit on train+val and evaluate once on test, as the run model folder ``out/models/MODEL-best``."""
-    from glyphlab.training.run import RunConfig, run
+    from glyphlab.pipeline.run import RunConfig, run
 
     label = f"{model}-best"
     previous = out / "models" / label / "metrics.json"

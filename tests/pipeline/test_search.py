@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from glyphlab.errors import ConfigError
-from glyphlab.training.search import builtin_spaces, cv_score, fold_workers, load_space, model_params, parse_space
+from glyphlab.pipeline.search import builtin_spaces, cv_score, fold_workers, load_space, model_params, parse_space
 
 optuna = pytest.importorskip("optuna")
 
@@ -97,7 +97,7 @@ def test_small_search_writes_outputs_and_beats_default(tmp_path):
 
     # the default svm's CV score, computed the same way (same pool, folds and seed)
     from glyphlab.data.splits import merge_splits
-    from glyphlab.training.run import RunConfig, load_run_dataset
+    from glyphlab.pipeline.run import RunConfig, load_run_dataset
 
     ds = load_run_dataset(RunConfig(dataset="digits", models=["svm"], seed=0))
     pool = merge_splits(ds, ["train", "val"])
@@ -116,7 +116,7 @@ def test_small_search_writes_outputs_and_beats_default(tmp_path):
 
 def test_cv_folds_run_in_parallel_with_the_same_scores():
     from glyphlab.data.splits import merge_splits
-    from glyphlab.training.run import RunConfig, load_run_dataset
+    from glyphlab.pipeline.run import RunConfig, load_run_dataset
 
     ds = load_run_dataset(RunConfig(dataset="digits", models=["svm"], seed=0))
     pool = merge_splits(ds, ["train", "val"])
@@ -245,7 +245,7 @@ def test_two_workers_share_a_postgres_study(postgres, tmp_path):
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     for p, text in zip(procs, outputs):
         assert p.returncode == 0, text
-    from glyphlab.training.search import _with_driver
+    from glyphlab.pipeline.search import _with_driver
 
     study = optuna.load_study(study_name="shared", storage=_with_driver(postgres))
     finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from glyphlab.errors import ConfigError
-from glyphlab.training.run import RunConfig, read_leaderboard, run
+from glyphlab.pipeline.run import RunConfig, read_leaderboard, run
 
 
 @pytest.fixture(scope="module")
