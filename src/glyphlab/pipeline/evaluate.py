@@ -1,4 +1,7 @@
-"""``glyphlab evaluate``: score saved models on any dataset, e.g. a model trained upright on rotated digits."""
+"""``glyphlab evaluate``: score saved models on any dataset, e.g. a model trained upright on rotated digits.
+
+The output is a run folder of its own (dataset.json, test_images.npz, leaderboard.csv, models/NAME/), so
+``glyphlab report`` and ``Run.open`` read it like any run."""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ from pathlib import Path
 from rich.console import Console
 
 from glyphlab.errors import GlyphlabError
-from glyphlab.evaluation.evaluate import evaluate_predictions, save_predictions
+from glyphlab.evaluation.evaluate import evaluate_predictions
 from glyphlab.models.persistence import load_model, saved_models
 from glyphlab.pipeline.run import RunConfig, load_run_dataset, print_leaderboard, write_leaderboard
+from glyphlab.runfolder import RunFolder
 
 
 def evaluate_saved(path: Path, dataset: str, out: Path | None, variant: str, seed: int, data_dir: Path | None,
@@ -21,6 +25,9 @@ def evaluate_saved(path: Path, dataset: str, out: Path | None, variant: str, see
     ds = load_run_dataset(cfg)
     test = ds["test"]
     out = Path(out) if out else Path(path) / f"evaluate-{Path(dataset).name}"
+    folder = RunFolder.create(out)
+    folder.write_dataset(ds.summary())  # with the test images, the folder is a run others can read and interpret
+    folder.write_test_images(test.images, test.labels)
     rows = []
     for name, model_dir in models.items():
         model = load_model(model_dir)
@@ -36,8 +43,8 @@ def evaluate_saved(path: Path, dataset: str, out: Path | None, variant: str, see
         t0 = time.perf_counter()
         proba = model.predict_proba(test.images)
         seconds = time.perf_counter() - t0
-        save_predictions(out / name, test.labels, proba)
-        metrics = evaluate_predictions(out / name, ds.classes, test.images, title=f"{name} on {ds.name}",
+        folder.model(name).write_predictions(test.labels, proba)
+        metrics = evaluate_predictions(folder.model(name).path, ds.classes, test.images, title=f"{name} on {ds.name}",
                                        extra={"model": name, "train_seconds": 0.0, "predict_seconds": round(seconds, 3)})
         rows.append({"model": name, **metrics})
     write_leaderboard(out, rows)
