@@ -148,6 +148,14 @@ async def _one_image(request: Request, settings: ServeSettings, predictor: Predi
             return _error(422, [{"loc": ["body", "images"], "type": "too_long",
                                  "msg": "one image per explanation: send 'pixels', not a batch"}])
         return lambda: predictor.prepare_pixels(np.asarray(req.pixels, dtype=np.float32))
+    data = await _upload_bytes(request, ctype, settings)
+    if isinstance(data, JSONResponse):
+        return data
+    return lambda: predictor.prepare_bytes(data, settings.limits())
+
+
+async def _upload_bytes(request: Request, ctype: str, settings: ServeSettings) -> bytes | JSONResponse:
+    """The image bytes of a multipart (field ``file``) or raw image request, or the JSONResponse refusing it."""
     if ctype == "multipart/form-data":
         try:
             form = await request.form(max_files=1, max_fields=8, max_part_size=settings.max_bytes)
@@ -158,15 +166,13 @@ async def _one_image(request: Request, settings: ServeSettings, predictor: Predi
             if upload is None or isinstance(upload, str):
                 return _error(422, [{"loc": ["body", "file"], "type": "missing",
                                      "msg": "upload the image in the multipart field 'file'"}])
-            data = await upload.read()
+            return await upload.read()
         finally:
             await form.close()
-    elif ctype in IMAGE_TYPES:
-        data = await request.body()
-    else:
-        return _error(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
-                           "(field 'file'), an image/png or image/jpeg body, or application/json")
-    return lambda: predictor.prepare_bytes(data, settings.limits())
+    if ctype in IMAGE_TYPES:
+        return await request.body()
+    return _error(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
+                       "(field 'file'), an image/png or image/jpeg body, or application/json")
 
 
 # -- the body limit: a pure ASGI middleware ------------------------------------------------------------------
@@ -345,24 +351,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                     return answer(x, batch=req.images is not None)
 
                 return JSONResponse(await run_in_threadpool(run_json))
-            if ctype == "multipart/form-data":
-                try:
-                    form = await request.form(max_files=1, max_fields=8, max_part_size=settings.max_bytes)
-                except Exception as exc:  # malformed multipart (starlette raises its own types)
-                    return _error(400, f"the multipart body cannot be parsed: {exc}")
-                try:
-                    upload = form.get("file")
-                    if upload is None or isinstance(upload, str):
-                        return _error(422, [{"loc": ["body", "file"], "type": "missing",
-                                             "msg": "upload the image in the multipart field 'file'"}])
-                    data = await upload.read()
-                finally:
-                    await form.close()
-            elif ctype in IMAGE_TYPES:
-                data = await request.body()
-            else:
-                return _error(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
-                                   "(field 'file'), an image/png or image/jpeg body, or application/json")
+            data = await _upload_bytes(request, ctype, settings)
+            if isinstance(data, JSONResponse):
+                return data
 
             def run_image() -> dict:
                 return answer(predictor.prepare_bytes(data, limits)[None], batch=False)
