@@ -101,10 +101,11 @@ def leaderboard_row(name: str, metrics: dict[str, Any]) -> dict[str, Any]:
 
 def sort_leaderboard(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Best accuracy first; rows without an accuracy last."""
-    return sorted(rows, key=lambda r: -(r["accuracy"] if _number(r.get("accuracy")) is not None else -1.0))
+    return sorted(rows, key=lambda r: -(r["accuracy"] if as_number(r.get("accuracy")) is not None else -1.0))
 
 
-def _number(v: Any) -> float | None:
+def as_number(v: Any) -> float | None:
+    """A finite float from a CSV cell or JSON value, else None (blank cells, 'nan', text)."""
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -219,7 +220,7 @@ class ModelFolder:
         """history.csv (networks only) as numbers per epoch; empty for a model that has none."""
         rows = []
         for r in read_csv_rows(self.file(HISTORY)):
-            rows.append({k: f for k, f in ((k, _number(v)) for k, v in r.items()) if f is not None})
+            rows.append({k: f for k, f in ((k, as_number(v)) for k, v in r.items()) if f is not None})
         return rows
 
     def read_table(self, name: str) -> list[dict[str, str]]:
@@ -366,7 +367,7 @@ class RunFolder:
         raw: list[dict[str, Any]] = read_csv_rows(self.file(LEADERBOARD))
         if not raw:
             raw = [leaderboard_row(m.name, m.read_metrics()) for m in self.model_folders() if m.file(METRICS).is_file()]
-        rows = [{c.key: (r.get(c.key) if c.digits is None else _number(r.get(c.key))) for c in LEADERBOARD_COLUMNS}
+        rows = [{c.key: (r.get(c.key) if c.digits is None else as_number(r.get(c.key))) for c in LEADERBOARD_COLUMNS}
                 for r in raw if r.get("model")]
         return sort_leaderboard(rows)
 

@@ -14,7 +14,6 @@ import hashlib
 import html as _html
 import io
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -32,7 +31,7 @@ from glyphlab.reporting import figures
 from glyphlab.runfolder import (
     ACCURACY_VS_TIME, CLASSIFICATION_REPORT, CONFUSION_NORMALIZED_PNG, CONFUSION_PNG, FEATURES, HISTORY,
     LEADERBOARD_COLUMNS, LEARNING_CURVES, MOST_CONFUSED_CSV, MOST_CONFUSED_PNG, RECIPE, REFERENCE_COMPARISON, REPORT,
-    REPORT_PDF, ROBUSTNESS_CSV, ROBUSTNESS_PNG, TSNE_CACHE, ModelFolder, RunFolder, read_csv_rows, read_npz,
+    REPORT_PDF, ROBUSTNESS_CSV, ROBUSTNESS_PNG, TSNE_CACHE, ModelFolder, RunFolder, as_number, read_csv_rows, read_npz,
 )
 TSNE_MAX_POINTS = 2000
 TSNE_PCA_DIMS = 50
@@ -46,14 +45,6 @@ BOARD_COLUMNS = [c for c in LEADERBOARD_COLUMNS if c.key not in ("model", "n_tes
 
 
 # ----------------------------------------------------------------------------- small readers
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def data_uri(png: bytes | None) -> str | None:
@@ -87,7 +78,7 @@ def _file_uri(path: Path) -> str | None:
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
-    f = _num(v)
+    f = as_number(v)
     if f is None:
         return "" if v is None else str(v)
     if float(f).is_integer() and digits == 0:
@@ -152,7 +143,7 @@ def _model_part(run: RunFolder, name: str, row: dict[str, Any], images: np.ndarr
         report.append({
             "label": label, "summary": label in ("macro avg", "weighted avg", "accuracy"),
             "precision": _fmt(r.get("precision")), "recall": _fmt(r.get("recall")),
-            "f1": _fmt(r.get("f1-score")), "f1_value": _num(r.get("f1-score")),
+            "f1": _fmt(r.get("f1-score")), "f1_value": as_number(r.get("f1-score")),
             "support": _fmt(r.get("support"), 0),
         })
     per_class = [r for r in report if not r["summary"] and r["f1_value"] is not None]
@@ -160,7 +151,7 @@ def _model_part(run: RunFolder, name: str, row: dict[str, Any], images: np.ndarr
     for r in report:
         r["worst"] = r["label"] in worst
     confused = [{"true": p.get("true"), "predicted": p.get("predicted"), "count": _fmt(p.get("count"), 0),
-                 "rate": _fmt(_num(p.get("rate")) * 100 if _num(p.get("rate")) is not None else None, 1)}
+                 "rate": _fmt(as_number(p.get("rate")) * 100 if as_number(p.get("rate")) is not None else None, 1)}
                 for p in folder.read_table(MOST_CONFUSED_CSV)]
     history = folder.read_history()
     curves = None
@@ -304,7 +295,7 @@ def _table_from_csv(path: Path, digits: int = 4) -> dict[str, Any] | None:
     if not rows:
         return None
     cols = list(rows[0])
-    numeric = {c: all(_num(r.get(c)) is not None or r.get(c) in ("", None) for r in rows) for c in cols}
+    numeric = {c: all(as_number(r.get(c)) is not None or r.get(c) in ("", None) for r in rows) for c in cols}
     return {"columns": [{"name": c, "numeric": numeric[c]} for c in cols],
             "rows": [[{"value": _fmt(r.get(c), digits) if numeric[c] else r.get(c, ""), "numeric": numeric[c]}
                       for c in cols] for r in rows]}
