@@ -33,6 +33,8 @@ from glyphlab.runfolder import (
     LEADERBOARD_COLUMNS, LEARNING_CURVES, MOST_CONFUSED_CSV, MOST_CONFUSED_PNG, RECIPE, REFERENCE_COMPARISON, REPORT,
     REPORT_PDF, ROBUSTNESS_CSV, ROBUSTNESS_PNG, TSNE_CACHE, ModelFolder, RunFolder, as_number, read_csv_rows, read_npz,
 )
+from glyphlab.tracking import read_tracking
+
 TSNE_MAX_POINTS = 2000
 TSNE_PCA_DIMS = 50
 TSNE_ITERATIONS = 750
@@ -337,6 +339,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "robustness_table": _table_from_csv(run.file(ROBUSTNESS_CSV)) if robustness or
         run.file(ROBUSTNESS_CSV).is_file() else None,
         "reference": _table_from_csv(run.file(REFERENCE_COMPARISON)),
+        "tracking": read_tracking(run_dir) or None,
         "recipe": {"name": recipe.get("name", ""), "description": recipe.get("description", ""),
                    "quick": recipe.get("quick", False)} if recipe else None,
     }
