@@ -18,13 +18,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 
 import numpy as np
@@ -32,52 +27,13 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-HOST = "127.0.0.1"  # the load only ever targets this machine
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: str, port: int, workers: int, options: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", "from glyphlab.cli import main; main()", "serve", model, "--host", HOST,
-           "--port", str(port), "--workers", str(workers), *options]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}: {(proc.stderr.read() or '')[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=1) as r:
-                if r.status == 200 and len(psutil.Process(proc.pid).children(recursive=True)) >= (workers if workers > 1 else 0):
-                    return proc
-        except OSError:
-            time.sleep(0.25)
-    proc.terminate()
-    raise SystemExit("the server did not answer /health within 180 s")
+from serving_common import HOST, cpu_model, free_port, process_tree, start_server, stop_server
 
 
 def rss(pid: int) -> int:
     """Resident bytes of a process and all its children (uvicorn workers)."""
-    try:
-        p = psutil.Process(pid)
-        procs = [p, *p.children(recursive=True)]
-    except psutil.Error:
-        return 0
     total = 0
-    for q in procs:
+    for q in process_tree(pid):
         try:
             total += q.memory_info().rss
         except psutil.Error:
@@ -172,11 +128,7 @@ def main() -> None:
         sampler.join()
         load1 = os.getloadavg()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
     counts = Counter(status for status, _ in results)
     ok_lat = sorted(s for status, s in results if status == "200")
