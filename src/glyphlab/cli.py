@@ -493,7 +493,11 @@ def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model).")] = 1,
-    max_bytes: Annotated[int, typer.Option(help="Largest request body in bytes (413 above).")] = 5_000_000,
+    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")] = 5.0,
+    max_concurrency: Annotated[int, typer.Option(min=1, help="Requests processed at once per worker (memory "
+                                                             "grows with it: ~50 MB each at 5 MB bodies).")] = 8,
+    max_queue: Annotated[int, typer.Option(min=0, help="Requests waiting per worker; beyond, 503 + Retry-After.")] = 128,
+    queue_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")] = 30.0,
     max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (400 above).")] = 4_000_000,
     max_batch: Annotated[int, typer.Option(help="Most images in one JSON batch.")] = 64,
     backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
@@ -511,7 +515,8 @@ def serve_cmd(
         from glyphlab.models.persistence import read_manifest
 
         read_manifest(model_path)  # fail fast with a clear message before uvicorn starts
-        settings = ServeSettings(max_bytes=max_bytes, max_pixels=max_pixels, max_batch=max_batch,
+        settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
+                                 max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
                                  backend=backend, threads=threads or None)
     except GlyphlabError as exc:
         _fail(exc)
