@@ -355,6 +355,53 @@ def predict_cmd(
         raise typer.Exit(code=1)
 
 
+@app.command("explain")
+def explain_cmd(
+    model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images (PNG, JPEG, ...).")],
+    method: Annotated[str, typer.Option(help="auto (ig for networks with Captum, else occlusion) | ig | occlusion | "
+                                             "gradcam | coef (linear models)")] = "auto",
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (one per image).")] = Path("explanations"),
+    steps: Annotated[int, typer.Option(min=1, help="Integrated Gradients steps.")] = 32,
+) -> None:
+    """Why the model chose its class and not the runner-up: one PNG per image (input, both maps, their difference)."""
+    import numpy as np
+
+    from glyphlab.evaluation.attributions import Explainer
+    from glyphlab.serving.predictor import Predictor
+
+    try:
+        predictor = Predictor(model_path, backend="native")
+        files = _image_files(images)
+        arrays, ok, errors = [], [], {}
+        for f in files:
+            try:  # the one image path: exactly what `glyphlab predict` and the server do with a file
+                arrays.append(predictor.prepare_bytes(f.read_bytes()))
+                ok.append(f)
+            except (GlyphlabError, OSError) as exc:
+                errors[f] = str(exc)
+        expl = Explainer(predictor.model).explain(np.stack(arrays), method, steps=steps) if arrays else None  # type: ignore[arg-type]
+        out.mkdir(parents=True, exist_ok=True)
+    except GlyphlabError as exc:
+        _fail(exc)
+    table = Table(title=f"{predictor.model_id}: {expl.method if expl else method} → {out}")
+    for col in ("file", "class", "runner-up", "png"):
+        table.add_column(col)
+    written = {}
+    for i, f in enumerate(ok):
+        png = out / f"{f.stem}-{expl.method}.png"
+        png.write_bytes(expl.to_png([i], [f.name]))
+        written[f] = (f"{expl.label(i, 0)} {expl.probabilities[i, expl.targets[i, 0]]:.3f}",
+                      f"{expl.label(i, 1)} {expl.probabilities[i, expl.targets[i, 1]]:.3f}", str(png))
+    for f in files:
+        table.add_row(str(f), *(written[f] if f in written else ("[red]error[/]", "", f"[red]{escape(errors[f])}[/]")))
+    console.print(table)
+    if expl is not None and expl.note:
+        console.print(f"{expl.method}: {expl.note}")
+    if errors:
+        raise typer.Exit(code=1)
+
+
 @app.command("export")
 def export_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
@@ -413,7 +460,7 @@ def serve_cmd(
 #: optional packages and the extra that brings each
 EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "serve", "onnxruntime": "serve",
           "onnxscript": "serve", "skl2onnx": "serve", "optuna": "search", "psycopg2": "search", "e2cnn": "rot",
-          "timm": "timm", "torchvision": "timm"}
+          "timm": "timm", "torchvision": "timm", "captum": "explain"}
 
 
 def main() -> None:
