@@ -201,7 +201,7 @@ def compare(paths: list[Path], seed: int = 0) -> Comparison:
         else:
             pairs = ((members[0], m) for m in members[1:])
         tested = [Pair(a.name, b.name, mcnemar(a.correct, b.correct)) for a, b in pairs]
-        datasets = sorted({m.dataset for m in members})
+        datasets = sorted({m.dataset + (f" +{m.variants}" if m.variants else "") for m in members})
         out.append(Group(key, ", ".join(datasets), members[0].n_test, members, tested))
     return Comparison(out, _varying(models))
 
