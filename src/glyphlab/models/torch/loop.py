@@ -39,14 +39,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from glyphlab.errors import ConfigError
+from glyphlab.fileio import atomic_open
 from glyphlab.models.persistence import json_default
 from glyphlab.models.torch import usable_cores
 from glyphlab.models.torch.augment import AugmentConfig, augment_batch
+from glyphlab.runfolder import CHECKPOINT, HISTORY
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop", "nadam")
 SCHEDULES = ("onecycle", "cosine", "none")
 MONITORS = ("val_loss", "val_acc")
-CHECKPOINT = "checkpoint"
 CHECKPOINT_VERSION = 1
 DIE_ENV = "GLYPHLAB_TEST_DIE_AFTER_EPOCH"
 
@@ -330,7 +331,7 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 
 def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "history.csv", "w", newline="") as fh:
+    with atomic_open(run_dir / HISTORY, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
         w.writeheader()
         for row in history:
