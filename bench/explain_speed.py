@@ -22,13 +22,9 @@ import argparse
 import http.client
 import io
 import os
-import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -36,17 +32,8 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-HOST = "127.0.0.1"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving_common import HOST, cpu_model, free_port, start_server, stop_server  # noqa: E402
 
 
 def load() -> str:
@@ -106,12 +93,6 @@ def time_methods(model, images: np.ndarray, console: Console) -> list[tuple[str,
     return rows
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def png(image: np.ndarray) -> bytes:
     arr = (255 - np.asarray(image) * 255).clip(0, 255).astype(np.uint8)
     buf = io.BytesIO()
@@ -121,21 +102,8 @@ def png(image: np.ndarray) -> bytes:
 
 def time_server(folder: Path, images: np.ndarray, requests: int) -> dict[str, list[float]]:
     port = free_port()
-    cmd = [sys.executable, "-c", "from glyphlab.cli import app; app()", "serve", str(folder), "--host", HOST,
-           "--port", str(port), "--threads", "1", "--backend", "native"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = start_server(str(folder), port, options=["--threads", "1", "--backend", "native"])
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not answer /health within 120 s") from None
-                time.sleep(0.2)
         bodies = [png(im) for im in images]
         out: dict[str, list[float]] = {}
         for path in ("/prediction", "/explanation"):
@@ -156,11 +124,7 @@ def time_server(folder: Path, images: np.ndarray, requests: int) -> dict[str, li
             out[path] = ms
         return out
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 def main() -> None:

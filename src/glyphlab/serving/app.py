@@ -1,6 +1,6 @@
 """The HTTP app: ``POST /prediction`` (image upload, raw image body, JSON pixels or a JSON batch), ``POST /explanation``
 (attribution maps for one image, bounded cost), ``GET /health``,
-``GET /model``, the drawing page at ``GET /`` and OpenAPI docs at ``/docs``.
+``GET /model``, the drawing page at ``GET /`` and OpenAPI docs at ``/docs`` and ``/redoc`` (served offline).
 
 Inputs from strangers cannot break it: bodies over ``max_bytes`` get 413 before they are read whole (the
 Content-Length header is checked, and the bytes are counted while they stream in), unknown content types
@@ -20,11 +20,13 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.serving import preprocess as pp
+from glyphlab.serving.limits import ConcurrencyLimitMiddleware, tune_malloc
 from glyphlab.serving.predictor import Predictor
 
 log = logging.getLogger("glyphlab.serving")
@@ -41,6 +43,10 @@ class ServeSettings(BaseModel):
     max_bytes: int = Field(5_000_000, gt=0, description="Largest request body accepted (bytes); more is a 413.")
     max_pixels: int = Field(4_000_000, gt=0, description="Largest image (width x height) decoded; more is a 400.")
     max_batch: int = Field(64, gt=0, description="Most images in one JSON batch request.")
+    max_concurrency: int = Field(8, gt=0, description="Requests with a body read, parsed or predicted at once; "
+                                                     "each can hold ~50 MB at the 5 MB body limit.")
+    max_queue: int = Field(128, ge=0, description="Requests waiting for a slot (64 KiB each); more get 503.")
+    queue_timeout_s: float = Field(30.0, gt=0, description="Longest wait for a slot before a 503 with Retry-After.")
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
     backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
     threads: int | None = Field(
@@ -220,6 +226,7 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         replay = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        del chunks  # one copy of the body, not two
         sent = False
 
         async def replay_receive() -> dict:
@@ -274,7 +281,8 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         else Predictor(model_path, backend=settings.backend, threads=settings.threads)
     )
     limits = settings.limits()
-    app = FastAPI(
+    # FastAPIOffline: /docs (Swagger UI) and /redoc from assets that package ships, no CDN
+    app = FastAPIOffline(
         title="glyphlab",
         version="1",
         summary=f"Handwritten-character classifier: {predictor.model_id}",
@@ -321,6 +329,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         413: {"model": ErrorResponse, "description": "Body larger than max_bytes."},
         415: {"model": ErrorResponse, "description": "Content type not JSON, multipart or an image."},
         422: {"model": ErrorResponse, "description": "JSON of the wrong shape or values; `loc` says where."},
+        503: {"model": ErrorResponse, "description": "At the concurrency limit; retry after `Retry-After` s."},
     }
 
     @app.post("/prediction", response_model=PredictionResponse | BatchResponse, responses=responses,
@@ -402,6 +411,10 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         return HTMLResponse(html, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes)
+    # outermost, so that no body is read beyond the limit
+    app.add_middleware(ConcurrencyLimitMiddleware, max_concurrency=settings.max_concurrency,
+                       max_queue=settings.max_queue, queue_timeout_s=settings.queue_timeout_s)
+    tune_malloc()
     return app
 
 
