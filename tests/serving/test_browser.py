@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -102,18 +103,33 @@ def draw(driver, points: list[tuple[float, float]]) -> None:
     chain.release().perform()
 
 
-def test_draw_a_stroke_and_see_a_prediction(logreg_dir, tmp_path):
+@contextmanager
+def drawing_page(model_dir: Path, model_name: str):
+    """A served model's drawing page in a headless Chromium, once the page shows the model's id."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     port = free_port()
-    proc = start_server(logreg_dir, port)
+    proc = start_server(model_dir, port)
     driver = None
     try:
         driver = make_driver()
         driver.get(f"http://127.0.0.1:{port}/")
-        WebDriverWait(driver, 20).until(EC.text_to_be_present_in_element((By.ID, "model"), "logreg-"))
+        WebDriverWait(driver, 20).until(EC.text_to_be_present_in_element((By.ID, "model"), model_name + "-"))
+        yield driver
+    finally:
+        if driver is not None:
+            driver.quit()
+        stop_server(proc)
+
+
+def test_draw_a_stroke_and_see_a_prediction(logreg_dir, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with drawing_page(logreg_dir, "logreg") as driver:
         draw(driver, [(0.5, 0.12), (0.5, 0.88)])  # a '1'
         WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#top li .cls")))
         top = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#top li .cls")]
@@ -131,10 +147,6 @@ def test_draw_a_stroke_and_see_a_prediction(logreg_dir, tmp_path):
         assert driver.find_elements(By.CSS_SELECTOR, "#top li.empty")
         assert not driver.find_elements(By.CSS_SELECTOR, "#bars .bar:not(.idle)")
         assert len(driver.find_elements(By.CSS_SELECTOR, "#bars .bar.idle")) == 10
-    finally:
-        if driver is not None:
-            driver.quit()
-        stop_server(proc)
 
 
 def test_idle_layout_and_the_heat_map_toggle(cnn_dir, tmp_path):
@@ -144,13 +156,7 @@ def test_idle_layout_and_the_heat_map_toggle(cnn_dir, tmp_path):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    port = free_port()
-    proc = start_server(cnn_dir, port)
-    driver = None
-    try:
-        driver = make_driver()
-        driver.get(f"http://127.0.0.1:{port}/")
-        WebDriverWait(driver, 20).until(EC.text_to_be_present_in_element((By.ID, "model"), "cnn-small-"))
+    with drawing_page(cnn_dir, "cnn-small") as driver:
         WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#bars .bar.idle")) == 10)
         prompt = driver.find_element(By.CSS_SELECTOR, "#top li.empty")
         assert prompt.size["width"] > 250 and prompt.size["height"] < 120  # one block, not a word per line
@@ -174,7 +180,3 @@ def test_idle_layout_and_the_heat_map_toggle(cnn_dir, tmp_path):
         driver.save_screenshot(str(shot / "serve-heat.png"))
         driver.find_element(By.ID, "heat-toggle").click()
         assert not driver.find_element(By.ID, "heat").is_displayed()
-    finally:
-        if driver is not None:
-            driver.quit()
-        stop_server(proc)
