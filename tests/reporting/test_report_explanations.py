@@ -11,8 +11,9 @@ import pytest
 
 from glyphlab.evaluation.attributions import has_captum
 from glyphlab.models.registry import create_model
-from glyphlab.reporting.explanations import CACHE, attribution_part, choose_images
+from glyphlab.reporting.explanations import attribution_part, choose_images
 from glyphlab.reporting.html import build_report
+from glyphlab.runfolder import ATTRIBUTIONS_CACHE, ModelFolder
 
 
 def test_report_shows_attributions_of_confused_pairs_and_top_losses(built_report: Path, report_run: Path, tmp_path: Path):
@@ -22,7 +23,7 @@ def test_report_shows_attributions_of_confused_pairs_and_top_losses(built_report
     assert page.count("attributions of the most-confused pairs") == 2  # logreg and random-forest
     assert page.count("attributions of the top losses") == 2
     assert page.count("occlusion — occlusion of the class probability (numpy)") == 2
-    cache = run / "models" / "logreg" / CACHE
+    cache = run / "models" / "logreg" / ATTRIBUTIONS_CACHE
     stamp = cache.stat().st_mtime_ns
     build_report(run)
     assert cache.stat().st_mtime_ns == stamp  # a rebuild reuses the arrays
@@ -42,7 +43,7 @@ def test_a_network_is_explained_with_integrated_gradients(digits, tmp_path: Path
     pred = {"y_true": te.labels[:60], "y_pred": proba.argmax(1), "proba": proba, "index": np.arange(60)}
     pairs = [{"true": str(digits.classes[t]), "predicted": str(digits.classes[p])}
              for t, p in zip(pred["y_true"], pred["y_pred"]) if t != p][:1]
-    part = attribution_part(tmp_path / "cnn-small", (te.images[:60] * 255).astype(np.uint8), pred,
+    part = attribution_part(ModelFolder(tmp_path / "cnn-small"), (te.images[:60] * 255).astype(np.uint8), pred,
                             list(digits.classes), pairs)
     assert part["skipped"] is None and part["method"] == "ig"
     assert part["losses"][:8] == b"\x89PNG\r\n\x1a\n"

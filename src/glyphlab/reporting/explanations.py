@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import Explainer, Explanation
-
-CACHE = "attributions.npz"
+from glyphlab.models.persistence import load_model
+from glyphlab.fileio import atomic_open
+from glyphlab.runfolder import ATTRIBUTIONS_CACHE, MANIFEST, ModelFolder, read_npz
 #: images per most-confused pair, pairs shown, top losses shown
 PER_PAIR = 2
 PAIRS = 3
@@ -54,47 +54,43 @@ def choose_images(pred: dict[str, np.ndarray], classes: list[str], confused: lis
     return pair_rows, pair_targets, pair_titles, loss_rows, loss_targets, loss_titles
 
 
-def _cache_key(model_dir: Path, rows: list[int], targets: np.ndarray) -> str:
-    manifest = (model_dir / "model" / "manifest.json").read_bytes()
+def _cache_key(folder: ModelFolder, rows: list[int], targets: np.ndarray) -> str:
+    manifest = (folder.model_path / MANIFEST).read_bytes()
     return hashlib.sha256(manifest + json.dumps(rows).encode() + targets.tobytes()).hexdigest()
 
 
-def _explain(model_dir: Path, x: np.ndarray, rows: list[int], targets: np.ndarray) -> Explanation:
-    from glyphlab.models.persistence import load_model
-
-    key = _cache_key(model_dir, rows, targets)
-    cache = model_dir / CACHE
-    if cache.is_file():
-        try:
-            with np.load(cache, allow_pickle=False) as c:
-                if str(c["key"]) == key:
-                    return Explanation(method=str(c["method"]), classes=[str(s) for s in c["classes"]], images=x,
-                                       targets=targets, probabilities=c["probabilities"],
-                                       attributions=c["attributions"], note=str(c["note"]))
-        except (OSError, ValueError, KeyError):  # a damaged cache is recomputed
-            pass
-    model = load_model(model_dir / "model")
+def _explain(folder: ModelFolder, x: np.ndarray, rows: list[int], targets: np.ndarray) -> Explanation:
+    key = _cache_key(folder, rows, targets)
+    cache = folder.file(ATTRIBUTIONS_CACHE)
+    c = read_npz(cache)  # a missing or damaged cache is recomputed
+    if c is not None and str(c.get("key")) == key and {"method", "classes", "probabilities", "attributions"} <= set(c):
+        return Explanation(method=str(c["method"]), classes=[str(s) for s in c["classes"]], images=x,
+                           targets=targets, probabilities=c["probabilities"], attributions=c["attributions"],
+                           note=str(c.get("note", "")))
+    model = load_model(folder.model_path)
     expl = Explainer(model).explain(x, "auto", targets)
     try:
-        np.savez_compressed(cache, key=np.array(key), method=np.array(expl.method), note=np.array(expl.note),
-                            classes=np.array(expl.classes), probabilities=expl.probabilities,
-                            attributions=expl.attributions)
+        with atomic_open(cache, "wb") as fh:
+            np.savez_compressed(fh, key=np.array(key), method=np.array(expl.method), note=np.array(expl.note),
+                                classes=np.array(expl.classes), probabilities=expl.probabilities,
+                                attributions=expl.attributions)
     except OSError:  # a read-only run folder still gets its report
         pass
     return expl
 
 
-def attribution_part(model_dir: Path, images: np.ndarray | None, pred: dict[str, np.ndarray] | None,
+def attribution_part(folder: ModelFolder, images: np.ndarray | None, pred: dict[str, np.ndarray] | None,
                      classes: list[str], confused: list[dict[str, Any]]) -> dict[str, Any]:
     """``{"pairs": PNG, "losses": PNG, "method", "note", "skipped": None}``, or ``skipped`` saying why not."""
-    part = attribution_pngs(model_dir, images, pred, classes, confused)
+    part = attribution_pngs(folder, images, pred, classes, confused)
     return {"skipped": None, "method": "", "note": "", "pairs": None, "losses": None, **part}
 
 
-def attribution_pngs(model_dir: Path, images: np.ndarray | None, pred: dict[str, np.ndarray] | None,
+def attribution_pngs(folder: ModelFolder, images: np.ndarray | None, pred: dict[str, np.ndarray] | None,
                      classes: list[str], confused: list[dict[str, Any]]) -> dict[str, Any]:
-    if not (model_dir / "model" / "manifest.json").is_file():
-        return {"skipped": f"no saved model in {model_dir.name}/model/ (weights not kept): no attributions"}
+    if not folder.has_saved_model:
+        return {"skipped": f"no saved model in {folder.name}/{folder.model_path.name}/ (weights not kept): "
+                           "no attributions"}
     if images is None or pred is None or not {"y_true", "y_pred", "proba"} <= set(pred):
         return {"skipped": "no predictions.npz or test images: no attributions"}
     index = pred.get("index", np.arange(len(pred["y_true"])))
@@ -107,7 +103,7 @@ def attribution_pngs(model_dir: Path, images: np.ndarray | None, pred: dict[str,
     rows = pr + lr
     targets = np.concatenate([pt, lt])
     try:
-        expl = _explain(model_dir, x_all[index[rows]], rows, targets)
+        expl = _explain(folder, x_all[index[rows]], rows, targets)
     except (GlyphlabError, ImportError) as exc:
         return {"skipped": f"attributions not computed: {exc}"}
     n = len(pr)

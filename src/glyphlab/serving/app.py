@@ -6,7 +6,8 @@ Inputs from strangers cannot break it: bodies over ``max_bytes`` get 413 before 
 Content-Length header is checked, and the bytes are counted while they stream in), unknown content types
 get 415, malformed JSON or JSON of the wrong shape, NaN or out-of-range values get 422 with the path of
 the bad field, and bytes that are not an image, truncated images, empty bodies and decompression bombs
-get 400. Anything unexpected is logged and answered with a JSON 500 while the server keeps serving.
+get 400. An image with no ink at all (a blank canvas) gets 422 with ``"type": "no_ink"`` instead of a
+confident guess. Anything unexpected is logged and answered with a JSON 500 while the server keeps serving.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
-from glyphlab.serving import preprocess as pp
 from glyphlab.serving.limits import ConcurrencyLimitMiddleware, tune_malloc
 from glyphlab.serving.predictor import Predictor
 
@@ -53,8 +54,8 @@ class ServeSettings(BaseModel):
         1, gt=0, description="Inference threads per worker (None: the runtime's choice). One thread per request "
                              "keeps latency low; concurrency comes from parallel requests and --workers.")
 
-    def limits(self) -> pp.DecodeLimits:
-        return pp.DecodeLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+    def limits(self) -> DecodeLimits:
+        return DecodeLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
 
 
 # -- request and response models ---------------------------------------------------------------------------
@@ -72,7 +73,8 @@ def _check_rectangular(image: list[list[float]], where: str) -> None:
 class PredictionRequest(BaseModel):
     """Either one image as ``pixels`` (a 2-D list, rows of floats in [0, 1], 1 = ink) or a batch as ``images``.
 
-    An image of another shape than the model's input is cropped to its ink, resized and centred.
+    An image of another shape than the model's input is prepared as the model's manifest says (by default
+    cropped to its ink, resized and centred); an image with no ink is a 422 of type ``no_ink``.
     """
 
     model_config = ConfigDict(
@@ -138,6 +140,11 @@ class ErrorResponse(BaseModel):
 
 def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _no_ink(locs: list[list[Any]]) -> JSONResponse:
+    """A blank image (or images of a batch) is a 422 of type ``no_ink``, never a confident guess."""
+    return _error(422, [{"loc": loc, "type": "no_ink", "msg": Predictor.NO_INK} for loc in locs])
 
 
 async def _one_image(request: Request, settings: ServeSettings, predictor: Predictor):
@@ -328,7 +335,8 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         400: {"model": ErrorResponse, "description": "Not an image, a damaged or truncated one, empty, or too many pixels."},
         413: {"model": ErrorResponse, "description": "Body larger than max_bytes."},
         415: {"model": ErrorResponse, "description": "Content type not JSON, multipart or an image."},
-        422: {"model": ErrorResponse, "description": "JSON of the wrong shape or values; `loc` says where."},
+        422: {"model": ErrorResponse, "description": "JSON of the wrong shape or values, or an image with no ink "
+                                                      "(a blank canvas: type `no_ink`); `loc` says where."},
         503: {"model": ErrorResponse, "description": "At the concurrency limit; retry after `Retry-After` s."},
     }
 
@@ -355,11 +363,20 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 else:
                     raw = [req.pixels]
 
-                def run_json() -> dict:
-                    x = np.stack([predictor.prepare_pixels(np.asarray(im, dtype=np.float32)) for im in raw])
-                    return answer(x, batch=req.images is not None)
+                def run_json() -> dict | list[int]:
+                    xs, blank = [], []
+                    for i, im in enumerate(raw):
+                        try:
+                            xs.append(predictor.prepare_pixels(np.asarray(im, dtype=np.float32)))
+                        except NoInkError:
+                            blank.append(i)
+                    return blank if blank else answer(np.stack(xs), batch=req.images is not None)
 
-                return JSONResponse(await run_in_threadpool(run_json))
+                result = await run_in_threadpool(run_json)
+                if isinstance(result, list):
+                    where = [["body", "images", i] for i in result] if req.images is not None else [["body", "pixels"]]
+                    return _no_ink(where)
+                return JSONResponse(result)
             data = await _upload_bytes(request, ctype, settings)
             if isinstance(data, JSONResponse):
                 return data
@@ -368,7 +385,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 return answer(predictor.prepare_bytes(data, limits)[None], batch=False)
 
             return JSONResponse(await run_in_threadpool(run_image))
-        except pp.ImageTooLargeError as exc:
+        except NoInkError:
+            return _no_ink([["body", "file"] if ctype == "multipart/form-data" else ["body"]])
+        except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
             return _error(400, str(exc))
@@ -391,7 +410,11 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 return {**payload(expl), "model_id": predictor.model_id}
 
             return JSONResponse(await run_in_threadpool(run))
-        except pp.ImageTooLargeError as exc:
+        except NoInkError:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            loc = {"application/json": ["body", "pixels"], "multipart/form-data": ["body", "file"]}.get(ctype, ["body"])
+            return _no_ink([loc])
+        except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
             return _error(400, str(exc))
