@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 
 from glyphlab.errors import GlyphlabError
+from glyphlab.evaluation.calibration import calibration_summary, plot_reliability, wilson_interval
 from glyphlab.evaluation.metrics import compute_metrics, confusion, most_confused, per_class_report
 from glyphlab.evaluation.plots import plot_confusion, plot_most_confused
 
 PREDICTIONS = "predictions.npz"
+RELIABILITY = "reliability.png"
 
 
 def save_predictions(directory: Path, y_true: np.ndarray, proba: np.ndarray, index: np.ndarray | None = None) -> Path:
@@ -65,12 +67,14 @@ def evaluate_predictions(
     extra: dict[str, Any] | None = None,
     top_pairs: int = 8,
 ) -> dict[str, Any]:
-    """Write metrics.json, the classification report, both confusion matrices and the most-confused pairs."""
+    """Write metrics.json (with the calibration error and a 95 % interval of the accuracy), the classification
+    report, both confusion matrices, the most-confused pairs and the reliability diagram."""
     directory = Path(directory)
     pred = load_predictions(directory)
     y_true, y_pred = pred["y_true"], pred["y_pred"]
     n = len(classes)
-    metrics = {**compute_metrics(y_true, y_pred, n), **(extra or {})}
+    metrics = {**compute_metrics(y_true, y_pred, n), **calibration_summary(y_true, pred["proba"]), **(extra or {})}
+    metrics["accuracy_ci95"] = list(wilson_interval(int((y_true == y_pred).sum()), len(y_true)))
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_csv(directory / "classification_report.csv", per_class_report(y_true, y_pred, classes))
     cm = confusion(y_true, y_pred, n)
@@ -79,6 +83,7 @@ def evaluate_predictions(
     plot_confusion(cm, classes, directory / "confusion.png", f"{title}: confusion matrix (counts)", normalized=False)
     plot_confusion(confusion(y_true, y_pred, n, normalize=True), classes, directory / "confusion_normalized.png",
                    f"{title}: confusion matrix (row-normalised)", normalized=True)
+    plot_reliability(y_true, pred["proba"], directory / RELIABILITY, f"{title}: reliability")
     pairs = most_confused(cm, classes, k=top_pairs)
     write_csv(directory / "most_confused.csv", pairs)
     if images is not None:
