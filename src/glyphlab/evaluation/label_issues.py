@@ -24,7 +24,7 @@ def plot_label_issues(images: np.ndarray, given: Sequence[str], suggested: Seque
     for k in range(n):
         ax = axes.ravel()[k]
         ax.imshow(np.asarray(images[k], dtype=np.float32), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"given {given[k]} → {suggested[k]}\n{float(scores[k]):.3f} · {names[k]}", fontsize=7.5,
+        ax.set_title(f"given {given[k]} → {suggested[k]}\n{float(scores[k]):.2g} · {names[k]}", fontsize=7.5,
                      color="#b3261e")
     if n == 0:
         axes[0, 0].text(0.5, 0.5, "no label issues found", ha="center", va="center")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,8 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_FOLDS = 3
 GRID_SIZE = 32
+#: where a run folder keeps the audit it was trained after (``glyphlab run --exclude``), for its report
+AUDIT_DIR = "audit"
 
 
 @dataclass
@@ -303,5 +306,17 @@ def exclude_issues(ds: Dataset, issues_csv: str | Path, splits: tuple[str, ...] 
     return ds.with_splits(splits_out, excluded_label_issues=dropped, excluded_from=str(issues_csv)), dropped
 
 
+def copy_audit(issues_csv: str | Path, dest: Path) -> Path:
+    """Copy the audit's CSV, figure and summary beside a run (``RUN/audit``), so the run's report can show them."""
+    src = Path(issues_csv)
+    csv_path = src / ISSUES_CSV if src.is_dir() else src
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(csv_path, dest / ISSUES_CSV)
+    for name in (ISSUES_PNG, SUMMARY):
+        if (csv_path.parent / name).is_file():
+            shutil.copyfile(csv_path.parent / name, dest / name)
+    return dest
+
+
 __all__ = ["AuditConfig", "AuditResult", "DEFAULT_MODEL", "audit_dataset", "exclude_issues", "out_of_fold_proba",
-           "rank_label_issues", "read_issues", "run_audit"]
+           "rank_label_issues", "read_issues", "run_audit", "copy_audit"]

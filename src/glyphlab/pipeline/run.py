@@ -32,6 +32,7 @@ from glyphlab.evaluation.evaluate import evaluate_predictions, read_csv, save_pr
 from glyphlab.evaluation.plots import plot_accuracy_vs_time
 from glyphlab.models.persistence import library_versions
 from glyphlab.models.registry import create_model
+from glyphlab.pipeline.audit import AUDIT_DIR, copy_audit, exclude_issues
 
 CONFIG = "config.json"
 FEATURE_SAMPLE = 2000
@@ -52,6 +53,8 @@ class RunConfig:
     variants: str = ""
     data_dir: str | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    #: a label_issues.csv from ``glyphlab audit``: its training images are left out (see pipeline/audit.py)
+    exclude: str = ""
 
     @classmethod
     def from_file(cls, path: Path) -> "RunConfig":
@@ -66,6 +69,8 @@ def load_run_dataset(cfg: RunConfig) -> Dataset:
         from glyphlab.data.variants import apply_variants
 
         ds = apply_variants(ds, cfg.variants, seed=cfg.seed)
+    if cfg.exclude:  # before any split is carved: the audit's indices are those of the dataset as loaded
+        ds, _ = exclude_issues(ds, cfg.exclude)
     if "test" not in ds.splits:  # a user's folder or file: hold out a fixed, stratified test split
         ds = split_off(ds, "train", "test", HELD_OUT_TEST_FRACTION, seed=0)
     if ds["test"].labels is None:
@@ -104,6 +109,8 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     _write_json(out / CONFIG, {**asdict(cfg), "created": _now(), "versions": library_versions(),
                                 "machine": machine_info()})
     _write_json(out / "dataset.json", ds.summary())
+    if cfg.exclude:  # the report's label-audit section reads RUN/audit/
+        copy_audit(cfg.exclude, out / AUDIT_DIR)
     test = ds["test"]
     np.savez_compressed(out / "test_images.npz", images=np.round(test.images * 255).astype(np.uint8),
                         labels=test.labels)
