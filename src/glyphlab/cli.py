@@ -34,6 +34,17 @@ Variants = Annotated[
     str,
     typer.Option("--variant", help="Variants applied in order, e.g. 'rotate:-180:180,subset:3000,blur-filter'."),
 ]
+Track = Annotated[
+    Optional[str],
+    typer.Option("--track", help="Also log to an experiment tracker: mlflow or tensorboard (extras glyphlab[mlflow], "
+                 "glyphlab[tensorboard]). Setting GLYPHLAB_TRACKING_URI alone means mlflow."),
+]
+TrackingUri = Annotated[
+    Optional[str],
+    typer.Option("--tracking-uri", envvar="GLYPHLAB_TRACKING_URI",
+                 help="MLflow store or server (default sqlite:///./mlflow.db; http://HOST:PORT for a server), "
+                 "or TensorBoard's log folder (default RUN/tensorboard)."),
+]
 
 
 def _dataset_options(items: list[str]) -> dict:
@@ -97,6 +108,8 @@ def run_cmd(
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
     exclude: Annotated[Optional[Path], typer.Option(help="A label_issues.csv from `glyphlab audit`: train without "
                                                          "those training images.")] = None,
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
     from glyphlab.models.registry import parse_params
@@ -118,7 +131,7 @@ def run_cmd(
             cfg = RunConfig.from_file(resume / CONFIG)
             if data_dir:  # where the data lives is not a setting of the run: the files may have moved
                 cfg.data_dir = str(data_dir)
-            run(cfg, resume, console=console, resume=True, report=report)
+            run(cfg, resume, console=console, resume=True, report=report, track=track, tracking_uri=tracking_uri)
             return
         names = [m.strip() for m in models.split(",") if m.strip()]
         cfg = RunConfig(
@@ -126,7 +139,7 @@ def run_cmd(
             val_fraction=val_fraction, variants=variant, data_dir=str(data_dir) if data_dir else None,
             dataset_options=_dataset_options(dataset_option), exclude=str(exclude) if exclude else "",
         )
-        run(cfg, out, console=console, report=report)
+        run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri)
     except GlyphlabError as exc:
         _fail(exc)
 
@@ -185,6 +198,8 @@ def recipe_cmd(
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/DATE-DATASET-RECIPE).")] = None,
     data_dir: DataDir = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Run a whole seed study (data protocol, models, evaluation) and set its figures beside the report's."""
     from glyphlab.recipes import load_recipe, run_recipe, shipped_recipes
@@ -197,7 +212,7 @@ def recipe_cmd(
                          [(n, r.dataset.name, ", ".join(r.models), r.description) for n, r in recipes])
             return
         run_recipe(name, out, quick=quick, data_dir=str(data_dir) if data_dir else None, console=console,
-                   report=report)
+                   report=report, track=track, tracking_uri=tracking_uri)
     except GlyphlabError as exc:
         _fail(exc)
 
@@ -305,6 +320,73 @@ def report_cmd(
         console.print(f"pdf: [green]{path.parent / PDF}[/]")
 
 
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders that hold runs (e.g. runs/).")],
+    out: Annotated[Optional[Path], typer.Option(help="Also write compare.html, comparison.csv and "
+                                                     "accuracy_vs_time.png into this folder.")] = None,
+) -> None:
+    """Many runs side by side: accuracy and macro F1 with 95 % intervals, grouped by test set, McNemar tests."""
+    from glyphlab.pipeline.compare import compare
+
+    try:
+        comparison = compare(runs)
+    except GlyphlabError as exc:
+        _fail(exc)
+    print_comparison(comparison)
+    if out is not None:
+        from glyphlab.reporting.compare import write_page
+
+        console.print(f"comparison: [green]{write_page(comparison, out)}[/]")
+
+
+def print_comparison(comparison) -> None:
+    from glyphlab.pipeline.compare import differing_params
+
+    for g in comparison.groups:
+        table = Table(title=f"test set {g.test_set} — {g.dataset}, {g.n_test:,} images")
+        for col in ("#", "run", "model", "params that differ", "accuracy [95% CI]", "macro F1 [95% CI]", "train s"):
+            table.add_column(col, justify="right" if col in ("#", "train s") else "left",
+                             no_wrap=col.startswith(("accuracy", "macro")))
+        for rank, m in enumerate(g.models, 1):
+            table.add_row(str(rank), Path(m.run).name, m.label, differing_params(m, comparison.varying_params),
+                          f"{m.accuracy:.4f} [{m.accuracy_ci[0]:.3f}–{m.accuracy_ci[1]:.3f}]",
+                          f"{m.f1_macro:.4f} [{m.f1_macro_ci[0]:.3f}–{m.f1_macro_ci[1]:.3f}]",
+                          f"{m.train_seconds:,.1f}", style="bold green" if rank == 1 else None)
+        console.print(table)
+        if g.pairs:
+            pairs = Table(title="McNemar's test (images only one of the two got right)")
+            for col in ("A", "B", "only A", "only B", "p-value", "differ at 0.05?"):
+                pairs.add_column(col)
+            for p in g.pairs:
+                pairs.add_row(p.a, p.b, str(p.test.only_a), str(p.test.only_b), f"{p.test.pvalue:.4g}",
+                              "yes" if p.test.pvalue < 0.05 else "no")
+            console.print(pairs)
+    if len(comparison.groups) > 1:
+        console.print(f"[yellow]{len(comparison.groups)} different test sets: each is ranked on its own.[/]")
+
+
+@app.command("runs")
+def runs_cmd(
+    folder: Annotated[Path, typer.Argument(help="The folder that holds your runs.")] = Path("runs"),
+) -> None:
+    """List runs newest first, one line each, with their best model (like `git log --oneline`)."""
+    from glyphlab.pipeline.compare import list_runs
+
+    try:
+        summaries = list_runs(folder)
+    except GlyphlabError as exc:
+        _fail(exc)
+    if not summaries:
+        console.print(f"no run folders in {folder}")
+    for s in summaries:
+        best = f"{s.best} {s.best_accuracy:.4f}" if s.best else "no finished model"
+        unfinished = "" if s.finished >= s.models else f" [yellow]({s.finished}/{s.models} models finished)[/]"
+        variants = f" +{s.variants}" if s.variants else ""
+        console.print(f"[cyan]{escape(s.path.name)}[/] {s.created[:16].replace('T', ' ')}  "
+                      f"{escape(s.dataset + variants)}  best [bold]{escape(best)}[/]{unfinished}", soft_wrap=True)
+
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 
 
@@ -376,6 +458,53 @@ def predict_cmd(
         raise typer.Exit(code=1)
 
 
+@app.command("explain")
+def explain_cmd(
+    model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images (PNG, JPEG, ...).")],
+    method: Annotated[str, typer.Option(help="auto (ig for networks with Captum, else occlusion) | ig | occlusion | "
+                                             "gradcam | coef (linear models)")] = "auto",
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (one per image).")] = Path("explanations"),
+    steps: Annotated[int, typer.Option(min=1, help="Integrated Gradients steps.")] = 32,
+) -> None:
+    """Why the model chose its class and not the runner-up: one PNG per image (input, both maps, their difference)."""
+    import numpy as np
+
+    from glyphlab.evaluation.attributions import Explainer
+    from glyphlab.serving.predictor import Predictor
+
+    try:
+        predictor = Predictor(model_path, backend="native")
+        files = _image_files(images)
+        arrays, ok, errors = [], [], {}
+        for f in files:
+            try:  # the one image path: exactly what `glyphlab predict` and the server do with a file
+                arrays.append(predictor.prepare_bytes(f.read_bytes()))
+                ok.append(f)
+            except (GlyphlabError, OSError) as exc:
+                errors[f] = str(exc)
+        expl = Explainer(predictor.model).explain(np.stack(arrays), method, steps=steps) if arrays else None  # type: ignore[arg-type]
+        out.mkdir(parents=True, exist_ok=True)
+    except GlyphlabError as exc:
+        _fail(exc)
+    table = Table(title=f"{predictor.model_id}: {expl.method if expl else method} → {out}")
+    for col in ("file", "class", "runner-up", "png"):
+        table.add_column(col)
+    written = {}
+    for i, f in enumerate(ok):
+        png = out / f"{f.stem}-{expl.method}.png"
+        png.write_bytes(expl.to_png([i], [f.name]))
+        written[f] = (f"{expl.label(i, 0)} {expl.probabilities[i, expl.targets[i, 0]]:.3f}",
+                      f"{expl.label(i, 1)} {expl.probabilities[i, expl.targets[i, 1]]:.3f}", str(png))
+    for f in files:
+        table.add_row(str(f), *(written[f] if f in written else ("[red]error[/]", "", f"[red]{escape(errors[f])}[/]")))
+    console.print(table)
+    if expl is not None and expl.note:
+        console.print(f"{expl.method}: {expl.note}")
+    if errors:
+        raise typer.Exit(code=1)
+
+
 @app.command("export")
 def export_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
@@ -434,7 +563,8 @@ def serve_cmd(
 #: optional packages and the extra that brings each
 EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "serve", "onnxruntime": "serve",
           "onnxscript": "serve", "skl2onnx": "serve", "optuna": "search", "psycopg2": "search", "e2cnn": "rot",
-          "timm": "timm", "torchvision": "timm", "cleanlab": "audit"}
+          "timm": "timm", "torchvision": "timm", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard",
+          "cleanlab": "audit"}
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from PIL import Image
 from scipy.special import softmax
 
 from glyphlab.evaluation.calibration import (calibration_summary, expected_calibration_error, plot_reliability,
-                                             reliability, wilson_interval)
+                                             reliability)
 from glyphlab.models.calibration import fit_temperature
 
 
@@ -62,9 +62,3 @@ def test_reliability_diagram_is_drawn(tmp_path):
     path = plot_reliability(labels, softmax(logits, axis=1), tmp_path / "r.png", "synthetic")
     with Image.open(path) as im:
         assert im.size[0] > 300 and im.size[1] > 400
-
-
-def test_wilson_interval():
-    lo, hi = wilson_interval(95, 100)
-    assert lo < 0.95 < hi and hi < 1.0 and lo > 0.88
-    assert wilson_interval(100, 100)[1] == pytest.approx(1.0)

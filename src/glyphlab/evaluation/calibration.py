@@ -7,12 +7,10 @@ gap between the two averaged over the bins, weighted by how many predictions fal
 ``calibration_curve`` is one-vs-rest per class; the multi-class top-label form here is the one the
 temperature-scaling literature reports.
 
-Also Wilson's confidence interval of a proportion, for the model card's metrics.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -101,14 +99,3 @@ def plot_reliability(y_true: np.ndarray, proba: np.ndarray, path: Path, title: s
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95 % Wilson score interval of a proportion (well behaved near 0 and 1, unlike the normal one)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from glyphlab.errors import GlyphlabError
-from glyphlab.evaluation.calibration import calibration_summary, plot_reliability, wilson_interval
+from glyphlab.evaluation.calibration import calibration_summary, plot_reliability
 from glyphlab.evaluation.metrics import compute_metrics, confusion, most_confused, per_class_report
 from glyphlab.evaluation.plots import plot_confusion, plot_most_confused
+from glyphlab.evaluation.significance import wilson_interval
 
 PREDICTIONS = "predictions.npz"
 RELIABILITY = "reliability.png"

@@ -33,6 +33,7 @@ from glyphlab.evaluation.plots import plot_accuracy_vs_time
 from glyphlab.models.persistence import library_versions
 from glyphlab.models.registry import create_model
 from glyphlab.pipeline.audit import AUDIT_DIR, copy_audit, exclude_issues
+from glyphlab.tracking import Tracker, open_tracker, read_tracking
 
 CONFIG = "config.json"
 FEATURE_SAMPLE = 2000
@@ -97,8 +98,12 @@ def default_run_dir(cfg: RunConfig) -> Path:
 
 
 def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None, resume: bool = False,
-        report: bool = True) -> Path:
-    """Train, evaluate and save every model of ``cfg``; models already finished in ``out`` are kept when resuming."""
+        report: bool = True, track: str | None = None, tracking_uri: str | None = None) -> Path:
+    """Train, evaluate and save every model of ``cfg``; models already finished in ``out`` are kept when resuming.
+
+    ``track="mlflow"`` or ``"tensorboard"`` also sends each model's params, metrics and files there (see
+    :mod:`glyphlab.tracking`); a resumed run that was tracked goes on with the same backend and MLflow run.
+    """
     console = console or Console()
     out = Path(out) if out else default_run_dir(cfg)
     for entry in cfg.models:  # fail on a typo before any data is loaded or model trained
@@ -119,20 +124,43 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         f"{ds.num_classes} classes, splits " + ", ".join(f"{k}={len(v):,}" for k, v in ds.splits.items())
         + f" → [green]{out}[/]"
     )
+    tracker = _tracker(cfg, out, resume, track, tracking_uri, console)
     rows = []
-    for entry in cfg.models:
-        name, _ = split_model_entry(entry)
-        model_dir = out / "models" / name
-        if resume and (model_dir / "metrics.json").is_file() and (model_dir / "model" / "manifest.json").is_file():
-            console.print(f"  [dim]{name}: already finished, kept[/]")
-            rows.append(_row(name, json.loads((model_dir / "metrics.json").read_text())))
-            continue
-        rows.append(_row(name, train_and_evaluate(entry, cfg, ds, model_dir, console)))
-    write_leaderboard(out, rows)
-    print_leaderboard(rows, console, title=f"leaderboard — {ds.name} test set ({len(test):,} images)")
-    if report:
-        build_report_if_available(out, console)
+    try:
+        for entry in cfg.models:
+            name, _ = split_model_entry(entry)
+            model_dir = out / "models" / name
+            if resume and (model_dir / "metrics.json").is_file() and (model_dir / "model" / "manifest.json").is_file():
+                console.print(f"  [dim]{name}: already finished, kept[/]")
+                rows.append(_row(name, json.loads((model_dir / "metrics.json").read_text())))
+                continue
+            metrics = train_and_evaluate(entry, cfg, ds, model_dir, console)
+            rows.append(_row(name, metrics))
+            if tracker:
+                tracker.model_finished(name, model_dir, metrics)
+        write_leaderboard(out, rows)
+        print_leaderboard(rows, console, title=f"leaderboard — {ds.name} test set ({len(test):,} images)")
+        if report:
+            build_report_if_available(out, console)
+    except BaseException:
+        if tracker:
+            tracker.run_finished(out, failed=True)
+        raise
+    if tracker:
+        tracker.run_finished(out)
+        console.print(f"tracked: [green]{tracker.backend}[/] {tracker.uri}")
     return out
+
+
+def _tracker(cfg: RunConfig, out: Path, resume: bool, track: str | None, uri: str | None,
+             console: Console) -> Tracker | None:
+    """The run's tracker; a resumed run that was tracked before is tracked again by the same backend."""
+    if resume and track is None and uri is None:
+        previous = read_tracking(out)
+        track, uri = previous.get("backend"), previous.get("uri")
+    tracker = open_tracker(track, out, name=out.name, params=asdict(cfg), uri=uri,
+                           tags={"glyphlab.dataset": cfg.dataset})
+    return tracker
 
 
 def split_model_entry(entry: str) -> tuple[str, str]:

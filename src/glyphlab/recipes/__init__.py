@@ -228,7 +228,10 @@ def resolve_members(cfg, out: Path) -> None:
 
 
 def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = False, data_dir: str | None = None,
-               console: Console | None = None, report: bool = True) -> Path:
+               console: Console | None = None, report: bool = True, track: str | None = None,
+               tracking_uri: str | None = None) -> Path:
+    """Run a recipe; ``track``/``tracking_uri`` as for :func:`glyphlab.pipeline.run.run` (the pretraining run and
+    the main run are each one tracked run, their models nested in it)."""
     from glyphlab.pipeline.run import default_run_dir, read_leaderboard, run
 
     console = console or Console()
@@ -244,7 +247,8 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
     if recipe.pretrain is not None:
         pre = out / "pretrain"
         console.print(f"[bold]pretraining[/] on {recipe.pretrain.dataset.name} → [green]{pre}[/]")
-        run(to_run_config(recipe, quick=quick, data_dir=data_dir, pretrain=True), pre, console=console, report=False)
+        run(to_run_config(recipe, quick=quick, data_dir=data_dir, pretrain=True), pre, console=console, report=False,
+            track=track, tracking_uri=tracking_uri)
         for label, params in cfg.params.items():
             ref = params.get("init_from")
             if isinstance(ref, str) and ref.startswith(PRETRAIN_PREFIX):
@@ -255,7 +259,7 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
             found = _search_for(recipe, label, entry, cfg, out / "search" / label, quick, console)
             cfg.params[label] = {**cfg.params[label], **found,
                                  **(recipe.quick.models.get(label, {}) if quick else {})}
-    run(cfg, out, console=console, report=False)
+    run(cfg, out, console=console, report=False, track=track, tracking_uri=tracking_uri)
     asks_cv = [label for label, entry in recipe.models.items() if entry.cv is not None]
     ds = None
     if submit or asks_cv:  # loaded once for every CV entry and the submission

@@ -28,6 +28,7 @@ import numpy as np
 
 from glyphlab.errors import GlyphlabError
 from glyphlab.reporting import figures
+from glyphlab.tracking import read_tracking
 
 REPORT = "report.html"
 PDF = "report.pdf"
@@ -401,6 +402,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "robustness_table": _table_from_csv(run_dir / "robustness.csv") if robustness or
         (run_dir / "robustness.csv").is_file() else None,
         "reference": _table_from_csv(run_dir / "reference_comparison.csv"),
+        "tracking": read_tracking(run_dir) or None,
         "recipe": {"name": recipe.get("name", ""), "description": recipe.get("description", ""),
                    "quick": recipe.get("quick", False)} if recipe else None,
     }

@@ -1,4 +1,5 @@
-"""The HTTP app: ``POST /prediction`` (image upload, raw image body, JSON pixels or a JSON batch), ``GET /health``,
+"""The HTTP app: ``POST /prediction`` (image upload, raw image body, JSON pixels or a JSON batch), ``POST /explanation``
+(attribution maps for one image, bounded cost), ``GET /health``,
 ``GET /model``, the drawing page at ``GET /`` and OpenAPI docs at ``/docs``.
 
 Inputs from strangers cannot break it: bodies over ``max_bytes`` get 413 before they are read whole (the
@@ -16,12 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from glyphlab.errors import GlyphlabError
+from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.serving import preprocess as pp
 from glyphlab.serving.predictor import Predictor
 
@@ -130,6 +132,47 @@ class ErrorResponse(BaseModel):
 
 def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
+
+
+async def _one_image(request: Request, settings: ServeSettings, predictor: Predictor):
+    """The one image of an /explanation request, as /prediction reads it (JSON ``pixels``, multipart ``file`` or
+    an image body): a function that prepares it (run it in a worker thread), or the JSONResponse refusing it."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            req = PredictionRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _error(422, [{**e, "loc": ["body", *e["loc"]]} for e in
+                                exc.errors(include_url=False, include_context=False, include_input=False)][:20])
+        if req.pixels is None:
+            return _error(422, [{"loc": ["body", "images"], "type": "too_long",
+                                 "msg": "one image per explanation: send 'pixels', not a batch"}])
+        return lambda: predictor.prepare_pixels(np.asarray(req.pixels, dtype=np.float32))
+    data = await _upload_bytes(request, ctype, settings)
+    if isinstance(data, JSONResponse):
+        return data
+    return lambda: predictor.prepare_bytes(data, settings.limits())
+
+
+async def _upload_bytes(request: Request, ctype: str, settings: ServeSettings) -> bytes | JSONResponse:
+    """The image bytes of a multipart (field ``file``) or raw image request, or the JSONResponse refusing it."""
+    if ctype == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=8, max_part_size=settings.max_bytes)
+        except Exception as exc:  # malformed multipart (starlette raises its own types)
+            return _error(400, f"the multipart body cannot be parsed: {exc}")
+        try:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                return _error(422, [{"loc": ["body", "file"], "type": "missing",
+                                     "msg": "upload the image in the multipart field 'file'"}])
+            return await upload.read()
+        finally:
+            await form.close()
+    if ctype in IMAGE_TYPES:
+        return await request.body()
+    return _error(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
+                       "(field 'file'), an image/png or image/jpeg body, or application/json")
 
 
 # -- the body limit: a pure ASGI middleware ------------------------------------------------------------------
@@ -308,29 +351,37 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                     return answer(x, batch=req.images is not None)
 
                 return JSONResponse(await run_in_threadpool(run_json))
-            if ctype == "multipart/form-data":
-                try:
-                    form = await request.form(max_files=1, max_fields=8, max_part_size=settings.max_bytes)
-                except Exception as exc:  # malformed multipart (starlette raises its own types)
-                    return _error(400, f"the multipart body cannot be parsed: {exc}")
-                try:
-                    upload = form.get("file")
-                    if upload is None or isinstance(upload, str):
-                        return _error(422, [{"loc": ["body", "file"], "type": "missing",
-                                             "msg": "upload the image in the multipart field 'file'"}])
-                    data = await upload.read()
-                finally:
-                    await form.close()
-            elif ctype in IMAGE_TYPES:
-                data = await request.body()
-            else:
-                return _error(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
-                                   "(field 'file'), an image/png or image/jpeg body, or application/json")
+            data = await _upload_bytes(request, ctype, settings)
+            if isinstance(data, JSONResponse):
+                return data
 
             def run_image() -> dict:
                 return answer(predictor.prepare_bytes(data, limits)[None], batch=False)
 
             return JSONResponse(await run_in_threadpool(run_image))
+        except pp.ImageTooLargeError as exc:
+            return _error(413, str(exc))
+        except GlyphlabError as exc:
+            return _error(400, str(exc))
+
+    explainer = Explainer(predictor.model)
+
+    @app.post("/explanation", responses=responses, openapi_extra=_PREDICTION_BODY,
+              summary="Why the model chose its class and not the runner-up: attribution maps for one image")
+    async def explanation(request: Request,
+                          method: Literal["auto", "ig", "occlusion", "gradcam", "coef"] = "auto",
+                          steps: Annotated[int, Query(ge=1, le=IG_STEPS, description="IG steps (capped)")] = IG_STEPS):
+        """Same input rules as /prediction, one image; maps of the model input's shape (``input``), red = for."""
+        try:
+            prepare = await _one_image(request, settings, predictor)
+            if isinstance(prepare, JSONResponse):
+                return prepare
+
+            def run() -> dict:
+                expl = explainer.explain(prepare()[None], method, steps=steps)
+                return {**payload(expl), "model_id": predictor.model_id}
+
+            return JSONResponse(await run_in_threadpool(run))
         except pp.ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
