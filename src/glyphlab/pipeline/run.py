@@ -33,6 +33,7 @@ from glyphlab.evaluation.plots import plot_accuracy_vs_time
 from glyphlab.models.persistence import library_versions
 from glyphlab.models.registry import create_model
 from glyphlab.pipeline.audit import AUDIT_DIR, copy_audit, exclude_issues
+from glyphlab.pipeline.model_card import write_run_model_card
 from glyphlab.tracking import Tracker, open_tracker, read_tracking
 
 CONFIG = "config.json"
@@ -203,6 +204,8 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
         extra={"model": name, "registry_model": registry_name, "train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
                "params": model.get_params(), "n_train": len(train)},
     )
+    write_run_model_card(model_dir, name, ds, metrics, fit_on="train" if model.uses_validation else "train + val",
+                         seed=cfg.seed, val_fraction=cfg.val_fraction, exclude=cfg.exclude)
     # metrics.json marks the model finished; only now has the training checkpoint no more use for resuming
     shutil.rmtree(model_dir / "checkpoint", ignore_errors=True)
     console.print(f"  [bold]{name}[/]: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "
