@@ -17,6 +17,7 @@ def plot_label_issues(images: np.ndarray, given: Sequence[str], suggested: Seque
                       names: Sequence[str], path: Path, title: str, columns: int = 8) -> Path:
     """A grid of suspect images, each titled ``given → suggested`` with its label-quality score and its key."""
     n = len(images)
+    columns = max(1, min(columns, n))  # a short list makes a small figure, not a wide empty one
     rows = max(1, math.ceil(n / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(1.45 * columns, 1.75 * rows + 0.5), squeeze=False)
     for ax in axes.ravel():

@@ -28,6 +28,7 @@ import numpy as np
 
 from glyphlab.errors import GlyphlabError
 from glyphlab.reporting import figures
+from glyphlab.reporting.trust import audit_part, calibration_part
 from glyphlab.tracking import read_tracking
 
 REPORT = "report.html"
@@ -253,6 +254,7 @@ def _model_part(run_dir: Path, name: str, row: dict[str, Any], images: np.ndarra
         "gallery": gallery, "n_wrong": n_wrong,
         "n_test": _fmt(row.get("n_test"), 0),
         "model_saved": (d / "model").is_dir(),
+        "calibration": calibration_part(d, _file_uri),
     }
 
 
@@ -403,6 +405,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
         (run_dir / "robustness.csv").is_file() else None,
         "reference": _table_from_csv(run_dir / "reference_comparison.csv"),
         "tracking": read_tracking(run_dir) or None,
+        "audit": audit_part(run_dir, _file_uri),
         "recipe": {"name": recipe.get("name", ""), "description": recipe.get("description", ""),
                    "quick": recipe.get("quick", False)} if recipe else None,
     }
