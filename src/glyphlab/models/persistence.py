@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from glyphlab import __version__
-from glyphlab.errors import ModelFileError
+from glyphlab.data.images import Preprocessing
+from glyphlab.errors import DataError, ModelFileError
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.model_card import MODEL_CARD, basic_sections, render_model_card
 
@@ -63,6 +64,7 @@ def save_model(model: GlyphModel, directory: str | Path) -> Path:
             "params": model.get_params(),
             "classes": model.classes_,
             "input_shape": list(model.input_shape_ or ()),
+            "preprocessing": (model.preprocessing_ or Preprocessing.arrays(model.input_shape_ or (28, 28))).to_dict(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": library_versions(),
             "files": {name: sha256_file(tmp / name) for name in files},
@@ -207,5 +209,19 @@ def load_model(path: str | Path) -> GlyphModel:
     model = MODELS[name].cls(**manifest.get("params", {}))
     model.classes_ = list(manifest["classes"])
     model.input_shape_ = tuple(manifest["input_shape"]) or None  # type: ignore[assignment]
+    model.preprocessing_ = manifest_preprocessing(manifest, directory)
     model._load_weights(directory, manifest)
     return model
+
+
+def manifest_preprocessing(manifest: dict[str, Any], directory: Path | str = "") -> Preprocessing:
+    """The image preprocessing a manifest records; for a manifest written before it was recorded, the default
+    that older glyphlab served such a model with (MNIST-style for its input shape), with a note saying so."""
+    shape = tuple(int(s) for s in manifest.get("input_shape") or ()) or (28, 28)
+    raw = manifest.get("preprocessing")
+    if raw is None:
+        return Preprocessing.assumed(shape)
+    try:
+        return Preprocessing.from_dict(raw)
+    except DataError as exc:
+        raise ModelFileError(f"{directory}: the manifest's preprocessing record is invalid: {exc}") from None

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from glyphlab.data.dataset import Dataset
+from glyphlab.data.images import Preprocessing
 from glyphlab.data.registry import resolve_dataset
 from glyphlab.data.splits import ensure_validation, merge_splits, split_off
 from glyphlab.errors import ConfigError
@@ -125,6 +126,7 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         f"{ds.num_classes} classes, splits " + ", ".join(f"{k}={len(v):,}" for k, v in ds.splits.items())
         + f" → [green]{out}[/]"
     )
+    console.print(f"  [dim]{dataset_reading(ds)}[/]")
     tracker = _tracker(cfg, out, resume, track, tracking_uri, console)
     rows = []
     try:
@@ -151,6 +153,22 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         tracker.run_finished(out)
         console.print(f"tracked: [green]{tracker.backend}[/] {tracker.uri}")
     return out
+
+
+def dataset_reading(ds: Dataset) -> str:
+    """How the dataset's pixels were read: the tables' pixel range and the image preprocessing, in one line."""
+    parts = []
+    ranges = ds.meta.get("pixel_range") or {}
+    texts = sorted({r.get("text", "") for r in ranges.values() if isinstance(r, dict)})
+    if texts:
+        parts.append("; ".join(texts))
+    pre = Preprocessing.of_dataset(ds.meta, ds.image_shape)
+    if pre.trained_on == "image files":
+        blank = len((ds.meta.get("image_folder") or {}).get("blank_files") or [])
+        parts.append("images: " + pre.config.describe() + (f"; {blank} blank image(s), no ink" if blank else ""))
+    else:
+        parts.append("arrays as given; uploads to the models will be " + pre.config.describe())
+    return " · ".join(parts)
 
 
 def _tracker(cfg: RunConfig, out: Path, resume: bool, track: str | None, uri: str | None,
@@ -188,7 +206,8 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
         fit_args = (train.images, train.labels)
     with console.status(f"training [bold]{name}[/] on {len(train):,} images"):
         t0 = time.perf_counter()
-        model.fit(*fit_args, classes=ds.classes, run_dir=model_dir)
+        model.fit(*fit_args, classes=ds.classes, run_dir=model_dir,
+                  preprocessing=Preprocessing.of_dataset(ds.meta, ds.image_shape))
         train_seconds = time.perf_counter() - t0
     test = ds["test"]
     t0 = time.perf_counter()

@@ -1,12 +1,13 @@
 """The HTTP app: ``POST /prediction`` (image upload, raw image body, JSON pixels or a JSON batch), ``POST /explanation``
 (attribution maps for one image, bounded cost), ``GET /health``,
-``GET /model``, the drawing page at ``GET /`` and OpenAPI docs at ``/docs``.
+``GET /model``, the drawing page at ``GET /`` and OpenAPI docs at ``/docs`` and ``/redoc`` (served offline).
 
 Inputs from strangers cannot break it: bodies over ``max_bytes`` get 413 before they are read whole (the
 Content-Length header is checked, and the bytes are counted while they stream in), unknown content types
 get 415, malformed JSON or JSON of the wrong shape, NaN or out-of-range values get 422 with the path of
 the bad field, and bytes that are not an image, truncated images, empty bodies and decompression bombs
-get 400. Anything unexpected is logged and answered with a JSON 500 while the server keeps serving.
+get 400. An image with no ink at all (a blank canvas) gets 422 with ``"type": "no_ink"`` instead of a
+confident guess. Anything unexpected is logged and answered with a JSON 500 while the server keeps serving.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.models.persistence import read_model_card
-from glyphlab.serving import preprocess as pp
+from glyphlab.serving.limits import ConcurrencyLimitMiddleware, tune_malloc
 from glyphlab.serving.predictor import Predictor
 
 log = logging.getLogger("glyphlab.serving")
@@ -42,14 +45,18 @@ class ServeSettings(BaseModel):
     max_bytes: int = Field(5_000_000, gt=0, description="Largest request body accepted (bytes); more is a 413.")
     max_pixels: int = Field(4_000_000, gt=0, description="Largest image (width x height) decoded; more is a 400.")
     max_batch: int = Field(64, gt=0, description="Most images in one JSON batch request.")
+    max_concurrency: int = Field(8, gt=0, description="Requests with a body read, parsed or predicted at once; "
+                                                     "each can hold ~50 MB at the 5 MB body limit.")
+    max_queue: int = Field(128, ge=0, description="Requests waiting for a slot (64 KiB each); more get 503.")
+    queue_timeout_s: float = Field(30.0, gt=0, description="Longest wait for a slot before a 503 with Retry-After.")
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
     backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
     threads: int | None = Field(
         1, gt=0, description="Inference threads per worker (None: the runtime's choice). One thread per request "
                              "keeps latency low; concurrency comes from parallel requests and --workers.")
 
-    def limits(self) -> pp.DecodeLimits:
-        return pp.DecodeLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+    def limits(self) -> DecodeLimits:
+        return DecodeLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
 
 
 # -- request and response models ---------------------------------------------------------------------------
@@ -67,7 +74,8 @@ def _check_rectangular(image: list[list[float]], where: str) -> None:
 class PredictionRequest(BaseModel):
     """Either one image as ``pixels`` (a 2-D list, rows of floats in [0, 1], 1 = ink) or a batch as ``images``.
 
-    An image of another shape than the model's input is cropped to its ink, resized and centred.
+    An image of another shape than the model's input is prepared as the model's manifest says (by default
+    cropped to its ink, resized and centred); an image with no ink is a 422 of type ``no_ink``.
     """
 
     model_config = ConfigDict(
@@ -133,6 +141,11 @@ class ErrorResponse(BaseModel):
 
 def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _no_ink(locs: list[list[Any]]) -> JSONResponse:
+    """A blank image (or images of a batch) is a 422 of type ``no_ink``, never a confident guess."""
+    return _error(422, [{"loc": loc, "type": "no_ink", "msg": Predictor.NO_INK} for loc in locs])
 
 
 async def _one_image(request: Request, settings: ServeSettings, predictor: Predictor):
@@ -221,6 +234,7 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         replay = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        del chunks  # one copy of the body, not two
         sent = False
 
         async def replay_receive() -> dict:
@@ -275,7 +289,8 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         else Predictor(model_path, backend=settings.backend, threads=settings.threads)
     )
     limits = settings.limits()
-    app = FastAPI(
+    # FastAPIOffline: /docs (Swagger UI) and /redoc from assets that package ships, no CDN
+    app = FastAPIOffline(
         title="glyphlab",
         version="1",
         summary=f"Handwritten-character classifier: {predictor.model_id}",
@@ -321,7 +336,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         400: {"model": ErrorResponse, "description": "Not an image, a damaged or truncated one, empty, or too many pixels."},
         413: {"model": ErrorResponse, "description": "Body larger than max_bytes."},
         415: {"model": ErrorResponse, "description": "Content type not JSON, multipart or an image."},
-        422: {"model": ErrorResponse, "description": "JSON of the wrong shape or values; `loc` says where."},
+        422: {"model": ErrorResponse, "description": "JSON of the wrong shape or values, or an image with no ink "
+                                                      "(a blank canvas: type `no_ink`); `loc` says where."},
+        503: {"model": ErrorResponse, "description": "At the concurrency limit; retry after `Retry-After` s."},
     }
 
     @app.post("/prediction", response_model=PredictionResponse | BatchResponse, responses=responses,
@@ -347,11 +364,20 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 else:
                     raw = [req.pixels]
 
-                def run_json() -> dict:
-                    x = np.stack([predictor.prepare_pixels(np.asarray(im, dtype=np.float32)) for im in raw])
-                    return answer(x, batch=req.images is not None)
+                def run_json() -> dict | list[int]:
+                    xs, blank = [], []
+                    for i, im in enumerate(raw):
+                        try:
+                            xs.append(predictor.prepare_pixels(np.asarray(im, dtype=np.float32)))
+                        except NoInkError:
+                            blank.append(i)
+                    return blank if blank else answer(np.stack(xs), batch=req.images is not None)
 
-                return JSONResponse(await run_in_threadpool(run_json))
+                result = await run_in_threadpool(run_json)
+                if isinstance(result, list):
+                    where = [["body", "images", i] for i in result] if req.images is not None else [["body", "pixels"]]
+                    return _no_ink(where)
+                return JSONResponse(result)
             data = await _upload_bytes(request, ctype, settings)
             if isinstance(data, JSONResponse):
                 return data
@@ -360,7 +386,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 return answer(predictor.prepare_bytes(data, limits)[None], batch=False)
 
             return JSONResponse(await run_in_threadpool(run_image))
-        except pp.ImageTooLargeError as exc:
+        except NoInkError:
+            return _no_ink([["body", "file"] if ctype == "multipart/form-data" else ["body"]])
+        except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
             return _error(400, str(exc))
@@ -383,7 +411,11 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 return {**payload(expl), "model_id": predictor.model_id}
 
             return JSONResponse(await run_in_threadpool(run))
-        except pp.ImageTooLargeError as exc:
+        except NoInkError:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            loc = {"application/json": ["body", "pixels"], "multipart/form-data": ["body", "file"]}.get(ctype, ["body"])
+            return _no_ink([loc])
+        except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
             return _error(400, str(exc))
@@ -411,6 +443,10 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         return HTMLResponse(html, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes)
+    # outermost, so that no body is read beyond the limit
+    app.add_middleware(ConcurrencyLimitMiddleware, max_concurrency=settings.max_concurrency,
+                       max_queue=settings.max_queue, queue_timeout_s=settings.queue_timeout_s)
+    tune_malloc()
     return app
 
 
