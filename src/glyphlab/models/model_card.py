@@ -54,7 +54,10 @@ def preprocessing_section(manifest: Mapping[str, Any]) -> str:
         return head + ("\n\nThe manifest records no image preprocessing (a glyphlab older than the image-config "
                        "record): files are read as in MNIST (grey, inverted when the background is light, "
                        "resized to the input shape).")
-    rows = [[k, json.dumps(v) if not isinstance(v, str) else v] for k, v in raw.items()]
+    rows = []
+    for k, v in raw.items():  # one level of nesting (the image config) becomes one row per setting
+        items = v.items() if isinstance(v, Mapping) else [(None, v)]
+        rows += [[f"{k}.{sub}" if sub else k, x if isinstance(x, str) else json.dumps(x)] for sub, x in items]
     return head + "\n\nRecorded in `manifest.json` (`preprocessing`), applied by `glyphlab predict` and `serve`:\n\n" + \
         md_table(["setting", "value"], rows)
 
