@@ -41,6 +41,7 @@ from glyphlab.evaluation.label_issues import plot_label_issues
 from glyphlab.models.registry import create_model
 from glyphlab.models.torch import THREADS_ENV, usable_cores
 from glyphlab.pipeline.search import fold_workers, model_params
+from glyphlab.runfolder import AUDIT_DIR
 
 ISSUES_CSV = "label_issues.csv"
 ISSUES_PNG = "label_issues.png"
@@ -56,8 +57,6 @@ DEFAULT_FOLDS = 3
 MIN_IMAGES_SEEN = 120_000
 MAX_EPOCHS = 60
 GRID_SIZE = 32
-#: where a run folder keeps the audit it was trained after (``glyphlab run --exclude``), for its report
-AUDIT_DIR = "audit"
 
 
 @dataclass

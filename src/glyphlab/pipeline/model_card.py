@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from glyphlab.data.dataset import Dataset
-from glyphlab.evaluation.evaluate import load_predictions, read_csv
 from glyphlab.evaluation.significance import bootstrap_interval
 from glyphlab.models.model_card import (LIMITS, intended_use, md_table, model_section, preprocessing_section,
                                         render_model_card)
 from glyphlab.models.persistence import read_manifest, write_model_card
 from glyphlab.models.registry import MODELS
+from glyphlab.runfolder import CLASSIFICATION_REPORT, MOST_CONFUSED_CSV, ModelFolder
 
 CONFUSIONS_SHOWN = 6
 WORST_CLASSES_SHOWN = 3
@@ -61,7 +61,7 @@ def metrics_section(metrics: dict[str, Any], model_dir: Path, n_classes: int, se
     lo, hi = metrics.get("accuracy_ci95") or (None, None)
     rows = [["accuracy", f"{metrics['accuracy']:.4f}", f"[{lo:.4f}, {hi:.4f}] (Wilson)" if lo is not None else ""]]
     try:
-        pred = load_predictions(model_dir)
+        pred = ModelFolder(model_dir).read_predictions()
         f_lo, f_hi = bootstrap_interval(pred["y_true"], pred["y_pred"], n_classes, resamples=F1_RESAMPLES, seed=seed)
         f1_ci = f"[{f_lo:.4f}, {f_hi:.4f}] (bootstrap, {F1_RESAMPLES} resamples)"
     except Exception:  # no predictions saved: the point estimate alone
@@ -72,7 +72,7 @@ def metrics_section(metrics: dict[str, Any], model_dir: Path, n_classes: int, se
              ["macro recall", f"{metrics['recall_macro']:.4f}", ""]]
     text = f"On the test split ({int(metrics['n_test']):,} images), 95 % intervals:\n\n" + \
         md_table(["metric", "value", "95 % interval"], rows)
-    per_class = [r for r in read_csv(model_dir / "classification_report.csv")
+    per_class = [r for r in ModelFolder(model_dir).read_table(CLASSIFICATION_REPORT)
                  if r.get("class") not in ("accuracy", "macro avg", "weighted avg")]
     worst = sorted(per_class, key=lambda r: float(r["f1-score"]))[:WORST_CLASSES_SHOWN]
     if worst:
@@ -104,7 +104,7 @@ def calibration_section(metrics: dict[str, Any], manifest: dict[str, Any]) -> st
 
 
 def confusions_section(model_dir: Path) -> str:
-    pairs = read_csv(model_dir / "most_confused.csv")[:CONFUSIONS_SHOWN]
+    pairs = ModelFolder(model_dir).read_table(MOST_CONFUSED_CSV)[:CONFUSIONS_SHOWN]
     if not pairs:
         return "No confusions on the test split."
     return "The most frequent mistakes on the test split:\n\n" + md_table(
@@ -116,7 +116,8 @@ def write_run_model_card(model_dir: Path, label: str, ds: Dataset, metrics: dict
                          seed: int, val_fraction: float, exclude: str = "") -> Path:
     """Render the card of ``model_dir`` (a run's models/NAME folder) and store it in its saved model folder."""
     model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir / "model")
+    folder = ModelFolder(model_dir)
+    manifest = read_manifest(folder.model_path)
     registry = manifest.get("model")
     spec = MODELS.get(str(registry))
     sections = {
@@ -133,7 +134,7 @@ def write_run_model_card(model_dir: Path, label: str, ds: Dataset, metrics: dict
     }
     summary = (f"`{label}` ({spec.description if spec else registry}) classifies {ds.name} images: test accuracy "
                f"{metrics['accuracy']:.4f}, ECE {metrics.get('ece', float('nan')):.4f}.")
-    return write_model_card(model_dir / "model", render_model_card(label, sections, summary))
+    return write_model_card(folder.model_path, render_model_card(label, sections, summary))
 
 
 __all__ = ["write_run_model_card"]

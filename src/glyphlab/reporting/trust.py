@@ -7,17 +7,18 @@ Read from the run folder's files alone, like the rest of the report: ``models/NA
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any, Callable
+
+from glyphlab.runfolder import AUDIT_DIR, CONFIG, MANIFEST, RELIABILITY_PNG, ModelFolder, read_csv_rows
 
 AUDIT_ROWS_SHOWN = 12
 
 
 def _json(path: Path) -> dict[str, Any]:
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return raw if isinstance(raw, dict) else {}
@@ -25,10 +26,11 @@ def _json(path: Path) -> dict[str, Any]:
 
 def calibration_part(model_dir: Path, file_uri: Callable[[Path], str | None]) -> dict[str, Any] | None:
     """ECE and friends for one model's section, or None for a run made before calibration was measured."""
-    metrics = _json(model_dir / "metrics.json")
+    folder = ModelFolder(model_dir)
+    metrics = folder.read_metrics()
     if "ece" not in metrics:
         return None
-    temperature = (_json(model_dir / "model" / "manifest.json").get("extra") or {}).get("temperature")
+    temperature = (_json(folder.model_path / MANIFEST).get("extra") or {}).get("temperature")
     conf, acc = float(metrics.get("mean_confidence", 0.0)), float(metrics.get("accuracy", 0.0))
     return {
         "ece": f"{float(metrics['ece']):.4f}", "mce": f"{float(metrics.get('mce', 0.0)):.4f}",
@@ -37,24 +39,19 @@ def calibration_part(model_dir: Path, file_uri: Callable[[Path], str | None]) ->
         "direction": "over-confident" if conf > acc else "under-confident",
         "bins": int(metrics.get("calibration_bins", 15)),
         "temperature": f"{float(temperature):.4f}" if temperature not in (None, 1.0) else None,
-        "reliability": file_uri(model_dir / "reliability.png"),
+        "reliability": file_uri(folder.file(RELIABILITY_PNG)),
     }
 
 
 def audit_part(run_dir: Path, file_uri: Callable[[Path], str | None]) -> dict[str, Any] | None:
     """The label-audit section: what was audited, how many issues, the top suspects (table and picture)."""
-    folder = run_dir / "audit"
+    folder = run_dir / AUDIT_DIR
     summary = _json(folder / "audit.json")
     if not summary and not (folder / "label_issues.csv").is_file():
         return None
-    rows: list[dict[str, str]] = []
-    try:
-        with open(folder / "label_issues.csv", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError:
-        pass
+    rows = read_csv_rows(folder / "label_issues.csv")
     cfg = summary.get("config") or {}
-    config = _json(run_dir / "config.json")
+    config = _json(run_dir / CONFIG)
     return {
         "dataset": summary.get("dataset", cfg.get("dataset", "?")),
         "model": cfg.get("model", "?"), "folds": cfg.get("folds", "?"),
