@@ -29,9 +29,9 @@ from glyphlab.evaluation.evaluate import evaluate_predictions
 from glyphlab.evaluation.plots import plot_accuracy_vs_time
 from glyphlab.models.persistence import library_versions
 from glyphlab.models.registry import create_model
-from glyphlab.pipeline.audit import AUDIT_DIR, copy_audit, exclude_issues
+from glyphlab.pipeline.audit import copy_audit, exclude_issues
 from glyphlab.pipeline.model_card import write_run_model_card
-from glyphlab.runfolder import (ACCURACY_VS_TIME, CHECKPOINT, LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row,
+from glyphlab.runfolder import (ACCURACY_VS_TIME, AUDIT_DIR, CHECKPOINT, LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row,
                                sort_leaderboard)
 from glyphlab.tracking import Tracker, open_tracker, read_tracking
 
