@@ -8,7 +8,7 @@ label-quality score (the out-of-fold probability of its given label, "self-confi
 suspects: the lowest scores are the first to look at.
 
 AUDIT/
-  label_issues.csv   split, index, given_label, suggested_label, score (lowest first), issue (cleanlab's flag)
+  label_issues.csv   the images cleanlab flags: split, index, given_label, suggested_label, score (lowest first)
   label_issues.png   the top suspects, each titled with its given and suggested label
   audit.json         the settings, sizes, out-of-fold accuracy, issues found and seconds taken
   oof_proba.npz      the out-of-fold probabilities (split, index, labels, proba), for other tools
@@ -47,7 +47,7 @@ ISSUES_CSV = "label_issues.csv"
 ISSUES_PNG = "label_issues.png"
 SUMMARY = "audit.json"
 OOF = "oof_proba.npz"
-ISSUE_COLUMNS = ("split", "index", "given_label", "suggested_label", "score", "issue")
+ISSUE_COLUMNS = ("split", "index", "given_label", "suggested_label", "score")
 #: the fast default: a small dense network, a few epochs per fold (bench/audit.py: recall 0.9+ on MNIST)
 DEFAULT_MODEL = "mlp"
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -205,7 +205,7 @@ def audit_dataset(ds: Dataset, cfg: AuditConfig, out: Path, console: Console | N
     seconds = time.perf_counter() - t0
     suggested = proba.argmax(axis=1)
     issues = [{"split": keys[i][0], "index": keys[i][1], "given_label": ds.classes[labels[i]],
-               "suggested_label": ds.classes[suggested[i]], "score": round(float(score[i]), 6), "issue": True}
+               "suggested_label": ds.classes[suggested[i]], "score": round(float(score[i]), 6)}
               for i in order if flagged[i]]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -291,10 +291,10 @@ def exclude_issues(ds: Dataset, issues_csv: str | Path, splits: tuple[str, ...] 
         if list(summary.get("classes") or ds.classes) != list(ds.classes):
             raise DataError(f"--exclude: {issues_csv} was written for classes {summary.get('classes')}, "
                             f"but '{ds.name}' has {list(ds.classes)}; audit this dataset first")
-        sizes = (summary.get("config") or {}).get("dataset")
         if summary.get("dataset") not in (None, ds.name):
+            source = (summary.get("config") or {}).get("dataset")
             raise DataError(f"--exclude: {issues_csv} audited dataset '{summary.get('dataset')}' "
-                            f"(from {sizes!r}), not '{ds.name}'; audit this dataset first")
+                            f"(from {source!r}), not '{ds.name}'; audit this dataset first")
     splits_out = dict(ds.splits)
     dropped = 0
     for name in splits:
