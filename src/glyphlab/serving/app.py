@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.serving import preprocess as pp
+from glyphlab.serving.batching import MicroBatcher
 from glyphlab.serving.limits import ConcurrencyLimitMiddleware, tune_malloc
 from glyphlab.serving.predictor import Predictor
 
@@ -47,6 +48,8 @@ class ServeSettings(BaseModel):
                                                      "each can hold ~50 MB at the 5 MB body limit.")
     max_queue: int = Field(128, ge=0, description="Requests waiting for a slot (64 KiB each); more get 503.")
     queue_timeout_s: float = Field(30.0, gt=0, description="Longest wait for a slot before a 503 with Retry-After.")
+    micro_batch: int = Field(32, ge=1, description="Most images of concurrent requests predicted together "
+                                                  "(adaptive: what queued during the last batch); 1 = off.")
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
     backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
     threads: int | None = Field(
@@ -317,8 +320,11 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     # answers are built as plain dicts of the response models' shape and sent as JSONResponse (FastAPI skips
     # re-validating them); tests check the shape against the models
-    def answer(images: np.ndarray, batch: bool) -> dict:
-        probs = predictor.predict(images)
+    batcher = MicroBatcher(lambda x: predictor.predict(x), settings.micro_batch)
+
+    async def answer(prepare: Callable[[], np.ndarray], batch: bool) -> dict:
+        x = await run_in_threadpool(prepare)  # decoding and fitting in a worker thread, then one batched predict
+        probs = await batcher.predict(x) if settings.micro_batch > 1 else await run_in_threadpool(predictor.predict, x)
         preds = [predictor.describe(row, settings.top_k) for row in probs]
         if batch:
             return {"model_id": predictor.model_id, "predictions": preds}
@@ -355,19 +361,15 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 else:
                     raw = [req.pixels]
 
-                def run_json() -> dict:
-                    x = np.stack([predictor.prepare_pixels(np.asarray(im, dtype=np.float32)) for im in raw])
-                    return answer(x, batch=req.images is not None)
+                def prepare_json() -> np.ndarray:
+                    return np.stack([predictor.prepare_pixels(np.asarray(im, dtype=np.float32)) for im in raw])
 
-                return JSONResponse(await run_in_threadpool(run_json))
+                return JSONResponse(await answer(prepare_json, batch=req.images is not None))
             data = await _upload_bytes(request, ctype, settings)
             if isinstance(data, JSONResponse):
                 return data
 
-            def run_image() -> dict:
-                return answer(predictor.prepare_bytes(data, limits)[None], batch=False)
-
-            return JSONResponse(await run_in_threadpool(run_image))
+            return JSONResponse(await answer(lambda: predictor.prepare_bytes(data, limits)[None], batch=False))
         except pp.ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
