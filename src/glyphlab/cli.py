@@ -111,7 +111,8 @@ def run_cmd(
 ) -> None:
     """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
     from glyphlab.models.registry import parse_params
-    from glyphlab.pipeline.run import CONFIG, RunConfig, run
+    from glyphlab.pipeline.run import RunConfig, run
+    from glyphlab.runfolder import CONFIG
 
     try:
         if resume is not None:
@@ -145,14 +146,17 @@ def run_cmd(
 @app.command("evaluate")
 def evaluate_cmd(
     model_path: Annotated[Path, typer.Argument(help="A run folder, a run's models/NAME folder, or a saved model folder.")],
-    dataset: Annotated[str, typer.Option(help="Dataset name or path to evaluate on.")] = "digits",
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset name or path to evaluate on (default: the run's own "
+                                                        "dataset, variants and test split). A dataset without a test "
+                                                        "split, e.g. a folder of new images, is scored on all of it.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Where to write predictions and figures.")] = None,
-    variant: Variants = "",
-    seed: int = 0,
+    variant: Annotated[Optional[str], typer.Option("--variant", help="Variants applied in order, e.g. "
+                                                   "'rotate:-180:180' (default: the run's own without --dataset).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the variants (default: the run's).")] = None,
     dataset_option: DatasetOptions = [],
     data_dir: DataDir = None,
 ) -> None:
-    """Recompute metrics of saved model(s) on any dataset's test split, without retraining."""
+    """Recompute metrics of saved model(s) on the run's own test split or any dataset, without retraining."""
     from glyphlab.pipeline.evaluate import evaluate_saved
 
     try:
@@ -271,7 +275,8 @@ def report_cmd(
     pdf: Annotated[bool, typer.Option("--pdf", help="Also print report.pdf with a headless Chromium/Chrome.")] = False,
 ) -> None:
     """(Re)build RUN/report.html from the run folder's files alone: no model is loaded, nothing retrained."""
-    from glyphlab.reporting.html import PDF, build_report
+    from glyphlab.reporting.html import build_report
+    from glyphlab.runfolder import REPORT_PDF
 
     try:
         path = build_report(run_dir, pdf=pdf)
@@ -279,7 +284,7 @@ def report_cmd(
         _fail(exc)
     console.print(f"report: [green]{path}[/] ({path.stat().st_size / 1e6:.1f} MB)")
     if pdf:
-        console.print(f"pdf: [green]{path.parent / PDF}[/]")
+        console.print(f"pdf: [green]{path.parent / REPORT_PDF}[/]")
 
 
 @app.command("compare")
@@ -349,10 +354,9 @@ def runs_cmd(
                       f"{escape(s.dataset + variants)}  best [bold]{escape(best)}[/]{unfinished}", soft_wrap=True)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
-
-
 def _image_files(paths: list[Path]) -> list[Path]:
+    from glyphlab.data.formats import IMAGE_SUFFIXES  # local: numpy and Pillow load only for commands that read images
+
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -375,47 +379,62 @@ def predict_cmd(
     backend: Annotated[str, typer.Option(help="auto (ONNX Runtime when MODEL/model.onnx exists) | onnx | native")] = "auto",
     max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this.")] = 4_000_000,
 ) -> None:
-    """Classify image files (batch inference; ONNX Runtime when the model has an exported .onnx)."""
+    """Classify image files (batch inference; ONNX Runtime when the model has an exported .onnx).
+
+    Each file is prepared exactly as the model's manifest records (the image config it was trained with). A
+    file with no ink (a blank page) is listed as "no ink" instead of being classified; the exit code is 1
+    when any file could not be read or had no ink.
+    """
     import numpy as np
 
+    from glyphlab.data.images import DecodeLimits, NoInkError
     from glyphlab.serving.predictor import Predictor
-    from glyphlab.serving.preprocess import DecodeLimits
 
     try:
         predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
         files = _image_files(images)
         limits = DecodeLimits(max_bytes=max(5_000_000, max_pixels * 4), max_pixels=max_pixels)
-        arrays, ok, errors = [], [], {}
+        arrays, ok, errors, blank = [], [], {}, set()
         for f in files:
             try:
-                arrays.append(predictor.prepare_bytes(f.read_bytes(), limits))
+                arrays.append(predictor.prepare_file(f, limits))
                 ok.append(f)
+            except NoInkError as exc:
+                errors[f] = str(exc)
+                blank.add(f)
             except (GlyphlabError, OSError) as exc:
                 errors[f] = str(exc)
         probs = predictor.predict(np.stack(arrays)) if arrays else np.zeros((0, len(predictor.classes)))
     except GlyphlabError as exc:
         _fail(exc)
-    results: dict[Path, dict] = {f: {"file": str(f), "error": msg} for f, msg in errors.items()}
+    results: dict[Path, dict] = {f: {"file": str(f), "error": msg, **({"no_ink": True} if f in blank else {})}
+                                 for f, msg in errors.items()}
     for f, row in zip(ok, probs):
         d = predictor.describe(row, top_k)
         results[f] = {"file": str(f), "label": d["label"], "class_name": d["class_name"], "top": d["top"]}
     ordered = [results[f] for f in files]
+    pre = predictor.preprocessing
     if as_json:
-        typer.echo(json.dumps({"model_id": predictor.model_id, "backend": predictor.backend, "predictions": ordered},
-                              indent=2))
+        typer.echo(json.dumps({"model_id": predictor.model_id, "backend": predictor.backend,
+                               "preprocessing": pre.to_dict(), "predictions": ordered}, indent=2))
     else:
-        table = Table(title=f"{predictor.model_id} ({predictor.backend})")
+        table = Table(title=f"{predictor.model_id} ({predictor.backend})",
+                      caption=f"images: {predictor.image_config.describe()}")
         table.add_column("file")
         table.add_column("class", style="bold")
         table.add_column("p", justify="right")
         table.add_column(f"top {top_k}")
         for r in ordered:
-            if "error" in r:
-                table.add_row(r["file"], "[red]error[/]", "", f"[red]{r['error']}[/]")
+            if r.get("no_ink"):
+                table.add_row(r["file"], "[yellow]no ink[/]", "", "[yellow]blank image: nothing to classify[/]")
+            elif "error" in r:
+                table.add_row(r["file"], "[red]error[/]", "", f"[red]{escape(r['error'])}[/]")
             else:
                 top = ", ".join(f"{t['class_name']} {t['probability']:.3f}" for t in r["top"])
                 table.add_row(r["file"], r["class_name"], f"{r['top'][0]['probability']:.3f}", top)
         console.print(table)
+    if pre.note.startswith("the manifest records no preprocessing"):
+        typer.echo(f"note: {pre.note}", err=True)
     if errors:
         raise typer.Exit(code=1)
 

@@ -59,7 +59,7 @@ def test_an_upload_is_explained_for_the_predicted_class_and_the_runner_up(cnn_cl
     ({"json": {"pixels": [[2.0]]}}, "/explanation", 422),
     ({"json": {"pixels": [[0.5]]}}, "/explanation?steps=1000", 422),  # IG steps are capped
     ({"json": {"pixels": [[0.5]]}}, "/explanation?method=shap", 422),
-    ({"json": {"pixels": [[0.5]]}}, "/explanation?method=ig", 400),  # a linear model is no network
+    ({"json": {"pixels": [[0.0, 1.0], [0.0, 0.0]]}}, "/explanation?method=ig", 400),  # a linear model is no network
     ({"files": {"other": ("d.png", b"", "image/png")}}, "/explanation", 422),
 ])
 def test_bad_input_is_a_4xx_and_the_server_keeps_answering(logreg_client, digits, request_kwargs, url, status):

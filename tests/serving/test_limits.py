@@ -182,7 +182,7 @@ def test_serve_options_reach_the_settings(logreg_dir, monkeypatch):
 def test_body_limit_from_settings(logreg_dir, mb, status):
     from fastapi.testclient import TestClient
 
-    body = json.dumps({"pixels": [[0.5] * 64] * 64}).encode()  # ~16 KB
+    body = json.dumps({"pixels": [[0.0] * 30 + [1.0] * 4 + [0.0] * 30] * 64}).encode()  # ~16 KB, a stroke of ink
     with TestClient(create_app(logreg_dir, ServeSettings(max_bytes=int(mb * 1e6)))) as c:
         r = c.post("/prediction", content=body, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text

@@ -31,6 +31,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from glyphlab.data.images import DecodeLimits, ImageConfig, prepare_file
 from glyphlab.errors import ConfigError
 from glyphlab.models.base import GlyphModel, check_images
 
@@ -312,7 +313,7 @@ def explain(model_or_path: GlyphModel | str | Path, images: np.ndarray | Sequenc
     """Explain a model's answers: the Python API behind ``glyphlab explain``.
 
     ``model_or_path`` is a fitted model or a saved model folder; ``images`` an (N, H, W) array of model inputs in
-    [0, 1] (ink = 1) or image files, read through the serving path (crop to the ink, centre), exactly as
+    [0, 1] (ink = 1) or image files, prepared with the image config the model's manifest records, exactly as
     ``glyphlab predict`` reads them. Returns an :class:`Explanation`; ``.plot()`` draws it.
     """
     from glyphlab.models.persistence import load_model
@@ -322,25 +323,16 @@ def explain(model_or_path: GlyphModel | str | Path, images: np.ndarray | Sequenc
     if isinstance(images, np.ndarray):
         x = images
     else:
-        x = read_images(list(images), explainer.input_shape)
+        x = read_images(list(images), model.preprocessing_.config if model.preprocessing_
+                        else ImageConfig.mnist_style(explainer.input_shape))
     return explainer.explain(x, method, targets, steps=steps, seed=seed)
 
 
-def read_images(paths: Sequence[str | Path], shape: Sequence[int]) -> np.ndarray:
-    """Image files -> (N, H, W) model inputs through the one image path (serving's preprocessing)."""
-    # the one image path lives in serving/preprocess.py until issue 15 moves it to data/images.py (a layer below)
-    from glyphlab.serving.preprocess import prepare_bytes
-
+def read_images(paths: Sequence[str | Path], config: ImageConfig) -> np.ndarray:
+    """Image files -> (N, H, W) model inputs through the one image path, with the model's image config."""
     if not paths:
         raise ConfigError("no images to explain")
-    out = []
-    for p in paths:
-        try:
-            data = Path(p).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read image {p}: {exc.strerror or exc}") from None
-        out.append(prepare_bytes(data, shape))
-    return np.stack(out)
+    return np.stack([prepare_file(p, config, DecodeLimits()).pixels for p in paths])  # predict's default limits
 
 
 # ----------------------------------------------------------------------------- pictures

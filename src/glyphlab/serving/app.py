@@ -6,7 +6,8 @@ Inputs from strangers cannot break it: bodies over ``max_bytes`` get 413 before 
 Content-Length header is checked, and the bytes are counted while they stream in), unknown content types
 get 415, malformed JSON or JSON of the wrong shape, NaN or out-of-range values get 422 with the path of
 the bad field, and bytes that are not an image, truncated images, empty bodies and decompression bombs
-get 400. Anything unexpected is logged and answered with a JSON 500 while the server keeps serving.
+get 400. An image with no ink at all (a blank canvas) gets 422 with ``"type": "no_ink"`` instead of a
+confident guess. Anything unexpected is logged and answered with a JSON 500 while the server keeps serving.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -23,9 +24,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
-from glyphlab.serving import preprocess as pp
 from glyphlab.serving.batching import MicroBatcher
 from glyphlab.serving.limits import ConcurrencyLimitMiddleware, tune_malloc
 from glyphlab.serving.predictor import Predictor
@@ -56,8 +57,8 @@ class ServeSettings(BaseModel):
         1, gt=0, description="Inference threads per worker (None: the runtime's choice). One thread per request "
                              "keeps latency low; concurrency comes from parallel requests and --workers.")
 
-    def limits(self) -> pp.DecodeLimits:
-        return pp.DecodeLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+    def limits(self) -> DecodeLimits:
+        return DecodeLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
 
 
 # -- request and response models ---------------------------------------------------------------------------
@@ -75,7 +76,8 @@ def _check_rectangular(image: list[list[float]], where: str) -> None:
 class PredictionRequest(BaseModel):
     """Either one image as ``pixels`` (a 2-D list, rows of floats in [0, 1], 1 = ink) or a batch as ``images``.
 
-    An image of another shape than the model's input is cropped to its ink, resized and centred.
+    An image of another shape than the model's input is prepared as the model's manifest says (by default
+    cropped to its ink, resized and centred); an image with no ink is a 422 of type ``no_ink``.
     """
 
     model_config = ConfigDict(
@@ -141,6 +143,11 @@ class ErrorResponse(BaseModel):
 
 def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _no_ink(locs: list[list[Any]]) -> JSONResponse:
+    """A blank image (or images of a batch) is a 422 of type ``no_ink``, never a confident guess."""
+    return _error(422, [{"loc": loc, "type": "no_ink", "msg": Predictor.NO_INK} for loc in locs])
 
 
 async def _one_image(request: Request, settings: ServeSettings, predictor: Predictor):
@@ -322,8 +329,8 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
     # re-validating them); tests check the shape against the models
     batcher = MicroBatcher(lambda x: predictor.predict(x), settings.micro_batch)
 
-    async def answer(prepare: Callable[[], np.ndarray], batch: bool) -> dict:
-        x = await run_in_threadpool(prepare)  # decoding and fitting in a worker thread, then one batched predict
+    async def answer(x: np.ndarray, batch: bool) -> dict:
+        """Predict prepared images (batched with concurrent requests' unless micro_batch is 1) and describe them."""
         probs = await batcher.predict(x) if settings.micro_batch > 1 else await run_in_threadpool(predictor.predict, x)
         preds = [predictor.describe(row, settings.top_k) for row in probs]
         if batch:
@@ -334,7 +341,8 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         400: {"model": ErrorResponse, "description": "Not an image, a damaged or truncated one, empty, or too many pixels."},
         413: {"model": ErrorResponse, "description": "Body larger than max_bytes."},
         415: {"model": ErrorResponse, "description": "Content type not JSON, multipart or an image."},
-        422: {"model": ErrorResponse, "description": "JSON of the wrong shape or values; `loc` says where."},
+        422: {"model": ErrorResponse, "description": "JSON of the wrong shape or values, or an image with no ink "
+                                                      "(a blank canvas: type `no_ink`); `loc` says where."},
         503: {"model": ErrorResponse, "description": "At the concurrency limit; retry after `Retry-After` s."},
     }
 
@@ -361,16 +369,29 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 else:
                     raw = [req.pixels]
 
-                def prepare_json() -> np.ndarray:
-                    return np.stack([predictor.prepare_pixels(np.asarray(im, dtype=np.float32)) for im in raw])
+                def prepare_json() -> np.ndarray | list[int]:
+                    xs, blank = [], []
+                    for i, im in enumerate(raw):
+                        try:
+                            xs.append(predictor.prepare_pixels(np.asarray(im, dtype=np.float32)))
+                        except NoInkError:
+                            blank.append(i)
+                    return blank if blank else np.stack(xs)
 
-                return JSONResponse(await answer(prepare_json, batch=req.images is not None))
+                x = await run_in_threadpool(prepare_json)
+                if isinstance(x, list):
+                    where = [["body", "images", i] for i in x] if req.images is not None else [["body", "pixels"]]
+                    return _no_ink(where)
+                return JSONResponse(await answer(x, batch=req.images is not None))
             data = await _upload_bytes(request, ctype, settings)
             if isinstance(data, JSONResponse):
                 return data
 
-            return JSONResponse(await answer(lambda: predictor.prepare_bytes(data, limits)[None], batch=False))
-        except pp.ImageTooLargeError as exc:
+            x = await run_in_threadpool(lambda: predictor.prepare_bytes(data, limits)[None])
+            return JSONResponse(await answer(x, batch=False))
+        except NoInkError:
+            return _no_ink([["body", "file"] if ctype == "multipart/form-data" else ["body"]])
+        except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
             return _error(400, str(exc))
@@ -393,7 +414,11 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 return {**payload(expl), "model_id": predictor.model_id}
 
             return JSONResponse(await run_in_threadpool(run))
-        except pp.ImageTooLargeError as exc:
+        except NoInkError:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            loc = {"application/json": ["body", "pixels"], "multipart/form-data": ["body", "file"]}.get(ctype, ["body"])
+            return _no_ink([loc])
+        except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
             return _error(400, str(exc))
