@@ -65,6 +65,7 @@ CONFUSION_NORMALIZED_PNG = "confusion_normalized.png"
 MOST_CONFUSED_CSV = "most_confused.csv"
 MOST_CONFUSED_PNG = "most_confused.png"
 TSNE_CACHE = "tsne.npz"
+ATTRIBUTIONS_CACHE = "attributions.npz"  # the report's attribution maps (reporting/explanations.py)
 CV = "cv.json"
 MANIFEST = "manifest.json"  # the saved model's own (models/persistence.py writes it)
 
