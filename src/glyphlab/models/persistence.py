@@ -11,21 +11,57 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import tempfile
+import zipfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+
 from glyphlab import __version__
-from glyphlab.errors import ModelFileError
+from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.base import GlyphModel
 
 FORMAT = "glyphlab-model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+
+#: what the readers of a weights file raise on bytes that are not what the manifest says (a pickle planted as
+#: model.skops -> BadZipFile, as model.xgb.json -> UnicodeDecodeError, XGBoostError is a ValueError, a damaged
+#: .safetensors -> SafetensorError); load_model turns them into one ModelFileError that names the file
+FOREIGN_FILE_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, ValueError, KeyError, EOFError, OSError, RuntimeError,
+                       SafetensorError)
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it where /proc says it, else set and restored at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_readable(directory: Path) -> None:
+    """Folders 0755 and files 0644 under the user's umask: ``tempfile.mkdtemp`` makes 0700 folders (and some
+    writers 0600 files), which another user, e.g. the Docker image's non-root uid reading a mounted model,
+    cannot read. Nothing is made writable by others that the umask would not allow."""
+    mask = current_umask()
+    os.chmod(directory, 0o777 & ~mask)
+    for root, dirs, files in os.walk(directory):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o777 & ~mask)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o666 & ~mask)
 
 
 def sha256_file(path: Path) -> str:
@@ -67,6 +103,7 @@ def save_model(model: GlyphModel, directory: str | Path) -> Path:
             "extra": model._manifest_extra(),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default))
+        make_readable(tmp)
         if directory.exists():
             shutil.rmtree(directory)
         tmp.rename(directory)
@@ -150,23 +187,40 @@ def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
 
 
 def load_model(path: str | Path) -> GlyphModel:
-    from glyphlab.models.registry import MODELS, _ensure_builtin
+    from glyphlab.models.registry import MODELS, _ensure_builtin, missing_extra
 
     directory = resolve_model_dir(path)
     manifest = read_manifest(directory)
     verify_files(directory, manifest)
     _ensure_builtin()
     name = manifest.get("model")
+    extra = missing_extra(name) if isinstance(name, str) else None
+    if extra:
+        raise ModelFileError(f"{directory} holds a '{name}' model, which needs glyphlab[{extra}]: "
+                             f"pip install 'glyphlab[{extra}]'")
     if name not in MODELS:
-        raise ModelFileError(
-            f"{directory} holds a '{name}' model, which this glyphlab does not know "
-            "(an optional extra may be missing, e.g. pip install 'glyphlab[timm]')"
-        )
+        raise ModelFileError(f"{directory} holds a '{name}' model, which this glyphlab does not know")
     required = MODELS[name].cls.weights_file
     if required and required not in manifest["files"]:
         raise ModelFileError(f"{directory}: the manifest does not list (and hash) {required}; refusing to load it")
-    model = MODELS[name].cls(**manifest.get("params", {}))
-    model.classes_ = list(manifest["classes"])
-    model.input_shape_ = tuple(manifest["input_shape"]) or None  # type: ignore[assignment]
-    model._load_weights(directory, manifest)
+    params = manifest.get("params", {})
+    try:  # the same types and ranges as a new model's (a tta of 100000 would make every prediction hang)
+        model = MODELS[name].cls(**(params if isinstance(params, dict) else {}))
+        model.classes_ = list(manifest["classes"])
+        model.input_shape_ = tuple(manifest["input_shape"]) or None  # type: ignore[assignment]
+    except ConfigError as exc:
+        raise ModelFileError(f"{directory / MANIFEST}: {exc}; refusing to load it") from None
+    except (KeyError, TypeError) as exc:
+        raise ModelFileError(f"{directory / MANIFEST} lacks or mangles {exc}: not a model glyphlab wrote") from None
+    try:
+        model._load_weights(directory, manifest)
+    except ModelFileError:
+        raise
+    except FOREIGN_FILE_ERRORS as exc:
+        what = required or ", ".join(manifest["files"])
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise ModelFileError(
+            f"{directory / what} cannot be read as a '{name}' model ({type(exc).__name__}: {first}); it is not the "
+            "file glyphlab saved there (glyphlab never unpickles files): retrain the model or restore the folder"
+        ) from None
     return model

@@ -27,6 +27,7 @@ import numpy as np
 
 from glyphlab.errors import ConfigError, GlyphlabError
 from glyphlab.models.base import GlyphModel
+from glyphlab.models.persistence import current_umask
 
 #: the default file name, beside manifest.json in the model folder
 DEFAULT_NAME = "model.onnx"
@@ -118,6 +119,7 @@ def export_onnx(model_or_dir: GlyphModel | str | Path, out_path: str | Path | No
             )
         columns = _columns(model)
         diff = _check(model, tmp, shape, columns)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it 0600: others (a container's uid) must read it
         os.replace(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
