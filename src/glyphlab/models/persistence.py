@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import shutil
 import tempfile
@@ -24,44 +23,20 @@ from typing import Any
 from safetensors import SafetensorError
 
 from glyphlab import __version__
-from glyphlab.errors import ConfigError, ModelFileError
+from glyphlab.data.images import Preprocessing
+from glyphlab.errors import ConfigError, DataError, ModelFileError
+from glyphlab.fileio import make_readable
 from glyphlab.models.base import GlyphModel
+from glyphlab.runfolder import MANIFEST, RunFolder
 
 FORMAT = "glyphlab-model"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 
 #: what the readers of a weights file raise on bytes that are not what the manifest says (a pickle planted as
 #: model.skops -> BadZipFile, as model.xgb.json -> UnicodeDecodeError, XGBoostError is a ValueError, a damaged
 #: .safetensors -> SafetensorError); load_model turns them into one ModelFileError that names the file
 FOREIGN_FILE_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, ValueError, KeyError, EOFError, OSError, RuntimeError,
                        SafetensorError)
-
-
-def current_umask() -> int:
-    """The process's umask (read without changing it where /proc says it, else set and restored at once)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def make_readable(directory: Path) -> None:
-    """Folders 0755 and files 0644 under the user's umask: ``tempfile.mkdtemp`` makes 0700 folders (and some
-    writers 0600 files), which another user, e.g. the Docker image's non-root uid reading a mounted model,
-    cannot read. Nothing is made writable by others that the umask would not allow."""
-    mask = current_umask()
-    os.chmod(directory, 0o777 & ~mask)
-    for root, dirs, files in os.walk(directory):
-        for d in dirs:
-            os.chmod(os.path.join(root, d), 0o777 & ~mask)
-        for f in files:
-            os.chmod(os.path.join(root, f), 0o666 & ~mask)
 
 
 def sha256_file(path: Path) -> str:
@@ -97,6 +72,7 @@ def save_model(model: GlyphModel, directory: str | Path) -> Path:
             "params": model.get_params(),
             "classes": model.classes_,
             "input_shape": list(model.input_shape_ or ()),
+            "preprocessing": (model.preprocessing_ or Preprocessing.arrays(model.input_shape_ or (28, 28))).to_dict(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": library_versions(),
             "files": {name: sha256_file(tmp / name) for name in files},
@@ -143,8 +119,9 @@ def resolve_model_dir(path: str | Path) -> Path:
 def saved_models(path: Path) -> dict[str, Path]:
     """Model folders under a run folder, or the one model a path points at."""
     path = Path(path)
-    if (path / "models").is_dir():
-        found = {p.name: p / "model" for p in sorted((path / "models").iterdir()) if (p / "model" / "manifest.json").is_file()}
+    run = RunFolder(path)
+    if run.models_dir.is_dir():
+        found = {m.name: m.model_path for m in run.model_folders() if m.has_saved_model}
         if not found:
             raise ModelFileError(f"run folder {path} holds no saved models (were they deleted?)")
         return found
@@ -208,6 +185,7 @@ def load_model(path: str | Path) -> GlyphModel:
         model = MODELS[name].cls(**(params if isinstance(params, dict) else {}))
         model.classes_ = list(manifest["classes"])
         model.input_shape_ = tuple(manifest["input_shape"]) or None  # type: ignore[assignment]
+        model.preprocessing_ = manifest_preprocessing(manifest, directory)
     except ConfigError as exc:
         raise ModelFileError(f"{directory / MANIFEST}: {exc}; refusing to load it") from None
     except (KeyError, TypeError) as exc:
@@ -224,3 +202,16 @@ def load_model(path: str | Path) -> GlyphModel:
             "file glyphlab saved there (glyphlab never unpickles files): retrain the model or restore the folder"
         ) from None
     return model
+
+
+def manifest_preprocessing(manifest: dict[str, Any], directory: Path | str = "") -> Preprocessing:
+    """The image preprocessing a manifest records; for a manifest written before it was recorded, the default
+    that older glyphlab served such a model with (MNIST-style for its input shape), with a note saying so."""
+    shape = tuple(int(s) for s in manifest.get("input_shape") or ()) or (28, 28)
+    raw = manifest.get("preprocessing")
+    if raw is None:
+        return Preprocessing.assumed(shape)
+    try:
+        return Preprocessing.from_dict(raw)
+    except DataError as exc:
+        raise ModelFileError(f"{directory}: the manifest's preprocessing record is invalid: {exc}") from None
