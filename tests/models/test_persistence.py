@@ -72,8 +72,9 @@ def test_another_user_can_read_a_saved_model(logreg):
                 os.setgroups([])
                 os.setgid(OTHER_UID)
                 os.setuid(OTHER_UID)
-                verify_files(folder, read_manifest(folder))  # every file opened and hashed
-                code = 0 if sorted(os.listdir(folder)) == ["manifest.json", "model.skops"] else 3
+                manifest = read_manifest(folder)
+                verify_files(folder, manifest)  # every file opened and hashed
+                code = 0 if set(os.listdir(folder)) == {MANIFEST, *manifest["files"]} else 3
             except BaseException as exc:  # noqa: BLE001 - report anything, exit without pytest's teardown
                 os.write(2, f"uid {OTHER_UID} cannot read the model: {exc!r}\n".encode())
             finally:
