@@ -127,3 +127,18 @@ def test_explain_reads_a_saved_model_and_image_files(cnn, digits, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     rgb = overlay_rgb(e.images[0], e.contrast[0])
     assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
+
+
+@needs_captum
+def test_rot_cnn_is_explained_through_its_exported_plain_torch_network(digits):
+    pytest.importorskip("e2cnn", reason="rot-cnn needs pip install 'glyphlab[rot]'")
+    tr = digits.splits["train"]
+    model = create_model("rot-cnn", epochs=1, widths=[2, 2, 2], hidden=8, N=4, augment=False, progress=False,
+                         device="cpu")
+    model.fit(tr.images[:200], tr.labels[:200], tr.images[200:260], tr.labels[200:260], classes=digits.classes)
+    ex = Explainer(model)
+    for method in ("ig", "gradcam"):
+        e = ex.explain(tr.images[:2], method)
+        assert e.attributions.shape == (2, 2, 8, 8) and np.abs(e.attributions).max() > 0
+    net = ex._network()
+    assert not [m for m in net.modules() if type(m).__module__.startswith("e2cnn")]  # plain torch only
