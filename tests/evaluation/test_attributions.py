@@ -142,3 +142,19 @@ def test_rot_cnn_is_explained_through_its_exported_plain_torch_network(digits):
         assert e.attributions.shape == (2, 2, 8, 8) and np.abs(e.attributions).max() > 0
     net = ex._network()
     assert not [m for m in net.modules() if type(m).__module__.startswith("e2cnn")]  # plain torch only
+
+
+def test_without_captum_networks_fall_back_to_numpy_occlusion(digits, monkeypatch):
+    """Captum is an extra: without it a network is still explained (occlusion), and ig says what to install."""
+    import sys
+
+    tr = digits.splits["train"]
+    mlp = create_model("mlp", epochs=1, progress=False, device="cpu", patience=0, hidden=[16])
+    mlp.fit(tr.images[:200], tr.labels[:200], tr.images[200:260], tr.labels[200:260], classes=digits.classes)
+    monkeypatch.setitem(sys.modules, "captum", None)  # `import captum` now raises ImportError
+    monkeypatch.setitem(sys.modules, "captum.attr", None)
+    assert not has_captum()
+    e = Explainer(mlp).explain(tr.images[:2])
+    assert e.method == "occlusion" and "numpy" in e.note and e.attributions.shape == (2, 2, 8, 8)
+    with pytest.raises(ConfigError, match=r"glyphlab\[explain\]"):
+        Explainer(mlp).explain(tr.images[:1], "ig")
