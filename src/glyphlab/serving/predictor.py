@@ -62,7 +62,9 @@ class Predictor:
         self.image_config = self.preprocessing.config
         self.model_name: str = str(self.manifest.get("model"))
         files = self.manifest.get("files") or {}
-        digest = str(files[sorted(files)[0]]) if files else "0" * 12
+        # the weights' digest names the model (not the card's or calibration's, which sort before it)
+        weights = getattr(self.model, "weights_file", None)
+        digest = str(files.get(weights) or files[sorted(files)[0]]) if files else "0" * 12
         self.model_id = f"{self.model_name}-{digest[:12]}"
         self.batch_size = int(batch_size)
         self.onnx_note = ""
@@ -131,8 +133,11 @@ class Predictor:
         return sess
 
     # -- inference --------------------------------------------------------------------------------
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """(N, n_classes) float32 probabilities for (N, H, W) images of the model's input shape."""
+    def predict(self, images: np.ndarray | Sequence[str | Path]) -> np.ndarray:
+        """(N, n_classes) float32 probabilities for (N, H, W) images of the model's input shape, or for a list of
+        image files (each prepared by :meth:`prepare_file`, as ``glyphlab predict`` and the server do)."""
+        if isinstance(images, (list, tuple)) and images and all(isinstance(i, (str, Path)) for i in images):
+            images = np.stack([self.prepare_file(p) for p in images])
         x = check_images(images)
         if tuple(x.shape[1:]) != self.input_shape:
             raise ConfigError(f"the model takes {self.input_shape} images, got {tuple(x.shape[1:])}")
