@@ -25,6 +25,7 @@ _PUBLIC = {
     "Interpretation": "glyphlab.api", "Dataset": "glyphlab.data.dataset", "GlyphModel": "glyphlab.models.base",
     "GlyphlabError": "glyphlab.errors", "DataError": "glyphlab.errors", "ConfigError": "glyphlab.errors",
     "ModelFileError": "glyphlab.errors", "RunFolderError": "glyphlab.errors",
+    "explain": "glyphlab.evaluation.attributions", "Explanation": "glyphlab.evaluation.attributions",
 }
 __all__ = sorted(_PUBLIC)
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from glyphlab.api import (Interpretation, Predictor, Run, create_model, list_datasets, list_models,  # noqa: F401
                               load_dataset, load_model, recipe, run, search)
     from glyphlab.data.dataset import Dataset  # noqa: F401
+    from glyphlab.evaluation.attributions import Explanation, explain  # noqa: F401
     from glyphlab.errors import ConfigError, DataError, GlyphlabError, ModelFileError, RunFolderError  # noqa: F401
     from glyphlab.models.base import GlyphModel  # noqa: F401
 
