@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
 from glyphlab.errors import ConfigError
+
+#: called with each finished epoch's history row by models that train in epochs (networks); others never call it
+EpochCallback = Callable[[dict[str, Any]], None]
 
 
 class GlyphModel(ABC):
@@ -59,10 +62,13 @@ class GlyphModel(ABC):
         *,
         classes: Sequence[str] | None = None,
         run_dir: Path | None = None,
+        callbacks: Sequence[EpochCallback] = (),
     ) -> "GlyphModel":
         """Learn from images (N, H, W). ``classes`` fixes the output columns even when a fold lacks a class.
 
         ``run_dir`` is where a model may keep checkpoints and curves while it trains (networks do).
+        ``callbacks`` are called with every finished epoch's history row (a search reports progress to its
+        pruner this way; an exception a callback raises ends training); models without epochs ignore them.
         """
         images = check_images(images)
         labels = np.asarray(labels, dtype=np.int64)
@@ -74,11 +80,12 @@ class GlyphModel(ABC):
         if val_images is not None:
             val_images = check_images(val_images)
             val_labels = np.asarray(val_labels, dtype=np.int64)
-        self._fit(images, labels, val_images, val_labels, run_dir=run_dir)
+        self._fit(images, labels, val_images, val_labels, run_dir=run_dir, callbacks=tuple(callbacks))
         return self
 
     @abstractmethod
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None: ...
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
+             callbacks: Sequence[EpochCallback] = ()) -> None: ...
 
     @abstractmethod
     def predict_proba(self, images: np.ndarray) -> np.ndarray:

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from glyphlab.errors import ConfigError, ModelFileError
-from glyphlab.models.base import GlyphModel, check_images
+from glyphlab.models.base import EpochCallback, GlyphModel, check_images
 from glyphlab.models.registry import register_model
 
 MEMBERS_FILE = "members.json"
@@ -74,7 +74,8 @@ class Ensemble(GlyphModel):
                 raise ConfigError("ensemble: weights must be >= 0 with a positive sum")
 
     # -- learning ---------------------------------------------------------------------------------
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
+             callbacks: Sequence[EpochCallback] = ()) -> None:
         from glyphlab.models.persistence import load_model, resolve_model_dir
         from glyphlab.models.registry import create_model
 
