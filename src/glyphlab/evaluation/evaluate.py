@@ -6,7 +6,6 @@ images), so reports and re-evaluations never need the model or the process that 
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from glyphlab.errors import GlyphlabError
+from glyphlab.io import read_csv, write_csv  # noqa: F401  (read_csv: re-exported for older imports)
 from glyphlab.evaluation.metrics import compute_metrics, confusion, most_confused, per_class_report
 from glyphlab.evaluation.plots import plot_confusion, plot_most_confused
 
@@ -39,22 +39,6 @@ def load_predictions(directory: Path) -> dict[str, np.ndarray]:
         raise GlyphlabError(f"no {PREDICTIONS} in {directory}: was this model evaluated? Run `glyphlab evaluate`.")
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        if not rows:
-            return path
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def evaluate_predictions(

@@ -118,13 +118,13 @@ class GlyphModel(ABC):
         return {}
 
     def save(self, directory: str | Path) -> Path:
-        from glyphlab.models.persistence import save_model
+        from glyphlab.models.persistence import save_model  # local: persistence imports this module
 
         return save_model(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> "GlyphModel":
-        from glyphlab.models.persistence import load_model
+        from glyphlab.models.persistence import load_model  # local: persistence imports this module
 
         return load_model(directory)
 
@@ -136,6 +136,17 @@ class GlyphModel(ABC):
         changed = {k: v for k, v in self.params.items() if self.defaults.get(k) != v}
         args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
         return f"{type(self).__name__}({args})"
+
+
+def training_arrays(model: GlyphModel, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None,
+                    val_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """What ``model`` is fit on, given a train and a validation split: networks (``uses_validation``) keep the
+    validation split for early stopping; the others have no use for it and are fit on train+val."""
+    if model.uses_validation:
+        return images, labels, val_images, val_labels
+    if val_images is not None and val_labels is not None and len(val_images):
+        return np.concatenate([images, val_images]), np.concatenate([labels, val_labels]), None, None
+    return images, labels, None, None
 
 
 def check_images(images: np.ndarray) -> np.ndarray:

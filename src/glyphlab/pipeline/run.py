@@ -26,12 +26,14 @@ from rich.table import Table
 
 from glyphlab.data.dataset import Dataset
 from glyphlab.data.registry import resolve_dataset
-from glyphlab.data.splits import ensure_validation, merge_splits, split_off
+from glyphlab.data.splits import ensure_validation, split_off
 from glyphlab.errors import ConfigError
-from glyphlab.evaluation.evaluate import evaluate_predictions, read_csv, save_predictions, write_csv
+from glyphlab.evaluation.evaluate import evaluate_predictions, save_predictions
 from glyphlab.evaluation.plots import plot_accuracy_vs_time
+from glyphlab.io import read_csv, write_csv, write_json
 from glyphlab.models.persistence import library_versions
-from glyphlab.models.registry import create_model
+from glyphlab.models.base import training_arrays
+from glyphlab.models.registry import create_model, with_seed
 
 CONFIG = "config.json"
 FEATURE_SAMPLE = 2000
@@ -101,9 +103,9 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         create_model(name, **cfg.params.get(label, {}))
     ds = load_run_dataset(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / CONFIG, {**asdict(cfg), "created": _now(), "versions": library_versions(),
+    write_json(out / CONFIG, {**asdict(cfg), "created": _now(), "versions": library_versions(),
                                 "machine": machine_info()})
-    _write_json(out / "dataset.json", ds.summary())
+    write_json(out / "dataset.json", ds.summary())
     test = ds["test"]
     np.savez_compressed(out / "test_images.npz", images=np.round(test.images * 255).astype(np.uint8),
                         labels=test.labels)
@@ -140,17 +142,11 @@ def split_model_entry(entry: str) -> tuple[str, str]:
 
 def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path, console: Console) -> dict[str, Any]:
     name, registry_name = split_model_entry(entry)
-    model = create_model(registry_name, **cfg.params.get(name, {}))
-    if "seed" in model.defaults and "seed" not in cfg.params.get(name, {}):
-        model.set_params(seed=cfg.seed)
+    model = create_model(registry_name, **with_seed(registry_name, cfg.params.get(name, {}), cfg.seed))
     model_dir.mkdir(parents=True, exist_ok=True)
-    if model.uses_validation:
-        train, val = ds["train"], ds["val"]
-        fit_args = (train.images, train.labels, val.images, val.labels)
-    else:  # classical models have no use for a validation split: fit on train+val
-        train = merge_splits(ds, ["train", "val"])
-        fit_args = (train.images, train.labels)
-    with console.status(f"training [bold]{name}[/] on {len(train):,} images"):
+    fit_args = training_arrays(model, ds["train"].images, ds["train"].labels, ds["val"].images, ds["val"].labels)
+    n_train = len(fit_args[0])
+    with console.status(f"training [bold]{name}[/] on {n_train:,} images"):
         t0 = time.perf_counter()
         model.fit(*fit_args, classes=ds.classes, run_dir=model_dir)
         train_seconds = time.perf_counter() - t0
@@ -166,7 +162,7 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
     metrics = evaluate_predictions(
         model_dir, ds.classes, test.images, title=name,
         extra={"model": name, "registry_model": registry_name, "train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
-               "params": model.get_params(), "n_train": len(train)},
+               "params": model.get_params(), "n_train": n_train},
     )
     # metrics.json marks the model finished; only now has the training checkpoint no more use for resuming
     shutil.rmtree(model_dir / "checkpoint", ignore_errors=True)
@@ -218,8 +214,7 @@ def build_report_if_available(out: Path, console: Console) -> None:
     console.print(f"report: [green]{path}[/]")
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str))
+_write_json = write_json  # the old name, for callers not yet moved to glyphlab.io
 
 
 def _now() -> str:

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from glyphlab.errors import ConfigError
-from glyphlab.evaluation.evaluate import write_csv
+from glyphlab.io import write_csv, write_json
 
 
 class _Strict(BaseModel):
@@ -302,7 +302,6 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: 
     import time
 
     from glyphlab.data.splits import merge_splits
-    from glyphlab.pipeline.run import _write_json
     from glyphlab.pipeline.search import cv_score, model_params
 
     k = int(entry.cv or 0)
@@ -313,7 +312,7 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: 
     mean, std, folds = cv_score(entry.model, params, pool.images, pool.labels, k, cfg.seed, ds.classes)
     result = {"k": k, "mean": mean, "std": std, "folds": folds, "n_images": len(pool),
               "seconds": round(time.perf_counter() - t0, 3)}
-    _write_json(out / "models" / label / "cv.json", result)
+    write_json(out / "models" / label / "cv.json", result)
     console.print(f"  {label}: {k}-fold CV accuracy {mean:.4f} ± {std:.4f} ({result['seconds']:.0f} s)")
     return result
 

@@ -10,7 +10,6 @@ slow part, the t-SNE feature map, is cached as models/NAME/tsne.npz so a rebuild
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import html as _html
 import io
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from glyphlab.errors import GlyphlabError
+from glyphlab.io import read_csv
 from glyphlab.reporting import figures
 
 REPORT = "report.html"
@@ -58,11 +58,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="") as fh:
-            return list(csv.DictReader(fh))
-    except OSError:
-        return []
+    return read_csv(path, missing_ok=True)
 
 
 def _num(v: Any) -> float | None:

@@ -21,7 +21,6 @@ training there.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -38,6 +37,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from glyphlab.errors import ConfigError
+from glyphlab.io import write_csv
 from glyphlab.models.base import EpochCallback
 from glyphlab.models.persistence import json_default
 from glyphlab.models.torch import usable_cores
@@ -323,12 +323,8 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 
 
 def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "history.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for row in history:
-            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
+    write_csv(run_dir / "history.csv", [{k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS}
+                                        for row in history], fieldnames=HISTORY_FIELDS)
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
