@@ -146,23 +146,30 @@ def _count(db: Path, state: str) -> int:
         return 0
 
 
+def _kill_inside_a_trial(args: list[str], out: Path, complete: int, delay: float) -> None:
+    """Run ``glyphlab search ARGS`` with trials that sleep ``delay`` first; kill -9 it inside the trial after the
+    study holds ``complete`` COMPLETE trials."""
+    proc = subprocess.Popen(SLOW_SEARCH + [str(delay)] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=_env())
+    try:
+        deadline = time.monotonic() + 120
+        while _count(out / "study.db", "COMPLETE") < complete:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, f"the search never completed {complete} trial(s)"
+            time.sleep(0.05)
+        time.sleep(delay / 3)  # into the next trial's delay
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        proc.stdout.close()
+
+
 def test_kill_and_resume(tmp_path):
     out = tmp_path / "run"
     args = ["--dataset", "digits", "--space", "svm-default", "--trials", "8", "--cv", "2",
             "--sampler", "random", "--out", str(out), "--no-refit"]
     env = _env()
-    proc = subprocess.Popen(SLOW_SEARCH + ["0.6"] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while _count(out / "study.db", "COMPLETE") < 2:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "the search never completed 2 trials"
-            time.sleep(0.1)
-        time.sleep(0.2)  # into the next trial's delay
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-        proc.stdout.close()
+    _kill_inside_a_trial(args, out, complete=2, delay=0.6)
     assert _count(out / "study.db", "COMPLETE") < 8
     res = subprocess.run(GLYPHLAB + ["search"] + args, capture_output=True, text=True, env=env, timeout=240)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -201,18 +208,7 @@ def test_a_resumed_search_continues_the_study_instead_of_replaying_it(tmp_path, 
         Path(space).write_text(SVM_GRID)
     args = ["--dataset", "digits", "--space", space, "--trials", "6", "--cv", "2", "--sampler", sampler,
             "--pruner", "none", "--out", str(out), "--no-refit", "--variant", "subset:400"]
-    proc = subprocess.Popen(SLOW_SEARCH + ["1.0"] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env())
-    try:
-        deadline = time.monotonic() + 120
-        while _count(out / "study.db", "COMPLETE") < 1:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "the search never completed a trial"
-            time.sleep(0.05)
-        time.sleep(0.3)  # inside the next trial
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-        proc.stdout.close()
+    _kill_inside_a_trial(args, out, complete=1, delay=1.0)
     assert _count(out / "study.db", "COMPLETE") < 6  # (0 while the killed writer's journal is unrecovered)
     res = subprocess.run(GLYPHLAB + ["search"] + args, capture_output=True, text=True, env=_env(), timeout=240)
     assert res.returncode == 0, res.stdout + res.stderr
