@@ -34,6 +34,17 @@ Variants = Annotated[
     str,
     typer.Option("--variant", help="Variants applied in order, e.g. 'rotate:-180:180,subset:3000,blur-filter'."),
 ]
+Track = Annotated[
+    Optional[str],
+    typer.Option("--track", help="Also log to an experiment tracker: mlflow or tensorboard (extras glyphlab[mlflow], "
+                 "glyphlab[tensorboard]). Setting GLYPHLAB_TRACKING_URI alone means mlflow."),
+]
+TrackingUri = Annotated[
+    Optional[str],
+    typer.Option("--tracking-uri", envvar="GLYPHLAB_TRACKING_URI",
+                 help="MLflow store or server (default sqlite:///./mlflow.db; http://HOST:PORT for a server), "
+                 "or TensorBoard's log folder (default RUN/tensorboard)."),
+]
 
 
 def _dataset_options(items: list[str]) -> dict:
@@ -95,10 +106,13 @@ def run_cmd(
     data_dir: DataDir = None,
     resume: Annotated[Optional[Path], typer.Option(help="Resume an interrupted run folder (its config is reused).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
     from glyphlab.models.registry import parse_params
-    from glyphlab.pipeline.run import CONFIG, RunConfig, run
+    from glyphlab.pipeline.run import RunConfig, run
+    from glyphlab.runfolder import CONFIG
 
     try:
         if resume is not None:
@@ -116,7 +130,7 @@ def run_cmd(
             cfg = RunConfig.from_file(resume / CONFIG)
             if data_dir:  # where the data lives is not a setting of the run: the files may have moved
                 cfg.data_dir = str(data_dir)
-            run(cfg, resume, console=console, resume=True, report=report)
+            run(cfg, resume, console=console, resume=True, report=report, track=track, tracking_uri=tracking_uri)
             return
         names = [m.strip() for m in models.split(",") if m.strip()]
         cfg = RunConfig(
@@ -124,7 +138,7 @@ def run_cmd(
             val_fraction=val_fraction, variants=variant, data_dir=str(data_dir) if data_dir else None,
             dataset_options=_dataset_options(dataset_option),
         )
-        run(cfg, out, console=console, report=report)
+        run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri)
     except GlyphlabError as exc:
         _fail(exc)
 
@@ -132,14 +146,17 @@ def run_cmd(
 @app.command("evaluate")
 def evaluate_cmd(
     model_path: Annotated[Path, typer.Argument(help="A run folder, a run's models/NAME folder, or a saved model folder.")],
-    dataset: Annotated[str, typer.Option(help="Dataset name or path to evaluate on.")] = "digits",
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset name or path to evaluate on (default: the run's own "
+                                                        "dataset, variants and test split). A dataset without a test "
+                                                        "split, e.g. a folder of new images, is scored on all of it.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Where to write predictions and figures.")] = None,
-    variant: Variants = "",
-    seed: int = 0,
+    variant: Annotated[Optional[str], typer.Option("--variant", help="Variants applied in order, e.g. "
+                                                   "'rotate:-180:180' (default: the run's own without --dataset).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the variants (default: the run's).")] = None,
     dataset_option: DatasetOptions = [],
     data_dir: DataDir = None,
 ) -> None:
-    """Recompute metrics of saved model(s) on any dataset's test split, without retraining."""
+    """Recompute metrics of saved model(s) on the run's own test split or any dataset, without retraining."""
     from glyphlab.pipeline.evaluate import evaluate_saved
 
     try:
@@ -183,6 +200,8 @@ def recipe_cmd(
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/DATE-DATASET-RECIPE).")] = None,
     data_dir: DataDir = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Run a whole seed study (data protocol, models, evaluation) and set its figures beside the report's."""
     from glyphlab.recipes import load_recipe, run_recipe, shipped_recipes
@@ -195,7 +214,7 @@ def recipe_cmd(
                          [(n, r.dataset.name, ", ".join(r.models), r.description) for n, r in recipes])
             return
         run_recipe(name, out, quick=quick, data_dir=str(data_dir) if data_dir else None, console=console,
-                   report=report)
+                   report=report, track=track, tracking_uri=tracking_uri)
     except GlyphlabError as exc:
         _fail(exc)
 
@@ -256,7 +275,8 @@ def report_cmd(
     pdf: Annotated[bool, typer.Option("--pdf", help="Also print report.pdf with a headless Chromium/Chrome.")] = False,
 ) -> None:
     """(Re)build RUN/report.html from the run folder's files alone: no model is loaded, nothing retrained."""
-    from glyphlab.reporting.html import PDF, build_report
+    from glyphlab.reporting.html import build_report
+    from glyphlab.runfolder import REPORT_PDF
 
     try:
         path = build_report(run_dir, pdf=pdf)
@@ -264,13 +284,79 @@ def report_cmd(
         _fail(exc)
     console.print(f"report: [green]{path}[/] ({path.stat().st_size / 1e6:.1f} MB)")
     if pdf:
-        console.print(f"pdf: [green]{path.parent / PDF}[/]")
+        console.print(f"pdf: [green]{path.parent / REPORT_PDF}[/]")
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders that hold runs (e.g. runs/).")],
+    out: Annotated[Optional[Path], typer.Option(help="Also write compare.html, comparison.csv and "
+                                                     "accuracy_vs_time.png into this folder.")] = None,
+) -> None:
+    """Many runs side by side: accuracy and macro F1 with 95 % intervals, grouped by test set, McNemar tests."""
+    from glyphlab.pipeline.compare import compare
+
+    try:
+        comparison = compare(runs)
+    except GlyphlabError as exc:
+        _fail(exc)
+    print_comparison(comparison)
+    if out is not None:
+        from glyphlab.reporting.compare import write_page
+
+        console.print(f"comparison: [green]{write_page(comparison, out)}[/]")
+
+
+def print_comparison(comparison) -> None:
+    from glyphlab.pipeline.compare import differing_params
+
+    for g in comparison.groups:
+        table = Table(title=f"test set {g.test_set} — {g.dataset}, {g.n_test:,} images")
+        for col in ("#", "run", "model", "params that differ", "accuracy [95% CI]", "macro F1 [95% CI]", "train s"):
+            table.add_column(col, justify="right" if col in ("#", "train s") else "left",
+                             no_wrap=col.startswith(("accuracy", "macro")))
+        for rank, m in enumerate(g.models, 1):
+            table.add_row(str(rank), Path(m.run).name, m.label, differing_params(m, comparison.varying_params),
+                          f"{m.accuracy:.4f} [{m.accuracy_ci[0]:.3f}–{m.accuracy_ci[1]:.3f}]",
+                          f"{m.f1_macro:.4f} [{m.f1_macro_ci[0]:.3f}–{m.f1_macro_ci[1]:.3f}]",
+                          f"{m.train_seconds:,.1f}", style="bold green" if rank == 1 else None)
+        console.print(table)
+        if g.pairs:
+            pairs = Table(title="McNemar's test (images only one of the two got right)")
+            for col in ("A", "B", "only A", "only B", "p-value", "differ at 0.05?"):
+                pairs.add_column(col)
+            for p in g.pairs:
+                pairs.add_row(p.a, p.b, str(p.test.only_a), str(p.test.only_b), f"{p.test.pvalue:.4g}",
+                              "yes" if p.test.pvalue < 0.05 else "no")
+            console.print(pairs)
+    if len(comparison.groups) > 1:
+        console.print(f"[yellow]{len(comparison.groups)} different test sets: each is ranked on its own.[/]")
+
+
+@app.command("runs")
+def runs_cmd(
+    folder: Annotated[Path, typer.Argument(help="The folder that holds your runs.")] = Path("runs"),
+) -> None:
+    """List runs newest first, one line each, with their best model (like `git log --oneline`)."""
+    from glyphlab.pipeline.compare import list_runs
+
+    try:
+        summaries = list_runs(folder)
+    except GlyphlabError as exc:
+        _fail(exc)
+    if not summaries:
+        console.print(f"no run folders in {folder}")
+    for s in summaries:
+        best = f"{s.best} {s.best_accuracy:.4f}" if s.best else "no finished model"
+        unfinished = "" if s.finished >= s.models else f" [yellow]({s.finished}/{s.models} models finished)[/]"
+        variants = f" +{s.variants}" if s.variants else ""
+        console.print(f"[cyan]{escape(s.path.name)}[/] {s.created[:16].replace('T', ' ')}  "
+                      f"{escape(s.dataset + variants)}  best [bold]{escape(best)}[/]{unfinished}", soft_wrap=True)
 
 
 def _image_files(paths: list[Path]) -> list[Path]:
+    from glyphlab.data.formats import IMAGE_SUFFIXES  # local: numpy and Pillow load only for commands that read images
+
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -293,47 +379,109 @@ def predict_cmd(
     backend: Annotated[str, typer.Option(help="auto (ONNX Runtime when MODEL/model.onnx exists) | onnx | native")] = "auto",
     max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this.")] = 4_000_000,
 ) -> None:
-    """Classify image files (batch inference; ONNX Runtime when the model has an exported .onnx)."""
+    """Classify image files (batch inference; ONNX Runtime when the model has an exported .onnx).
+
+    Each file is prepared exactly as the model's manifest records (the image config it was trained with). A
+    file with no ink (a blank page) is listed as "no ink" instead of being classified; the exit code is 1
+    when any file could not be read or had no ink.
+    """
     import numpy as np
 
+    from glyphlab.data.images import DecodeLimits, NoInkError
     from glyphlab.serving.predictor import Predictor
-    from glyphlab.serving.preprocess import DecodeLimits
 
     try:
         predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
         files = _image_files(images)
         limits = DecodeLimits(max_bytes=max(5_000_000, max_pixels * 4), max_pixels=max_pixels)
-        arrays, ok, errors = [], [], {}
+        arrays, ok, errors, blank = [], [], {}, set()
         for f in files:
             try:
-                arrays.append(predictor.prepare_bytes(f.read_bytes(), limits))
+                arrays.append(predictor.prepare_file(f, limits))
                 ok.append(f)
+            except NoInkError as exc:
+                errors[f] = str(exc)
+                blank.add(f)
             except (GlyphlabError, OSError) as exc:
                 errors[f] = str(exc)
         probs = predictor.predict(np.stack(arrays)) if arrays else np.zeros((0, len(predictor.classes)))
     except GlyphlabError as exc:
         _fail(exc)
-    results: dict[Path, dict] = {f: {"file": str(f), "error": msg} for f, msg in errors.items()}
+    results: dict[Path, dict] = {f: {"file": str(f), "error": msg, **({"no_ink": True} if f in blank else {})}
+                                 for f, msg in errors.items()}
     for f, row in zip(ok, probs):
         d = predictor.describe(row, top_k)
         results[f] = {"file": str(f), "label": d["label"], "class_name": d["class_name"], "top": d["top"]}
     ordered = [results[f] for f in files]
+    pre = predictor.preprocessing
     if as_json:
-        typer.echo(json.dumps({"model_id": predictor.model_id, "backend": predictor.backend, "predictions": ordered},
-                              indent=2))
+        typer.echo(json.dumps({"model_id": predictor.model_id, "backend": predictor.backend,
+                               "preprocessing": pre.to_dict(), "predictions": ordered}, indent=2))
     else:
-        table = Table(title=f"{predictor.model_id} ({predictor.backend})")
+        table = Table(title=f"{predictor.model_id} ({predictor.backend})",
+                      caption=f"images: {predictor.image_config.describe()}")
         table.add_column("file")
         table.add_column("class", style="bold")
         table.add_column("p", justify="right")
         table.add_column(f"top {top_k}")
         for r in ordered:
-            if "error" in r:
-                table.add_row(r["file"], "[red]error[/]", "", f"[red]{r['error']}[/]")
+            if r.get("no_ink"):
+                table.add_row(r["file"], "[yellow]no ink[/]", "", "[yellow]blank image: nothing to classify[/]")
+            elif "error" in r:
+                table.add_row(r["file"], "[red]error[/]", "", f"[red]{escape(r['error'])}[/]")
             else:
                 top = ", ".join(f"{t['class_name']} {t['probability']:.3f}" for t in r["top"])
                 table.add_row(r["file"], r["class_name"], f"{r['top'][0]['probability']:.3f}", top)
         console.print(table)
+    if pre.note.startswith("the manifest records no preprocessing"):
+        typer.echo(f"note: {pre.note}", err=True)
+    if errors:
+        raise typer.Exit(code=1)
+
+
+@app.command("explain")
+def explain_cmd(
+    model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images (PNG, JPEG, ...).")],
+    method: Annotated[str, typer.Option(help="auto (ig for networks with Captum, else occlusion) | ig | occlusion | "
+                                             "gradcam | coef (linear models)")] = "auto",
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (one per image).")] = Path("explanations"),
+    steps: Annotated[int, typer.Option(min=1, help="Integrated Gradients steps.")] = 32,
+) -> None:
+    """Why the model chose its class and not the runner-up: one PNG per image (input, both maps, their difference)."""
+    import numpy as np
+
+    from glyphlab.evaluation.attributions import Explainer
+    from glyphlab.serving.predictor import Predictor
+
+    try:
+        predictor = Predictor(model_path, backend="native")
+        files = _image_files(images)
+        arrays, ok, errors = [], [], {}
+        for f in files:
+            try:  # the one image path: exactly what `glyphlab predict` and the server do with a file
+                arrays.append(predictor.prepare_bytes(f.read_bytes()))
+                ok.append(f)
+            except (GlyphlabError, OSError) as exc:
+                errors[f] = str(exc)
+        expl = Explainer(predictor.model).explain(np.stack(arrays), method, steps=steps) if arrays else None  # type: ignore[arg-type]
+        out.mkdir(parents=True, exist_ok=True)
+    except GlyphlabError as exc:
+        _fail(exc)
+    table = Table(title=f"{predictor.model_id}: {expl.method if expl else method} → {out}")
+    for col in ("file", "class", "runner-up", "png"):
+        table.add_column(col)
+    written = {}
+    for i, f in enumerate(ok):
+        png = out / f"{f.stem}-{expl.method}.png"
+        png.write_bytes(expl.to_png([i], [f.name]))
+        written[f] = (f"{expl.label(i, 0)} {expl.probabilities[i, expl.targets[i, 0]]:.3f}",
+                      f"{expl.label(i, 1)} {expl.probabilities[i, expl.targets[i, 1]]:.3f}", str(png))
+    for f in files:
+        table.add_row(str(f), *(written[f] if f in written else ("[red]error[/]", "", f"[red]{escape(errors[f])}[/]")))
+    console.print(table)
+    if expl is not None and expl.note:
+        console.print(f"{expl.method}: {expl.note}")
     if errors:
         raise typer.Exit(code=1)
 
@@ -362,7 +510,11 @@ def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model).")] = 1,
-    max_bytes: Annotated[int, typer.Option(help="Largest request body in bytes (413 above).")] = 5_000_000,
+    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")] = 5.0,
+    max_concurrency: Annotated[int, typer.Option(min=1, help="Requests processed at once per worker (memory "
+                                                             "grows with it: ~50 MB each at 5 MB bodies).")] = 8,
+    max_queue: Annotated[int, typer.Option(min=0, help="Requests waiting per worker; beyond, 503 + Retry-After.")] = 128,
+    queue_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")] = 30.0,
     max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (400 above).")] = 4_000_000,
     max_batch: Annotated[int, typer.Option(help="Most images in one JSON batch.")] = 64,
     backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
@@ -380,7 +532,8 @@ def serve_cmd(
         from glyphlab.models.persistence import read_manifest
 
         read_manifest(model_path)  # fail fast with a clear message before uvicorn starts
-        settings = ServeSettings(max_bytes=max_bytes, max_pixels=max_pixels, max_batch=max_batch,
+        settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
+                                 max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
                                  backend=backend, threads=threads or None)
     except GlyphlabError as exc:
         _fail(exc)
@@ -396,7 +549,7 @@ def serve_cmd(
 #: optional packages and the extra that brings each
 EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "serve", "onnxruntime": "serve",
           "onnxscript": "serve", "skl2onnx": "serve", "optuna": "search", "psycopg2": "search", "e2cnn": "rot",
-          "timm": "timm", "torchvision": "timm"}
+          "timm": "timm", "torchvision": "timm", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard"}
 
 
 def main() -> None:

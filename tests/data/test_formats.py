@@ -73,7 +73,7 @@ def test_csv_errors(tmp_path):
     rows = _rows()
     rows[3][0] = 300
     p = _write_rows(tmp_path / "range.csv", rows)
-    with pytest.raises(DataError, match=r"range\.csv: line 4, column 1: pixel value 300 is outside \[0, 255\]"):
+    with pytest.raises(DataError, match=r"range\.csv: line 4, column 1: pixel value 300 fits no pixel range"):
         formats.read_csv785(p)
 
     rows = _rows()
@@ -139,7 +139,7 @@ def test_amat_round_trip(tmp_path, transposed):
 def test_amat_errors(tmp_path):
     good = " ".join(["0.5"] * 4) + " 1"
     (tmp_path / "r.amat").write_text(f"{good}\n{good}\n0.5 1.5 0.5 0.5 2\n")
-    with pytest.raises(DataError, match=r"r\.amat: line 3, column 2: pixel value 1.5 is outside \[0, 1\]"):
+    with pytest.raises(DataError, match=r"r\.amat: line 3, column 2: pixel value 1.5 fits no pixel range: it is above 1"):
         formats.read_amat(tmp_path / "r.amat")
     (tmp_path / "c.amat").write_text(f"{good}\n0.5 0.5 0.5 1\n")
     with pytest.raises(DataError, match=r"c\.amat: line 2: expected 5 columns"):
@@ -161,7 +161,7 @@ def test_image_folder_round_trip(tmp_path):
     classes = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     sp = Split(sp.images, np.array([0, 1, 2, 0, 1, 2, 0, 1, 2]))
     formats.write_image_folder(tmp_path / "f", sp, classes[:3])
-    ds = formats.read_image_folder(tmp_path / "f")
+    ds = formats.read_image_folder(tmp_path / "f", preprocess="as-given")
     assert ds.classes == sorted(classes[:3])  # sub-folder names, sorted
     tr = ds["train"]
     assert tr.images.shape == (9, 28, 28)
@@ -172,7 +172,7 @@ def test_image_folder_round_trip(tmp_path):
         np.testing.assert_array_equal(orig, got)
     # dark ink on white paper reads back the same
     formats.write_image_folder(tmp_path / "g", sp, classes[:3], ink_dark=True)
-    ds2 = formats.read_image_folder(tmp_path / "g")
+    ds2 = formats.read_image_folder(tmp_path / "g", preprocess="as-given")
     np.testing.assert_allclose(ds2["train"].images, tr.images, atol=1e-6)
     assert ds2.meta["image_folder"]["inverted"] == 9
 
@@ -198,16 +198,22 @@ def test_image_folder_modes_and_sizes(tmp_path):
     for img in imgs:  # ink is bright in the middle, background dark at the border
         assert img[8, 8] > 0.6, img
         assert img[0, 0] < 0.1
-    # the wide RGBA image was padded to square, so the glyph keeps its aspect
+    # the 20x10 stroke of the wide RGBA image was cropped and fitted into the 11 px box keeping its aspect
     alpha = imgs[list(ds["train"].labels).index(1)]  # B/alpha.png sorts first
-    assert alpha[:4].max() < 0.1
+    rows, cols = np.flatnonzero((alpha > 0.5).any(axis=1)), np.flatnonzero((alpha > 0.5).any(axis=0))
+    assert 10 <= len(rows) <= 12 and 4 <= len(cols) <= 7  # the centring shift blurs the edges by a pixel
+    assert ds.meta["preprocessing"]["image_config"]["box"] == 11
+    # as given, the wide image is only scaled (padded to square): the stroke keeps its place and aspect
+    given = formats.read_image_folder(tmp_path, size=16, preprocess="as-given")["train"].images
+    alpha = given[list(ds["train"].labels).index(1)]
+    assert alpha[:4].max() < 0.1 and alpha[8, 8] > 0.6
 
 
 def test_image_folder_errors(tmp_path):
     (tmp_path / "A").mkdir()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "A" / "ok.png")
     (tmp_path / "A" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    with pytest.raises(DataError, match=r"bad\.png: (not a readable image|corrupt)"):
+    with pytest.raises(DataError, match=r"bad\.png: (not a readable image|the image is truncated or damaged)"):
         formats.read_image_folder(tmp_path)
     (tmp_path / "A" / "bad.png").unlink()
     good = (tmp_path / "A" / "ok.png").read_bytes()
@@ -226,7 +232,7 @@ def test_image_folder_bomb_guard(tmp_path, monkeypatch):
     (tmp_path / "A").mkdir()
     Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "A" / "big.png")
     monkeypatch.setattr(formats, "MAX_IMAGE_PIXELS", 5000)
-    with pytest.raises(DataError, match=r"big\.png: image of 100x100 pixels .*decompression bomb"):
+    with pytest.raises(DataError, match=r"big\.png: the image is 100x100 = 10,000 pixels, more than the limit of 5,000 \(a possible decompression bomb\)"):
         formats.read_image_folder(tmp_path)
 
 

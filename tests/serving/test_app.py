@@ -194,12 +194,32 @@ def test_multipart_without_file_and_broken_multipart(client, one_png):
     good(client, one_png)
 
 
-def test_torch_model_served_natively(cnn_dir, one_png):
+def test_torch_model_served_natively(cnn_dir, one_png, digits):
     with TestClient(create_app(cnn_dir)) as c:
         assert c.get("/health").json()["backend"] == "native"
         r = c.post("/prediction", files={"file": ("one.png", one_png, "image/png")})
         assert r.status_code == 200 and r.json()["model_id"].startswith("cnn-small-")
-        assert c.post("/prediction", json={"images": [[[0.0] * 8] * 8] * 3}).status_code == 200
+        x = digits.splits["test"].images[:3]
+        assert c.post("/prediction", json={"images": x.tolist()}).status_code == 200
+
+
+def test_no_ink_is_said_so(client, digits):
+    """A blank canvas (upload, raw body, JSON pixels or one image of a batch) is a 422 of type no_ink."""
+    from PIL import Image
+
+    blank = png_bytes(Image.new("RGB", (280, 280), "white"))
+    for kwargs, loc in [({"files": {"file": ("blank.png", blank, "image/png")}}, ["body", "file"]),
+                        ({"content": blank, "headers": {"content-type": "image/png"}}, ["body"]),
+                        ({"json": {"pixels": [[0.0] * 8] * 8}}, ["body", "pixels"]),
+                        ({"json": {"pixels": [[0.3] * 20] * 20}}, ["body", "pixels"])]:
+        r = client.post("/prediction", **kwargs)
+        assert r.status_code == 422, (loc, r.text)
+        (err,) = r.json()["detail"]
+        assert err["type"] == "no_ink" and err["loc"] == loc and "no ink" in err["msg"]
+    batch = digits.splits["test"].images[:3].tolist()
+    batch[1] = [[0.0] * 8] * 8
+    r = client.post("/prediction", json={"images": batch})
+    assert r.status_code == 422 and [e["loc"] for e in r.json()["detail"]] == [["body", "images", 1]]
 
 
 def test_answers_match_the_response_models(client, digits):

@@ -12,6 +12,7 @@ from glyphlab.data.splits import stratified_indices
 
 DIGITS_TEST_FRACTION = 0.25
 DIGITS_SPLIT_SEED = 0  # fixed, so every run of every seed is scored on the same 450 test images
+MNIST_LIMIT_SEED = 0  # fixed: mnist with limit=N is the same N images per split for everyone
 
 
 @register_dataset(
@@ -20,21 +21,28 @@ DIGITS_SPLIT_SEED = 0  # fixed, so every run of every seed is scored on the same
     source="sklearn.datasets.load_digits (ships with scikit-learn, no download)",
     sizes="1,797 images 8x8, 10 classes; 1,347 train / 450 test",
 )
-def load_digits_dataset(data_dir: Path | None = None) -> Dataset:
+def load_digits_dataset(data_dir: Path | None = None, limit: int | None = None) -> Dataset:
+    """The 1,347 / 450 split of scikit-learn's digits; ``limit`` keeps that many images per split (stratified,
+    seeded), chosen from the fixed split so a limited test set is a subset of the full one."""
     from sklearn.datasets import load_digits
 
+    from glyphlab.data.seeds import _check_limit, limit_indices
+
+    limit = _check_limit(limit)
     raw = load_digits()
     images = (raw.images / 16.0).astype(np.float32)
     labels = raw.target.astype(np.int64)
     train_idx, test_idx = stratified_indices(labels, DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
+    splits = {}
+    for split, idx in (("train", train_idx), ("test", test_idx)):
+        idx = idx[limit_indices(labels[idx], len(idx), limit, DIGITS_SPLIT_SEED)]
+        splits[split] = Split(images[idx], labels[idx])
     return Dataset(
         name="digits",
         classes=[str(i) for i in range(10)],
-        splits={
-            "train": Split(images[train_idx], labels[train_idx]),
-            "test": Split(images[test_idx], labels[test_idx]),
-        },
+        splits=splits,
         source="sklearn.datasets.load_digits",
+        meta={"limit": limit} if limit else {},
     )
 
 
@@ -44,11 +52,18 @@ def load_digits_dataset(data_dir: Path | None = None) -> Dataset:
     source="downloaded from the canonical mirrors (ossci-datasets S3, cvdf-datasets GCS), SHA-256 verified",
     sizes="70,000 images 28x28, 10 classes; 60,000 train / 10,000 test",
 )
-def load_mnist_dataset(data_dir: Path | None = None, download: bool = True) -> Dataset:
+def load_mnist_dataset(data_dir: Path | None = None, download: bool = True, limit: int | None = None) -> Dataset:
+    """MNIST's 60,000 / 10,000; ``limit`` keeps that many images per split (stratified, seeded)."""
     from glyphlab.data.mnist import load_mnist
     from glyphlab.data.registry import default_data_dir
+    from glyphlab.data.seeds import _check_limit, limit_indices
 
-    return load_mnist(data_dir if data_dir is not None else default_data_dir(), download=download)
+    limit = _check_limit(limit)
+    ds = load_mnist(data_dir if data_dir is not None else default_data_dir(), download=download)
+    if limit is None:
+        return ds
+    splits = {k: s.take(limit_indices(s.labels, len(s), limit, MNIST_LIMIT_SEED)) for k, s in ds.splits.items()}
+    return ds.with_splits(splits, limit=limit)
 
 
 # ------------------------------------------------------------------------------- rotated MNIST (seed 000)

@@ -1,12 +1,18 @@
 """Readers and writers for the file formats handwritten-character data comes in.
 
-* 785-column CSV: 784 pixels (0-255) then the label in the last column; 784 columns when unlabeled
+* 785-column CSV: 784 pixels then the label in the last column; 784 columns when unlabeled
   (:func:`read_csv785`, :func:`write_csv785`).
 * An images CSV (N x 784 pixels) plus a labels CSV (one label per row) (:func:`read_image_csv_pair`,
   :func:`write_image_csv_pair`).
 * Larochelle et al.'s ``.amat`` text: whitespace-separated floats in [0, 1], 784 pixels then the label
   (:func:`read_amat`, :func:`write_amat`).
-* A folder of image files, one sub-folder per class (:func:`read_image_folder`, :func:`write_image_folder`).
+* A folder of image files, one sub-folder per class (:func:`read_image_folder`, :func:`write_image_folder`);
+  every file goes through :mod:`glyphlab.data.images`, the one image path that predicting and serving use too.
+
+Pixel ranges of tables are read, not guessed: values all in [0, 1] are used as they are, whole numbers up
+to 255 are divided by 255, and anything else (floats above 1, values above 255, negatives) is an error that
+names the file, line and column, unless ``pixel_max`` says the range. The range used is returned with the
+split (``read_*_range``) and recorded by :func:`load_path` in ``meta["pixel_range"]``.
 
 :func:`load_path` picks the reader from the path. Every malformed input is a :class:`DataError` naming the
 file, the 1-based line number and the problem; nothing is ever skipped silently.
@@ -20,17 +26,23 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from PIL import Image
+
 from glyphlab.data.dataset import Dataset, Split
+from glyphlab.data.images import DecodeLimits, ImageConfig, Preprocessing, prepare_file
 from glyphlab.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # Largest image (in pixels) the folder reader decodes: anything bigger is treated as a decompression bomb.
 MAX_IMAGE_PIXELS = 50_000_000
+# Largest image file (in bytes) the folder reader reads.
+MAX_IMAGE_BYTES = 256_000_000
 
 
 # ------------------------------------------------------------------------------------ text tables
@@ -118,12 +130,69 @@ def _side(n_pixels: int, path: Path, what: str) -> int:
     return side
 
 
-def _check_pixels(pixels: np.ndarray, path: Path, first: int, col0: int, pixel_max: float) -> None:
-    bad = (pixels < 0) | (pixels > pixel_max)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise DataError(f"{path}: line {r + first}, column {c + col0 + 1}: pixel value {pixels[r, c]:g} is "
-                        f"outside [0, {pixel_max:g}]")
+@dataclass(frozen=True)
+class PixelRange:
+    """The range a table's pixels were read in: divided by ``pixel_max`` into [0, 1]."""
+
+    pixel_max: float
+    detected: bool  #: found from the data (True) or given as ``pixel_max`` (False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pixel_max": self.pixel_max, "detected": self.detected, "text": self.describe()}
+
+    def describe(self) -> str:
+        how = "detected" if self.detected else "pixel_max given"
+        if self.pixel_max == 1:
+            return f"pixels in [0, 1], used as read ({how})"
+        top = f"{self.pixel_max:g}"
+        return f"pixels 0-{top}, divided by {top} ({how})"
+
+
+_RANGE_HELP = ("pixels must be in [0, 1] or whole numbers 0-255; pass --dataset-option pixel_max=MAX "
+               "(Python: pixel_max=MAX) if they run from 0 to MAX")
+_CHUNK_ROWS = 4096  # rows checked at a time, so a 70,000-row table needs no second full-size temporary
+
+
+def _first_bad(pixels: np.ndarray, test) -> tuple[int, int] | None:
+    for start in range(0, len(pixels), _CHUNK_ROWS):
+        bad = test(pixels[start:start + _CHUNK_ROWS])
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            return int(r) + start, int(c)
+    return None
+
+
+def _pixel_range(pixels: np.ndarray, path: Path, first: int, col0: int, pixel_max: float | None) -> PixelRange:
+    """Check the pixels against ``pixel_max``, or detect the range: max <= 1 is [0, 1]; whole numbers up to 255
+    are 0-255; anything else (floats above 1, values above 255, negatives) is an error naming the first cell."""
+    where = (lambda rc: f"{path}: line {rc[0] + first}, column {rc[1] + col0 + 1}")
+    if pixel_max is not None:
+        if not pixel_max > 0:
+            raise DataError(f"{path}: pixel_max must be a positive number, got {pixel_max!r}")
+        bad = _first_bad(pixels, lambda p: (p < 0) | (p > pixel_max))
+        if bad:
+            raise DataError(f"{where(bad)}: pixel value {pixels[bad]:g} is outside [0, {pixel_max:g}] (pixel_max)")
+        return PixelRange(float(pixel_max), detected=False)
+    bad = _first_bad(pixels, lambda p: p < 0)
+    if bad:
+        raise DataError(f"{where(bad)}: pixel value {pixels[bad]:g} is negative; {_RANGE_HELP}")
+    top = float(pixels.max()) if pixels.size else 0.0
+    if top <= 1.0:
+        return PixelRange(1.0, detected=True)
+    bad = _first_bad(pixels, lambda p: (p > 255) | (p != np.round(p)))
+    if bad:
+        # which reading was meant? mostly fractional values are [0, 1] floats (the offender is the first value
+        # above 1); mostly whole numbers are 0-255 (the offender is the first fraction or value above 255)
+        nonzero = pixels[pixels > 0]
+        floats = np.count_nonzero(nonzero != np.round(nonzero)) > len(nonzero) / 2
+        if floats:
+            bad = _first_bad(pixels, lambda p: p > 1)
+            why = "is above 1, but the file's fractional values are not whole numbers 0-255 either"
+        else:
+            why = (f"is not a whole number 0-255, and the file's values go up to {top:g}, so they are not in "
+                   "[0, 1] either")
+        raise DataError(f"{where(bad)}: pixel value {pixels[bad]:g} fits no pixel range: it {why}; " + _RANGE_HELP)
+    return PixelRange(255.0, detected=True)
 
 
 def _check_labels(labels: np.ndarray, path: Path, first: int, column: int | None,
@@ -155,8 +224,8 @@ def _rows_from_images(images: np.ndarray, pixel_max: float, transposed: bool) ->
 
 
 def _table_split(path: Path, delimiter: str | None, header: bool | None, labeled: bool | None,
-                 label_column: int, pixel_max: float, transposed: bool,
-                 classes: Sequence[str] | None) -> Split:
+                 label_column: int, pixel_max: float | None, transposed: bool,
+                 classes: Sequence[str] | None) -> tuple[Split, PixelRange]:
     arr, first = _parse_table(path, delimiter, header)
     ncols = arr.shape[1]
     if labeled is None:  # s*s columns: unlabeled; s*s + 1: labeled (both cannot be squares)
@@ -170,21 +239,30 @@ def _table_split(path: Path, delimiter: str | None, header: bool | None, labeled
         col0 = 1 if col == 0 else 0
     else:
         labels, pixels, col0 = None, arr, 0
-    _check_pixels(pixels, path, first, col0, pixel_max)
-    return Split(_images_from_rows(pixels, path, pixel_max, transposed), labels)
+    rng = _pixel_range(pixels, path, first, col0, pixel_max)
+    return Split(_images_from_rows(pixels, path, rng.pixel_max, transposed), labels), rng
 
 
 # ------------------------------------------------------------------------------------------ CSV 785
 
 
 def read_csv785(path: str | Path, *, transposed: bool = False, header: bool | None = None,
-                labeled: bool | None = None, label_column: int = -1, pixel_max: float = 255.0,
+                labeled: bool | None = None, label_column: int = -1, pixel_max: float | None = None,
                 classes: Sequence[str] | None = None) -> Split:
-    """Read a pixel CSV: ``s*s`` pixel columns (0..pixel_max) plus, when labeled, a label column.
+    """Read a pixel CSV: ``s*s`` pixel columns plus, when labeled, a label column.
 
     ``labeled=None`` infers it from the column count (785 labeled, 784 unlabeled); ``header=None`` detects a
     header row; ``label_column`` is -1 (last, e.g. mnist-back-rand) or 0 (first, Kaggle style).
+    ``pixel_max=None`` detects the pixel range (:func:`read_csv785_range` also returns it).
     """
+    return read_csv785_range(path, transposed=transposed, header=header, labeled=labeled,
+                             label_column=label_column, pixel_max=pixel_max, classes=classes)[0]
+
+
+def read_csv785_range(path: str | Path, *, transposed: bool = False, header: bool | None = None,
+                      labeled: bool | None = None, label_column: int = -1, pixel_max: float | None = None,
+                      classes: Sequence[str] | None = None) -> tuple[Split, PixelRange]:
+    """:func:`read_csv785` and the pixel range it read the file in."""
     return _table_split(Path(path), ",", header, labeled, label_column, pixel_max, transposed, classes)
 
 
@@ -207,18 +285,26 @@ def write_csv785(path: str | Path, split: Split, *, transposed: bool = False, he
 
 
 def read_image_csv_pair(images_path: str | Path, labels_path: str | Path, *, transposed: bool = False,
-                        header: bool | None = None, pixel_max: float = 255.0,
+                        header: bool | None = None, pixel_max: float | None = None,
                         classes: Sequence[str] | None = None) -> Split:
-    """Read an images CSV (N rows x s*s pixels) and a labels CSV (one label per row)."""
+    """Read an images CSV (N rows x s*s pixels; range detected unless ``pixel_max``) and a labels CSV."""
+    return read_image_csv_pair_range(images_path, labels_path, transposed=transposed, header=header,
+                                     pixel_max=pixel_max, classes=classes)[0]
+
+
+def read_image_csv_pair_range(images_path: str | Path, labels_path: str | Path, *, transposed: bool = False,
+                              header: bool | None = None, pixel_max: float | None = None,
+                              classes: Sequence[str] | None = None) -> tuple[Split, PixelRange]:
+    """:func:`read_image_csv_pair` and the pixel range it read the images in."""
     images_path, labels_path = Path(images_path), Path(labels_path)
-    split = _table_split(images_path, ",", header, False, -1, pixel_max, transposed, None)
+    split, rng = _table_split(images_path, ",", header, False, -1, pixel_max, transposed, None)
     arr, first = _parse_table(labels_path, ",", header)
     if arr.shape[1] != 1:
         raise DataError(f"{labels_path}: line {first}: expected one label per row, got {arr.shape[1]} columns")
     if len(arr) != len(split):
         raise DataError(f"{labels_path} has {len(arr)} labels but {images_path} has {len(split)} images")
     labels = _check_labels(arr[:, 0], labels_path, first, None, classes)
-    return Split(split.images, labels)
+    return Split(split.images, labels), rng
 
 
 def write_image_csv_pair(images_path: str | Path, labels_path: str | Path, split: Split, *,
@@ -235,12 +321,19 @@ def write_image_csv_pair(images_path: str | Path, labels_path: str | Path, split
 
 
 def read_amat(path: str | Path, *, transposed: bool = False, labeled: bool | None = None,
-              classes: Sequence[str] | None = None) -> Split:
+              pixel_max: float | None = None, classes: Sequence[str] | None = None) -> Split:
     """Read a Larochelle ``.amat`` file: per line ``s*s`` floats in [0, 1], then the label (if labeled).
 
-    The mnist-rotation(-back-image) files store each image column-major: pass ``transposed=True``.
+    The mnist-rotation(-back-image) files store each image column-major: pass ``transposed=True``. The pixel
+    range is detected like a CSV's unless ``pixel_max`` is given.
     """
-    return _table_split(Path(path), None, False, labeled, -1, 1.0, transposed, classes)
+    return read_amat_range(path, transposed=transposed, labeled=labeled, pixel_max=pixel_max, classes=classes)[0]
+
+
+def read_amat_range(path: str | Path, *, transposed: bool = False, labeled: bool | None = None,
+                    pixel_max: float | None = None, classes: Sequence[str] | None = None) -> tuple[Split, PixelRange]:
+    """:func:`read_amat` and the pixel range it read the file in."""
+    return _table_split(Path(path), None, False, labeled, -1, pixel_max, transposed, classes)
 
 
 def write_amat(path: str | Path, split: Split, *, transposed: bool = False) -> Path:
@@ -258,119 +351,89 @@ def write_amat(path: str | Path, split: Split, *, transposed: bool = False) -> P
 # ------------------------------------------------------------------------------------- image folder
 
 
-def _load_image(path: Path) -> np.ndarray:
-    """Decode one image file to a float32 grayscale array in [0, 1] (as stored: not yet inverted)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    limit = min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS or MAX_IMAGE_PIXELS)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > limit:
-                    raise DataError(f"{path}: image of {w}x{h} pixels is larger than the {limit:,}-pixel limit "
-                                    "(possible decompression bomb)")
-                img.seek(0)
-                img = ImageOps.exif_transpose(img) or img
-                img.load()
-                mode = img.mode
-                if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
-                    rgba = img.convert("RGBA")
-                    paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                    arr = np.asarray(Image.alpha_composite(paper, rgba).convert("L"), dtype=np.float32) / 255
-                elif mode.startswith("I;16"):
-                    arr = np.asarray(img, dtype=np.float32) / 65535
-                elif mode in ("I", "F"):
-                    arr = np.asarray(img, dtype=np.float32)
-                    top = float(arr.max()) if arr.size else 1.0
-                    arr = arr / (65535 if top > 255 else 255 if top > 1 else 1)
-                else:
-                    arr = np.asarray(img.convert("L"), dtype=np.float32) / 255
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"{path}: refused as a possible decompression bomb ({e})") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not a readable image (corrupt, or not an image format Pillow knows)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise DataError(f"{path}: corrupt or truncated image ({e})") from None
-    if arr.ndim != 2 or arr.size == 0:
-        raise DataError(f"{path}: image has no pixels")
-    return np.clip(arr, 0.0, 1.0)
+IMAGE_OPTIONS = ("preprocess", "size", "polarity", "invert", "normalise_contrast", "crop_to_ink", "box",
+                 "keep_aspect", "centre_by_mass", "resample")
 
 
-def _border(arr: np.ndarray) -> np.ndarray:
-    return np.concatenate([arr[0], arr[-1], arr[1:-1, 0], arr[1:-1, -1]])
+def image_folder_files(root: Path) -> tuple[list[Path], list[tuple[Path, int]], list[str]]:
+    """The class folders of ``root`` (sorted), every (image file, label) in reading order, and the ignored files.
 
-
-def prepare_image(arr: np.ndarray, size: tuple[int, int] = (28, 28), invert: bool | None = None,
-                  keep_aspect: bool = True) -> tuple[np.ndarray, bool]:
-    """Grayscale [0,1] array -> ink-is-1 image of ``size`` (rows, cols). Returns (image, was_inverted).
-
-    ``invert=None`` inverts when the median border pixel is > 0.5 (dark ink on light paper).
-    ``keep_aspect`` pads to a square with background before resizing, so glyphs are not stretched.
+    The order is the folder reader's: classes by name, files by path within each class; callers that list
+    per-file results (``glyphlab evaluate`` on a folder, tests) rely on it.
     """
-    from PIL import Image
-
-    inverted = bool(np.median(_border(arr)) > 0.5) if invert is None else bool(invert)
-    if inverted:
-        arr = 1.0 - arr
-    h, w = arr.shape
-    if keep_aspect and h != w:
-        side = max(h, w)
-        sq = np.zeros((side, side), dtype=np.float32)
-        top, left = (side - h) // 2, (side - w) // 2
-        sq[top:top + h, left:left + w] = arr
-        arr = sq
-    rows, cols = size
-    if arr.shape != (rows, cols):
-        shrinking = arr.shape[0] > rows or arr.shape[1] > cols
-        method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
-        arr = np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").resize((cols, rows), method))
-    return np.clip(arr, 0.0, 1.0).astype(np.float32), inverted
-
-
-def read_image_folder(path: str | Path, size: tuple[int, int] = (28, 28), *, invert: bool | None = None,
-                      keep_aspect: bool = True, name: str | None = None) -> Dataset:
-    """Read ``path/<class>/<image>`` files into a Dataset with one ``train`` split.
-
-    Class names are the sub-folder names, sorted. Hidden files and files without an image suffix
-    (``IMAGE_SUFFIXES``) are ignored and counted in ``meta["ignored_files"]``; a corrupt image is an error.
-    """
-    root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
                         key=lambda d: d.name)
     if not class_dirs:
         raise DataError(f"{root}: no class sub-folders; put the images of each class in their own "
-                        "sub-folder (e.g. {root}/A/img1.png, {root}/B/img2.png)")
-    images, labels, ignored, n_inverted = [], [], [], 0
+                        f"sub-folder (e.g. {root}/A/img1.png, {root}/B/img2.png)")
+    found: list[tuple[Path, int]] = []
+    ignored: list[str] = []
     for label, d in enumerate(class_dirs):
-        files = sorted(p for p in d.rglob("*") if p.is_file())
         used = 0
-        for f in files:
+        for f in sorted(p for p in d.rglob("*") if p.is_file()):
             if any(part.startswith(".") for part in f.relative_to(d).parts) or \
                     f.suffix.lower() not in IMAGE_SUFFIXES:
                 ignored.append(str(f.relative_to(root)))
                 continue
-            img, inv = prepare_image(_load_image(f), size, invert, keep_aspect)
-            images.append(img)
-            labels.append(label)
-            n_inverted += inv
+            found.append((f, label))
             used += 1
         if used == 0:
             raise DataError(f"{d}: class folder '{d.name}' has no image files "
                             f"(looked for {', '.join(IMAGE_SUFFIXES)})")
+    return class_dirs, found, ignored
+
+
+def read_image_folder(path: str | Path, size: int | Sequence[int] = (28, 28), *, preprocess: str = "mnist",
+                      config: ImageConfig | None = None, limit: int | None = None, seed: int = 0,
+                      name: str | None = None, **image_options: Any) -> Dataset:
+    """Read ``path/<class>/<image>`` files into a Dataset with one ``train`` split.
+
+    Every file goes through :func:`glyphlab.data.images.prepare_image` with one :class:`ImageConfig`:
+    ``config``, or the ``preprocess`` preset (``mnist``: polarity detected, cropped to the ink, fitted into a
+    20 px box and centred by mass in 28x28, scaled to ``size``; ``as-given``: resized only) with any of its
+    fields changed by keyword (``polarity``, ``crop_to_ink``, ``box``, ``centre_by_mass``, ``resample``,
+    ``keep_aspect``, ``normalise_contrast``; ``invert=True`` is ``polarity="dark-on-light"``). The config is
+    recorded in ``meta["preprocessing"]``, so a model trained on the folder is served the same way.
+
+    Class names are the sub-folder names, sorted. Hidden files and files without an image suffix
+    (``IMAGE_SUFFIXES``) are ignored and counted in ``meta``; a corrupt image is an error; blank images (no
+    ink) are kept and listed. ``limit`` keeps that many images (stratified by class, seeded) before decoding.
+    """
+    from glyphlab.data.seeds import _check_limit, limit_indices
+
+    root = Path(path)
+    if config is None:
+        config = ImageConfig.from_options(preprocess, size=size, **image_options)
+    elif image_options:
+        raise DataError(f"pass either config or image options ({', '.join(image_options)}), not both")
+    elif isinstance(config, Mapping):
+        config = ImageConfig.from_dict(config)
+    elif not isinstance(config, ImageConfig):
+        raise DataError(f"config must be an ImageConfig or its to_dict(), got {config!r}")
+    class_dirs, found, ignored = image_folder_files(root)
+    limit = _check_limit(limit)
+    all_labels = np.asarray([lab for _, lab in found], dtype=np.int64)
+    keep = limit_indices(all_labels, len(found), limit, seed)
+    limits = DecodeLimits(max_bytes=MAX_IMAGE_BYTES, max_pixels=min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS
+                                                                      or MAX_IMAGE_PIXELS))
+    images, n_inverted, blank = [], 0, []
+    for i in keep:
+        f = found[i][0]
+        prepared = prepare_file(f, config, limits)
+        images.append(prepared.pixels)
+        n_inverted += prepared.inverted
+        if prepared.no_ink:
+            blank.append(str(f.relative_to(root)))
     return Dataset(
         name=name or root.name,
         classes=[d.name for d in class_dirs],
-        splits={"train": Split(np.stack(images), np.asarray(labels, dtype=np.int64))},
+        splits={"train": Split(np.stack(images), all_labels[keep])},
         source=str(root),
-        meta={"image_folder": {"size": list(size), "inverted": n_inverted, "ignored_files": ignored}},
+        meta={"image_folder": {"size": list(config.canvas), "inverted": n_inverted, "ignored_files": ignored,
+                               "blank_files": blank, "limit": limit},
+              "preprocessing": Preprocessing.files(config).to_dict()},
     )
 
 
@@ -408,55 +471,85 @@ def _default_classes(splits: dict[str, Split]) -> list[str]:
     return [str(i) for i in range(max(top + 1, 1))]
 
 
-def _read_file(path: Path, opts: dict[str, Any]) -> Split:
+#: the options each kind of path takes (``--dataset-option KEY=VALUE``); anything else is refused by name
+FOLDER_OPTIONS = ("limit", *IMAGE_OPTIONS, "config")
+CSV_OPTIONS = ("limit", "transposed", "header", "labeled", "label_column", "pixel_max", "labels_path")
+AMAT_OPTIONS = ("limit", "transposed", "labeled", "pixel_max")
+MNIST_FOLDER_OPTIONS = ("limit",)
+
+
+def _check_options(path: Path, kind: str, opts: dict[str, Any], allowed: Sequence[str]) -> None:
+    unknown = sorted(set(opts) - set(allowed))
+    if unknown:
+        raise DataError(f"{path}: {kind} take(s) no option {', '.join(map(repr, unknown))}; "
+                        f"the options are: {', '.join(allowed)}")
+
+
+def _read_file(path: Path, opts: dict[str, Any]) -> tuple[Split, PixelRange]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
+        _check_options(path, "CSV files", opts, CSV_OPTIONS + ("classes",))
         labels_path = opts.pop("labels_path", None)
         if labels_path is not None:
-            return read_image_csv_pair(path, labels_path, **opts)
-        return read_csv785(path, **opts)
+            return read_image_csv_pair_range(path, labels_path, **opts)
+        return read_csv785_range(path, **opts)
     if suffix == ".amat":
-        return read_amat(path, **opts)
+        _check_options(path, ".amat files", opts, AMAT_OPTIONS + ("classes",))
+        return read_amat_range(path, **opts)
     raise DataError(f"{path}: unknown data file type '{path.suffix}' (expected .csv, .amat or a folder)")
 
 
 def load_path(path: str | Path, *, test_path: str | Path | None = None,
-              classes: Sequence[str] | None = None, name: str | None = None, **opts: Any) -> Dataset:
+              classes: Sequence[str] | None = None, name: str | None = None, limit: int | None = None,
+              **opts: Any) -> Dataset:
     """Load a dataset from a path, choosing the reader from what it is.
 
     * a folder holding the four MNIST IDX files (directly or in ``mnist/``): MNIST, not downloaded;
-    * another folder: :func:`read_image_folder` (options ``size``, ``invert``, ``keep_aspect``);
-    * ``.csv``: :func:`read_csv785`, or :func:`read_image_csv_pair` with ``labels_path=...``;
-    * ``.amat``: :func:`read_amat`.
+    * another folder: :func:`read_image_folder` (options :data:`FOLDER_OPTIONS`);
+    * ``.csv``: :func:`read_csv785`, or :func:`read_image_csv_pair` with ``labels_path=...``
+      (options :data:`CSV_OPTIONS`);
+    * ``.amat``: :func:`read_amat` (options :data:`AMAT_OPTIONS`).
 
     For files the result has a ``train`` split and, with ``test_path`` (same format, may be unlabeled), a
-    ``test`` split. Other options go to the reader (e.g. ``transposed=True``).
+    ``test`` split; the pixel range each file was read in is ``meta["pixel_range"]``. ``limit`` keeps that
+    many images per split (stratified by label, seeded). An option the reader does not take is an error.
     """
+    from glyphlab.data.seeds import _check_limit, limit_indices
+
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
+    limit = _check_limit(limit)
     if path.is_dir():
         from glyphlab.data import mnist
 
         if all(mnist._find(path, stem) for stem in mnist.CHECKSUMS):
-            return mnist.load_mnist(path, download=False, progress=False)
+            _check_options(path, "MNIST folders", opts, MNIST_FOLDER_OPTIONS)
+            from glyphlab.data.builtin import load_mnist_dataset
+
+            return load_mnist_dataset(path, download=False, limit=limit)
         if classes is not None:
             raise DataError(f"{path}: a folder's classes are its sub-folder names; do not pass classes")
-        return read_image_folder(path, name=name, **opts)
+        _check_options(path, "image folders", opts, FOLDER_OPTIONS)
+        return read_image_folder(path, name=name, limit=limit, **opts)
     file_opts = dict(opts)
     if classes is not None:
         file_opts["classes"] = classes
-    splits = {"train": _read_file(path, dict(file_opts))}
+    read: dict[str, tuple[Split, PixelRange]] = {"train": _read_file(path, dict(file_opts))}
     if test_path is not None:
         test_opts = {k: v for k, v in file_opts.items() if k != "labels_path"}
-        splits["test"] = _read_file(Path(test_path), test_opts)
-        if splits["test"].images.shape[1:] != splits["train"].images.shape[1:]:
-            raise DataError(f"{test_path}: images of shape {splits['test'].images.shape[1:]} do not match "
-                            f"{path} ({splits['train'].images.shape[1:]})")
+        read["test"] = _read_file(Path(test_path), test_opts)
+        if read["test"][0].images.shape[1:] != read["train"][0].images.shape[1:]:
+            raise DataError(f"{test_path}: images of shape {read['test'][0].images.shape[1:]} do not match "
+                            f"{path} ({read['train'][0].images.shape[1:]})")
+    splits = {k: s.take(limit_indices(s.labels, len(s), limit, 0)) if limit else s for k, (s, _) in read.items()}
+    ranges = {k: r.to_dict() for k, (_, r) in read.items()}
     return Dataset(
         name=name or path.stem,
         classes=list(classes) if classes is not None else _default_classes(splits),
         splits=splits,
         source=str(path) + (f" + {test_path}" if test_path else ""),
-        meta={"format": path.suffix.lower().lstrip("."), "read_options": {k: str(v) for k, v in opts.items()}},
+        meta={"format": path.suffix.lower().lstrip("."),
+              "read_options": {k: str(v) for k, v in {**opts, "limit": limit}.items() if v is not None},
+              "pixel_range": ranges},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,29 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **options) -> Da
             f"unknown dataset '{name}'. Known: {', '.join(sorted(DATASETS))}. "
             "Run `glyphlab datasets` to list them."
         )
+    check_options(name, options)
     path = Path(data_dir) if data_dir else default_data_dir()
     return DATASETS[name].loader(path, **options)
+
+
+def dataset_options(name: str) -> list[str]:
+    """The options (``--dataset-option KEY=VALUE``) a registered dataset's loader takes."""
+    _ensure_builtin()
+    params = inspect.signature(DATASETS[name].loader).parameters
+    return [p for p in list(params)[1:] if params[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                              inspect.Parameter.KEYWORD_ONLY)]
+
+
+def check_options(name: str, options: dict) -> None:
+    """Refuse, by name, an option the dataset's loader does not take (instead of a TypeError traceback)."""
+    params = inspect.signature(DATASETS[name].loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = dataset_options(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise DataError(f"dataset '{name}' takes no option {', '.join(map(repr, unknown))}; "
+                        f"its options are: {', '.join(allowed) or 'none'}")
 
 
 def list_datasets() -> list[DatasetSpec]:

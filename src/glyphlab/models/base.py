@@ -13,6 +13,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
+from glyphlab.data.images import Preprocessing
 from glyphlab.errors import ConfigError
 
 #: called with each finished epoch's history row by models that train in epochs (networks); others never call it
@@ -39,6 +40,7 @@ class GlyphModel(ABC):
         self.params: dict[str, Any] = {**self.defaults, **params}
         self.classes_: list[str] | None = None
         self.input_shape_: tuple[int, int] | None = None
+        self.preprocessing_: Preprocessing | None = None
         self.history_: list[dict[str, float]] = []
 
     # -- parameters -------------------------------------------------------------------------------
@@ -63,12 +65,16 @@ class GlyphModel(ABC):
         classes: Sequence[str] | None = None,
         run_dir: Path | None = None,
         callbacks: Sequence[EpochCallback] = (),
+        preprocessing: Preprocessing | None = None,
     ) -> "GlyphModel":
         """Learn from images (N, H, W). ``classes`` fixes the output columns even when a fold lacks a class.
 
         ``run_dir`` is where a model may keep checkpoints and curves while it trains (networks do).
         ``callbacks`` are called with every finished epoch's history row (a search reports progress to its
         pruner this way; an exception a callback raises ends training); models without epochs ignore them.
+        ``preprocessing`` says how the images were made (the dataset's record, e.g. an image folder's
+        :class:`~glyphlab.data.images.ImageConfig`); it is saved in the manifest, so predicting and serving
+        prepare new images the same way. Without it the images are arrays as given.
         """
         images = check_images(images)
         labels = np.asarray(labels, dtype=np.int64)
@@ -77,6 +83,10 @@ class GlyphModel(ABC):
         n_classes = len(classes) if classes is not None else int(labels.max()) + 1
         self.classes_ = list(classes) if classes is not None else [str(i) for i in range(n_classes)]
         self.input_shape_ = (int(images.shape[1]), int(images.shape[2]))
+        self.preprocessing_ = preprocessing or Preprocessing.arrays(self.input_shape_)
+        if preprocessing is not None and tuple(preprocessing.config.canvas) != self.input_shape_:
+            raise ConfigError(f"the preprocessing makes {preprocessing.config.canvas} images but the model is "
+                              f"fit on {self.input_shape_} images")
         if val_images is not None:
             val_images = check_images(val_images)
             val_labels = np.asarray(val_labels, dtype=np.int64)
@@ -149,14 +159,35 @@ def training_arrays(model: GlyphModel, images: np.ndarray, labels: np.ndarray, v
     return images, labels, None, None
 
 
+#: values this far outside [0, 1] are rounding (e.g. of a resampling filter) and are clipped, not refused
+RANGE_TOLERANCE = 1e-4
+
+
 def check_images(images: np.ndarray) -> np.ndarray:
-    """Validate once, at the boundary: (N, H, W) float32 in [0, 1], finite."""
+    """Validate once, at the boundary: (N, H, W) float32 in [0, 1], finite, C-contiguous.
+
+    Arrays outside [0, 1] are refused (uint8 0-255 images with a message to divide by 255) instead of being
+    learned from or predicted on silently wrong; negative-stride or other non-contiguous views are copied.
+    """
     arr = np.asarray(images)
     if arr.ndim == 2:  # a single image
         arr = arr[None]
     if arr.ndim != 3:
         raise ConfigError(f"expected images of shape (N, H, W), got {arr.shape}")
-    arr = arr.astype(np.float32, copy=False)
+    if arr.dtype.kind not in "fiub":
+        raise ConfigError(f"expected numeric images, got dtype {arr.dtype}")
+    if arr.dtype.kind in "iu" and arr.size and int(arr.max()) > 1:
+        raise ConfigError(f"images are {arr.dtype} with values up to {int(arr.max())}: glyphlab models take "
+                          "float images in [0, 1] (1 = ink); divide by 255 first (images / 255.0)")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
         raise ConfigError("images contain NaN or infinite values")
+    if arr.size:
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+            hint = " (divide by 255 first: images / 255.0)" if hi > 1 and lo >= 0 and hi <= 255 else ""
+            raise ConfigError(f"images have values in [{lo:g}, {hi:g}]; glyphlab models take images in [0, 1] "
+                              f"(0 = background, 1 = ink){hint}")
+        if lo < 0 or hi > 1:
+            arr = np.clip(arr, 0.0, 1.0)
     return arr

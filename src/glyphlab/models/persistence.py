@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from glyphlab import __version__
-from glyphlab.errors import ModelFileError
+from glyphlab.data.images import Preprocessing
+from glyphlab.errors import DataError, ModelFileError
 from glyphlab.models.base import GlyphModel
+from glyphlab.runfolder import MANIFEST, RunFolder
 
 FORMAT = "glyphlab-model"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 
 
 def sha256_file(path: Path) -> str:
@@ -61,6 +62,7 @@ def save_model(model: GlyphModel, directory: str | Path) -> Path:
             "params": model.get_params(),
             "classes": model.classes_,
             "input_shape": list(model.input_shape_ or ()),
+            "preprocessing": (model.preprocessing_ or Preprocessing.arrays(model.input_shape_ or (28, 28))).to_dict(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": library_versions(),
             "files": {name: sha256_file(tmp / name) for name in files},
@@ -106,8 +108,9 @@ def resolve_model_dir(path: str | Path) -> Path:
 def saved_models(path: Path) -> dict[str, Path]:
     """Model folders under a run folder, or the one model a path points at."""
     path = Path(path)
-    if (path / "models").is_dir():
-        found = {p.name: p / "model" for p in sorted((path / "models").iterdir()) if (p / "model" / "manifest.json").is_file()}
+    run = RunFolder(path)
+    if run.models_dir.is_dir():
+        found = {m.name: m.model_path for m in run.model_folders() if m.has_saved_model}
         if not found:
             raise ModelFileError(f"run folder {path} holds no saved models (were they deleted?)")
         return found
@@ -168,5 +171,19 @@ def load_model(path: str | Path) -> GlyphModel:
     model = MODELS[name].cls(**manifest.get("params", {}))
     model.classes_ = list(manifest["classes"])
     model.input_shape_ = tuple(manifest["input_shape"]) or None  # type: ignore[assignment]
+    model.preprocessing_ = manifest_preprocessing(manifest, directory)
     model._load_weights(directory, manifest)
     return model
+
+
+def manifest_preprocessing(manifest: dict[str, Any], directory: Path | str = "") -> Preprocessing:
+    """The image preprocessing a manifest records; for a manifest written before it was recorded, the default
+    that older glyphlab served such a model with (MNIST-style for its input shape), with a note saying so."""
+    shape = tuple(int(s) for s in manifest.get("input_shape") or ()) or (28, 28)
+    raw = manifest.get("preprocessing")
+    if raw is None:
+        return Preprocessing.assumed(shape)
+    try:
+        return Preprocessing.from_dict(raw)
+    except DataError as exc:
+        raise ModelFileError(f"{directory}: the manifest's preprocessing record is invalid: {exc}") from None

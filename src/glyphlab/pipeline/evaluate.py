@@ -1,29 +1,105 @@
-"""``glyphlab evaluate``: score saved models on any dataset, e.g. a model trained upright on rotated digits."""
+"""``glyphlab evaluate``: score saved models on any dataset, e.g. a model trained upright on rotated digits.
+
+Without ``--dataset`` a run's models are scored on the run's own dataset, variants and test split (read from
+its ``config.json``). With ``--dataset`` they are scored on that dataset's test split, or on all of its
+images when it has none (a folder or file of new images). An image folder is read with the image config
+each model's manifest records, so ``evaluate`` sees the very inputs that ``predict`` and ``serve`` make.
+
+The output is a run folder of its own (leaderboard.csv, models/NAME/, and dataset.json and test_images.npz
+when every model was scored on the same images), so ``glyphlab report`` and ``Run.open`` read it like a run.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from glyphlab.errors import GlyphlabError
-from glyphlab.evaluation.evaluate import evaluate_predictions, save_predictions
+from glyphlab.data.dataset import Dataset
+from glyphlab.data.formats import IMAGE_OPTIONS
+from glyphlab.data.registry import resolve_dataset
+from glyphlab.errors import ConfigError, GlyphlabError
+from glyphlab.evaluation.evaluate import evaluate_predictions
+from glyphlab.models.base import GlyphModel
 from glyphlab.models.persistence import load_model, saved_models
 from glyphlab.pipeline.run import RunConfig, load_run_dataset, print_leaderboard, write_leaderboard
+from glyphlab.runfolder import CONFIG, MODELS, RunFolder
 
 
-def evaluate_saved(path: Path, dataset: str, out: Path | None, variant: str, seed: int, data_dir: Path | None,
-                   console: Console, dataset_options: dict | None = None) -> Path:
-    models = saved_models(path)
-    cfg = RunConfig(dataset=dataset, models=list(models), seed=seed, variants=variant,
-                    data_dir=str(data_dir) if data_dir else None, dataset_options=dataset_options or {})
-    ds = load_run_dataset(cfg)
-    test = ds["test"]
-    out = Path(out) if out else Path(path) / f"evaluate-{Path(dataset).name}"
+def run_folder_of(path: Path) -> Path | None:
+    """The run folder ``path`` is or lies in (a run's ``models/NAME`` or ``models/NAME/model``), if any."""
+    path = Path(path).resolve()
+    for candidate in (path, *path.parents[:3]):
+        if (candidate / CONFIG).is_file() and (candidate / MODELS).is_dir():
+            return candidate
+    return None
+
+
+def _run_dataset(path: Path, variant: str | None, seed: int | None, data_dir: Path | None,
+                 dataset_options: dict[str, Any]) -> tuple[RunConfig, Dataset]:
+    run_dir = run_folder_of(path)
+    if run_dir is None:
+        raise ConfigError(f"{path} is not in a run folder, so it has no dataset of its own: pass --dataset NAME_OR_PATH")
+    try:
+        cfg = RunConfig.from_file(run_dir / CONFIG)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{run_dir / CONFIG} cannot be read ({exc}): pass --dataset NAME_OR_PATH") from None
+    if variant is not None:
+        cfg.variants = variant
+    if seed is not None:
+        cfg.seed = seed
+    if data_dir is not None:
+        cfg.data_dir = str(data_dir)
+    cfg.dataset_options = {**cfg.dataset_options, **dataset_options}
+    return cfg, load_run_dataset(cfg)
+
+
+def _other_dataset(dataset: str, variant: str | None, seed: int | None, data_dir: Path | None,
+                   dataset_options: dict[str, Any], model: GlyphModel) -> Dataset:
+    options = dict(dataset_options)
+    if Path(dataset).is_dir() and not set(options) & set(IMAGE_OPTIONS) and model.preprocessing_ is not None:
+        options["config"] = model.preprocessing_.config  # a folder of images: prepared as the model's manifest says
+    ds = resolve_dataset(dataset, data_dir, **options)
+    if variant:
+        from glyphlab.data.variants import apply_variants
+
+        ds = apply_variants(ds, variant, seed=seed or 0)
+    if "test" not in ds.splits:  # new images: every one of them is scored
+        from glyphlab.data.splits import merge_splits
+
+        ds = ds.with_splits({"test": merge_splits(ds, list(ds.splits))})
+    if ds["test"].labels is None:
+        raise ConfigError(f"dataset '{ds.name}' has an unlabeled test split: nothing to evaluate against")
+    return ds
+
+
+def evaluate_saved(path: Path, dataset: str | None, out: Path | None, variant: str | None, seed: int | None,
+                   data_dir: Path | None, console: Console, dataset_options: dict | None = None) -> Path:
+    """Score every saved model under ``path`` on ``dataset`` (default: the run's own) and write a leaderboard."""
+    models = {name: load_model(model_dir) for name, model_dir in saved_models(path).items()}
+    options = dict(dataset_options or {})
+    loaded: dict[str, Dataset] = {}
+    if dataset is None:
+        cfg, own = _run_dataset(Path(path), variant, seed, data_dir, options)
+        where = f"the run's own dataset {cfg.dataset}" + (f" ({cfg.variants})" if cfg.variants else "")
+        out = Path(out) if out else Path(path) / "evaluate-run-dataset"
+    else:
+        where = dataset
+        out = Path(out) if out else Path(path) / f"evaluate-{Path(dataset).name}"
+    folder = RunFolder.create(out)
     rows = []
-    for name, model_dir in models.items():
-        model = load_model(model_dir)
+    ds = own if dataset is None else None
+    for name, model in models.items():
+        if dataset is not None:
+            key = json.dumps(model.preprocessing_.config.to_dict() if model.preprocessing_ else None, sort_keys=True)
+            if key not in loaded:
+                loaded[key] = _other_dataset(dataset, variant, seed, data_dir, options, model)
+            ds = loaded[key]
+        assert ds is not None
+        test = ds["test"]
         if tuple(model.input_shape_ or ()) != ds.image_shape:
             raise GlyphlabError(
                 f"model '{name}' takes {model.input_shape_} images but {ds.name} has {ds.image_shape}"
@@ -36,11 +112,16 @@ def evaluate_saved(path: Path, dataset: str, out: Path | None, variant: str, see
         t0 = time.perf_counter()
         proba = model.predict_proba(test.images)
         seconds = time.perf_counter() - t0
-        save_predictions(out / name, test.labels, proba)
-        metrics = evaluate_predictions(out / name, ds.classes, test.images, title=f"{name} on {ds.name}",
-                                       extra={"model": name, "train_seconds": 0.0, "predict_seconds": round(seconds, 3)})
+        folder.model(name).write_predictions(test.labels, proba)
+        metrics = evaluate_predictions(folder.model(name).path, ds.classes, test.images, title=f"{name} on {ds.name}",
+                                       extra={"model": name, "train_seconds": 0.0, "predict_seconds": round(seconds, 3),
+                                              "dataset": where})
         rows.append({"model": name, **metrics})
+    assert ds is not None
+    if len(loaded) <= 1:  # one set of test images for every model: the folder can show and interpret them
+        folder.write_dataset(ds.summary())
+        folder.write_test_images(ds["test"].images, ds["test"].labels)
     write_leaderboard(out, rows)
-    print_leaderboard(rows, console, title=f"saved models on {ds.name} test set ({len(test):,} images)")
+    print_leaderboard(rows, console, title=f"saved models on {where}: {ds.name} test set ({len(ds['test']):,} images)")
     console.print(f"wrote [green]{out}[/]")
     return out

@@ -32,7 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from glyphlab.errors import ConfigError
-from glyphlab.io import write_csv, write_json
+from glyphlab.fileio import write_csv, write_json
+from glyphlab.runfolder import CV, RECIPE, REFERENCE_COMPARISON, RunFolder
 
 
 class _Strict(BaseModel):
@@ -223,13 +224,16 @@ def resolve_members(cfg, out: Path) -> None:
     """Point ensemble members named ``model:LABEL`` at the run's own saved models (``out/models/LABEL/model``)."""
     for params in cfg.params.values():
         if "members" in params:
-            params["members"] = [str(out / "models" / m[len(MODEL_PREFIX):] / "model")
+            params["members"] = [str(RunFolder(out).model(m[len(MODEL_PREFIX):]).model_path)
                                  if isinstance(m, str) and m.startswith(MODEL_PREFIX) else m for m in _members(params)]
 
 
 def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = False, data_dir: str | None = None,
-               console: Console | None = None, report: bool = True) -> Path:
-    from glyphlab.pipeline.run import default_run_dir, read_leaderboard, run
+               console: Console | None = None, report: bool = True, track: str | None = None,
+               tracking_uri: str | None = None) -> Path:
+    """Run a recipe; ``track``/``tracking_uri`` as for :func:`glyphlab.pipeline.run.run` (the pretraining run and
+    the main run are each one tracked run, their models nested in it)."""
+    from glyphlab.pipeline.run import default_run_dir, run
 
     console = console or Console()
     recipe = load_recipe(name_or_path)
@@ -239,23 +243,24 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
     submit = submission_label(recipe.outputs, list(recipe.models))  # a typo fails before any training
     out = Path(out) if out else default_run_dir(cfg).with_name(f"{default_run_dir(cfg).name}-{recipe.name}")
     console.print(f"[bold]recipe {recipe.name}[/]{' (quick)' if quick else ''}: {recipe.description}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.json").write_text(json.dumps({**recipe.model_dump(), "quick": quick}, indent=2))
+    folder = RunFolder.create(out)
+    write_json(folder.file(RECIPE), {**recipe.model_dump(), "quick": quick})
     if recipe.pretrain is not None:
         pre = out / "pretrain"
         console.print(f"[bold]pretraining[/] on {recipe.pretrain.dataset.name} → [green]{pre}[/]")
-        run(to_run_config(recipe, quick=quick, data_dir=data_dir, pretrain=True), pre, console=console, report=False)
+        run(to_run_config(recipe, quick=quick, data_dir=data_dir, pretrain=True), pre, console=console, report=False,
+            track=track, tracking_uri=tracking_uri)
         for label, params in cfg.params.items():
             ref = params.get("init_from")
             if isinstance(ref, str) and ref.startswith(PRETRAIN_PREFIX):
-                params["init_from"] = str(pre / "models" / ref[len(PRETRAIN_PREFIX):] / "model")
+                params["init_from"] = str(RunFolder(pre).model(ref[len(PRETRAIN_PREFIX):]).model_path)
     resolve_members(cfg, out)
     for label, entry in recipe.models.items():
         if entry.search is not None:
             found = _search_for(recipe, label, entry, cfg, out / "search" / label, quick, console)
             cfg.params[label] = {**cfg.params[label], **found,
                                  **(recipe.quick.models.get(label, {}) if quick else {})}
-    run(cfg, out, console=console, report=False)
+    run(cfg, out, console=console, report=False, track=track, tracking_uri=tracking_uri)
     asks_cv = [label for label, entry in recipe.models.items() if entry.cv is not None]
     ds = None
     if submit or asks_cv:  # loaded once for every CV entry and the submission
@@ -267,8 +272,8 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
         path = write_submission(out, submit, ds)
         console.print(f"submission ({submit}, split 'hidden'): [green]{path}[/]")
     if any(isinstance(v, dict) for v in recipe.reference.values()):
-        rows = compare_with_reference(read_leaderboard(out), recipe.reference, cv)
-        write_csv(out / "reference_comparison.csv", rows)
+        rows = compare_with_reference(folder.leaderboard_rows(), recipe.reference, cv)
+        write_csv(folder.file(REFERENCE_COMPARISON), rows)
         print_comparison(rows, console, recipe)
     if report:
         from glyphlab.pipeline.run import build_report_if_available
@@ -312,7 +317,7 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: 
     mean, std, folds = cv_score(entry.model, params, pool.images, pool.labels, k, cfg.seed, ds.classes)
     result = {"k": k, "mean": mean, "std": std, "folds": folds, "n_images": len(pool),
               "seconds": round(time.perf_counter() - t0, 3)}
-    write_json(out / "models" / label / "cv.json", result)
+    write_json(RunFolder(out).model(label).file(CV), result)
     console.print(f"  {label}: {k}-fold CV accuracy {mean:.4f} ± {std:.4f} ({result['seconds']:.0f} s)")
     return result
 

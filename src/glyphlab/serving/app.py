@@ -1,11 +1,13 @@
-"""The HTTP app: ``POST /prediction`` (image upload, raw image body, JSON pixels or a JSON batch), ``GET /health``,
-``GET /model``, the drawing page at ``GET /`` and OpenAPI docs at ``/docs``.
+"""The HTTP app: ``POST /prediction`` (image upload, raw image body, JSON pixels or a JSON batch), ``POST /explanation``
+(attribution maps for one image, bounded cost), ``GET /health``,
+``GET /model``, the drawing page at ``GET /`` and OpenAPI docs at ``/docs`` and ``/redoc`` (served offline).
 
 Inputs from strangers cannot break it: bodies over ``max_bytes`` get 413 before they are read whole (the
 Content-Length header is checked, and the bytes are counted while they stream in), unknown content types
 get 415, malformed JSON or JSON of the wrong shape, NaN or out-of-range values get 422 with the path of
 the bad field, and bytes that are not an image, truncated images, empty bodies and decompression bombs
-get 400. Anything unexpected is logged and answered with a JSON 500 while the server keeps serving.
+get 400. An image with no ink at all (a blank canvas) gets 422 with ``"type": "no_ink"`` instead of a
+confident guess. Anything unexpected is logged and answered with a JSON 500 while the server keeps serving.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError
 from glyphlab.errors import GlyphlabError
-from glyphlab.serving import preprocess as pp
+from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
+from glyphlab.serving.limits import ConcurrencyLimitMiddleware, tune_malloc
 from glyphlab.serving.predictor import Predictor
 
 log = logging.getLogger("glyphlab.serving")
@@ -39,14 +44,18 @@ class ServeSettings(BaseModel):
     max_bytes: int = Field(5_000_000, gt=0, description="Largest request body accepted (bytes); more is a 413.")
     max_pixels: int = Field(4_000_000, gt=0, description="Largest image (width x height) decoded; more is a 400.")
     max_batch: int = Field(64, gt=0, description="Most images in one JSON batch request.")
+    max_concurrency: int = Field(8, gt=0, description="Requests with a body read, parsed or predicted at once; "
+                                                     "each can hold ~50 MB at the 5 MB body limit.")
+    max_queue: int = Field(128, ge=0, description="Requests waiting for a slot (64 KiB each); more get 503.")
+    queue_timeout_s: float = Field(30.0, gt=0, description="Longest wait for a slot before a 503 with Retry-After.")
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
     backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
     threads: int | None = Field(
         1, gt=0, description="Inference threads per worker (None: the runtime's choice). One thread per request "
                              "keeps latency low; concurrency comes from parallel requests and --workers.")
 
-    def limits(self) -> pp.DecodeLimits:
-        return pp.DecodeLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+    def limits(self) -> DecodeLimits:
+        return DecodeLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
 
 
 # -- request and response models ---------------------------------------------------------------------------
@@ -64,7 +73,8 @@ def _check_rectangular(image: list[list[float]], where: str) -> None:
 class PredictionRequest(BaseModel):
     """Either one image as ``pixels`` (a 2-D list, rows of floats in [0, 1], 1 = ink) or a batch as ``images``.
 
-    An image of another shape than the model's input is cropped to its ink, resized and centred.
+    An image of another shape than the model's input is prepared as the model's manifest says (by default
+    cropped to its ink, resized and centred); an image with no ink is a 422 of type ``no_ink``.
     """
 
     model_config = ConfigDict(
@@ -132,6 +142,52 @@ def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+def _no_ink(locs: list[list[Any]]) -> JSONResponse:
+    """A blank image (or images of a batch) is a 422 of type ``no_ink``, never a confident guess."""
+    return _error(422, [{"loc": loc, "type": "no_ink", "msg": Predictor.NO_INK} for loc in locs])
+
+
+async def _one_image(request: Request, settings: ServeSettings, predictor: Predictor):
+    """The one image of an /explanation request, as /prediction reads it (JSON ``pixels``, multipart ``file`` or
+    an image body): a function that prepares it (run it in a worker thread), or the JSONResponse refusing it."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            req = PredictionRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return _error(422, [{**e, "loc": ["body", *e["loc"]]} for e in
+                                exc.errors(include_url=False, include_context=False, include_input=False)][:20])
+        if req.pixels is None:
+            return _error(422, [{"loc": ["body", "images"], "type": "too_long",
+                                 "msg": "one image per explanation: send 'pixels', not a batch"}])
+        return lambda: predictor.prepare_pixels(np.asarray(req.pixels, dtype=np.float32))
+    data = await _upload_bytes(request, ctype, settings)
+    if isinstance(data, JSONResponse):
+        return data
+    return lambda: predictor.prepare_bytes(data, settings.limits())
+
+
+async def _upload_bytes(request: Request, ctype: str, settings: ServeSettings) -> bytes | JSONResponse:
+    """The image bytes of a multipart (field ``file``) or raw image request, or the JSONResponse refusing it."""
+    if ctype == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=8, max_part_size=settings.max_bytes)
+        except Exception as exc:  # malformed multipart (starlette raises its own types)
+            return _error(400, f"the multipart body cannot be parsed: {exc}")
+        try:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                return _error(422, [{"loc": ["body", "file"], "type": "missing",
+                                     "msg": "upload the image in the multipart field 'file'"}])
+            return await upload.read()
+        finally:
+            await form.close()
+    if ctype in IMAGE_TYPES:
+        return await request.body()
+    return _error(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
+                       "(field 'file'), an image/png or image/jpeg body, or application/json")
+
+
 # -- the body limit: a pure ASGI middleware ------------------------------------------------------------------
 class BodyLimitMiddleware:
     """Refuse bodies over ``max_bytes`` with 413 without reading them whole.
@@ -177,6 +233,7 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         replay = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        del chunks  # one copy of the body, not two
         sent = False
 
         async def replay_receive() -> dict:
@@ -231,7 +288,8 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         else Predictor(model_path, backend=settings.backend, threads=settings.threads)
     )
     limits = settings.limits()
-    app = FastAPI(
+    # FastAPIOffline: /docs (Swagger UI) and /redoc from assets that package ships, no CDN
+    app = FastAPIOffline(
         title="glyphlab",
         version="1",
         summary=f"Handwritten-character classifier: {predictor.model_id}",
@@ -277,7 +335,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         400: {"model": ErrorResponse, "description": "Not an image, a damaged or truncated one, empty, or too many pixels."},
         413: {"model": ErrorResponse, "description": "Body larger than max_bytes."},
         415: {"model": ErrorResponse, "description": "Content type not JSON, multipart or an image."},
-        422: {"model": ErrorResponse, "description": "JSON of the wrong shape or values; `loc` says where."},
+        422: {"model": ErrorResponse, "description": "JSON of the wrong shape or values, or an image with no ink "
+                                                      "(a blank canvas: type `no_ink`); `loc` says where."},
+        503: {"model": ErrorResponse, "description": "At the concurrency limit; retry after `Retry-After` s."},
     }
 
     @app.post("/prediction", response_model=PredictionResponse | BatchResponse, responses=responses,
@@ -303,35 +363,58 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 else:
                     raw = [req.pixels]
 
-                def run_json() -> dict:
-                    x = np.stack([predictor.prepare_pixels(np.asarray(im, dtype=np.float32)) for im in raw])
-                    return answer(x, batch=req.images is not None)
+                def run_json() -> dict | list[int]:
+                    xs, blank = [], []
+                    for i, im in enumerate(raw):
+                        try:
+                            xs.append(predictor.prepare_pixels(np.asarray(im, dtype=np.float32)))
+                        except NoInkError:
+                            blank.append(i)
+                    return blank if blank else answer(np.stack(xs), batch=req.images is not None)
 
-                return JSONResponse(await run_in_threadpool(run_json))
-            if ctype == "multipart/form-data":
-                try:
-                    form = await request.form(max_files=1, max_fields=8, max_part_size=settings.max_bytes)
-                except Exception as exc:  # malformed multipart (starlette raises its own types)
-                    return _error(400, f"the multipart body cannot be parsed: {exc}")
-                try:
-                    upload = form.get("file")
-                    if upload is None or isinstance(upload, str):
-                        return _error(422, [{"loc": ["body", "file"], "type": "missing",
-                                             "msg": "upload the image in the multipart field 'file'"}])
-                    data = await upload.read()
-                finally:
-                    await form.close()
-            elif ctype in IMAGE_TYPES:
-                data = await request.body()
-            else:
-                return _error(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
-                                   "(field 'file'), an image/png or image/jpeg body, or application/json")
+                result = await run_in_threadpool(run_json)
+                if isinstance(result, list):
+                    where = [["body", "images", i] for i in result] if req.images is not None else [["body", "pixels"]]
+                    return _no_ink(where)
+                return JSONResponse(result)
+            data = await _upload_bytes(request, ctype, settings)
+            if isinstance(data, JSONResponse):
+                return data
 
             def run_image() -> dict:
                 return answer(predictor.prepare_bytes(data, limits)[None], batch=False)
 
             return JSONResponse(await run_in_threadpool(run_image))
-        except pp.ImageTooLargeError as exc:
+        except NoInkError:
+            return _no_ink([["body", "file"] if ctype == "multipart/form-data" else ["body"]])
+        except ImageTooLargeError as exc:
+            return _error(413, str(exc))
+        except GlyphlabError as exc:
+            return _error(400, str(exc))
+
+    explainer = Explainer(predictor.model)
+
+    @app.post("/explanation", responses=responses, openapi_extra=_PREDICTION_BODY,
+              summary="Why the model chose its class and not the runner-up: attribution maps for one image")
+    async def explanation(request: Request,
+                          method: Literal["auto", "ig", "occlusion", "gradcam", "coef"] = "auto",
+                          steps: Annotated[int, Query(ge=1, le=IG_STEPS, description="IG steps (capped)")] = IG_STEPS):
+        """Same input rules as /prediction, one image; maps of the model input's shape (``input``), red = for."""
+        try:
+            prepare = await _one_image(request, settings, predictor)
+            if isinstance(prepare, JSONResponse):
+                return prepare
+
+            def run() -> dict:
+                expl = explainer.explain(prepare()[None], method, steps=steps)
+                return {**payload(expl), "model_id": predictor.model_id}
+
+            return JSONResponse(await run_in_threadpool(run))
+        except NoInkError:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            loc = {"application/json": ["body", "pixels"], "multipart/form-data": ["body", "file"]}.get(ctype, ["body"])
+            return _no_ink([loc])
+        except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
             return _error(400, str(exc))
@@ -351,6 +434,10 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         return HTMLResponse(html, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes)
+    # outermost, so that no body is read beyond the limit
+    app.add_middleware(ConcurrencyLimitMiddleware, max_concurrency=settings.max_concurrency,
+                       max_queue=settings.max_queue, queue_timeout_s=settings.queue_timeout_s)
+    tune_malloc()
     return app
 
 

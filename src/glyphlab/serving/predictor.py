@@ -4,6 +4,10 @@ The model folder is always loaded through :func:`~glyphlab.models.persistence.lo
 are SHA-256 checked. An ONNX file (``MODEL_DIR/model.onnx`` by default, written by ``glyphlab export``) is
 used only when its sidecar says it was exported from exactly these weights and the file's own SHA-256
 matches; otherwise the predictor falls back to the model and says why in :attr:`Predictor.onnx_note`.
+
+Images (files, uploads, pixel arrays of another size) are prepared with exactly the
+:class:`~glyphlab.data.images.ImageConfig` the manifest records (:attr:`Predictor.preprocessing`); an image
+with no ink raises :class:`~glyphlab.data.images.NoInkError` instead of getting a confident answer.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 
+from glyphlab.data.images import DecodeLimits, NoInkError, PreparedImage, prepare_bytes, prepare_file, prepare_pixels
 from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.base import check_images
-from glyphlab.serving import preprocess as pp
 from glyphlab.serving.onnx_export import DEFAULT_NAME, FORMAT, OUTPUT, sidecar_path
 
 Backend = Literal["auto", "onnx", "native"]
@@ -24,6 +28,10 @@ Backend = Literal["auto", "onnx", "native"]
 
 class Predictor:
     """Probabilities for (N, H, W) images in [0, 1] (ink = 1), plus helpers to turn them into answers."""
+
+    #: what an image with no ink is told
+    NO_INK = ("no ink: the image is blank (nothing stands out from its background), so there is nothing to "
+              "classify; draw or scan a glyph")
 
     def __init__(
         self,
@@ -45,6 +53,13 @@ class Predictor:
         self.input_shape: tuple[int, int] = tuple(int(s) for s in (self.model.input_shape_ or ()))  # type: ignore[assignment]
         if len(self.input_shape) != 2:
             raise ModelFileError(f"{self.directory}: the manifest has no 2-D input shape")
+        from glyphlab.models.persistence import manifest_preprocessing
+
+        self.preprocessing = manifest_preprocessing(self.manifest, self.directory)
+        if tuple(self.preprocessing.config.canvas) != self.input_shape:
+            raise ModelFileError(f"{self.directory}: the manifest's preprocessing makes "
+                                 f"{self.preprocessing.config.canvas} images but the model takes {self.input_shape}")
+        self.image_config = self.preprocessing.config
         self.model_name: str = str(self.manifest.get("model"))
         files = self.manifest.get("files") or {}
         digest = str(files[sorted(files)[0]]) if files else "0" * 12
@@ -133,14 +148,25 @@ class Predictor:
             out[i : i + len(xb), self._columns] = self._session.run([OUTPUT], {self._input.name: feed})[0]
         return out
 
-    def predict_bytes(self, blobs: Iterable[bytes], limits: pp.DecodeLimits = pp.DecodeLimits()) -> np.ndarray:
+    def predict_bytes(self, blobs: Iterable[bytes], limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
         return self.predict(np.stack([self.prepare_bytes(b, limits) for b in blobs]))
 
-    def prepare_bytes(self, data: bytes, limits: pp.DecodeLimits = pp.DecodeLimits()) -> np.ndarray:
-        return pp.prepare_bytes(data, self.input_shape, limits)
+    def prepare_bytes(self, data: bytes, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
+        """Image bytes -> the model input, prepared as the manifest says (:class:`NoInkError` when blank)."""
+        return self._inked(prepare_bytes(data, self.image_config, limits))
+
+    def prepare_file(self, path: str | Path, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
+        """An image file -> the model input, prepared as the manifest says (:class:`NoInkError` when blank)."""
+        return self._inked(prepare_file(path, self.image_config, limits))
 
     def prepare_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        return pp.prepare_pixels(pixels, self.input_shape)
+        """Ink = 1 pixels -> the model input: as they are at the input shape, else prepared as the manifest says."""
+        return self._inked(prepare_pixels(pixels, self.image_config))
+
+    def _inked(self, prepared: PreparedImage) -> np.ndarray:
+        if prepared.no_ink:
+            raise NoInkError(self.NO_INK)
+        return prepared.pixels
 
     # -- answers ----------------------------------------------------------------------------------
     def top_k(self, probs: np.ndarray, k: int = 3) -> list[list[dict[str, Any]]]:
@@ -173,4 +199,6 @@ class Predictor:
             "backend": self.backend,
             "onnx": str(self.onnx_path) if self.onnx_path else None,
             "onnx_note": self.onnx_note,
+            "preprocessing": self.preprocessing.to_dict(),
+            "preprocessing_text": self.image_config.describe(),
         }

@@ -12,8 +12,8 @@
 
 Every loader takes ``limit`` (keep that many images per split, stratified, chosen before anything expensive
 is done, so quick recipes and tests run on a few hundred images). Files a loader generates are written once
-into ``data_dir/NAME/`` (``data_dir/NAME/limit-N/`` with a limit) through a temporary file and
-``os.replace``, and regenerated when their ``protocol.json`` does not match.
+into ``data_dir/NAME/`` (``data_dir/NAME/limit-N/`` with a limit) atomically (:mod:`glyphlab.fileio`),
+and regenerated when their ``protocol.json`` does not match.
 
 One module per protocol (:mod:`.back_rand`, :mod:`.resplit`, :mod:`.mnist_csv`, :mod:`.glyphs36`,
 :mod:`.emnist`) over the shared :mod:`.cache` layer; :mod:`.fonts` renders glyphs from TrueType fonts and

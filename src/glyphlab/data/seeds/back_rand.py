@@ -18,13 +18,12 @@ from glyphlab.data.seeds.cache import (
     _load_mnist,
     _mnist_dir,
     _read_cached,
-    _write_atomically,
-    _write_pair_atomically,
     _write_protocol,
     limit_indices,
 )
 from glyphlab.data.splits import stratified_indices
 from glyphlab.data.variants import background_noise
+from glyphlab.fileio import atomic_path
 
 BACK_RAND_SEED = 2
 BACK_RAND_SIZES = (12_000, 50_000)
@@ -112,9 +111,11 @@ def load_mnist_back_rand(data_dir: Path | None = None, limit: int | None = None,
         clean = Dataset("mnist", DIGIT_CLASSES, {"train": Split(images[train_idx], labels[train_idx]),
                                                  "test": Split(images[test_idx], labels[test_idx])})
         noisy = background_noise(clean, seed=BACK_RAND_SEED)
-        _write_atomically(folder / "train.csv", lambda p: write_csv785(p, noisy["train"], transposed=True))
-        _write_pair_atomically(folder / "test.csv", folder / "test_labels.csv",
-                               lambda im, lab: write_image_csv_pair(im, lab, noisy["test"], transposed=True))
+        with atomic_path(folder / "train.csv") as tmp:
+            write_csv785(tmp, noisy["train"], transposed=True)
+        # the pair writer writes both files; each is moved into place
+        with atomic_path(folder / "test.csv") as images_tmp, atomic_path(folder / "test_labels.csv") as labels_tmp:
+            write_image_csv_pair(images_tmp, labels_tmp, noisy["test"], transposed=True)
         _write_protocol(folder, protocol)
     def read() -> dict[str, Split]:
         return {"train": read_csv785(folder / "train.csv", transposed=True, labeled=True, header=False,

@@ -1,12 +1,11 @@
 """What every seed protocol shares: ``limit`` (a stratified subset chosen before anything expensive), the MNIST
 source most of them draw from, and the cache of generated files in ``data_dir/NAME/`` (``limit-N/`` with a
-limit), written through a temporary file and ``os.replace`` and regenerated when ``protocol.json`` differs.
+limit), written atomically (:mod:`glyphlab.fileio`) and regenerated when ``protocol.json`` differs.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,6 +16,7 @@ from glyphlab.data.mnist import load_mnist
 from glyphlab.data.registry import default_data_dir
 from glyphlab.data.splits import stratified_indices
 from glyphlab.errors import DataError
+from glyphlab.fileio import atomic_open, write_json
 
 DIGIT_CLASSES = [str(i) for i in range(10)]
 ALNUM_CLASSES = DIGIT_CLASSES + [chr(ord("A") + i) for i in range(26)]
@@ -87,31 +87,8 @@ def _fresh(folder: Path, protocol: dict[str, Any], files: list[str]) -> bool:
         return False
 
 
-def _write_atomically(path: Path, writer: Callable[[Path], Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _write_pair_atomically(images_path: Path, labels_path: Path, writer: Callable[[Path, Path], Any]) -> None:
-    """``writer(images, labels)`` writes an images file and its labels file at once (the pair writers): both go
-    to temporary names, then each is moved into place."""
-    tmp_labels = labels_path.with_name(f".{labels_path.name}.{os.getpid()}.part")
-    try:
-        _write_atomically(images_path, lambda p: writer(p, tmp_labels))
-        os.replace(tmp_labels, labels_path)
-    finally:
-        if tmp_labels.exists():
-            tmp_labels.unlink()
-
-
 def _write_protocol(folder: Path, protocol: dict[str, Any]) -> None:
-    _write_atomically(folder / "protocol.json", lambda p: p.write_text(json.dumps(protocol, indent=2)))
+    write_json(folder / "protocol.json", protocol)
 
 
 def _stamp(folder: Path, files: list[str]) -> list[list[int]]:
@@ -140,5 +117,6 @@ def _read_cached(folder: Path, files: list[str], read: Callable[[], dict[str, Sp
             arrays[f"{n}_images"] = np.rint(sp.images * 255).astype(np.uint8)
             if sp.labels is not None:
                 arrays[f"{n}_labels"] = sp.labels
-        _write_atomically(path, lambda p: np.savez(open(p, "wb"), **arrays))
+        with atomic_open(path, "wb") as fh:
+            np.savez(fh, **arrays)
     return splits

@@ -6,8 +6,8 @@ import zipfile
 from pathlib import Path
 
 from glyphlab.data.mnist import _download, find_idx_file
-from glyphlab.data.seeds.cache import _write_atomically
 from glyphlab.errors import DataError
+from glyphlab.fileio import write_bytes
 
 EMNIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
 #: MD5 of NIST's gzip.zip as torchvision pins it (torchvision.datasets.EMNIST.md5, the digest the field checks
@@ -37,6 +37,6 @@ def _emnist_download(folder: Path, sha256: str | None) -> None:
         with zipfile.ZipFile(zpath) as zf:
             for stem in wanted:
                 member = f"gzip/{stem}.gz"
-                _write_atomically(folder / f"{stem}.gz", lambda p, m=member: p.write_bytes(zf.read(m)))
+                write_bytes(folder / f"{stem}.gz", zf.read(member))
     except (zipfile.BadZipFile, KeyError) as e:
         raise DataError(f"{zpath}: not NIST's EMNIST gzip.zip ({e}); delete it and try again") from None

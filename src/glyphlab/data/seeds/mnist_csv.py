@@ -11,9 +11,19 @@ import numpy as np
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.formats import read_image_csv_pair, write_image_csv_pair
 from glyphlab.data.registry import register_dataset
-from glyphlab.data.seeds.cache import (DIGIT_CLASSES, _cache_dir, _check_limit, _fresh, _load_mnist, _mnist_dir,
-                                      _read_cached, _write_pair_atomically, _write_protocol, limit_indices)
+from glyphlab.data.seeds.cache import (
+    DIGIT_CLASSES,
+    _cache_dir,
+    _check_limit,
+    _fresh,
+    _load_mnist,
+    _mnist_dir,
+    _read_cached,
+    _write_protocol,
+    limit_indices,
+)
 from glyphlab.errors import DataError
+from glyphlab.fileio import atomic_path
 
 CSV_SEED = 4
 
@@ -53,7 +63,8 @@ def load_mnist_csv(data_dir: Path | None = None, limit: int | None = None, downl
             parts.append(s.take(limit_indices(s.labels, len(s), limit, CSV_SEED)))
         n_train = len(parts[0])
         both = Split(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
-        _write_pair_atomically(folder / CSV_IMAGES, folder / CSV_LABELS, lambda im, lab: write_image_csv_pair(im, lab, both))
+        with atomic_path(folder / CSV_IMAGES) as images_tmp, atomic_path(folder / CSV_LABELS) as labels_tmp:
+            write_image_csv_pair(images_tmp, labels_tmp, both)
         _write_protocol(folder, {**protocol, "n_train": n_train})
     both = _read_cached(folder, [CSV_IMAGES, CSV_LABELS], lambda: {"all": read_image_csv_pair(
         folder / CSV_IMAGES, folder / CSV_LABELS, header=False, classes=DIGIT_CLASSES)}, cache)["all"]

@@ -37,16 +37,16 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from glyphlab.errors import ConfigError
-from glyphlab.io import write_csv
+from glyphlab.fileio import atomic_open, write_csv
 from glyphlab.models.base import EpochCallback
 from glyphlab.models.persistence import json_default
 from glyphlab.models.torch import usable_cores
 from glyphlab.models.torch.augment import AugmentConfig, augment_batch
+from glyphlab.runfolder import CHECKPOINT, HISTORY, LEARNING_CURVES
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop", "nadam")
 SCHEDULES = ("onecycle", "cosine", "none")
 MONITORS = ("val_loss", "val_acc")
-CHECKPOINT = "checkpoint"
 CHECKPOINT_VERSION = 1
 
 
@@ -323,20 +323,19 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 
 
 def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
-    write_csv(run_dir / "history.csv", [{k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS}
-                                        for row in history], fieldnames=HISTORY_FIELDS)
+    write_csv(run_dir / HISTORY, [{k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS}
+                                  for row in history], columns=list(HISTORY_FIELDS))
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
     if not history:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # matplotlib's object-oriented Figure: no pyplot state, no backend switch in a user's notebook
+    from matplotlib.figure import Figure  # local: only a network's run folder draws curves
 
     ep = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    ax1, ax2 = fig.subplots(1, 2)
     for ax, key, title in ((ax1, "loss", "Loss"), (ax2, "acc", "Accuracy")):
         ax.plot(ep, [h[f"train_{key}"] for h in history], "o-", label="train", ms=3)
         val = [h.get(f"val_{key}") for h in history]
@@ -347,8 +346,8 @@ def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
     return path
 
 
@@ -552,7 +551,7 @@ def train(
     module.eval()
     if run_path is not None:
         write_history(history, run_path)
-        plot_history(history, run_path / "learning_curves.png")
+        plot_history(history, run_path / LEARNING_CURVES)
     return TrainResult(history=history, best_epoch=best_epoch, stopped_early=stopped_early,
                        resumed_from=resumed_from, device=str(device))
 

@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 
-from glyphlab.io import write_csv
+from glyphlab.fileio import write_csv
 from glyphlab.pipeline.search.space import decode_params
 
 IMPORTANCE_MIN_TRIALS = 5

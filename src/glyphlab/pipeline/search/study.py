@@ -19,13 +19,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from glyphlab.data.splits import merge_splits
 from glyphlab.errors import ConfigError, GlyphlabError
 from glyphlab.models.registry import MODELS
-from glyphlab.io import write_json
+from glyphlab.fileio import write_json
 from glyphlab.pipeline.run import RunConfig, load_run_dataset, run
 from glyphlab.pipeline.search.outputs import write_outputs
 from glyphlab.pipeline.search.samplers import make_sampler
 from glyphlab.pipeline.search.scoring import EpochReporter, cv_score, model_params, validation_score
 from glyphlab.pipeline.search.space import decode_params, find_space, load_space
 from glyphlab.pipeline.search.workers import make_storage, reap_dead_trials, redact, worker_id
+from glyphlab.runfolder import RunFolder
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -261,10 +262,10 @@ def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
 def refit_best(cfg: SearchConfig, model: str, params: dict[str, Any], out: Path, console: Console) -> Path:
     """Refit on train+val and evaluate once on test, as the run model folder ``out/models/MODEL-best``."""
     label = f"{model}-best"
-    previous = out / "models" / label / "metrics.json"
+    previous = RunFolder(out).model(label)
     resume = False
-    if previous.is_file():  # the same best parameters were already refit and evaluated: keep them
-        kept = json.loads(previous.read_text()).get("params", {})
+    if previous.finished:  # the same best parameters were already refit and evaluated: keep them
+        kept = previous.read_metrics().get("params", {})
         resume = all(kept.get(k) == v for k, v in params.items())
     run_cfg = RunConfig(dataset=cfg.dataset, models=[f"{label}={model}"], params={label: params}, seed=cfg.seed,
                         val_fraction=cfg.val_fraction, data_dir=cfg.data_dir, dataset_options=dict(cfg.dataset_options),

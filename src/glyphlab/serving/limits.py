@@ -1,0 +1,178 @@
+"""Bounded server memory: a concurrency limit with a bounded wait queue, and heap trimming when idle.
+
+Without a limit every request that arrives is read, parsed and held at once: 150 concurrent 4.8 MB JSON
+batches took one worker to 5 GB. :class:`ConcurrencyLimitMiddleware` sits outside everything that reads
+a body, so at most ``max_concurrency`` requests with a body are being read, parsed or predicted at any
+time. Others wait, in arrival order, in a queue of at most ``max_queue`` (a waiting request costs only
+what uvicorn buffers before it stops reading the socket, 64 KiB); a request that finds the queue full,
+or waits longer than ``queue_timeout_s``, is answered 503 with a ``Retry-After`` header. GET requests
+(health checks, the page, the docs) are never queued, so a busy server still says it is alive.
+
+Freed buffers do not always go back to the system: glibc keeps freed heap in its arenas and raises its
+mmap threshold after large frees, so a worker that once held 4 GB kept holding it. :func:`tune_malloc`
+pins the threshold (large bodies and arrays stay in their own mappings, returned on free) and
+:func:`trim_heap` (``malloc_trim``) runs whenever the server goes idle after work. Both are no-ops on
+other C libraries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import json
+import math
+import time
+from collections import deque
+from typing import Any
+
+#: glibc mallopt parameters (malloc.h)
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+#: allocations above this get their own mapping (returned to the system on free)
+MMAP_THRESHOLD = 1 << 20
+#: most bytes read and thrown away from a refused request's body (so the client can read the 503)
+MAX_DRAIN = 64 << 20
+
+_libc: Any = None
+
+
+def _glibc() -> Any | None:
+    """The C library if it is glibc (it has malloc_trim), else None."""
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        try:
+            lib = ctypes.CDLL(name) if name else None
+            _libc = lib if lib is not None and hasattr(lib, "malloc_trim") and hasattr(lib, "mallopt") else False
+        except OSError:
+            _libc = False
+    return _libc or None
+
+
+def tune_malloc(arenas: int = 2) -> bool:
+    """Pin glibc's mmap threshold and cap its arenas (a few inference threads need no more); True if done."""
+    lib = _glibc()
+    if lib is None:
+        return False
+    return bool(lib.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(lib.mallopt(_M_ARENA_MAX, int(arenas)))
+
+
+def trim_heap() -> bool:
+    """Give freed heap memory back to the system (glibc ``malloc_trim(0)``); True if something was returned."""
+    lib = _glibc()
+    return bool(lib.malloc_trim(0)) if lib is not None else False
+
+
+class ConcurrencyLimitMiddleware:
+    """Pure ASGI middleware: at most ``max_concurrency`` body-carrying requests inside, ``max_queue`` waiting.
+
+    The slot is held until the inner app has sent its whole answer, so everything a request allocated is
+    garbage by the time the next one starts. Waiters are served first come, first served.
+    """
+
+    def __init__(self, app: Any, max_concurrency: int, max_queue: int, queue_timeout_s: float,
+                 trim_when_idle: bool = True) -> None:
+        if max_concurrency < 1 or max_queue < 0 or queue_timeout_s <= 0:
+            raise ValueError("max_concurrency >= 1, max_queue >= 0 and queue_timeout_s > 0 are required")
+        self.app = app
+        self.max_concurrency = int(max_concurrency)
+        self.max_queue = int(max_queue)
+        self.queue_timeout_s = float(queue_timeout_s)
+        self.trim_when_idle = trim_when_idle
+        self.active = 0
+        self.waiters: deque[asyncio.Future] = deque()
+        self.rejected = 0
+        #: exponentially weighted mean of the time a request holds its slot (seconds), for Retry-After
+        self.service_s = 0.05
+        self._dirty = False
+        self._trimming = False
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        if not await self._acquire():
+            await self._refuse(receive, send)
+            return
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.service_s = 0.8 * self.service_s + 0.2 * (time.perf_counter() - start)
+            self._release()
+
+    # -- slots ---------------------------------------------------------------------------------------
+    async def _acquire(self) -> bool:
+        if self.active < self.max_concurrency and not self.waiters:
+            self.active += 1
+            return True
+        if len(self.waiters) >= self.max_queue:
+            return False
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            await asyncio.wait({fut}, timeout=self.queue_timeout_s)
+        except asyncio.CancelledError:
+            self._abandon(fut)
+            raise
+        if fut.done() and not fut.cancelled():
+            return True  # the releasing request handed its slot over (self.active unchanged)
+        self._abandon(fut)
+        return False
+
+    def _abandon(self, fut: asyncio.Future) -> None:
+        """A waiter gives up: out of the queue, or, if a slot was handed to it meanwhile, give that back."""
+        if fut.done() and not fut.cancelled():
+            self._release()
+            return
+        fut.cancel()
+        try:
+            self.waiters.remove(fut)
+        except ValueError:
+            pass
+
+    def _release(self) -> None:
+        self._dirty = True
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(True)  # hand the slot over
+                return
+        self.active -= 1
+        if self.active == 0 and self.trim_when_idle and not self._trimming:
+            self._trimming = True
+            asyncio.get_running_loop().run_in_executor(None, self._trim)
+
+    def _trim(self) -> None:
+        try:
+            if self._dirty:
+                self._dirty = False
+                trim_heap()
+        finally:
+            self._trimming = False
+
+    # -- refusal -------------------------------------------------------------------------------------
+    def retry_after_s(self) -> int:
+        """Seconds until a slot is likely free: the queue ahead times the mean service time, per slot."""
+        ahead = len(self.waiters) + self.active
+        return int(min(60, max(1, math.ceil(self.service_s * ahead / self.max_concurrency))))
+
+    async def _refuse(self, receive: Any, send: Any) -> None:
+        """503 + Retry-After, after reading (and dropping) the body so the client gets to read the answer."""
+        self.rejected += 1
+        drained = 0
+        while drained <= MAX_DRAIN:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        retry = self.retry_after_s()
+        body = json.dumps({"detail": f"the server is at its limit of {self.max_concurrency} concurrent requests "
+                                     f"with {self.max_queue} waiting; retry in {retry} s"}).encode()
+        await send({"type": "http.response.start", "status": 503,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"retry-after", str(retry).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,127 @@
+"""A person's own images: a folder -> glyphlab run -> evaluate / predict / serve give the very same labels.
+
+The folders are made here from scikit-learn's digits: each 8x8 digit scaled up and set off-centre on a
+48-64 px page, dark ink on white (as a scan) or light ink on dark (as a chalkboard photo).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from typer.testing import CliRunner
+
+from glyphlab.cli import app
+from glyphlab.data.formats import image_folder_files
+from glyphlab.serving.app import create_app
+
+runner = CliRunner()
+PER_CLASS = 12
+
+
+def write_folder(root, split, classes, seed: int, dark_on_light: bool, per_class: int = PER_CLASS):
+    """``root/<class>/<i>.png``: digits scaled 3-4x at a random place on a 48-64 px page."""
+    rng = np.random.default_rng(seed)
+    for c in range(len(classes)):
+        (root / classes[c]).mkdir(parents=True)
+        for i, idx in enumerate(np.flatnonzero(split.labels == c)[:per_class]):
+            side, scale = int(rng.integers(48, 65)), int(rng.integers(3, 5))
+            glyph = np.kron(split.images[idx], np.ones((scale, scale)))
+            page = np.zeros((side, side))
+            top, left = rng.integers(0, side - glyph.shape[0] + 1, size=2)
+            page[top: top + glyph.shape[0], left: left + glyph.shape[1]] = glyph
+            pixels = 255 * (1 - page) if dark_on_light else 25 + 230 * page
+            Image.fromarray(pixels.round().astype(np.uint8)).save(root / classes[c] / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, digits):
+    base = tmp_path_factory.mktemp("own")
+    train = write_folder(base / "train", digits["train"], digits.classes, seed=0, dark_on_light=True, per_class=40)
+    run_dir = base / "run"
+    r = runner.invoke(app, ["run", "--dataset", str(train), "--models", "logreg", "--out", str(run_dir), "--no-report"])
+    assert r.exit_code == 0, r.output
+    return base, run_dir
+
+
+@pytest.mark.parametrize("dark_on_light", [True, False], ids=["dark-on-white", "light-on-dark"])
+def test_evaluate_predict_and_serve_give_identical_labels(trained, digits, dark_on_light):
+    base, run_dir = trained
+    folder = write_folder(base / f"new-{dark_on_light}", digits["test"], digits.classes, seed=1,
+                          dark_on_light=dark_on_light)
+    files = [f for f, _ in image_folder_files(folder)[1]]
+    truth = np.array([lab for _, lab in image_folder_files(folder)[1]])
+
+    r = runner.invoke(app, ["evaluate", str(run_dir), "--dataset", str(folder), "--out", str(base / "ev")])
+    assert r.exit_code == 0, r.output
+    with np.load(base / "ev" / "models" / "logreg" / "predictions.npz") as pred:
+        evaluated, y_true = pred["y_pred"].tolist(), pred["y_true"]
+    np.testing.assert_array_equal(y_true, truth)  # every file of the folder, in the reader's order
+
+    model_dir = run_dir / "models" / "logreg" / "model"
+    r = runner.invoke(app, ["predict", str(model_dir), str(folder), "--json"])
+    assert r.exit_code == 0, r.output
+    by_file = {p["file"]: p["label"] for p in json.loads(r.stdout)["predictions"]}
+    predicted = [by_file[str(f)] for f in files]
+
+    with TestClient(create_app(model_dir)) as client:
+        served = []
+        for f in files:
+            resp = client.post("/prediction", files={"file": (f.name, f.read_bytes(), "image/png")})
+            assert resp.status_code == 200, resp.text
+            served.append(resp.json()["label"])
+
+    assert evaluated == predicted == served
+    accuracy = float(np.mean(np.array(evaluated) == truth))
+    assert accuracy > 0.7, accuracy  # the same labels, and right ones: polarity and position were normalised
+
+
+def test_the_manifest_and_the_run_record_the_preprocessing(trained):
+    base, run_dir = trained
+    manifest = json.loads((run_dir / "models" / "logreg" / "model" / "manifest.json").read_text())
+    pre = manifest["preprocessing"]
+    assert pre["trained_on"] == "image files"
+    assert pre["image_config"] == {"canvas": [28, 28], "polarity": "auto", "normalise_contrast": True,
+                                   "crop_to_ink": True, "box": 20, "keep_aspect": True, "centre_by_mass": True,
+                                   "resample": "auto"}
+    dataset = json.loads((run_dir / "dataset.json").read_text())
+    assert dataset["meta"]["preprocessing"] == pre
+    assert dataset["meta"]["image_folder"]["inverted"] == 400  # all dark-on-white pages were inverted
+
+
+def test_blank_file_is_no_ink_in_predict(trained, tmp_path):
+    _, run_dir = trained
+    Image.new("L", (60, 60), 255).save(tmp_path / "blank.png")
+    r = runner.invoke(app, ["predict", str(run_dir / "models" / "logreg"), str(tmp_path / "blank.png"), "--json"])
+    assert r.exit_code == 1
+    (entry,) = json.loads(r.stdout)["predictions"]
+    assert entry["no_ink"] is True and "label" not in entry and "no ink" in entry["error"]
+    r = runner.invoke(app, ["predict", str(run_dir / "models" / "logreg"), str(tmp_path / "blank.png")])
+    assert r.exit_code == 1 and "no ink" in r.output
+
+
+def test_old_manifest_loads_and_says_what_it_assumed(trained, tmp_path):
+    import shutil
+
+    from glyphlab.serving.predictor import Predictor
+
+    _, run_dir = trained
+    old = tmp_path / "old"
+    shutil.copytree(run_dir / "models" / "logreg" / "model", old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["preprocessing"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    p = Predictor(old)
+    assert p.preprocessing.trained_on == "arrays" and "older glyphlab" in p.preprocessing.note
+    assert p.image_config.box == 20 and p.info()["preprocessing"]["note"] == p.preprocessing.note
+    (tmp_path / "imgs").mkdir()
+    arr = np.full((40, 40), 255, np.uint8)
+    arr[8:32, 18:22] = 0
+    Image.fromarray(arr).save(tmp_path / "imgs" / "one.png")
+    r = runner.invoke(app, ["predict", str(old), str(tmp_path / "imgs"), "--json"])
+    assert r.exit_code == 0 and "older glyphlab" in r.stderr
+    assert json.loads(r.stdout)["preprocessing"]["trained_on"] == "arrays"

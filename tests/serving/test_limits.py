@@ -1,0 +1,187 @@
+"""The concurrency limit: requests beyond max_concurrency wait in a bounded queue, beyond it (or after the
+queue timeout) they get 503 with Retry-After; GETs are never queued; `glyphlab serve` options reach the app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from serving_helpers import digit_png
+
+from glyphlab.cli import app as cli_app
+from glyphlab.serving.app import ServeSettings, create_app
+from glyphlab.serving.limits import ConcurrencyLimitMiddleware, trim_heap
+
+
+class Gate:
+    """An inner ASGI app that answers 200 once `open` is set, counting how many are inside at once."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.inside = 0
+        self.most_inside = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.inside += 1
+        self.most_inside = max(self.most_inside, self.inside)
+        try:
+            while (await receive()).get("more_body"):
+                pass
+            await self.open.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+        finally:
+            self.inside -= 1
+
+
+async def call(app, method: str = "POST", body: bytes = b"{}") -> tuple[int, dict]:
+    """One ASGI request; (status, headers)."""
+    sent = []
+    messages = [{"type": "http.request", "body": body[:3], "more_body": True},
+                {"type": "http.request", "body": body[3:], "more_body": False}]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    await app({"type": "http", "method": method, "path": "/prediction", "headers": []}, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], {k.decode(): v.decode() for k, v in start.get("headers", [])}
+
+
+def test_beyond_concurrency_and_queue_is_503_with_retry_after():
+    async def scenario():
+        gate = Gate()
+        mw = ConcurrencyLimitMiddleware(gate, max_concurrency=2, max_queue=3, queue_timeout_s=30)
+        tasks = [asyncio.create_task(call(mw)) for _ in range(5)]  # 2 inside, 3 waiting
+        await asyncio.sleep(0.05)
+        assert gate.inside == 2 and len(mw.waiters) == 3
+        status, headers = await asyncio.wait_for(call(mw), 5)  # the queue is full: refused at once
+        assert status == 503 and int(headers["retry-after"]) >= 1 and headers["connection"] == "close"
+        gate.open.set()
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        assert [s for s, _ in results] == [200] * 5
+        assert gate.most_inside == 2 and mw.active == 0 and not mw.waiters and mw.rejected == 1
+
+    asyncio.run(scenario())
+
+
+def test_queue_timeout_is_503_and_frees_the_place():
+    async def scenario():
+        gate = Gate()
+        mw = ConcurrencyLimitMiddleware(gate, max_concurrency=1, max_queue=5, queue_timeout_s=0.1)
+        first = asyncio.create_task(call(mw))
+        await asyncio.sleep(0.02)
+        status, headers = await asyncio.wait_for(call(mw), 5)  # waits 0.1 s, then gives up
+        assert status == 503 and "retry-after" in headers
+        assert not mw.waiters
+        gate.open.set()
+        assert (await first)[0] == 200
+        assert (await call(mw))[0] == 200 and mw.active == 0
+
+    asyncio.run(scenario())
+
+
+def test_get_is_never_queued():
+    async def scenario():
+        gate = Gate()
+        mw = ConcurrencyLimitMiddleware(gate, max_concurrency=1, max_queue=0, queue_timeout_s=30)
+        busy = asyncio.create_task(call(mw))
+        await asyncio.sleep(0.02)
+        assert (await call(mw))[0] == 503  # a POST is refused ...
+        get = asyncio.create_task(call(mw, "GET"))  # ... a GET goes through (the gate holds it like any)
+        await asyncio.sleep(0.02)
+        assert gate.inside == 2
+        gate.open.set()
+        assert (await get)[0] == 200 and (await busy)[0] == 200
+
+    asyncio.run(scenario())
+
+
+def test_cancelled_waiter_leaves_the_queue():
+    async def scenario():
+        gate = Gate()
+        mw = ConcurrencyLimitMiddleware(gate, max_concurrency=1, max_queue=2, queue_timeout_s=30)
+        busy = asyncio.create_task(call(mw))
+        waiting = asyncio.create_task(call(mw))
+        await asyncio.sleep(0.02)
+        assert len(mw.waiters) == 1
+        waiting.cancel()
+        await asyncio.sleep(0.01)
+        assert not mw.waiters
+        gate.open.set()
+        assert (await busy)[0] == 200 and mw.active == 0
+
+    asyncio.run(scenario())
+
+
+def test_trim_heap_runs():
+    assert trim_heap() in (True, False)  # glibc returns memory or not; elsewhere a no-op, never an error
+
+
+def test_the_app_answers_503_when_its_only_slot_is_busy(logreg_dir, digits):
+    """Through create_app: max_concurrency=1, max_queue=0; the first request is held inside predict."""
+    application = create_app(logreg_dir, ServeSettings(max_concurrency=1, max_queue=0))
+    predictor = application.state.predictor
+    entered, release = threading.Event(), threading.Event()
+    real = predictor.predict
+
+    def slow_predict(x):
+        entered.set()
+        release.wait(10)
+        return real(x)
+
+    predictor.predict = slow_predict
+    png = digit_png(digits.splits["test"].images[0])
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            first = asyncio.create_task(client.post("/prediction", content=png, headers={"content-type": "image/png"}))
+            while not entered.is_set():
+                await asyncio.sleep(0.01)
+            second = await client.post("/prediction", content=png, headers={"content-type": "image/png"})
+            health = await client.get("/health")
+            release.set()
+            return await first, second, health
+
+    first, second, health = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert first.status_code == 200 and "label" in first.json()
+    assert second.status_code == 503 and int(second.headers["retry-after"]) >= 1 and "limit" in second.json()["detail"]
+    assert health.status_code == 200
+
+
+def test_serve_options_reach_the_settings(logreg_dir, monkeypatch):
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    for var in ("GLYPHLAB_SERVE_SETTINGS", "GLYPHLAB_SERVE_MODEL"):  # serve sets them; restored afterwards
+        monkeypatch.setenv(var, "")
+    r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-body-mb", "1.5", "--max-concurrency", "3",
+                                     "--max-queue", "7", "--queue-timeout", "2.5", "--workers", "2"])
+    assert r.exit_code == 0, r.output
+    settings = ServeSettings.model_validate_json(os.environ["GLYPHLAB_SERVE_SETTINGS"])
+    assert (settings.max_bytes, settings.max_concurrency, settings.max_queue, settings.queue_timeout_s) == (
+        1_500_000, 3, 7, 2.5)
+    assert seen["workers"] == 2
+    r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-concurrency", "0"])
+    assert r.exit_code == 2
+
+
+@pytest.mark.parametrize("mb,status", [(0.01, 413), (1.0, 200)])
+def test_body_limit_from_settings(logreg_dir, mb, status):
+    from fastapi.testclient import TestClient
+
+    body = json.dumps({"pixels": [[0.0] * 30 + [1.0] * 4 + [0.0] * 30] * 64}).encode()  # ~16 KB, a stroke of ink
+    with TestClient(create_app(logreg_dir, ServeSettings(max_bytes=int(mb * 1e6)))) as c:
+        r = c.post("/prediction", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
