@@ -106,6 +106,8 @@ def run_cmd(
     data_dir: DataDir = None,
     resume: Annotated[Optional[Path], typer.Option(help="Resume an interrupted run folder (its config is reused).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+    exclude: Annotated[Optional[Path], typer.Option(help="A label_issues.csv from `glyphlab audit`: train without "
+                                                         "those training images.")] = None,
     track: Track = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -121,7 +123,7 @@ def run_cmd(
             # a resumed run is the run that was started: settings typed beside --resume would be silently ignored
             # (compared by name: typer may bring its own copy of click's ParameterSource enum)
             given = ["--" + name.replace("_", "-") for name in ("dataset", "models", "out", "seed", "param", "val_fraction",
-                                                                 "variant", "dataset_option")
+                                                                 "variant", "dataset_option", "exclude")
                      if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
             if given:
                 raise GlyphlabError(f"--resume continues {resume} with the settings in its {CONFIG}; "
@@ -136,7 +138,7 @@ def run_cmd(
         cfg = RunConfig(
             dataset=dataset, models=names, params=parse_params(param, names), seed=seed,
             val_fraction=val_fraction, variants=variant, data_dir=str(data_dir) if data_dir else None,
-            dataset_options=_dataset_options(dataset_option),
+            dataset_options=_dataset_options(dataset_option), exclude=str(exclude) if exclude else "",
         )
         run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri)
     except GlyphlabError as exc:
@@ -249,6 +251,42 @@ def search_cmd(
         run_search(cfg, console)
     except GlyphlabError as exc:
         _fail(exc)
+
+
+@app.command("audit")
+def audit_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset name or path (see `glyphlab datasets`).")] = "digits",
+    model: Annotated[Optional[str], typer.Option(help="The model fitted on each fold (default: a small fast mlp).")] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Folds of the out-of-fold probabilities.")] = 3,
+    param: Annotated[list[str], typer.Option("--param", help="key=value for the fold model (repeatable).")] = [],
+    split: Annotated[Optional[str], typer.Option(help="Comma-separated labeled splits to audit (default: all).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Audit folder (default: runs/audit-DATASET); RUN/audit puts "
+                                                     "the audit in a run's report.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the folds and the fold models.")] = 0,
+    variant: Variants = "",
+    dataset_option: DatasetOptions = [],
+    data_dir: DataDir = None,
+) -> None:
+    """Find images whose label is probably wrong (out-of-fold probabilities + cleanlab): label_issues.csv and a
+    picture of the top suspects; `glyphlab run --exclude AUDIT/label_issues.csv` then trains without them."""
+    from glyphlab.models.registry import parse_params
+    from glyphlab.pipeline.audit import DEFAULT_MODEL, AuditConfig, run_audit
+
+    try:
+        name = model or DEFAULT_MODEL
+        cfg = AuditConfig(dataset=dataset, model=name, params=parse_params(param, [name])[name], folds=folds,
+                          seed=seed, variants=variant, data_dir=str(data_dir) if data_dir else None,
+                          dataset_options=_dataset_options(dataset_option),
+                          splits=[s.strip() for s in split.split(",") if s.strip()] if split else None)
+        result = run_audit(cfg, out, console)
+    except GlyphlabError as exc:
+        _fail(exc)
+    table = Table(title=f"top label-issue suspects of {result.n_audited:,} images ({len(result.issues):,} flagged)")
+    for col in ("split", "index", "given", "suggested", "score"):
+        table.add_column(col, justify="right" if col in ("index", "score") else "left")
+    for r in result.issues[:10]:
+        table.add_row(r["split"], str(r["index"]), r["given_label"], r["suggested_label"], f"{r['score']:.4f}")
+    console.print(table)
 
 
 @app.command("robustness")
@@ -549,7 +587,8 @@ def serve_cmd(
 #: optional packages and the extra that brings each
 EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "serve", "onnxruntime": "serve",
           "onnxscript": "serve", "skl2onnx": "serve", "optuna": "search", "psycopg2": "search", "e2cnn": "rot",
-          "timm": "timm", "torchvision": "timm", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard"}
+          "timm": "timm", "torchvision": "timm", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard",
+          "cleanlab": "audit"}
 
 
 def main() -> None:

@@ -241,6 +241,7 @@ class RotCNN(TorchModel):
 
     def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
              callbacks: Sequence[EpochCallback] = ()) -> None:
+        self.exported_ = None  # a refit's temperature (calibrate=temperature) must see the new weights' export
         super()._fit(images, labels, val_images, val_labels, run_dir=run_dir, callbacks=callbacks)
         self.exported_ = self.export_module()
 

@@ -2,7 +2,8 @@
 
 ``build_report(RUN)`` reads config.json, dataset.json, test_images.npz, leaderboard.csv and each
 models/NAME/ folder (metrics, predictions, tables, figures, history, features) and writes RUN/report.html:
-inline CSS, every image a base64 PNG data URI, no network, no model loaded, nothing retrained. The only
+inline CSS, every image a base64 PNG data URI, no network, nothing retrained. Only the attributions load a
+model (models/NAME/model/, when kept; see :mod:`glyphlab.reporting.explanations`), cached beside it. The only
 slow part, the t-SNE feature map, is cached as models/NAME/tsne.npz so a rebuild takes seconds.
 ``pdf=True`` also prints RUN/report.pdf with a headless Chromium.
 """
@@ -27,7 +28,8 @@ import numpy as np
 from glyphlab.errors import GlyphlabError, RunFolderError
 from glyphlab.evaluation.plots import pareto_front
 from glyphlab.fileio import atomic_open, write_text
-from glyphlab.reporting import figures
+from glyphlab.reporting import explanations, figures
+from glyphlab.reporting.trust import audit_part, calibration_part
 from glyphlab.runfolder import (
     ACCURACY_VS_TIME, CLASSIFICATION_REPORT, CONFUSION_NORMALIZED_PNG, CONFUSION_PNG, FEATURES, HISTORY,
     LEADERBOARD_COLUMNS, LEARNING_CURVES, MOST_CONFUSED_CSV, MOST_CONFUSED_PNG, RECIPE, REFERENCE_COMPARISON, REPORT,
@@ -179,6 +181,8 @@ def _model_part(run: RunFolder, name: str, row: dict[str, Any], images: np.ndarr
             png, n_wrong = figures.confident_mistakes(images[index], pred["y_true"], pred["y_pred"], pred["proba"],
                                                       classes, k=GALLERY_SIZE)
             gallery = data_uri(png)
+    why = explanations.attribution_part(folder, images, pred, classes, confused)
+    why.update({k: data_uri(why.get(k)) for k in ("pairs", "losses")})
     params = metrics.get("params") or {}
     registry = metrics.get("registry_model")
     return {
@@ -192,9 +196,10 @@ def _model_part(run: RunFolder, name: str, row: dict[str, Any], images: np.ndarr
         "confusion_normalized": _file_uri(d / CONFUSION_NORMALIZED_PNG),
         "confused": confused, "confused_png": _file_uri(d / MOST_CONFUSED_PNG),
         "curves": curves, "history": hist_summary, "is_network": bool(history),
-        "gallery": gallery, "n_wrong": n_wrong,
+        "gallery": gallery, "n_wrong": n_wrong, "attributions": why,
         "n_test": _fmt(row.get("n_test"), 0),
         "model_saved": folder.model_path.is_dir(),
+        "calibration": calibration_part(folder.path, _file_uri),
     }
 
 
@@ -340,6 +345,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
         run.file(ROBUSTNESS_CSV).is_file() else None,
         "reference": _table_from_csv(run.file(REFERENCE_COMPARISON)),
         "tracking": read_tracking(run_dir) or None,
+        "audit": audit_part(run_dir, _file_uri),
         "recipe": {"name": recipe.get("name", ""), "description": recipe.get("description", ""),
                    "quick": recipe.get("quick", False)} if recipe else None,
     }

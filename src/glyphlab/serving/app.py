@@ -20,13 +20,14 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
+from glyphlab.models.persistence import read_model_card
 from glyphlab.serving.limits import ConcurrencyLimitMiddleware, tune_malloc
 from glyphlab.serving.predictor import Predictor
 
@@ -423,10 +424,18 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
     def health() -> dict:
         return {"status": "ok", "model_id": predictor.model_id, "backend": predictor.backend}
 
-    @app.get("/model", summary="The model's manifest and how it is served")
-    def model_info() -> dict:
+    card = read_model_card(predictor.directory)  # hash-checked now: a card changed later is not served
+
+    @app.get("/model", summary="The model's manifest and how it is served; its MODEL_CARD.md with "
+             "Accept: text/markdown", responses={200: {"content": {"text/markdown": {}}}})
+    def model_info(request: Request):
+        if "text/markdown" in request.headers.get("accept", ""):
+            if card is None:
+                return _error(404, "this model folder has no MODEL_CARD.md (saved by an older glyphlab); "
+                                   "rerun `glyphlab run` to get one")
+            return PlainTextResponse(card, media_type="text/markdown; charset=utf-8")
         return {**predictor.info(), "manifest": predictor.manifest,
-                "limits": settings.model_dump()}
+                "limits": settings.model_dump(), "model_card": card}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
