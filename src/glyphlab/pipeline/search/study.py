@@ -160,12 +160,14 @@ def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
     me = worker_id()
 
     def objective(trial) -> float:
+        # first of all, so a process killed right after asking the trial is known dead on rerun (a RUNNING
+        # trial without a worker is only failed by Optuna's heartbeat, a minute later)
+        trial.set_user_attr("worker", me)
         live = sorted(t.number for t in study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)))
         if trial.number in live and live.index(trial.number) >= target:
             trial.set_user_attr("note", "surplus: asked beyond the trial budget by a concurrent worker, not run")
             raise SurplusTrial()
-        trial.set_user_attr("worker", me)
         t0 = time.perf_counter()
         try:
             retry_of = study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
