@@ -36,6 +36,7 @@ except Exception as _exc:
 
 from glyphlab.errors import ConfigError
 from glyphlab.models.nets import GlyphNet, TorchModel, _flat_dim
+from glyphlab.models.params import TORCH_SPECS, spec
 from glyphlab.models.registry import register_model
 
 TIMM_NAME = "efficientnet_b0"
@@ -66,6 +67,8 @@ class EfficientNetB0(TorchModel):
         "drop_rate": 0.2,  # dropout before the head
     }
     training: ClassVar[dict[str, Any]] = {"epochs": 25, "batch_size": 64, "weight_decay": 1e-4}
+    param_specs = {**TORCH_SPECS, "pretrained_path": spec("none", "str"),
+                   "drop_rate": spec("number", low=0, high=1, high_open=True)}
     #: five stride-2 stages: smaller inputs are resized up so the last feature map is at least 1x1
     min_side: ClassVar[int] = 32
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.base import EpochCallback, GlyphModel, check_images, training_arrays
+from glyphlab.models.params import SEED, spec
 from glyphlab.models.persistence import MANIFEST, load_model, resolve_model_dir, save_model, sha256_file
 from glyphlab.models.registry import MODELS, _ensure_builtin, create_model, register_model, with_seed
 
@@ -40,6 +41,9 @@ METHODS = ("average", "vote")
 class Ensemble(GlyphModel):
     weights_file = MEMBERS_FILE
     defaults = {"members": [], "member_models": [], "member_params": {}, "method": "average", "weights": None, "seed": 0}
+    # one path or name may be given as a string; method and weights are checked in _validate_params
+    param_specs = {"members": spec("list", "str"), "member_models": spec("list", "str"), "weights": spec("none", "list"),
+                   "seed": SEED}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

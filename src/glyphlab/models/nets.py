@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.base import EpochCallback, GlyphModel, check_images
 from glyphlab.models.calibration import CALIBRATION_FILE, check_method, fit_temperature
+from glyphlab.models.params import TORCH_SPECS
 from glyphlab.models.registry import register_model
 from glyphlab.models.torch.augment import AugmentConfig, tta_proba
 from glyphlab.models.torch.loop import resolve_device, train
@@ -110,6 +111,7 @@ class TorchModel(GlyphModel):
     training: ClassVar[dict[str, Any]] = {"patience": 5}
     architecture: ClassVar[dict[str, Any]] = {}
     defaults: ClassVar[dict[str, Any]] = training_defaults(training)
+    param_specs = TORCH_SPECS
     #: inputs with a smaller side are resized (bilinear) up to this side before the network
     min_side: ClassVar[int] = 0
 

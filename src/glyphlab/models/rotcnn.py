@@ -53,6 +53,7 @@ from e2cnn import nn as enn
 from glyphlab.errors import ConfigError
 from glyphlab.models.base import EpochCallback
 from glyphlab.models.nets import GlyphNet, TorchModel
+from glyphlab.models.params import MAX_TTA, TORCH_SPECS, spec
 from glyphlab.models.registry import register_model
 from glyphlab.models.torch.augment import rotate
 
@@ -219,6 +220,8 @@ class RotCNN(TorchModel):
         "augment": True,  # random rotations cover the angles between the group's 360/N steps
         "rotation": 180.0, "shift": 0.0, "scale": [1.0, 1.0],
     }
+    param_specs = {**TORCH_SPECS, "N": spec("int", low=1), "hidden": spec("int", low=1),
+                   "size": spec("none", "int", low=5), "tta_rotations": spec("int", low=0, high=MAX_TTA)}
     min_side = 0  # the trunk resizes to its own working side
 
     def __init__(self, **params: Any) -> None:

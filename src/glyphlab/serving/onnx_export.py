@@ -169,6 +169,7 @@ def _export_torch(module: Any, shape: tuple[int, int], path: Path, temperature: 
             torch.onnx.export(
                 wrapper, (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
                 dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=OPSET, dynamo=True, verbose=False,
+                external_data=False,  # one file: the sidecar's SHA-256 then covers the weights too
             )
     except Exception as exc:
         raise OnnxExportError(f"torch.onnx.export failed for this network: {exc}") from None
