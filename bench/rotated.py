@@ -27,7 +27,8 @@ from rich.table import Table
 from glyphlab.evaluation.robustness import print_robustness, robustness
 from glyphlab.models.registry import parse_params
 from glyphlab.recipes import load_recipe, resolve_members, to_run_config
-from glyphlab.pipeline.run import read_leaderboard, run
+from glyphlab.pipeline.run import run
+from glyphlab.runfolder import RunFolder
 
 #: each part is a shipped recipe: its dataset, models and settings (the README's figures come from these)
 PARTS = {"seed000": "seed000-rotated", "mnist-rot": "mnist-rot"}
@@ -66,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         rot_models = [label for label, _, _ in (m.partition("=") for m in cfg.models) if label.startswith("rot-cnn")]
         rob = robustness(out, [15.0 * i for i in range(24)], models=rot_models, limit=args.robust_limit or None)
         print_robustness(rob, console)
-        trained = sum(float(r["train_seconds"]) for r in read_leaderboard(out))
+        trained = sum(float(r["train_seconds"]) for r in RunFolder(out).leaderboard_rows())
         console.print(f"[bold]{part}: {trained:.0f} s of training in all[/] (every model of the run; an ensemble "
                       "trains nothing itself, its members' times are their own rows)")
-        for row in sorted(read_leaderboard(out), key=lambda r: r["model"]):
+        for row in sorted(RunFolder(out).leaderboard_rows(), key=lambda r: r["model"]):
             ref = recipe.reference.get(row["model"])
             seed = (ref.get("accuracy"), ref.get("f1_macro")) if isinstance(ref, dict) else None
             spread = f"{rob.spread(row['model']):.4f}" if row["model"] in rob.models else ""

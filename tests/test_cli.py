@@ -4,6 +4,7 @@ import json
 from typer.testing import CliRunner
 
 from glyphlab.cli import app
+from glyphlab.runfolder import RunFolder
 
 runner = CliRunner()
 
@@ -30,8 +31,12 @@ def test_run_then_evaluate(tmp_path):
     trained = json.loads((out / "models" / "logreg" / "metrics.json").read_text())
     result = runner.invoke(app, ["evaluate", str(out), "--dataset", "digits", "--out", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output
-    again = json.loads((tmp_path / "ev" / "logreg" / "metrics.json").read_text())
+    again = json.loads((tmp_path / "ev" / "models" / "logreg" / "metrics.json").read_text())
     assert again["accuracy"] == trained["accuracy"]
+    # the evaluation folder is a run folder of its own: its leaderboard and test images read back
+    ev = RunFolder.open(tmp_path / "ev")
+    assert ev.leaderboard_rows()[0]["accuracy"] == trained["accuracy"]
+    assert len(ev.read_test_images()[1]) == trained["n_test"]
 
 
 def test_errors_are_one_clear_line(tmp_path):

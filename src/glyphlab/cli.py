@@ -112,7 +112,8 @@ def run_cmd(
 ) -> None:
     """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
     from glyphlab.models.registry import parse_params
-    from glyphlab.pipeline.run import CONFIG, RunConfig, run
+    from glyphlab.pipeline.run import RunConfig, run
+    from glyphlab.runfolder import CONFIG
 
     try:
         if resume is not None:
@@ -275,7 +276,8 @@ def report_cmd(
     pdf: Annotated[bool, typer.Option("--pdf", help="Also print report.pdf with a headless Chromium/Chrome.")] = False,
 ) -> None:
     """(Re)build RUN/report.html from the run folder's files alone: no model is loaded, nothing retrained."""
-    from glyphlab.reporting.html import PDF, build_report
+    from glyphlab.reporting.html import build_report
+    from glyphlab.runfolder import REPORT_PDF
 
     try:
         path = build_report(run_dir, pdf=pdf)
@@ -283,7 +285,7 @@ def report_cmd(
         _fail(exc)
     console.print(f"report: [green]{path}[/] ({path.stat().st_size / 1e6:.1f} MB)")
     if pdf:
-        console.print(f"pdf: [green]{path.parent / PDF}[/]")
+        console.print(f"pdf: [green]{path.parent / REPORT_PDF}[/]")
 
 
 @app.command("compare")

@@ -15,3 +15,7 @@ class ModelFileError(GlyphlabError):
 
 class ConfigError(GlyphlabError):
     """A configuration value (CLI option, recipe file, search space) is invalid."""
+
+
+class RunFolderError(GlyphlabError, FileNotFoundError):
+    """A run folder, or a file a run folder should hold, is missing or unreadable."""

@@ -9,13 +9,14 @@ from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.persistence import load_model
 from glyphlab.models.registry import create_model
 
-NETS = ["mlp", "cnn-small", "cnn-deep", "resnet-small"]
+NETS = ["mlp", "cnn-small", "cnn-deep", "resnet-small", "cnn-fast"]
 #: small and quick settings per net for the tests
 FAST = {
     "mlp": dict(epochs=3, hidden=[64]),
     "cnn-small": dict(epochs=10),
     "cnn-deep": dict(epochs=1, batch_size=128),
     "resnet-small": dict(epochs=2, width=[16, 32, 32]),
+    "cnn-fast": dict(epochs=3),
 }
 
 
@@ -52,6 +53,14 @@ def test_fit_predict_shapes(name, fitted, digits):
 
 def test_cnn_small_learns_digits(fitted, digits):
     assert fitted["cnn-small"].score(digits[4], digits[5]) > 0.8
+
+
+def test_cnn_fast_learns_digits_and_checks_its_stages(fitted, digits):
+    assert fitted["cnn-fast"].score(digits[4], digits[5]) > 0.8
+    with pytest.raises(ConfigError, match="one value per stage"):
+        create_model("cnn-fast", width=[16, 32], progress=False).fit(digits[0], digits[1])
+    with pytest.raises(ConfigError, match="down must be one of"):
+        create_model("cnn-fast", down=["stride", "avg", "stride"], progress=False).fit(digits[0], digits[1])
 
 
 @pytest.mark.parametrize("name", NETS)

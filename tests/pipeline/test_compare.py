@@ -16,10 +16,10 @@ from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from typer.testing import CliRunner
 
 from glyphlab.cli import app
-from glyphlab.evaluation.evaluate import save_predictions
 from glyphlab.pipeline.compare import compare, list_runs
 from glyphlab.reporting.compare import write_page
 from glyphlab.reporting.html import BROWSERS, headless_args
+from glyphlab.runfolder import ModelFolder
 
 N_CLASSES = 4
 
@@ -40,7 +40,7 @@ def _make_run(root: Path, name: str, test_seed: int, models: dict[str, tuple[flo
         pred = np.where(wrong, (labels + 1) % N_CLASSES, labels)
         proba = np.eye(N_CLASSES)[pred]
         model_dir = run / "models" / label
-        save_predictions(model_dir, labels, proba)
+        ModelFolder(model_dir).write_predictions(labels, proba)
         (model_dir / "metrics.json").write_text(json.dumps({
             "accuracy": float((pred == labels).mean()), "f1_macro": float((pred == labels).mean()),
             "train_seconds": 1.0 + i, "registry_model": params.pop("_model", label), "params": params}))

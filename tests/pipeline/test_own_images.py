@@ -58,7 +58,7 @@ def test_evaluate_predict_and_serve_give_identical_labels(trained, digits, dark_
 
     r = runner.invoke(app, ["evaluate", str(run_dir), "--dataset", str(folder), "--out", str(base / "ev")])
     assert r.exit_code == 0, r.output
-    with np.load(base / "ev" / "logreg" / "predictions.npz") as pred:
+    with np.load(base / "ev" / "models" / "logreg" / "predictions.npz") as pred:
         evaluated, y_true = pred["y_pred"].tolist(), pred["y_true"]
     np.testing.assert_array_equal(y_true, truth)  # every file of the folder, in the reader's order
 

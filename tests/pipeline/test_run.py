@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from glyphlab.errors import ConfigError
-from glyphlab.pipeline.run import RunConfig, read_leaderboard, run
+from glyphlab.pipeline.run import RunConfig, run
+from glyphlab.runfolder import RunFolder
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def test_run_folder_stands_on_its_own(small_run):
     config = json.loads((out / "config.json").read_text())
     assert config["models"] == ["logreg", "random-forest"] and config["seed"] == 3
     assert "scikit-learn" in config["versions"]
-    rows = read_leaderboard(out)
+    rows = RunFolder.open(out).leaderboard_rows()
     assert [r["model"] for r in rows] == sorted([r["model"] for r in rows], key=lambda m: -next(
         x["accuracy"] for x in rows if x["model"] == m))
     assert {r["model"] for r in rows} == {"logreg", "random-forest"}

@@ -104,6 +104,7 @@ def test_rebuild_without_weights_reuses_the_feature_map(built_report: Path, repo
         assert "robustness" in page.ids
         text = path.read_text(encoding="utf-8")
         assert "weights not kept" in text and "Learning curves" in text
+        assert "(weights not kept): no attributions" in text  # the attributions say why they are missing
         assert "best validation accuracy 0.7500 at epoch 2" in text
     finally:  # leave the shared run as the other tests expect it
         (report_run / "models" / best / "history.csv").unlink()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -102,18 +103,33 @@ def draw(driver, points: list[tuple[float, float]]) -> None:
     chain.release().perform()
 
 
-def test_draw_a_stroke_and_see_a_prediction(logreg_dir, tmp_path):
+@contextmanager
+def drawing_page(model_dir: Path, model_name: str):
+    """A served model's drawing page in a headless Chromium, once the page shows the model's id."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     port = free_port()
-    proc = start_server(logreg_dir, port)
+    proc = start_server(model_dir, port)
     driver = None
     try:
         driver = make_driver()
         driver.get(f"http://127.0.0.1:{port}/")
-        WebDriverWait(driver, 20).until(EC.text_to_be_present_in_element((By.ID, "model"), "logreg-"))
+        WebDriverWait(driver, 20).until(EC.text_to_be_present_in_element((By.ID, "model"), model_name + "-"))
+        yield driver
+    finally:
+        if driver is not None:
+            driver.quit()
+        stop_server(proc)
+
+
+def test_draw_a_stroke_and_see_a_prediction(logreg_dir, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with drawing_page(logreg_dir, "logreg") as driver:
         draw(driver, [(0.5, 0.12), (0.5, 0.88)])  # a '1'
         WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#top li .cls")))
         top = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#top li .cls")]
@@ -126,11 +142,41 @@ def test_draw_a_stroke_and_see_a_prediction(logreg_dir, tmp_path):
         shot = Path(os.environ.get("GLYPHLAB_SCREENSHOT") or tmp_path / "serve.png")
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 1000
-        # Clear empties the predictions
+        # Clear empties the predictions: back to the idle layout (a bar per class, none filled)
         driver.find_element(By.ID, "clear").click()
         assert driver.find_elements(By.CSS_SELECTOR, "#top li.empty")
-        assert not driver.find_elements(By.CSS_SELECTOR, "#bars .bar")
-    finally:
-        if driver is not None:
-            driver.quit()
-        stop_server(proc)
+        assert not driver.find_elements(By.CSS_SELECTOR, "#bars .bar:not(.idle)")
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#bars .bar.idle")) == 10
+
+
+def test_idle_layout_and_the_heat_map_toggle(cnn_dir, tmp_path):
+    """Before any drawing the prompt spans its panel and every class has an empty bar; with the toggle on, a
+    stroke gets its heat map over the drawing and a caption naming both classes."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with drawing_page(cnn_dir, "cnn-small") as driver:
+        WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#bars .bar.idle")) == 10)
+        prompt = driver.find_element(By.CSS_SELECTOR, "#top li.empty")
+        assert prompt.size["width"] > 250 and prompt.size["height"] < 120  # one block, not a word per line
+        shot = Path(os.environ.get("GLYPHLAB_SCREENSHOT_DIR") or tmp_path)
+        driver.save_screenshot(str(shot / "serve-idle.png"))
+        assert not driver.find_element(By.ID, "heat").is_displayed()
+        driver.find_element(By.ID, "heat-toggle").click()
+        draw(driver, [(0.5, 0.12), (0.5, 0.88)])
+        WebDriverWait(driver, 30).until(EC.visibility_of_element_located((By.ID, "heat")))
+        WebDriverWait(driver, 30).until(EC.text_to_be_present_in_element((By.ID, "why"), "and not"))
+        top = driver.find_element(By.CSS_SELECTOR, "#top li .cls").text
+        assert driver.find_element(By.ID, "why").text.startswith(f"Why {top} and not ")
+        # the heat canvas holds colour (red or blue pixels), not a blank
+        coloured = driver.execute_script(
+            "const d = document.getElementById('heat').getContext('2d').getImageData(0, 0, 280, 280).data;"
+            "let n = 0; for (let i = 0; i < d.length; i += 4) { if (Math.abs(d[i] - d[i + 2]) > 40) n++; } return n;")
+        assert coloured > 100
+        assert driver.find_element(By.ID, "status").text == ""
+        logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not logs, logs
+        driver.save_screenshot(str(shot / "serve-heat.png"))
+        driver.find_element(By.ID, "heat-toggle").click()
+        assert not driver.find_element(By.ID, "heat").is_displayed()

@@ -2,7 +2,7 @@
 
 Files are looked for in ``data_dir`` and ``data_dir/"mnist"`` (gzipped or not). Missing files are
 downloaded from each mirror in turn into a temporary file in the destination folder, verified, and only
-then moved into place with :func:`os.replace`, so a partial or corrupt download never lands in the cache.
+then moved into place (:func:`glyphlab.fileio.atomic_path`), so a partial or corrupt download never lands in the cache.
 
 Checksums are SHA-256 digests of the *uncompressed* IDX bytes: gzip output depends on the compressor
 (and its timestamp), so the same data compressed by two tools differs; the uncompressed bytes do not.
@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -25,6 +23,7 @@ import numpy as np
 
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.errors import DataError
+from glyphlab.fileio import atomic_path
 
 MIRRORS: tuple[str, ...] = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -182,24 +181,18 @@ def _download(urls: Iterable[str], dest: Path, expected: str, progress: bool, al
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
-        fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-        tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out:
-                _fetch(url, out, progress, dest.name)
-            got = file_sha256(tmp) if algorithm == "sha256" else _raw_digest(tmp, algorithm)
-            if got != expected:
-                errors.append(f"{url}: checksum mismatch (got {algorithm} {got}, expected {expected})")
-                continue
-            os.replace(tmp, dest)
+            with atomic_path(dest) as tmp:  # an exception inside leaves dest as it was
+                with open(tmp, "wb") as out:
+                    _fetch(url, out, progress, dest.name)
+                got = file_sha256(tmp) if algorithm == "sha256" else _raw_digest(tmp, algorithm)
+                if got != expected:
+                    raise DataError(f"checksum mismatch (got {algorithm} {got}, expected {expected})")
             return
         except DataError as e:
             errors.append(f"{url}: {e}")
         except (urllib.error.URLError, OSError, ValueError) as e:
             errors.append(f"{url}: {e}")
-        finally:
-            if tmp.exists():
-                tmp.unlink()
     raise DataError(f"could not download {dest.name}:\n  " + "\n  ".join(errors)
                     + f"\nCheck the network, or place the file in {dest.parent} yourself.")
 

@@ -12,14 +12,13 @@
 
 Every loader takes ``limit`` (keep that many images per split, stratified, chosen before anything expensive
 is done, so quick recipes and tests run on a few hundred images). Files a loader generates are written once
-into ``data_dir/NAME/`` (``data_dir/NAME/limit-N/`` with a limit) through a temporary file and
-``os.replace``, and regenerated when their ``protocol.json`` does not match.
+into ``data_dir/NAME/`` (``data_dir/NAME/limit-N/`` with a limit) atomically (:mod:`glyphlab.fileio`),
+and regenerated when their ``protocol.json`` does not match.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import zipfile
 from functools import lru_cache
@@ -34,6 +33,7 @@ from glyphlab.data.registry import default_data_dir, register_dataset
 from glyphlab.data.splits import stratified_indices
 from glyphlab.data.variants import bilinear_sample
 from glyphlab.errors import DataError
+from glyphlab.fileio import atomic_open, atomic_path, write_bytes, write_json
 
 DIGIT_CLASSES = [str(i) for i in range(10)]
 ALNUM_CLASSES = DIGIT_CLASSES + [chr(ord("A") + i) for i in range(26)]
@@ -119,19 +119,8 @@ def _fresh(folder: Path, protocol: dict[str, Any], files: list[str]) -> bool:
         return False
 
 
-def _write_atomically(path: Path, writer: Callable[[Path], Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_protocol(folder: Path, protocol: dict[str, Any]) -> None:
-    _write_atomically(folder / "protocol.json", lambda p: p.write_text(json.dumps(protocol, indent=2)))
+    write_json(folder / "protocol.json", protocol)
 
 
 PARSED = "parsed.npz"
@@ -163,7 +152,8 @@ def _read_cached(folder: Path, files: list[str], read: Callable[[], dict[str, Sp
             arrays[f"{n}_images"] = np.rint(sp.images * 255).astype(np.uint8)
             if sp.labels is not None:
                 arrays[f"{n}_labels"] = sp.labels
-        _write_atomically(path, lambda p: np.savez(open(p, "wb"), **arrays))
+        with atomic_open(path, "wb") as fh:
+            np.savez(fh, **arrays)
     return splits
 
 
@@ -257,16 +247,11 @@ def load_mnist_back_rand(data_dir: Path | None = None, limit: int | None = None,
         clean = Dataset("mnist", DIGIT_CLASSES, {"train": Split(images[train_idx], labels[train_idx]),
                                                  "test": Split(images[test_idx], labels[test_idx])})
         noisy = background_noise(clean, seed=BACK_RAND_SEED)
-        _write_atomically(folder / "train.csv", lambda p: write_csv785(p, noisy["train"], transposed=True))
-        tmp_labels = folder / f".test_labels.{os.getpid()}.csv"
-        try:
-            # the pair writer writes both files; move each into place
-            _write_atomically(folder / "test.csv", lambda p: write_image_csv_pair(p, tmp_labels, noisy["test"],
-                                                                                  transposed=True))
-            os.replace(tmp_labels, folder / "test_labels.csv")
-        finally:
-            if tmp_labels.exists():
-                tmp_labels.unlink()
+        with atomic_path(folder / "train.csv") as tmp:
+            write_csv785(tmp, noisy["train"], transposed=True)
+        # the pair writer writes both files; each is moved into place
+        with atomic_path(folder / "test.csv") as images_tmp, atomic_path(folder / "test_labels.csv") as labels_tmp:
+            write_image_csv_pair(images_tmp, labels_tmp, noisy["test"], transposed=True)
         _write_protocol(folder, protocol)
     def read() -> dict[str, Split]:
         return {"train": read_csv785(folder / "train.csv", transposed=True, labeled=True, header=False,
@@ -351,13 +336,8 @@ def load_mnist_csv(data_dir: Path | None = None, limit: int | None = None, downl
             parts.append(s.take(limit_indices(s.labels, len(s), limit, CSV_SEED)))
         n_train = len(parts[0])
         both = Split(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
-        tmp_labels = folder / f".{CSV_LABELS}.{os.getpid()}.part"
-        try:
-            _write_atomically(folder / CSV_IMAGES, lambda p: write_image_csv_pair(p, tmp_labels, both))
-            os.replace(tmp_labels, folder / CSV_LABELS)
-        finally:
-            if tmp_labels.exists():
-                tmp_labels.unlink()
+        with atomic_path(folder / CSV_IMAGES) as images_tmp, atomic_path(folder / CSV_LABELS) as labels_tmp:
+            write_image_csv_pair(images_tmp, labels_tmp, both)
         _write_protocol(folder, {**protocol, "n_train": n_train})
     both = _read_cached(folder, [CSV_IMAGES, CSV_LABELS], lambda: {"all": read_image_csv_pair(
         folder / CSV_IMAGES, folder / CSV_LABELS, header=False, classes=DIGIT_CLASSES)}, cache)["all"]
@@ -655,7 +635,7 @@ def _emnist_download(folder: Path, sha256: str | None) -> None:
         with zipfile.ZipFile(zpath) as zf:
             for stem in wanted:
                 member = f"gzip/{stem}.gz"
-                _write_atomically(folder / f"{stem}.gz", lambda p, m=member: p.write_bytes(zf.read(m)))
+                write_bytes(folder / f"{stem}.gz", zf.read(member))
     except (zipfile.BadZipFile, KeyError) as e:
         raise DataError(f"{zpath}: not NIST's EMNIST gzip.zip ({e}); delete it and try again") from None
 

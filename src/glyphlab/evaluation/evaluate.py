@@ -1,4 +1,4 @@
-"""Turn saved predictions into metrics, tables and figures.
+"""Turn a model's saved predictions into its metrics, tables and figures.
 
 Like fastai's ``Interpretation``: everything here reads ``predictions.npz`` (and the run's saved test
 images), so reports and re-evaluations never need the model or the process that trained it.
@@ -6,55 +6,18 @@ images), so reports and re-evaluations never need the model or the process that 
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.metrics import compute_metrics, confusion, most_confused, per_class_report
 from glyphlab.evaluation.plots import plot_confusion, plot_most_confused
-
-PREDICTIONS = "predictions.npz"
-
-
-def save_predictions(directory: Path, y_true: np.ndarray, proba: np.ndarray, index: np.ndarray | None = None) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / PREDICTIONS
-    np.savez_compressed(
-        path,
-        y_true=np.asarray(y_true, dtype=np.int64),
-        y_pred=np.asarray(proba).argmax(axis=1).astype(np.int64),
-        proba=np.asarray(proba, dtype=np.float32),
-        index=np.arange(len(y_true)) if index is None else np.asarray(index),
-    )
-    return path
-
-
-def load_predictions(directory: Path) -> dict[str, np.ndarray]:
-    path = Path(directory) / PREDICTIONS
-    if not path.is_file():
-        raise GlyphlabError(f"no {PREDICTIONS} in {directory}: was this model evaluated? Run `glyphlab evaluate`.")
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        if not rows:
-            return path
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+from glyphlab.fileio import atomic_open, write_csv
+from glyphlab.runfolder import (
+    CLASSIFICATION_REPORT, CONFUSION_COUNTS, CONFUSION_NORMALIZED_PNG, CONFUSION_PNG, MOST_CONFUSED_CSV,
+    MOST_CONFUSED_PNG, ModelFolder,
+)
 
 
 def evaluate_predictions(
@@ -66,22 +29,23 @@ def evaluate_predictions(
     top_pairs: int = 8,
 ) -> dict[str, Any]:
     """Write metrics.json, the classification report, both confusion matrices and the most-confused pairs."""
-    directory = Path(directory)
-    pred = load_predictions(directory)
+    folder = ModelFolder(directory)
+    pred = folder.read_predictions()
     y_true, y_pred = pred["y_true"], pred["y_pred"]
     n = len(classes)
     metrics = {**compute_metrics(y_true, y_pred, n), **(extra or {})}
-    (directory / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    write_csv(directory / "classification_report.csv", per_class_report(y_true, y_pred, classes))
+    folder.write_metrics(metrics)
+    write_csv(folder.file(CLASSIFICATION_REPORT), per_class_report(y_true, y_pred, classes))
     cm = confusion(y_true, y_pred, n)
-    np.savetxt(directory / "confusion_counts.csv", cm.astype(np.int64), fmt="%d", delimiter=",",
-               header=",".join(classes), comments="")
-    plot_confusion(cm, classes, directory / "confusion.png", f"{title}: confusion matrix (counts)", normalized=False)
-    plot_confusion(confusion(y_true, y_pred, n, normalize=True), classes, directory / "confusion_normalized.png",
+    with atomic_open(folder.file(CONFUSION_COUNTS), "w") as fh:
+        np.savetxt(fh, cm, fmt="%d", delimiter=",", header=",".join(classes), comments="")
+    plot_confusion(cm, classes, folder.file(CONFUSION_PNG), f"{title}: confusion matrix (counts)", normalized=False)
+    plot_confusion(confusion(y_true, y_pred, n, normalize=True), classes, folder.file(CONFUSION_NORMALIZED_PNG),
                    f"{title}: confusion matrix (row-normalised)", normalized=True)
     pairs = most_confused(cm, classes, k=top_pairs)
-    write_csv(directory / "most_confused.csv", pairs)
+    write_csv(folder.file(MOST_CONFUSED_CSV), pairs,
+              columns=["true", "predicted", "true_index", "predicted_index", "count", "rate"])
     if images is not None:
-        plot_most_confused(pairs, images[pred["index"]], y_true, y_pred, directory / "most_confused.png",
+        plot_most_confused(pairs, images[pred["index"]], y_true, y_pred, folder.file(MOST_CONFUSED_PNG),
                            f"{title}: most-confused pairs (true → predicted)")
     return metrics

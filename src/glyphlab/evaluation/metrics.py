@@ -41,11 +41,12 @@ def per_class_report(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str])
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, normalize: bool = False) -> np.ndarray:
-    cm = confusion_matrix(y_true, y_pred, labels=np.arange(n_classes)).astype(np.float64)
-    if normalize:
-        rows = cm.sum(axis=1, keepdims=True)
-        cm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    return cm
+    """Rows are true classes, columns predicted: integer counts, or each row's shares with ``normalize``."""
+    cm = confusion_matrix(y_true, y_pred, labels=np.arange(n_classes)).astype(np.int64)
+    if not normalize:
+        return cm
+    rows = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
 
 
 def most_confused(cm: np.ndarray, classes: list[str], k: int = 10, min_count: int = 1) -> list[dict[str, Any]]:

@@ -5,25 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import LogFormatter  # noqa: E402
-import numpy as np  # noqa: E402
+from glyphlab.fileio import atomic_open
+
+# Matplotlib's object-oriented Figure, never pyplot: no global figure state and no backend switch, so a
+# notebook's inline plots keep working and the figures the Interpretation returns display where they are.
 
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+def _save(fig: Figure, path: Path) -> Path:
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
     return path
+
+
+def _subplots(figsize: tuple[float, float], *args: int, **kwargs: Any):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, title: str, normalized: bool) -> Path:
     n = len(classes)
     size = max(5.0, min(16.0, 0.45 * n + 2))
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    fig, ax = _subplots((size, size * 0.9))
     im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalized else None)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class" if normalized else "count")
     ax.set_xticks(range(n), classes, rotation=90 if n > 12 else 0)
@@ -57,8 +63,8 @@ def plot_most_confused(
     if not pairs:
         return None
     rows = len(pairs)
-    fig, axes = plt.subplots(rows, per_pair, figsize=(1.0 * per_pair + 1.4, 1.0 * rows + 0.5), squeeze=False,
-                             gridspec_kw={"wspace": 0.05, "hspace": 0.12})
+    fig, axes = _subplots((1.0 * per_pair + 1.4, 1.0 * rows + 0.5), rows, per_pair, squeeze=False,
+                          gridspec_kw={"wspace": 0.05, "hspace": 0.12})
     for r, pair in enumerate(pairs):
         idx = np.flatnonzero((y_true == pair["true_index"]) & (y_pred == pair["predicted_index"]))[:per_pair]
         for c in range(per_pair):
@@ -78,7 +84,7 @@ def plot_most_confused(
 
 def plot_accuracy_vs_time(rows: list[dict[str, Any]], path: Path, title: str = "accuracy against training time") -> Path:
     """Seed 004's model-selection figure, with the Pareto front (faster and more accurate) marked."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots((7, 4.5))
     times = np.array([max(r["train_seconds"], 1e-3) for r in rows])
     accs = np.array([r["accuracy"] for r in rows])
     front = pareto_front(times, accs)

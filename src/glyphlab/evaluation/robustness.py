@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from glyphlab.errors import ConfigError, DataError
-
-CSV_NAME = "robustness.csv"
-PNG_NAME = "robustness.png"
+from glyphlab.errors import ConfigError, DataError, RunFolderError
+from glyphlab.fileio import atomic_open
+from glyphlab.runfolder import ROBUSTNESS_CSV, ROBUSTNESS_PNG, RunFolder
 
 
 def parse_angles(spec: str) -> list[float]:
@@ -68,11 +68,10 @@ def load_test_images(run_dir: Path, dataset: str | None = None, data_dir: str | 
         if "test" not in ds.splits or ds["test"].labels is None:
             raise DataError(f"dataset '{dataset}' has no labeled test split")
         return ds["test"].images, ds["test"].labels
-    path = Path(run_dir) / "test_images.npz"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} has no test_images.npz (is it a glyphlab run folder?); or pass --dataset")
-    with np.load(path, allow_pickle=False) as z:
-        return z["images"].astype(np.float32) / 255.0, z["labels"].astype(np.int64)
+    try:
+        return RunFolder(run_dir).read_test_images()
+    except RunFolderError as exc:
+        raise ConfigError(f"{exc}; or pass --dataset") from None
 
 
 def robustness(run_dir: str | Path, angles: Sequence[float], dataset: str | None = None,
@@ -110,25 +109,21 @@ def robustness(run_dir: str | Path, angles: Sequence[float], dataset: str | None
         for i, (_, model) in enumerate(loaded):
             acc[i, j] = float((np.asarray(model.predict(turned)) == labels).mean())
     names = [n for n, _ in loaded]
-    csv_path = run_dir / CSV_NAME
-    with open(csv_path, "w", newline="") as fh:
+    csv_path = run_dir / ROBUSTNESS_CSV
+    with atomic_open(csv_path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["angle", "model", "accuracy"])
         for j, angle in enumerate(angles):
             for i, name in enumerate(names):
                 w.writerow([f"{angle:g}", name, f"{acc[i, j]:.6f}"])
-    png_path = plot_robustness(angles, names, acc, run_dir / PNG_NAME, n_images=len(images))
+    png_path = plot_robustness(angles, names, acc, run_dir / ROBUSTNESS_PNG, n_images=len(images))
     return RobustnessResult(angles, names, acc, len(images), csv_path, png_path)
 
 
 def plot_robustness(angles: Sequence[float], names: Sequence[str], acc: np.ndarray, path: Path,
                     n_images: int | None = None) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig = Figure(figsize=(9, 5))
+    ax = fig.subplots()
     markers = "osD^vP*X"
     for i, name in enumerate(names):
         ax.plot(angles, acc[i], marker=markers[i % len(markers)], ms=5, lw=2,
@@ -149,8 +144,8 @@ def plot_robustness(angles: Sequence[float], names: Sequence[str], acc: np.ndarr
     ax.grid(alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=min(2, max(1, len(names))), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
     return path
 
 

@@ -23,10 +23,10 @@ from glyphlab import __version__
 from glyphlab.data.images import Preprocessing
 from glyphlab.errors import DataError, ModelFileError
 from glyphlab.models.base import GlyphModel
+from glyphlab.runfolder import MANIFEST, RunFolder
 
 FORMAT = "glyphlab-model"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 
 
 def sha256_file(path: Path) -> str:
@@ -108,8 +108,9 @@ def resolve_model_dir(path: str | Path) -> Path:
 def saved_models(path: Path) -> dict[str, Path]:
     """Model folders under a run folder, or the one model a path points at."""
     path = Path(path)
-    if (path / "models").is_dir():
-        found = {p.name: p / "model" for p in sorted((path / "models").iterdir()) if (p / "model" / "manifest.json").is_file()}
+    run = RunFolder(path)
+    if run.models_dir.is_dir():
+        found = {m.name: m.model_path for m in run.model_folders() if m.has_saved_model}
         if not found:
             raise ModelFileError(f"run folder {path} holds no saved models (were they deleted?)")
         return found

@@ -14,6 +14,7 @@ from glyphlab.models.base import GlyphModel
 BUILTIN_MODULES = [
     "glyphlab.models.classical",
     "glyphlab.models.nets",
+    "glyphlab.models.cnnfast",
     "glyphlab.models.rotcnn",
     "glyphlab.models.ensemble",
     "glyphlab.models.efficientnet",

@@ -20,6 +20,7 @@ import numpy as np
 
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.significance import McNemar, bootstrap_interval, mcnemar, wilson_interval
+from glyphlab.runfolder import CONFIG, METRICS, PREDICTIONS, TEST_IMAGES, ModelFolder, RunFolder, as_number
 
 #: every pair is tested up to this many models in a group; beyond it, each model against the group's best
 ALL_PAIRS_UP_TO = 12
@@ -94,74 +95,50 @@ def differing_params(m: ComparedModel, varying: dict[str, list[str]]) -> str:
     return ", ".join(f"{k}={m.params[k]}" for k in varying.get(m.registry_model, []) if k in m.params)
 
 
-def find_runs(paths: list[Path]) -> list[Path]:
+def find_runs(paths: list[Path]) -> list[RunFolder]:
     """Run folders among ``paths``: each path is a run folder (it has config.json) or a folder of them."""
-    runs: list[Path] = []
+    runs: list[RunFolder] = []
     for p in paths:
         p = Path(p)
         if not p.exists():
             raise GlyphlabError(f"{p} does not exist: give run folders or a folder that holds them")
-        if (p / "config.json").is_file():
-            runs.append(p)
+        if (p / CONFIG).is_file():
+            runs.append(RunFolder(p))
             continue
-        found = sorted(c for c in p.iterdir() if c.is_dir() and (c / "config.json").is_file()) if p.is_dir() else []
+        found = sorted(c for c in p.iterdir() if c.is_dir() and (c / CONFIG).is_file()) if p.is_dir() else []
         if not found:
-            raise GlyphlabError(f"{p} is neither a run folder (no config.json) nor a folder of run folders")
-        runs.extend(found)
+            raise GlyphlabError(f"{p} is neither a run folder (no {CONFIG}) nor a folder of run folders")
+        runs.extend(RunFolder(c) for c in found)
     return runs
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GlyphlabError(f"{path} is missing: is the run finished? (`glyphlab run --resume` completes it)") from None
-    except (OSError, ValueError) as exc:
-        raise GlyphlabError(f"{path} cannot be read ({exc}): the run folder is damaged") from None
-
-
-def _npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise GlyphlabError(f"{path} is missing: is the run finished? (`glyphlab run --resume` completes it)") from None
-    except (OSError, ValueError) as exc:
-        raise GlyphlabError(f"{path} cannot be read ({exc}): the run folder is damaged") from None
-
-
-def test_set_fingerprint(run_dir: Path, y_true: np.ndarray) -> str:
+def test_set_fingerprint(run: RunFolder, y_true: np.ndarray) -> str:
     """12 hex digits of SHA-256 over the test labels and, where saved, the test images: two runs share a group
     only when they were scored on the same images in the same order."""
     h = hashlib.sha256(np.ascontiguousarray(y_true, dtype=np.int64).tobytes())
-    images = run_dir / "test_images.npz"
-    if images.is_file():
-        h.update(np.ascontiguousarray(_npz(images)["images"]).tobytes())
+    if run.file(TEST_IMAGES).is_file():
+        h.update(np.ascontiguousarray(run.read_test_images_raw()[0]).tobytes())
     return h.hexdigest()[:12]
 
 
-def finished_models(run_dir: Path) -> list[Path]:
+def finished_models(run: RunFolder) -> list[ModelFolder]:
     """The run's model folders that hold both metrics and predictions (unfinished ones are left out)."""
-    root = Path(run_dir) / "models"
-    if not root.is_dir():
-        return []
-    return sorted(d for d in root.iterdir()
-                  if d.is_dir() and (d / "metrics.json").is_file() and (d / "predictions.npz").is_file())
+    return [m for m in run.model_folders() if m.file(METRICS).is_file() and m.file(PREDICTIONS).is_file()]
 
 
-def load_models(run_dir: Path, seed: int = 0) -> list[ComparedModel]:
-    config = _read_json(run_dir / "config.json")
+def load_models(run: RunFolder, seed: int = 0) -> list[ComparedModel]:
+    config = run.config
     out = []
     fingerprint: str | None = None
-    for model_dir in finished_models(run_dir):
-        metrics = _read_json(model_dir / "metrics.json")
-        pred = _npz(model_dir / "predictions.npz")
+    for folder in finished_models(run):
+        metrics = folder.read_metrics()
+        pred = folder.read_predictions()
         y_true, y_pred = pred["y_true"], pred["y_pred"]
-        n_classes = int(pred["proba"].shape[1]) if "proba" in pred else int(max(y_true.max(), y_pred.max()) + 1)
-        fingerprint = fingerprint or test_set_fingerprint(run_dir, y_true)
+        n_classes = int(pred["proba"].shape[1])
+        fingerprint = fingerprint or test_set_fingerprint(run, y_true)
         correct = y_true == y_pred
         out.append(ComparedModel(
-            run=str(run_dir), label=model_dir.name, registry_model=str(metrics.get("registry_model", model_dir.name)),
+            run=str(run.path), label=folder.name, registry_model=str(metrics.get("registry_model", folder.name)),
             dataset=str(config.get("dataset", "?")), variants=str(config.get("variants", "") or ""),
             params=dict(metrics.get("params", {})), accuracy=float(correct.mean()),
             accuracy_ci=wilson_interval(int(correct.sum()), len(correct)),
@@ -187,7 +164,7 @@ def _varying(models: list[ComparedModel]) -> dict[str, list[str]]:
 
 def compare(paths: list[Path], seed: int = 0) -> Comparison:
     """Compare every finished model of the given runs (or folders of runs)."""
-    models = [m for run_dir in find_runs(paths) for m in load_models(run_dir, seed=seed)]
+    models = [m for run in find_runs(paths) for m in load_models(run, seed=seed)]
     if not models:
         raise GlyphlabError("no finished model in the given runs: nothing to compare")
     groups: dict[str, list[ComparedModel]] = {}
@@ -201,7 +178,7 @@ def compare(paths: list[Path], seed: int = 0) -> Comparison:
         else:
             pairs = ((members[0], m) for m in members[1:])
         tested = [Pair(a.name, b.name, mcnemar(a.correct, b.correct)) for a, b in pairs]
-        datasets = sorted({m.dataset for m in members})
+        datasets = sorted({m.dataset + (f" +{m.variants}" if m.variants else "") for m in members})
         out.append(Group(key, ", ".join(datasets), members[0].n_test, members, tested))
     return Comparison(out, _varying(models))
 
@@ -221,18 +198,18 @@ class RunSummary:
     best_accuracy: float | None
 
 
-def summarize_run(run_dir: Path) -> RunSummary:
-    config = _read_json(run_dir / "config.json")
+def summarize_run(run: RunFolder) -> RunSummary:
+    config = run.config
     best, best_acc = None, None
-    done = finished_models(run_dir)
-    for d in done:
-        acc = _read_json(d / "metrics.json").get("accuracy")
+    done = finished_models(run)
+    for folder in done:
+        acc = as_number(folder.read_metrics().get("accuracy"))
         if acc is not None and (best_acc is None or acc > best_acc):
-            best, best_acc = d.name, float(acc)
+            best, best_acc = folder.name, acc
     created = str(config.get("created", ""))
     if not created:
-        created = datetime.fromtimestamp((run_dir / "config.json").stat().st_mtime).isoformat(timespec="seconds")
-    return RunSummary(run_dir, created, str(config.get("dataset", "?")), str(config.get("variants", "") or ""),
+        created = datetime.fromtimestamp(run.file(CONFIG).stat().st_mtime).isoformat(timespec="seconds")
+    return RunSummary(run.path, created, str(config.get("dataset", "?")), str(config.get("variants", "") or ""),
                       len(config.get("models", [])), len(done), best, best_acc)
 
 
@@ -241,5 +218,5 @@ def list_runs(folder: Path) -> list[RunSummary]:
     folder = Path(folder)
     if not folder.is_dir():
         raise GlyphlabError(f"{folder} is not a folder: give the folder that holds your runs (default: runs)")
-    found = [c for c in folder.iterdir() if c.is_dir() and (c / "config.json").is_file()]
+    found = [RunFolder(c) for c in folder.iterdir() if c.is_dir() and (c / CONFIG).is_file()]
     return sorted((summarize_run(r) for r in found), key=lambda s: s.created, reverse=True)

@@ -4,6 +4,9 @@ Without ``--dataset`` a run's models are scored on the run's own dataset, varian
 its ``config.json``). With ``--dataset`` they are scored on that dataset's test split, or on all of its
 images when it has none (a folder or file of new images). An image folder is read with the image config
 each model's manifest records, so ``evaluate`` sees the very inputs that ``predict`` and ``serve`` make.
+
+The output is a run folder of its own (leaderboard.csv, models/NAME/, and dataset.json and test_images.npz
+when every model was scored on the same images), so ``glyphlab report`` and ``Run.open`` read it like a run.
 """
 
 from __future__ import annotations
@@ -19,17 +22,18 @@ from glyphlab.data.dataset import Dataset
 from glyphlab.data.formats import IMAGE_OPTIONS
 from glyphlab.data.registry import resolve_dataset
 from glyphlab.errors import ConfigError, GlyphlabError
-from glyphlab.evaluation.evaluate import evaluate_predictions, save_predictions
+from glyphlab.evaluation.evaluate import evaluate_predictions
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.persistence import load_model, saved_models
-from glyphlab.pipeline.run import CONFIG, RunConfig, load_run_dataset, print_leaderboard, write_leaderboard
+from glyphlab.pipeline.run import RunConfig, load_run_dataset, print_leaderboard, write_leaderboard
+from glyphlab.runfolder import CONFIG, MODELS, RunFolder
 
 
 def run_folder_of(path: Path) -> Path | None:
     """The run folder ``path`` is or lies in (a run's ``models/NAME`` or ``models/NAME/model``), if any."""
     path = Path(path).resolve()
     for candidate in (path, *path.parents[:3]):
-        if (candidate / CONFIG).is_file() and (candidate / "models").is_dir():
+        if (candidate / CONFIG).is_file() and (candidate / MODELS).is_dir():
             return candidate
     return None
 
@@ -85,6 +89,7 @@ def evaluate_saved(path: Path, dataset: str | None, out: Path | None, variant: s
     else:
         where = dataset
         out = Path(out) if out else Path(path) / f"evaluate-{Path(dataset).name}"
+    folder = RunFolder.create(out)
     rows = []
     ds = own if dataset is None else None
     for name, model in models.items():
@@ -107,12 +112,15 @@ def evaluate_saved(path: Path, dataset: str | None, out: Path | None, variant: s
         t0 = time.perf_counter()
         proba = model.predict_proba(test.images)
         seconds = time.perf_counter() - t0
-        save_predictions(out / name, test.labels, proba)
-        metrics = evaluate_predictions(out / name, ds.classes, test.images, title=f"{name} on {ds.name}",
+        folder.model(name).write_predictions(test.labels, proba)
+        metrics = evaluate_predictions(folder.model(name).path, ds.classes, test.images, title=f"{name} on {ds.name}",
                                        extra={"model": name, "train_seconds": 0.0, "predict_seconds": round(seconds, 3),
                                               "dataset": where})
         rows.append({"model": name, **metrics})
     assert ds is not None
+    if len(loaded) <= 1:  # one set of test images for every model: the folder can show and interpret them
+        folder.write_dataset(ds.summary())
+        folder.write_test_images(ds["test"].images, ds["test"].labels)
     write_leaderboard(out, rows)
     print_leaderboard(rows, console, title=f"saved models on {where}: {ds.name} test set ({len(ds['test']):,} images)")
     console.print(f"wrote [green]{out}[/]")

@@ -1,11 +1,7 @@
 """A run: train several models on one dataset and leave a folder that stands on its own.
 
-RUN/
-  config.json        everything needed to repeat the run (``glyphlab run --resume RUN`` reads it)
-  dataset.json       split sizes, class names and counts
-  test_images.npz    the test images and labels, so reports can show examples without the dataset
-  leaderboard.csv    one row per model; accuracy_vs_time.png beside it
-  models/NAME/       model/ (manifest + weights), predictions.npz, metrics.json, figures, history.csv
+The folder's layout, readers and writers are :class:`glyphlab.runfolder.RunFolder`'s; this module decides
+what goes in it (config, dataset summary, test images, and per model: weights, predictions, features, metrics).
 """
 
 from __future__ import annotations
@@ -29,19 +25,16 @@ from glyphlab.data.images import Preprocessing
 from glyphlab.data.registry import resolve_dataset
 from glyphlab.data.splits import ensure_validation, merge_splits, split_off
 from glyphlab.errors import ConfigError
-from glyphlab.evaluation.evaluate import evaluate_predictions, read_csv, save_predictions, write_csv
+from glyphlab.evaluation.evaluate import evaluate_predictions
 from glyphlab.evaluation.plots import plot_accuracy_vs_time
 from glyphlab.models.persistence import library_versions
 from glyphlab.models.registry import create_model
+from glyphlab.runfolder import (ACCURACY_VS_TIME, CHECKPOINT, LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row,
+                               sort_leaderboard)
 from glyphlab.tracking import Tracker, open_tracker, read_tracking
 
-CONFIG = "config.json"
 FEATURE_SAMPLE = 2000
 HELD_OUT_TEST_FRACTION = 0.2
-LEADERBOARD_COLUMNS = [
-    "model", "accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro",
-    "train_seconds", "predict_seconds", "n_test",
-]
 
 
 @dataclass
@@ -106,13 +99,11 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         label, name = split_model_entry(entry)
         create_model(name, **cfg.params.get(label, {}))
     ds = load_run_dataset(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / CONFIG, {**asdict(cfg), "created": _now(), "versions": library_versions(),
-                                "machine": machine_info()})
-    _write_json(out / "dataset.json", ds.summary())
+    folder = RunFolder.create(out)
+    folder.write_config({**asdict(cfg), "created": _now(), "versions": library_versions(), "machine": machine_info()})
+    folder.write_dataset(ds.summary())
     test = ds["test"]
-    np.savez_compressed(out / "test_images.npz", images=np.round(test.images * 255).astype(np.uint8),
-                        labels=test.labels)
+    folder.write_test_images(test.images, test.labels)
     console.print(
         f"[bold]glyphlab run[/] dataset [cyan]{ds.name}[/] {ds.image_shape[0]}x{ds.image_shape[1]}, "
         f"{ds.num_classes} classes, splits " + ", ".join(f"{k}={len(v):,}" for k, v in ds.splits.items())
@@ -124,15 +115,15 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     try:
         for entry in cfg.models:
             name, _ = split_model_entry(entry)
-            model_dir = out / "models" / name
-            if resume and (model_dir / "metrics.json").is_file() and (model_dir / "model" / "manifest.json").is_file():
+            model = folder.model(name)
+            if resume and model.finished:
                 console.print(f"  [dim]{name}: already finished, kept[/]")
-                rows.append(_row(name, json.loads((model_dir / "metrics.json").read_text())))
+                rows.append(leaderboard_row(name, model.read_metrics()))
                 continue
-            metrics = train_and_evaluate(entry, cfg, ds, model_dir, console)
-            rows.append(_row(name, metrics))
+            metrics = train_and_evaluate(entry, cfg, ds, model.path, console)
+            rows.append(leaderboard_row(name, metrics))
             if tracker:
-                tracker.model_finished(name, model_dir, metrics)
+                tracker.model_finished(name, model.path, metrics)
         write_leaderboard(out, rows)
         print_leaderboard(rows, console, title=f"leaderboard — {ds.name} test set ({len(test):,} images)")
         if report:
@@ -189,7 +180,8 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
     model = create_model(registry_name, **cfg.params.get(name, {}))
     if "seed" in model.defaults and "seed" not in cfg.params.get(name, {}):
         model.set_params(seed=cfg.seed)
-    model_dir.mkdir(parents=True, exist_ok=True)
+    folder = ModelFolder(model_dir)
+    folder.path.mkdir(parents=True, exist_ok=True)
     if model.uses_validation:
         train, val = ds["train"], ds["val"]
         fit_args = (train.images, train.labels, val.images, val.labels)
@@ -197,61 +189,49 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
         train = merge_splits(ds, ["train", "val"])
         fit_args = (train.images, train.labels)
     with console.status(f"training [bold]{name}[/] on {len(train):,} images"):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.fit(*fit_args, classes=ds.classes, run_dir=model_dir,
                   preprocessing=Preprocessing.of_dataset(ds.meta, ds.image_shape))
         train_seconds = time.perf_counter() - t0
+        train_cpu_seconds = time.process_time() - c0  # on a shared CPU, less inflated by other jobs than wall time
     test = ds["test"]
     t0 = time.perf_counter()
     proba = model.predict_proba(test.images)
     predict_seconds = time.perf_counter() - t0
-    model.save(model_dir / "model")
-    save_predictions(model_dir, test.labels, proba)
+    model.save(folder.model_path)
+    folder.write_predictions(test.labels, proba)
     sample = np.random.default_rng(cfg.seed).permutation(len(test))[:FEATURE_SAMPLE]
-    np.savez_compressed(model_dir / "features.npz", features=np.asarray(model.features(test.images[sample]), np.float32),
-                        index=sample, labels=test.labels[sample])
+    folder.write_features(model.features(test.images[sample]), sample, test.labels[sample])
     metrics = evaluate_predictions(
         model_dir, ds.classes, test.images, title=name,
-        extra={"model": name, "registry_model": registry_name, "train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
+        extra={"model": name, "registry_model": registry_name, "train_seconds": round(train_seconds, 3),
+               "train_cpu_seconds": round(train_cpu_seconds, 3), "predict_seconds": round(predict_seconds, 3),
                "params": model.get_params(), "n_train": len(train)},
     )
     # metrics.json marks the model finished; only now has the training checkpoint no more use for resuming
-    shutil.rmtree(model_dir / "checkpoint", ignore_errors=True)
+    shutil.rmtree(folder.file(CHECKPOINT), ignore_errors=True)
     console.print(f"  [bold]{name}[/]: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "
                   f"({train_seconds:.1f} s)")
     return metrics
 
 
-def _row(name: str, metrics: dict[str, Any]) -> dict[str, Any]:
-    return {"model": name, **{k: metrics[k] for k in LEADERBOARD_COLUMNS if k != "model"}}
-
-
 def write_leaderboard(out: Path, rows: list[dict[str, Any]]) -> None:
-    rows = sorted(rows, key=lambda r: -r["accuracy"])
-    write_csv(out / "leaderboard.csv", rows)
-    if rows:
-        plot_accuracy_vs_time(rows, out / "accuracy_vs_time.png")
-
-
-def read_leaderboard(out: Path) -> list[dict[str, Any]]:
-    rows = read_csv(Path(out) / "leaderboard.csv")
-    return [{k: (v if k == "model" else float(v)) for k, v in r.items()} for r in rows]
+    """RUN/leaderboard.csv and, beside it, the accuracy-against-training-time figure."""
+    RunFolder(out).write_leaderboard(rows)
+    timed = [r for r in rows if r.get("accuracy") is not None and r.get("train_seconds") is not None]
+    if timed:
+        plot_accuracy_vs_time(timed, Path(out) / ACCURACY_VS_TIME)
 
 
 def print_leaderboard(rows: list[dict[str, Any]], console: Console, title: str = "leaderboard") -> None:
+    """The leaderboard as a Rich table, in :data:`LEADERBOARD_COLUMNS` order, best model highlighted."""
     table = Table(title=title)
-    for col, label in [("model", "model"), ("accuracy", "accuracy"), ("f1_macro", "F1 macro"),
-                       ("f1_weighted", "F1 wtd"), ("precision_macro", "prec."),
-                       ("recall_macro", "recall"), ("train_seconds", "train s"), ("predict_seconds", "pred. s")]:
-        if col == "model":
-            table.add_column(label, no_wrap=True)
-        else:
-            table.add_column(label, justify="right")
-    rows = sorted(rows, key=lambda r: -r["accuracy"])
-    for i, r in enumerate(rows):
-        cells = [r["model"]] + [f"{r[c]:.4f}" for c in ("accuracy", "f1_macro", "f1_weighted", "precision_macro",
-                                                         "recall_macro")]
-        cells += [f"{r['train_seconds']:.2f}", f"{r['predict_seconds']:.3f}"]
+    columns = [c for c in LEADERBOARD_COLUMNS if c.key != "n_test"]  # the title says how many test images
+    for c in columns:
+        table.add_column(c.label, no_wrap=c.digits is None, justify="left" if c.digits is None else "right")
+    for i, r in enumerate(sort_leaderboard(rows)):
+        cells = [str(r[c.key]) if c.digits is None else ("" if r.get(c.key) is None else f"{r[c.key]:.{c.digits}f}")
+                 for c in columns]
         table.add_row(*cells, style="bold green" if i == 0 else None)
     console.print(table)
 
@@ -263,10 +243,6 @@ def build_report_if_available(out: Path, console: Console) -> None:
         return
     path = build_report(out)
     console.print(f"report: [green]{path}[/]")
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str))
 
 
 def _now() -> str:

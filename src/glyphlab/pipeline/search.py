@@ -631,7 +631,8 @@ def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
 
     from glyphlab.data.splits import merge_splits
     from glyphlab.models.registry import MODELS
-    from glyphlab.pipeline.run import RunConfig, _write_json, load_run_dataset
+    from glyphlab.fileio import write_json as _write_json
+    from glyphlab.pipeline.run import RunConfig, load_run_dataset
 
     console = console or Console()
     cfg.validate()
@@ -788,12 +789,13 @@ def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
 def refit_best(cfg: SearchConfig, model: str, params: dict[str, Any], out: Path, console: Console) -> Path:
     """Refit on train+val and evaluate once on test, as the run model folder ``out/models/MODEL-best``."""
     from glyphlab.pipeline.run import RunConfig, run
+    from glyphlab.runfolder import RunFolder
 
     label = f"{model}-best"
-    previous = out / "models" / label / "metrics.json"
+    previous = RunFolder(out).model(label)
     resume = False
-    if previous.is_file():  # the same best parameters were already refit and evaluated: keep them
-        kept = json.loads(previous.read_text()).get("params", {})
+    if previous.finished:  # the same best parameters were already refit and evaluated: keep them
+        kept = previous.read_metrics().get("params", {})
         resume = all(kept.get(k) == v for k, v in params.items())
     run_cfg = RunConfig(dataset=cfg.dataset, models=[f"{label}={model}"], params={label: params}, seed=cfg.seed,
                         val_fraction=cfg.val_fraction, data_dir=cfg.data_dir, dataset_options=dict(cfg.dataset_options),

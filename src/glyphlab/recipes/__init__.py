@@ -32,7 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from glyphlab.errors import ConfigError
-from glyphlab.evaluation.evaluate import write_csv
+from glyphlab.fileio import write_csv, write_json
+from glyphlab.runfolder import CV, RECIPE, REFERENCE_COMPARISON, RunFolder
 
 
 class _Strict(BaseModel):
@@ -223,7 +224,7 @@ def resolve_members(cfg, out: Path) -> None:
     """Point ensemble members named ``model:LABEL`` at the run's own saved models (``out/models/LABEL/model``)."""
     for params in cfg.params.values():
         if "members" in params:
-            params["members"] = [str(out / "models" / m[len(MODEL_PREFIX):] / "model")
+            params["members"] = [str(RunFolder(out).model(m[len(MODEL_PREFIX):]).model_path)
                                  if isinstance(m, str) and m.startswith(MODEL_PREFIX) else m for m in _members(params)]
 
 
@@ -232,7 +233,7 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
                tracking_uri: str | None = None) -> Path:
     """Run a recipe; ``track``/``tracking_uri`` as for :func:`glyphlab.pipeline.run.run` (the pretraining run and
     the main run are each one tracked run, their models nested in it)."""
-    from glyphlab.pipeline.run import default_run_dir, read_leaderboard, run
+    from glyphlab.pipeline.run import default_run_dir, run
 
     console = console or Console()
     recipe = load_recipe(name_or_path)
@@ -242,8 +243,8 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
     submit = submission_label(recipe.outputs, list(recipe.models))  # a typo fails before any training
     out = Path(out) if out else default_run_dir(cfg).with_name(f"{default_run_dir(cfg).name}-{recipe.name}")
     console.print(f"[bold]recipe {recipe.name}[/]{' (quick)' if quick else ''}: {recipe.description}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.json").write_text(json.dumps({**recipe.model_dump(), "quick": quick}, indent=2))
+    folder = RunFolder.create(out)
+    write_json(folder.file(RECIPE), {**recipe.model_dump(), "quick": quick})
     if recipe.pretrain is not None:
         pre = out / "pretrain"
         console.print(f"[bold]pretraining[/] on {recipe.pretrain.dataset.name} → [green]{pre}[/]")
@@ -252,7 +253,7 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
         for label, params in cfg.params.items():
             ref = params.get("init_from")
             if isinstance(ref, str) and ref.startswith(PRETRAIN_PREFIX):
-                params["init_from"] = str(pre / "models" / ref[len(PRETRAIN_PREFIX):] / "model")
+                params["init_from"] = str(RunFolder(pre).model(ref[len(PRETRAIN_PREFIX):]).model_path)
     resolve_members(cfg, out)
     for label, entry in recipe.models.items():
         if entry.search is not None:
@@ -271,8 +272,8 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
         path = write_submission(out, submit, ds)
         console.print(f"submission ({submit}, split 'hidden'): [green]{path}[/]")
     if any(isinstance(v, dict) for v in recipe.reference.values()):
-        rows = compare_with_reference(read_leaderboard(out), recipe.reference, cv)
-        write_csv(out / "reference_comparison.csv", rows)
+        rows = compare_with_reference(folder.leaderboard_rows(), recipe.reference, cv)
+        write_csv(folder.file(REFERENCE_COMPARISON), rows)
         print_comparison(rows, console, recipe)
     if report:
         from glyphlab.pipeline.run import build_report_if_available
@@ -306,7 +307,6 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: 
     import time
 
     from glyphlab.data.splits import merge_splits
-    from glyphlab.pipeline.run import _write_json
     from glyphlab.pipeline.search import cv_score, model_params
 
     k = int(entry.cv or 0)
@@ -317,7 +317,7 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: 
     mean, std, folds = cv_score(entry.model, params, pool.images, pool.labels, k, cfg.seed, ds.classes)
     result = {"k": k, "mean": mean, "std": std, "folds": folds, "n_images": len(pool),
               "seconds": round(time.perf_counter() - t0, 3)}
-    _write_json(out / "models" / label / "cv.json", result)
+    write_json(RunFolder(out).model(label).file(CV), result)
     console.print(f"  {label}: {k}-fold CV accuracy {mean:.4f} ± {std:.4f} ({result['seconds']:.0f} s)")
     return result
 

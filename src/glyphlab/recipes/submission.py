@@ -13,6 +13,8 @@ from typing import Any
 
 from glyphlab.data.dataset import Dataset
 from glyphlab.errors import ConfigError, DataError
+from glyphlab.fileio import atomic_open
+from glyphlab.runfolder import RunFolder
 
 HIDDEN_SPLIT = "hidden"
 
@@ -38,9 +40,10 @@ def write_submission(run_dir: str | Path, model_label: str, dataset: Dataset, *,
     from glyphlab.models.persistence import load_model
 
     run_dir = Path(run_dir)
-    model_dir = run_dir / "models" / model_label / "model"
-    if not model_dir.is_dir():
-        raise ConfigError(f"no saved model '{model_label}' in {run_dir / 'models'} (did that model train?)")
+    folder = RunFolder(run_dir).model(model_label)
+    model_dir = folder.model_path
+    if not folder.has_saved_model:
+        raise ConfigError(f"no saved model '{model_label}' in {folder.path.parent} (did that model train?)")
     if split not in dataset.splits:
         raise DataError(f"dataset '{dataset.name}' has no '{split}' split to write a submission for "
                         f"(it has: {', '.join(dataset.splits)})")
@@ -49,8 +52,7 @@ def write_submission(run_dir: str | Path, model_label: str, dataset: Dataset, *,
     pred = model.predict(images) if len(images) else []
     classes = model.classes_ or dataset.classes
     out = Path(path) if path else run_dir / f"submission-{model_label}.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as fh:
+    with atomic_open(out, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["Id", "Category"])
         for i, p in enumerate(pred):

@@ -5,7 +5,6 @@ Written by ``glyphlab compare RUN... --out DIR`` beside ``comparison.csv`` and `
 
 from __future__ import annotations
 
-import csv
 import html
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
+from glyphlab.fileio import write_bytes, write_csv, write_text
 from glyphlab.pipeline.compare import Comparison, differing_params
 from glyphlab.reporting.figures import png_bytes
 from glyphlab.reporting.html import data_uri
@@ -52,12 +52,7 @@ def accuracy_vs_time(comparison: Comparison) -> bytes:
 
 
 def write_table(comparison: Comparison, path: Path) -> Path:
-    rows = comparison.rows()
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return write_csv(path, comparison.rows())
 
 
 def _ci(value: float, ci: tuple[float, float]) -> str:
@@ -126,8 +121,8 @@ def write_page(comparison: Comparison, out: Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plot = accuracy_vs_time(comparison)
-    (out / PLOT).write_bytes(plot)
+    write_bytes(out / PLOT, plot)
     write_table(comparison, out / TABLE)
     page = out / PAGE
-    page.write_text(render(comparison, plot))
+    write_text(page, render(comparison, plot))
     return page

@@ -2,7 +2,8 @@
 
 ``build_report(RUN)`` reads config.json, dataset.json, test_images.npz, leaderboard.csv and each
 models/NAME/ folder (metrics, predictions, tables, figures, history, features) and writes RUN/report.html:
-inline CSS, every image a base64 PNG data URI, no network, no model loaded, nothing retrained. The only
+inline CSS, every image a base64 PNG data URI, no network, nothing retrained. Only the attributions load a
+model (models/NAME/model/, when kept; see :mod:`glyphlab.reporting.explanations`), cached beside it. The only
 slow part, the t-SNE feature map, is cached as models/NAME/tsne.npz so a rebuild takes seconds.
 ``pdf=True`` also prints RUN/report.pdf with a headless Chromium.
 """
@@ -10,12 +11,10 @@ slow part, the t-SNE feature map, is cached as models/NAME/tsne.npz so a rebuild
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import html as _html
 import io
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -26,13 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from glyphlab.errors import GlyphlabError
-from glyphlab.reporting import figures
+from glyphlab.errors import GlyphlabError, RunFolderError
+from glyphlab.evaluation.plots import pareto_front
+from glyphlab.fileio import atomic_open, write_text
+from glyphlab.reporting import explanations, figures
+from glyphlab.runfolder import (
+    ACCURACY_VS_TIME, CLASSIFICATION_REPORT, CONFUSION_NORMALIZED_PNG, CONFUSION_PNG, FEATURES, HISTORY,
+    LEADERBOARD_COLUMNS, LEARNING_CURVES, MOST_CONFUSED_CSV, MOST_CONFUSED_PNG, RECIPE, REFERENCE_COMPARISON, REPORT,
+    REPORT_PDF, ROBUSTNESS_CSV, ROBUSTNESS_PNG, TSNE_CACHE, ModelFolder, RunFolder, as_number, read_csv_rows, read_npz,
+)
 from glyphlab.tracking import read_tracking
 
-REPORT = "report.html"
-PDF = "report.pdf"
-TSNE_CACHE = "tsne.npz"
 TSNE_MAX_POINTS = 2000
 TSNE_PCA_DIMS = 50
 TSNE_ITERATIONS = 750
@@ -40,48 +43,11 @@ GALLERY_SIZE = 16
 MAX_EMBEDDED_PNG = 450_000  # bytes; larger PNGs are palette-quantised (and downscaled) before embedding
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 TEMPLATE_DIR = Path(__file__).parent / "templates"
-
-LEADERBOARD_COLUMNS = [
-    ("accuracy", "accuracy", 4), ("f1_macro", "F1 macro", 4), ("f1_weighted", "F1 weighted", 4),
-    ("precision_macro", "precision", 4), ("recall_macro", "recall", 4), ("train_seconds", "train s", 2),
-    ("predict_seconds", "predict s", 3),
-]
+#: the leaderboard's numeric columns as the report shows them (the model and test-image count have their own)
+BOARD_COLUMNS = [c for c in LEADERBOARD_COLUMNS if c.key not in ("model", "n_test")]
 
 
 # ----------------------------------------------------------------------------- small readers
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="") as fh:
-            return list(csv.DictReader(fh))
-    except OSError:
-        return []
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _npz(path: Path) -> dict[str, np.ndarray] | None:
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError):
-        return None
 
 
 def data_uri(png: bytes | None) -> str | None:
@@ -115,7 +81,7 @@ def _file_uri(path: Path) -> str | None:
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
-    f = _num(v)
+    f = as_number(v)
     if f is None:
         return "" if v is None else str(v)
     if float(f).is_integer() and digits == 0:
@@ -123,27 +89,7 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return f"{f:,.{digits}f}"
 
 
-def _leaderboard(run_dir: Path) -> list[dict[str, Any]]:
-    rows = _read_csv(run_dir / "leaderboard.csv")
-    if not rows:  # an interrupted run: rebuild the table from the models that finished
-        for m in sorted((run_dir / "models").glob("*/metrics.json")):
-            metrics = _read_json(m) or {}
-            rows.append({"model": m.parent.name, **{k: metrics.get(k) for k, _, _ in LEADERBOARD_COLUMNS},
-                         "n_test": metrics.get("n_test")})
-    out = []
-    for r in rows:
-        row: dict[str, Any] = {"model": r["model"]}
-        for k, _, _ in LEADERBOARD_COLUMNS:
-            row[k] = _num(r.get(k))
-        row["n_test"] = _num(r.get("n_test"))
-        out.append(row)
-    out.sort(key=lambda r: -(r["accuracy"] if r["accuracy"] is not None else -1))
-    return out
-
-
 def _leaderboard_view(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    from glyphlab.evaluation.plots import pareto_front
-
     accs = [r["accuracy"] for r in rows if r["accuracy"] is not None]
     lo, hi = (min(accs), max(accs)) if accs else (0.0, 1.0)
     timed = [r for r in rows if r["accuracy"] is not None and r["train_seconds"] is not None]
@@ -158,11 +104,11 @@ def _leaderboard_view(rows: list[dict[str, Any]]) -> dict[str, Any]:
         share = 1.0 if hi <= lo or acc is None else 0.15 + 0.85 * (acc - lo) / (hi - lo)
         view.append({
             "rank": i + 1, "model": r["model"], "anchor": "model-" + _slug(r["model"]), "best": i == 0, "pareto": r["model"] in front,
-            "cells": [_fmt(r[k], d) for k, _, d in LEADERBOARD_COLUMNS],
+            "cells": [_fmt(r[c.key], c.digits) for c in BOARD_COLUMNS],
             "gap": "" if acc is None or i == 0 or accs == [] else f"{(acc - hi) * 100:+.2f}",
             "bar": round(100 * share, 1), "n_test": _fmt(r["n_test"], 0),
         })
-    return {"columns": [label for _, label, _ in LEADERBOARD_COLUMNS], "rows": view}
+    return {"columns": [c.label for c in BOARD_COLUMNS], "rows": view}
 
 
 def _dataset_part(run_dir: Path, dataset: dict[str, Any], images: np.ndarray | None,
@@ -189,24 +135,18 @@ def _dataset_part(run_dir: Path, dataset: dict[str, Any], images: np.ndarray | N
     return part
 
 
-def _history(model_dir: Path) -> list[dict[str, float]]:
-    rows = []
-    for r in _read_csv(model_dir / "history.csv"):
-        rows.append({k: v for k, v in ((k, _num(v)) for k, v in r.items()) if v is not None})
-    return rows
-
-
-def _model_part(run_dir: Path, name: str, row: dict[str, Any], images: np.ndarray | None,
+def _model_part(run: RunFolder, name: str, row: dict[str, Any], images: np.ndarray | None,
                 classes: list[str]) -> dict[str, Any]:
-    d = run_dir / "models" / name
-    metrics = _read_json(d / "metrics.json") or {}
+    folder = run.model(name)
+    d = folder.path
+    metrics = folder.read_metrics()
     report = []
-    for r in _read_csv(d / "classification_report.csv"):
+    for r in folder.read_table(CLASSIFICATION_REPORT):
         label = r.get("class", "")
         report.append({
             "label": label, "summary": label in ("macro avg", "weighted avg", "accuracy"),
             "precision": _fmt(r.get("precision")), "recall": _fmt(r.get("recall")),
-            "f1": _fmt(r.get("f1-score")), "f1_value": _num(r.get("f1-score")),
+            "f1": _fmt(r.get("f1-score")), "f1_value": as_number(r.get("f1-score")),
             "support": _fmt(r.get("support"), 0),
         })
     per_class = [r for r in report if not r["summary"] and r["f1_value"] is not None]
@@ -214,13 +154,13 @@ def _model_part(run_dir: Path, name: str, row: dict[str, Any], images: np.ndarra
     for r in report:
         r["worst"] = r["label"] in worst
     confused = [{"true": p.get("true"), "predicted": p.get("predicted"), "count": _fmt(p.get("count"), 0),
-                 "rate": _fmt(_num(p.get("rate")) * 100 if _num(p.get("rate")) is not None else None, 1)}
-                for p in _read_csv(d / "most_confused.csv")]
-    history = _history(d)
+                 "rate": _fmt(as_number(p.get("rate")) * 100 if as_number(p.get("rate")) is not None else None, 1)}
+                for p in folder.read_table(MOST_CONFUSED_CSV)]
+    history = folder.read_history()
     curves = None
     hist_summary = None
     if history:
-        curves = _file_uri(d / "learning_curves.png") or data_uri(figures.learning_curves(history, name))
+        curves = _file_uri(d / LEARNING_CURVES) or data_uri(figures.learning_curves(history, name))
         with_val = [h for h in history if "val_acc" in h]
         best = max(with_val, key=lambda h: h["val_acc"]) if with_val else None
         hist_summary = {
@@ -230,13 +170,18 @@ def _model_part(run_dir: Path, name: str, row: dict[str, Any], images: np.ndarra
             "seconds": _fmt(sum(h.get("seconds", 0.0) for h in history), 1),
         }
     gallery, n_wrong = None, None
-    pred = _npz(d / "predictions.npz")
-    if pred is not None and images is not None and {"y_true", "y_pred", "proba"} <= set(pred):
-        index = pred.get("index", np.arange(len(pred["y_true"])))
+    try:
+        pred = folder.read_predictions()
+    except RunFolderError:
+        pred = None
+    if pred is not None and images is not None:
+        index = pred["index"]
         if len(index) and int(np.max(index)) < len(images):
             png, n_wrong = figures.confident_mistakes(images[index], pred["y_true"], pred["y_pred"], pred["proba"],
                                                       classes, k=GALLERY_SIZE)
             gallery = data_uri(png)
+    why = explanations.attribution_part(folder, images, pred, classes, confused)
+    why.update({k: data_uri(why.get(k)) for k in ("pairs", "losses")})
     params = metrics.get("params") or {}
     registry = metrics.get("registry_model")
     return {
@@ -246,13 +191,13 @@ def _model_part(run_dir: Path, name: str, row: dict[str, Any], images: np.ndarra
         "n_train": _fmt(metrics.get("n_train"), 0) if metrics.get("n_train") is not None else "",
         "accuracy": _fmt(row.get("accuracy")), "f1_macro": _fmt(row.get("f1_macro")),
         "train_seconds": _fmt(row.get("train_seconds"), 2), "predict_seconds": _fmt(row.get("predict_seconds"), 3),
-        "report": report, "confusion": _file_uri(d / "confusion.png"),
-        "confusion_normalized": _file_uri(d / "confusion_normalized.png"),
-        "confused": confused, "confused_png": _file_uri(d / "most_confused.png"),
+        "report": report, "confusion": _file_uri(d / CONFUSION_PNG),
+        "confusion_normalized": _file_uri(d / CONFUSION_NORMALIZED_PNG),
+        "confused": confused, "confused_png": _file_uri(d / MOST_CONFUSED_PNG),
         "curves": curves, "history": hist_summary, "is_network": bool(history),
-        "gallery": gallery, "n_wrong": n_wrong,
+        "gallery": gallery, "n_wrong": n_wrong, "attributions": why,
         "n_test": _fmt(row.get("n_test"), 0),
-        "model_saved": (d / "model").is_dir(),
+        "model_saved": folder.model_path.is_dir(),
     }
 
 
@@ -265,14 +210,15 @@ def _slug(name: str) -> str:
 
 def feature_map_model(run_dir: Path, rows: list[dict[str, Any]]) -> str | None:
     """The best network (a model with history.csv) if the run has one, else the best model; it needs features.npz."""
-    with_features = [r["model"] for r in rows if (run_dir / "models" / r["model"] / "features.npz").is_file()]
-    nets = [m for m in with_features if (run_dir / "models" / m / "history.csv").is_file()]
+    run = RunFolder(run_dir)
+    with_features = [r["model"] for r in rows if run.model(r["model"]).file(FEATURES).is_file()]
+    nets = [m for m in with_features if run.model(m).file(HISTORY).is_file()]
     return (nets or with_features or [None])[0]
 
 
 def tsne_embedding(model_dir: Path, seed: int = 0) -> dict[str, Any] | None:
     """2-D t-SNE of models/NAME/features.npz (PCA to 50 dims first), cached in models/NAME/tsne.npz."""
-    feats = _npz(model_dir / "features.npz")
+    feats = ModelFolder(model_dir).read_features()
     if feats is None or "features" not in feats or len(feats["features"]) < 5:
         return None
     x = np.asarray(feats["features"], dtype=np.float32).reshape(len(feats["features"]), -1)
@@ -282,7 +228,7 @@ def tsne_embedding(model_dir: Path, seed: int = 0) -> dict[str, Any] | None:
         x, labels = x[keep], labels[keep]
     key = hashlib.sha1(x.tobytes() + labels.astype(np.int64).tobytes()).hexdigest()
     cache = model_dir / TSNE_CACHE
-    cached = _npz(cache)
+    cached = read_npz(cache)
     if cached is not None and "key" in cached and str(cached["key"]) == key:
         return {"xy": cached["xy"], "labels": cached["labels"], "dims": int(cached["dims"]),
                 "pca": int(cached["pca"]), "cached": True}
@@ -303,7 +249,8 @@ def tsne_embedding(model_dir: Path, seed: int = 0) -> dict[str, Any] | None:
         xy = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", max_iter=TSNE_ITERATIONS,
                   random_state=seed, n_jobs=1).fit_transform(x).astype(np.float32)
     try:
-        np.savez_compressed(cache, xy=xy, labels=labels, key=np.array(key), dims=dims, pca=pca)
+        with atomic_open(cache, "wb") as fh:
+            np.savez_compressed(fh, xy=xy, labels=labels, key=np.array(key), dims=dims, pca=pca)
     except OSError:  # a read-only run folder still gets its report
         pass
     return {"xy": xy, "labels": labels, "dims": dims, "pca": pca, "cached": False}
@@ -313,14 +260,14 @@ def _feature_map_part(run_dir: Path, rows: list[dict[str, Any]], classes: list[s
     name = feature_map_model(run_dir, rows)
     if name is None:
         return None
-    model_dir = run_dir / "models" / name
+    model_dir = RunFolder(run_dir).model(name).path
     emb = tsne_embedding(model_dir, seed)
     if emb is None:
         return None
     labels = emb["labels"].astype(np.int64)
     names = classes if classes and labels.max() < len(classes) else [str(i) for i in range(int(labels.max()) + 1)]
     png = figures.embedding_scatter(emb["xy"], labels, names)
-    is_net = (model_dir / "history.csv").is_file()
+    is_net = (model_dir / HISTORY).is_file()
     return {"model": name, "anchor": "model-" + _slug(name), "image": data_uri(png), "points": f"{len(labels):,}",
             "dims": emb["dims"], "pca": emb["pca"], "network": is_net}
 
@@ -349,11 +296,11 @@ def _environment(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _table_from_csv(path: Path, digits: int = 4) -> dict[str, Any] | None:
-    rows = _read_csv(path)
+    rows = read_csv_rows(path)
     if not rows:
         return None
     cols = list(rows[0])
-    numeric = {c: all(_num(r.get(c)) is not None or r.get(c) in ("", None) for r in rows) for c in cols}
+    numeric = {c: all(as_number(r.get(c)) is not None or r.get(c) in ("", None) for r in rows) for c in cols}
     return {"columns": [{"name": c, "numeric": numeric[c]} for c in cols],
             "rows": [[{"value": _fmt(r.get(c), digits) if numeric[c] else r.get(c, ""), "numeric": numeric[c]}
                       for c in cols] for r in rows]}
@@ -361,25 +308,18 @@ def _table_from_csv(path: Path, digits: int = 4) -> dict[str, Any] | None:
 
 def collect(run_dir: Path) -> dict[str, Any]:
     """Everything the template shows, read from the run folder."""
-    config = _read_json(run_dir / "config.json") or {}
-    dataset = _read_json(run_dir / "dataset.json") or {}
-    classes = [str(c) for c in dataset.get("classes", [])]
-    test = _npz(run_dir / "test_images.npz")
-    images = labels = None
-    if test is not None and "images" in test:
-        images = test["images"]
-        if images.ndim == 4 and images.shape[-1] == 1:
-            images = images[..., 0]
-        labels = test.get("labels")
-        if not classes and labels is not None and len(labels):
-            classes = [str(i) for i in range(int(labels.max()) + 1)]
-    rows = _leaderboard(run_dir)
-    models = [_model_part(run_dir, r["model"], r, images, classes) for r in rows
-              if (run_dir / "models" / r["model"]).is_dir()]
+    run = RunFolder(run_dir)
+    config, dataset, classes = run.config, run.dataset, run.classes
+    try:
+        images, labels = run.read_test_images_raw()
+    except RunFolderError:  # the report says there are no sample images
+        images = labels = None
+    rows = run.leaderboard_rows()
+    models = [_model_part(run, r["model"], r, images, classes) for r in rows if run.model(r["model"]).path.is_dir()]
     seed = int(config.get("seed", 0) or 0)
-    recipe = _read_json(run_dir / "recipe.json")
+    recipe = run.read_json(RECIPE)
     best = rows[0] if rows else None
-    robustness = _file_uri(run_dir / "robustness.png")
+    robustness = _file_uri(run.file(ROBUSTNESS_PNG))
     ctx = {
         "title": f"{dataset.get('name') or config.get('dataset') or 'run'} — glyphlab run report",
         "run_name": run_dir.resolve().name,
@@ -395,13 +335,13 @@ def collect(run_dir: Path) -> dict[str, Any]:
                  if best["accuracy"] is not None else ""} if best else None,
         "fastest": min((r for r in rows if r["train_seconds"] is not None), key=lambda r: r["train_seconds"],
                        default=None),
-        "scatter": _file_uri(run_dir / "accuracy_vs_time.png"),
+        "scatter": _file_uri(run.file(ACCURACY_VS_TIME)),
         "models": models,
         "feature_map": _feature_map_part(run_dir, rows, classes, seed),
         "robustness": robustness,
-        "robustness_table": _table_from_csv(run_dir / "robustness.csv") if robustness or
-        (run_dir / "robustness.csv").is_file() else None,
-        "reference": _table_from_csv(run_dir / "reference_comparison.csv"),
+        "robustness_table": _table_from_csv(run.file(ROBUSTNESS_CSV)) if robustness or
+        run.file(ROBUSTNESS_CSV).is_file() else None,
+        "reference": _table_from_csv(run.file(REFERENCE_COMPARISON)),
         "tracking": read_tracking(run_dir) or None,
         "recipe": {"name": recipe.get("name", ""), "description": recipe.get("description", ""),
                    "quick": recipe.get("quick", False)} if recipe else None,
@@ -427,28 +367,14 @@ def render(ctx: dict[str, Any]) -> str:
     return env.get_template("report.html.j2").render(**ctx)
 
 
-def check_run_dir(run_dir: Path) -> None:
-    if not run_dir.is_dir():
-        raise GlyphlabError(f"{run_dir} is not a folder: give the run folder that `glyphlab run --out RUN` wrote")
-    if not any((run_dir / f).is_file() for f in ("leaderboard.csv", "config.json")) and \
-            not any((run_dir / "models").glob("*/metrics.json")):
-        raise GlyphlabError(f"{run_dir} is not a glyphlab run folder (no config.json, leaderboard.csv or "
-                            "models/*/metrics.json): make one with `glyphlab run --out RUN`")
-
-
 def build_report(run_dir: Path, pdf: bool = False) -> Path:
     """Write RUN/report.html (and RUN/report.pdf when ``pdf``) from the run folder's files; returns the HTML path."""
-    run_dir = Path(run_dir)
-    check_run_dir(run_dir)
+    run = RunFolder.open(run_dir)
     if pdf:
         find_browser()  # fail before the work, not after
-    page = render(collect(run_dir))
-    out = run_dir / REPORT
-    tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    out = write_text(run.file(REPORT), render(collect(run.path)))
     if pdf:
-        print_pdf(out, run_dir / PDF)
+        print_pdf(out, run.file(REPORT_PDF))
     return out
 
 

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 import warnings
@@ -26,6 +23,7 @@ import warnings
 import numpy as np
 
 from glyphlab.errors import ConfigError, GlyphlabError
+from glyphlab.fileio import atomic_path, write_json
 from glyphlab.models.base import GlyphModel
 
 #: the default file name, beside manifest.json in the model folder
@@ -96,8 +94,7 @@ def export_onnx(model_or_dir: GlyphModel | str | Path, out_path: str | Path | No
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
     found = torch_module(model)
-    tmp = Path(tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".onnx", dir=out_path.parent)[1])
-    try:
+    with atomic_path(out_path) as tmp:  # moved over out_path only once the graph matched the model
         if found is not None:
             params = getattr(model, "params", {}) or {}
             for key in ("tta", "tta_rotations"):
@@ -118,10 +115,6 @@ def export_onnx(model_or_dir: GlyphModel | str | Path, out_path: str | Path | No
             )
         columns = _columns(model)
         diff = _check(model, tmp, shape, columns)
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     sidecar = {
         "format": FORMAT,
         "model": model.name,
@@ -136,7 +129,7 @@ def export_onnx(model_or_dir: GlyphModel | str | Path, out_path: str | Path | No
         "max_abs_diff": diff,
         "tolerance": TOLERANCE,
     }
-    sidecar_path(out_path).write_text(json.dumps(sidecar, indent=2))
+    write_json(sidecar_path(out_path), sidecar)
     return out_path
 
 

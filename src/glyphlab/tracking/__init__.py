@@ -16,13 +16,13 @@ shows it. A tracker never decides whether a run succeeds: a tracking failure is 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
 from typing import Any, Protocol
 
 from glyphlab.errors import ConfigError
+from glyphlab.fileio import write_json
 
 TRACKING_FILE = "tracking.json"
 URI_ENV = "GLYPHLAB_TRACKING_URI"
@@ -83,28 +83,9 @@ def read_tracking(out: Path) -> dict[str, Any]:
 
 
 def write_tracking(out: Path, info: dict[str, Any]) -> None:
-    path = Path(out) / TRACKING_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, indent=2))
-    os.replace(tmp, path)
+    write_json(Path(out) / TRACKING_FILE, info)
 
 
-def read_history(model_dir: Path) -> list[dict[str, float]]:
-    """A network's per-epoch history.csv as numbers (empty for a classical model)."""
-    path = Path(model_dir) / "history.csv"
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            clean = {}
-            for k, v in row.items():
-                try:
-                    clean[k] = float(v)
-                except (TypeError, ValueError):
-                    continue
-            rows.append(clean)
-    return rows
 
 
 def final_metrics(metrics: dict[str, Any]) -> dict[str, float]:

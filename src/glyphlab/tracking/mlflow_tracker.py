@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from glyphlab.runfolder import ModelFolder
 from glyphlab.tracking import (
-    final_metrics, flat_params, read_history, write_tracking,
+    final_metrics, flat_params, write_tracking,
 )
 
 EXPERIMENT = "glyphlab"
@@ -92,7 +93,7 @@ class MlflowTracker:
             run_id = self._child(label, params)
             now = int(time.time() * 1000)
             series = [Metric(k, v, now, int(row.get("epoch", i + 1)))
-                      for i, row in enumerate(read_history(model_dir)) for k, v in row.items() if k != "epoch"]
+                      for i, row in enumerate(ModelFolder(model_dir).read_history()) for k, v in row.items() if k != "epoch"]
             finals = [Metric(k, v, now, 0) for k, v in final_metrics(metrics).items()]
             self._log(run_id, metrics=series + finals)
             if (model_dir / "model").is_dir():

@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
-from glyphlab.tracking import final_metrics, read_history, write_tracking
+from glyphlab.runfolder import ModelFolder
+from glyphlab.tracking import final_metrics, write_tracking
 
 LOG_DIR = "tensorboard"
 SAMPLES = 32  # sample predictions shown as one image
@@ -72,7 +73,7 @@ class TensorBoardTracker:
 
     def _write_model(self, label: str, model_dir: Path, metrics: dict[str, Any]) -> None:
         with SummaryWriter(str(Path(self.uri) / label)) as w:
-            for i, row in enumerate(read_history(model_dir)):
+            for i, row in enumerate(ModelFolder(model_dir).read_history()):
                 step = int(row.get("epoch", i + 1))
                 for k, v in row.items():
                     if k != "epoch":

@@ -31,7 +31,7 @@ def test_optimizers_learn(opt, tmp_path):
     assert res.history[-1]["val_acc"] > 0.9
     assert set(res.history[0]) >= {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
     assert (tmp_path / "history.csv").read_text().count("\n") == 7
-    assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+    assert not (tmp_path / "learning_curves.png").exists()  # drawn by the report from history.csv, not in training
 
 
 def test_schedules():

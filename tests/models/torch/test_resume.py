@@ -65,7 +65,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     sa, sb = resumed.module_.state_dict(), straight.module_.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     np.testing.assert_array_equal(resumed.predict_proba(x), straight.predict_proba(x))
-    assert (run_dir / "history.csv").exists() and (run_dir / "learning_curves.png").exists()
+    assert (run_dir / "history.csv").exists()
 
 
 def test_checkpoint_of_other_params_is_not_resumed(tmp_path):

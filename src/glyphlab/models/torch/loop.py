@@ -5,8 +5,8 @@ slices batches (no DataLoader, no per-sample Python). Features: optimisers adamw
 nesterov) / rmsprop / nadam; per-step schedules onecycle / cosine / none; label smoothing; class weights;
 an exponential moving average of the weights (``ema``: validated, kept and returned in place of the raw ones);
 early stopping on ``val_loss`` or ``val_acc`` with patience and restoration of the best state; seeded and
-repeatable; CUDA with bf16/fp16 autocast when available, else CPU; a Rich progress bar; history.csv and a
-learning-curves PNG in ``run_dir``.
+repeatable; CUDA with bf16/fp16 autocast when available, else CPU; a Rich progress bar; history.csv in
+``run_dir`` (the report draws the learning curves from it, outside the timed training).
 
 Resumable: with a ``run_dir`` a checkpoint is written after every epoch into ``run_dir/checkpoint``
 atomically (a temp folder, then a rename). Tensors (model, optimiser state, best state, RNG states) go to
@@ -33,19 +33,21 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+import torch._dynamo  # noqa: F401  torch.optim imports it lazily in the first optimiser's __init__ (1-10 s here)
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from glyphlab.errors import ConfigError
+from glyphlab.fileio import atomic_open
 from glyphlab.models.persistence import json_default
 from glyphlab.models.torch import usable_cores
 from glyphlab.models.torch.augment import AugmentConfig, augment_batch
+from glyphlab.runfolder import CHECKPOINT, HISTORY
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop", "nadam")
 SCHEDULES = ("onecycle", "cosine", "none")
 MONITORS = ("val_loss", "val_acc")
-CHECKPOINT = "checkpoint"
 CHECKPOINT_VERSION = 1
 DIE_ENV = "GLYPHLAB_TEST_DIE_AFTER_EPOCH"
 
@@ -238,15 +240,29 @@ def _state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-@torch.no_grad()
-def _ema_update(ema: dict[str, torch.Tensor], module: nn.Module, decay: float) -> None:
+class _EMA:
     """ema <- decay * ema + (1 - decay) * current, for every float tensor of the state (weights and BatchNorm
-    statistics alike); integer buffers (BatchNorm's batch counter) are copied."""
-    for k, v in module.state_dict().items():
-        e = ema[k]
-        if e.is_floating_point():
-            e.lerp_(v.detach(), 1.0 - decay)
-        else:
+    statistics alike); integer buffers (BatchNorm's batch counter) are copied.
+
+    The pairs (average, live tensor) are collected once: the optimiser and ``load_state_dict`` update the live
+    tensors in place, so a step is one fused ``_foreach_lerp_`` instead of a fresh ``state_dict()`` and a
+    Python loop over every tensor."""
+
+    def __init__(self, state: dict[str, torch.Tensor], module: nn.Module) -> None:
+        self.state = state
+        self.rebind(module)
+
+    def rebind(self, module: nn.Module) -> None:
+        live = module.state_dict(keep_vars=True)
+        floats = [k for k, e in self.state.items() if e.is_floating_point()]
+        self.avg = [self.state[k] for k in floats]
+        self.cur = [live[k].detach() for k in floats]
+        self.ints = [(self.state[k], live[k]) for k, e in self.state.items() if not e.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self, decay: float) -> None:
+        torch._foreach_lerp_(self.avg, self.cur, 1.0 - decay)
+        for e, v in self.ints:
             e.copy_(v)
 
 
@@ -315,36 +331,11 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 
 def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "history.csv", "w", newline="") as fh:
+    with atomic_open(run_dir / HISTORY, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
         w.writeheader()
         for row in history:
             w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
-
-
-def plot_history(history: list[dict[str, float]], path: Path) -> Path | None:
-    if not history:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, key, title in ((ax1, "loss", "Loss"), (ax2, "acc", "Accuracy")):
-        ax.plot(ep, [h[f"train_{key}"] for h in history], "o-", label="train", ms=3)
-        val = [h.get(f"val_{key}") for h in history]
-        if any(v is not None for v in val):
-            ax.plot(ep, [np.nan if v is None else v for v in val], "o-", label="validation", ms=3)
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 # -- the loop ---------------------------------------------------------------------------------------------
@@ -417,6 +408,7 @@ def train(
     stopped_early = False
     ema_decay = float(cfg.ema or 0.0)
     ema_state = _state_tensors(module) if ema_decay > 0 else None
+    ema = None
 
     run_path = Path(run_dir) if run_dir is not None else None
     ckpt_dir = run_path / CHECKPOINT if run_path is not None else None
@@ -443,13 +435,16 @@ def train(
             start_epoch, step, stopped_early = meta["epoch"], meta["step"], meta["stopped_early"]
             resumed_from = start_epoch
 
+    if ema_state is not None:
+        ema = _EMA(ema_state, module)
     die_after = int(os.environ.get(DIE_ENV, "0") or 0)
     progress = None
     if cfg.progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), transient=True)
+                            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), transient=True,
+                            auto_refresh=False)  # redrawn at our updates: no render thread contending for the GIL
         progress.start()
         if resumed_from:
             progress.console.print(f"[dim]resuming from the checkpoint after epoch {resumed_from}[/dim]")
@@ -466,6 +461,7 @@ def train(
             task = None
             if progress is not None:
                 task = progress.add_task("train", total=steps_per_epoch, epoch=f"{epoch}/{cfg.epochs}", stats="")
+            drawn = time.perf_counter()  # the bar is redrawn at most 4 times a second
             for b in range(steps_per_epoch):
                 idx = perm[b * bs : (b + 1) * bs]
                 xb, yb = x[idx], y[idx]
@@ -486,15 +482,17 @@ def train(
                     loss.backward()
                     optimizer.step()
                 step += 1
-                if ema_state is not None:
-                    _ema_update(ema_state, module, _ema_decay(ema_decay, step))
+                if ema is not None:
+                    ema.update(_ema_decay(ema_decay, step))
                 with torch.no_grad():
                     loss_sum += loss.detach() * len(idx)
                     correct += (out.argmax(1) == yb).sum()
-                if task is not None and (b % 10 == 9 or b == steps_per_epoch - 1):
+                if task is not None and (b == steps_per_epoch - 1 or time.perf_counter() - drawn > 0.25):
+                    drawn = time.perf_counter()
                     seen = min(n, (b + 1) * bs)
                     progress.update(task, completed=b + 1,
-                                    stats=f"loss {float(loss_sum) / seen:.4f} acc {int(correct) / seen:.4f} lr {lr:.2e}")
+                                    stats=f"loss {float(loss_sum) / seen:.4f} acc {int(correct) / seen:.4f} lr {lr:.2e}",
+                                    refresh=True)
             row: dict[str, Any] = {"epoch": epoch, "train_loss": float(loss_sum) / n, "train_acc": int(correct) / n,
                                    "val_loss": None, "val_acc": None, "lr": lr_at(max(0, step - 1), total_steps, cfg)}
             if has_val:
@@ -549,7 +547,6 @@ def train(
     module.eval()
     if run_path is not None:
         write_history(history, run_path)
-        plot_history(history, run_path / "learning_curves.png")
     return TrainResult(history=history, best_epoch=best_epoch, stopped_early=stopped_early,
                        resumed_from=resumed_from, device=str(device))
 
@@ -565,4 +562,4 @@ def config_from_params(params: dict[str, Any], **overrides: Any) -> TrainConfig:
 
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "resolve_device", "lr_at", "config_from_params",
-           "write_history", "plot_history", "asdict"]
+           "write_history", "asdict"]

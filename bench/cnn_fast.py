@@ -1,0 +1,167 @@
+"""Time to 99 % MNIST test accuracy: ``glyphlab run --models cnn-fast`` against a bare PyTorch net (issue 19).
+
+    python bench/cnn_fast.py                      # 3 seeds, full MNIST (~1-2 min per seed on an idle 2-core CPU)
+    python bench/cnn_fast.py --seeds 0 --limit 6000   # a quick check on 6,000 training images
+
+The anchor is the issue's bare PyTorch net, trained here in the same process for every seed: three
+conv3x3 + BN + ReLU + maxpool blocks (16, 32, 64), a linear head, AdamW, one-cycle to 1e-2, label smoothing
+0.1, batch 128, channels_last, inputs normalised by the training mean/std, one epoch on the 60,000 training
+images. Its time is the training loop alone (optimiser construction included, data already in memory).
+
+glyphlab's figure is what its leaderboard reports: ``train s`` of ``glyphlab run --dataset mnist --models
+cnn-fast --seed S`` run as a separate process, i.e. ``model.fit`` with the run's validation split, per-epoch
+checkpoint, history and progress bar (54,000 training images, 6,000 validation). Anchor and glyphlab runs
+alternate seed by seed, so both see the same machine load. Besides wall seconds the table gives CPU seconds
+(``time.process_time``), which other jobs on a shared CPU inflate less; the load average is printed with
+every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch._dynamo  # noqa: F401  imported before timing, as glyphlab's engine does (torch.optim needs it)
+import torch.nn as nn
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+
+from glyphlab.data.mnist import read_idx
+from glyphlab.models.torch.loop import configure_threads
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = (HERE / ".." / ".." / "shared" / "data").resolve()
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def load_mnist_arrays(data_dir: Path) -> tuple[np.ndarray, ...]:
+    mnist = data_dir / "mnist"
+
+    def read(stem: str) -> np.ndarray:
+        for name in (f"{stem}.gz", stem):
+            if (mnist / name).exists():
+                return read_idx(mnist / name)
+        sys.exit(f"no {stem}[.gz] in {mnist}: pass --data-dir (the folder holding mnist/)")
+
+    return (read("train-images-idx3-ubyte").astype(np.float32) / 255.0, read("train-labels-idx1-ubyte").astype(np.int64),
+            read("t10k-images-idx3-ubyte").astype(np.float32) / 255.0, read("t10k-labels-idx1-ubyte").astype(np.int64))
+
+
+def anchor_net() -> nn.Module:
+    def block(cin: int, cout: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.MaxPool2d(2)]
+
+    net = nn.Sequential(*block(1, 16), *block(16, 32), *block(32, 64), nn.Flatten(), nn.Linear(64 * 3 * 3, 10))
+    return net.to(memory_format=torch.channels_last)
+
+
+def train_anchor(seed: int, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray) -> dict[str, float]:
+    """The issue's bare PyTorch baseline, one epoch; returns wall and CPU seconds of training and test accuracy."""
+    torch.manual_seed(seed)
+    mean, std = float(xtr.mean()), float(xtr.std())
+    x = ((torch.from_numpy(xtr).unsqueeze(1) - mean) / std).contiguous(memory_format=torch.channels_last)
+    y = torch.from_numpy(ytr)
+    net = anchor_net()
+    bs = 128
+    steps = math.ceil(len(x) / bs)
+    t0, c0 = time.perf_counter(), time.process_time()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-2, total_steps=steps)
+    net.train()
+    perm = torch.randperm(len(x))
+    for b in range(steps):
+        idx = perm[b * bs : (b + 1) * bs]
+        loss = F.cross_entropy(net(x[idx]), y[idx], label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    net.eval()
+    with torch.inference_mode():
+        xt = ((torch.from_numpy(xte).unsqueeze(1) - mean) / std).contiguous(memory_format=torch.channels_last)
+        acc = float((net(xt).argmax(1).numpy() == yte).mean())
+    return {"wall": wall, "cpu": cpu, "acc": acc}
+
+
+def run_glyphlab(seed: int, data_dir: Path, model: str, limit: int | None, params: list[str]) -> dict[str, float]:
+    """``glyphlab run`` in its own process; the leaderboard's train s (and CPU s) and test accuracy."""
+    with tempfile.TemporaryDirectory(prefix="cnn-fast-bench.") as tmp:
+        cmd = [sys.executable, "-m", "glyphlab.cli", "run", "--dataset", "mnist", "--data-dir", str(data_dir),
+               "--models", model, "--seed", str(seed), "--out", tmp, "--no-report"]
+        if limit:
+            cmd += ["--variant", f"subset:{limit}"]
+        for p in params:
+            cmd += ["--param", p]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"glyphlab run failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        metrics = json.loads((Path(tmp) / "models" / model / "metrics.json").read_text())
+    return {"wall": float(metrics["train_seconds"]), "cpu": float(metrics.get("train_cpu_seconds", math.nan)),
+            "acc": float(metrics["accuracy"])}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="folder holding mnist/ (as glyphlab run's)")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    ap.add_argument("--limit", type=int, default=0, help="train on this many images only (a quick check)")
+    ap.add_argument("--model", default="cnn-fast")
+    ap.add_argument("--param", action="append", default=[], help="passed to glyphlab run (key=value)")
+    args = ap.parse_args(argv)
+    threads = configure_threads()
+    xtr, ytr, xte, yte = load_mnist_arrays(args.data_dir)
+    if args.limit:
+        xtr, ytr = xtr[: args.limit], ytr[: args.limit]
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    console = Console(width=200)
+    table = Table(title=f"Time to 99 % MNIST test accuracy: glyphlab run --models {args.model} vs a bare PyTorch net "
+                        f"({threads} torch thread(s))")
+    for col in ("what", "seed", "anchor s", "glyphlab s", "ratio", "anchor acc", "glyphlab acc",
+                "anchor CPU s", "glyphlab CPU s", "CPU ratio", "load 1 min"):
+        table.add_column(col, justify="left" if col == "what" else "right")
+    rows = []
+    for seed in seeds:
+        a = train_anchor(seed, xtr, ytr, xte, yte)
+        g = run_glyphlab(seed, args.data_dir, args.model, args.limit or None, args.param)
+        load = os.getloadavg()[0]
+        rows.append((a, g))
+        table.add_row(f"{args.model} vs anchor", str(seed), f"{a['wall']:.2f}", f"{g['wall']:.2f}",
+                      f"{g['wall'] / a['wall']:.2f}", f"{a['acc']:.4f}", f"{g['acc']:.4f}", f"{a['cpu']:.2f}",
+                      f"{g['cpu']:.2f}", f"{g['cpu'] / a['cpu']:.2f}", f"{load:.1f}")
+    aw, gw = np.mean([a["wall"] for a, _ in rows]), np.mean([g["wall"] for _, g in rows])
+    ac, gc = np.mean([a["cpu"] for a, _ in rows]), np.mean([g["cpu"] for _, g in rows])
+    gacc = [g["acc"] for _, g in rows]
+    table.add_row("mean", f"{len(rows)} seeds", f"{aw:.2f}", f"{gw:.2f}", f"{gw / aw:.2f}",
+                  f"{np.mean([a['acc'] for a, _ in rows]):.4f}",
+                  f"{np.mean(gacc):.4f} ± {np.std(gacc):.4f}", f"{ac:.2f}", f"{gc:.2f}", f"{gc / ac:.2f}",
+                  f"{os.getloadavg()[0]:.1f}", style="bold")
+    console.print(table)
+    console.print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); load average {os.getloadavg()}; "
+                  f"training images: {len(xtr):,} (anchor), {'subset ' + str(args.limit) if args.limit else '54,000 + 6,000 validation'} "
+                  f"(glyphlab); min glyphlab accuracy {min(gacc):.4f}")
+
+
+if __name__ == "__main__":
+    main()

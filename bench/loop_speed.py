@@ -1,0 +1,131 @@
+"""glyphlab's training loop against a bare PyTorch loop, images/s on every net glyphlab ships (issue 19).
+
+    python bench/loop_speed.py                         # every torch net, 12,000 MNIST images, 1 epoch, 3 rounds
+    python bench/loop_speed.py --nets resnet-small --limit 6000 --rounds 5
+
+For each net the SAME module (glyphlab's ``build_module`` with the model's defaults, one epoch) is trained
+by :func:`glyphlab.models.torch.loop.train` and by a bare loop (randperm + slices, the same torch optimiser,
+learning-rate schedule, label smoothing and batch size; no validation, no checkpoint, no progress bar),
+alternating round by round so both see the same machine load; the table gives medians. glyphlab is timed
+twice: as ``glyphlab run`` calls it (a 10 % validation split evaluated every epoch, a checkpoint and
+history.csv in a run folder, the Rich progress bar) and without validation (the loop's own overhead).
+Images/s counts training images only. CPU seconds (``time.process_time``) are given beside wall seconds:
+on a shared CPU other jobs inflate them less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch._dynamo  # noqa: F401  glyphlab's engine imports it too; neither side pays it while timed
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cnn_fast import DEFAULT_DATA, cpu_model, load_mnist_arrays  # noqa: E402  (a sibling bench script)
+
+from glyphlab.models.registry import create_model  # noqa: E402
+from glyphlab.models.torch.augment import augment_batch  # noqa: E402
+from glyphlab.models.torch.loop import config_from_params, configure_threads, lr_at, make_optimizer, train  # noqa: E402
+
+NETS = ("mlp", "cnn-small", "cnn-deep", "resnet-small", "cnn-fast", "rot-cnn")
+
+
+def build(name: str, x: np.ndarray):
+    """A fresh module and loop config for net ``name`` (its defaults, one epoch), seeded as glyphlab seeds it."""
+    model = create_model(name, epochs=1, progress=True)
+    model.classes_ = [str(i) for i in range(10)]
+    model.input_shape_ = tuple(x.shape[1:])
+    torch.manual_seed(int(model.params["seed"]))
+    module = model.build_module(model.input_shape_, 10)
+    module.norm.mean.fill_(float(x.mean()))
+    module.norm.std.fill_(float(x.std()))
+    return module, config_from_params(model.params, epochs=1, patience=None)
+
+
+def bare_loop(module: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg) -> None:
+    """The minimal loop: tensors in memory, randperm + slices, the same optimiser, schedule, loss and (when the
+    net's defaults augment, as rot-cnn's do) the same augmentation call."""
+    xt, yt = torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
+    opt = make_optimizer(module.parameters(), cfg)  # one torch.optim constructor per name, nothing else
+    n, bs = len(xt), int(cfg.batch_size)
+    steps = math.ceil(n / bs)
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+    aug_gen = torch.Generator().manual_seed(int(cfg.seed) + 1)
+    aug = cfg.augment if (cfg.augment is not None and cfg.augment.active) else None
+    module.train()
+    step = 0
+    for _ in range(int(cfg.epochs)):
+        perm = torch.randperm(n, generator=gen)
+        for b in range(steps):
+            idx = perm[b * bs : (b + 1) * bs]
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, steps * int(cfg.epochs), cfg)
+            xb = xt[idx] if aug is None else augment_batch(xt[idx], aug, aug_gen)
+            loss = F.cross_entropy(module(xb), yt[idx], label_smoothing=float(cfg.label_smoothing))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+
+
+def timed(fn) -> tuple[float, float]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="folder holding mnist/")
+    ap.add_argument("--nets", default=",".join(NETS))
+    ap.add_argument("--limit", type=int, default=12000, help="training images (a 10 %% validation split is added)")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args(argv)
+    threads = configure_threads()
+    xtr, ytr, _, _ = load_mnist_arrays(args.data_dir)
+    n = args.limit
+    x, y, xv, yv = xtr[:n], ytr[:n], xtr[-(n // 10):], ytr[-(n // 10):]
+    console = Console(width=200)
+    table = Table(title=f"Training loop: glyphlab vs bare PyTorch, {n:,} images, 1 epoch, median of {args.rounds} "
+                        f"alternating rounds ({threads} torch thread(s))")
+    for col in ("net", "bare s", "glyphlab s", "glyphlab s (no val)", "images/s ratio", "ratio (no val)",
+                "CPU ratio", "CPU ratio (no val)", "load 1 min"):
+        table.add_column(col, justify="left" if col == "net" else "right")
+    for name in [s.strip() for s in args.nets.split(",") if s.strip()]:
+        try:
+            build(name, x)
+        except Exception as exc:  # an optional family (rot-cnn needs e2cnn) that is not installed
+            console.print(f"[yellow]{name}: skipped ({exc})[/]")
+            continue
+        times: dict[str, list[tuple[float, float]]] = {"bare": [], "full": [], "noval": []}
+        for _ in range(args.rounds):
+            module, cfg = build(name, x)
+            times["bare"].append(timed(lambda: bare_loop(module, x, y, cfg)))
+            with tempfile.TemporaryDirectory() as tmp:
+                module, cfg = build(name, x)
+                times["full"].append(timed(lambda: train(module, x, y, xv, yv, n_classes=10, config=cfg,
+                                                         run_dir=tmp, fingerprint="bench")))
+            module, cfg = build(name, x)
+            times["noval"].append(timed(lambda: train(module, x, y, n_classes=10, config=cfg)))
+        med = {k: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v]))) for k, v in times.items()}
+        table.add_row(name, f"{med['bare'][0]:.2f}", f"{med['full'][0]:.2f}", f"{med['noval'][0]:.2f}",
+                      f"{med['bare'][0] / med['full'][0]:.3f}", f"{med['bare'][0] / med['noval'][0]:.3f}",
+                      f"{med['bare'][1] / med['full'][1]:.3f}", f"{med['bare'][1] / med['noval'][1]:.3f}",
+                      f"{os.getloadavg()[0]:.1f}")
+    console.print(table)
+    console.print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); load average {os.getloadavg()}. Ratios are "
+                  "bare seconds / glyphlab seconds (= glyphlab's images/s as a share of the bare loop's).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Writing files so that a reader never sees half of one: the one atomic-write helper glyphlab uses.
+
+Every file is written to a temporary name in the same folder and moved over the target with
+:func:`os.replace` (atomic on POSIX and Windows within one file system), so a process killed mid-write
+leaves the previous file or none, never a truncated one. The temporary file is removed when the writer
+fails.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; on a clean exit it replaces ``path``.
+
+    ``mode`` is ``"wb"`` or ``"w"`` (``kwargs`` go to :func:`open`, e.g. ``newline=""`` for CSV). NumPy's
+    ``savez`` and Matplotlib's ``savefig`` accept the file object, so one helper serves every format.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes a whole file: mode must be 'w' or 'wb', not {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        if "b" not in mode:
+            kwargs.setdefault("encoding", "utf-8")
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for writers that want a name, not a file object (e.g. ONNX export).
+
+    The temporary name keeps ``path``'s suffix, so writers that pick a format by suffix still work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Atomically write ``text`` (UTF-8) to ``path``."""
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Atomically write ``data`` to ``path``."""
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Atomically write ``obj`` as indented JSON; objects JSON does not know (paths, dates) become strings."""
+    return write_text(path, json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # NumPy and torch scalars
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def write_csv(path: str | Path, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Path:
+    """Atomically write ``rows`` with a header (``columns``, else the first row's keys); no rows: an empty file."""
+    with atomic_open(path, "w", newline="") as fh:
+        if rows or columns:
+            writer = csv.DictWriter(fh, fieldnames=columns or list(rows[0]), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    return Path(path)
