@@ -1,20 +1,23 @@
-"""Load test of `glyphlab serve` and batch throughput of the predictor (run by hand; prints a table).
+"""Load test of `glyphlab serve` and batch throughput of the predictor (run by hand; prints one table).
 
-    python bench/serve_load.py MODEL                       # 30 s at 100 req/s, then batch throughput
-    python bench/serve_load.py MODEL --rate 200 --duration 10 --max-requests 2000
-    python bench/serve_load.py runs/RUN/models/cnn-small --dataset mnist --data-dir /work/shared/data
+    python bench/serve_load.py MODEL                          # 600 req/s for 10 s, three server configurations
+    python bench/serve_load.py MODEL --int8 --threads 1       # and int8 ONNX beside fp32 ONNX and PyTorch
+    python bench/serve_load.py MODEL --configs 1:1,2:32 --rate 300 --duration 20
 
-1. Starts `glyphlab serve MODEL` on 127.0.0.1 (only ever; a free port), measures the service time with one
-   connection sending 300 requests one after the other, then sends an open-loop load: one
-   single-image request (a PNG of a test image, multipart field `file`) every 1/RATE s for DURATION s,
-   never more than --max-requests in all nor --max-in-flight at once. Latency is measured from each
-   request's *scheduled* send time (no coordinated omission), so a server that falls behind shows it.
-   The client is a minimal keep-alive HTTP/1.1 client on asyncio streams with prebuilt requests, so it
-   costs a small fraction of the server's CPU (an httpx client cost more CPU than the server did).
-   Reports p50/p90/p99/max latency, achieved throughput and errors (non-200 or failed connections).
-2. Batch inference: the predictor on the whole test split (10,000 images for MNIST) through ONNX Runtime
-   (when the model has an export; `glyphlab export MODEL` makes one) and through the model itself, in
-   images/s, with the accuracy as a sanity check.
+1. For each server configuration WORKERS:MICRO_BATCH in --configs (the first is the anchor; default: one
+   worker without micro-batching, one with, two with), starts `glyphlab serve MODEL` on 127.0.0.1 (only
+   ever; a free port), measures the service time with one connection sending 300 requests one after the
+   other, then sends an open-loop load: one single-image request (a PNG of a test image, multipart field
+   `file`) every 1/RATE s for DURATION s, never more than --max-requests in all nor --max-in-flight at
+   once. Latency is measured from each request's *scheduled* send time (no coordinated omission), so a
+   server that falls behind shows it. The client is a minimal keep-alive HTTP/1.1 client on asyncio
+   streams with prebuilt requests, so it costs a small fraction of the server's CPU. Reports sustained
+   requests/s, p99 latency and the server's CPU per request (all its worker processes), each beside the
+   anchor's, as a ratio.
+2. Batch inference on the whole test split (10,000 images for MNIST): the model itself (PyTorch), an fp32
+   ONNX export and, with --int8, the int8 export (`glyphlab export --quantize int8`, calibrated on the
+   model's run), passes interleaved so that a change in the machine's load hits each alike; the best of
+   the passes, in images/s, with accuracy.
 
 The client and the server share this machine's cores, so the numbers are a floor for the server alone.
 """
@@ -25,55 +28,16 @@ import argparse
 import asyncio
 import io
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+import psutil
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-HOST = "127.0.0.1"  # the load only ever targets this machine
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User+system CPU seconds of a process and its children so far (Linux /proc; None elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: str, port: int, workers: int, threads: int | None) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", "from glyphlab.cli import app; app()", "serve", model, "--host", HOST,
-           "--port", str(port), "--workers", str(workers)]
-    if threads:
-        cmd += ["--threads", str(threads)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}; run `glyphlab serve {model}` to see why")
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.25)
-    proc.terminate()
-    raise SystemExit("the server did not answer /health within 120 s")
+from serving_common import HOST, cpu_model, free_port, process_tree, start_server, stop_server
 
 
 def png(image: np.ndarray, scale: int = 4) -> bytes:
@@ -198,37 +162,109 @@ def sequential(port: int, bodies: list[bytes], n: int) -> dict:
             "rps": len(a) / (a.sum() / 1000)}
 
 
-def batch_throughput(model: str, images: np.ndarray, labels: np.ndarray, threads: int | None) -> list[tuple]:
+def images_per_s(predictor, images: np.ndarray, labels: np.ndarray, repeats: int = 3) -> tuple[float, float]:
+    """(best images/s over `repeats` passes of the whole split, accuracy) of Predictor.predict."""
+    predictor.predict(images[:256])  # warm-up
+    best, probs = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        probs = predictor.predict(images)
+        best = min(best, time.perf_counter() - t)
+    return len(images) / best, float((probs.argmax(1) == labels).mean())
+
+
+def batch_rows(model: str, images: np.ndarray, labels: np.ndarray, threads: int | None, int8: bool) -> list[tuple]:
+    """PyTorch (the model itself), fp32 ONNX and, with int8, the int8 ONNX export: images/s and accuracy."""
+    import tempfile
+
+    from glyphlab.serving.onnx_export import export_onnx
     from glyphlab.serving.predictor import Predictor
 
+    measured: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx")
+        kinds = {"PyTorch": ("native", None), "fp32 ONNX": ("onnx", fp32)}
+        if int8:
+            from glyphlab.serving.quantize import export_int8
+
+            kinds["int8 ONNX"] = ("onnx", export_int8(model, Path(tmp) / "int8.onnx"))
+        # interleaved passes, so a change in the machine's load hits every backend alike
+        predictors = {k: Predictor(model, backend=b, onnx_path=path, threads=threads) for k, (b, path) in kinds.items()}
+        for _ in range(2):
+            for k, pr in predictors.items():
+                ips, acc = images_per_s(pr, images, labels)
+                measured[k] = (max(ips, measured.get(k, (0.0, 0.0))[0]), acc)
     rows = []
-    for backend in ("onnx", "native"):
-        try:
-            p = Predictor(model, backend=backend, threads=threads)  # type: ignore[arg-type]
-        except Exception as exc:  # no export: say so and go on
-            rows.append((backend, "-", "-", str(exc).splitlines()[0][:60]))
-            continue
-        p.predict(images[:256])  # warm-up
-        t = time.perf_counter()
-        probs = p.predict(images)
-        dt = time.perf_counter() - t
-        acc = float((probs.argmax(1) == labels).mean())
-        rows.append((p.backend, f"{len(images) / dt:,.0f}", f"{acc:.4f}", f"{len(images):,} images in {dt:.2f} s"))
+    if "int8 ONNX" in measured:
+        rows.append(("int8 ONNX, images/s", "fp32 ONNX", measured["fp32 ONNX"], measured["int8 ONNX"]))
+        rows.append(("int8 ONNX, images/s", "PyTorch", measured["PyTorch"], measured["int8 ONNX"]))
+    rows.append(("fp32 ONNX, images/s", "PyTorch", measured["PyTorch"], measured["fp32 ONNX"]))
     return rows
+
+
+def http_run(args, model: str, workers: int, micro_batch: int, bodies: list[bytes], console: Console) -> dict:
+    """One server configuration: sequential service time, then the open-loop load; with server CPU per request."""
+    port = free_port()
+    options = ["--micro-batch", str(micro_batch)] + (["--threads", str(args.threads)] if args.threads else [])
+    proc = start_server(model, port, workers, options)
+    try:
+        seq = sequential(port, bodies, min(300, args.max_requests))
+        raw = [encode_request(port, b, args.body) for b in bodies]
+        server_cpu0, client_cpu0 = tree_cpu_seconds(proc.pid), time.process_time()
+        res = asyncio.run(load(port, raw, args.rate, args.duration, args.max_requests, args.max_in_flight))
+        res["server_cpu"] = tree_cpu_seconds(proc.pid) - server_cpu0
+        res["client_cpu"] = time.process_time() - client_cpu0
+        res["seq"] = seq
+        res["load"] = os.getloadavg()[0]
+    finally:
+        stop_server(proc)
+    errs = ", ".join(f"{k}: {v}" for k, v in res["errors"].items()) or "0 errors"
+    console.print(f"  {workers} worker(s), micro-batch {micro_batch}: {res['throughput']:.0f} req/s of "
+                  f"{args.rate:g} offered, p50 {res['p50']:.1f} / p99 {res['p99']:.1f} ms, {errs}; "
+                  f"server {1000 * res['server_cpu'] / max(1, res['ok']):.2f} ms CPU/request; sequential "
+                  f"{seq['p50']:.1f} ms p50 ({seq['rps']:.0f} req/s); load average {res['load']:.1f}")
+    return res
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process and its live children (uvicorn workers) so far."""
+    total = 0.0
+    for q in process_tree(pid):
+        try:
+            t = q.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def parse_configs(text: str) -> list[tuple[int, int]]:
+    """'1:1,1:32,2:32' -> [(workers, micro_batch), ...]; the first is the anchor."""
+    try:
+        out = [tuple(int(v) for v in item.split(":")) for item in text.split(",") if item]
+        if not out or any(len(c) != 2 or min(c) < 1 for c in out):
+            raise ValueError
+        return out  # type: ignore[return-value]
+    except ValueError:
+        raise SystemExit(f"--configs takes WORKERS:MICRO_BATCH pairs, e.g. 1:1,1:32,2:32; got {text!r}") from None
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", help="a saved model folder (or a run's models/NAME folder)")
-    ap.add_argument("--rate", type=float, default=100.0, help="requests per second (open loop)")
-    ap.add_argument("--duration", type=float, default=30.0, help="seconds of load")
-    ap.add_argument("--max-requests", type=int, default=5000, help="hard cap on requests sent")
-    ap.add_argument("--max-in-flight", type=int, default=32, help="most requests outstanding at once "
+    ap.add_argument("--rate", type=float, default=600.0, help="requests per second offered (open loop)")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of load per configuration")
+    ap.add_argument("--max-requests", type=int, default=10000, help="hard cap on requests sent per configuration")
+    ap.add_argument("--max-in-flight", type=int, default=64, help="most requests outstanding at once "
                                                                         "(keep-alive connections)")
     ap.add_argument("--body", choices=["multipart", "raw"], default="multipart",
                     help="multipart upload (field `file`, as the drawing page sends) or a raw image/png body")
-    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--configs", default="1:1,1:32,2:32",
+                    help="server configurations WORKERS:MICRO_BATCH, the first is the anchor (default: one "
+                         "worker without micro-batching; one with; two with)")
     ap.add_argument("--threads", type=int, default=None, help="inference threads per worker")
+    ap.add_argument("--int8", action="store_true", help="also quantize to int8 (calibrated on the model's run) "
+                                                        "and time it beside fp32 ONNX and PyTorch")
     ap.add_argument("--dataset", default=None, help="test images for the load and the batch part "
                                                     "(default: mnist for 28x28 models, digits for 8x8)")
     ap.add_argument("--data-dir", default=os.environ.get("GLYPHLAB_DATA", "/work/shared/data"))
@@ -237,63 +273,55 @@ def main() -> None:
     args = ap.parse_args()
     if args.rate <= 0 or args.duration <= 0 or args.max_requests <= 0:
         raise SystemExit("--rate, --duration and --max-requests must be positive")
+    configs = parse_configs(args.configs)
 
     from glyphlab.data import load_dataset
     from glyphlab.models.persistence import read_manifest
 
-    console = Console()
+    console = Console(width=max(170, Console().width))  # the table is wide; keep it readable in a log
     manifest = read_manifest(args.model)
     shape = tuple(manifest["input_shape"])
     name = args.dataset or ("mnist" if shape == (28, 28) else "digits")
     ds = load_dataset(name, args.data_dir if name == "mnist" else None)
     test = ds.splits["test"]
     images, labels = np.asarray(test.images, dtype=np.float32), np.asarray(test.labels)
+    load0 = os.getloadavg()
+    rows: list[tuple[str, str, str, str, str]] = []
 
     if not args.skip_load:
-        port = free_port()
-        console.print(f"starting glyphlab serve {args.model} on {HOST}:{port} ...")
-        proc = start_server(args.model, port, args.workers, args.threads)
-        try:
-            bodies = [png(im) for im in images[:200]]
-            seq = sequential(port, bodies, min(300, args.max_requests))
-            n = min(int(args.rate * args.duration), args.max_requests)
-            console.print(f"load: {n:,} single-image requests at {args.rate:g}/s ({args.duration:g} s), "
-                          f"at most {args.max_in_flight} in flight")
-            server_cpu0, client_cpu0 = cpu_seconds(proc.pid), time.process_time()
-            raw = [encode_request(port, b, args.body) for b in bodies]
-            res = asyncio.run(load(port, raw, args.rate, args.duration, args.max_requests, args.max_in_flight))
-            server_cpu1 = cpu_seconds(proc.pid)
-            res["server_cpu"] = None if server_cpu0 is None or server_cpu1 is None else server_cpu1 - server_cpu0
-            res["client_cpu"] = time.process_time() - client_cpu0
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        t = Table(title=f"HTTP load: POST /prediction ({args.body} PNG), {manifest['model']}, {args.workers} worker(s)")
-        for col in ("sent", "ok", "errors", "target req/s", "achieved req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"):
-            t.add_column(col, justify="right")
-        errs = ", ".join(f"{k}: {v}" for k, v in res["errors"].items()) or "0"
-        t.add_row(f"{res['sent']:,}", f"{res['ok']:,}", errs, f"{args.rate:g}", f"{res['throughput']:.1f}",
-                  f"{res['p50']:.1f}", f"{res['p90']:.1f}", f"{res['p99']:.1f}", f"{res['max']:.1f}")
-        console.print(t)
-        if res.get("server_cpu") is not None:
-            console.print(f"CPU during the load ({res['wall']:.1f} s wall, {os.cpu_count()} cores, load average "
-                          f"{os.getloadavg()[0]:.1f}): server {res['server_cpu']:.1f} s "
-                          f"({1000 * res['server_cpu'] / max(1, res['ok']):.1f} ms/request), "
-                          f"load client {res['client_cpu']:.1f} s")
-        console.print(f"service time, 1 connection, sequential ({seq['n']} requests, image/png body): "
-                      f"p50 {seq['p50']:.1f} ms, p99 {seq['p99']:.1f} ms, {seq['rps']:.0f} req/s, "
-                      f"{seq['errors']} errors")
+        bodies = [png(im) for im in images[:200]]
+        console.print(f"HTTP load: POST /prediction ({args.body} PNG of a test digit), {manifest['model']}, "
+                      f"{args.rate:g} req/s for {args.duration:g} s per configuration, at most "
+                      f"{args.max_in_flight} in flight")
+        results = [(c, http_run(args, args.model, c[0], c[1], bodies, console)) for c in configs]
+        (aw, ab), anchor = results[0]
+        for (w, b), res in results[1:]:
+            label = f"{w} worker(s), micro-batch {b}"
+            a_what = f"{aw} worker(s), micro-batch {ab}"
+            rows.append((f"{label}: req/s sustained", a_what, f"{anchor['throughput']:.0f}", f"{res['throughput']:.0f}",
+                         f"{res['throughput'] / max(1e-9, anchor['throughput']):.2f}x"))
+            rows.append((f"{label}: p99 ms", a_what, f"{anchor['p99']:.1f}", f"{res['p99']:.1f}",
+                         f"{res['p99'] / max(1e-9, anchor['p99']):.2f}x"))
+            a_cpu = 1000 * anchor["server_cpu"] / max(1, anchor["ok"])
+            r_cpu = 1000 * res["server_cpu"] / max(1, res["ok"])
+            rows.append((f"{label}: server CPU ms/request", a_what, f"{a_cpu:.2f}", f"{r_cpu:.2f}", f"{r_cpu / max(1e-9, a_cpu):.2f}x"))
 
+    accuracies: dict[str, str] = {}
     if not args.skip_batch:
-        t = Table(title=f"batch inference: Predictor.predict on the {name} test split ({len(images):,} images)")
-        for col in ("backend", "images/s", "accuracy", "note"):
-            t.add_column(col)
-        for row in batch_throughput(args.model, images, labels, args.threads):
-            t.add_row(*row)
-        console.print(t)
+        for what, anchor_name, (a_ips, a_acc), (g_ips, g_acc) in batch_rows(args.model, images, labels, args.threads,
+                                                                             args.int8):
+            rows.append((what, anchor_name, f"{a_ips:,.0f}", f"{g_ips:,.0f}", f"{g_ips / a_ips:.2f}x"))
+            accuracies[what + anchor_name] = f"{g_acc:.4f} vs {a_acc:.4f}"
+
+    load1 = os.getloadavg()
+    t = Table(title=f"bench/serve_load.py, {manifest['model']}, {name} test split ({len(images):,} images)")
+    for col in ("what", "anchor", "anchor value", "glyphlab", "ratio", "accuracy", "CPU", "load average"):
+        t.add_column(col)
+    cpu = f"{cpu_model()}, {os.cpu_count()} cores"
+    for what, anchor_name, a, g, ratio in rows:
+        t.add_row(what, anchor_name, a, g, ratio, accuracies.get(what + anchor_name, "-"), cpu,
+                  f"{load0[0]:.1f} → {load1[0]:.1f}")
+    console.print(t)
 
 
 if __name__ == "__main__":

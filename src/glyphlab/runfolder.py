@@ -68,6 +68,8 @@ TSNE_CACHE = "tsne.npz"
 ATTRIBUTIONS_CACHE = "attributions.npz"  # the report's attribution maps (reporting/explanations.py)
 CV = "cv.json"
 MANIFEST = "manifest.json"  # the saved model's own (models/persistence.py writes it)
+RELIABILITY_PNG = "reliability.png"  # calibration: accuracy against confidence (evaluation/calibration.py)
+AUDIT_DIR = "audit"  # RUN/audit/: the label audit the run was trained after (pipeline/audit.py), for the report
 
 
 # -- the leaderboard's schema -------------------------------------------------------------------------------

@@ -167,12 +167,13 @@ def test_serve_options_reach_the_settings(logreg_dir, monkeypatch):
     for var in ("GLYPHLAB_SERVE_SETTINGS", "GLYPHLAB_SERVE_MODEL"):  # serve sets them; restored afterwards
         monkeypatch.setenv(var, "")
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-body-mb", "1.5", "--max-concurrency", "3",
-                                     "--max-queue", "7", "--queue-timeout", "2.5", "--workers", "2"])
+                                     "--max-queue", "7", "--queue-timeout", "2.5", "--workers", "2",
+                                     "--micro-batch", "4"])
     assert r.exit_code == 0, r.output
     settings = ServeSettings.model_validate_json(os.environ["GLYPHLAB_SERVE_SETTINGS"])
     assert (settings.max_bytes, settings.max_concurrency, settings.max_queue, settings.queue_timeout_s) == (
         1_500_000, 3, 7, 2.5)
-    assert seen["workers"] == 2
+    assert seen["workers"] == 2 and settings.micro_batch == 4
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-concurrency", "0"])
     assert r.exit_code == 2
 

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.base import GlyphModel, check_images
+from glyphlab.models.calibration import CALIBRATION_FILE, check_method, fit_temperature
 from glyphlab.models.registry import register_model
 from glyphlab.models.torch.augment import AugmentConfig, tta_proba
 from glyphlab.models.torch.loop import config_from_params, resolve_device, train
@@ -60,6 +61,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     # train on train + val for exactly `epochs` epochs (no early stopping, the last epoch is kept): the final
     # retrain of a protocol whose validation split was used to choose the settings (mnist-rot: all 12,000)
     "fit_on_val": False,
+    # none | temperature: fit one temperature on the validation split after training (models/calibration.py),
+    # saved in calibration.json and applied by predict_proba, predict/serve and the ONNX export
+    "calibrate": "none",
 }
 
 
@@ -141,6 +145,8 @@ class TorchModel(GlyphModel):
         self.mean_: float = 0.0
         self.std_: float = 1.0
         self.device_: torch.device | None = None
+        self.temperature_: float = 1.0
+        self.calibration_: dict[str, Any] = {}
 
     # -- architecture ------------------------------------------------------------------------------
     def build_features(self) -> nn.Module:
@@ -172,6 +178,11 @@ class TorchModel(GlyphModel):
 
     def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
         p = self.params
+        calibrate = check_method(p["calibrate"])
+        if calibrate == "temperature" and (p["fit_on_val"] or val_images is None or not len(val_images)):
+            raise ConfigError("calibrate=temperature fits the temperature on the validation split: it needs one "
+                              "(and fit_on_val=False, which would train on it)")
+        self.temperature_, self.calibration_ = 1.0, {}
         if p["fit_on_val"] and val_images is not None and len(val_images):
             images = np.concatenate([images, val_images])
             labels = np.concatenate([labels, val_labels])
@@ -202,6 +213,17 @@ class TorchModel(GlyphModel):
         self.device_ = next(module.parameters()).device
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
+        if calibrate == "temperature":
+            self.calibrate_temperature(val_images, val_labels)
+
+    def calibrate_temperature(self, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        """Fit the temperature on held-out (images, labels) and use it from now on (the argmax is unchanged)."""
+        module = self._inference_module()
+        logits = self._batches(images, lambda xb: module(xb).float())
+        fit = fit_temperature(logits, labels)
+        self.temperature_ = fit["temperature"]
+        self.calibration_ = {"method": "temperature", "fitted_on": "validation split", **fit}
+        return self.calibration_
 
     def _init_from(self, module: GlyphNet, source: str | Path) -> list[str]:
         """Copy every tensor whose name and shape match from a saved torch model (normalisation included)."""
@@ -262,8 +284,10 @@ class TorchModel(GlyphModel):
         ``tta`` augmented copies when asked. A model that averages over more (rot-cnn's rotations) wraps it."""
         k = int(self.params["tta"] or 0)
 
+        temperature = float(self.temperature_)
+
         def proba(xb: torch.Tensor) -> torch.Tensor:
-            return torch.softmax(module(xb).float(), dim=1)
+            return torch.softmax(module(xb).float() / temperature, dim=1)
 
         if k <= 0:
             return proba
@@ -278,7 +302,10 @@ class TorchModel(GlyphModel):
     def _save_weights(self, directory: Path) -> list[str]:
         state = {k: v.detach().cpu().contiguous() for k, v in self.module_.state_dict().items()}
         save_file(state, str(Path(directory) / WEIGHTS), metadata={"model": self.name})
-        return [WEIGHTS]
+        if not self.calibration_:
+            return [WEIGHTS]
+        (Path(directory) / CALIBRATION_FILE).write_text(json.dumps(self.calibration_, indent=2))
+        return [WEIGHTS, CALIBRATION_FILE]
 
     def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
         try:
@@ -299,9 +326,21 @@ class TorchModel(GlyphModel):
         self.module_ = module
         self.device_ = None
         self._device()
+        self.temperature_, self.calibration_ = 1.0, {}
+        if CALIBRATION_FILE in (manifest.get("files") or {}):  # its SHA-256 was checked by load_model
+            try:
+                self.calibration_ = json.loads((Path(directory) / CALIBRATION_FILE).read_text())
+                self.temperature_ = float(self.calibration_["temperature"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ModelFileError(f"{directory / CALIBRATION_FILE} is not a glyphlab calibration file: {exc}") from None
+            if not (np.isfinite(self.temperature_) and self.temperature_ > 0):
+                raise ModelFileError(f"{directory / CALIBRATION_FILE}: temperature {self.temperature_} is not positive")
+        elif self.params.get("calibrate") == "temperature":
+            raise ModelFileError(f"{directory}: the model was trained with calibrate=temperature but the manifest "
+                                 f"lists no {CALIBRATION_FILE}; refusing to serve uncalibrated probabilities")
 
     def _manifest_extra(self) -> dict[str, Any]:
-        return {"mean": self.mean_, "std": self.std_, "history": self.history_,
+        return {"mean": self.mean_, "std": self.std_, "history": self.history_, "temperature": self.temperature_,
                 "n_parameters": sum(p.numel() for p in self.module_.parameters()) if self.module_ else 0}
 
 

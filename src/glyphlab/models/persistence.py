@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from glyphlab import __version__
 from glyphlab.data.images import Preprocessing
 from glyphlab.errors import DataError, ModelFileError
 from glyphlab.models.base import GlyphModel
+from glyphlab.models.model_card import MODEL_CARD, basic_sections, render_model_card
 from glyphlab.runfolder import MANIFEST, RunFolder
 
 FORMAT = "glyphlab-model"
@@ -68,6 +70,11 @@ def save_model(model: GlyphModel, directory: str | Path) -> Path:
             "files": {name: sha256_file(tmp / name) for name in files},
             "extra": model._manifest_extra(),
         }
+        # a card from the model alone; a run rewrites it with the evaluation (write_model_card)
+        card = json.loads(json.dumps(manifest, default=json_default))
+        (tmp / MODEL_CARD).write_text(render_model_card(model.name, basic_sections(card, model.defaults)),
+                                      encoding="utf-8")
+        manifest["files"][MODEL_CARD] = sha256_file(tmp / MODEL_CARD)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default))
         if directory.exists():
             shutil.rmtree(directory)
@@ -76,6 +83,38 @@ def save_model(model: GlyphModel, directory: str | Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def write_model_card(path: str | Path, text: str) -> Path:
+    """Replace a saved model's MODEL_CARD.md and its SHA-256 in the manifest (both written atomically).
+
+    Only the card changes: the weights and their hashes are untouched, so the model loads as before.
+    """
+    directory = resolve_model_dir(path)
+    manifest = read_manifest(directory)
+    card = directory / MODEL_CARD
+    tmp = card.with_name(f".{MODEL_CARD}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    manifest.setdefault("files", {})[MODEL_CARD] = sha256_file(tmp)
+    tmp_manifest = directory / f".{MANIFEST}.tmp"
+    tmp_manifest.write_text(json.dumps(manifest, indent=2, default=json_default))
+    os.replace(tmp, card)
+    os.replace(tmp_manifest, directory / MANIFEST)
+    return card
+
+
+def read_model_card(path: str | Path) -> str | None:
+    """The card of a model folder when its manifest lists it and the hash matches; None for an older folder."""
+    directory = resolve_model_dir(path)
+    manifest = read_manifest(directory)
+    expected = (manifest.get("files") or {}).get(MODEL_CARD)
+    card = directory / MODEL_CARD
+    if not expected or not card.is_file():
+        return None
+    if sha256_file(card) != expected:
+        raise ModelFileError(f"{card} does not match its manifest (changed after saving); rerun the evaluation "
+                             "or restore it")
+    return card.read_text(encoding="utf-8")
 
 
 def json_default(obj: Any) -> Any:

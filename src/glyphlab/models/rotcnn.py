@@ -249,6 +249,7 @@ class RotCNN(TorchModel):
         return net.to(next(self.module_.parameters()).device).eval()
 
     def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
+        self.exported_ = None  # a refit's temperature (calibrate=temperature) must see the new weights' export
         super()._fit(images, labels, val_images, val_labels, run_dir=run_dir)
         self.exported_ = self.export_module()
 

@@ -29,7 +29,9 @@ from glyphlab.evaluation.evaluate import evaluate_predictions
 from glyphlab.evaluation.plots import plot_accuracy_vs_time
 from glyphlab.models.persistence import library_versions
 from glyphlab.models.registry import create_model
-from glyphlab.runfolder import (ACCURACY_VS_TIME, CHECKPOINT, LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row,
+from glyphlab.pipeline.audit import copy_audit, exclude_issues
+from glyphlab.pipeline.model_card import write_run_model_card
+from glyphlab.runfolder import (ACCURACY_VS_TIME, AUDIT_DIR, CHECKPOINT, LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row,
                                sort_leaderboard)
 from glyphlab.tracking import Tracker, open_tracker, read_tracking
 
@@ -47,6 +49,8 @@ class RunConfig:
     variants: str = ""
     data_dir: str | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    #: a label_issues.csv from ``glyphlab audit``: its training images are left out (see pipeline/audit.py)
+    exclude: str = ""
 
     @classmethod
     def from_file(cls, path: Path) -> "RunConfig":
@@ -61,6 +65,8 @@ def load_run_dataset(cfg: RunConfig) -> Dataset:
         from glyphlab.data.variants import apply_variants
 
         ds = apply_variants(ds, cfg.variants, seed=cfg.seed)
+    if cfg.exclude:  # before any split is carved: the audit's indices are those of the dataset as loaded
+        ds, _ = exclude_issues(ds, cfg.exclude)
     if "test" not in ds.splits:  # a user's folder or file: hold out a fixed, stratified test split
         ds = split_off(ds, "train", "test", HELD_OUT_TEST_FRACTION, seed=0)
     if ds["test"].labels is None:
@@ -102,6 +108,8 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     folder = RunFolder.create(out)
     folder.write_config({**asdict(cfg), "created": _now(), "versions": library_versions(), "machine": machine_info()})
     folder.write_dataset(ds.summary())
+    if cfg.exclude:  # the report's label-audit section reads RUN/audit/
+        copy_audit(cfg.exclude, folder.file(AUDIT_DIR))
     test = ds["test"]
     folder.write_test_images(test.images, test.labels)
     console.print(
@@ -208,6 +216,8 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
                "train_cpu_seconds": round(train_cpu_seconds, 3), "predict_seconds": round(predict_seconds, 3),
                "params": model.get_params(), "n_train": len(train)},
     )
+    write_run_model_card(model_dir, name, ds, metrics, fit_on="train" if model.uses_validation else "train + val",
+                         seed=cfg.seed, val_fraction=cfg.val_fraction, exclude=cfg.exclude)
     # metrics.json marks the model finished; only now has the training checkpoint no more use for resuming
     shutil.rmtree(folder.file(CHECKPOINT), ignore_errors=True)
     console.print(f"  [bold]{name}[/]: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "

@@ -29,6 +29,7 @@ from glyphlab.errors import GlyphlabError, RunFolderError
 from glyphlab.evaluation.plots import pareto_front
 from glyphlab.fileio import atomic_open, write_text
 from glyphlab.reporting import explanations, figures
+from glyphlab.reporting.trust import audit_part, calibration_part
 from glyphlab.runfolder import (
     ACCURACY_VS_TIME, CLASSIFICATION_REPORT, CONFUSION_NORMALIZED_PNG, CONFUSION_PNG, FEATURES, HISTORY,
     LEADERBOARD_COLUMNS, LEARNING_CURVES, MOST_CONFUSED_CSV, MOST_CONFUSED_PNG, RECIPE, REFERENCE_COMPARISON, REPORT,
@@ -198,6 +199,7 @@ def _model_part(run: RunFolder, name: str, row: dict[str, Any], images: np.ndarr
         "gallery": gallery, "n_wrong": n_wrong, "attributions": why,
         "n_test": _fmt(row.get("n_test"), 0),
         "model_saved": folder.model_path.is_dir(),
+        "calibration": calibration_part(folder.path, _file_uri),
     }
 
 
@@ -343,6 +345,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
         run.file(ROBUSTNESS_CSV).is_file() else None,
         "reference": _table_from_csv(run.file(REFERENCE_COMPARISON)),
         "tracking": read_tracking(run_dir) or None,
+        "audit": audit_part(run_dir, _file_uri),
         "recipe": {"name": recipe.get("name", ""), "description": recipe.get("description", ""),
                    "quick": recipe.get("quick", False)} if recipe else None,
     }

@@ -20,13 +20,15 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
+from glyphlab.models.persistence import read_model_card
+from glyphlab.serving.batching import MicroBatcher
 from glyphlab.serving.limits import ConcurrencyLimitMiddleware, tune_malloc
 from glyphlab.serving.predictor import Predictor
 
@@ -48,6 +50,8 @@ class ServeSettings(BaseModel):
                                                      "each can hold ~50 MB at the 5 MB body limit.")
     max_queue: int = Field(128, ge=0, description="Requests waiting for a slot (64 KiB each); more get 503.")
     queue_timeout_s: float = Field(30.0, gt=0, description="Longest wait for a slot before a 503 with Retry-After.")
+    micro_batch: int = Field(32, ge=1, description="Most images of concurrent requests predicted together "
+                                                  "(adaptive: what queued during the last batch); 1 = off.")
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
     backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
     threads: int | None = Field(
@@ -324,8 +328,11 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     # answers are built as plain dicts of the response models' shape and sent as JSONResponse (FastAPI skips
     # re-validating them); tests check the shape against the models
-    def answer(images: np.ndarray, batch: bool) -> dict:
-        probs = predictor.predict(images)
+    batcher = MicroBatcher(lambda x: predictor.predict(x), settings.micro_batch)
+
+    async def answer(x: np.ndarray, batch: bool) -> dict:
+        """Predict prepared images (batched with concurrent requests' unless micro_batch is 1) and describe them."""
+        probs = await batcher.predict(x) if settings.micro_batch > 1 else await run_in_threadpool(predictor.predict, x)
         preds = [predictor.describe(row, settings.top_k) for row in probs]
         if batch:
             return {"model_id": predictor.model_id, "predictions": preds}
@@ -363,28 +370,26 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 else:
                     raw = [req.pixels]
 
-                def run_json() -> dict | list[int]:
+                def prepare_json() -> np.ndarray | list[int]:
                     xs, blank = [], []
                     for i, im in enumerate(raw):
                         try:
                             xs.append(predictor.prepare_pixels(np.asarray(im, dtype=np.float32)))
                         except NoInkError:
                             blank.append(i)
-                    return blank if blank else answer(np.stack(xs), batch=req.images is not None)
+                    return blank if blank else np.stack(xs)
 
-                result = await run_in_threadpool(run_json)
-                if isinstance(result, list):
-                    where = [["body", "images", i] for i in result] if req.images is not None else [["body", "pixels"]]
+                x = await run_in_threadpool(prepare_json)
+                if isinstance(x, list):
+                    where = [["body", "images", i] for i in x] if req.images is not None else [["body", "pixels"]]
                     return _no_ink(where)
-                return JSONResponse(result)
+                return JSONResponse(await answer(x, batch=req.images is not None))
             data = await _upload_bytes(request, ctype, settings)
             if isinstance(data, JSONResponse):
                 return data
 
-            def run_image() -> dict:
-                return answer(predictor.prepare_bytes(data, limits)[None], batch=False)
-
-            return JSONResponse(await run_in_threadpool(run_image))
+            x = await run_in_threadpool(lambda: predictor.prepare_bytes(data, limits)[None])
+            return JSONResponse(await answer(x, batch=False))
         except NoInkError:
             return _no_ink([["body", "file"] if ctype == "multipart/form-data" else ["body"]])
         except ImageTooLargeError as exc:
@@ -423,10 +428,18 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
     def health() -> dict:
         return {"status": "ok", "model_id": predictor.model_id, "backend": predictor.backend}
 
-    @app.get("/model", summary="The model's manifest and how it is served")
-    def model_info() -> dict:
+    card = read_model_card(predictor.directory)  # hash-checked now: a card changed later is not served
+
+    @app.get("/model", summary="The model's manifest and how it is served; its MODEL_CARD.md with "
+             "Accept: text/markdown", responses={200: {"content": {"text/markdown": {}}}})
+    def model_info(request: Request):
+        if "text/markdown" in request.headers.get("accept", ""):
+            if card is None:
+                return _error(404, "this model folder has no MODEL_CARD.md (saved by an older glyphlab); "
+                                   "rerun `glyphlab run` to get one")
+            return PlainTextResponse(card, media_type="text/markdown; charset=utf-8")
         return {**predictor.info(), "manifest": predictor.manifest,
-                "limits": settings.model_dump()}
+                "limits": settings.model_dump(), "model_card": card}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:

@@ -104,7 +104,8 @@ def export_onnx(model_or_dir: GlyphModel | str | Path, out_path: str | Path | No
                         f"ONNX graph would not reproduce; set {key}=0 to export"
                     )
             kind, layout = "torch", [None, *shape]
-            _export_torch(found, shape, tmp)
+            # a temperature-scaled network (calibrate=temperature) divides its logits inside the graph too
+            _export_torch(found, shape, tmp, temperature=float(getattr(model, "temperature_", 1.0)))
         elif hasattr(model, "estimator_"):
             kind, layout = "sklearn", [None, shape[0] * shape[1]]
             _export_sklearn(model, tmp)
@@ -141,7 +142,7 @@ def _columns(model: GlyphModel) -> list[int]:
     return list(range(len(model.classes_ or [])))
 
 
-def _export_torch(module: Any, shape: tuple[int, int], path: Path) -> None:
+def _export_torch(module: Any, shape: tuple[int, int], path: Path, temperature: float = 1.0) -> None:
     import torch
     import torch.nn as nn
 
@@ -151,7 +152,7 @@ def _export_torch(module: Any, shape: tuple[int, int], path: Path) -> None:
             self.net = net
 
         def forward(self, image: torch.Tensor) -> torch.Tensor:
-            return torch.softmax(self.net(image.unsqueeze(1)).float(), dim=1)
+            return torch.softmax(self.net(image.unsqueeze(1)).float() / temperature, dim=1)
 
     was_training = module.training
     device = next(iter(module.parameters())).device if any(True for _ in module.parameters()) else None
@@ -168,6 +169,7 @@ def _export_torch(module: Any, shape: tuple[int, int], path: Path) -> None:
             torch.onnx.export(
                 wrapper, (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
                 dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=OPSET, dynamo=True, verbose=False,
+                external_data=False,  # one file: the sidecar's SHA-256 then covers the weights too
             )
     except Exception as exc:
         raise OnnxExportError(f"torch.onnx.export failed for this network: {exc}") from None

@@ -62,7 +62,9 @@ class Predictor:
         self.image_config = self.preprocessing.config
         self.model_name: str = str(self.manifest.get("model"))
         files = self.manifest.get("files") or {}
-        digest = str(files[sorted(files)[0]]) if files else "0" * 12
+        # the weights' digest names the model (not the card's or calibration's, which sort before it)
+        weights = getattr(self.model, "weights_file", None)
+        digest = str(files.get(weights) or files[sorted(files)[0]]) if files else "0" * 12
         self.model_id = f"{self.model_name}-{digest[:12]}"
         self.batch_size = int(batch_size)
         self.onnx_note = ""

@@ -1,0 +1,83 @@
+"""Adaptive micro-batching: concurrent requests' images go through the model together, one batch at a time.
+
+One image through ONNX Runtime costs a fixed overhead (session run, thread hand-off) that a batch pays
+once. The batcher keeps at most one inference running per worker; images that arrive while it runs are
+queued and become the next batch (up to ``max_batch`` images). So batches grow with the load and an idle
+server answers a lone request at once, without a timer to tune (BentoML's adaptive batching, without the
+wait window). Each caller gets exactly the rows of its own images; a failed batch fails each of its callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Callable
+
+import numpy as np
+from fastapi.concurrency import run_in_threadpool
+
+
+class MicroBatcher:
+    """``await batcher.predict(x)`` for (n, H, W) images -> (n, n_classes), batched with concurrent callers."""
+
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int = 32) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self._predict = predict
+        self.max_batch = int(max_batch)
+        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._worker: asyncio.Task | None = None
+        #: sizes of the batches run so far (the last 1,000), to see the batching at work
+        self.batch_sizes: deque[int] = deque(maxlen=1000)
+
+    async def predict(self, images: np.ndarray) -> np.ndarray:
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending.append((images, fut))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._run())
+        return await fut
+
+    def _take(self) -> list[tuple[np.ndarray, asyncio.Future]]:
+        """The oldest callers whose images fit in one batch (always at least one caller)."""
+        taken: list[tuple[np.ndarray, asyncio.Future]] = []
+        n = 0
+        while self._pending and (not taken or n + len(self._pending[0][0]) <= self.max_batch):
+            item = self._pending.pop(0)
+            if item[1].cancelled():
+                continue
+            taken.append(item)
+            n += len(item[0])
+        return taken
+
+    async def _run(self) -> None:
+        while self._pending:
+            taken = self._take()
+            if not taken:
+                continue
+            try:
+                x = taken[0][0] if len(taken) == 1 else np.concatenate([im for im, _ in taken])
+                probs = await run_in_threadpool(self._predict, x)
+            except Exception as exc:
+                if len(taken) == 1:
+                    self._settle(taken[0][1], exc)
+                else:  # one caller's bad input must not fail the others: run them one by one
+                    for im, fut in taken:
+                        try:
+                            self._settle(fut, await run_in_threadpool(self._predict, im))
+                        except Exception as one:
+                            self._settle(fut, one)
+                continue
+            self.batch_sizes.append(len(x))
+            start = 0
+            for im, fut in taken:
+                self._settle(fut, probs[start : start + len(im)])
+                start += len(im)
+
+    @staticmethod
+    def _settle(fut: asyncio.Future, result: np.ndarray | BaseException) -> None:
+        if fut.done():  # the caller went away
+            return
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)

@@ -1,0 +1,96 @@
+"""Micro-batching: concurrent callers' images run as one batch, each caller gets exactly its own rows, a bad
+input fails only its caller, and the app's answers are the same with and without batching."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from serving_helpers import digit_png
+
+from glyphlab.serving.app import ServeSettings, create_app
+from glyphlab.serving.batching import MicroBatcher
+
+
+def slow_rowsum(x: np.ndarray) -> np.ndarray:
+    """A deterministic 'model': per image, its pixel sum and its first pixel; slow enough for batches to form."""
+    time.sleep(0.01)
+    if x.ndim != 3:
+        raise ValueError(f"expected (n, H, W), got {x.shape}")
+    return np.stack([x.sum(axis=(1, 2)), x[:, 0, 0]], axis=1)
+
+
+def test_callers_get_their_own_rows_and_batches_form():
+    rng = np.random.default_rng(0)
+    inputs = [rng.random((int(rng.integers(1, 4)), 5, 5)).astype(np.float32) for _ in range(30)]
+    batcher = MicroBatcher(slow_rowsum, max_batch=8)
+
+    async def scenario():
+        return await asyncio.gather(*(batcher.predict(x) for x in inputs))
+
+    results = asyncio.run(scenario())
+    for x, got in zip(inputs, results):
+        np.testing.assert_array_equal(got, np.stack([x.sum(axis=(1, 2)), x[:, 0, 0]], axis=1))
+    assert sum(batcher.batch_sizes) == sum(len(x) for x in inputs)
+    assert max(batcher.batch_sizes) > 3 and max(batcher.batch_sizes) <= 8
+    assert len(batcher.batch_sizes) < len(inputs)  # fewer model calls than callers
+
+
+def test_a_bad_input_fails_only_its_caller():
+    def strict(x: np.ndarray) -> np.ndarray:
+        if x.shape[1:] != (4, 4):
+            raise ValueError(f"the model takes 4x4 images, got {x.shape[1:]}")
+        return slow_rowsum(x)
+
+    batcher = MicroBatcher(strict, max_batch=16)
+    good = [np.ones((1, 4, 4), np.float32) * i for i in range(5)]
+    bad = np.ones((1, 3, 3), np.float32)  # another shape: the batch cannot even be concatenated
+
+    async def scenario():
+        return await asyncio.gather(*(batcher.predict(x) for x in [*good[:2], bad, *good[2:]]),
+                                    return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert isinstance(results[2], ValueError) and "4x4" in str(results[2])
+    oks = [r for i, r in enumerate(results) if i != 2]
+    assert all(isinstance(r, np.ndarray) for r in oks)
+    assert [float(r[0, 0]) for r in oks] == [16.0 * i for i in range(5)]
+
+
+@pytest.mark.parametrize("fixture", ["logreg_dir", "cnn_onnx_dir"])
+def test_batched_answers_equal_unbatched(request, fixture, digits):
+    model_dir = request.getfixturevalue(fixture)
+    pngs = [digit_png(im) for im in digits.splits["test"].images[:16]]
+
+    def answers(micro_batch: int):
+        application = create_app(model_dir, ServeSettings(micro_batch=micro_batch, max_concurrency=16))
+        predictor = application.state.predictor
+        real, sizes = predictor.predict, []
+
+        def recording(x):
+            sizes.append(len(x))
+            time.sleep(0.005)
+            return real(x)
+
+        predictor.predict = recording
+
+        async def scenario():
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                rs = await asyncio.gather(*(client.post("/prediction", content=p, headers={"content-type": "image/png"})
+                                            for p in pngs))
+            return [r.json() for r in rs if r.status_code == 200], sizes
+
+        return asyncio.run(asyncio.wait_for(scenario(), 60))
+
+    batched, sizes_b = answers(32)
+    single, sizes_1 = answers(1)
+    assert len(batched) == len(single) == len(pngs)
+    assert max(sizes_b) > 1 and max(sizes_1) == 1  # batching happened, and only when asked for
+    for a, b in zip(batched, single):
+        assert a["label"] == b["label"] and [t["label"] for t in a["top"]] == [t["label"] for t in b["top"]]
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)

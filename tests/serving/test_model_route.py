@@ -1,0 +1,30 @@
+"""GET /model serves the model card (Accept: text/markdown) and carries it in its JSON."""
+
+from fastapi.testclient import TestClient
+
+from glyphlab.serving.app import ServeSettings, create_app
+
+
+def test_model_serves_its_card(logreg_dir):
+    with TestClient(create_app(logreg_dir, ServeSettings(backend="native"))) as client:
+        r = client.get("/model", headers={"Accept": "text/markdown"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/markdown")
+        assert r.text.startswith("# Model card: logreg") and "## Limits" in r.text
+        body = client.get("/model").json()
+        assert body["model_card"] == r.text and body["manifest"]["model"] == "logreg"
+
+
+def test_model_without_card_is_a_clear_404(logreg_dir, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(logreg_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["files"]["MODEL_CARD.md"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (copy / "MODEL_CARD.md").unlink()
+    with TestClient(create_app(copy, ServeSettings(backend="native"))) as client:
+        r = client.get("/model", headers={"Accept": "text/markdown"})
+        assert r.status_code == 404 and "no MODEL_CARD.md" in r.json()["detail"]
+        assert client.get("/model").json()["model_card"] is None
