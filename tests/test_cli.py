@@ -120,7 +120,7 @@ def test_evaluate_defaults_to_the_runs_own_dataset_and_variants(tmp_path):
     for target in (out, out / "models" / "logreg", out / "models" / "logreg" / "model"):
         r = runner.invoke(app, ["evaluate", str(target), "--out", str(tmp_path / "ev")])
         assert r.exit_code == 0, r.output
-        again = json.loads((tmp_path / "ev" / "logreg" / "metrics.json").read_text())
+        again = json.loads((tmp_path / "ev" / "models" / "logreg" / "metrics.json").read_text())
         assert (again["accuracy"], again["n_test"]) == (trained["accuracy"], trained["n_test"]) == (
             trained["accuracy"], 150)
         assert "the run's own dataset digits (rotate:-20:20)" in " ".join(r.output.split())
