@@ -92,8 +92,8 @@ def main() -> None:
     rec_top = float(is_flip[top].sum() / len(flipped))
     prec_top = float(is_flip[top].mean())
     top_flips = result.order[: len(flipped)]
-    flagged = np.array([i for i in result.order if (result.keys[i][0], result.keys[i][1]) in
-                        {(r["split"], r["index"]) for r in result.issues}], dtype=np.int64)
+    issue_keys = {(r["split"], r["index"]) for r in result.issues}
+    flagged = np.array([i for i in result.order if result.keys[i] in issue_keys], dtype=np.int64)
     rec_flag = float(is_flip[flagged].sum() / len(flipped)) if len(flagged) else 0.0
     prec_flag = float(is_flip[flagged].mean()) if len(flagged) else 0.0
     load1 = os.getloadavg()

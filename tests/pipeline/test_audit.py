@@ -30,22 +30,23 @@ def planted(digits, tmp_path_factory):
     return ds, flipped, audit_dataset(ds, cfg, out, n_jobs=1), out
 
 
-def test_audit_finds_planted_flips(planted):
+def test_audit_finds_planted_flips(planted, digits):
     ds, flipped, result, _ = planted
     top = {result.keys[i][1] for i in result.order[: 2 * len(flipped)]}
     recall = len(top & set(flipped.tolist())) / len(flipped)
     assert recall >= 0.8, recall
-    flagged = {r["index"] for r in result.issues}
-    assert len(flagged & set(flipped.tolist())) >= 0.7 * len(flipped)
-    # the suggested label of a found flip is mostly the original one
-    original = {i: ds.classes[l] for i, l in zip(flipped, np.asarray(ds["train"].labels)[flipped])}
-    assert original  # (given labels are the flipped ones)
+    found = [r for r in result.issues if r["index"] in set(flipped.tolist())]
+    assert len(found) >= 0.7 * len(flipped)
+    # a found flip's suggested label is, nearly always, the label it had before the flip
+    original = digits["train"].labels
+    restored = sum(r["suggested_label"] == digits.classes[original[r["index"]]] for r in found)
+    assert restored >= 0.9 * len(found)
 
 
 def test_audit_folder(planted):
     ds, flipped, result, out = planted
     rows = list(csv.DictReader(open(out / "label_issues.csv")))
-    assert rows and list(rows[0]) == ["split", "index", "given_label", "suggested_label", "score", "issue"]
+    assert rows and list(rows[0]) == ["split", "index", "given_label", "suggested_label", "score"]
     scores = [float(r["score"]) for r in rows]
     assert scores == sorted(scores)
     assert all(r["given_label"] != r["suggested_label"] or float(r["score"]) < 0.5 for r in rows)
