@@ -42,3 +42,22 @@ def mnist_data_dir(tmp_path, real_mnist_dir) -> Path:
     """A writable data folder whose mnist/ links to the real MNIST files, so generated files stay in tmp."""
     (tmp_path / "mnist").symlink_to(real_mnist_dir, target_is_directory=True)
     return tmp_path
+
+
+@pytest.fixture
+def core_install(monkeypatch):
+    """As on ``pip install glyphlab`` without extras: importing e2cnn and timm fails, and the model registry is
+    rebuilt without the families that need them (rot-cnn, efficientnet-b0); all is restored afterwards."""
+    import sys
+
+    from glyphlab.models import registry
+
+    registry._ensure_builtin()
+    for dep in ("e2cnn", "timm"):
+        monkeypatch.setitem(sys.modules, dep, None)  # `import e2cnn` now raises ModuleNotFoundError
+    for module in ("glyphlab.models.rotcnn", "glyphlab.models.efficientnet"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    for name in registry.OPTIONAL_MODELS:
+        monkeypatch.delitem(registry.MODELS, name, raising=False)
+    monkeypatch.setattr(registry, "_loaded", False)
+    return registry

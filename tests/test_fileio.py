@@ -37,3 +37,20 @@ def test_csv_and_json_writers(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with atomic_open(tmp_path / "x", "a"):
             pass
+
+
+def test_atomic_writes_keep_the_umask_modes_not_mkstemps(tmp_path):
+    """mkstemp makes 0600 files: a run folder mounted into a container (another uid) must stay readable."""
+    import os
+    import stat
+
+    from glyphlab.fileio import atomic_path, write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.json", "{}")
+        with atomic_path(tmp_path / "b.onnx") as tmp:
+            tmp.write_bytes(b"graph")
+    finally:
+        os.umask(old)
+    assert {stat.S_IMODE((tmp_path / n).stat().st_mode) for n in ("a.json", "b.onnx")} == {0o644}

@@ -3,23 +3,77 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from safetensors import SafetensorError
+from typer.core import TyperGroup
 
 from glyphlab.errors import GlyphlabError
 
+console = Console()
+
+#: optional packages and the extra that brings each
+EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "serve", "onnxruntime": "serve",
+          "onnxscript": "serve", "skl2onnx": "serve", "optuna": "search", "psycopg2": "search", "e2cnn": "rot",
+          "timm": "timm", "torchvision": "timm", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard",
+          "cleanlab": "audit"}
+
+#: third-party errors that mean a file is not what it should be (its readers are glyphlab's loaders, which name
+#: the file; this is the net for a reader that does not), and file-system errors that name their path
+FOREIGN_FILE_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, SafetensorError, EOFError, PermissionError,
+                       FileNotFoundError)
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The one line a user sees for an error they can act on; None for a bug (which keeps its traceback)."""
+    if isinstance(exc, GlyphlabError):
+        return str(exc)
+    if isinstance(exc, ModuleNotFoundError):
+        top = (exc.name or "").split(".")[0]
+        if top in EXTRAS:
+            return f"this command needs '{top}', which is not installed: pip install 'glyphlab[{EXTRAS[top]}]'"
+        return None
+    if isinstance(exc, ValidationError):
+        return "invalid settings: " + "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors())
+    if isinstance(exc, FOREIGN_FILE_ERRORS):
+        first = (str(exc).splitlines() or [""])[0][:300]
+        return f"a file could not be read ({type(exc).__name__}{': ' + first if first else ''})"
+    return None
+
+
+class _Commands(TyperGroup):
+    """Every command runs inside this one handler: a user error becomes one line on the console and exit code 2
+    (instead of a traceback, or click's bare "Aborted." for an EOFError from an empty file)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            message = user_error_message(exc)
+            if message is None:
+                raise
+            console.print("[bold red]error:[/] " + escape(message), soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="glyphlab: handwritten-character classification from images to a served model.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
 
 DataDir = Annotated[
     Optional[Path],
@@ -64,13 +118,8 @@ def _print_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))  # cells are text: "glyphlab[timm]" is not markup
     console.print(table)
-
-
-def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}")
-    raise typer.Exit(code=2)
 
 
 @app.command("datasets")
@@ -84,12 +133,14 @@ def datasets_cmd() -> None:
 
 @app.command("models")
 def models_cmd() -> None:
-    """List the models in the registry with their parameters and defaults."""
-    from glyphlab.models.registry import list_models
+    """List the models in the registry with their parameters and defaults (and those an extra would add)."""
+    from glyphlab.models.registry import list_models, missing_models
 
-    _print_table("models", ("name", "family", "description", "parameters (defaults)"),
-                 [(m.name, m.family, m.description, ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items()))
-                  for m in list_models()])
+    rows = [(m.name, m.family, m.description, ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items()))
+            for m in list_models()]
+    rows += [(name, "", f"needs glyphlab[{extra}]", f"pip install 'glyphlab[{extra}]'")
+             for name, extra in missing_models().items()]
+    _print_table("models", ("name", "family", "description", "parameters (defaults)"), sorted(rows))
 
 
 @app.command("run")
@@ -116,33 +167,30 @@ def run_cmd(
     from glyphlab.pipeline.run import RunConfig, run
     from glyphlab.runfolder import CONFIG
 
-    try:
-        if resume is not None:
-            if not (resume / CONFIG).is_file():
-                raise GlyphlabError(f"{resume} has no {CONFIG}: it is not a glyphlab run folder")
-            # a resumed run is the run that was started: settings typed beside --resume would be silently ignored
-            # (compared by name: typer may bring its own copy of click's ParameterSource enum)
-            given = ["--" + name.replace("_", "-") for name in ("dataset", "models", "out", "seed", "param", "val_fraction",
-                                                                 "variant", "dataset_option", "exclude")
-                     if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
-            if given:
-                raise GlyphlabError(f"--resume continues {resume} with the settings in its {CONFIG}; "
-                                    f"{', '.join(given)} cannot change them. Drop {', '.join(given)}, "
-                                    "or start a new run with --out NEW_FOLDER")
-            cfg = RunConfig.from_file(resume / CONFIG)
-            if data_dir:  # where the data lives is not a setting of the run: the files may have moved
-                cfg.data_dir = str(data_dir)
-            run(cfg, resume, console=console, resume=True, report=report, track=track, tracking_uri=tracking_uri)
-            return
-        names = [m.strip() for m in models.split(",") if m.strip()]
-        cfg = RunConfig(
-            dataset=dataset, models=names, params=parse_params(param, names), seed=seed,
-            val_fraction=val_fraction, variants=variant, data_dir=str(data_dir) if data_dir else None,
-            dataset_options=_dataset_options(dataset_option), exclude=str(exclude) if exclude else "",
-        )
-        run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri)
-    except GlyphlabError as exc:
-        _fail(exc)
+    if resume is not None:
+        if not (resume / CONFIG).is_file():
+            raise GlyphlabError(f"{resume} has no {CONFIG}: it is not a glyphlab run folder")
+        # a resumed run is the run that was started: settings typed beside --resume would be silently ignored
+        # (compared by name: typer may bring its own copy of click's ParameterSource enum)
+        given = ["--" + name.replace("_", "-") for name in ("dataset", "models", "out", "seed", "param", "val_fraction",
+                                                             "variant", "dataset_option", "exclude")
+                 if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
+        if given:
+            raise GlyphlabError(f"--resume continues {resume} with the settings in its {CONFIG}; "
+                                f"{', '.join(given)} cannot change them. Drop {', '.join(given)}, "
+                                "or start a new run with --out NEW_FOLDER")
+        cfg = RunConfig.from_file(resume / CONFIG)
+        if data_dir:  # where the data lives is not a setting of the run: the files may have moved
+            cfg.data_dir = str(data_dir)
+        run(cfg, resume, console=console, resume=True, report=report, track=track, tracking_uri=tracking_uri)
+        return
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    cfg = RunConfig(
+        dataset=dataset, models=names, params=parse_params(param, names), seed=seed,
+        val_fraction=val_fraction, variants=variant, data_dir=str(data_dir) if data_dir else None,
+        dataset_options=_dataset_options(dataset_option), exclude=str(exclude) if exclude else "",
+    )
+    run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri)
 
 
 @app.command("evaluate")
@@ -161,11 +209,8 @@ def evaluate_cmd(
     """Recompute metrics of saved model(s) on the run's own test split or any dataset, without retraining."""
     from glyphlab.pipeline.evaluate import evaluate_saved
 
-    try:
-        evaluate_saved(model_path, dataset, out, variant, seed, data_dir, console,
-                       dataset_options=_dataset_options(dataset_option))
-    except GlyphlabError as exc:
-        _fail(exc)
+    evaluate_saved(model_path, dataset, out, variant, seed, data_dir, console,
+                   dataset_options=_dataset_options(dataset_option))
 
 
 @app.command("eda")
@@ -181,15 +226,12 @@ def eda_cmd(
     from glyphlab.data.eda import write_eda
     from glyphlab.data.registry import resolve_dataset
 
-    try:
-        ds = resolve_dataset(dataset, data_dir, **_dataset_options(dataset_option))
-        if variant:
-            from glyphlab.data.variants import apply_variants
+    ds = resolve_dataset(dataset, data_dir, **_dataset_options(dataset_option))
+    if variant:
+        from glyphlab.data.variants import apply_variants
 
-            ds = apply_variants(ds, variant, seed=seed)
-        paths = write_eda(ds, out)
-    except GlyphlabError as exc:
-        _fail(exc)
+        ds = apply_variants(ds, variant, seed=seed)
+    paths = write_eda(ds, out)
     for p in paths:
         console.print(f"wrote [green]{p}[/]")
 
@@ -208,17 +250,16 @@ def recipe_cmd(
     """Run a whole seed study (data protocol, models, evaluation) and set its figures beside the report's."""
     from glyphlab.recipes import load_recipe, run_recipe, shipped_recipes
 
-    try:
-        if list_ or name is None:
-            recipes = [(n, load_recipe(p)) for n, p in sorted(shipped_recipes().items())]
-            _print_table("recipes (glyphlab recipe NAME; copy the file to make your own)",
-                         ("name", "dataset", "models", "description"),
-                         [(n, r.dataset.name, ", ".join(r.models), r.description) for n, r in recipes])
-            return
-        run_recipe(name, out, quick=quick, data_dir=str(data_dir) if data_dir else None, console=console,
-                   report=report, track=track, tracking_uri=tracking_uri)
-    except GlyphlabError as exc:
-        _fail(exc)
+    if list_ or name is None:
+        recipes = [(n, load_recipe(p)) for n, p in sorted(shipped_recipes().items())]
+        _print_table("recipes (glyphlab recipe NAME; copy the file to make your own)",
+                     ("name", "dataset", "models", "description", "needs"),
+                     [(n, r.dataset.name, ", ".join(r.models), r.description,
+                       ", ".join(f"glyphlab[{e}]" for e in sorted(set(r.needs_extras().values()))))
+                      for n, r in recipes])
+        return
+    run_recipe(name, out, quick=quick, data_dir=str(data_dir) if data_dir else None, console=console,
+               report=report, track=track, tracking_uri=tracking_uri)
 
 
 @app.command("search")
@@ -243,14 +284,11 @@ def search_cmd(
     """Hyper-parameter search (Optuna): resumable, CV-scored, shareable across machines; refits the best model."""
     from glyphlab.pipeline.search import SearchConfig, run_search
 
-    try:
-        cfg = SearchConfig(dataset=dataset, model=model, space=space, trials=trials, cv=cv, timeout=timeout,
-                           sampler=sampler, pruner=pruner, storage=storage, study=study,
-                           out=str(out) if out else None, seed=seed, data_dir=str(data_dir) if data_dir else None,
-                           refit=refit, variants=variant, dataset_options=_dataset_options(dataset_option))
-        run_search(cfg, console)
-    except GlyphlabError as exc:
-        _fail(exc)
+    cfg = SearchConfig(dataset=dataset, model=model, space=space, trials=trials, cv=cv, timeout=timeout,
+                       sampler=sampler, pruner=pruner, storage=storage, study=study,
+                       out=str(out) if out else None, seed=seed, data_dir=str(data_dir) if data_dir else None,
+                       refit=refit, variants=variant, dataset_options=_dataset_options(dataset_option))
+    run_search(cfg, console)
 
 
 @app.command("audit")
@@ -272,15 +310,12 @@ def audit_cmd(
     from glyphlab.models.registry import parse_params
     from glyphlab.pipeline.audit import DEFAULT_MODEL, AuditConfig, run_audit
 
-    try:
-        name = model or DEFAULT_MODEL
-        cfg = AuditConfig(dataset=dataset, model=name, params=parse_params(param, [name])[name], folds=folds,
-                          seed=seed, variants=variant, data_dir=str(data_dir) if data_dir else None,
-                          dataset_options=_dataset_options(dataset_option),
-                          splits=[s.strip() for s in split.split(",") if s.strip()] if split else None)
-        result = run_audit(cfg, out, console)
-    except GlyphlabError as exc:
-        _fail(exc)
+    name = model or DEFAULT_MODEL
+    cfg = AuditConfig(dataset=dataset, model=name, params=parse_params(param, [name])[name], folds=folds,
+                      seed=seed, variants=variant, data_dir=str(data_dir) if data_dir else None,
+                      dataset_options=_dataset_options(dataset_option),
+                      splits=[s.strip() for s in split.split(",") if s.strip()] if split else None)
+    result = run_audit(cfg, out, console)
     table = Table(title=f"top label-issue suspects of {result.n_audited:,} images ({len(result.issues):,} flagged)")
     for col in ("split", "index", "given", "suggested", "score"):
         table.add_column(col, justify="right" if col in ("index", "score") else "left")
@@ -300,11 +335,8 @@ def robustness_cmd(
     """Accuracy of every saved model of a run with the test images rotated by each angle (csv, png, table)."""
     from glyphlab.evaluation.robustness import parse_angles, print_robustness, robustness
 
-    try:
-        result = robustness(run_dir, parse_angles(angles), dataset=dataset, data_dir=data_dir, limit=limit)
-        print_robustness(result, console)
-    except GlyphlabError as exc:
-        _fail(exc)
+    result = robustness(run_dir, parse_angles(angles), dataset=dataset, data_dir=data_dir, limit=limit)
+    print_robustness(result, console)
 
 
 @app.command("report")
@@ -316,10 +348,7 @@ def report_cmd(
     from glyphlab.reporting.html import build_report
     from glyphlab.runfolder import REPORT_PDF
 
-    try:
-        path = build_report(run_dir, pdf=pdf)
-    except GlyphlabError as exc:
-        _fail(exc)
+    path = build_report(run_dir, pdf=pdf)
     console.print(f"report: [green]{path}[/] ({path.stat().st_size / 1e6:.1f} MB)")
     if pdf:
         console.print(f"pdf: [green]{path.parent / REPORT_PDF}[/]")
@@ -334,10 +363,7 @@ def compare_cmd(
     """Many runs side by side: accuracy and macro F1 with 95 % intervals, grouped by test set, McNemar tests."""
     from glyphlab.pipeline.compare import compare
 
-    try:
-        comparison = compare(runs)
-    except GlyphlabError as exc:
-        _fail(exc)
+    comparison = compare(runs)
     print_comparison(comparison)
     if out is not None:
         from glyphlab.reporting.compare import write_page
@@ -378,10 +404,7 @@ def runs_cmd(
     """List runs newest first, one line each, with their best model (like `git log --oneline`)."""
     from glyphlab.pipeline.compare import list_runs
 
-    try:
-        summaries = list_runs(folder)
-    except GlyphlabError as exc:
-        _fail(exc)
+    summaries = list_runs(folder)
     if not summaries:
         console.print(f"no run folders in {folder}")
     for s in summaries:
@@ -428,23 +451,20 @@ def predict_cmd(
     from glyphlab.data.images import DecodeLimits, NoInkError
     from glyphlab.serving.predictor import Predictor
 
-    try:
-        predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
-        files = _image_files(images)
-        limits = DecodeLimits(max_bytes=max(5_000_000, max_pixels * 4), max_pixels=max_pixels)
-        arrays, ok, errors, blank = [], [], {}, set()
-        for f in files:
-            try:
-                arrays.append(predictor.prepare_file(f, limits))
-                ok.append(f)
-            except NoInkError as exc:
-                errors[f] = str(exc)
-                blank.add(f)
-            except (GlyphlabError, OSError) as exc:
-                errors[f] = str(exc)
-        probs = predictor.predict(np.stack(arrays)) if arrays else np.zeros((0, len(predictor.classes)))
-    except GlyphlabError as exc:
-        _fail(exc)
+    predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
+    files = _image_files(images)
+    limits = DecodeLimits(max_bytes=max(5_000_000, max_pixels * 4), max_pixels=max_pixels)
+    arrays, ok, errors, blank = [], [], {}, set()
+    for f in files:
+        try:
+            arrays.append(predictor.prepare_file(f, limits))
+            ok.append(f)
+        except NoInkError as exc:
+            errors[f] = str(exc)
+            blank.add(f)
+        except (GlyphlabError, OSError) as exc:
+            errors[f] = str(exc)
+    probs = predictor.predict(np.stack(arrays)) if arrays else np.zeros((0, len(predictor.classes)))
     results: dict[Path, dict] = {f: {"file": str(f), "error": msg, **({"no_ink": True} if f in blank else {})}
                                  for f, msg in errors.items()}
     for f, row in zip(ok, probs):
@@ -492,20 +512,17 @@ def explain_cmd(
     from glyphlab.evaluation.attributions import Explainer
     from glyphlab.serving.predictor import Predictor
 
-    try:
-        predictor = Predictor(model_path, backend="native")
-        files = _image_files(images)
-        arrays, ok, errors = [], [], {}
-        for f in files:
-            try:  # the one image path: exactly what `glyphlab predict` and the server do with a file
-                arrays.append(predictor.prepare_bytes(f.read_bytes()))
-                ok.append(f)
-            except (GlyphlabError, OSError) as exc:
-                errors[f] = str(exc)
-        expl = Explainer(predictor.model).explain(np.stack(arrays), method, steps=steps) if arrays else None  # type: ignore[arg-type]
-        out.mkdir(parents=True, exist_ok=True)
-    except GlyphlabError as exc:
-        _fail(exc)
+    predictor = Predictor(model_path, backend="native")
+    files = _image_files(images)
+    arrays, ok, errors = [], [], {}
+    for f in files:
+        try:  # the one image path: exactly what `glyphlab predict` and the server do with a file
+            arrays.append(predictor.prepare_bytes(f.read_bytes()))
+            ok.append(f)
+        except (GlyphlabError, OSError) as exc:
+            errors[f] = str(exc)
+    expl = Explainer(predictor.model).explain(np.stack(arrays), method, steps=steps) if arrays else None  # type: ignore[arg-type]
+    out.mkdir(parents=True, exist_ok=True)
     table = Table(title=f"{predictor.model_id}: {expl.method if expl else method} → {out}")
     for col in ("file", "class", "runner-up", "png"):
         table.add_column(col)
@@ -539,18 +556,15 @@ def export_cmd(
     """Export a model to ONNX (torch networks, logreg, random-forest), checked against the model to 1e-4."""
     from glyphlab.serving.onnx_export import export_onnx, sidecar_path
 
-    try:
-        if quantize not in (None, "int8"):
-            raise GlyphlabError(f"--quantize takes int8, got {quantize!r}")
-        if quantize:
-            from glyphlab.serving.quantize import dataset_images, export_int8
+    if quantize not in (None, "int8"):
+        raise GlyphlabError(f"--quantize takes int8, got {quantize!r}")
+    if quantize:
+        from glyphlab.serving.quantize import dataset_images, export_int8
 
-            calib = dataset_images(calibration, str(data_dir) if data_dir else None) if calibration else None
-            out = export_int8(model_path, onnx, calib)
-        else:
-            out = export_onnx(model_path, onnx)
-    except GlyphlabError as exc:
-        _fail(exc)
+        calib = dataset_images(calibration, str(data_dir) if data_dir else None) if calibration else None
+        out = export_int8(model_path, onnx, calib)
+    else:
+        out = export_onnx(model_path, onnx)
     meta = json.loads(sidecar_path(out).read_text())
     if quantize:
         q = meta["quantization"]
@@ -586,19 +600,14 @@ def serve_cmd(
     import uvicorn
 
     from glyphlab.serving.app import ServeSettings
+    from glyphlab.serving.predictor import Predictor
 
-    try:
-        from glyphlab.models.persistence import read_manifest
-
-        read_manifest(model_path)  # fail fast with a clear message before uvicorn starts
-        settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
-                                 max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
-                                 micro_batch=micro_batch,
-                                 backend=backend, threads=threads or None)
-    except GlyphlabError as exc:
-        _fail(exc)
-    except ValueError as exc:
-        _fail(GlyphlabError(str(exc)))
+    settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
+                             max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
+                             micro_batch=micro_batch,
+                             backend=backend, threads=threads or None)
+    # load it once here, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn
+    Predictor(model_path, backend=settings.backend)
     os.environ["GLYPHLAB_SERVE_MODEL"] = str(model_path)
     os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
     console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs)")
@@ -606,24 +615,9 @@ def serve_cmd(
                 log_level="info", timeout_graceful_shutdown=5)
 
 
-#: optional packages and the extra that brings each
-EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "serve", "onnxruntime": "serve",
-          "onnxscript": "serve", "skl2onnx": "serve", "optuna": "search", "psycopg2": "search", "e2cnn": "rot",
-          "timm": "timm", "torchvision": "timm", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard",
-          "cleanlab": "audit"}
-
-
 def main() -> None:
-    """The console entry point: a missing optional package becomes one line naming the extra to install."""
-    try:
-        app()
-    except ModuleNotFoundError as exc:
-        top = (exc.name or "").split(".")[0]
-        if top not in EXTRAS:
-            raise
-        console.print("[bold red]error:[/] " + escape(f"this command needs '{top}', which is not installed: "
-                                                      f"pip install 'glyphlab[{EXTRAS[top]}]'"), soft_wrap=True)
-        raise SystemExit(2) from None
+    """The console entry point; user errors are turned into one line by :class:`_Commands`."""
+    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

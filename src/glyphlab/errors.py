@@ -1,19 +1,23 @@
-"""Errors a user can act on. Every message says what was wrong and what to do next."""
+"""Errors a user can act on. Every message says what was wrong and what to do next.
+
+Each is also the built-in exception it is (``ValueError`` for bad data, files or settings,
+``FileNotFoundError`` for a missing run folder or file), so code that catches those catches glyphlab's.
+"""
 
 
 class GlyphlabError(Exception):
     """Base class: the CLI prints these as a one-line message instead of a traceback."""
 
 
-class DataError(GlyphlabError):
+class DataError(GlyphlabError, ValueError):
     """A dataset file or folder is missing, malformed or inconsistent."""
 
 
-class ModelFileError(GlyphlabError):
+class ModelFileError(GlyphlabError, ValueError):
     """A model file is not glyphlab's, was tampered with, or cannot be loaded safely."""
 
 
-class ConfigError(GlyphlabError):
+class ConfigError(GlyphlabError, ValueError):
     """A configuration value (CLI option, recipe file, search space) is invalid."""
 
 

@@ -3,7 +3,8 @@
 Every file is written to a temporary name in the same folder and moved over the target with
 :func:`os.replace` (atomic on POSIX and Windows within one file system), so a process killed mid-write
 leaves the previous file or none, never a truncated one. The temporary file is removed when the writer
-fails.
+fails. Files get the mode an ordinary ``open`` would give (0644 under the usual umask), not ``mkstemp``'s 0600:
+a run folder or a model mounted into a container is read by another user.
 """
 
 from __future__ import annotations
@@ -16,6 +17,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+
+def current_umask() -> int:
+    """The process's umask, read from /proc where it says (changing the umask to read it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_readable(directory: str | Path) -> None:
+    """Folders 0755 and files 0644 (as the umask allows) throughout ``directory``: ``tempfile.mkdtemp`` makes
+    0700 folders and ``mkstemp`` 0600 files, which another user (the Docker image's non-root uid reading a
+    mounted model) cannot read. Nothing becomes writable by others that the umask would not allow."""
+    mask = current_umask()
+    os.chmod(directory, 0o777 & ~mask)
+    for root, dirs, files in os.walk(directory):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o777 & ~mask)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o666 & ~mask)
 
 
 @contextmanager
@@ -32,6 +59,7 @@ def atomic_open(path: str | Path, mode: str = "wb", **kwargs: Any) -> Iterator[I
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         if "b" not in mode:
             kwargs.setdefault("encoding", "utf-8")
         with os.fdopen(fd, mode, **kwargs) as fh:
@@ -54,6 +82,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~current_umask())  # the writer may have replaced the file: set the mode last
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

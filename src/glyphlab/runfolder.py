@@ -379,7 +379,11 @@ class RunFolder:
         """The leaderboard as a pandas DataFrame, one row per model, best accuracy first."""
         import pandas as pd  # pandas costs about a second at import; only the DataFrame views need it
 
-        return pd.DataFrame(self.leaderboard_rows(), columns=list(LEADERBOARD_KEYS))
+        board = pd.DataFrame(self.leaderboard_rows(), columns=list(LEADERBOARD_KEYS))
+        for c in LEADERBOARD_COLUMNS:
+            if c.digits == 0:  # counts are whole numbers (nullable: a model may lack one)
+                board[c.key] = board[c.key].astype("Int64")
+        return board
 
     def _repr_html_(self) -> str:
         """Jupyter: the run's name, dataset and leaderboard as an HTML table."""
@@ -394,5 +398,5 @@ class RunFolder:
         board = self.leaderboard
         if board.empty:
             return head + "<p>No model has finished yet.</p>"
-        fmt = {c.key: f"{{:,.{c.digits}f}}".format for c in LEADERBOARD_COLUMNS if c.digits is not None}
+        fmt = {c.key: f"{{:,.{c.digits}f}}".format for c in LEADERBOARD_COLUMNS if c.digits}
         return head + board.to_html(index=False, formatters=fmt, na_rep="", border=0)

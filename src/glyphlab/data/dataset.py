@@ -83,6 +83,23 @@ class Dataset:
         out.name = f"{self.name}+{suffix}"
         return out
 
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={len(v):,}" for k, v in self.splits.items())
+        h, w = self.image_shape
+        return f"Dataset({self.name!r}: {self.num_classes} classes, {h}x{w} images, {sizes})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter: name, image size, classes and the images per split as an HTML table."""
+        import html
+
+        h, w = self.image_shape
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'>{len(v):,}</td>"
+                       f"<td>{'yes' if v.labels is not None else 'no'}</td></tr>" for k, v in self.splits.items())
+        classes = ", ".join(self.classes[:40]) + (" ..." if self.num_classes > 40 else "")
+        return (f"<p><b>{html.escape(self.name)}</b>: {h}×{w} images, {self.num_classes} classes "
+                f"({html.escape(classes)})</p><table><thead><tr><th>split</th><th>images</th><th>labeled</th>"
+                f"</tr></thead><tbody>{rows}</tbody></table>")
+
     def summary(self) -> dict[str, Any]:
         sizes = {k: len(v) for k, v in self.splits.items()}
         counts = {}

@@ -14,11 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from glyphlab.evaluation.plots import ShownFigure, save_figure  # the Figure API: no pyplot, no backend switch
 
 DEFAULT_BINS = 15
 
@@ -73,7 +71,8 @@ def plot_reliability(y_true: np.ndarray, proba: np.ndarray, path: Path, title: s
     predictions in each bin below (most networks put nearly all of them in the last bin)."""
     bins = reliability(y_true, proba, n_bins)
     ece = expected_calibration_error(y_true, proba, n_bins)
-    fig, (ax, axc) = plt.subplots(2, 1, figsize=(4.8, 5.4), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig = ShownFigure(figsize=(4.8, 5.4))
+    ax, axc = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     width = 1.0 / n_bins
     lows = [b["low"] for b in bins]
     ax.bar(lows, [b["accuracy"] for b in bins], width=width, align="edge", color="#7b9be8", edgecolor="#3056d3",
@@ -95,7 +94,4 @@ def plot_reliability(y_true: np.ndarray, proba: np.ndarray, path: Path, title: s
     axc.set_ylabel("share")
     axc.set_xlabel("confidence (top-class probability)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -1,7 +1,8 @@
-"""Turn a model's saved predictions into its metrics, tables and figures.
+"""Turn a model's saved predictions into its metrics, tables and figures (the files of ``models/NAME/``).
 
 Like fastai's ``Interpretation``: everything here reads ``predictions.npz`` (and the run's saved test
-images), so reports and re-evaluations never need the model or the process that trained it.
+images) through :class:`~glyphlab.evaluation.interpretation.Interpretation`, so reports and re-evaluations
+never need the model or the process that trained it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from glyphlab.evaluation.calibration import calibration_summary, plot_reliability
-from glyphlab.evaluation.metrics import compute_metrics, confusion, most_confused, per_class_report
-from glyphlab.evaluation.plots import plot_confusion, plot_most_confused
+from glyphlab.evaluation.interpretation import Interpretation
+from glyphlab.evaluation.metrics import most_confused, per_class_report
+from glyphlab.evaluation.plots import save_figure
 from glyphlab.evaluation.significance import wilson_interval
 from glyphlab.fileio import atomic_open, write_csv
 from glyphlab.runfolder import (
@@ -31,26 +33,27 @@ def evaluate_predictions(
     top_pairs: int = 8,
 ) -> dict[str, Any]:
     """Write metrics.json (with the calibration error and a 95 % interval of the accuracy), the classification
-    report, both confusion matrices, the most-confused pairs and the reliability diagram."""
+    report, both confusion matrices, the most-confused pairs and the reliability diagram.
+
+    ``images`` are the test images the predictions' ``index`` points into (None: no example figure).
+    """
     folder = ModelFolder(directory)
-    pred = folder.read_predictions()
-    y_true, y_pred = pred["y_true"], pred["y_pred"]
-    n = len(classes)
-    metrics = {**compute_metrics(y_true, y_pred, n), **calibration_summary(y_true, pred["proba"]), **(extra or {})}
-    metrics["accuracy_ci95"] = list(wilson_interval(int((y_true == y_pred).sum()), len(y_true)))
+    it = Interpretation.from_model_folder(folder, classes, images)
+    metrics = {**it.metrics(), **calibration_summary(it.y_true, it.proba), **(extra or {})}
+    metrics["accuracy_ci95"] = list(wilson_interval(int((it.y_true == it.y_pred).sum()), len(it.y_true)))
     folder.write_metrics(metrics)
-    write_csv(folder.file(CLASSIFICATION_REPORT), per_class_report(y_true, y_pred, classes))
-    cm = confusion(y_true, y_pred, n)
+    write_csv(folder.file(CLASSIFICATION_REPORT), per_class_report(it.y_true, it.y_pred, classes))
     with atomic_open(folder.file(CONFUSION_COUNTS), "w") as fh:
-        np.savetxt(fh, cm, fmt="%d", delimiter=",", header=",".join(classes), comments="")
-    plot_confusion(cm, classes, folder.file(CONFUSION_PNG), f"{title}: confusion matrix (counts)", normalized=False)
-    plot_confusion(confusion(y_true, y_pred, n, normalize=True), classes, folder.file(CONFUSION_NORMALIZED_PNG),
-                   f"{title}: confusion matrix (row-normalised)", normalized=True)
-    plot_reliability(y_true, pred["proba"], folder.file(RELIABILITY_PNG), f"{title}: reliability")
-    pairs = most_confused(cm, classes, k=top_pairs)
+        np.savetxt(fh, it.confusion_matrix().to_numpy(), fmt="%d", delimiter=",", header=",".join(classes),
+                   comments="")
+    save_figure(it.plot_confusion_matrix(title=f"{title}: confusion matrix (counts)"), folder.file(CONFUSION_PNG))
+    save_figure(it.plot_confusion_matrix(normalize=True, title=f"{title}: confusion matrix (row-normalised)"),
+                folder.file(CONFUSION_NORMALIZED_PNG))
+    plot_reliability(it.y_true, it.proba, folder.file(RELIABILITY_PNG), f"{title}: reliability")
+    pairs = most_confused(it.confusion_matrix().to_numpy(), classes, k=top_pairs)  # with the class indices
     write_csv(folder.file(MOST_CONFUSED_CSV), pairs,
               columns=["true", "predicted", "true_index", "predicted_index", "count", "rate"])
-    if images is not None:
-        plot_most_confused(pairs, images[pred["index"]], y_true, y_pred, folder.file(MOST_CONFUSED_PNG),
-                           f"{title}: most-confused pairs (true → predicted)")
+    if it.images is not None and pairs:
+        save_figure(it.plot_most_confused(top_pairs, title=f"{title}: most-confused pairs (true → predicted)"),
+                    folder.file(MOST_CONFUSED_PNG))
     return metrics

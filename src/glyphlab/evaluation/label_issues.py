@@ -6,11 +6,9 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from glyphlab.evaluation.plots import ShownFigure, save_figure  # the Figure API: no pyplot, no backend switch
 
 
 def plot_label_issues(images: np.ndarray, given: Sequence[str], suggested: Sequence[str], scores: Sequence[float],
@@ -19,7 +17,8 @@ def plot_label_issues(images: np.ndarray, given: Sequence[str], suggested: Seque
     n = len(images)
     columns = max(1, min(columns, n))  # a short list makes a small figure, not a wide empty one
     rows = max(1, math.ceil(n / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.45 * columns, 1.75 * rows + 0.5), squeeze=False)
+    fig = ShownFigure(figsize=(1.45 * columns, 1.75 * rows + 0.5))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for k in range(n):
@@ -31,7 +30,4 @@ def plot_label_issues(images: np.ndarray, given: Sequence[str], suggested: Seque
         axes[0, 0].text(0.5, 0.5, "no label issues found", ha="center", va="center")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

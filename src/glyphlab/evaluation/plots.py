@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +16,30 @@ from glyphlab.fileio import atomic_open
 # notebook's inline plots keep working and the figures the Interpretation returns display where they are.
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG, atomically."""
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
     return path
 
 
+class ShownFigure(Figure):
+    """A Matplotlib Figure that Jupyter shows as a PNG with no pyplot and no backend set (IPython asks objects
+    for ``_repr_png_``); everything else is Matplotlib's Figure: ``savefig``, ``axes``, ``suptitle`` ..."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        return buf.getvalue()
+
+
 def _subplots(figsize: tuple[float, float], *args: int, **kwargs: Any):
-    fig = Figure(figsize=figsize)
+    fig = ShownFigure(figsize=figsize)
     return fig, fig.subplots(*args, **kwargs)
 
 
-def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, title: str, normalized: bool) -> Path:
+def confusion_figure(cm: np.ndarray, classes: list[str], title: str, normalized: bool) -> Figure:
+    """Rows are true classes, columns predicted; each cell written on it when there are at most 20 classes."""
     n = len(classes)
     size = max(5.0, min(16.0, 0.45 * n + 2))
     fig, ax = _subplots((size, size * 0.9))
@@ -47,22 +60,13 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, title: str, n
                 text = f"{v:.2f}" if normalized else f"{int(v)}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=7 if n > 10 else 8,
                         color="white" if v > thresh else "black")
-    return _save(fig, path)
+    return fig
 
 
-def plot_most_confused(
-    pairs: list[dict[str, Any]],
-    images: np.ndarray,
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    path: Path,
-    title: str,
-    per_pair: int = 6,
-) -> Path | None:
-    """One row per confused pair: examples of class A predicted as B."""
-    if not pairs:
-        return None
-    rows = len(pairs)
+def most_confused_figure(pairs: list[dict[str, Any]], images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
+                         title: str, per_pair: int = 6) -> Figure:
+    """One row per confused pair (``pairs`` from :func:`~glyphlab.evaluation.metrics.most_confused`)."""
+    rows = max(1, len(pairs))
     fig, axes = _subplots((1.0 * per_pair + 1.4, 1.0 * rows + 0.5), rows, per_pair, squeeze=False,
                           gridspec_kw={"wspace": 0.05, "hspace": 0.12})
     for r, pair in enumerate(pairs):
@@ -79,7 +83,24 @@ def plot_most_confused(
     height = fig.get_figheight()
     fig.subplots_adjust(top=1 - 0.45 / height, bottom=0.1 / height)
     fig.suptitle(title, fontsize=11, y=1 - 0.12 / height)
-    return _save(fig, path)
+    return fig
+
+
+def top_losses_figure(images: np.ndarray, true: list[str], predicted: list[str], probability: np.ndarray,
+                      loss: np.ndarray, title: str, columns: int = 8) -> Figure:
+    """A grid of test images, each titled ``predicted / true / loss / probability`` (fastai's plot_top_losses)."""
+    n = len(images)
+    cols = max(1, min(columns, n))
+    rows = max(1, -(-n // cols))
+    fig, axes = _subplots((1.35 * cols, 1.55 * rows + 0.4), rows, cols, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(images[k], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(f"{predicted[k]} / {true[k]}\n{loss[k]:.2f} / {probability[k]:.2f}", fontsize=8)
+    fig.suptitle(title + "\npredicted / true, loss / probability of the prediction", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def plot_accuracy_vs_time(rows: list[dict[str, Any]], path: Path, title: str = "accuracy against training time") -> Path:
@@ -103,7 +124,7 @@ def plot_accuracy_vs_time(rows: list[dict[str, Any]], path: Path, title: str = "
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", framealpha=0.9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def pareto_front(times: np.ndarray, accs: np.ndarray) -> np.ndarray:

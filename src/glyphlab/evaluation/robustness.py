@@ -28,20 +28,21 @@ def parse_angles(spec: str) -> list[float]:
     text = (spec or "").strip()
     if not text:
         raise ConfigError("--angles is empty: use START:STOP:STEP (e.g. 0:360:15) or a list like 0,90,180")
+    usage = f"--angles {spec!r}: use START:STOP:STEP (e.g. 0:360:15) or a list like 0,90,180"
     try:
-        if ":" in text:
-            parts = [float(p) for p in text.split(":")]
-            if len(parts) not in (2, 3):
-                raise ValueError
-            start, stop = parts[0], parts[1]
-            step = parts[2] if len(parts) == 3 else 15.0
-            if step <= 0 or stop <= start:
-                raise ConfigError(f"--angles {spec}: need STOP > START and a positive STEP")
-            n = int(math.ceil((stop - start) / step - 1e-9))
-            return [round(start + i * step, 6) for i in range(n)]
-        return [float(p) for p in text.split(",") if p.strip()]
+        parts = [float(p) for p in text.split(":" if ":" in text else ",") if p.strip()]
     except ValueError:
-        raise ConfigError(f"--angles {spec!r}: use START:STOP:STEP (e.g. 0:360:15) or a list like 0,90,180") from None
+        raise ConfigError(usage) from None
+    if ":" not in text:
+        return parts
+    if len(parts) not in (2, 3):
+        raise ConfigError(usage)
+    start, stop = parts[0], parts[1]
+    step = parts[2] if len(parts) == 3 else 15.0
+    if step <= 0 or stop <= start:
+        raise ConfigError(f"--angles {spec}: need STOP > START and a positive STEP")
+    n = int(math.ceil((stop - start) / step - 1e-9))
+    return [round(start + i * step, 6) for i in range(n)]
 
 
 @dataclass

@@ -15,6 +15,7 @@ import numpy as np
 
 from glyphlab.data.images import Preprocessing
 from glyphlab.errors import ConfigError
+from glyphlab.models.params import Spec, check_params
 
 
 class GlyphModel(ABC):
@@ -24,6 +25,8 @@ class GlyphModel(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     #: networks use the validation split for early stopping; classical models are fit on train+val
     uses_validation: ClassVar[bool] = False
+    #: types and ranges of parameters beyond what each default's type implies (``models/params.py``)
+    param_specs: ClassVar[dict[str, Spec]] = {}
     #: the file ``_load_weights`` reads; ``load_model`` refuses a manifest that does not list (and hash) it
     weights_file: ClassVar[str | None] = None
 
@@ -34,6 +37,7 @@ class GlyphModel(ABC):
                 f"model '{self.name}' has no parameter(s) {', '.join(sorted(unknown))}; "
                 f"it takes: {', '.join(sorted(self.defaults)) or 'none'}"
             )
+        check_params(self.name, params, self.defaults, self.param_specs)
         self.params: dict[str, Any] = {**self.defaults, **params}
         self.classes_: list[str] | None = None
         self.input_shape_: tuple[int, int] | None = None
@@ -48,6 +52,7 @@ class GlyphModel(ABC):
         unknown = set(params) - set(self.defaults)
         if unknown:
             raise ConfigError(f"model '{self.name}' has no parameter(s) {', '.join(sorted(unknown))}")
+        check_params(self.name, params, self.defaults, self.param_specs)
         self.params.update(params)
         return self
 

@@ -20,6 +20,7 @@ from sklearn.svm import SVC
 
 from glyphlab.errors import ModelFileError
 from glyphlab.models.base import GlyphModel, check_images
+from glyphlab.models.params import POSITIVE, SEED, spec
 from glyphlab.models.registry import register_model
 
 
@@ -95,6 +96,7 @@ TRUSTED_TYPES = frozenset(
 @register_model("logreg", "logistic regression on standardised pixels (seeds 000, 001, 003)", "classical")
 class LogReg(SklearnModel):
     defaults = {"C": 0.1, "max_iter": 200, "seed": 0}
+    param_specs = {"C": POSITIVE, "max_iter": spec("int", low=1), "seed": SEED}
 
     def build_estimator(self) -> Pipeline:
         return make_pipeline(
@@ -121,6 +123,8 @@ def _calibrated_svc(p: dict[str, Any], min_class_count: int) -> CalibratedClassi
 @register_model("svm", "RBF support-vector machine on raw pixels (seed 001)", "classical")
 class SVM(SklearnModel):
     defaults = {"C": 10.0, "gamma": "scale", "calibrate": True, "seed": 0}
+    param_specs = {"C": POSITIVE, "gamma": spec("str", "number", low=0, low_open=True, choices=("scale", "auto")),
+                   "seed": SEED}
 
     def build_estimator(self) -> CalibratedClassifierCV:
         return _calibrated_svc(self.params, self.min_class_count_)
@@ -129,6 +133,8 @@ class SVM(SklearnModel):
 @register_model("pca-svm", "PCA(whiten) then RBF SVM (seed 002's pipeline)", "classical")
 class PCASVM(SklearnModel):
     defaults = {"n_components": 50, "C": 10.0, "gamma": "scale", "calibrate": True, "seed": 0}
+    # n_components: a count of components, or (0, 1) the share of variance to keep (scikit-learn's PCA)
+    param_specs = {**SVM.param_specs, "n_components": spec("number", low=0, low_open=True)}
 
     def build_estimator(self) -> Pipeline:
         n_features = int(np.prod(self.input_shape_))
@@ -144,6 +150,9 @@ class PCASVM(SklearnModel):
 @register_model("random-forest", "random forest on raw pixels (seeds 003, 004)", "classical")
 class RandomForest(SklearnModel):
     defaults = {"n_estimators": 200, "max_depth": None, "max_features": "sqrt", "n_jobs": -1, "seed": 0}
+    param_specs = {"n_estimators": spec("int", low=1), "max_depth": spec("none", "int", low=1),
+                   "max_features": spec("none", "str", "number", low=0, low_open=True, choices=("sqrt", "log2")),
+                   "seed": SEED}
 
     def build_estimator(self) -> RandomForestClassifier:
         p = self.params
@@ -165,6 +174,9 @@ class XGBoost(GlyphModel):
     """
 
     defaults = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.3, "subsample": 1.0, "n_jobs": -1, "seed": 0}
+    param_specs = {"n_estimators": spec("int", low=1), "max_depth": spec("int", low=0), "learning_rate": POSITIVE,
+                   "subsample": spec("number", low=0, high=1, low_open=True),
+                   "seed": SEED}
     weights_file = "model.xgb.json"
 
     def _build(self):

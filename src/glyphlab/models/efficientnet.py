@@ -36,6 +36,7 @@ except Exception as _exc:
 
 from glyphlab.errors import ConfigError
 from glyphlab.models.nets import COMMON_DEFAULTS, GlyphNet, TorchModel, _flat_dim
+from glyphlab.models.params import TORCH_SPECS, spec
 from glyphlab.models.registry import register_model
 
 TIMM_NAME = "efficientnet_b0"
@@ -67,6 +68,8 @@ class EfficientNetB0(TorchModel):
         "pretrained_path": None,  # a local weights file for pretrained=True (offline machines)
         "drop_rate": 0.2,  # dropout before the head
     }
+    param_specs = {**TORCH_SPECS, "pretrained_path": spec("none", "str"),
+                   "drop_rate": spec("number", low=0, high=1, high_open=True)}
     #: five stride-2 stages: smaller inputs are resized up so the last feature map is at least 1x1
     min_side: ClassVar[int] = 32
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.base import GlyphModel, check_images
+from glyphlab.models.params import SEED, spec
 from glyphlab.models.registry import register_model
 
 MEMBERS_FILE = "members.json"
@@ -39,6 +40,9 @@ METHODS = ("average", "vote")
 class Ensemble(GlyphModel):
     weights_file = MEMBERS_FILE
     defaults = {"members": [], "member_models": [], "member_params": {}, "method": "average", "weights": None, "seed": 0}
+    # one path or name may be given as a string; method and weights are checked in _validate_params
+    param_specs = {"members": spec("list", "str"), "member_models": spec("list", "str"), "weights": spec("none", "list"),
+                   "seed": SEED}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

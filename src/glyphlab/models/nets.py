@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.base import GlyphModel, check_images
 from glyphlab.models.calibration import CALIBRATION_FILE, check_method, fit_temperature
+from glyphlab.models.params import TORCH_SPECS
 from glyphlab.models.registry import register_model
 from glyphlab.models.torch.augment import AugmentConfig, tta_proba
 from glyphlab.models.torch.loop import config_from_params, resolve_device, train
@@ -136,6 +137,7 @@ class TorchModel(GlyphModel):
     uses_validation: ClassVar[bool] = True
     weights_file = WEIGHTS
     defaults: ClassVar[dict[str, Any]] = dict(COMMON_DEFAULTS)
+    param_specs = TORCH_SPECS
     #: inputs with a smaller side are resized (bilinear) up to this side before the network
     min_side: ClassVar[int] = 0
 

@@ -15,20 +15,30 @@ import os
 import platform
 import shutil
 import tempfile
+import zipfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+
 from glyphlab import __version__
 from glyphlab.data.images import Preprocessing
-from glyphlab.errors import DataError, ModelFileError
+from glyphlab.errors import ConfigError, DataError, ModelFileError
+from glyphlab.fileio import make_readable
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.model_card import MODEL_CARD, basic_sections, render_model_card
 from glyphlab.runfolder import MANIFEST, RunFolder
 
 FORMAT = "glyphlab-model"
 FORMAT_VERSION = 1
+
+#: what the readers of a weights file raise on bytes that are not what the manifest says (a pickle planted as
+#: model.skops -> BadZipFile, as model.xgb.json -> UnicodeDecodeError, XGBoostError is a ValueError, a damaged
+#: .safetensors -> SafetensorError); load_model turns them into one ModelFileError that names the file
+FOREIGN_FILE_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, ValueError, KeyError, EOFError, OSError, RuntimeError,
+                       SafetensorError)
 
 
 def sha256_file(path: Path) -> str:
@@ -76,6 +86,7 @@ def save_model(model: GlyphModel, directory: str | Path) -> Path:
                                       encoding="utf-8")
         manifest["files"][MODEL_CARD] = sha256_file(tmp / MODEL_CARD)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default))
+        make_readable(tmp)
         if directory.exists():
             shutil.rmtree(directory)
         tmp.rename(directory)
@@ -192,26 +203,43 @@ def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
 
 
 def load_model(path: str | Path) -> GlyphModel:
-    from glyphlab.models.registry import MODELS, _ensure_builtin
+    from glyphlab.models.registry import MODELS, _ensure_builtin, missing_extra
 
     directory = resolve_model_dir(path)
     manifest = read_manifest(directory)
     verify_files(directory, manifest)
     _ensure_builtin()
     name = manifest.get("model")
+    extra = missing_extra(name) if isinstance(name, str) else None
+    if extra:
+        raise ModelFileError(f"{directory} holds a '{name}' model, which needs glyphlab[{extra}]: "
+                             f"pip install 'glyphlab[{extra}]'")
     if name not in MODELS:
-        raise ModelFileError(
-            f"{directory} holds a '{name}' model, which this glyphlab does not know "
-            "(an optional extra may be missing, e.g. pip install 'glyphlab[timm]')"
-        )
+        raise ModelFileError(f"{directory} holds a '{name}' model, which this glyphlab does not know")
     required = MODELS[name].cls.weights_file
     if required and required not in manifest["files"]:
         raise ModelFileError(f"{directory}: the manifest does not list (and hash) {required}; refusing to load it")
-    model = MODELS[name].cls(**manifest.get("params", {}))
-    model.classes_ = list(manifest["classes"])
-    model.input_shape_ = tuple(manifest["input_shape"]) or None  # type: ignore[assignment]
-    model.preprocessing_ = manifest_preprocessing(manifest, directory)
-    model._load_weights(directory, manifest)
+    params = manifest.get("params", {})
+    try:  # the same types and ranges as a new model's (a tta of 100000 would make every prediction hang)
+        model = MODELS[name].cls(**(params if isinstance(params, dict) else {}))
+        model.classes_ = list(manifest["classes"])
+        model.input_shape_ = tuple(manifest["input_shape"]) or None  # type: ignore[assignment]
+        model.preprocessing_ = manifest_preprocessing(manifest, directory)
+    except ConfigError as exc:
+        raise ModelFileError(f"{directory / MANIFEST}: {exc}; refusing to load it") from None
+    except (KeyError, TypeError) as exc:
+        raise ModelFileError(f"{directory / MANIFEST} lacks or mangles {exc}: not a model glyphlab wrote") from None
+    try:
+        model._load_weights(directory, manifest)
+    except ModelFileError:
+        raise
+    except FOREIGN_FILE_ERRORS as exc:
+        what = required or ", ".join(manifest["files"])
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise ModelFileError(
+            f"{directory / what} cannot be read as a '{name}' model ({type(exc).__name__}: {first}); it is not the "
+            "file glyphlab saved there (glyphlab never unpickles files): retrain the model or restore the folder"
+        ) from None
     return model
 
 

@@ -61,9 +61,30 @@ def _ensure_builtin() -> None:
 #: third-party packages that only some model families need (extras)
 OPTIONAL_DEPS = {"timm", "torchvision", "e2cnn", "escnn"}
 
+#: models of optional families and the extra that installs each (pyproject's [project.optional-dependencies])
+OPTIONAL_MODELS = {"efficientnet-b0": "timm", "rot-cnn": "rot"}
+
+
+def missing_extra(name: str) -> str | None:
+    """The extra to install for ``name`` when it is an optional model whose family did not import; else None."""
+    _ensure_builtin()
+    return OPTIONAL_MODELS.get(name) if name not in MODELS else None
+
+
+def missing_models() -> dict[str, str]:
+    """Optional models this install cannot build, each with the extra that brings it."""
+    return {n: e for n, e in sorted(OPTIONAL_MODELS.items()) if missing_extra(n)}
+
+
+def needs_extra_message(name: str, extra: str) -> str:
+    return f"model '{name}' needs glyphlab[{extra}], which is not installed: pip install 'glyphlab[{extra}]'"
+
 
 def create_model(name: str, **params: Any) -> GlyphModel:
     _ensure_builtin()
+    extra = missing_extra(name)
+    if extra:
+        raise ConfigError(needs_extra_message(name, extra))
     if name not in MODELS:
         raise ConfigError(
             f"unknown model '{name}'. Known: {', '.join(sorted(MODELS))}. Run `glyphlab models` to list them."

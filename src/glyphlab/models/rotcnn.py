@@ -52,6 +52,7 @@ from e2cnn import nn as enn
 
 from glyphlab.errors import ConfigError
 from glyphlab.models.nets import COMMON_DEFAULTS, GlyphNet, TorchModel
+from glyphlab.models.params import MAX_TTA, TORCH_SPECS, spec
 from glyphlab.models.registry import register_model
 from glyphlab.models.torch.augment import rotate
 
@@ -228,6 +229,8 @@ ROT_DEFAULTS: dict[str, Any] = {
                 "torch")
 class RotCNN(TorchModel):
     defaults = dict(ROT_DEFAULTS)
+    param_specs = {**TORCH_SPECS, "N": spec("int", low=1), "hidden": spec("int", low=1),
+                   "size": spec("none", "int", low=5), "tta_rotations": spec("int", low=0, high=MAX_TTA)}
     min_side = 0  # the trunk resizes to its own working side
 
     def __init__(self, **params: Any) -> None:

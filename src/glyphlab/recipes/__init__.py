@@ -111,6 +111,13 @@ class Recipe(_Strict):
     def _known_models(cls, models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
         return _check_models(models)
 
+    def needs_extras(self) -> dict[str, str]:
+        """Models of this recipe that the install lacks, each with the extra that brings it (``{}``: runnable)."""
+        from glyphlab.models.registry import missing_extra
+
+        entries = [*self.models.values(), *(self.pretrain.models.values() if self.pretrain else [])]
+        return {e.model: extra for e in entries if (extra := missing_extra(e.model))}
+
     @model_validator(mode="after")
     def _pretrain_references(self) -> "Recipe":
         sources = set(self.pretrain.models) if self.pretrain else set()
@@ -142,17 +149,25 @@ def _members(params: dict[str, Any]) -> list[Any]:
 
 
 def _check_models(models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
-    from glyphlab.models.registry import MODELS, _ensure_builtin
+    from glyphlab.models.params import check_params
+    from glyphlab.models.registry import MODELS, _ensure_builtin, missing_extra
 
     _ensure_builtin()
     if not models:
         raise ValueError("a recipe needs at least one model")
     for label, entry in models.items():
+        if missing_extra(entry.model):  # listed and loadable; running it says which extra to install
+            continue
         if entry.model not in MODELS:
             raise ValueError(f"{label}: unknown model '{entry.model}' (known: {', '.join(sorted(MODELS))})")
         unknown = set(entry.params) - set(MODELS[entry.model].cls.defaults)
         if unknown:
             raise ValueError(f"{label}.params: '{entry.model}' has no parameter(s) {', '.join(sorted(unknown))}")
+        cls = MODELS[entry.model].cls
+        try:
+            check_params(entry.model, entry.params, cls.defaults, cls.param_specs)
+        except ConfigError as exc:
+            raise ValueError(f"{label}.params: {exc}") from None
         if entry.cv is not None and MODELS[entry.model].family != "classical":
             raise ValueError(f"{label}.cv: cross-validation scores are for classical models; '{entry.model}' is a "
                              f"{MODELS[entry.model].family} model (networks are judged on the validation split)")
@@ -237,6 +252,12 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
 
     console = console or Console()
     recipe = load_recipe(name_or_path)
+    missing = recipe.needs_extras()
+    if missing:
+        extras = sorted(set(missing.values()))
+        raise ConfigError(f"recipe {recipe.name} needs {', '.join(f'glyphlab[{e}]' for e in extras)} (for "
+                          f"{', '.join(sorted(missing))}), which is not installed: "
+                          f"pip install 'glyphlab[{','.join(extras)}]'")
     cfg = to_run_config(recipe, quick=quick, data_dir=data_dir)
     from glyphlab.recipes.submission import submission_label, write_submission
 

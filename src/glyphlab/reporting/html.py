@@ -3,7 +3,9 @@
 ``build_report(RUN)`` reads config.json, dataset.json, test_images.npz, leaderboard.csv and each
 models/NAME/ folder (metrics, predictions, tables, figures, history, features) and writes RUN/report.html:
 inline CSS, every image a base64 PNG data URI, no network, nothing retrained. Only the attributions load a
-model (models/NAME/model/, when kept; see :mod:`glyphlab.reporting.explanations`), cached beside it. The only
+model (models/NAME/model/, when kept; see :mod:`glyphlab.reporting.explanations`), cached beside it. Confusion
+matrices and most-confused examples are drawn afresh from predictions.npz (through
+:class:`~glyphlab.evaluation.interpretation.Interpretation`), so a rebuild restyles them. The only
 slow part, the t-SNE feature map, is cached as models/NAME/tsne.npz so a rebuild takes seconds.
 ``pdf=True`` also prints RUN/report.pdf with a headless Chromium.
 """
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from glyphlab.errors import GlyphlabError, RunFolderError
+from glyphlab.evaluation.interpretation import Interpretation
 from glyphlab.evaluation.plots import pareto_front
 from glyphlab.fileio import atomic_open, write_text
 from glyphlab.reporting import explanations, figures
@@ -171,6 +174,7 @@ def _model_part(run: RunFolder, name: str, row: dict[str, Any], images: np.ndarr
             "seconds": _fmt(sum(h.get("seconds", 0.0) for h in history), 1),
         }
     gallery, n_wrong = None, None
+    drawn = _interpretation_figures(folder, classes, images)
     try:
         pred = folder.read_predictions()
     except RunFolderError:
@@ -192,15 +196,30 @@ def _model_part(run: RunFolder, name: str, row: dict[str, Any], images: np.ndarr
         "n_train": _fmt(metrics.get("n_train"), 0) if metrics.get("n_train") is not None else "",
         "accuracy": _fmt(row.get("accuracy")), "f1_macro": _fmt(row.get("f1_macro")),
         "train_seconds": _fmt(row.get("train_seconds"), 2), "predict_seconds": _fmt(row.get("predict_seconds"), 3),
-        "report": report, "confusion": _file_uri(d / CONFUSION_PNG),
-        "confusion_normalized": _file_uri(d / CONFUSION_NORMALIZED_PNG),
-        "confused": confused, "confused_png": _file_uri(d / MOST_CONFUSED_PNG),
+        "report": report, "confusion": drawn.get("confusion") or _file_uri(d / CONFUSION_PNG),
+        "confusion_normalized": drawn.get("confusion_normalized") or _file_uri(d / CONFUSION_NORMALIZED_PNG),
+        "confused": confused, "confused_png": drawn.get("confused_png") or _file_uri(d / MOST_CONFUSED_PNG),
         "curves": curves, "history": hist_summary, "is_network": bool(history),
         "gallery": gallery, "n_wrong": n_wrong, "attributions": why,
         "n_test": _fmt(row.get("n_test"), 0),
         "model_saved": folder.model_path.is_dir(),
         "calibration": calibration_part(folder.path, _file_uri),
     }
+
+
+def _interpretation_figures(folder: ModelFolder, classes: list[str], images: np.ndarray | None) -> dict[str, str | None]:
+    """The confusion matrices and most-confused examples drawn now from predictions.npz (so a new glyphlab
+    restyles an old run's figures without its models); empty when the model has no predictions."""
+    try:
+        it = Interpretation.from_model_folder(folder, classes, None if images is None else images / 255.0)
+    except RunFolderError:
+        return {}
+    out = {"confusion": data_uri(figures.png_bytes(it.plot_confusion_matrix())),
+           "confusion_normalized": data_uri(figures.png_bytes(it.plot_confusion_matrix(normalize=True))),
+           "confused_png": None}
+    if it.images is not None and not it.most_confused(8).empty:
+        out["confused_png"] = data_uri(figures.png_bytes(it.plot_most_confused(8)))
+    return out
 
 
 def _slug(name: str) -> str:

@@ -133,8 +133,11 @@ class Predictor:
         return sess
 
     # -- inference --------------------------------------------------------------------------------
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """(N, n_classes) float32 probabilities for (N, H, W) images of the model's input shape."""
+    def predict(self, images: np.ndarray | Sequence[str | Path]) -> np.ndarray:
+        """(N, n_classes) float32 probabilities for (N, H, W) images of the model's input shape, or for a list of
+        image files (each prepared by :meth:`prepare_file`, as ``glyphlab predict`` and the server do)."""
+        if isinstance(images, (list, tuple)) and images and all(isinstance(i, (str, Path)) for i in images):
+            images = np.stack([self.prepare_file(p) for p in images])
         x = check_images(images)
         if tuple(x.shape[1:]) != self.input_shape:
             raise ConfigError(f"the model takes {self.input_shape} images, got {tuple(x.shape[1:])}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import shutil
@@ -36,6 +37,7 @@ import torch
 import torch._dynamo  # noqa: F401  torch.optim imports it lazily in the first optimiser's __init__ (1-10 s here)
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from glyphlab.errors import ConfigError
@@ -50,6 +52,8 @@ SCHEDULES = ("onecycle", "cosine", "none")
 MONITORS = ("val_loss", "val_acc")
 CHECKPOINT_VERSION = 1
 DIE_ENV = "GLYPHLAB_TEST_DIE_AFTER_EPOCH"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -314,15 +318,22 @@ def _read_checkpoint(ckpt_dir: Path, fingerprint: str) -> dict[str, Any] | None:
         meta = json.loads((ckpt_dir / "state.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if meta.get("version") != CHECKPOINT_VERSION or meta.get("fingerprint") != fingerprint:
+    if not isinstance(meta, dict) or meta.get("version") != CHECKPOINT_VERSION or meta.get("fingerprint") != fingerprint:
         return None
-    return {
-        "meta": meta,
-        "model": load_file(str(ckpt_dir / "model.safetensors")),
-        "state": load_file(str(ckpt_dir / "state.safetensors")),
-        "best": load_file(str(ckpt_dir / "best.safetensors")) if meta.get("has_best") else None,
-        "ema": load_file(str(ckpt_dir / "ema.safetensors")) if meta.get("has_ema") else None,
-    }
+    try:
+        return {
+            "meta": meta,
+            "model": load_file(str(ckpt_dir / "model.safetensors")),
+            "state": load_file(str(ckpt_dir / "state.safetensors")),
+            "best": load_file(str(ckpt_dir / "best.safetensors")) if meta.get("has_best") else None,
+            "ema": load_file(str(ckpt_dir / "ema.safetensors")) if meta.get("has_ema") else None,
+        }
+    except (SafetensorError, OSError, ValueError) as exc:
+        # a damaged checkpoint must not block resuming: drop it and train from the start (same result, more time)
+        log.warning("warning: the checkpoint in %s is unreadable (%s: %s); discarded, training from the start",
+                    ckpt_dir, type(exc).__name__, (str(exc).splitlines() or [""])[0][:160])
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return None
 
 
 # -- outputs --------------------------------------------------------------------------------------------

@@ -1,0 +1,189 @@
+"""The public Python API: the functions and classes ``import glyphlab as gl`` gives, for notebooks and scripts.
+
+A thin layer over the same functions the ``glyphlab`` command calls: each step takes the CLI's options as
+keyword arguments and returns an object (a :class:`Run`, a DataFrame, a model) instead of printing tables.
+``progress=True`` shows progress lines and bars (Rich renders them in Jupyter too) but never a table;
+``progress=False`` prints nothing. Errors are glyphlab's (:mod:`glyphlab.errors`), subclasses of
+``ValueError`` or ``FileNotFoundError``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import html
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import rich
+from rich.console import Console
+from rich.table import Table
+
+from glyphlab.data.dataset import Dataset
+from glyphlab.data.registry import list_datasets as _dataset_specs
+from glyphlab.data.registry import resolve_dataset
+from glyphlab.errors import ConfigError
+from glyphlab.evaluation.interpretation import Interpretation
+from glyphlab.models.base import GlyphModel
+from glyphlab.models.persistence import load_model as _load_model
+from glyphlab.models.registry import create_model as _create_model
+from glyphlab.models.registry import list_models as _model_specs
+from glyphlab.pipeline.run import RunConfig
+from glyphlab.pipeline.run import run as _run
+from glyphlab.runfolder import REPORT_PDF, RunFolder
+from glyphlab.serving.predictor import Predictor
+
+__all__ = ["Interpretation", "Predictor", "Run", "create_model", "list_datasets", "list_models", "load_dataset",
+           "load_model", "recipe", "run", "search"]
+
+
+# -- registries ---------------------------------------------------------------------------------------------
+def list_datasets(pattern: str = "*") -> pd.DataFrame:
+    """The built-in datasets whose name matches ``pattern`` (``"mnist*"``): name, sizes, description, source."""
+    rows = [{"name": d.name, "sizes": d.sizes, "description": d.description, "source": d.source}
+            for d in _dataset_specs() if fnmatch.fnmatch(d.name, pattern)]
+    return pd.DataFrame(rows, columns=["name", "sizes", "description", "source"])
+
+
+def list_models(pattern: str = "*") -> pd.DataFrame:
+    """The registered models whose name matches ``pattern`` (``"cnn*"``): name, family, description, defaults."""
+    rows = [{"name": m.name, "family": m.family, "description": m.description,
+             "parameters": ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items())}
+            for m in _model_specs() if fnmatch.fnmatch(m.name, pattern)]
+    return pd.DataFrame(rows, columns=["name", "family", "description", "parameters"])
+
+
+def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None, limit: int | None = None,
+                 **options: Any) -> Dataset:
+    """A built-in dataset by name (``"digits"``, ``"mnist"``) or a file or folder of images in a format glyphlab
+    reads; ``limit`` keeps that many images per split (stratified); other ``options`` go to the reader."""
+    if limit is not None:
+        options["limit"] = limit
+    return resolve_dataset(str(name_or_path), data_dir, **options)
+
+
+def create_model(name: str, **params: Any) -> GlyphModel:
+    """A new, unfitted model from the registry (``gl.list_models()``): ``fit``, ``predict``, ``predict_proba``,
+    ``score``, ``save``; ``params`` override its defaults (``epochs=3``)."""
+    return _create_model(name, **params)
+
+
+def load_model(path: str | Path) -> GlyphModel:
+    """A saved model folder (``model.save(path)``, or a run's ``models/NAME``), its files' SHA-256 checked first."""
+    return _load_model(path)
+
+
+# -- runs ---------------------------------------------------------------------------------------------------
+class ReportFile(type(Path())):  # type: ignore[misc]
+    """The path of a written report.html; Jupyter shows the page itself below the cell."""
+
+    def _repr_html_(self) -> str:
+        page = self.read_text(encoding="utf-8")
+        return (f"<p>report: <code>{html.escape(str(self))}</code> ({len(page) / 1e6:.1f} MB)</p>"
+                f"<iframe srcdoc=\"{html.escape(page, quote=True)}\" style=\"width:100%;height:640px;"
+                f"border:1px solid #ccc\"></iframe>")
+
+
+class Run(RunFolder):
+    """A run folder: ``gl.Run.open(path)`` reads any one, nothing retrained and no model loaded.
+
+    ``run.leaderboard`` (a DataFrame), ``run.models``, ``run.config``, ``run.dataset``, ``run.interpret(name)``,
+    ``run.report()``; ``run.model(name).model_path`` is the saved model ``gl.load_model`` and ``gl.Predictor`` take.
+    """
+
+    def interpret(self, model: str | None = None) -> Interpretation:
+        """The :class:`Interpretation` of one model's saved predictions (default: the best on the leaderboard)."""
+        if model is None:
+            ranked = [r["model"] for r in self.leaderboard_rows()]
+            if not ranked:
+                raise ConfigError(f"run {self.path} has no finished model to interpret")
+            model = ranked[0]
+        return Interpretation.from_run(self, model)
+
+    def report(self, pdf: bool = False) -> ReportFile:
+        """Write report.html (and report.pdf with ``pdf``) from the folder's files; returns the HTML's path."""
+        from glyphlab.reporting.html import build_report  # local: jinja2 and the report's figures load on demand
+
+        return ReportFile(build_report(self.path, pdf=pdf))
+
+    @property
+    def report_pdf(self) -> Path:
+        return self.file(REPORT_PDF)
+
+
+class _NoTables(Console):
+    """Progress lines and bars, but no tables: in a notebook results are DataFrames, shown when asked for."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if not any(isinstance(o, Table) for o in objects):
+            super().print(*objects, **kwargs)
+
+
+@contextmanager
+def _output(progress: bool) -> Iterator[Console]:
+    """The console a step prints through. The training loop's progress bars use Rich's global console, so it
+    is swapped for the same one while the step runs (``rich._console`` is what ``rich.get_console`` returns)."""
+    console: Console = _NoTables() if progress else Console(quiet=True)
+    previous = rich.get_console()
+    rich._console = console
+    try:
+        yield console
+    finally:
+        rich._console = previous
+
+
+def run(dataset: str | Path = "digits", models: Sequence[str] = ("logreg", "svm", "random-forest"),
+        out: str | Path | None = None, *, params: dict[str, dict[str, Any]] | None = None, seed: int = 0,
+        val_fraction: float = 0.1, variants: str = "", data_dir: str | Path | None = None, limit: int | None = None,
+        dataset_options: dict[str, Any] | None = None, resume: bool = False, report: bool = False,
+        progress: bool = True) -> Run:
+    """Train and evaluate ``models`` on ``dataset`` into the run folder ``out`` (``glyphlab run``); returns the Run.
+
+    ``params`` maps a model label to its parameters (``{"svm": {"C": 10}}``); ``LABEL=NAME`` in ``models``
+    runs a registry model under another label. ``resume=True`` keeps the models ``out`` already finished.
+    """
+    options = dict(dataset_options or {})
+    if limit is not None:
+        options["limit"] = limit
+    cfg = RunConfig(dataset=str(dataset), models=list(models), params=dict(params or {}), seed=seed,
+                    val_fraction=val_fraction, variants=variants, data_dir=str(data_dir) if data_dir else None,
+                    dataset_options=options)
+    with _output(progress) as console:
+        path = _run(cfg, Path(out) if out else None, console=console, resume=resume, report=report)
+    return Run.open(path)
+
+
+def search(dataset: str | Path = "digits", model: str | None = None, space: str = "svm-default", trials: int = 20,
+           out: str | Path | None = None, *, progress: bool = True, **options: Any) -> Run:
+    """A hyper-parameter search (``glyphlab search``, Optuna); ``options`` are its other settings (``cv``,
+    ``sampler``, ``pruner``, ``storage``, ``study``, ``seed``, ``refit``, ``timeout``, ``data_dir``, ...).
+
+    Returns the search folder (trials.csv, best_params.json; with ``refit`` the refit model's run)."""
+    from glyphlab.pipeline.search import SearchConfig, run_search  # local: optuna is the `search` extra
+
+    if "data_dir" in options and options["data_dir"] is not None:
+        options["data_dir"] = str(options["data_dir"])
+    try:
+        cfg = SearchConfig(dataset=str(dataset), model=model, space=space, trials=trials,
+                           out=str(out) if out else None, **options)
+    except TypeError as exc:
+        raise ConfigError(f"gl.search: {exc}") from None
+    with _output(progress) as console, warnings.catch_warnings():
+        # optuna imports tqdm.auto, which warns in a notebook that has no ipywidgets: not the user's concern
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        return Run(run_search(cfg, console))
+
+
+def recipe(name_or_path: str | Path, quick: bool = False, out: str | Path | None = None, *,
+           data_dir: str | Path | None = None, report: bool = False, progress: bool = True) -> Run:
+    """A whole seed study (``glyphlab recipe``): its data protocol, models and comparison with the report's
+    figures; ``quick`` runs its smoke-test size (``glyphlab recipe --list`` lists the shipped ones)."""
+    from glyphlab.recipes import run_recipe  # local: recipes load pydantic models of every shipped TOML
+
+    with _output(progress) as console:
+        path = run_recipe(name_or_path, Path(out) if out else None, quick=quick,
+                          data_dir=str(data_dir) if data_dir else None, console=console, report=report)
+    return Run.open(path)

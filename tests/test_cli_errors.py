@@ -1,0 +1,87 @@
+"""Every user error is one line and exit code 2, from the one handler every command runs in (cli._Commands)."""
+
+import hashlib
+import json
+import pickle
+
+import pytest
+from typer.testing import CliRunner
+
+from glyphlab import cli
+from glyphlab.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch):
+    monkeypatch.setattr(cli.console, "_width", 250)  # tables unwrapped, so a cell reads as one string
+
+
+def _one_line_error(result, *says: str) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)  # exited, no exception
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    for text in says:
+        assert text in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize("model, param, says", [
+    ("svm", "svm.C=abc", "model 'svm': C must be a number > 0, got 'abc'"),
+    ("mlp", "mlp.lr=fast", "model 'mlp': lr must be a number > 0, got 'fast'"),
+    ("random-forest", "random-forest.n_estimators=abc", "n_estimators must be an integer >= 1, got 'abc'"),
+    ("mlp", "mlp.tta=100000", "tta must be an integer >= 0 and <= 64"),
+])
+def test_a_bad_param_is_refused_before_any_folder_or_training(tmp_path, model, param, says):
+    result = runner.invoke(app, ["run", "--models", model, "--param", param, "--out", str(tmp_path / "r")])
+    _one_line_error(result, says)
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_extras_are_named_on_a_core_install(tmp_path, core_install):
+    _one_line_error(runner.invoke(app, ["run", "--models", "efficientnet-b0", "--out", str(tmp_path / "r")]),
+                    "needs glyphlab[timm]", "pip install 'glyphlab[timm]'")
+    listing = runner.invoke(app, ["models"])
+    assert listing.exit_code == 0
+    rows = {line.split("│")[1].strip(): line for line in listing.output.splitlines() if line.count("│") > 3}
+    assert "needs glyphlab[timm]" in rows["efficientnet-b0"] and "needs glyphlab[rot]" in rows["rot-cnn"]
+    recipes = runner.invoke(app, ["recipe", "--list"])
+    assert recipes.exit_code == 0, recipes.output
+    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in recipes.output.splitlines()
+            if line.count("│") > 3 and line.split("│")[1].strip()}
+    assert rows["mnist-rot"] == "glyphlab[rot]" and rows["digits-classical"] == ""
+    _one_line_error(runner.invoke(app, ["recipe", "mnist-rot", "--quick", "--out", str(tmp_path / "rr")]),
+                    "recipe mnist-rot needs glyphlab[rot] (for rot-cnn)", "pip install 'glyphlab[rot]'")
+    assert not (tmp_path / "rr").exists()
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = runner.invoke(app, ["run", "--models", "logreg", "--param", "max_iter=50", "--out", str(out),
+                                 "--no-report"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_a_planted_pickle_and_bad_model_folders_are_one_line(tmp_path, run_folder):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(run_folder / "models" / "logreg" / "model", bad)
+    payload = pickle.dumps({"not": "a skops file"})
+    (bad / "model.skops").write_bytes(payload)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["files"]["model.skops"] = hashlib.sha256(payload).hexdigest()
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    for command in ("evaluate", "serve", "predict", "export"):
+        args = [command, str(bad)] + ([str(tmp_path)] if command == "predict" else [])
+        _one_line_error(runner.invoke(app, args), f"{bad / 'model.skops'} cannot be read", "BadZipFile")
+    (tmp_path / "empty").mkdir()
+    _one_line_error(runner.invoke(app, ["serve", str(tmp_path / "empty")]), "holds no manifest.json")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "manifest.json").write_text("{not json")
+    _one_line_error(runner.invoke(app, ["serve", str(tmp_path / "junk")]), "is not valid JSON")
