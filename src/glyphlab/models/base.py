@@ -76,7 +76,7 @@ class GlyphModel(ABC):
         prepare new images the same way. Without it the images are arrays as given.
         """
         images = check_images(images)
-        labels = np.asarray(labels, dtype=np.int64)
+        labels = np.ascontiguousarray(labels, dtype=np.int64)  # a reversed view, like the images, is copied
         if len(images) != len(labels):
             raise ConfigError(f"{len(images)} images but {len(labels)} labels")
         n_classes = len(classes) if classes is not None else int(labels.max()) + 1
@@ -88,7 +88,7 @@ class GlyphModel(ABC):
                               f"fit on {self.input_shape_} images")
         if val_images is not None:
             val_images = check_images(val_images)
-            val_labels = np.asarray(val_labels, dtype=np.int64)
+            val_labels = np.ascontiguousarray(val_labels, dtype=np.int64)
         self._fit(images, labels, val_images, val_labels, run_dir=run_dir)
         return self
 
