@@ -35,7 +35,8 @@ from cnn_fast import DEFAULT_DATA, cpu_model, load_mnist_arrays  # noqa: E402  (
 
 from glyphlab.models.registry import create_model  # noqa: E402
 from glyphlab.models.torch.augment import augment_batch  # noqa: E402
-from glyphlab.models.torch.loop import config_from_params, configure_threads, lr_at, make_optimizer, train  # noqa: E402
+from glyphlab.models.torch.loop import configure_threads, lr_at, make_optimizer, train  # noqa: E402
+from glyphlab.models.torch.params import train_config  # noqa: E402
 
 NETS = ("mlp", "cnn-small", "cnn-deep", "resnet-small", "cnn-fast", "rot-cnn")
 
@@ -49,7 +50,7 @@ def build(name: str, x: np.ndarray):
     module = model.build_module(model.input_shape_, 10)
     module.norm.mean.fill_(float(x.mean()))
     module.norm.std.fill_(float(x.std()))
-    return module, config_from_params(model.params, epochs=1, patience=None)
+    return module, train_config(model.params, epochs=1, patience=None)
 
 
 def bare_loop(module: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg) -> None:
