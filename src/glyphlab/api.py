@@ -167,7 +167,9 @@ def search(dataset: str | Path = "digits", model: str | None = None, space: str 
     ``sampler``, ``pruner``, ``storage``, ``study``, ``seed``, ``refit``, ``timeout``, ``data_dir``, ...).
 
     Returns the search folder (trials.csv, best_params.json; with ``refit`` the refit model's run)."""
-    from glyphlab.pipeline.search import SearchConfig, run_search  # local: optuna is the `search` extra
+    with warnings.catch_warnings():  # optuna imports tqdm.auto, which warns in a notebook without ipywidgets
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from glyphlab.pipeline.search import SearchConfig, run_search  # local: optuna is the `search` extra
 
     if "data_dir" in options and options["data_dir"] is not None:
         options["data_dir"] = str(options["data_dir"])
@@ -177,8 +179,7 @@ def search(dataset: str | Path = "digits", model: str | None = None, space: str 
     except TypeError as exc:
         raise ConfigError(f"gl.search: {exc}") from None
     with _output(progress) as console, warnings.catch_warnings():
-        # optuna imports tqdm.auto, which warns in a notebook that has no ipywidgets: not the user's concern
-        warnings.filterwarnings("ignore", message="IProgress not found")
+        warnings.filterwarnings("ignore", message="IProgress not found")  # optuna may import tqdm.auto only now
         return Run(run_search(cfg, console))
 
 
