@@ -11,11 +11,12 @@ import glyphlab as gl
 from glyphlab.cli import app
 
 PUBLIC = ["list_datasets", "list_models", "load_dataset", "create_model", "load_model", "run", "Run", "Predictor",
-          "search", "recipe", "Interpretation"]
+          "search", "recipe", "Interpretation", "explain", "Explanation", "compare", "runs", "Comparison"]
 METHODS = {"Run": ["open", "leaderboard", "interpret", "report", "models", "model", "read_test_images"],
            "Interpretation": ["confusion_matrix", "most_confused", "top_losses", "plot_confusion_matrix",
                               "plot_top_losses", "plot_most_confused"],
-           "Predictor": ["predict"]}
+           "Predictor": ["predict"], "Explanation": ["plot", "to_png", "overlays", "contrast"],
+           "Comparison": ["table", "mcnemar", "write"]}
 
 
 @pytest.mark.parametrize("name", PUBLIC)

@@ -109,3 +109,24 @@ def test_resume_keeps_finished_models_and_refuses_new_settings(tmp_path):
     message = " ".join(result.output.split())  # however the console wrapped it
     assert "--models, --param cannot change them" in message and "--out NEW_FOLDER" in message
     assert not (out / "models" / "svm").exists()
+
+
+def test_evaluate_defaults_to_the_runs_own_dataset_and_variants(tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["run", "--models", "logreg", "--out", str(out), "--no-report", "--seed", "2",
+                            "--dataset-option", "limit=150", "--variant", "rotate:-20:20"])
+    assert r.exit_code == 0, r.output
+    trained = json.loads((out / "models" / "logreg" / "metrics.json").read_text())
+    for target in (out, out / "models" / "logreg", out / "models" / "logreg" / "model"):
+        r = runner.invoke(app, ["evaluate", str(target), "--out", str(tmp_path / "ev")])
+        assert r.exit_code == 0, r.output
+        again = json.loads((tmp_path / "ev" / "models" / "logreg" / "metrics.json").read_text())
+        assert (again["accuracy"], again["n_test"]) == (trained["accuracy"], trained["n_test"]) == (
+            trained["accuracy"], 150)
+        assert "the run's own dataset digits (rotate:-20:20)" in " ".join(r.output.split())
+    # a model folder outside any run has no dataset of its own
+    import shutil
+
+    shutil.copytree(out / "models" / "logreg" / "model", tmp_path / "alone")
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "alone")])
+    assert r.exit_code == 2 and "pass --dataset" in r.output

@@ -31,13 +31,16 @@ from glyphlab.models.base import GlyphModel
 from glyphlab.models.persistence import load_model as _load_model
 from glyphlab.models.registry import create_model as _create_model
 from glyphlab.models.registry import list_models as _model_specs
+from glyphlab.pipeline.compare import Comparison as _Comparison
+from glyphlab.pipeline.compare import compare as _compare
+from glyphlab.pipeline.compare import list_runs as _list_runs
 from glyphlab.pipeline.run import RunConfig
 from glyphlab.pipeline.run import run as _run
 from glyphlab.runfolder import REPORT_PDF, RunFolder
 from glyphlab.serving.predictor import Predictor
 
-__all__ = ["Interpretation", "Predictor", "Run", "create_model", "list_datasets", "list_models", "load_dataset",
-           "load_model", "recipe", "run", "search"]
+__all__ = ["Comparison", "Interpretation", "Predictor", "Run", "compare", "create_model", "list_datasets", "list_models", "load_dataset",
+           "load_model", "recipe", "run", "runs", "search"]
 
 
 # -- registries ---------------------------------------------------------------------------------------------
@@ -139,11 +142,12 @@ def run(dataset: str | Path = "digits", models: Sequence[str] = ("logreg", "svm"
         out: str | Path | None = None, *, params: dict[str, dict[str, Any]] | None = None, seed: int = 0,
         val_fraction: float = 0.1, variants: str = "", data_dir: str | Path | None = None, limit: int | None = None,
         dataset_options: dict[str, Any] | None = None, resume: bool = False, report: bool = False,
-        progress: bool = True) -> Run:
+        progress: bool = True, track: str | None = None, tracking_uri: str | None = None) -> Run:
     """Train and evaluate ``models`` on ``dataset`` into the run folder ``out`` (``glyphlab run``); returns the Run.
 
     ``params`` maps a model label to its parameters (``{"svm": {"C": 10}}``); ``LABEL=NAME`` in ``models``
     runs a registry model under another label. ``resume=True`` keeps the models ``out`` already finished.
+    ``track="mlflow"`` / ``"tensorboard"`` (and ``tracking_uri``) also log the run there (``--track``).
     """
     options = dict(dataset_options or {})
     if limit is not None:
@@ -152,7 +156,8 @@ def run(dataset: str | Path = "digits", models: Sequence[str] = ("logreg", "svm"
                     val_fraction=val_fraction, variants=variants, data_dir=str(data_dir) if data_dir else None,
                     dataset_options=options)
     with _output(progress) as console:
-        path = _run(cfg, Path(out) if out else None, console=console, resume=resume, report=report)
+        path = _run(cfg, Path(out) if out else None, console=console, resume=resume, report=report, track=track,
+                    tracking_uri=tracking_uri)
     return Run.open(path)
 
 
@@ -178,12 +183,68 @@ def search(dataset: str | Path = "digits", model: str | None = None, space: str 
 
 
 def recipe(name_or_path: str | Path, quick: bool = False, out: str | Path | None = None, *,
-           data_dir: str | Path | None = None, report: bool = False, progress: bool = True) -> Run:
+           data_dir: str | Path | None = None, report: bool = False, progress: bool = True,
+           track: str | None = None, tracking_uri: str | None = None) -> Run:
     """A whole seed study (``glyphlab recipe``): its data protocol, models and comparison with the report's
     figures; ``quick`` runs its smoke-test size (``glyphlab recipe --list`` lists the shipped ones)."""
     from glyphlab.recipes import run_recipe  # local: recipes load pydantic models of every shipped TOML
 
     with _output(progress) as console:
         path = run_recipe(name_or_path, Path(out) if out else None, quick=quick,
-                          data_dir=str(data_dir) if data_dir else None, console=console, report=report)
+                          data_dir=str(data_dir) if data_dir else None, console=console, report=report,
+                          track=track, tracking_uri=tracking_uri)
     return Run.open(path)
+
+
+# -- many runs ----------------------------------------------------------------------------------------------
+
+
+class Comparison(_Comparison):
+    """Several runs side by side (``glyphlab compare``): ``.table`` is a DataFrame (one row per model, grouped by
+    test set and ranked within it), ``.mcnemar`` the paired tests, ``.write(DIR)`` the HTML page."""
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per model: test set, rank within it, run, model, differing params, scores with intervals."""
+        return pd.DataFrame(self.rows())
+
+    @property
+    def mcnemar(self) -> pd.DataFrame:
+        """One row per pair of models on one test set: the discordant counts and McNemar's p-value."""
+        return pd.DataFrame([{"test_set": g.test_set, "a": p.a, "b": p.b, "only_a": p.test.only_a,
+                              "only_b": p.test.only_b, "p_value": p.test.pvalue, "method": p.test.method}
+                             for g in self.groups for p in g.pairs],
+                            columns=["test_set", "a", "b", "only_a", "only_b", "p_value", "method"])
+
+    def write(self, out: str | Path) -> Path:
+        """compare.html, comparison.csv and accuracy_vs_time.png in ``out``; returns the page's path."""
+        from glyphlab.reporting.compare import write_page
+
+        return write_page(self, Path(out))
+
+    def _repr_html_(self) -> str:
+        """Jupyter: one table per test set."""
+        cols = ["rank", "run", "model", "params", "accuracy", "accuracy_low", "accuracy_high", "f1_macro",
+                "train_seconds"]
+        parts = []
+        for g in self.groups:
+            rows = [r for r in self.rows() if r["test_set"] == g.test_set]
+            parts.append(f"<p><b>test set {html.escape(g.test_set)}</b> — {html.escape(g.dataset)}, "
+                         f"{g.n_test:,} images</p>" + pd.DataFrame(rows)[cols].to_html(index=False, border=0))
+        return "".join(parts)
+
+
+def compare(*runs: str | Path, seed: int = 0) -> Comparison:
+    """Compare run folders, or folders of runs (``glyphlab compare``): accuracy and macro F1 with 95 % intervals,
+    grouped by test set, McNemar's test between models on the same test set. Nothing is retrained."""
+    found = _compare([Path(r) for r in runs], seed=seed)
+    return Comparison(found.groups, found.varying_params)
+
+
+def runs(folder: str | Path = "runs") -> pd.DataFrame:
+    """Every run folder under ``folder``, newest first, with its best model (``glyphlab runs``)."""
+    return pd.DataFrame([{"run": s.path.name, "created": s.created, "dataset": s.dataset, "variants": s.variants,
+                          "models": s.models, "finished": s.finished, "best": s.best, "best_accuracy": s.best_accuracy}
+                         for s in _list_runs(Path(folder))],
+                        columns=["run", "created", "dataset", "variants", "models", "finished", "best",
+                                 "best_accuracy"])

@@ -81,8 +81,9 @@ DataDir = Annotated[
 ]
 DatasetOptions = Annotated[
     list[str],
-    typer.Option("--dataset-option", help="KEY=VALUE for the dataset loader (repeatable), e.g. limit=300 or "
-                 "labels_path=labels.csv for an images CSV."),
+    typer.Option("--dataset-option", help="KEY=VALUE for the dataset loader (repeatable), e.g. limit=300 (every "
+                 "dataset), labels_path=labels.csv for an images CSV, pixel_max=255 for a CSV, or for an image folder "
+                 "preprocess=as-given, polarity=dark-on-light, size=28, box=20, crop_to_ink=false."),
 ]
 Variants = Annotated[
     str,

@@ -22,7 +22,6 @@ training engine, the pipeline, the evaluation and the report can all use it.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import shutil
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from glyphlab.errors import RunFolderError
-from glyphlab.fileio import atomic_open, write_csv, write_json
+from glyphlab.fileio import atomic_open, sha256_file, write_csv, write_json
 
 if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for (about a second of start-up otherwise)
     import pandas as pd
@@ -158,14 +157,6 @@ def read_npz(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _save_npz(path: Path, **arrays: np.ndarray) -> Path:
     with atomic_open(path, "wb") as fh:
         np.savez_compressed(fh, **arrays)
@@ -218,7 +209,7 @@ class ModelFolder:
         for p in sorted(self.path.rglob("*")):
             rel = p.relative_to(self.path)
             if p.is_file() and p.name != DONE and not any(part.startswith(".") for part in rel.parts):
-                files[rel.as_posix()] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+                files[rel.as_posix()] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
         return write_json(self.file(DONE), {"model": self.name, "files": files})
 
     def discard_unfinished(self) -> None:

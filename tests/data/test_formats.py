@@ -256,3 +256,91 @@ def test_load_path(tmp_path):
         formats.load_path(tmp_path / "a.npz")
     with pytest.raises(DataError, match="no such file or folder"):
         formats.load_path(tmp_path / "nope")
+
+
+# ------------------------------------------------------------------------------------ pixel ranges
+
+
+def test_pixel_range_is_detected_from_the_data(tmp_path):
+    """A [0, 1] CSV (seed 002's kind) is used as read; a 0-255 one is divided by 255; both say which."""
+    sp = _split()
+    unit = formats.write_amat(tmp_path / "unit.amat", sp).read_text().replace(" ", ",")
+    (tmp_path / "unit.csv").write_text(unit)
+    split, rng = formats.read_csv785_range(tmp_path / "unit.csv")
+    np.testing.assert_allclose(split.images, sp.images, atol=1e-6)  # not divided by 255 a second time
+    assert split.images.max() > 0.99 and rng.pixel_max == 1 and rng.detected
+    split, rng = formats.read_csv785_range(formats.write_csv785(tmp_path / "bytes.csv", sp))
+    _assert_same(sp, split)
+    assert rng.pixel_max == 255 and rng.detected and "divided by 255 (detected)" in rng.describe()
+    # binary 0/1 pixels are [0, 1]; an explicit pixel_max is used and checked
+    split, rng = formats.read_csv785_range(_write_rows(tmp_path / "bin.csv", [[v % 2 for v in r] for r in _rows()]))
+    assert rng.pixel_max == 1 and split.images.max() == 1
+    split, rng = formats.read_csv785_range(tmp_path / "bytes.csv", pixel_max=1000)
+    assert not rng.detected and split.images.max() <= 0.255
+    ds = formats.load_path(tmp_path / "unit.csv", test_path=tmp_path / "bytes.csv")
+    assert ds.meta["pixel_range"]["train"]["pixel_max"] == 1 and ds.meta["pixel_range"]["test"]["pixel_max"] == 255
+
+
+@pytest.mark.parametrize("cell, line, column, match", [
+    ("37.2", 3, 2, r"pixel value 37.2 fits no pixel range: it is not a whole number 0-255"),
+    ("-1", 2, 5, r"pixel value -1 is negative"),
+    ("256", 4, 9, r"pixel value 256 fits no pixel range"),
+])
+def test_ambiguous_pixel_range_is_an_error_naming_the_cell(tmp_path, cell, line, column, match):
+    rows = _rows()
+    rows[line - 1][column - 1] = cell
+    p = _write_rows(tmp_path / "odd.csv", rows)
+    with pytest.raises(DataError, match=rf"odd\.csv: line {line}, column {column}: {match}.*pixel_max=MAX"):
+        formats.read_csv785(p)
+    # floats in [0, 1] with one value above 1: the offender is that value, not the first fraction
+    floats = [[round(v / 300, 4) for v in r[:-1]] + [r[-1]] for r in _rows()]
+    floats[2][4] = 37.2
+    with pytest.raises(DataError, match=r"line 3, column 5: pixel value 37.2 fits no pixel range: it is above 1"):
+        formats.read_csv785(_write_rows(tmp_path / "f.csv", floats))
+
+
+def test_the_run_records_and_prints_the_pixel_range(tmp_path):
+    import json
+
+    from rich.console import Console
+
+    from glyphlab.pipeline.run import RunConfig, run
+
+    sp = Split(np.tile(_split(n=10).images, (4, 1, 1)), np.arange(40) % 10)
+    unit = formats.write_amat(tmp_path / "unit.amat", sp).read_text().replace(" ", ",")
+    (tmp_path / "unit.csv").write_text(unit)
+    console = Console(record=True, width=200)
+    out = run(RunConfig(dataset=str(tmp_path / "unit.csv"), models=["logreg"]), tmp_path / "run", console=console,
+              report=False)
+    meta = json.loads((out / "dataset.json").read_text())["meta"]
+    assert meta["pixel_range"]["train"] == {"pixel_max": 1.0, "detected": True,
+                                            "text": "pixels in [0, 1], used as read (detected)"}
+    header = console.export_text().splitlines()[:2]
+    assert "pixels in [0, 1], used as read (detected)" in " ".join(header)
+
+
+# ------------------------------------------------------------------------------------ options, limit
+
+
+def test_unknown_options_are_refused_by_name(tmp_path):
+    sp = _split()
+    formats.write_csv785(tmp_path / "a.csv", sp)
+    with pytest.raises(DataError, match=r"a\.csv: CSV files take\(s\) no option 'size'; the options are: limit, "):
+        formats.load_path(tmp_path / "a.csv", size=16)
+    formats.write_image_folder(tmp_path / "f", sp, [str(i) for i in range(10)])
+    with pytest.raises(DataError, match=r"image folders take\(s\) no option 'pixel_max'.*limit, preprocess, size"):
+        formats.load_path(tmp_path / "f", pixel_max=1)
+
+
+def test_limit_on_an_image_folder_and_a_csv_is_stratified_and_seeded(tmp_path):
+    sp = Split(np.tile(_split(n=10).images, (6, 1, 1)), np.repeat(np.arange(3), 20))
+    formats.write_image_folder(tmp_path / "f", sp, ["a", "b", "c"])
+    ds = formats.load_path(tmp_path / "f", limit=12, preprocess="as-given")
+    assert np.bincount(ds["train"].labels).tolist() == [4, 4, 4] and ds.meta["image_folder"]["limit"] == 12
+    again = formats.load_path(tmp_path / "f", limit=12, preprocess="as-given")
+    np.testing.assert_array_equal(ds["train"].images, again["train"].images)
+    formats.write_csv785(tmp_path / "a.csv", sp)
+    csv = formats.load_path(tmp_path / "a.csv", limit=9)
+    assert np.bincount(csv["train"].labels).tolist() == [3, 3, 3] and csv.meta["read_options"]["limit"] == "9"
+    with pytest.raises(DataError, match="limit must be a positive whole number"):
+        formats.load_path(tmp_path / "f", limit=0)

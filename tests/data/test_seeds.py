@@ -191,7 +191,7 @@ def test_emnist_downloads_nists_zip_and_checks_its_digest(tmp_path, monkeypatch)
     import threading
     import zipfile
 
-    from glyphlab.data import seeds
+    from glyphlab.data.seeds import download
 
     _fake_emnist(tmp_path / "made")
     remote = tmp_path / "remote"
@@ -208,12 +208,12 @@ def test_emnist_downloads_nists_zip_and_checks_its_digest(tmp_path, monkeypatch)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(remote)))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setattr(seeds, "EMNIST_URL", f"http://127.0.0.1:{srv.server_address[1]}/gzip.zip")
-        monkeypatch.setattr(seeds, "EMNIST_ZIP_MD5", "0" * 32)  # not this zip's digest
+        monkeypatch.setattr(download, "EMNIST_URL", f"http://127.0.0.1:{srv.server_address[1]}/gzip.zip")
+        monkeypatch.setattr(download, "EMNIST_ZIP_MD5", "0" * 32)  # not this zip's digest
         with pytest.raises(DataError, match="checksum mismatch .got md5"):
             load_dataset("emnist", tmp_path / "a", download=True)
         assert not list((tmp_path / "a").rglob("*.gz")) and not list((tmp_path / "a").rglob("gzip.zip"))
-        monkeypatch.setattr(seeds, "EMNIST_ZIP_MD5", hashlib.md5(raw).hexdigest())
+        monkeypatch.setattr(download, "EMNIST_ZIP_MD5", hashlib.md5(raw).hexdigest())
         ds = load_dataset("emnist", tmp_path / "a", download=True)
         assert len(ds["train"]) == 60 and ds.image_shape == (56, 56)
         # a SHA-256 given by the user is checked instead of the pinned MD5

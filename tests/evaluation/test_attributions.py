@@ -127,3 +127,34 @@ def test_explain_reads_a_saved_model_and_image_files(cnn, digits, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     rgb = overlay_rgb(e.images[0], e.contrast[0])
     assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
+
+
+@needs_captum
+def test_rot_cnn_is_explained_through_its_exported_plain_torch_network(digits):
+    pytest.importorskip("e2cnn", reason="rot-cnn needs pip install 'glyphlab[rot]'")
+    tr = digits.splits["train"]
+    model = create_model("rot-cnn", epochs=1, widths=[2, 2, 2], hidden=8, N=4, augment=False, progress=False,
+                         device="cpu")
+    model.fit(tr.images[:200], tr.labels[:200], tr.images[200:260], tr.labels[200:260], classes=digits.classes)
+    ex = Explainer(model)
+    for method in ("ig", "gradcam"):
+        e = ex.explain(tr.images[:2], method)
+        assert e.attributions.shape == (2, 2, 8, 8) and np.abs(e.attributions).max() > 0
+    net = ex._network()
+    assert not [m for m in net.modules() if type(m).__module__.startswith("e2cnn")]  # plain torch only
+
+
+def test_without_captum_networks_fall_back_to_numpy_occlusion(digits, monkeypatch):
+    """Captum is an extra: without it a network is still explained (occlusion), and ig says what to install."""
+    import sys
+
+    tr = digits.splits["train"]
+    mlp = create_model("mlp", epochs=1, progress=False, device="cpu", patience=0, hidden=[16])
+    mlp.fit(tr.images[:200], tr.labels[:200], tr.images[200:260], tr.labels[200:260], classes=digits.classes)
+    monkeypatch.setitem(sys.modules, "captum", None)  # `import captum` now raises ImportError
+    monkeypatch.setitem(sys.modules, "captum.attr", None)
+    assert not has_captum()
+    e = Explainer(mlp).explain(tr.images[:2])
+    assert e.method == "occlusion" and "numpy" in e.note and e.attributions.shape == (2, 2, 8, 8)
+    with pytest.raises(ConfigError, match=r"glyphlab\[explain\]"):
+        Explainer(mlp).explain(tr.images[:1], "ig")

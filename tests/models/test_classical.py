@@ -27,7 +27,7 @@ def test_fit_predict_save_load_round_trip(name, digits, tmp_path):
     model.save(tmp_path / "m")
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["model"] == name and manifest["classes"] == digits.classes
-    assert manifest["input_shape"] == [8, 8] and len(manifest["files"]) == 1
+    assert manifest["input_shape"] == [8, 8] and len(manifest["files"]) == 2  # the weights and MODEL_CARD.md
     again = load_model(tmp_path / "m")
     np.testing.assert_allclose(again.predict_proba(te.images), proba)
 

@@ -29,7 +29,7 @@ def test_ensemble_of_a_model_with_itself_equals_the_model(digits, saved_logreg, 
         np.testing.assert_allclose(ens.predict_proba(te.images), model.predict_proba(te.images), rtol=0, atol=1e-12)
     np.testing.assert_array_equal(ens.predict(te.images), model.predict(te.images))
     saved = ens.save(tmp_path / "ens")
-    assert sorted(p.name for p in saved.iterdir()) == ["manifest.json", "members.json"]
+    assert sorted(p.name for p in saved.iterdir()) == ["MODEL_CARD.md", "manifest.json", "members.json"]
     again = load_model(saved)
     np.testing.assert_allclose(again.predict_proba(te.images), ens.predict_proba(te.images), rtol=0, atol=1e-12)
 

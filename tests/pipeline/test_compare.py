@@ -137,3 +137,17 @@ def test_comparison_page_renders_in_chromium(three_runs: Path, tmp_path: Path):
     assert seen["groups"] == 2
     assert seen["rows"] == 4 + 3  # four models, three pairs
     assert seen["scrollWidth"] <= seen["viewport"]
+
+
+def test_python_api_compare_and_runs(three_runs: Path, tmp_path: Path):
+    import glyphlab as gl
+
+    comp = gl.compare(three_runs / "a", three_runs / "b", three_runs / "c")
+    assert list(comp.table["model"]) == ["svm", "logreg", "logreg", "logreg"]
+    assert list(comp.table["rank"]) == [1, 2, 3, 1]
+    assert len(comp.mcnemar) == 3 and comp.mcnemar["p_value"].between(0, 1).all()
+    page = comp._repr_html_()
+    assert page.count("test set ") == 2 and "<table" in page
+    assert comp.write(tmp_path / "page").name == "compare.html"
+    listed = gl.runs(three_runs)
+    assert list(listed["run"]) == ["c", "b", "a"] and listed.loc[2, "best"] == "svm"

@@ -31,6 +31,7 @@ def test_run_folder_stands_on_its_own(small_run):
         d = out / "models" / name
         metrics = json.loads((d / "metrics.json").read_text())
         assert 0.9 < metrics["accuracy"] <= 1.0 and metrics["n_test"] == 450
+        assert metrics["train_seconds"] > 0 and metrics["train_cpu_seconds"] > 0  # wall and CPU time of fit
         pred = np.load(d / "predictions.npz")
         assert pred["proba"].shape == (450, 10)
         assert np.mean(pred["y_pred"] == pred["y_true"]) == pytest.approx(metrics["accuracy"])

@@ -22,6 +22,8 @@ from glyphlab.pipeline.search import builtin_spaces, cv_score, fold_workers, loa
 optuna = pytest.importorskip("optuna")
 
 GLYPHLAB = [sys.executable, "-m", "glyphlab.cli"]
+#: ``glyphlab search`` whose trials sleep first (the test's own monkeypatch), so a kill lands inside a trial
+SLOW_SEARCH = [sys.executable, str(Path(__file__).with_name("slow_search.py"))]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -144,25 +146,32 @@ def _count(db: Path, state: str) -> int:
         return 0
 
 
-def test_kill_and_resume(tmp_path):
-    out = tmp_path / "run"
-    cmd = GLYPHLAB + ["search", "--dataset", "digits", "--space", "svm-default", "--trials", "8", "--cv", "2",
-                      "--sampler", "random", "--out", str(out), "--no-refit"]
-    env = _env(GLYPHLAB_TEST_TRIAL_DELAY="0.6")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+def _kill_inside_a_trial(args: list[str], out: Path, complete: int, delay: float) -> None:
+    """Run ``glyphlab search ARGS`` with trials that sleep ``delay`` first; kill -9 it inside the trial after the
+    study holds ``complete`` COMPLETE trials."""
+    proc = subprocess.Popen(SLOW_SEARCH + [str(delay)] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=_env())
     try:
         deadline = time.monotonic() + 120
-        while _count(out / "study.db", "COMPLETE") < 2:
+        while _count(out / "study.db", "COMPLETE") < complete:
             assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "the search never completed 2 trials"
-            time.sleep(0.1)
-        time.sleep(0.2)  # into the next trial's delay
+            assert time.monotonic() < deadline, f"the search never completed {complete} trial(s)"
+            time.sleep(0.05)
+        time.sleep(delay / 3)  # into the next trial's delay
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
         proc.stdout.close()
+
+
+def test_kill_and_resume(tmp_path):
+    out = tmp_path / "run"
+    args = ["--dataset", "digits", "--space", "svm-default", "--trials", "8", "--cv", "2",
+            "--sampler", "random", "--out", str(out), "--no-refit"]
+    env = _env()
+    _kill_inside_a_trial(args, out, complete=2, delay=0.6)
     assert _count(out / "study.db", "COMPLETE") < 8
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    res = subprocess.run(GLYPHLAB + ["search"] + args, capture_output=True, text=True, env=env, timeout=240)
     assert res.returncode == 0, res.stdout + res.stderr
     study = optuna.load_study(study_name="svm-digits", storage=f"sqlite:///{out / 'study.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -174,6 +183,43 @@ def test_kill_and_resume(tmp_path):
         assert "killed" in t.user_attrs.get("note", "")
         # its retry keeps every parameter it had drawn (one killed between two draws draws the rest anew)
         assert any(all(c.params.get(k) == v for k, v in t.params.items()) for c in complete)
+
+
+SVM_GRID = """
+[search]
+model = "svm"
+[space.C]
+type = "choice"
+values = [0.5, 5.0, 50.0]
+[space.gamma]
+type = "choice"
+values = [0.001, 0.01]
+"""
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe", "grid"])
+def test_a_resumed_search_continues_the_study_instead_of_replaying_it(tmp_path, sampler):
+    """Killed after its first trial and started again, a search runs exactly --trials finished trials, every one
+    with parameters of its own (the sampler used to restart its random stream and re-ask trial 0's point)."""
+    out = tmp_path / "run"
+    space = "svm-default"
+    if sampler == "grid":
+        space = str(tmp_path / "grid.toml")
+        Path(space).write_text(SVM_GRID)
+    args = ["--dataset", "digits", "--space", space, "--trials", "6", "--cv", "2", "--sampler", sampler,
+            "--pruner", "none", "--out", str(out), "--no-refit", "--variant", "subset:400"]
+    _kill_inside_a_trial(args, out, complete=1, delay=1.0)
+    assert _count(out / "study.db", "COMPLETE") < 6  # (0 while the killed writer's journal is unrecovered)
+    res = subprocess.run(GLYPHLAB + ["search"] + args, capture_output=True, text=True, env=_env(), timeout=240)
+    assert res.returncode == 0, res.stdout + res.stderr
+    study = optuna.load_study(study_name="svm-digits", storage=f"sqlite:///{out / 'study.db'}")
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    points = [tuple(sorted(t.params.items())) for t in finished]
+    assert len(finished) == 6
+    assert len(set(points)) == 6, points
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    if sampler == "grid":  # every grid point, once
+        assert {dict(p)["C"] for p in points} == {0.5, 5.0, 50.0} and {dict(p)["gamma"] for p in points} == {0.001, 0.01}
 
 
 # -- two workers on PostgreSQL ----------------------------------------------------------------------------------
@@ -238,14 +284,13 @@ def test_two_workers_share_a_postgres_study(postgres, tmp_path):
     n = 5
     procs = []
     for i in range(2):
-        cmd = GLYPHLAB + ["search", "--dataset", "digits", "--space", "svm-default", "--trials", str(n), "--cv", "2",
-                          "--storage", postgres, "--study", "shared", "--out", str(tmp_path / f"w{i}"), "--no-refit"]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      env=_env(GLYPHLAB_TEST_TRIAL_DELAY="0.3")))
+        cmd = SLOW_SEARCH + ["0.3", "--dataset", "digits", "--space", "svm-default", "--trials", str(n), "--cv", "2",
+                             "--storage", postgres, "--study", "shared", "--out", str(tmp_path / f"w{i}"), "--no-refit"]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env()))
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     for p, text in zip(procs, outputs):
         assert p.returncode == 0, text
-    from glyphlab.pipeline.search import _with_driver
+    from glyphlab.pipeline.search.workers import _with_driver
 
     study = optuna.load_study(study_name="shared", storage=_with_driver(postgres))
     finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from glyphlab.reporting.html import BROWSERS, PDF, headless_args, print_pdf
+from glyphlab.reporting.html import BROWSERS, headless_args, print_pdf
+from glyphlab.runfolder import REPORT_PDF
 
 REPORT_MODELS = ["logreg", "random-forest"]  # as in conftest.py
 
@@ -92,5 +93,5 @@ def test_report_fits_a_phone(built_report: Path, tmp_path: Path):
 
 
 def test_pdf(built_report: Path, tmp_path: Path):
-    pdf = print_pdf(built_report, tmp_path / PDF)
+    pdf = print_pdf(built_report, tmp_path / REPORT_PDF)
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 50_000

@@ -67,6 +67,7 @@ class Explanation:
         return self.attributions[:, 0] - self.attributions[:, 1]
 
     def label(self, i: int, k: int) -> str:
+        """The class name of image i's target k (0: predicted, 1: runner-up)."""
         return self.classes[int(self.targets[i, k])]
 
     def overlays(self, i: int) -> list[np.ndarray]:
@@ -80,6 +81,7 @@ class Explanation:
         return plot_explanation(self, indices, titles)
 
     def to_png(self, indices: Sequence[int] | None = None, titles: Sequence[str] | None = None, dpi: int = 110) -> bytes:
+        """:meth:`plot` as PNG bytes (what ``glyphlab explain`` writes)."""
         return figure_png(self.plot(indices, titles), dpi)
 
 

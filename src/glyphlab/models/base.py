@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
 from glyphlab.data.images import Preprocessing
 from glyphlab.errors import ConfigError
 from glyphlab.models.params import Spec, check_params
+
+#: called with each finished epoch's history row by models that train in epochs (networks); others never call it
+EpochCallback = Callable[[dict[str, Any]], None]
 
 
 class GlyphModel(ABC):
@@ -66,17 +69,20 @@ class GlyphModel(ABC):
         *,
         classes: Sequence[str] | None = None,
         run_dir: Path | None = None,
+        callbacks: Sequence[EpochCallback] = (),
         preprocessing: Preprocessing | None = None,
     ) -> "GlyphModel":
         """Learn from images (N, H, W). ``classes`` fixes the output columns even when a fold lacks a class.
 
         ``run_dir`` is where a model may keep checkpoints and curves while it trains (networks do).
+        ``callbacks`` are called with every finished epoch's history row (a search reports progress to its
+        pruner this way; an exception a callback raises ends training); models without epochs ignore them.
         ``preprocessing`` says how the images were made (the dataset's record, e.g. an image folder's
         :class:`~glyphlab.data.images.ImageConfig`); it is saved in the manifest, so predicting and serving
         prepare new images the same way. Without it the images are arrays as given.
         """
         images = check_images(images)
-        labels = np.asarray(labels, dtype=np.int64)
+        labels = np.ascontiguousarray(labels, dtype=np.int64)  # a reversed view, like the images, is copied
         if len(images) != len(labels):
             raise ConfigError(f"{len(images)} images but {len(labels)} labels")
         n_classes = len(classes) if classes is not None else int(labels.max()) + 1
@@ -88,12 +94,13 @@ class GlyphModel(ABC):
                               f"fit on {self.input_shape_} images")
         if val_images is not None:
             val_images = check_images(val_images)
-            val_labels = np.asarray(val_labels, dtype=np.int64)
-        self._fit(images, labels, val_images, val_labels, run_dir=run_dir)
+            val_labels = np.ascontiguousarray(val_labels, dtype=np.int64)
+        self._fit(images, labels, val_images, val_labels, run_dir=run_dir, callbacks=tuple(callbacks))
         return self
 
     @abstractmethod
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None: ...
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
+             callbacks: Sequence[EpochCallback] = ()) -> None: ...
 
     @abstractmethod
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
@@ -126,13 +133,13 @@ class GlyphModel(ABC):
         return {}
 
     def save(self, directory: str | Path) -> Path:
-        from glyphlab.models.persistence import save_model
+        from glyphlab.models.persistence import save_model  # local: persistence imports this module
 
         return save_model(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> "GlyphModel":
-        from glyphlab.models.persistence import load_model
+        from glyphlab.models.persistence import load_model  # local: persistence imports this module
 
         return load_model(directory)
 
@@ -144,6 +151,17 @@ class GlyphModel(ABC):
         changed = {k: v for k, v in self.params.items() if self.defaults.get(k) != v}
         args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
         return f"{type(self).__name__}({args})"
+
+
+def training_arrays(model: GlyphModel, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None,
+                    val_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """What ``model`` is fit on, given a train and a validation split: networks (``uses_validation``) keep the
+    validation split for early stopping; the others have no use for it and are fit on train+val."""
+    if model.uses_validation:
+        return images, labels, val_images, val_labels
+    if val_images is not None and val_labels is not None and len(val_images):
+        return np.concatenate([images, val_images]), np.concatenate([labels, val_labels]), None, None
+    return images, labels, None, None
 
 
 #: values this far outside [0, 1] are rounding (e.g. of a resampling filter) and are clipped, not refused

@@ -7,7 +7,7 @@ pixel (seed 003), ``pca-svm`` whitens with PCA (seed 002), trees use raw pixels 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from glyphlab.errors import ModelFileError
-from glyphlab.models.base import GlyphModel, check_images
+from glyphlab.models.base import EpochCallback, GlyphModel, check_images
 from glyphlab.models.params import POSITIVE, SEED, spec
 from glyphlab.models.registry import register_model
 
@@ -37,7 +37,8 @@ class SklearnModel(GlyphModel):
     def build_estimator(self) -> Any:  # pragma: no cover - abstract in spirit
         raise NotImplementedError
 
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
+             callbacks: Sequence[EpochCallback] = ()) -> None:
         counts = np.bincount(labels)
         self.min_class_count_ = int(counts[counts > 0].min())
         self.estimator_ = self.build_estimator()
@@ -193,7 +194,8 @@ class XGBoost(GlyphModel):
             tree_method="hist",
         )
 
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
+             callbacks: Sequence[EpochCallback] = ()) -> None:
         # XGBoost needs labels 0..K-1; a fold may lack some classes, so encode the present ones
         self.present_ = np.unique(labels)
         encoded = np.searchsorted(self.present_, labels)

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch.nn as nn
 
 from glyphlab.errors import ConfigError
-from glyphlab.models.nets import COMMON_DEFAULTS, TorchModel
+from glyphlab.models.nets import TorchModel
 from glyphlab.models.registry import register_model
 
 DOWNSAMPLING = ("stride", "pool")
@@ -41,21 +41,10 @@ def stage(cin: int, cout: int, down: str) -> list[nn.Module]:
 @register_model("cnn-fast", "Fastest to 99 % on CPU: 3 conv3x3+BN stages (16-32-64) downsampling early, 1 epoch",
                 "torch")
 class CNNFast(TorchModel):
-    defaults: ClassVar[dict[str, Any]] = {
-        **COMMON_DEFAULTS,
-        # architecture
-        "width": [16, 32, 64],
-        "down": ["stride", "pool", "stride"],
-        # training: the bare baseline's recipe (one epoch, AdamW, one-cycle to 1e-2, label smoothing 0.1)
-        "epochs": 1,
-        "batch_size": 128,
-        "lr": 1e-2,
-        "optimizer": "adamw",
-        "weight_decay": 1e-2,
-        "schedule": "onecycle",
-        "label_smoothing": 0.1,
-        "patience": 0,
-    }
+    architecture: ClassVar[dict[str, Any]] = {"width": [16, 32, 64], "down": ["stride", "pool", "stride"]}
+    #: the bare baseline's recipe: one epoch, AdamW, one-cycle to 1e-2, label smoothing 0.1
+    training: ClassVar[dict[str, Any]] = {"epochs": 1, "lr": 1e-2, "weight_decay": 1e-2, "label_smoothing": 0.1,
+                                          "patience": 0}
     min_side = 8
 
     def build_features(self) -> nn.Module:

@@ -35,7 +35,7 @@ except Exception as _exc:
     _TIMM_IMPORT_ERROR = f"{type(_exc).__name__}: {(str(_exc).splitlines() or [''])[0]}"
 
 from glyphlab.errors import ConfigError
-from glyphlab.models.nets import COMMON_DEFAULTS, GlyphNet, TorchModel, _flat_dim
+from glyphlab.models.nets import GlyphNet, TorchModel, _flat_dim
 from glyphlab.models.params import TORCH_SPECS, spec
 from glyphlab.models.registry import register_model
 
@@ -61,13 +61,12 @@ def _broken_timm_message() -> str:
 
 @register_model("efficientnet-b0", "EfficientNet-b0 (timm), 1 input channel, new head; seed 001 (needs timm)", "torch")
 class EfficientNetB0(TorchModel):
-    defaults: ClassVar[dict[str, Any]] = {
-        **COMMON_DEFAULTS,
-        "epochs": 25, "batch_size": 64, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 1e-4, "patience": 5,
+    architecture: ClassVar[dict[str, Any]] = {
         "pretrained": False,  # ImageNet weights (timm's download, or pretrained_path)
         "pretrained_path": None,  # a local weights file for pretrained=True (offline machines)
         "drop_rate": 0.2,  # dropout before the head
     }
+    training: ClassVar[dict[str, Any]] = {"epochs": 25, "batch_size": 64, "weight_decay": 1e-4}
     param_specs = {**TORCH_SPECS, "pretrained_path": spec("none", "str"),
                    "drop_rate": spec("number", low=0, high=1, high_open=True)}
     #: five stride-2 stages: smaller inputs are resized up so the last feature map is at least 1x1

@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from glyphlab.errors import ConfigError, ModelFileError
-from glyphlab.models.base import GlyphModel, check_images
+from glyphlab.models.base import EpochCallback, GlyphModel, check_images, training_arrays
 from glyphlab.models.params import SEED, spec
-from glyphlab.models.registry import register_model
+from glyphlab.models.persistence import MANIFEST, load_model, resolve_model_dir, save_model, sha256_file
+from glyphlab.models.registry import MODELS, _ensure_builtin, create_model, register_model, with_seed
 
 MEMBERS_FILE = "members.json"
 METHODS = ("average", "vote")
@@ -78,10 +79,8 @@ class Ensemble(GlyphModel):
                 raise ConfigError("ensemble: weights must be >= 0 with a positive sum")
 
     # -- learning ---------------------------------------------------------------------------------
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
-        from glyphlab.models.persistence import load_model, resolve_model_dir
-        from glyphlab.models.registry import create_model
-
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
+             callbacks: Sequence[EpochCallback] = ()) -> None:
         p = self.params
         if not p["members"] and not p["member_models"]:
             raise ConfigError("ensemble: give members (paths of saved models) and/or member_models (names to train)")
@@ -94,18 +93,10 @@ class Ensemble(GlyphModel):
             self.member_sources_.append({"path": str(directory.resolve()), "sha256": _manifest_sha(directory),
                                          "model": model.name})
         for i, name in enumerate(p["member_models"]):
-            params = dict(p["member_params"].get(name, {}))
-            model = create_model(name, **params)
-            if "seed" in model.defaults and "seed" not in params:
-                model.set_params(seed=p["seed"])
+            model = create_model(name, **with_seed(name, p["member_params"].get(name, {}), p["seed"]))
             member_dir = run_dir / "members" / f"{i}-{name}" if run_dir is not None else None
-            if model.uses_validation:
-                model.fit(images, labels, val_images, val_labels, classes=self.classes_, run_dir=member_dir)
-            else:
-                x, y = images, labels
-                if val_images is not None and val_labels is not None and len(val_images):
-                    x, y = np.concatenate([images, val_images]), np.concatenate([labels, val_labels])
-                model.fit(x, y, classes=self.classes_, run_dir=member_dir)
+            model.fit(*training_arrays(model, images, labels, val_images, val_labels), classes=self.classes_,
+                      run_dir=member_dir)
             self.members_.append(model)
             self.member_sources_.append({"path": None, "sha256": None, "model": name})
         if p["members"] and not p["member_models"]:  # only loaded members: take their classes
@@ -152,8 +143,6 @@ class Ensemble(GlyphModel):
 
     # -- persistence ------------------------------------------------------------------------------
     def _save_weights(self, directory: Path) -> list[str]:
-        from glyphlab.models.persistence import save_model
-
         entries = []
         for i, (model, src) in enumerate(zip(self.members_, self.member_sources_)):
             if src["path"] is None:  # trained by the ensemble: saved inside it
@@ -173,8 +162,6 @@ class Ensemble(GlyphModel):
                             for i, s in enumerate(self.member_sources_)]}
 
     def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
-        from glyphlab.models.persistence import MANIFEST, load_model
-
         try:
             entries = json.loads((Path(directory) / MEMBERS_FILE).read_text())["members"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -201,14 +188,10 @@ class Ensemble(GlyphModel):
 
 
 def _manifest_sha(directory: Path) -> str:
-    from glyphlab.models.persistence import MANIFEST, resolve_model_dir, sha256_file
-
     return sha256_file(resolve_model_dir(directory) / MANIFEST)
 
 
 def _is_net(name: str) -> bool:
-    from glyphlab.models.registry import MODELS, _ensure_builtin
-
     _ensure_builtin()
     spec = MODELS.get(name)
     return bool(spec and spec.cls.uses_validation)

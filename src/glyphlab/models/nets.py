@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -20,53 +20,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from glyphlab.errors import ConfigError, ModelFileError
-from glyphlab.models.base import GlyphModel, check_images
+from glyphlab.models.base import EpochCallback, GlyphModel, check_images
 from glyphlab.models.calibration import CALIBRATION_FILE, check_method, fit_temperature
 from glyphlab.models.params import TORCH_SPECS
 from glyphlab.models.registry import register_model
 from glyphlab.models.torch.augment import AugmentConfig, tta_proba
-from glyphlab.models.torch.loop import config_from_params, resolve_device, train
+from glyphlab.models.torch.loop import resolve_device, train
+from glyphlab.models.torch.params import train_config, training_defaults
 
 WEIGHTS = "weights.safetensors"
-
-#: parameters every torch network takes (each model overrides some defaults)
-COMMON_DEFAULTS: dict[str, Any] = {
-    "epochs": 10,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "optimizer": "adamw",  # adamw | adam | sgd | rmsprop | nadam
-    "momentum": 0.9,  # sgd only
-    "nesterov": True,  # sgd only
-    "schedule": "onecycle",  # onecycle | cosine | none
-    "weight_decay": 0.0,
-    "label_smoothing": 0.0,
-    "ema": 0.0,  # decay of a moving average of the weights, kept instead of the last weights (0 = off; e.g. 0.998)
-    "class_weight": None,  # None | "balanced" | [w0, w1, ...]
-    "patience": 5,  # early stopping: epochs without improvement (0 = off)
-    "monitor": "val_loss",  # val_loss | val_acc
-    "augment": False,
-    "rotation": 10.0,  # degrees
-    "shift": 0.1,  # fraction of the side
-    "scale": [0.9, 1.1],
-    "elastic": 0.0,  # elastic distortion strength in pixels (0 = off)
-    "resample": "bilinear",  # augmentation sampling: bilinear | nearest (keeps pixel noise crisp: seed 002)
-    "fill": "zeros",  # what augmentation shifts in from outside: zeros | border | reflection
-    "background_noise": 0.0,  # fraction of images given a uniform random background, max(x, U[0,1]) (seed 002)
-    "tta": 0,  # test-time augmentation: average over the image and this many augmented copies
-    "seed": 0,
-    "device": "auto",  # auto (cuda if available) | cpu | cuda
-    "precision": "auto",  # auto | bf16 | fp16 | fp32 (autocast on cuda only)
-    "init_from": None,  # path of a saved glyphlab torch model to copy compatible weights from
-    "freeze_features": False,  # with init_from: train only the classifier head
-    "progress": True,  # Rich progress bar and one line per epoch
-    # train on train + val for exactly `epochs` epochs (no early stopping, the last epoch is kept): the final
-    # retrain of a protocol whose validation split was used to choose the settings (mnist-rot: all 12,000)
-    "fit_on_val": False,
-    # none | temperature: fit one temperature on the validation split after training (models/calibration.py),
-    # saved in calibration.json and applied by predict_proba, predict/serve and the ONNX export
-    "calibrate": "none",
-}
-
 
 class Normalize(nn.Module):
     def __init__(self) -> None:
@@ -132,14 +94,42 @@ def _flat_dim(features: nn.Module, shape: tuple[int, int], min_side: int) -> int
 
 
 class TorchModel(GlyphModel):
-    """Shared plumbing of glyphlab's torch networks; a subclass only implements :meth:`build_features`."""
+    """Shared plumbing of glyphlab's torch networks; a subclass implements :meth:`build_features` (or
+    :meth:`build_module`) and declares its parameters in two dicts, merged along the class hierarchy:
+
+    * ``architecture``: the network's own parameters and their defaults (``hidden``, ``dropout``, ...);
+    * ``training``: where the net wants other training defaults than TrainConfig/AugmentConfig's, the
+      overrides (``{"epochs": 12, "lr": 2e-3}``). Only these two places name a default; ``defaults`` (what
+      ``glyphlab models`` lists and what the model accepts) is derived from them and the engine's configs.
+
+    A variant is a subclass that overrides a few entries: ``class CNNFast(CNNSmall): training = {"epochs": 1}``.
+    """
 
     uses_validation: ClassVar[bool] = True
     weights_file = WEIGHTS
-    defaults: ClassVar[dict[str, Any]] = dict(COMMON_DEFAULTS)
+    #: nets stop early after 5 epochs without improvement by default (the bare loop never does)
+    training: ClassVar[dict[str, Any]] = {"patience": 5}
+    architecture: ClassVar[dict[str, Any]] = {}
+    defaults: ClassVar[dict[str, Any]] = training_defaults(training)
     param_specs = TORCH_SPECS
     #: inputs with a smaller side are resized (bilinear) up to this side before the network
     min_side: ClassVar[int] = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "defaults" in cls.__dict__:
+            raise TypeError(f"{cls.__name__}: a network declares `architecture` and `training`, not `defaults` "
+                            "(derived from them and TrainConfig/AugmentConfig)")
+        training: dict[str, Any] = {}
+        architecture: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):  # base classes first, so a subclass's entries win
+            training.update(klass.__dict__.get("training", {}))
+            architecture.update(klass.__dict__.get("architecture", {}))
+        clash = set(architecture) & set(training_defaults())
+        if clash:
+            raise TypeError(f"{cls.__name__}: architecture parameters {sorted(clash)} are training parameters; "
+                            "put their defaults in `training`")
+        cls.defaults = {**training_defaults(training), **architecture}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -178,7 +168,8 @@ class TorchModel(GlyphModel):
             h.update(a.reshape(-1)[:: max(1, a.size // 200_000)].tobytes())
         return h.hexdigest()
 
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
+             callbacks: Sequence[EpochCallback] = ()) -> None:
         p = self.params
         calibrate = check_method(p["calibrate"])
         if calibrate == "temperature" and (p["fit_on_val"] or val_images is None or not len(val_images)):
@@ -207,10 +198,10 @@ class TorchModel(GlyphModel):
             module.frozen = True
             params = list(module.head.parameters())
         patience = None if p["fit_on_val"] else (int(p["patience"] or 0) or None)
-        cfg = config_from_params(p, patience=patience)
+        cfg = train_config(p, patience=patience)
         result = train(module, images, labels, val_images, val_labels, n_classes=n_classes, config=cfg,
                        run_dir=run_dir, fingerprint=self._fingerprint(images, labels, val_images, val_labels),
-                       parameters=params, on_epoch=getattr(self, "on_epoch", None))
+                       parameters=params, callbacks=callbacks)
         self.module_ = module
         self.device_ = next(module.parameters()).device
         self.history_ = result.history
@@ -346,14 +337,6 @@ class TorchModel(GlyphModel):
                 "n_parameters": sum(p.numel() for p in self.module_.parameters()) if self.module_ else 0}
 
 
-def _defaults(**over: Any) -> dict[str, Any]:
-    unknown = set(over) - set(COMMON_DEFAULTS)
-    out = dict(COMMON_DEFAULTS)
-    out.update(over)
-    assert unknown <= {"hidden", "dropout", "width", "blocks"}, unknown
-    return out
-
-
 def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, padding: int | None = None) -> nn.Sequential:
     pad = k // 2 if padding is None else padding
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
@@ -361,8 +344,8 @@ def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, padding: int | Non
 
 @register_model("mlp", "Dense network (hidden layers, dropout, weight decay, early stopping)", "torch")
 class MLP(TorchModel):
-    defaults = _defaults(hidden=[512, 256], dropout=0.2, epochs=20, batch_size=128, lr=1e-3, weight_decay=1e-4,
-                         patience=5)
+    architecture = {"hidden": [512, 256], "dropout": 0.2}
+    training = {"epochs": 20, "weight_decay": 1e-4}
 
     def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:
         hidden = [int(h) for h in self.params["hidden"]]
@@ -377,8 +360,8 @@ class MLP(TorchModel):
 
 @register_model("cnn-small", "Seed 004's CNN: conv5x5(32) relu, maxpool, dropout 0.5, dense 128, dense", "torch")
 class CNNSmall(TorchModel):
-    defaults = _defaults(dropout=0.5, epochs=12, batch_size=128, lr=2e-3, optimizer="adam", schedule="onecycle",
-                         patience=5)
+    architecture = {"dropout": 0.5}
+    training = {"epochs": 12, "lr": 2e-3, "optimizer": "adam"}
     min_side = 16
 
     def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:
@@ -391,8 +374,8 @@ class CNNSmall(TorchModel):
 
 @register_model("cnn-deep", "Seed 002's deep CNN: 3x3 convs + BN, strided 5x5 convs, dropout 0.35 (rmsprop)", "torch")
 class CNNDeep(TorchModel):
-    defaults = _defaults(dropout=0.35, epochs=15, batch_size=64, lr=1e-3, optimizer="rmsprop", schedule="onecycle",
-                         patience=5)
+    architecture = {"dropout": 0.35}
+    training = {"epochs": 15, "batch_size": 64, "optimizer": "rmsprop"}
     min_side = 28  # valid 3x3 convs shrink the map: smaller glyphs are resized up to 28
 
     def build_features(self) -> nn.Module:
@@ -425,8 +408,8 @@ class ResNetSmall(TorchModel):
     (28 -> 14 -> 7 -> 4), ``blocks[i]`` residual blocks follow stage i, then global average pooling and a linear
     head. The default (one residual block at 7x7) costs ~3.5 M multiply-adds per 28x28 image."""
 
-    defaults = _defaults(width=[32, 64, 128], blocks=[0, 1, 0], epochs=2, batch_size=128, lr=4e-3,
-                         weight_decay=5e-4, schedule="onecycle", label_smoothing=0.0, patience=0)
+    architecture = {"width": [32, 64, 128], "blocks": [0, 1, 0]}
+    training = {"epochs": 2, "lr": 4e-3, "weight_decay": 5e-4, "patience": 0}
     min_side = 16
 
     def build_features(self) -> nn.Module:

@@ -118,7 +118,7 @@ SEED = spec("int", low=0)
 POSITIVE = spec("number", low=0, low_open=True)
 FRACTION = spec("number", low=0, high=1)
 
-#: the parameters every torch network takes (models/nets.py COMMON_DEFAULTS); a subclass adds its own
+#: the parameters every torch network takes (TrainConfig/AugmentConfig, models/torch/params.py); a subclass adds its own
 TORCH_SPECS: dict[str, Spec] = {
     "epochs": spec("int", low=1),
     "batch_size": spec("int", low=1),

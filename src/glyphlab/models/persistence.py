@@ -9,7 +9,6 @@ was changed, is refused with a message instead of being executed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import logging
@@ -27,7 +26,7 @@ from safetensors import SafetensorError
 from glyphlab import __version__
 from glyphlab.data.images import Preprocessing
 from glyphlab.errors import ConfigError, DataError, ModelFileError
-from glyphlab.fileio import make_readable
+from glyphlab.fileio import make_readable, sha256_file  # noqa: F401  (sha256_file: imported from here too)
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.model_card import MODEL_CARD, basic_sections, render_model_card
 from glyphlab.runfolder import MANIFEST, RunFolder
@@ -42,14 +41,6 @@ FORMAT_VERSION = 1
 #: .safetensors -> SafetensorError); load_model turns them into one ModelFileError that names the file
 FOREIGN_FILE_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, ValueError, KeyError, EOFError, OSError, RuntimeError,
                        SafetensorError)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def library_versions() -> dict[str, str]:

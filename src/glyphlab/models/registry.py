@@ -92,6 +92,16 @@ def create_model(name: str, **params: Any) -> GlyphModel:
     return MODELS[name].cls(**params)
 
 
+def with_seed(name: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
+    """``params`` with ``seed`` added when model ``name`` takes a seed and ``params`` do not set one: how a run's,
+    a search's or an ensemble's seed reaches the models it trains."""
+    _ensure_builtin()
+    out = dict(params)
+    if name in MODELS and "seed" in MODELS[name].cls.defaults and "seed" not in out:
+        out["seed"] = seed
+    return out
+
+
 def list_models() -> list[ModelSpec]:
     _ensure_builtin()
     return [MODELS[k] for k in sorted(MODELS)]

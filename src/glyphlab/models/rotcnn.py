@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
@@ -51,7 +51,8 @@ from e2cnn import gspaces  # noqa: F401  (a missing e2cnn makes the registry ski
 from e2cnn import nn as enn
 
 from glyphlab.errors import ConfigError
-from glyphlab.models.nets import COMMON_DEFAULTS, GlyphNet, TorchModel
+from glyphlab.models.base import EpochCallback
+from glyphlab.models.nets import GlyphNet, TorchModel
 from glyphlab.models.params import MAX_TTA, TORCH_SPECS, spec
 from glyphlab.models.registry import register_model
 from glyphlab.models.torch.augment import rotate
@@ -199,36 +200,26 @@ class ExportedTrunk(nn.Module):
         return self.dense(x.mean(dim=(2, 3)))
 
 
-ROT_DEFAULTS: dict[str, Any] = {
-    **COMMON_DEFAULTS,
-    "N": 8,  # rotations of the group C_N (D_N with flip)
-    "flip": False,  # also equivariant to reflections (D_N); off for digits (6 and 9, 2 and 5 ...)
-    "widths": [4, 8, 16],  # regular fields per stage (channels = fields x N, x 2N with flip)
-    "hidden": 64,
-    "dropout": 0.1,
-    "size": None,  # working side (1 mod 4); None = smallest >= the input's (29 for 28x28)
-    "epochs": 12,
-    "batch_size": 64,
-    "lr": 3e-3,
-    "optimizer": "adamw",
-    "weight_decay": 1e-4,
-    "schedule": "onecycle",
-    "patience": 0,
-    "augment": True,  # random rotations cover the angles between the group's 360/N steps
-    "rotation": 180.0,
-    "shift": 0.0,
-    "scale": [1.0, 1.0],
-    # test-time rotations: also predict the image rotated by j/(k+1) of the group's step (360/N), j = 1..k, and
-    # average the probabilities. The network is invariant to multiples of 360/N exactly; these copies sample
-    # the angles between them, where interpolation makes it only approximately so. 0 = off.
-    "tta_rotations": 0,
-}
-
-
 @register_model("rot-cnn", "E(2)-steerable rotation-invariant CNN (e2cnn C_N/D_N, group pooling), exported for inference",
                 "torch")
 class RotCNN(TorchModel):
-    defaults = dict(ROT_DEFAULTS)
+    architecture = {
+        "N": 8,  # rotations of the group C_N (D_N with flip)
+        "flip": False,  # also equivariant to reflections (D_N); off for digits (6 and 9, 2 and 5 ...)
+        "widths": [4, 8, 16],  # regular fields per stage (channels = fields x N, x 2N with flip)
+        "hidden": 64,
+        "dropout": 0.1,
+        "size": None,  # working side (1 mod 4); None = smallest >= the input's (29 for 28x28)
+        # test-time rotations: also predict the image rotated by j/(k+1) of the group's step (360/N), j = 1..k, and
+        # average the probabilities. The network is invariant to multiples of 360/N exactly; these copies sample
+        # the angles between them, where interpolation makes it only approximately so. 0 = off.
+        "tta_rotations": 0,
+    }
+    training = {
+        "epochs": 12, "batch_size": 64, "lr": 3e-3, "weight_decay": 1e-4, "patience": 0,
+        "augment": True,  # random rotations cover the angles between the group's 360/N steps
+        "rotation": 180.0, "shift": 0.0, "scale": [1.0, 1.0],
+    }
     param_specs = {**TORCH_SPECS, "N": spec("int", low=1), "hidden": spec("int", low=1),
                    "size": spec("none", "int", low=5), "tta_rotations": spec("int", low=0, high=MAX_TTA)}
     min_side = 0  # the trunk resizes to its own working side
@@ -251,9 +242,10 @@ class RotCNN(TorchModel):
         net.norm.load_state_dict(self.module_.norm.state_dict())
         return net.to(next(self.module_.parameters()).device).eval()
 
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None) -> None:
+    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
+             callbacks: Sequence[EpochCallback] = ()) -> None:
         self.exported_ = None  # a refit's temperature (calibrate=temperature) must see the new weights' export
-        super()._fit(images, labels, val_images, val_labels, run_dir=run_dir)
+        super()._fit(images, labels, val_images, val_labels, run_dir=run_dir, callbacks=callbacks)
         self.exported_ = self.export_module()
 
     def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:

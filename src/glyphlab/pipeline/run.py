@@ -23,13 +23,14 @@ from rich.table import Table
 from glyphlab.data.dataset import Dataset
 from glyphlab.data.images import Preprocessing
 from glyphlab.data.registry import resolve_dataset
-from glyphlab.data.splits import ensure_validation, merge_splits, split_off
+from glyphlab.data.splits import ensure_validation, split_off
 from glyphlab.errors import ConfigError
 from glyphlab.evaluation.evaluate import evaluate_predictions
 from glyphlab.evaluation.plots import plot_accuracy_vs_time
 from glyphlab.models.persistence import library_versions
-from glyphlab.models.registry import create_model
 from glyphlab.fileio import write_json
+from glyphlab.models.base import training_arrays
+from glyphlab.models.registry import create_model, with_seed
 from glyphlab.pipeline.audit import copy_audit, exclude_issues
 from glyphlab.pipeline.model_card import write_run_model_card
 from glyphlab.runfolder import (ACCURACY_VS_TIME, AUDIT_DIR, CHECKPOINT, FAILED, LAYOUT, LEADERBOARD,
@@ -208,18 +209,12 @@ def split_model_entry(entry: str) -> tuple[str, str]:
 
 def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path, console: Console) -> dict[str, Any]:
     name, registry_name = split_model_entry(entry)
-    model = create_model(registry_name, **cfg.params.get(name, {}))
-    if "seed" in model.defaults and "seed" not in cfg.params.get(name, {}):
-        model.set_params(seed=cfg.seed)
+    model = create_model(registry_name, **with_seed(registry_name, cfg.params.get(name, {}), cfg.seed))
     folder = ModelFolder(model_dir)
     folder.path.mkdir(parents=True, exist_ok=True)
-    if model.uses_validation:
-        train, val = ds["train"], ds["val"]
-        fit_args = (train.images, train.labels, val.images, val.labels)
-    else:  # classical models have no use for a validation split: fit on train+val
-        train = merge_splits(ds, ["train", "val"])
-        fit_args = (train.images, train.labels)
-    with console.status(f"training [bold]{name}[/] on {len(train):,} images"):
+    fit_args = training_arrays(model, ds["train"].images, ds["train"].labels, ds["val"].images, ds["val"].labels)
+    n_train = len(fit_args[0])
+    with console.status(f"training [bold]{name}[/] on {n_train:,} images"):
         t0, c0 = time.perf_counter(), time.process_time()
         model.fit(*fit_args, classes=ds.classes, run_dir=model_dir,
                   preprocessing=Preprocessing.of_dataset(ds.meta, ds.image_shape))
@@ -237,7 +232,7 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
         model_dir, ds.classes, test.images, title=name,
         extra={"model": name, "registry_model": registry_name, "train_seconds": round(train_seconds, 3),
                "train_cpu_seconds": round(train_cpu_seconds, 3), "predict_seconds": round(predict_seconds, 3),
-               "params": model.get_params(), "n_train": len(train)},
+               "params": model.get_params(), "n_train": n_train},
     )
     write_run_model_card(model_dir, name, ds, metrics, fit_on="train" if model.uses_validation else "train + val",
                          seed=cfg.seed, val_fraction=cfg.val_fraction, exclude=cfg.exclude)

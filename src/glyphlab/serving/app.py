@@ -450,7 +450,6 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
     # outermost, so that no body is read beyond the limit
     app.add_middleware(ConcurrencyLimitMiddleware, max_concurrency=settings.max_concurrency,
                        max_queue=settings.max_queue, queue_timeout_s=settings.queue_timeout_s)
-    tune_malloc()
     return app
 
 
@@ -463,4 +462,5 @@ def app_from_env() -> FastAPI:
         raise RuntimeError("GLYPHLAB_SERVE_MODEL is not set; start the server with `glyphlab serve MODEL`")
     raw = os.environ.get("GLYPHLAB_SERVE_SETTINGS")
     settings = ServeSettings.model_validate_json(raw) if raw else ServeSettings()
+    tune_malloc()  # process-wide, so only in a server process, not wherever create_app is called
     return create_app(model, settings)

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from glyphlab.errors import ConfigError
-from glyphlab.models.torch.loop import TrainConfig, class_weights, evaluate, lr_at, train
+from glyphlab.models.torch.loop import TrainConfig, class_weights, loss_and_accuracy, lr_at, train
 
 
 def _data(n=240, seed=0):
@@ -85,7 +85,7 @@ def test_bad_config_is_refused():
         train(_net(), x, y, n_classes=3, config=TrainConfig(monitor="f1"))
 
 
-def test_on_epoch_sees_every_row_and_can_stop_training():
+def test_callbacks_see_every_row_and_can_stop_training():
     x, y = _data()
     seen = []
 
@@ -99,7 +99,7 @@ def test_on_epoch_sees_every_row_and_can_stop_training():
 
     cfg = TrainConfig(epochs=6, batch_size=32, lr=0.01, progress=False)
     with pytest.raises(Stop):
-        train(_net(), x[:200], y[:200], x[200:], y[200:], n_classes=3, config=cfg, on_epoch=on_epoch)
+        train(_net(), x[:200], y[:200], x[200:], y[200:], n_classes=3, config=cfg, callbacks=[on_epoch])
     assert seen == [1, 2]
 
 
@@ -129,7 +129,7 @@ def test_ema_average_is_what_is_validated_and_kept():
     cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05, schedule="none", ema=0.95, patience=0, progress=False)
     res = train(net, x[:200], y[:200], x[200:], y[200:], n_classes=3, config=cfg)
     xv, yv = torch.as_tensor(x[200:]).unsqueeze(1), torch.as_tensor(y[200:])
-    loss, acc = evaluate(net, xv, yv, 2048)
+    loss, acc = loss_and_accuracy(net, xv, yv, 2048)
     best = res.history[res.best_epoch - 1]
     assert loss == pytest.approx(best["val_loss"], rel=1e-5) and acc == best["val_acc"]
     with pytest.raises(ConfigError, match="ema must be a decay"):

@@ -31,15 +31,22 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
     run_dir = tmp_path / "run"
+    # the kill: an epoch callback of this script ends the process the moment epoch 2 (and its checkpoint) is done
     code = textwrap.dedent(f"""
+        import os
         import numpy as np
         from glyphlab.models.registry import create_model
+
+        def die_after_epoch_2(row):
+            if row["epoch"] == 2:
+                os._exit(9)
+
         x = np.load({str(tmp_path / 'x.npy')!r}); y = np.load({str(tmp_path / 'y.npy')!r})
         m = create_model("resnet-small", **{PARAMS!r})
-        m.fit(x[:120], y[:120], x[120:], y[120:], run_dir={str(run_dir)!r})
+        m.fit(x[:120], y[:120], x[120:], y[120:], run_dir={str(run_dir)!r}, callbacks=[die_after_epoch_2])
         print("FINISHED")
     """)
-    env = {**os.environ, "GLYPHLAB_TEST_DIE_AFTER_EPOCH": "2", "GLYPHLAB_NUM_THREADS": "1"}
+    env = {**os.environ, "GLYPHLAB_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 9, proc.stderr
     assert "FINISHED" not in proc.stdout

@@ -13,8 +13,8 @@ exactly 90 degrees equals ``torch.rot90(x, 1, dims=(-2, -1))``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,8 @@ class AugmentConfig:
     #: what fills the area shifted in from outside: "zeros" (a blank background), "border" or "reflection"
     #: (continue a noisy or textured background instead of cutting a black strip into it)
     fill: str = "zeros"
+    #: test-time augmentation: predict the image and this many augmented copies of it and average (0 = off)
+    tta: int = 0
 
     def __post_init__(self) -> None:
         if self.resample not in RESAMPLE:
@@ -50,16 +52,24 @@ class AugmentConfig:
             raise ConfigError(f"augmentation fill must be one of {', '.join(FILL)}, got {self.fill!r}")
 
     @classmethod
-    def from_params(cls, params: dict) -> "AugmentConfig":
-        """From a network's params: ``scale`` is a (low, high) pair or a half-width around 1."""
-        scale = params.get("scale", (0.9, 1.1))
-        if isinstance(scale, (int, float)):
-            scale = (1 - float(scale), 1 + float(scale))
-        return cls(rotation=float(params.get("rotation", 10.0)), shift=float(params.get("shift", 0.1)),
-                   scale=(float(scale[0]), float(scale[1])), elastic=float(params.get("elastic", 0.0)),
-                   elastic_sigma=float(params.get("elastic_sigma", 3.0)),
-                   background_noise=float(params.get("background_noise", 0.0)),
-                   resample=str(params.get("resample", "bilinear")), fill=str(params.get("fill", "zeros")))
+    def from_params(cls, params: Mapping[str, Any]) -> "AugmentConfig":
+        """From a network's params: the fields ``params`` names (the others keep the defaults above);
+        ``scale`` is a (low, high) pair or a half-width around 1."""
+        kw: dict[str, Any] = {f.name: params[f.name] for f in fields(cls) if f.name in params}
+        if "scale" in kw:
+            scale = kw["scale"]
+            if isinstance(scale, (int, float)):
+                scale = (1 - float(scale), 1 + float(scale))
+            kw["scale"] = (float(scale[0]), float(scale[1]))
+        for name in ("rotation", "shift", "elastic", "elastic_sigma", "background_noise"):
+            if name in kw:
+                kw[name] = float(kw[name])
+        for name in ("resample", "fill"):
+            if name in kw:
+                kw[name] = str(kw[name])
+        if "tta" in kw:
+            kw["tta"] = int(kw["tta"] or 0)
+        return cls(**kw)
 
     @property
     def active(self) -> bool:

@@ -14,23 +14,22 @@ safetensors, scalars and history to JSON; nothing is pickled. Calling :func:`tra
 run_dir and the same fingerprint resumes after the last finished epoch and ends with exactly the same
 weights as an uninterrupted run.
 
-Test-only: the environment variable ``GLYPHLAB_TEST_DIE_AFTER_EPOCH=N`` makes the process ``os._exit(9)``
-right after epoch N's checkpoint is written (used by the resume test to simulate a kill).
+Progress and pruning reach the loop as explicit ``callbacks``: each is called with an epoch's history row once
+the epoch is over (its checkpoint written); an exception one raises (a search's ``optuna.TrialPruned``) ends
+training there.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +40,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from glyphlab.errors import ConfigError
-from glyphlab.fileio import atomic_open
+from glyphlab.fileio import write_csv
+from glyphlab.models.base import EpochCallback
 from glyphlab.models.persistence import json_default
 from glyphlab.models.torch import usable_cores
 from glyphlab.models.torch.augment import AugmentConfig, augment_batch
@@ -51,13 +51,15 @@ OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop", "nadam")
 SCHEDULES = ("onecycle", "cosine", "none")
 MONITORS = ("val_loss", "val_acc")
 CHECKPOINT_VERSION = 1
-DIE_ENV = "GLYPHLAB_TEST_DIE_AFTER_EPOCH"
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainConfig:
+    """Every training setting and its default: the one source of the training parameters networks take
+    (see :mod:`glyphlab.models.torch.params`)."""
+
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
@@ -78,8 +80,17 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  #: auto (bf16 on CUDA if supported, else fp16; fp32 on CPU), bf16, fp16, fp32
     augment: AugmentConfig | None = None
-    progress: bool = True
+    progress: bool = True  #: Rich progress bar and one line per epoch
     eval_batch_size: int = 2048
+    # read by the network before and after the loop (TorchModel), not by train():
+    #: train on train + val for exactly ``epochs`` epochs (no early stopping, the last epoch is kept): the final
+    #: retrain of a protocol whose validation split was used to choose the settings (mnist-rot: all 12,000)
+    fit_on_val: bool = False
+    init_from: str | None = None  #: path of a saved glyphlab torch model to copy compatible weights from
+    freeze_features: bool = False  #: with init_from: train only the classifier head
+    #: none | temperature: fit one temperature on the validation split after training (models/calibration.py),
+    #: saved in calibration.json and applied by predict_proba, predict/serve and the ONNX export
+    calibrate: str = "none"
 
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -191,7 +202,7 @@ def class_weights(labels: torch.Tensor, n_classes: int, spec) -> torch.Tensor | 
 
 # -- evaluation --------------------------------------------------------------------------------------
 @torch.inference_mode()
-def evaluate(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+def loss_and_accuracy(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
              amp: torch.dtype | None = None) -> tuple[float, float]:
     """Mean cross-entropy (unweighted, unsmoothed) and accuracy of ``module`` on (x, y)."""
     was_training = module.training
@@ -341,12 +352,8 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 
 
 def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_open(run_dir / HISTORY, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for row in history:
-            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
+    write_csv(run_dir / HISTORY, [{k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS}
+                                  for row in history], columns=list(HISTORY_FIELDS))
 
 
 # -- the loop ---------------------------------------------------------------------------------------------
@@ -370,7 +377,7 @@ def train(
     run_dir: str | Path | None = None,
     fingerprint: str = "",
     parameters: Sequence[nn.Parameter] | None = None,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    callbacks: Sequence[EpochCallback] = (),
 ) -> TrainResult:
     """Train ``module`` in place on images (N, H, W) or (N, C, H, W) in [0, 1] and integer labels.
 
@@ -378,6 +385,7 @@ def train(
     is every parameter that requires grad. ``fingerprint`` identifies the run (parameters + data) so a
     checkpoint in ``run_dir`` is only resumed by the same run. On return the module holds the best state by
     ``config.monitor`` (when there is validation data) and sits on the training device in eval mode.
+    ``callbacks`` are called with every finished epoch's history row, after its checkpoint is written.
     """
     cfg = config
     cfg.validate()
@@ -448,7 +456,6 @@ def train(
 
     if ema_state is not None:
         ema = _EMA(ema_state, module)
-    die_after = int(os.environ.get(DIE_ENV, "0") or 0)
     progress = None
     if cfg.progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -510,11 +517,9 @@ def train(
                 if ema_state is not None:  # validate the average: it is what will be kept
                     live = _state_tensors(module)
                     module.load_state_dict(ema_state)
-                row["val_loss"], row["val_acc"] = evaluate(module, xv, yv, cfg.eval_batch_size, amp)
+                row["val_loss"], row["val_acc"] = loss_and_accuracy(module, xv, yv, cfg.eval_batch_size, amp)
             row["seconds"] = time.perf_counter() - t0
             history.append(row)
-            if on_epoch is not None:  # e.g. a search's pruner; an exception it raises ends training
-                on_epoch(row)
             if task is not None:
                 progress.remove_task(task)
 
@@ -545,8 +550,8 @@ def train(
                                                    "bad_epochs": bad_epochs, "stopped_early": stopped_early},
                                   ema_state=ema_state)
                 write_history(history, run_path)
-                if die_after and epoch == die_after:
-                    os._exit(9)  # test-only: simulate a kill right after a checkpoint
+            for callback in callbacks:  # e.g. a search's pruner; an exception it raises ends training
+                callback(row)
     finally:
         if progress is not None:
             progress.stop()
@@ -562,15 +567,5 @@ def train(
                        resumed_from=resumed_from, device=str(device))
 
 
-def config_from_params(params: dict[str, Any], **overrides: Any) -> TrainConfig:
-    """Build a :class:`TrainConfig` from a model's params (keys that are not loop settings are ignored)."""
-    names = set(TrainConfig.__dataclass_fields__)
-    kw = {k: v for k, v in params.items() if k in names and k != "augment"}
-    if params.get("augment"):
-        kw["augment"] = AugmentConfig.from_params(params)
-    kw.update(overrides)
-    return TrainConfig(**kw)
-
-
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "resolve_device", "lr_at", "config_from_params",
+__all__ = ["TrainConfig", "TrainResult", "EpochCallback", "train", "loss_and_accuracy", "resolve_device", "lr_at",
            "write_history", "asdict"]
