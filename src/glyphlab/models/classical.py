@@ -70,13 +70,13 @@ class SklearnModel(GlyphModel):
             )
 
     def _save_weights(self, directory: Path) -> list[str]:
-        import skops.io as sio
+        import skops.io as sio  # local: skops is slow to import and only saving/loading needs it
 
         sio.dump(self.estimator_, directory / self.weights_file)
         return [self.weights_file]
 
     def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
-        import skops.io as sio
+        import skops.io as sio  # local: skops is slow to import and only saving/loading needs it
 
         path = directory / self.weights_file
         untrusted = sio.get_untrusted_types(file=path)
@@ -181,7 +181,7 @@ class XGBoost(GlyphModel):
     weights_file = "model.xgb.json"
 
     def _build(self):
-        from xgboost import XGBClassifier
+        from xgboost import XGBClassifier  # local: xgboost is slow to import and only this model needs it
 
         p = self.params
         return XGBClassifier(

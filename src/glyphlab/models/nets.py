@@ -23,6 +23,7 @@ from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.base import EpochCallback, GlyphModel, check_images
 from glyphlab.models.calibration import CALIBRATION_FILE, check_method, fit_temperature
 from glyphlab.models.params import TORCH_SPECS
+from glyphlab.models.persistence import load_model
 from glyphlab.models.registry import register_model
 from glyphlab.models.torch.augment import AugmentConfig, tta_proba
 from glyphlab.models.torch.loop import resolve_device, train
@@ -220,8 +221,6 @@ class TorchModel(GlyphModel):
 
     def _init_from(self, module: GlyphNet, source: str | Path) -> list[str]:
         """Copy every tensor whose name and shape match from a saved torch model (normalisation included)."""
-        from glyphlab.models.persistence import load_model
-
         src = load_model(source)
         if not isinstance(src, TorchModel) or src.module_ is None:
             raise ConfigError(f"init_from={source!r} is not a saved glyphlab torch network")

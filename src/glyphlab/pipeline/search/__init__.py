@@ -30,6 +30,7 @@ first used.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from glyphlab.pipeline.search.scoring import EpochReporter, cv_score, fold_workers, model_params, validation_score
@@ -58,8 +59,6 @@ def __getattr__(name: str) -> Any:
     module = _NEEDS_OPTUNA.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
