@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ from safetensors import SafetensorError
 from glyphlab import __version__
 from glyphlab.data.images import Preprocessing
 from glyphlab.errors import ConfigError, DataError, ModelFileError
-from glyphlab.fileio import make_readable
+from glyphlab.fileio import atomic_path, make_readable
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.model_card import MODEL_CARD, basic_sections, render_model_card
 from glyphlab.runfolder import MANIFEST, RunFolder
@@ -104,13 +103,11 @@ def write_model_card(path: str | Path, text: str) -> Path:
     directory = resolve_model_dir(path)
     manifest = read_manifest(directory)
     card = directory / MODEL_CARD
-    tmp = card.with_name(f".{MODEL_CARD}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    manifest.setdefault("files", {})[MODEL_CARD] = sha256_file(tmp)
-    tmp_manifest = directory / f".{MANIFEST}.tmp"
-    tmp_manifest.write_text(json.dumps(manifest, indent=2, default=json_default))
-    os.replace(tmp, card)
-    os.replace(tmp_manifest, directory / MANIFEST)
+    # the card is moved into place first, then the manifest that hashes it (the inner block exits first)
+    with atomic_path(directory / MANIFEST) as tmp_manifest, atomic_path(card) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+        manifest.setdefault("files", {})[MODEL_CARD] = sha256_file(tmp)
+        tmp_manifest.write_text(json.dumps(manifest, indent=2, default=json_default))
     return card
 
 

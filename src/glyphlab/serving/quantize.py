@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from glyphlab.errors import ConfigError
+from glyphlab.runfolder import CONFIG, MODELS
 from glyphlab.serving.onnx_export import INPUT, OUTPUT, OnnxExportError, export_onnx, sidecar_path
 
 #: training images the activation ranges are calibrated on
@@ -44,8 +45,8 @@ def run_images(model_dir: str | Path, seed: int = 0) -> tuple[np.ndarray, np.nda
     from glyphlab.pipeline.run import RunConfig, load_run_dataset
 
     directory = resolve_model_dir(model_dir)
-    config = next((p / "config.json" for p in directory.parents if (p / "config.json").is_file()
-                   and (p / "models").is_dir()), None)
+    config = next((p / CONFIG for p in directory.parents if (p / CONFIG).is_file() and (p / MODELS).is_dir()),
+                  None)
     if config is None:
         raise ConfigError(f"{directory} is not inside a run folder (RUN/models/NAME/model), so there are no training "
                           "images to calibrate int8 on: pass a dataset with --calibration")

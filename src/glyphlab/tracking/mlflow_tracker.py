@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from glyphlab.runfolder import ModelFolder
+from glyphlab.runfolder import ACCURACY_VS_TIME, CONFIG, DATASET, LEADERBOARD, REPORT, ModelFolder
 from glyphlab.tracking import (
     final_metrics, flat_params, write_tracking,
 )
@@ -125,9 +125,8 @@ class MlflowTracker:
         out = Path(out)
         try:
             best = None
-            for f in ("leaderboard.csv", "report.html", "accuracy_vs_time.png", "config.json", "dataset.json",
-                      "search.json", "trials.csv", "best_params.json", "optimization_history.png",
-                      "param_importance.png"):
+            for f in (LEADERBOARD, REPORT, ACCURACY_VS_TIME, CONFIG, DATASET, "search.json", "trials.csv",
+                      "best_params.json", "optimization_history.png", "param_importance.png"):
                 if (out / f).is_file():
                     self.client.log_artifact(self.run_id, str(out / f))
             for label, run_id in self.children.items():

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
-from glyphlab.runfolder import ModelFolder
+from glyphlab.runfolder import ModelFolder, RunFolder
 from glyphlab.tracking import final_metrics, write_tracking
 
 LOG_DIR = "tensorboard"
@@ -27,10 +27,9 @@ def _png_array(png: bytes) -> np.ndarray:
 def sample_predictions(model_dir: Path, run_dir: Path) -> np.ndarray | None:
     """The first test images with predicted and true labels (red when wrong), as an HxWx3 array."""
     try:
-        with np.load(run_dir / "test_images.npz", allow_pickle=False) as d:
-            images = d["images"][:SAMPLES]
-        with np.load(model_dir / "predictions.npz", allow_pickle=False) as p:
-            y_true, y_pred = p["y_true"][:SAMPLES], p["y_pred"][:SAMPLES]
+        images = RunFolder(run_dir).read_test_images_raw()[0][:SAMPLES]
+        pred = ModelFolder(model_dir).read_predictions()  # a RunFolderError is an OSError: caught below
+        y_true, y_pred = pred["y_true"][:SAMPLES], pred["y_pred"][:SAMPLES]
     except (OSError, KeyError, ValueError):
         return None
     cols = 8
