@@ -85,3 +85,63 @@ def test_a_planted_pickle_and_bad_model_folders_are_one_line(tmp_path, run_folde
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "manifest.json").write_text("{not json")
     _one_line_error(runner.invoke(app, ["serve", str(tmp_path / "junk")]), "is not valid JSON")
+
+
+def test_readers_name_an_empty_test_images_file(tmp_path, run_folder):
+    """A run killed at the very start once left an empty test_images.npz, and readers said only "Aborted."."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_folder, run)
+    (run / "test_images.npz").write_bytes(b"")
+    for args in (["report", str(run)], ["robustness", str(run), "--angles", "0,90"]):
+        _one_line_error(runner.invoke(app, args), str(run / "test_images.npz"), "unreadable", "--resume")
+    (run / "test_images.npz").unlink()
+    _one_line_error(runner.invoke(app, ["robustness", str(run), "--angles", "0"]), "test_images.npz is missing")
+
+
+def test_unfinished_models_are_not_read_as_finished(tmp_path, run_folder):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_folder, run)
+    (run / "models" / "logreg" / "done.json").unlink()  # as if killed before the model's last write
+    _one_line_error(runner.invoke(app, ["robustness", str(run), "--angles", "0"]),
+                    "holds no finished model (logreg unfinished", f"glyphlab run --resume {run}")
+
+
+def test_a_failed_run_removes_the_folder_it_made(tmp_path, monkeypatch):
+    from glyphlab.pipeline import run as run_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(run_module, "train_and_evaluate", broken)
+    out = tmp_path / "r"
+    result = runner.invoke(app, ["run", "--models", "logreg", "--out", str(out), "--no-report"])
+    assert result.exit_code != 0 and not out.exists()
+
+
+def test_a_run_that_fails_after_a_model_finished_says_so_and_resumes(tmp_path, monkeypatch):
+    from glyphlab.pipeline import run as run_module
+
+    real = run_module.train_and_evaluate
+    calls = []
+
+    def second_fails(entry, *args, **kwargs):
+        calls.append(entry)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return real(entry, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "train_and_evaluate", second_fails)
+    out = tmp_path / "r"
+    args = ["run", "--models", "logreg,more=logreg", "--param", "max_iter=30", "--out", str(out), "--no-report"]
+    assert runner.invoke(app, args).exit_code != 0
+    failed = json.loads((out / "failed.json").read_text())
+    assert failed["finished_models"] == ["logreg"] and "disk on fire" in failed["error"]
+    assert (out / "models" / "logreg" / "done.json").is_file() and not (out / "models" / "more" / "done.json").exists()
+    monkeypatch.setattr(run_module, "train_and_evaluate", real)
+    result = runner.invoke(app, ["run", "--resume", str(out), "--no-report"])
+    assert result.exit_code == 0 and "logreg: already finished, kept" in result.output
+    assert not (out / "failed.json").exists() and (out / "models" / "more" / "done.json").is_file()

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 
 from glyphlab.errors import RunFolderError
-from glyphlab.runfolder import LEADERBOARD, LEADERBOARD_KEYS, METRICS, PREDICTIONS, RunFolder
+from glyphlab.runfolder import DONE, LAYOUT, LEADERBOARD, LEADERBOARD_KEYS, METRICS, PREDICTIONS, RunFolder
 
 
 def _fake_run(tmp_path):
     run = RunFolder.create(tmp_path / "run")
-    run.write_config({"dataset": "digits", "models": ["a", "b"]})
+    run.write_config({"dataset": "digits", "models": ["a", "b"], "layout": LAYOUT})
     run.write_dataset({"name": "digits", "classes": ["x", "y", "z"], "split_sizes": {"train": 9, "test": 4}})
     run.write_test_images(np.array([[[0.0, 1.0]]] * 4), np.array([0, 1, 2, 2]))
     for name, acc in (("a", 0.5), ("b", 0.75)):
@@ -30,7 +30,10 @@ def test_layout_round_trips(tmp_path):
 def test_leaderboard_is_rebuilt_from_finished_models_then_read_from_its_file(tmp_path):
     run = _fake_run(tmp_path)
     assert not run.file(LEADERBOARD).exists()
-    rows = run.leaderboard_rows()  # an interrupted run: from each metrics.json
+    assert run.leaderboard_rows() == []  # no model committed (done.json) yet
+    for name in ("a", "b"):
+        run.model(name).commit()
+    rows = run.leaderboard_rows()  # an interrupted run: from each finished model's metrics.json
     assert [r["model"] for r in rows] == ["b", "a"] and rows[0]["accuracy"] == 0.75
     run.write_leaderboard(rows)
     header = run.file(LEADERBOARD).read_text().splitlines()[0]
@@ -44,7 +47,15 @@ def test_leaderboard_is_rebuilt_from_finished_models_then_read_from_its_file(tmp
 
 def test_models_lists_only_finished_ones(tmp_path):
     run = _fake_run(tmp_path)
-    assert run.models == []  # metrics but no saved model: not finished
+    assert run.models == [] and run.unfinished_models() == ["a", "b"]  # metrics, but no done.json
+    run.model("a").commit()
+    assert run.models == ["a"] and run.unfinished_models() == ["b"]
+    assert set(__import__("json").loads(run.model("a").file(DONE).read_text())["files"]) == {METRICS, PREDICTIONS}
+
+
+def test_a_run_folder_from_before_done_json_still_reads(tmp_path):
+    run = _fake_run(tmp_path)
+    run.write_config({"dataset": "digits", "models": ["a", "b"]})  # no "layout": written by an older glyphlab
     (run.model("a").model_path).mkdir()
     (run.model("a").model_path / "manifest.json").write_text("{}")
     assert run.models == ["a"]

@@ -162,7 +162,8 @@ def run(dataset: str | Path = "digits", models: Sequence[str] = ("logreg", "svm"
 
 
 def search(dataset: str | Path = "digits", model: str | None = None, space: str = "svm-default", trials: int = 20,
-           out: str | Path | None = None, *, progress: bool = True, **options: Any) -> Run:
+           out: str | Path | None = None, *, progress: bool = True, track: str | None = None,
+           tracking_uri: str | None = None, **options: Any) -> Run:
     """A hyper-parameter search (``glyphlab search``, Optuna); ``options`` are its other settings (``cv``,
     ``sampler``, ``pruner``, ``storage``, ``study``, ``seed``, ``refit``, ``timeout``, ``data_dir``, ...).
 
@@ -179,8 +180,9 @@ def search(dataset: str | Path = "digits", model: str | None = None, space: str 
     except TypeError as exc:
         raise ConfigError(f"gl.search: {exc}") from None
     with _output(progress) as console, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="IProgress not found")  # optuna may import tqdm.auto only now
-        return Run(run_search(cfg, console))
+        # optuna imports tqdm.auto, which warns in a notebook that has no ipywidgets: not the user's concern
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        return Run(run_search(cfg, console, track=track, tracking_uri=tracking_uri))
 
 
 def recipe(name_or_path: str | Path, quick: bool = False, out: str | Path | None = None, *,

@@ -281,6 +281,8 @@ def search_cmd(
     data_dir: DataDir = None,
     variant: Variants = "",
     dataset_option: DatasetOptions = [],
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Hyper-parameter search (Optuna): resumable, CV-scored, shareable across machines; refits the best model."""
     from glyphlab.pipeline.search import SearchConfig, run_search
@@ -289,7 +291,7 @@ def search_cmd(
                        sampler=sampler, pruner=pruner, storage=storage, study=study,
                        out=str(out) if out else None, seed=seed, data_dir=str(data_dir) if data_dir else None,
                        refit=refit, variants=variant, dataset_options=_dataset_options(dataset_option))
-    run_search(cfg, console)
+    run_search(cfg, console, track=track, tracking_uri=tracking_uri)
 
 
 @app.command("audit")

@@ -24,6 +24,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from glyphlab.errors import RunFolderError
-from glyphlab.fileio import atomic_open, write_csv, write_json
+from glyphlab.fileio import atomic_open, sha256_file, write_csv, write_json
 
 if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for (about a second of start-up otherwise)
     import pandas as pd
@@ -70,6 +72,12 @@ CV = "cv.json"
 MANIFEST = "manifest.json"  # the saved model's own (models/persistence.py writes it)
 RELIABILITY_PNG = "reliability.png"  # calibration: accuracy against confidence (evaluation/calibration.py)
 AUDIT_DIR = "audit"  # RUN/audit/: the label audit the run was trained after (pipeline/audit.py), for the report
+#: written last, after every other file of the model: its results count (reports, --resume) only once it exists
+DONE = "done.json"
+#: config.json's "layout": 2 since models commit with done.json (a run folder without it is older: see finished)
+LAYOUT = 2
+#: what a run that stopped with an error leaves beside its config (removed when it is resumed)
+FAILED = "failed.json"
 
 
 # -- the leaderboard's schema -------------------------------------------------------------------------------
@@ -134,6 +142,10 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
         return []
 
 
+#: what np.load raises on a file that is not a whole .npz (an empty file: EOFError; cut short: BadZipFile)
+NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray] | None:
     """Every array of an ``.npz`` (never unpickling), or None when it is missing or damaged."""
     if not path.is_file():
@@ -141,7 +153,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray] | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError):
+    except NPZ_ERRORS:
         return None
 
 
@@ -181,8 +193,38 @@ class ModelFolder:
 
     @property
     def finished(self) -> bool:
-        """Whether training and evaluation finished: metrics written and the model saved."""
-        return self.file(METRICS).is_file() and self.has_saved_model
+        """Whether every file of the model was written: done.json, the last one, exists.
+
+        A folder of a run made before models committed (its config.json has no "layout") counts as finished
+        with its metrics and saved model, as it did then."""
+        if self.file(DONE).is_file():
+            return True
+        config = _read_json(self.path.parent.parent / CONFIG)
+        return config is not None and "layout" not in config and self.file(METRICS).is_file() and self.has_saved_model
+
+    def commit(self) -> Path:
+        """Mark the model finished: done.json lists every file of the folder with its size and SHA-256, and is
+        written last and atomically, so a process killed at any point before leaves the model unfinished."""
+        files = {}
+        for p in sorted(self.path.rglob("*")):
+            rel = p.relative_to(self.path)
+            if p.is_file() and p.name != DONE and not any(part.startswith(".") for part in rel.parts):
+                files[rel.as_posix()] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+        return write_json(self.file(DONE), {"model": self.name, "files": files})
+
+    def discard_unfinished(self) -> None:
+        """Before the model is (re)trained: done.json goes first, then every file of an earlier attempt, so none
+        of it is taken for this attempt's. The training checkpoint stays: a network resumes from it."""
+        self.file(DONE).unlink(missing_ok=True)
+        if not self.path.is_dir():
+            return
+        for p in self.path.iterdir():
+            if p.name in (CHECKPOINT, f".{CHECKPOINT}.old"):  # the loop reads .old when killed between renames
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
 
     def read_metrics(self) -> dict[str, Any]:
         """metrics.json ({} when the model has not been evaluated)."""
@@ -319,9 +361,14 @@ class RunFolder:
 
     def read_test_images_raw(self) -> tuple[np.ndarray, np.ndarray]:
         """The saved test images as stored (uint8, 0-255, channel axis dropped) and their labels (int64)."""
-        test = read_npz(self.file(TEST_IMAGES))
+        path = self.file(TEST_IMAGES)
+        test = read_npz(path)
+        if not path.is_file():
+            raise RunFolderError(f"{path} is missing (is {self.path} a glyphlab run folder, or was its run killed "
+                                 f"before writing it? `glyphlab run --resume {self.path}` writes it)")
         if test is None or "images" not in test or "labels" not in test:
-            raise RunFolderError(f"{self.path} has no readable {TEST_IMAGES} (is it a glyphlab run folder?)")
+            raise RunFolderError(f"{path} is unreadable ({path.stat().st_size:,} bytes, not a whole .npz of images and "
+                                 f"labels): `glyphlab run --resume {self.path}` writes it again")
         images = test["images"]
         if images.ndim == 4 and images.shape[-1] == 1:
             images = images[..., 0]
@@ -344,9 +391,13 @@ class RunFolder:
             return []
         return [ModelFolder(p) for p in sorted(self.models_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")]
 
+    def unfinished_models(self) -> list[str]:
+        """Labels of model folders whose results are incomplete (no done.json): --resume redoes them."""
+        return [m.name for m in self.model_folders() if not m.finished]
+
     @property
     def models(self) -> list[str]:
-        """The labels of the models that finished (metrics written and model saved), best first when ranked."""
+        """The labels of the models that finished (every file written, done.json last), best first when ranked."""
         done = {m.name for m in self.model_folders() if m.finished}
         ranked = [r["model"] for r in self.leaderboard_rows() if r["model"] in done]
         return ranked + sorted(done - set(ranked))
@@ -369,7 +420,7 @@ class RunFolder:
         """leaderboard.csv as rows of numbers, best first; an interrupted run's from the models that finished."""
         raw: list[dict[str, Any]] = read_csv_rows(self.file(LEADERBOARD))
         if not raw:
-            raw = [leaderboard_row(m.name, m.read_metrics()) for m in self.model_folders() if m.file(METRICS).is_file()]
+            raw = [leaderboard_row(m.name, m.read_metrics()) for m in self.model_folders() if m.finished]
         rows = [{c.key: (r.get(c.key) if c.digits is None else as_number(r.get(c.key))) for c in LEADERBOARD_COLUMNS}
                 for r in raw if r.get("model")]
         return sort_leaderboard(rows)

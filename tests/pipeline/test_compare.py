@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from glyphlab.cli import app
 from glyphlab.pipeline.compare import compare, list_runs
 from glyphlab.reporting.compare import write_page
+from glyphlab.runfolder import ModelFolder
 from glyphlab.reporting.html import BROWSERS, headless_args
 from glyphlab.runfolder import ModelFolder
 
@@ -96,6 +97,15 @@ def test_cli_compare_and_runs(three_runs: Path, tmp_path: Path):
     assert "best svm 0.9" in lines[2]
     res = runner.invoke(app, ["compare", str(tmp_path / "nowhere")])
     assert res.exit_code == 2 and "does not exist" in " ".join(res.output.split())
+
+
+def test_a_model_without_its_commit_marker_is_left_out(three_runs: Path):
+    """In a run folder of the committed layout, a model whose done.json is missing was killed half-way."""
+    cfg = json.loads((three_runs / "a" / "config.json").read_text())
+    (three_runs / "a" / "config.json").write_text(json.dumps({**cfg, "layout": 2}))
+    ModelFolder(three_runs / "a" / "models" / "svm").commit()
+    names = [m.name for g in compare([three_runs / "a"]).groups for m in g.models]
+    assert names == ["a/svm"]  # logreg has metrics and predictions but no done.json
 
 
 def test_runs_marks_unfinished(three_runs: Path):

@@ -148,3 +148,25 @@ def test_tensorboard_event_files(tmp_path: Path):
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     assert session.session_start_info.hparams["epochs"].number_value == 2
     assert session.session_start_info.hparams["model"].string_value == "mlp"
+
+
+def test_search_trials_are_nested_runs_and_the_refit_joins_them(tmp_path: Path):
+    pytest.importorskip("optuna", reason="needs the search extra")
+    from glyphlab.pipeline.search import SearchConfig, run_search
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "search"
+    run_search(SearchConfig(dataset="digits", space="svm-default", trials=3, cv=2, sampler="random", out=str(out)),
+               _quiet(), track="mlflow", tracking_uri=uri)
+    info = json.loads((out / TRACKING_FILE).read_text())
+    assert set(info["children"]) == {"trial-0", "trial-1", "trial-2", "svm-best"}
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(info["run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.params["sampler"] == "random"
+    assert "trials.csv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    trials = {t: client.get_run(info["children"][t]) for t in ("trial-0", "trial-1", "trial-2")}
+    for t in trials.values():
+        assert t.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert 0 < t.data.metrics["cv_score"] <= 1 and "C" in t.data.params
+    refit = client.get_run(info["children"]["svm-best"])
+    assert refit.data.tags["mlflow.parentRunId"] == parent.info.run_id and "accuracy" in refit.data.metrics

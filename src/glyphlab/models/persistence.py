@@ -9,8 +9,8 @@ was changed, is refused with a message instead of being executed.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import platform
 import shutil
 import tempfile
@@ -25,10 +25,12 @@ from safetensors import SafetensorError
 from glyphlab import __version__
 from glyphlab.data.images import Preprocessing
 from glyphlab.errors import ConfigError, DataError, ModelFileError
-from glyphlab.fileio import atomic_path, make_readable
+from glyphlab.fileio import atomic_path, make_readable, sha256_file  # noqa: F401  (sha256_file: imported from here too)
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.model_card import MODEL_CARD, basic_sections, render_model_card
 from glyphlab.runfolder import MANIFEST, RunFolder
+
+log = logging.getLogger(__name__)
 
 FORMAT = "glyphlab-model"
 FORMAT_VERSION = 1
@@ -38,14 +40,6 @@ FORMAT_VERSION = 1
 #: .safetensors -> SafetensorError); load_model turns them into one ModelFileError that names the file
 FOREIGN_FILE_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, ValueError, KeyError, EOFError, OSError, RuntimeError,
                        SafetensorError)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -153,13 +147,20 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 
 def saved_models(path: Path) -> dict[str, Path]:
-    """Model folders under a run folder, or the one model a path points at."""
+    """The finished models of a run folder (unfinished ones are named, not used), or the one model a path
+    points at."""
     path = Path(path)
     run = RunFolder(path)
     if run.models_dir.is_dir():
-        found = {m.name: m.model_path for m in run.model_folders() if m.has_saved_model}
+        found = {m.name: m.model_path for m in run.model_folders() if m.finished and m.has_saved_model}
+        unfinished = [m.name for m in run.model_folders() if not m.finished]
         if not found:
-            raise ModelFileError(f"run folder {path} holds no saved models (were they deleted?)")
+            raise ModelFileError(f"run folder {path} holds no finished model" + (
+                f" ({', '.join(unfinished)} unfinished: `glyphlab run --resume {path}` completes them)" if unfinished
+                else " (were they deleted?)"))
+        if unfinished:
+            log.warning("warning: %s: %s unfinished (no done.json), left out; `glyphlab run --resume %s` completes "
+                        "them", path, ", ".join(unfinished), path)
         return found
     model_dir = resolve_model_dir(path)
     name = model_dir.parent.name if model_dir.name == "model" else model_dir.name

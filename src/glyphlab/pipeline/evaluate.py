@@ -109,6 +109,7 @@ def evaluate_saved(path: Path, dataset: str | None, out: Path | None, variant: s
                 f"model '{name}' predicts classes {model.classes_} but {ds.name} has {ds.classes}: "
                 "its scores would be meaningless"
             )
+        folder.model(name).discard_unfinished()  # an earlier evaluation's done.json must not vouch for this one
         t0 = time.perf_counter()
         proba = model.predict_proba(test.images)
         seconds = time.perf_counter() - t0
@@ -116,6 +117,7 @@ def evaluate_saved(path: Path, dataset: str | None, out: Path | None, variant: s
         metrics = evaluate_predictions(folder.model(name).path, ds.classes, test.images, title=f"{name} on {ds.name}",
                                        extra={"model": name, "train_seconds": 0.0, "predict_seconds": round(seconds, 3),
                                               "dataset": where})
+        folder.model(name).commit()  # last, as in a run: these results count as finished
         rows.append({"model": name, **metrics})
     assert ds is not None
     if len(loaded) <= 1:  # one set of test images for every model: the folder can show and interpret them

@@ -28,12 +28,13 @@ from glyphlab.errors import ConfigError
 from glyphlab.evaluation.evaluate import evaluate_predictions
 from glyphlab.evaluation.plots import plot_accuracy_vs_time
 from glyphlab.models.persistence import library_versions
+from glyphlab.fileio import write_json
 from glyphlab.models.base import training_arrays
 from glyphlab.models.registry import create_model, with_seed
 from glyphlab.pipeline.audit import copy_audit, exclude_issues
 from glyphlab.pipeline.model_card import write_run_model_card
-from glyphlab.runfolder import (ACCURACY_VS_TIME, AUDIT_DIR, CHECKPOINT, LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row,
-                               sort_leaderboard)
+from glyphlab.runfolder import (ACCURACY_VS_TIME, AUDIT_DIR, CHECKPOINT, FAILED, LAYOUT, LEADERBOARD,
+                               LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row, sort_leaderboard)
 from glyphlab.tracking import Tracker, open_tracker, read_tracking
 
 FEATURE_SAMPLE = 2000
@@ -106,8 +107,12 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         label, name = split_model_entry(entry)
         create_model(name, **cfg.params.get(label, {}))
     ds = load_run_dataset(cfg)
+    created = not out.exists()
     folder = RunFolder.create(out)
-    folder.write_config({**asdict(cfg), "created": _now(), "versions": library_versions(), "machine": machine_info()})
+    for stale in (*folder.path.glob(".*.part"), folder.file(FAILED), folder.file(LEADERBOARD)):
+        stale.unlink(missing_ok=True)  # a killed writer's temp files; the leaderboard is written again at the end
+    folder.write_config({**asdict(cfg), "layout": LAYOUT, "created": _now(), "versions": library_versions(),
+                         "machine": machine_info()})
     folder.write_dataset(ds.summary())
     if cfg.exclude:  # the report's label-audit section reads RUN/audit/
         copy_audit(cfg.exclude, folder.file(AUDIT_DIR))
@@ -129,7 +134,9 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
                 console.print(f"  [dim]{name}: already finished, kept[/]")
                 rows.append(leaderboard_row(name, model.read_metrics()))
                 continue
+            model.discard_unfinished()
             metrics = train_and_evaluate(entry, cfg, ds, model.path, console)
+            model.commit()  # last: only now do its results count as finished
             rows.append(leaderboard_row(name, metrics))
             if tracker:
                 tracker.model_finished(name, model.path, metrics)
@@ -137,14 +144,30 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         print_leaderboard(rows, console, title=f"leaderboard — {ds.name} test set ({len(test):,} images)")
         if report:
             build_report_if_available(out, console)
-    except BaseException:
+    except BaseException as exc:
         if tracker:
             tracker.run_finished(out, failed=True)
+        if isinstance(exc, Exception):  # an error, not an interruption (Ctrl-C leaves the run to --resume)
+            _mark_failed(folder, created, exc, console)
         raise
     if tracker:
         tracker.run_finished(out)
         console.print(f"tracked: [green]{tracker.backend}[/] {tracker.uri}")
     return out
+
+
+def _mark_failed(folder: RunFolder, created: bool, exc: Exception, console: Console) -> None:
+    """A failed run leaves no half-made folder: the folder it created goes when no model finished in it;
+    otherwise failed.json says what failed, and the finished models stay for ``glyphlab run --resume``."""
+    finished = [m.name for m in folder.model_folders() if m.finished]
+    if created and not finished:
+        shutil.rmtree(folder.path, ignore_errors=True)
+        console.print(f"[yellow]the run failed before any model finished: removed {folder.path}[/]")
+        return
+    write_json(folder.file(FAILED), {"failed": _now(), "error": f"{type(exc).__name__}: {exc}"[:2000],
+                                     "finished_models": finished})
+    console.print(f"[yellow]the run failed; {folder.path} keeps {len(finished)} finished model(s) and "
+                  f"{FAILED}: `glyphlab run --resume {folder.path}` continues it[/]", soft_wrap=True)
 
 
 def dataset_reading(ds: Dataset) -> str:
@@ -213,8 +236,9 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
     )
     write_run_model_card(model_dir, name, ds, metrics, fit_on="train" if model.uses_validation else "train + val",
                          seed=cfg.seed, val_fraction=cfg.val_fraction, exclude=cfg.exclude)
-    # metrics.json marks the model finished; only now has the training checkpoint no more use for resuming
-    shutil.rmtree(folder.file(CHECKPOINT), ignore_errors=True)
+    # every result is written: the training checkpoint has no more use (run() then commits the model)
+    for ckpt in (CHECKPOINT, f".{CHECKPOINT}.old"):  # .old: a process killed between the checkpoint's two renames
+        shutil.rmtree(folder.file(ckpt), ignore_errors=True)
     console.print(f"  [bold]{name}[/]: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "
                   f"({train_seconds:.1f} s)")
     return metrics

@@ -17,6 +17,7 @@ import hashlib
 import html as _html
 import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -36,9 +37,12 @@ from glyphlab.reporting.trust import audit_part, calibration_part
 from glyphlab.runfolder import (
     ACCURACY_VS_TIME, CLASSIFICATION_REPORT, CONFUSION_NORMALIZED_PNG, CONFUSION_PNG, FEATURES, HISTORY,
     LEADERBOARD_COLUMNS, LEARNING_CURVES, MOST_CONFUSED_CSV, MOST_CONFUSED_PNG, RECIPE, REFERENCE_COMPARISON, REPORT,
-    REPORT_PDF, ROBUSTNESS_CSV, ROBUSTNESS_PNG, TSNE_CACHE, ModelFolder, RunFolder, as_number, read_csv_rows, read_npz,
+    REPORT_PDF, ROBUSTNESS_CSV, ROBUSTNESS_PNG, TEST_IMAGES, TSNE_CACHE, ModelFolder, RunFolder, as_number,
+    read_csv_rows, read_npz,
 )
 from glyphlab.tracking import read_tracking
+
+log = logging.getLogger(__name__)
 
 TSNE_MAX_POINTS = 2000
 TSNE_PCA_DIMS = 50
@@ -333,8 +337,15 @@ def collect(run_dir: Path) -> dict[str, Any]:
     config, dataset, classes = run.config, run.dataset, run.classes
     try:
         images, labels = run.read_test_images_raw()
-    except RunFolderError:  # the report says there are no sample images
+    except RunFolderError as exc:
+        if run.file(TEST_IMAGES).exists():  # there but unreadable: say so, never show fewer images silently
+            raise
+        log.warning("warning: %s; the report shows no sample images", exc)  # e.g. evaluated on several datasets
         images = labels = None
+    unfinished = run.unfinished_models()
+    if unfinished:
+        log.warning("warning: %s: %s unfinished (no done.json), not in the report; `glyphlab run --resume %s` "
+                    "completes them", run_dir, ", ".join(unfinished), run_dir)
     rows = run.leaderboard_rows()
     models = [_model_part(run, r["model"], r, images, classes) for r in rows if run.model(r["model"]).path.is_dir()]
     seed = int(config.get("seed", 0) or 0)

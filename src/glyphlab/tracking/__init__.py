@@ -68,7 +68,8 @@ def open_tracker(track: str | None, out: Path, name: str, params: dict[str, Any]
 
         resume_id = previous.get("run_id") if previous.get("backend") == "mlflow" and (
             uri is None or previous.get("uri") == uri) else None
-        return MlflowTracker(out, name, params, uri=uri, tags=tags, resume_run_id=resume_id)
+        return MlflowTracker(out, name, params, uri=uri, tags=tags, resume_run_id=resume_id,
+                             children=previous.get("children") if resume_id else None)
     from glyphlab.tracking.tensorboard_tracker import TensorBoardTracker  # optional extra: glyphlab[tensorboard]
 
     return TensorBoardTracker(out, name, params, log_dir=uri)

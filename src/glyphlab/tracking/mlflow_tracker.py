@@ -34,7 +34,7 @@ class MlflowTracker:
 
     def __init__(self, out: Path, name: str, params: dict[str, Any], uri: str | None = None,
                  tags: dict[str, str] | None = None, experiment: str = EXPERIMENT,
-                 resume_run_id: str | None = None) -> None:
+                 resume_run_id: str | None = None, children: dict[str, str] | None = None) -> None:
         self.out = Path(out)
         self.uri = uri or default_uri()
         self.client = MlflowClient(tracking_uri=self.uri)
@@ -46,7 +46,7 @@ class MlflowTracker:
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
         else:
             self.experiment_id = exp.experiment_id
-        self.children: dict[str, str] = {}
+        self.children: dict[str, str] = dict(children or {})
         if resume_run_id and self._exists(resume_run_id):
             self.run_id = resume_run_id
             self.client.update_run(self.run_id, status="RUNNING")
@@ -125,8 +125,8 @@ class MlflowTracker:
         out = Path(out)
         try:
             best = None
-            for f in (LEADERBOARD, REPORT, ACCURACY_VS_TIME, CONFIG, DATASET,
-                      "search_summary.json", "trials.csv"):
+            for f in (LEADERBOARD, REPORT, ACCURACY_VS_TIME, CONFIG, DATASET, "search.json", "trials.csv",
+                      "best_params.json", "optimization_history.png", "param_importance.png"):
                 if (out / f).is_file():
                     self.client.log_artifact(self.run_id, str(out / f))
             for label, run_id in self.children.items():

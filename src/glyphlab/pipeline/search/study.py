@@ -27,6 +27,7 @@ from glyphlab.pipeline.search.scoring import EpochReporter, cv_score, model_para
 from glyphlab.pipeline.search.space import decode_params, find_space, load_space
 from glyphlab.pipeline.search.workers import make_storage, reap_dead_trials, redact, worker_id
 from glyphlab.runfolder import RunFolder
+from glyphlab.tracking import open_tracker
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -112,7 +113,10 @@ def _check_study_attrs(study, expected: dict[str, Any]) -> None:
                           "rerun with the same options, or pass --study NEW_NAME (or another --out)")
 
 
-def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
+def run_search(cfg: SearchConfig, console: Console | None = None, track: str | None = None,
+               tracking_uri: str | None = None) -> Path:
+    """Run (or resume) the study of ``cfg``; with ``track``, each finished trial is a nested run of one tracked
+    search run, and the refit model joins it (see :mod:`glyphlab.tracking`)."""
     console = console or Console()
     cfg.validate()
     space_path = find_space(cfg.space)
@@ -157,6 +161,9 @@ def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
                   f"sampler {cfg.sampler}, pruner {cfg.pruner if is_net else 'none (classical)'}\n"
                   f"  study [cyan]{study_name}[/] in {redact(url)} → [green]{out}[/]")
 
+    tracker = open_tracker(track, out, name=f"search-{study_name}", uri=tracking_uri,
+                           params={**asdict(cfg), "storage": redact(url), "study": study_name},
+                           tags={"glyphlab.dataset": cfg.dataset, "glyphlab.kind": "search"})
     me = worker_id()
 
     def objective(trial) -> float:
@@ -230,12 +237,17 @@ def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
                 elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
                     failures = 0
                     progress.console.print(_trial_line(t, study))
+                    if tracker:
+                        tracker.trial_finished(t.number, decode_params(t.params), t.value, t.state.name)
             if failures >= MAX_CONSECUTIVE_FAILURES:
                 raise GlyphlabError(f"{failures} trials in a row failed (see trials.csv); last error: "
                                     f"{_last_error(study)}")
 
     finished = _finished(study)
     write_outputs(study, out, console)
+    if tracker:
+        tracker.run_finished(out)
+        console.print(f"tracked: [green]{tracker.backend}[/] {tracker.uri}")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         console.print("[yellow]no trial completed: nothing to refit[/]")
@@ -257,11 +269,13 @@ def run_search(cfg: SearchConfig, console: Console | None = None) -> Path:
         if not cfg.refit:
             console.print("--no-refit: the best parameters are not refit on train+val")
         return out
-    refit_best(cfg, model, best_params, out, console)
+    refit_best(cfg, model, best_params, out, console, track=tracker.backend if tracker else None,
+               tracking_uri=tracker.uri if tracker else None)
     return out
 
 
-def refit_best(cfg: SearchConfig, model: str, params: dict[str, Any], out: Path, console: Console) -> Path:
+def refit_best(cfg: SearchConfig, model: str, params: dict[str, Any], out: Path, console: Console,
+               track: str | None = None, tracking_uri: str | None = None) -> Path:
     """Refit on train+val and evaluate once on test, as the run model folder ``out/models/MODEL-best``."""
     label = f"{model}-best"
     previous = RunFolder(out).model(label)
@@ -273,7 +287,7 @@ def refit_best(cfg: SearchConfig, model: str, params: dict[str, Any], out: Path,
                         val_fraction=cfg.val_fraction, data_dir=cfg.data_dir, dataset_options=dict(cfg.dataset_options),
                         variants=cfg.variants)
     console.print(f"refitting [bold]{label}[/] on train+val, evaluating once on the test split")
-    return run(run_cfg, out, console=console, resume=resume, report=False)
+    return run(run_cfg, out, console=console, resume=resume, report=False, track=track, tracking_uri=tracking_uri)
 
 
 def _best_text(study) -> str:
