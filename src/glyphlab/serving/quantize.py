@@ -7,7 +7,7 @@ at the same accuracy (0.9856 vs 0.9855), but ran at 0.8-1.0x the fp32 images/s t
 u8s8 kernels do about as many multiply-adds a cycle as fp32 FMA. Int8 activations (s8s8) lost 0.12
 points. So the export is static QDQ, uint8 activations, per-channel int8 weights, ``reduce_range``
 (7-bit weights: the u8s8 kernels of CPUs without VNNI can saturate at 8 bits); the speed-up is for CPUs
-with VNNI (``lscpu | grep -o 'avx512_vnni\|avx_vnni'``).
+with VNNI (``lscpu | grep -o 'avx512_vnni\\|avx_vnni'``).
 
 Calibration images are the training split of the run the model belongs to (MODEL is RUN/models/NAME/model;
 the run's config.json says how its data was made), or a dataset the caller names. The quantized graph is
