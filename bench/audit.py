@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -29,16 +28,9 @@ from glyphlab.data.registry import resolve_dataset
 from glyphlab.evaluation.label_issues import plot_label_issues
 from glyphlab.models.registry import parse_value
 from glyphlab.pipeline.audit import DEFAULT_FOLDS, DEFAULT_MODEL, AuditConfig, audit_dataset
+from serving_common import cpu_model  # bench/ is on sys.path when a bench runs as a script
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def anchor_seconds(images: np.ndarray, labels: np.ndarray) -> float:

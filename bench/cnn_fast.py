@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -39,19 +38,12 @@ from rich.table import Table
 
 from glyphlab.data.mnist import read_idx
 from glyphlab.models.torch.loop import configure_threads
+from serving_common import cpu_model  # bench/ is on sys.path when a bench runs as a script
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = (HERE / ".." / ".." / "shared" / "data").resolve()
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def load_mnist_arrays(data_dir: Path) -> tuple[np.ndarray, ...]:
