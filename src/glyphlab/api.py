@@ -229,12 +229,10 @@ class Comparison(_Comparison):
         """Jupyter: one table per test set."""
         cols = ["rank", "run", "model", "params", "accuracy", "accuracy_low", "accuracy_high", "f1_macro",
                 "train_seconds"]
-        parts = []
-        for g in self.groups:
-            rows = [r for r in self.rows() if r["test_set"] == g.test_set]
-            parts.append(f"<p><b>test set {html.escape(g.test_set)}</b> — {html.escape(g.dataset)}, "
-                         f"{g.n_test:,} images</p>" + pd.DataFrame(rows)[cols].to_html(index=False, border=0))
-        return "".join(parts)
+        table = self.table
+        return "".join(f"<p><b>test set {html.escape(g.test_set)}</b> — {html.escape(g.dataset)}, "
+                       f"{g.n_test:,} images</p>" + table[table["test_set"] == g.test_set][cols].to_html(index=False, border=0)
+                       for g in self.groups)
 
 
 def compare(*runs: str | Path, seed: int = 0) -> Comparison:
