@@ -96,9 +96,9 @@ Track = Annotated[
 ]
 TrackingUri = Annotated[
     Optional[str],
-    typer.Option("--tracking-uri", envvar="GLYPHLAB_TRACKING_URI",
-                 help="MLflow store or server (default sqlite:///./mlflow.db; http://HOST:PORT for a server), "
-                 "or TensorBoard's log folder (default RUN/tensorboard)."),
+    typer.Option("--tracking-uri",
+                 help="MLflow store or server (default $GLYPHLAB_TRACKING_URI, else sqlite:///./mlflow.db; "
+                 "http://HOST:PORT for a server), or TensorBoard's log folder (default RUN/tensorboard)."),
 ]
 
 

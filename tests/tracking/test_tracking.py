@@ -126,7 +126,8 @@ def test_unknown_backend_is_refused():
     assert resolve_backend(None, None) is None or os.environ.get("GLYPHLAB_TRACKING_URI")
 
 
-def test_tensorboard_event_files(tmp_path: Path):
+def test_tensorboard_event_files(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("GLYPHLAB_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # MLflow's, not a log folder
     pytest.importorskip("tensorboard", reason="needs the tensorboard extra: pip install 'glyphlab[tensorboard]'")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2

@@ -61,9 +61,9 @@ def open_tracker(track: str | None, out: Path, name: str, params: dict[str, Any]
     backend = resolve_backend(track, uri)
     if backend is None:
         return None
-    uri = uri or os.environ.get(URI_ENV)
     previous = read_tracking(out)
     if backend == "mlflow":
+        uri = uri or os.environ.get(URI_ENV)  # the variable names an MLflow store, never a TensorBoard folder
         from glyphlab.tracking.mlflow_tracker import MlflowTracker  # optional extra: glyphlab[mlflow]
 
         resume_id = previous.get("run_id") if previous.get("backend") == "mlflow" and (
