@@ -284,7 +284,8 @@ def test_two_workers_share_a_postgres_study(postgres, tmp_path):
     n = 5
     procs = []
     for i in range(2):
-        cmd = SLOW_SEARCH + ["0.3", "--dataset", "digits", "--space", "svm-default", "--trials", str(n), "--cv", "2",
+        # each trial sleeps 1 s, so one worker cannot finish the study while the other is still starting up
+        cmd = SLOW_SEARCH + ["1.0", "--dataset", "digits", "--space", "svm-default", "--trials", str(n), "--cv", "2",
                              "--storage", postgres, "--study", "shared", "--out", str(tmp_path / f"w{i}"), "--no-refit"]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env()))
     outputs = [p.communicate(timeout=300)[0] for p in procs]
