@@ -242,3 +242,36 @@ def test_describe_lists_the_top_k_in_top_k_order_with_ties(client):
         assert [t["label"] for t in d["top"][:2]] == [2, 5][: min(k, 2)] and d["label"] == 2
         assert d["probabilities"] == {c: float(p) for c, p in zip(predictor.classes, probs.astype(np.float64))}
         assert all(type(v) is float for v in d["probabilities"].values())
+
+
+def test_direct_route_passes_other_requests_on_and_answers_a_crash_with_json_500():
+    import asyncio
+    import json
+
+    from glyphlab.serving.app import DirectRouteMiddleware
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def crash(request):
+        raise RuntimeError("a bug")
+
+    mw = DirectRouteMiddleware(inner, method="POST", path="/prediction", handler=crash)
+
+    async def call(method, path):
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await mw({"type": "http", "method": method, "path": path, "headers": [], "query_string": b""}, receive, send)
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    assert asyncio.run(call("GET", "/prediction"))[0] == 204  # another method: the app's router
+    assert asyncio.run(call("POST", "/explanation"))[0] == 204  # another path
+    status, body = asyncio.run(call("POST", "/prediction"))
+    assert status == 500 and "internal error" in json.loads(body)["detail"]
