@@ -1,13 +1,17 @@
 """int8 ONNX: ONNX Runtime's static quantization, calibrated on the run's own training images, checked.
 
-Measured on cnn-small (MNIST, one thread, AMD EPYC Zen 3 with AVX2 and no VNNI, shared cores): dynamic
-quantization turns the convolution into ConvInteger and was several times *slower* than fp32; static
-quantization gives a fully int8 graph after ONNX Runtime's fusions (QLinearConv, QGemm, QLinearSoftmax)
-at the same accuracy (0.9856 vs 0.9855), but ran at 0.8-1.0x the fp32 images/s there: without VNNI the
-u8s8 kernels do about as many multiply-adds a cycle as fp32 FMA. Int8 activations (s8s8) lost 0.12
-points. So the export is static QDQ, uint8 activations, per-channel int8 weights, ``reduce_range``
-(7-bit weights: the u8s8 kernels of CPUs without VNNI can saturate at 8 bits); the speed-up is for CPUs
-with VNNI (``lscpu | grep -o 'avx512_vnni\\|avx_vnni'``).
+Measured on cnn-small (MNIST, AMD EPYC Zen 3 with AVX2 and no VNNI, quiet; docs/serving.md): static
+quantization gives a fully int8 graph after ONNX Runtime's fusions (QLinearConv, QGemm, QLinearSoftmax) at
+the same accuracy (0.9922 vs 0.9921), but at 0.77-0.97x the fp32 images/s. ONNX Runtime's profile says
+why: the int8 convolution (one input channel, 5x5) is 2.2x *slower* than fp32 there, while the int8 Gemm
+and max-pool are about 2x faster; without VNNI the u8s8 kernels take two instructions where VNNI takes
+one. Of eight variants (QOperator, per-tensor, no reduce_range, s8s8, u8u8, only Gemm or only Conv
+quantized, the convolution left in fp32) none was faster than this one by more than the run-to-run noise,
+several were much slower (only Gemm: 0.49x); int8 activations, and 8-bit weights without reduce_range,
+lost 0.06 points. Dynamic quantization turns the convolution into ConvInteger and was several times slower. So the export is static
+QDQ, uint8 activations, per-channel int8 weights, ``reduce_range`` (7-bit weights: the u8s8 kernels of CPUs
+without VNNI can saturate at 8 bits); the speed-up is for CPUs with VNNI
+(``lscpu | grep -o 'avx512_vnni\\|avx_vnni'``).
 
 Calibration images are the training split of the run the model belongs to (MODEL is RUN/models/NAME/model;
 the run's config.json says how its data was made), or a dataset the caller names. The quantized graph is
