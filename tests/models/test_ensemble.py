@@ -79,3 +79,17 @@ def test_ensemble_in_a_run(tmp_path):
     assert "ensemble" in board and "logreg" in board
     rows = {line.split(",")[0]: float(line.split(",")[1]) for line in board.splitlines()[1:]}
     assert rows["ensemble"] == rows["logreg"]  # two identical members: the same predictions
+
+
+def test_a_name_given_twice_trains_two_seeds(digits):
+    """member_models=["mlp", "mlp"] is two networks from seeds 5 and 6 (the ensemble's seed, then the next),
+    not one network twice; an explicit member seed is moved on the same way."""
+    tr, te = digits["train"], digits["test"]
+    ens = create_model("ensemble", member_models=["mlp", "mlp"], seed=5,
+                       member_params={"mlp": {"epochs": 1, "progress": False}})
+    ens.fit(tr.images, tr.labels, classes=digits.classes)
+    assert [m.params["seed"] for m in ens.members_] == [5, 6]
+    a, b = (m.predict_proba(te.images) for m in ens.members_)
+    assert np.abs(a - b).max() > 1e-3  # different initialisations, different networks
+    from glyphlab.models.ensemble import member_params
+    assert [member_params("mlp", {"seed": 3}, 0, repeat=k)["seed"] for k in range(3)] == [3, 4, 5]

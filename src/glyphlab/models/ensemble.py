@@ -5,7 +5,8 @@ Members come from two places, in this order:
 * ``members``: paths of saved glyphlab models (a model folder, its manifest, or a run's ``models/NAME``
   folder). They are already trained: ``fit`` only loads them and checks their classes and input shape.
 * ``member_models``: registry names (``["logreg", "svm"]``) that ``fit`` trains on the data it is given,
-  with ``member_params`` (``{"svm": {"C": 5}}``) and the ensemble's ``seed``. A network member gets the
+  with ``member_params`` (``{"svm": {"C": 5}}``) and the ensemble's ``seed``; a name given k times trains k
+  members from seeds ``seed``, ``seed + 1``, ... (an average of networks that differ only by their seed). A network member gets the
   validation split; classical members are fit on train+val, as in a run.
 
 Saving writes no weights of its own: the folder holds ``manifest.json`` and ``members.json``, which
@@ -93,7 +94,8 @@ class Ensemble(GlyphModel):
             self.member_sources_.append({"path": str(directory.resolve()), "sha256": _manifest_sha(directory),
                                          "model": model.name})
         for i, name in enumerate(p["member_models"]):
-            model = create_model(name, **with_seed(name, p["member_params"].get(name, {}), p["seed"]))
+            model = create_model(name, **member_params(name, p["member_params"].get(name, {}), p["seed"],
+                                                        repeat=p["member_models"][:i].count(name)))
             member_dir = run_dir / "members" / f"{i}-{name}" if run_dir is not None else None
             model.fit(*training_arrays(model, images, labels, val_images, val_labels), classes=self.classes_,
                       run_dir=member_dir)
@@ -189,6 +191,16 @@ class Ensemble(GlyphModel):
 
 def _manifest_sha(directory: Path) -> str:
     return sha256_file(resolve_model_dir(directory) / MANIFEST)
+
+
+def member_params(name: str, params: dict[str, Any], seed: int, *, repeat: int) -> dict[str, Any]:
+    """The params of a member to train: ``params`` with the ensemble's seed (unless they set their own), moved on
+    by ``repeat``, the number of earlier members of the same name. ``member_models=["cnn-fast"] * 5`` is then
+    five networks from five seeds (seed, seed + 1, ...), not five copies of one."""
+    out = with_seed(name, params, seed)
+    if repeat and "seed" in out:
+        out["seed"] = int(out["seed"]) + repeat
+    return out
 
 
 def _is_net(name: str) -> bool:
