@@ -221,7 +221,8 @@ def http_run(args, model: str, workers: int, micro_batch: int, bodies: list[byte
     errs = ", ".join(f"{k}: {v}" for k, v in res["errors"].items()) or "0 errors"
     console.print(f"  {workers} worker(s), micro-batch {micro_batch}: {res['throughput']:.0f} req/s of "
                   f"{args.rate:g} offered, p50 {res['p50']:.1f} / p99 {res['p99']:.1f} ms, {errs}; "
-                  f"server {1000 * res['server_cpu'] / max(1, res['ok']):.2f} ms CPU/request; sequential "
+                  f"server {1000 * res['server_cpu'] / max(1, res['ok']):.2f} ms CPU/request, load client "
+                  f"{1000 * res['client_cpu'] / max(1, res['ok']):.2f}; sequential "
                   f"{seq['p50']:.1f} ms p50 ({seq['rps']:.0f} req/s); load average {res['load']:.1f}")
     return res
 

@@ -228,3 +228,17 @@ def test_answers_match_the_response_models(client, digits):
     x = digits.splits["test"].images[:2]
     PredictionResponse.model_validate(client.post("/prediction", json={"pixels": x[0].tolist()}).json())
     BatchResponse.model_validate(client.post("/prediction", json={"images": x.tolist()}).json())
+
+
+def test_describe_lists_the_top_k_in_top_k_order_with_ties(client):
+    """describe() builds the answer from one tolist(); its `top` is exactly top_k's (stable on ties)."""
+    predictor = client.app.state.predictor
+    n = len(predictor.classes)
+    probs = np.full(n, 0.5 / (n - 2), dtype=np.float32)
+    probs[[2, 5]] = 0.25  # a tie at the top: the lower index comes first
+    for k in (1, 3, n, n + 5):
+        d = predictor.describe(probs, k)
+        assert d["top"] == predictor.top_k(probs[None], k)[0]
+        assert [t["label"] for t in d["top"][:2]] == [2, 5][: min(k, 2)] and d["label"] == 2
+        assert d["probabilities"] == {c: float(p) for c, p in zip(predictor.classes, probs.astype(np.float64))}
+        assert all(type(v) is float for v in d["probabilities"].values())

@@ -124,6 +124,30 @@ def test_cancelled_waiter_leaves_the_queue():
     asyncio.run(scenario())
 
 
+def test_heap_is_trimmed_only_after_a_quiet_spell(monkeypatch):
+    """A busy server goes idle between requests; it trims once it has been idle for TRIM_IDLE_S, not every time."""
+    from glyphlab.serving import limits
+
+    trims: list[float] = []
+    monkeypatch.setattr(limits, "TRIM_IDLE_S", 0.2)
+    monkeypatch.setattr(limits, "trim_heap", lambda: trims.append(1) or True)
+
+    async def scenario():
+        gate = Gate()
+        gate.open.set()
+        mw = ConcurrencyLimitMiddleware(gate, max_concurrency=2, max_queue=2, queue_timeout_s=30)
+        for _ in range(10):  # ten requests 50 ms apart: idle in between, never for 0.2 s
+            assert (await call(mw))[0] == 200
+            await asyncio.sleep(0.05)
+        assert trims == []
+        await asyncio.sleep(0.4)  # now a quiet spell
+        assert trims == [1]
+        await asyncio.sleep(0.3)  # nothing new was freed: no second trim
+        assert trims == [1]
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc tuning and trimming are glibc's")
 def test_malloc_is_tuned_and_freed_heap_goes_back():
     assert tune_malloc() is True

@@ -33,6 +33,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -364,6 +365,34 @@ def border(arr: np.ndarray) -> np.ndarray:
     return np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
 
 
+def median(values: np.ndarray) -> float:
+    """``float(np.median(values))`` of a 1-D array without NaN, bit for bit, at a fraction of its cost.
+
+    np.median partitions and then averages the middle element(s) through np.mean, in the array's dtype;
+    this does the same arithmetic without its dispatch (a server prepares every upload with it twice).
+    """
+    n = values.size
+    k = n // 2
+    if n % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, (k - 1, k))
+    return float(np.true_divide(np.add(part[k - 1], part[k]), 2))
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    """``scipy.ndimage.center_of_mass`` of a 2-D image, bit for bit (the same float64 products and sums),
+    with the coordinate grids made once per shape instead of per call."""
+    rows, cols = _grids(image.shape)
+    total = image.sum()
+    return float((image * rows).sum() / total), float((image * cols).sum() / total)
+
+
+@lru_cache(maxsize=16)
+def _grids(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    return rows.astype(float), cols.astype(float)
+
+
 # -- to the model's input --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PreparedImage:
@@ -382,14 +411,17 @@ def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = 
 
     ``inverted`` overrides the config's polarity (the JSON pixels of the API are ink = 1 by contract).
     """
-    gray = np.nan_to_num(np.clip(np.asarray(gray, dtype=np.float32), 0.0, 1.0), nan=0.0)
+    gray = np.clip(np.asarray(gray, dtype=np.float32), 0.0, 1.0)  # a new array: NaN can be zeroed in place
+    nan = np.isnan(gray)
+    if nan.any():
+        gray[nan] = 0.0
     if gray.ndim != 2 or gray.size == 0:
         raise ImageInputError(f"expected a 2-D image, got shape {gray.shape}")
     if inverted is None:
-        inverted = (bool(np.median(border(gray)) > 0.5) if config.polarity == "auto"
+        inverted = (median(border(gray)) > 0.5 if config.polarity == "auto"
                     else config.polarity == "dark-on-light")
     ink = 1.0 - gray if inverted else gray
-    background = float(np.median(border(ink)))
+    background = median(border(ink))
     peak = float(ink.max())
     no_ink = peak - background < MIN_CONTRAST
     if config.normalise_contrast:
@@ -401,7 +433,7 @@ def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = 
 def has_ink(pixels: np.ndarray) -> bool:
     """Whether an ink = 1 array holds a glyph: its brightest pixel stands out from its border."""
     arr = np.asarray(pixels, dtype=np.float32)
-    return bool(arr.size) and float(arr.max()) - float(np.median(border(arr))) >= MIN_CONTRAST
+    return bool(arr.size) and float(arr.max()) - median(border(arr)) >= MIN_CONTRAST
 
 
 def _fit(ink: np.ndarray, config: ImageConfig) -> np.ndarray:
@@ -430,7 +462,7 @@ def _fit(ink: np.ndarray, config: ImageConfig) -> np.ndarray:
     top, left = (H - nh) // 2, (W - nw) // 2
     out[top: top + nh, left: left + nw] = np.clip(resized, 0.0, 1.0)
     if config.centre_by_mass and out.sum() > 0:
-        cy, cx = ndimage.center_of_mass(out)
+        cy, cx = centre_of_mass(out)
         # never shift ink off the canvas: limit the shift to the free margin on each side
         dy = float(np.clip((H - 1) / 2.0 - cy, -top, H - top - nh))
         dx = float(np.clip((W - 1) / 2.0 - cx, -left, W - left - nw))

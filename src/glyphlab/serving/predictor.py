@@ -187,11 +187,14 @@ class Predictor:
     def describe(self, probs_row: Sequence[float], k: int = 3) -> dict[str, Any]:
         """One image's answer: label, class_name, probabilities (class -> p), top (k best)."""
         row = np.asarray(probs_row, dtype=np.float64)
-        top = self.top_k(row[None], k)[0]
+        values = row.tolist()  # Python floats in one call (per-element float() is a third of a request's answer)
+        k = max(1, min(int(k), len(values)))
+        order = np.argsort(-row, kind="stable")[:k].tolist()  # the order top_k gives
+        top = [{"label": j, "class_name": self.classes[j], "probability": values[j]} for j in order]
         return {
             "label": top[0]["label"],
             "class_name": top[0]["class_name"],
-            "probabilities": {c: float(p) for c, p in zip(self.classes, row)},
+            "probabilities": dict(zip(self.classes, values)),
             "top": top,
         }
 
