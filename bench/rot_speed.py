@@ -41,8 +41,8 @@ MNIST_ROT_TRAIN = 12_000
 RECIPE = {"N": 8, "widths": [8, 16, 32], "scale": [0.9, 1.1], "dropout": 0.2, "ema": 0.998}
 CANDIDATES = {
     "recipe (anchor)": {},
-    "kernels 7/5/3/3": {"kernels": [7, 5, 3, 3]},
     "kernels 7/5/3/3, widths 8/12/32": {"kernels": [7, 5, 3, 3], "widths": [8, 12, 32]},
+    "kernels 7/5/3/3, widths 6/12/32": {"kernels": [7, 5, 3, 3], "widths": [6, 12, 32]},
 }
 
 
