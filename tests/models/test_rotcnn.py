@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("e2cnn")
 import torch  # noqa: E402
 
+from glyphlab.errors import ConfigError  # noqa: E402
 from glyphlab.models.registry import create_model  # noqa: E402
 from glyphlab.models.rotcnn import work_side  # noqa: E402
 
@@ -135,3 +136,50 @@ def test_mnist_rot_seed000_loader_with_limit(real_mnist_dir):
     assert ds.image_shape == (28, 28) and np.bincount(ds["test"].labels).min() >= 9
     again = load_dataset("mnist-rot-seed000", real_mnist_dir, limit=100, download=False)
     assert np.array_equal(again["test"].images, ds["test"].images)  # seeded, fixed
+
+
+def test_kernels_set_the_convolution_sizes_and_keep_rot90_invariance():
+    model = create_model("rot-cnn", N=8, kernels=[7, 5, 3, 3], **TINY)
+    net = _trained_like(model, (28, 28))
+    from e2cnn import nn as enn
+
+    assert [m.kernel_size for m in net.modules() if isinstance(m, enn.R2Conv)] == [7, 5, 3, 3]
+    model.module_ = net
+    exported = model.export_module()
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        ref = net(x)
+        assert torch.allclose(exported(x), ref, atol=1e-5)
+        assert torch.allclose(exported(torch.rot90(x, 1, dims=(-2, -1))), ref, atol=1e-4)
+    for bad in ([7, 5, 3], [7, 4, 3, 3], [1, 5, 5, 5]):
+        with pytest.raises(ConfigError, match="kernels"):
+            create_model("rot-cnn", kernels=bad, **TINY).build_module((28, 28), 10)
+
+
+class _StopAfter:
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __call__(self, row) -> None:
+        if row["epoch"] == self.epoch:
+            raise RuntimeError("stop")  # as a kill after the epoch's checkpoint: the run folder is left to resume
+
+
+def test_same_seed_same_network_and_an_interrupted_fit_resumes_bit_exactly(tmp_path, digits):
+    """The loop's guarantees hold for the steerable network (kernels [7, 5, 3, 3], EMA, augmentation)."""
+    x, y = digits["train"].images[:96], digits["train"].labels[:96]
+    params = dict(TINY, kernels=[7, 5, 3, 3], epochs=3, batch_size=32, ema=0.9, seed=3)
+    straight = create_model("rot-cnn", **params).fit(x, y, classes=digits.classes, run_dir=tmp_path / "a")
+    again = create_model("rot-cnn", **params).fit(x, y, classes=digits.classes)
+    resumed = create_model("rot-cnn", **params)
+    with pytest.raises(RuntimeError, match="stop"):
+        resumed.fit(x, y, classes=digits.classes, run_dir=tmp_path / "b", callbacks=[_StopAfter(2)])
+    resumed.fit(x, y, classes=digits.classes, run_dir=tmp_path / "b")
+    assert [h["epoch"] for h in resumed.history_] == [1, 2, 3]
+    sa = straight.module_.state_dict()
+    for other in (again, resumed):
+        sb = other.module_.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+        np.testing.assert_array_equal(other.predict_proba(x), straight.predict_proba(x))
+    for a, b in zip(resumed.history_, straight.history_):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}

@@ -9,6 +9,13 @@ Architecture (Weiler & Cesa 2019, the e2cnn MNIST example, made small enough for
     -> group pooling (max over each regular field: rotation invariant) -> global average over space
     -> Linear(w3, hidden) + BatchNorm1d + ELU + Dropout -> Linear(hidden, n_classes)
 
+``kernels`` sets the four convolutions' sizes (default 7, 5, 5, 5 as above). ``kernels=[7, 5, 3, 3]`` with
+``widths=[8, 12, 32]`` is the cheaper option measured for issue 19: 53.5 instead of 117.7 million multiply-adds
+an image, 1.73-1.80x the training images/s of the mnist-rot recipe's network on the 2-core Zen 3, but 0.9879
+on mnist-rot's test set after 16 epochs (838 s) against that recipe's 0.98912-0.99002 after 20 (about 1,800 s):
+an option, not the default; ``widths=[6, 12, 32]`` measured 2.08x, its full run not done
+(``bench/rot_speed.py``, ``docs/benchmarks.md``).
+
 The symmetry group is C_N (``gspaces.Rot2dOnR2(N)``) or D_N with ``flip=True`` (``FlipRot2dOnR2``).
 Features are regular representations, so every field holds N (2N) channels and the network is equivariant
 to rotations by multiples of 360/N degrees; group pooling then makes the representation invariant.
@@ -113,13 +120,16 @@ class EquivariantTrunk(nn.Module):
     """resize -> steerable convolutions -> group pooling -> global average -> dense (penultimate features)."""
 
     def __init__(self, side: int, n_rotations: int = 8, flip: bool = False, widths=(8, 16, 32), hidden: int = 64,
-                 dropout: float = 0.0, sigma: float = 0.66) -> None:
+                 dropout: float = 0.0, sigma: float = 0.66, kernels=(7, 5, 5, 5)) -> None:
         super().__init__()
         if int(n_rotations) < 1:
             raise ConfigError(f"rot-cnn: N must be >= 1, got {n_rotations}")
         widths = [int(w) for w in widths]
         if len(widths) != 3 or min(widths) < 1:
             raise ConfigError(f"rot-cnn: widths takes three positive numbers of fields, got {widths}")
+        kernels = [int(k) for k in kernels]
+        if len(kernels) != 4 or min(kernels) < 3 or any(k % 2 == 0 for k in kernels):
+            raise ConfigError(f"rot-cnn: kernels takes four odd sizes >= 3 (e.g. [7, 5, 5, 5]), got {kernels}")
         self.side = int(side)
         gs = gspaces.FlipRot2dOnR2(int(n_rotations)) if flip else gspaces.Rot2dOnR2(int(n_rotations))
         self.group_size = gs.fibergroup.order()
@@ -130,9 +140,12 @@ class EquivariantTrunk(nn.Module):
             return [enn.R2Conv(tin, tout, kernel_size=k, padding=p, bias=False), enn.InnerBatchNorm(tout),
                     enn.ReLU(tout, inplace=True)]
 
-        layers = [*block(self.in_type, w1, 7, 1), enn.PointwiseAvgPoolAntialiased(w1, sigma=sigma, stride=2),
-                  *block(w1, w2, 5, 2), enn.PointwiseAvgPoolAntialiased(w2, sigma=sigma, stride=2),
-                  *block(w2, w3, 5, 2), *block(w3, w3, 5, 1)]
+        k1, k2, k3, k4 = kernels
+        # the lift trims (k1 - 3) / 2 pixels a side (29 -> 25 at 7x7) and the last convolution one (7 -> 5), the
+        # middle two keep the size: every side stays odd, so both poolings stay centred (see Input size above)
+        layers = [*block(self.in_type, w1, k1, 1), enn.PointwiseAvgPoolAntialiased(w1, sigma=sigma, stride=2),
+                  *block(w1, w2, k2, k2 // 2), enn.PointwiseAvgPoolAntialiased(w2, sigma=sigma, stride=2),
+                  *block(w2, w3, k3, k3 // 2), *block(w3, w3, k4, k4 // 2 - 1)]
         self.net = enn.SequentialModule(*layers)
         self.gpool = enn.GroupPooling(w3)
         self.dense = nn.Sequential(nn.Linear(widths[2], int(hidden)), nn.BatchNorm1d(int(hidden)), nn.ELU(inplace=True),
@@ -207,6 +220,7 @@ class RotCNN(TorchModel):
         "N": 8,  # rotations of the group C_N (D_N with flip)
         "flip": False,  # also equivariant to reflections (D_N); off for digits (6 and 9, 2 and 5 ...)
         "widths": [4, 8, 16],  # regular fields per stage (channels = fields x N, x 2N with flip)
+        "kernels": [7, 5, 5, 5],  # the four convolutions' sizes (odd): the lift, the two stages, the last
         "hidden": 64,
         "dropout": 0.1,
         "size": None,  # working side (1 mod 4); None = smallest >= the input's (29 for 28x28)
@@ -220,7 +234,7 @@ class RotCNN(TorchModel):
         "augment": True,  # random rotations cover the angles between the group's 360/N steps
         "rotation": 180.0, "shift": 0.0, "scale": [1.0, 1.0],
     }
-    param_specs = {**TORCH_SPECS, "N": spec("int", low=1), "hidden": spec("int", low=1),
+    param_specs = {**TORCH_SPECS, "N": spec("int", low=1), "kernels": spec("list"), "hidden": spec("int", low=1),
                    "size": spec("none", "int", low=5), "tta_rotations": spec("int", low=0, high=MAX_TTA)}
     min_side = 0  # the trunk resizes to its own working side
 
@@ -231,7 +245,7 @@ class RotCNN(TorchModel):
     def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:
         p = self.params
         trunk = EquivariantTrunk(work_side(input_shape, p["size"]), int(p["N"]), bool(p["flip"]), p["widths"],
-                                 int(p["hidden"]), float(p["dropout"]))
+                                 int(p["hidden"]), float(p["dropout"]), kernels=p["kernels"])
         return GlyphNet(trunk, nn.Linear(trunk.out_dim, n_classes), 0)
 
     def export_module(self) -> GlyphNet:
