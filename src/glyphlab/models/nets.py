@@ -207,6 +207,7 @@ class TorchModel(GlyphModel):
         self.device_ = next(module.parameters()).device
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
+        self.resumed_from_ = result.resumed_from  # epochs trained by an earlier, interrupted process
         if calibrate == "temperature":
             self.calibrate_temperature(val_images, val_labels)
 

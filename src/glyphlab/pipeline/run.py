@@ -207,6 +207,15 @@ def split_model_entry(entry: str) -> tuple[str, str]:
     return label, model
 
 
+def seconds_before_resume(model: Any) -> float:
+    """The training seconds a resumed network spent in the process that was interrupted: the recorded time of
+    each epoch up to the checkpoint it resumed from (0 for a fresh fit). Without them a resumed run's ``train s``
+    would count only the epochs of its last process and look several times faster than it was."""
+    resumed = int(getattr(model, "resumed_from_", 0) or 0)
+    history = getattr(model, "history_", None) or []
+    return float(sum(row.get("seconds") or 0.0 for row in history if int(row["epoch"]) <= resumed)) if resumed else 0.0
+
+
 def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path, console: Console) -> dict[str, Any]:
     name, registry_name = split_model_entry(entry)
     model = create_model(registry_name, **with_seed(registry_name, cfg.params.get(name, {}), cfg.seed))
@@ -220,6 +229,11 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
                   preprocessing=Preprocessing.of_dataset(ds.meta, ds.image_shape))
         train_seconds = time.perf_counter() - t0
         train_cpu_seconds = time.process_time() - c0  # on a shared CPU, less inflated by other jobs than wall time
+    before_resume = seconds_before_resume(model)
+    if before_resume:
+        console.print(f"  [dim]{name}: resumed after epoch {model.resumed_from_}; its {before_resume:.1f} s of training "
+                      "before the resume count in train s[/dim]")
+        train_seconds += before_resume
     test = ds["test"]
     t0 = time.perf_counter()
     proba = model.predict_proba(test.images)
@@ -231,6 +245,7 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
     metrics = evaluate_predictions(
         model_dir, ds.classes, test.images, title=name,
         extra={"model": name, "registry_model": registry_name, "train_seconds": round(train_seconds, 3),
+               "train_pre_resume_seconds": round(before_resume, 3),
                "train_cpu_seconds": round(train_cpu_seconds, 3), "predict_seconds": round(predict_seconds, 3),
                "params": model.get_params(), "n_train": n_train},
     )

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from glyphlab.models.registry import create_model
@@ -73,6 +74,12 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     np.testing.assert_array_equal(resumed.predict_proba(x), straight.predict_proba(x))
     assert (run_dir / "history.csv").exists()
+    # a run's train s counts the epochs the killed process trained, not only those after the resume
+    from glyphlab.pipeline.run import seconds_before_resume
+    assert (resumed.resumed_from_, straight.resumed_from_) == (2, 0)
+    first_two = state["history"][0]["seconds"] + state["history"][1]["seconds"]
+    assert first_two > 0 and seconds_before_resume(resumed) == pytest.approx(first_two)
+    assert seconds_before_resume(straight) == 0.0
 
 
 def test_checkpoint_of_other_params_is_not_resumed(tmp_path):
