@@ -277,9 +277,14 @@ class DirectRouteMiddleware:
         try:
             response = await self.handler(request)
         except Exception:
-            log.exception("unexpected error on %s %s", self.method, self.path)
-            response = _error(500, "internal error; the server logged it and keeps serving")
+            response = _internal_error(self.method, self.path)
         await response(scope, receive, send)
+
+
+def _internal_error(method: str, path: str) -> JSONResponse:
+    """The answer to an exception no handler turned into one (a bug): logged with its traceback, a JSON 500."""
+    log.exception("unexpected error on %s %s", method, path)
+    return _error(500, "internal error; the server logged it and keeps serving")
 
 
 def _too_large(limit: int, declared: int | None = None) -> str:
@@ -355,8 +360,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, "internal error; the server logged it and keeps serving")
+        return _internal_error(request.method, request.url.path)
 
     # answers are built as plain dicts of the response models' shape and sent as JSONResponse (FastAPI skips
     # re-validating them); tests check the shape against the models

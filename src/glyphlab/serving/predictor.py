@@ -178,23 +178,21 @@ class Predictor:
         """Per image, the k most probable classes: ``{"label", "class_name", "probability"}``, best first."""
         probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
         k = max(1, min(int(k), probs.shape[1]))
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k].tolist()
+        # Python numbers from one tolist() per array: per-element int()/float() was a third of a request's answer
         return [
-            [{"label": int(j), "class_name": self.classes[j], "probability": float(row[j])} for j in idx]
-            for row, idx in zip(probs, order)
+            [{"label": j, "class_name": self.classes[j], "probability": values[j]} for j in idx]
+            for values, idx in zip(probs.tolist(), order)
         ]
 
     def describe(self, probs_row: Sequence[float], k: int = 3) -> dict[str, Any]:
         """One image's answer: label, class_name, probabilities (class -> p), top (k best)."""
         row = np.asarray(probs_row, dtype=np.float64)
-        values = row.tolist()  # Python floats in one call (per-element float() is a third of a request's answer)
-        k = max(1, min(int(k), len(values)))
-        order = np.argsort(-row, kind="stable")[:k].tolist()  # the order top_k gives
-        top = [{"label": j, "class_name": self.classes[j], "probability": values[j]} for j in order]
+        top = self.top_k(row[None], k)[0]
         return {
             "label": top[0]["label"],
             "class_name": top[0]["class_name"],
-            "probabilities": dict(zip(self.classes, values)),
+            "probabilities": dict(zip(self.classes, row.tolist())),
             "top": top,
         }
 
