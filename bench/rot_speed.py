@@ -35,10 +35,13 @@ from serving_common import cpu_model  # noqa: E402
 from glyphlab.data import load_dataset  # noqa: E402
 from glyphlab.errors import GlyphlabError  # noqa: E402
 from glyphlab.models.registry import create_model  # noqa: E402
+from glyphlab.recipes import load_recipe  # noqa: E402
 
 MNIST_ROT_TRAIN = 12_000
-#: the mnist-rot recipe's rot-cnn (src/glyphlab/recipes/mnist-rot.toml), minus what only changes inference
-RECIPE = {"N": 8, "widths": [8, 16, 32], "scale": [0.9, 1.1], "dropout": 0.2, "ema": 0.998}
+#: the mnist-rot recipe's rot-cnn, read from the recipe itself, minus the epoch count (set per timing) and what
+#: only changes the final fit or inference
+RECIPE = {k: v for k, v in load_recipe("mnist-rot").models["rot-cnn"].params.items()
+          if k not in ("epochs", "fit_on_val", "tta_rotations")}
 CANDIDATES = {
     "recipe (anchor)": {},
     "kernels 7/5/3/3, widths 8/12/32": {"kernels": [7, 5, 3, 3], "widths": [8, 12, 32]},
