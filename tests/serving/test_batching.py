@@ -94,3 +94,32 @@ def test_batched_answers_equal_unbatched(request, fixture, digits):
     for a, b in zip(batched, single):
         assert a["label"] == b["label"] and [t["label"] for t in a["top"]] == [t["label"] for t in b["top"]]
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+
+
+def test_quick_batches_run_on_the_loop_and_slow_ones_in_a_thread():
+    """After one measured call, a model quicker than inline_s a batch runs on the event loop's thread; a slow one
+    keeps going to a worker thread (so the loop keeps answering)."""
+    import threading
+
+    def run(model_sleep_s: float) -> tuple[MicroBatcher, set[str]]:
+        where: set[str] = set()
+
+        def model(x: np.ndarray) -> np.ndarray:
+            where.add("loop" if threading.current_thread() is loop_thread else "worker")
+            time.sleep(model_sleep_s)
+            return x.sum(axis=(1, 2))[:, None]
+
+        batcher = MicroBatcher(model, max_batch=4, inline_s=0.002)
+
+        async def scenario():
+            for _ in range(5):
+                await batcher.predict(np.ones((1, 3, 3), np.float32))
+
+        asyncio.run(scenario())
+        return batcher, where
+
+    loop_thread = threading.current_thread()  # asyncio.run runs the loop in this thread
+    quick, where_quick = run(0.0)
+    assert where_quick == {"loop", "worker"} and quick.inline_batches == 4  # the first call is measured in a thread
+    slow, where_slow = run(0.01)
+    assert where_slow == {"worker"} and slow.inline_batches == 0 and slow.per_image_s >= 0.005

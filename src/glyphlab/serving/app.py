@@ -30,6 +30,7 @@ from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.models.persistence import read_model_card
 from glyphlab.serving.batching import MicroBatcher
 from glyphlab.serving.limits import ConcurrencyLimitMiddleware, tune_malloc
+from glyphlab.serving.multipart import MultipartError, upload_file
 from glyphlab.serving.predictor import Predictor
 
 log = logging.getLogger("glyphlab.serving")
@@ -179,17 +180,14 @@ async def _upload_bytes(request: Request, ctype: str, settings: ServeSettings) -
     """The image bytes of a multipart (field ``file``) or raw image request, or the JSONResponse refusing it."""
     if ctype == "multipart/form-data":
         try:
-            form = await request.form(max_files=1, max_fields=8, max_part_size=settings.max_bytes)
-        except Exception as exc:  # malformed multipart (starlette raises its own types)
+            data = upload_file(await request.body(), request.headers.get("content-type", ""), "file",
+                               max_files=1, max_fields=8, max_part_size=settings.max_bytes)
+        except MultipartError as exc:
             return _error(400, f"the multipart body cannot be parsed: {exc}")
-        try:
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                return _error(422, [{"loc": ["body", "file"], "type": "missing",
-                                     "msg": "upload the image in the multipart field 'file'"}])
-            return await upload.read()
-        finally:
-            await form.close()
+        if data is None:
+            return _error(422, [{"loc": ["body", "file"], "type": "missing",
+                                 "msg": "upload the image in the multipart field 'file'"}])
+        return data
     if ctype in IMAGE_TYPES:
         return await request.body()
     return _error(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
