@@ -355,10 +355,10 @@ def to_gray(im: Image.Image) -> np.ndarray:
                 im = im.convert("RGB")
             except (ValueError, OSError) as exc:
                 raise ImageInputError(f"images in mode {mode} are not supported: {exc}") from None
-        gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+        gray = np.asarray(im if mode == "L" else im.convert("L"), dtype=np.float32) / 255.0
     if gray.ndim != 2 or gray.size == 0:
         raise ImageInputError(f"the image has no pixels (shape {gray.shape})")
-    return np.clip(gray, 0.0, 1.0).astype(np.float32)
+    return gray.clip(0.0, 1.0).astype(np.float32, copy=False)
 
 
 def border(arr: np.ndarray) -> np.ndarray:
@@ -411,7 +411,7 @@ def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = 
 
     ``inverted`` overrides the config's polarity (the JSON pixels of the API are ink = 1 by contract).
     """
-    gray = np.clip(np.asarray(gray, dtype=np.float32), 0.0, 1.0)  # a new array: NaN can be zeroed in place
+    gray = np.asarray(gray, dtype=np.float32).clip(0.0, 1.0)  # a new array: NaN can be zeroed in place
     nan = np.isnan(gray)
     if nan.any():
         gray[nan] = 0.0
@@ -426,7 +426,7 @@ def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = 
     no_ink = peak - background < MIN_CONTRAST
     if config.normalise_contrast:
         ink = (np.zeros_like(ink) if no_ink else
-               np.clip((ink - background) / (peak - background), 0.0, 1.0).astype(np.float32))
+               ((ink - background) / (peak - background)).clip(0.0, 1.0).astype(np.float32, copy=False))
     return PreparedImage(_fit(ink, config), bool(inverted), bool(no_ink))
 
 
@@ -441,9 +441,10 @@ def _fit(ink: np.ndarray, config: ImageConfig) -> np.ndarray:
     region = ink
     if config.crop_to_ink:
         mask = ink > INK_THRESHOLD
-        if not mask.any():
+        rows = np.flatnonzero(mask.any(axis=1))
+        if not rows.size:
             return np.zeros((H, W), dtype=np.float32)
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        cols = np.flatnonzero(mask.any(axis=0))
         region = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
     rh, rw = region.shape
     box_h, box_w = (min(H, config.box), min(W, config.box)) if config.box is not None else (H, W)
@@ -455,23 +456,29 @@ def _fit(ink: np.ndarray, config: ImageConfig) -> np.ndarray:
     method = RESAMPLES[config.resample]
     if method is None:
         method = Image.Resampling.BOX if nh <= rh and nw <= rw else Image.Resampling.BILINEAR
-    resized = region if (nh, nw) == (rh, rw) else np.asarray(
-        Image.fromarray(np.ascontiguousarray(region, dtype=np.float32), mode="F").resize((nw, nh), method),
-        dtype=np.float32)
+    resized = region if (nh, nw) == (rh, rw) else _resize_f32(region, (nw, nh), method)
     out = np.zeros((H, W), dtype=np.float32)
     top, left = (H - nh) // 2, (W - nw) // 2
-    out[top: top + nh, left: left + nw] = np.clip(resized, 0.0, 1.0)
+    out[top: top + nh, left: left + nw] = resized.clip(0.0, 1.0)
     if config.centre_by_mass and out.sum() > 0:
         cy, cx = centre_of_mass(out)
         # never shift ink off the canvas: limit the shift to the free margin on each side
-        dy = float(np.clip((H - 1) / 2.0 - cy, -top, H - top - nh))
-        dx = float(np.clip((W - 1) / 2.0 - cx, -left, W - left - nw))
+        dy = float(min(max((H - 1) / 2.0 - cy, -top), H - top - nh))
+        dx = float(min(max((W - 1) / 2.0 - cx, -left), W - left - nw))
         out = ndimage.shift(out, (dy, dx), order=1, mode="constant", cval=0.0)
     if config.normalise_contrast:
         peak = float(out.max())
         if peak > 0:
             out = out / peak
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return out.clip(0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _resize_f32(region: np.ndarray, size: tuple[int, int], method: Image.Resampling) -> np.ndarray:
+    """A float32 (H, W) array resized by Pillow to ``size`` (W, H), through Pillow's raw "F" buffer both ways
+    (``fromarray``/``asarray`` go through the array interface and cost as much as the resize itself)."""
+    src = np.ascontiguousarray(region, dtype=np.float32)
+    im = Image.frombuffer("F", (src.shape[1], src.shape[0]), src, "raw", "F", 0, 1).resize(size, method)
+    return np.frombuffer(im.tobytes("raw", "F"), dtype=np.float32).reshape(size[1], size[0])
 
 
 def prepare_bytes(data: bytes, config: ImageConfig, limits: DecodeLimits = DecodeLimits(),
