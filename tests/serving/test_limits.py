@@ -17,7 +17,7 @@ from serving_helpers import digit_png
 
 from glyphlab.cli import app as cli_app
 from glyphlab.serving.app import ServeSettings, create_app
-from glyphlab.serving.limits import ConcurrencyLimitMiddleware, trim_heap, tune_malloc
+from glyphlab.serving.limits import ConcurrencyLimitMiddleware, freeze_startup_objects, trim_heap, tune_malloc
 
 
 class Gate:
@@ -215,3 +215,32 @@ def test_body_limit_from_settings(logreg_dir, mb, status):
     with TestClient(create_app(logreg_dir, ServeSettings(max_bytes=int(mb * 1e6)))) as c:
         r = c.post("/prediction", content=body, headers={"content-type": "application/json"})
     assert r.status_code == status, r.text
+
+
+def test_startup_objects_are_frozen_out_of_collections():
+    """After start-up a worker's libraries and model sit in the permanent generation; new garbage is still collected."""
+    import gc
+
+    try:
+        frozen = freeze_startup_objects()
+        assert frozen > 1000 and gc.get_freeze_count() == frozen
+        garbage = [[] for _ in range(10)]
+        for a, b in zip(garbage, garbage[1:]):  # reference cycles: only the collector frees them
+            a.append(b)
+            b.append(a)
+        del garbage, a, b
+        assert gc.collect() >= 10 and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize("fixture", ["logreg_dir", "cnn_onnx_dir"])
+def test_warm_up_runs_the_batch_sizes_a_server_will_see(request, fixture, monkeypatch):
+    from glyphlab.serving.predictor import Predictor
+
+    predictor = Predictor(request.getfixturevalue(fixture))
+    seen = []
+    real = predictor.predict
+    monkeypatch.setattr(predictor, "predict", lambda x: seen.append(x.shape) or real(x))
+    predictor.warm_up(32)
+    assert seen == [(1, *predictor.input_shape), (32, *predictor.input_shape)]

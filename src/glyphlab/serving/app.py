@@ -29,7 +29,7 @@ from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.models.persistence import read_model_card
 from glyphlab.serving.batching import MicroBatcher
-from glyphlab.serving.limits import ConcurrencyLimitMiddleware, tune_malloc
+from glyphlab.serving.limits import ConcurrencyLimitMiddleware, freeze_startup_objects, tune_malloc
 from glyphlab.serving.multipart import MultipartError, upload_file
 from glyphlab.serving.predictor import Predictor
 
@@ -502,4 +502,7 @@ def app_from_env() -> FastAPI:
     raw = os.environ.get("GLYPHLAB_SERVE_SETTINGS")
     settings = ServeSettings.model_validate_json(raw) if raw else ServeSettings()
     tune_malloc()  # process-wide, so only in a server process, not wherever create_app is called
-    return create_app(model, settings)
+    app = create_app(model, settings)
+    app.state.predictor.warm_up(settings.micro_batch)
+    freeze_startup_objects()  # process-wide too
+    return app

@@ -153,6 +153,12 @@ class Predictor:
             out[i : i + len(xb), self._columns] = self._session.run([OUTPUT], {self._input.name: feed})[0]
         return out
 
+    def warm_up(self, max_batch: int = 32) -> None:
+        """Run blank batches of 1 and ``max_batch`` images once, so that the first requests do not pay for the
+        runtime's first-call set-up and memory-arena growth (a server calls this before it takes requests)."""
+        for n in sorted({1, max(1, min(int(max_batch), self.batch_size))}):
+            self.predict(np.zeros((n, *self.input_shape), dtype=np.float32))
+
     def predict_bytes(self, blobs: Iterable[bytes], limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
         return self.predict(np.stack([self.prepare_bytes(b, limits) for b in blobs]))
 
