@@ -3,6 +3,7 @@
     python bench/serve_load.py MODEL                          # 600 req/s for 10 s, three server configurations
     python bench/serve_load.py MODEL --int8 --threads 1       # and int8 ONNX beside fp32 ONNX and PyTorch
     python bench/serve_load.py MODEL --configs 1:1,2:32 --rate 300 --duration 20
+    python bench/serve_load.py MODEL --skip-batch --configs 2:32 --duration 30 --server-args=--no-access-log
 
 1. For each server configuration WORKERS:MICRO_BATCH in --configs (the first is the anchor; default: one
    worker without micro-batching, one with, two with), starts `glyphlab serve MODEL` on 127.0.0.1 (only
@@ -212,6 +213,7 @@ def http_run(args, model: str, workers: int, micro_batch: int, bodies: list[byte
     """One server configuration: sequential service time, then the open-loop load; with server CPU per request."""
     port = free_port()
     options = ["--micro-batch", str(micro_batch)] + (["--threads", str(args.threads)] if args.threads else [])
+    options += args.server_args.split()
     proc = start_server(model, port, workers, options)
     try:
         seq = sequential(port, bodies, min(300, args.max_requests))
@@ -274,6 +276,8 @@ def main() -> None:
                     help="server configurations WORKERS:MICRO_BATCH, the first is the anchor (default: one "
                          "worker without micro-batching; one with; two with)")
     ap.add_argument("--threads", type=int, default=None, help="inference threads per worker")
+    ap.add_argument("--server-args", default="", help="more `glyphlab serve` options for every configuration, "
+                                                      "e.g. '--no-access-log'")
     ap.add_argument("--int8", action="store_true", help="also quantize to int8 (calibrated on the model's run) "
                                                         "and time it beside fp32 ONNX and PyTorch")
     ap.add_argument("--dataset", default=None, help="test images for the load and the batch part "

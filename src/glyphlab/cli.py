@@ -596,6 +596,9 @@ def serve_cmd(
     backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="Inference threads per worker (0: all cores; 1 keeps latency "
                                                       "low under concurrent requests).")] = 1,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
+                                             help="A log line per request (uvicorn's access log); without it a "
+                                                  "small upload costs ~0.1 ms less CPU.")] = True,
 ) -> None:
     """Serve the model over HTTP: POST /prediction, a drawing page at /, docs at /docs (uvicorn)."""
     import os
@@ -615,7 +618,7 @@ def serve_cmd(
     os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
     console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs)")
     uvicorn.run("glyphlab.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="info", timeout_graceful_shutdown=5)
+                log_level="info", access_log=access_log, timeout_graceful_shutdown=5)
 
 
 def main() -> None:

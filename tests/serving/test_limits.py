@@ -202,7 +202,9 @@ def test_serve_options_reach_the_settings(logreg_dir, monkeypatch):
     settings = ServeSettings.model_validate_json(os.environ["GLYPHLAB_SERVE_SETTINGS"])
     assert (settings.max_bytes, settings.max_concurrency, settings.max_queue, settings.queue_timeout_s) == (
         1_500_000, 3, 7, 2.5)
-    assert seen["workers"] == 2 and settings.micro_batch == 4
+    assert seen["workers"] == 2 and settings.micro_batch == 4 and seen["access_log"] is True
+    r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--no-access-log"])
+    assert r.exit_code == 0 and seen["access_log"] is False, r.output
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-concurrency", "0"])
     assert r.exit_code == 2
 
