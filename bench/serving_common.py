@@ -12,6 +12,8 @@ import urllib.request
 
 import psutil
 
+from glyphlab.serving.workers import spreads_connections
+
 HOST = "127.0.0.1"  # the benchmarks only ever target this machine
 
 
@@ -54,13 +56,27 @@ def start_server(model: str, port: int, workers: int = 1, options: list[str] | N
         try:
             with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=1) as r:
                 if r.status == 200 and len(process_tree(proc.pid)) > (workers if workers > 1 else 0):
-                    time.sleep(1.0 if workers > 1 else 0.0)  # the other workers finish loading the model
+                    if workers > 1 and not _all_listening(port, workers, deadline):
+                        time.sleep(1.0)  # a shared socket (not Linux): give the other workers a moment
                     return proc
         except OSError:
             pass
         time.sleep(0.25)
     proc.terminate()
     raise SystemExit(f"the server did not answer /health within {wait_s:.0f} s")
+
+
+def _all_listening(port: int, workers: int, deadline: float) -> bool:
+    """Wait until each worker listens on its own socket (glyphlab serve on Linux); False if they share one."""
+    if not spreads_connections():
+        return False
+    while time.monotonic() < deadline:
+        listening = [c for c in psutil.net_connections(kind="tcp")
+                     if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN]
+        if len(listening) >= workers:
+            return True
+        time.sleep(0.25)
+    raise SystemExit(f"not every one of the {workers} workers listened on port {port} in time")
 
 
 def stop_server(proc: subprocess.Popen) -> None:

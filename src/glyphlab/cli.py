@@ -603,10 +603,9 @@ def serve_cmd(
     """Serve the model over HTTP: POST /prediction, a drawing page at /, docs at /docs (uvicorn)."""
     import os
 
-    import uvicorn
-
     from glyphlab.serving.app import ServeSettings
     from glyphlab.serving.predictor import Predictor
+    from glyphlab.serving.workers import serve
 
     settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
                              max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
@@ -617,8 +616,8 @@ def serve_cmd(
     os.environ["GLYPHLAB_SERVE_MODEL"] = str(model_path)
     os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
     console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs)")
-    uvicorn.run("glyphlab.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="info", access_log=access_log, timeout_graceful_shutdown=5)
+    serve("glyphlab.serving.app:app_from_env", host=host, port=port, workers=workers, log_level="info",
+          access_log=access_log, timeout_graceful_shutdown=5)
 
 
 def main() -> None:

@@ -189,10 +189,10 @@ def test_the_app_answers_503_when_its_only_slot_is_busy(logreg_dir, digits):
 
 
 def test_serve_options_reach_the_settings(logreg_dir, monkeypatch):
-    import uvicorn
+    from glyphlab.serving import workers
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(workers, "serve", lambda *a, **kw: seen.update(kw))
     for var in ("GLYPHLAB_SERVE_SETTINGS", "GLYPHLAB_SERVE_MODEL"):  # serve sets them; restored afterwards
         monkeypatch.setenv(var, "")
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-body-mb", "1.5", "--max-concurrency", "3",

@@ -1,0 +1,96 @@
+"""Several workers, each on its own SO_REUSEPORT socket: connections spread over them, a dead one is replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import pytest
+
+from serving_helpers import drawn_one, png_bytes
+
+from glyphlab.serving.workers import reuseport_sockets, spreads_connections
+
+pytestmark = pytest.mark.skipif(not spreads_connections(), reason="SO_REUSEPORT balancing is Linux's")
+
+
+def test_connections_spread_over_the_sockets():
+    socks = reuseport_sockets("127.0.0.1", 0, 2)
+    try:
+        port = socks[0].getsockname()[1]
+        assert socks[1].getsockname()[1] == port
+        for s in socks:
+            s.listen(128)
+            s.setblocking(False)
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+        time.sleep(0.2)
+        accepted = []
+        for s in socks:
+            n = 0
+            while True:
+                try:
+                    s.accept()[0].close()
+                    n += 1
+                except BlockingIOError:
+                    break
+            accepted.append(n)
+        for c in clients:
+            c.close()
+        # the kernel hashes each connection to a socket: both get a share (a 1-in-10^9 chance of fewer than 10)
+        assert sum(accepted) == 64 and min(accepted) >= 10, accepted
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _listening_pids(port: int) -> set[int]:
+    return {c.pid for c in psutil.net_connections(kind="tcp")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid}
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_workers_serve_and_a_dead_one_is_replaced(logreg_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-c", "from glyphlab.cli import main; main()", "serve", str(logreg_dir),
+                             "--port", str(port), "--workers", "2", "--no-access-log"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        first = _wait(lambda: len(_listening_pids(port)) == 2 and _listening_pids(port), 120, "two listening workers")
+        body = png_bytes(drawn_one())
+
+        def predict() -> int:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/prediction", data=body,
+                                         headers={"Content-Type": "image/png"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status
+
+        assert [predict() for _ in range(10)] == [200] * 10
+        victim = sorted(first)[0]
+        os.kill(victim, signal.SIGKILL)
+        now = _wait(lambda: (p := _listening_pids(port)) and len(p) == 2 and victim not in p and p, 120,
+                    "the killed worker's replacement")
+        assert len(now & first) == 1
+        assert [predict() for _ in range(10)] == [200] * 10
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
