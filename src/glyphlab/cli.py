@@ -603,6 +603,8 @@ def serve_cmd(
     """Serve the model over HTTP: POST /prediction, a drawing page at /, docs at /docs (uvicorn)."""
     import os
 
+    import uvicorn  # noqa: F401  (first: without the serve extra, one line naming it, before any model is read)
+
     from glyphlab.serving.app import ServeSettings
     from glyphlab.serving.predictor import Predictor
     from glyphlab.serving.workers import serve
