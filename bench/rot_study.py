@@ -29,9 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving_common import cpu_model  # noqa: E402
 
 from glyphlab.data import load_dataset  # noqa: E402
-from glyphlab.data.builtin import MNIST_ROT_SEED, MNIST_ROT_SIZES, _rotated_split  # noqa: E402
-from glyphlab.data.seeds import _load_mnist, _mnist_dir  # noqa: E402
-from glyphlab.data.splits import stratified_indices  # noqa: E402
+from glyphlab.data.builtin import mnist_rot_spare  # noqa: E402
 from glyphlab.models.registry import create_model  # noqa: E402
 from glyphlab.recipes import load_recipe  # noqa: E402
 
@@ -41,14 +39,7 @@ RECIPE = {k: v for k, v in load_recipe("mnist-rot").models["rot-cnn"].params.ite
 
 def spare_digits(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
     """The MNIST digits in none of mnist-rot's splits, rotated in [0, 360) (their own stream, 'spare')."""
-    mnist = _load_mnist(_mnist_dir(Path(data_dir)), False)
-    images = np.concatenate([mnist["train"].images, mnist["test"].images])
-    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
-    n_train, n_val, n_test = MNIST_ROT_SIZES
-    rest, _ = stratified_indices(labels, n_train + n_val, MNIST_ROT_SEED)  # as load_mnist_rot draws them
-    spare_pick, _ = stratified_indices(labels[rest], n_test, MNIST_ROT_SEED)
-    idx = rest[spare_pick]
-    split = _rotated_split(images[idx], labels[idx], np.arange(len(idx)), 0.0, 360.0, MNIST_ROT_SEED, "spare")
+    split = mnist_rot_spare(Path(data_dir), download=False)
     return split.images, split.labels
 
 

@@ -86,6 +86,24 @@ def _rotated_split(images: np.ndarray, labels: np.ndarray, keep: np.ndarray, low
     return Split(rotate_images(images[keep], angles[keep]), labels[keep])
 
 
+def mnist_rot_spare(data_dir: Path | None = None, download: bool = True) -> Split:
+    """The 8,000 MNIST digits in none of mnist-rot's splits, rotated in [0, 360) on their own seeded stream.
+
+    For choosing a network's settings on rotated digits without looking at mnist-rot's test split (which
+    is drawn from the same 58,000 digits left after its training draw, exactly as :func:`load_mnist_rot`
+    draws them)."""
+    from glyphlab.data.seeds import _load_mnist, _mnist_dir
+
+    mnist = _load_mnist(_mnist_dir(data_dir), download)
+    images = np.concatenate([mnist["train"].images, mnist["test"].images])
+    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    n_train, n_val, n_test = MNIST_ROT_SIZES
+    rest, _ = stratified_indices(labels, n_train + n_val, MNIST_ROT_SEED)
+    spare_pick, _ = stratified_indices(labels[rest], n_test, MNIST_ROT_SEED)
+    idx = rest[spare_pick]
+    return _rotated_split(images[idx], labels[idx], np.arange(len(idx)), 0.0, 360.0, MNIST_ROT_SEED, "spare")
+
+
 @register_dataset(
     "mnist-rot-seed000",
     description="seed 000: a stratified 5% of MNIST train rotated in [-180, 180) and blur-filtered; all 10,000 "
