@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from serving_helpers import stop_server
+
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
 try:
@@ -58,14 +60,6 @@ def start_server(model_dir: Path, port: int) -> subprocess.Popen:
             time.sleep(0.2)
     proc.terminate()
     raise RuntimeError("the server did not answer /health within 60 s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def make_driver(width: int = 740, height: int = 760):

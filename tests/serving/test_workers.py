@@ -13,7 +13,7 @@ import urllib.request
 import psutil
 import pytest
 
-from serving_helpers import drawn_one, png_bytes
+from serving_helpers import drawn_one, png_bytes, stop_server
 
 from glyphlab.serving.workers import reuseport_sockets, spreads_connections
 
@@ -89,8 +89,4 @@ def test_two_workers_serve_and_a_dead_one_is_replaced(logreg_dir):
         assert len(now & first) == 1
         assert [predict() for _ in range(10)] == [200] * 10
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc, timeout=20)
