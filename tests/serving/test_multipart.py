@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from glyphlab.serving.multipart import MultipartError, upload_file
 
@@ -53,3 +55,19 @@ def test_limits_on_files_fields_and_field_size():
     with pytest.raises(MultipartError, match="larger than 1,000 bytes"):
         upload_file(big, ctype_b, max_part_size=1000)
     assert upload_file(big, ctype_b, max_part_size=5000) == b"a"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400), st.integers(0, 399), st.sampled_from(
+    ["multipart/form-data; boundary=b", 'multipart/form-data; boundary="b"', "multipart/form-data; boundary=",
+     "multipart/form-data; boundary=\x00\xff", "multipart/form-data; charset=x; boundary=b"]))
+def test_hostile_bodies_give_bytes_none_or_a_multipart_error(noise, cut, ctype):
+    """Random bytes, and a real body cut or spliced with them: the answer is the file, None or MultipartError."""
+    real, _ = encoded(files={"file": ("g.png", b"\x89PNG" + noise, "image/png")})
+    real = real.replace(real.split(b"\r\n", 1)[0][2:], b"b")  # httpx's boundary -> "b"
+    for body in (noise, real[:cut] + noise, real):
+        try:
+            got = upload_file(body, ctype)
+        except MultipartError:
+            continue
+        assert got is None or isinstance(got, bytes)

@@ -37,7 +37,10 @@ def upload_file(body: bytes, content_type: str, field: str = "file", *, max_file
     once its closing boundary has been read, so a truncated body never yields a truncated image.
     Raises :class:`MultipartError` for a malformed body or a broken limit.
     """
-    _, params = parse_options_header(content_type)
+    try:
+        _, params = parse_options_header(content_type)
+    except Exception as exc:  # a header no parser reads is the client's error: a 400, never a 500
+        raise MultipartError(f"the Content-Type header cannot be parsed ({exc})") from None
     boundary = params.get(b"boundary")
     if not boundary:
         raise MultipartError("the Content-Type header has no multipart boundary")
@@ -102,4 +105,6 @@ def upload_file(body: bytes, content_type: str, field: str = "file", *, max_file
         raise
     except (FormParserError, ValueError) as exc:  # the parser's own errors, and a boundary it refuses
         raise MultipartError(f"invalid multipart data ({exc})") from None
+    except Exception as exc:  # whatever else hostile bytes provoke is still the client's malformed body
+        raise MultipartError(f"invalid multipart data ({type(exc).__name__}: {exc})") from None
     return found
