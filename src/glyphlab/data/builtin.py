@@ -86,21 +86,27 @@ def _rotated_split(images: np.ndarray, labels: np.ndarray, keep: np.ndarray, low
     return Split(rotate_images(images[keep], angles[keep]), labels[keep])
 
 
-def mnist_rot_spare(data_dir: Path | None = None, download: bool = True) -> Split:
-    """The 8,000 MNIST digits in none of mnist-rot's splits, rotated in [0, 360) on their own seeded stream.
-
-    For choosing a network's settings on rotated digits without looking at mnist-rot's test split (which
-    is drawn from the same 58,000 digits left after its training draw, exactly as :func:`load_mnist_rot`
-    draws them)."""
+def _mnist_rot_draw(data_dir: Path | None,
+                    download: bool) -> tuple[Dataset, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """mnist-rot's draw from all 70,000 MNIST digits: (mnist, images, labels, indices of "train+val", "test" and
+    "spare", the 8,000 in neither). Defined once, so the spare digits cannot drift from the splits' draw."""
     from glyphlab.data.seeds import _load_mnist, _mnist_dir
 
     mnist = _load_mnist(_mnist_dir(data_dir), download)
     images = np.concatenate([mnist["train"].images, mnist["test"].images])
     labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
     n_train, n_val, n_test = MNIST_ROT_SIZES
-    rest, _ = stratified_indices(labels, n_train + n_val, MNIST_ROT_SEED)
-    spare_pick, _ = stratified_indices(labels[rest], n_test, MNIST_ROT_SEED)
-    idx = rest[spare_pick]
+    rest, train_all = stratified_indices(labels, n_train + n_val, MNIST_ROT_SEED)
+    spare_pick, test_pick = stratified_indices(labels[rest], n_test, MNIST_ROT_SEED)
+    return mnist, images, labels, {"train+val": train_all, "test": rest[test_pick], "spare": rest[spare_pick]}
+
+
+def mnist_rot_spare(data_dir: Path | None = None, download: bool = True) -> Split:
+    """The 8,000 MNIST digits in none of mnist-rot's splits, rotated in [0, 360) on their own seeded stream.
+
+    For choosing a network's settings on rotated digits without looking at mnist-rot's test split."""
+    _, images, labels, drawn = _mnist_rot_draw(data_dir, download)
+    idx = drawn["spare"]
     return _rotated_split(images[idx], labels[idx], np.arange(len(idx)), 0.0, 360.0, MNIST_ROT_SEED, "spare")
 
 
@@ -159,7 +165,7 @@ def load_mnist_rot(data_dir: Path | None = None, limit: int | None = None, amat_
     ``amat_dir`` the original files (``mnist_all_rotation_normalized_float_{train_valid,test}.amat``, images
     stored column-major) are read instead. ``limit`` keeps that many images per split (stratified), chosen
     before rotating."""
-    from glyphlab.data.seeds import _check_limit, _load_mnist, _mnist_dir, limit_indices
+    from glyphlab.data.seeds import _check_limit, limit_indices
     from glyphlab.errors import DataError
 
     limit = _check_limit(limit)
@@ -182,12 +188,8 @@ def load_mnist_rot(data_dir: Path | None = None, limit: int | None = None, amat_
         splits = {k: s.take(limit_indices(s.labels, len(s), limit, seed)) for k, s in raw.items()}
         return Dataset(name="mnist-rot", classes=classes, splits=splits, source=str(folder),
                        meta={"protocol": {"dataset": "mnist-rot", "files": [str(p) for p in paths], "limit": limit}})
-    mnist = _load_mnist(_mnist_dir(data_dir), download)
-    images = np.concatenate([mnist["train"].images, mnist["test"].images])
-    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
-    rest, train_all = stratified_indices(labels, n_train + n_val, seed)
-    _, test_pick = stratified_indices(labels[rest], n_test, seed)
-    test_idx = rest[test_pick]
+    mnist, images, labels, drawn = _mnist_rot_draw(data_dir, download)
+    train_all, test_idx = drawn["train+val"], drawn["test"]
     # a seeded shuffle first: train_all is sorted, so a plain cut would not be random in MNIST's order
     order = np.random.default_rng(seed).permutation(len(train_all))
     train_idx, val_idx = train_all[np.sort(order[:n_train])], train_all[np.sort(order[n_train:])]
