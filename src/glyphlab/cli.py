@@ -591,6 +591,9 @@ def serve_cmd(
     queue_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")] = 30.0,
     micro_batch: Annotated[int, typer.Option(min=1, help="Most images of concurrent requests predicted together "
                                                          "(1: no micro-batching).")] = 32,
+    batch_wait_ms: Annotated[float, typer.Option(min=0.0, max=1000.0, help="How long the first request of a "
+                                                 "micro-batch waits for others (ms): under load less CPU per "
+                                                 "request, when idle that much more latency.")] = 0.0,
     max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (400 above).")] = 4_000_000,
     max_batch: Annotated[int, typer.Option(help="Most images in one JSON batch.")] = 64,
     backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
@@ -611,7 +614,7 @@ def serve_cmd(
 
     settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
                              max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
-                             micro_batch=micro_batch,
+                             micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
                              backend=backend, threads=threads or None)
     # load it once here, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn
     Predictor(model_path, backend=settings.backend)

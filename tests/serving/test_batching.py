@@ -123,3 +123,95 @@ def test_quick_batches_run_on_the_loop_and_slow_ones_in_a_thread():
     assert where_quick == {"loop", "worker"} and quick.inline_batches == 4  # the first call is measured in a thread
     slow, where_slow = run(0.01)
     assert where_slow == {"worker"} and slow.inline_batches == 0 and slow.per_image_s >= 0.005
+
+
+def rowsum(x: np.ndarray) -> np.ndarray:
+    return x.sum(axis=(1, 2))[:, None]
+
+
+def test_makers_are_called_in_the_batch_and_their_errors_reach_only_their_caller():
+    made: list[int] = []
+
+    def maker(i: int):
+        def make() -> np.ndarray:
+            made.append(i)
+            if i == 3:
+                raise ValueError("upload 3 is damaged")
+            return np.full((1, 2, 2), float(i), np.float32)
+        return make
+
+    batcher = MicroBatcher(rowsum, max_batch=8)
+
+    async def scenario():
+        return await asyncio.gather(*(batcher.predict(maker(i)) for i in range(6)), return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert sorted(made) == list(range(6))  # each maker called exactly once
+    assert isinstance(results[3], ValueError) and "upload 3" in str(results[3])
+    assert [float(r[0, 0]) for i, r in enumerate(results) if i != 3] == [4.0 * i for i in (0, 1, 2, 4, 5)]
+    assert list(batcher.batch_sizes) == [5]  # the five good images went through the model together
+
+
+def test_wait_gathers_callers_that_arrive_within_it():
+    async def scenario(wait_s: float):
+        batcher = MicroBatcher(rowsum, max_batch=8, wait_s=wait_s)
+
+        async def late(delay: float):
+            await asyncio.sleep(delay)
+            return await batcher.predict(np.ones((1, 2, 2), np.float32))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(late(d) for d in (0.0, 0.01, 0.02)))
+        return list(batcher.batch_sizes), time.perf_counter() - t0
+
+    sizes, _ = asyncio.run(scenario(0.0))
+    assert sizes == [1, 1, 1]  # no wait: each caller's image goes alone
+    sizes, took = asyncio.run(scenario(0.1))
+    assert sizes == [3] and took >= 0.1  # the first waited for the two that came within 100 ms
+
+
+def test_a_full_batch_does_not_wait():
+    batcher = MicroBatcher(rowsum, max_batch=4, wait_s=0.5)
+
+    async def scenario():
+        t0 = time.perf_counter()
+        await asyncio.gather(*(batcher.predict(np.ones((1, 2, 2), np.float32)) for _ in range(4)))
+        return time.perf_counter() - t0
+
+    assert asyncio.run(scenario()) < 0.25 and list(batcher.batch_sizes) == [4]
+    with pytest.raises(ValueError, match="wait_s"):
+        MicroBatcher(rowsum, wait_s=-1.0)
+
+
+def test_a_bad_upload_among_batched_ones_is_a_400_and_the_others_answer(cnn_onnx_dir, digits):
+    """With a batch wait, uploads are decoded inside the micro-batch: one damaged upload (and one blank one)
+    get their own answers while the good ones batch together and match the unbatched answers."""
+    pngs = [digit_png(im) for im in digits.splits["test"].images[:6]]
+    blank = digit_png(np.zeros((28, 28), np.float32))
+    bodies = [*pngs[:3], pngs[3][:40], blank, *pngs[4:]]
+
+    def answers(**settings):
+        application = create_app(cnn_onnx_dir, ServeSettings(max_concurrency=16, **settings))
+        predictor, sizes = application.state.predictor, []
+        real = predictor.predict
+        predictor.predict = lambda x: sizes.append(len(x)) or real(x)
+
+        async def scenario():
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return await asyncio.gather(*(client.post("/prediction", files={"file": ("g.png", b, "image/png")})
+                                              for b in bodies))
+
+        return asyncio.run(asyncio.wait_for(scenario(), 60)), sizes
+
+    waited, sizes = answers(batch_wait_ms=200.0)
+    alone, _ = answers(micro_batch=1)
+    assert [r.status_code for r in waited] == [r.status_code for r in alone] == [200, 200, 200, 400, 422, 200, 200]
+    assert max(sizes) > 1  # the good uploads were predicted together
+    assert waited[4].json()["detail"][0]["type"] == "no_ink"
+    for a, b in zip(waited, alone):
+        if a.status_code != 200:
+            assert a.json() == b.json()
+        else:
+            assert a.json()["label"] == b.json()["label"]
+            assert a.json()["probabilities"] == pytest.approx(b.json()["probabilities"], abs=1e-5)

@@ -197,16 +197,19 @@ def test_serve_options_reach_the_settings(logreg_dir, monkeypatch):
         monkeypatch.setenv(var, "")
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-body-mb", "1.5", "--max-concurrency", "3",
                                      "--max-queue", "7", "--queue-timeout", "2.5", "--workers", "2",
-                                     "--micro-batch", "4"])
+                                     "--micro-batch", "4", "--batch-wait-ms", "2.5"])
     assert r.exit_code == 0, r.output
     settings = ServeSettings.model_validate_json(os.environ["GLYPHLAB_SERVE_SETTINGS"])
     assert (settings.max_bytes, settings.max_concurrency, settings.max_queue, settings.queue_timeout_s) == (
         1_500_000, 3, 7, 2.5)
     assert seen["workers"] == 2 and settings.micro_batch == 4 and seen["access_log"] is True
+    assert settings.batch_wait_ms == 2.5
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--no-access-log"])
     assert r.exit_code == 0 and seen["access_log"] is False, r.output
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-concurrency", "0"])
     assert r.exit_code == 2
+    r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--batch-wait-ms", "-1"])
+    assert r.exit_code == 2 and "batch-wait-ms" in r.output
 
 
 @pytest.mark.parametrize("mb,status", [(0.01, 413), (1.0, 200)])

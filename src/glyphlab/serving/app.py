@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -57,6 +57,9 @@ class ServeSettings(BaseModel):
     queue_timeout_s: float = Field(30.0, gt=0, description="Longest wait for a slot before a 503 with Retry-After.")
     micro_batch: int = Field(32, ge=1, description="Most images of concurrent requests predicted together "
                                                   "(adaptive: what queued during the last batch); 1 = off.")
+    batch_wait_ms: float = Field(0.0, ge=0.0, le=1000.0,
+                                 description="How long the first request of a micro-batch waits for others to "
+                                             "join (ms): more latency when idle, less CPU per request under load.")
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
     backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
     threads: int | None = Field(
@@ -362,10 +365,14 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     # answers are built as plain dicts of the response models' shape and sent as JSONResponse (FastAPI skips
     # re-validating them); tests check the shape against the models
-    batcher = MicroBatcher(lambda x: predictor.predict(x), settings.micro_batch)
+    batcher = MicroBatcher(lambda x: predictor.predict(x), settings.micro_batch,
+                           wait_s=settings.batch_wait_ms / 1000.0)
 
-    async def answer(x: np.ndarray, batch: bool) -> dict:
-        """Predict prepared images (batched with concurrent requests' unless micro_batch is 1) and describe them."""
+    async def answer(x: np.ndarray | Callable[[], np.ndarray], batch: bool) -> dict:
+        """Predict prepared images (batched with concurrent requests' unless micro_batch is 1) and describe them;
+        ``x`` may be a function that prepares them, run by the batch next to the other requests' (see batching)."""
+        if callable(x) and settings.micro_batch == 1:
+            x = x()
         probs = await batcher.predict(x) if settings.micro_batch > 1 else await run_in_threadpool(predictor.predict, x)
         preds = [predictor.describe(row, settings.top_k) for row in probs]
         if batch:
@@ -422,8 +429,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
             if isinstance(data, JSONResponse):
                 return data
 
-            if len(data) <= INLINE_PREPARE_BYTES:  # a glyph's upload: cheaper here than the hop to a thread
-                x = predictor.prepare_bytes(data, limits)[None]
+            if len(data) <= INLINE_PREPARE_BYTES:  # a glyph's upload: cheaper on the loop than the hop to a thread,
+                # and prepared by the micro-batch, next to the concurrent requests' uploads (warm caches)
+                x = lambda: predictor.prepare_bytes(data, limits)[None]  # noqa: E731
             else:
                 x = await run_in_threadpool(lambda: predictor.prepare_bytes(data, limits)[None])
             return JSONResponse(await answer(x, batch=False))

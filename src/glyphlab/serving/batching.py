@@ -11,6 +11,14 @@ runs on the event loop itself: for a small ONNX batch the hop to a worker thread
 than the inference (on a 2-core server, 0.7 ms of a 2.4 ms request). A slower model (PyTorch, a big net)
 still runs in a thread, so the loop keeps answering while it computes; the first batch always does, to
 measure it.
+
+A caller may hand over a function that makes its images instead of the images (a small upload's decoding
+and preparation): the batch calls it next to the other callers', back to back. On a shared 2-core VM the
+caches are cold again a few milliseconds after a request (the same upload costs 0.45 ms prepared after
+another, 1.1 ms after a 3 ms pause), so one request alone cost 2.4 ms of CPU and three together 1.1 ms
+each (``bench/serve_load.py``'s worker path, measured in process). ``wait_s`` lets the first caller of a
+batch wait that long for others to join (Triton's ``max_queue_delay``): latency traded for CPU under load,
+off (0) by default.
 """
 
 from __future__ import annotations
@@ -18,52 +26,96 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 from fastapi.concurrency import run_in_threadpool
+
+
+#: what a caller hands over: (n, H, W) images, or a function that makes them when its batch is assembled
+Images = Union[np.ndarray, Callable[[], np.ndarray]]
 
 
 class MicroBatcher:
     """``await batcher.predict(x)`` for (n, H, W) images -> (n, n_classes), batched with concurrent callers."""
 
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int = 32,
-                 inline_s: float = 0.002) -> None:
+                 inline_s: float = 0.002, wait_s: float = 0.0) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        if not 0.0 <= wait_s <= 1.0:
+            raise ValueError(f"wait_s must be between 0 and 1 second, got {wait_s}")
         self._predict = predict
         self.max_batch = int(max_batch)
         self.inline_s = float(inline_s)
+        #: how long the oldest caller waits for others before its batch runs (unless the batch is full first)
+        self.wait_s = float(wait_s)
         #: seconds per image of the recent model calls (a running mean); None before the first
         self.per_image_s: float | None = None
         #: how many batches ran on the event loop (the rest went to a thread)
         self.inline_batches = 0
-        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        #: (images or their maker, the caller's future, when it arrived on the loop's clock)
+        self._pending: list[tuple[Images, asyncio.Future, float]] = []
         self._worker: asyncio.Task | None = None
+        self._full: asyncio.Future | None = None  # set while waiting for a batch to fill
         #: sizes of the batches run so far (the last 1,000), to see the batching at work
         self.batch_sizes: deque[int] = deque(maxlen=1000)
 
-    async def predict(self, images: np.ndarray) -> np.ndarray:
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pending.append((images, fut))
+    async def predict(self, images: Images) -> np.ndarray:
+        """The model's rows for ``images``; a function given instead is called once, when the batch is assembled
+        (it counts as one image towards ``max_batch``), and what it raises is raised here, to this caller only."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+        self._pending.append((images, fut, loop.time()))
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._run())
+            self._worker = loop.create_task(self._run())
+        elif self._full is not None and not self._full.done() and self._pending_images() >= self.max_batch:
+            self._full.set_result(None)
         return await fut
 
+    @staticmethod
+    def _size(images: Images) -> int:
+        return len(images) if isinstance(images, np.ndarray) else 1
+
+    def _pending_images(self) -> int:
+        return sum(self._size(im) for im, _, _ in self._pending)
+
+    async def _wait_for_others(self) -> None:
+        """Until the oldest pending caller has waited ``wait_s`` or a full batch is pending."""
+        loop = asyncio.get_running_loop()
+        left = self._pending[0][2] + self.wait_s - loop.time()
+        if left <= 0 or self._pending_images() >= self.max_batch:
+            return
+        self._full = loop.create_future()
+        timer = loop.call_later(left, lambda f: f.done() or f.set_result(None), self._full)
+        try:
+            await self._full
+        finally:
+            timer.cancel()
+            self._full = None
+
     def _take(self) -> list[tuple[np.ndarray, asyncio.Future]]:
-        """The oldest callers whose images fit in one batch (always at least one caller)."""
+        """The oldest callers whose images fit in one batch (always at least one caller), their images made."""
         taken: list[tuple[np.ndarray, asyncio.Future]] = []
         n = 0
-        while self._pending and (not taken or n + len(self._pending[0][0]) <= self.max_batch):
-            item = self._pending.pop(0)
-            if item[1].cancelled():
+        while self._pending and (not taken or n + self._size(self._pending[0][0]) <= self.max_batch):
+            images, fut, _ = self._pending.pop(0)
+            if fut.cancelled():
                 continue
-            taken.append(item)
-            n += len(item[0])
+            if not isinstance(images, np.ndarray):
+                try:
+                    images = images()
+                except Exception as exc:  # this caller's upload, not the batch's problem
+                    self._settle(fut, exc)
+                    continue
+            taken.append((images, fut))
+            n += len(images)
         return taken
 
     async def _run(self) -> None:
         while self._pending:
+            if self.wait_s > 0:
+                await self._wait_for_others()
             taken = self._take()
             if not taken:
                 continue
