@@ -14,9 +14,9 @@ measure it.
 
 A caller may hand over a function that makes its images instead of the images (a small upload's decoding
 and preparation): the batch calls it next to the other callers', back to back. On a shared 2-core VM the
-caches are cold again a few milliseconds after a request (the same upload costs 0.45 ms prepared after
-another, 1.1 ms after a 3 ms pause), so one request alone cost 2.4 ms of CPU and three together 1.1 ms
-each (``bench/serve_load.py``'s worker path, measured in process). ``wait_s`` lets the first caller of a
+caches are cold again a few milliseconds after a request: one upload's whole path (decode, prepare, model,
+JSON) cost 1.2 ms of CPU back to back and 2.4 ms after 10 ms away, three together after the same gap
+1.34 ms each (``bench/serve_cold.py``, AMD EPYC Zen 3). ``wait_s`` lets the first caller of a
 batch wait that long for others to join (Triton's ``max_queue_delay``): latency traded for CPU under load,
 off (0) by default.
 """
