@@ -140,10 +140,13 @@ def test_makers_are_called_in_the_batch_and_their_errors_reach_only_their_caller
             return np.full((1, 2, 2), float(i), np.float32)
         return make
 
-    batcher = MicroBatcher(rowsum, max_batch=8)
+    batcher = MicroBatcher(rowsum, max_batch=8, wait_s=0.1)
 
     async def scenario():
-        return await asyncio.gather(*(batcher.predict(maker(i)) for i in range(6)), return_exceptions=True)
+        calls = [asyncio.ensure_future(batcher.predict(maker(i))) for i in range(6)]
+        await asyncio.sleep(0.03)
+        assert made == []  # not called when handed over: when the batch is assembled
+        return await asyncio.gather(*calls, return_exceptions=True)
 
     results = asyncio.run(scenario())
     assert sorted(made) == list(range(6))  # each maker called exactly once
@@ -165,22 +168,57 @@ def test_wait_gathers_callers_that_arrive_within_it():
         return list(batcher.batch_sizes), time.perf_counter() - t0
 
     sizes, _ = asyncio.run(scenario(0.0))
-    assert sizes == [1, 1, 1]  # no wait: each caller's image goes alone
+    assert sizes[0] == 1 and sum(sizes) == 3  # no wait: the first caller's image goes at once, alone
     sizes, took = asyncio.run(scenario(0.1))
     assert sizes == [3] and took >= 0.1  # the first waited for the two that came within 100 ms
 
 
-def test_a_full_batch_does_not_wait():
-    batcher = MicroBatcher(rowsum, max_batch=4, wait_s=0.5)
+@pytest.mark.parametrize("limits", [{"max_batch": 4}, {"max_batch": 32, "max_callers": 4}])
+def test_a_full_batch_does_not_wait(limits):
+    """Callers arriving 10 ms apart end a 500 ms wait as soon as the batch is full: max_batch images, or as
+    many callers as can ever be pending (a server's concurrency limit)."""
+    batcher = MicroBatcher(rowsum, wait_s=0.5, **limits)
+
+    async def late(delay: float):
+        await asyncio.sleep(delay)
+        return await batcher.predict(np.ones((1, 2, 2), np.float32))
 
     async def scenario():
         t0 = time.perf_counter()
-        await asyncio.gather(*(batcher.predict(np.ones((1, 2, 2), np.float32)) for _ in range(4)))
+        await asyncio.gather(*(late(0.01 * i) for i in range(4)))
         return time.perf_counter() - t0
 
     assert asyncio.run(scenario()) < 0.25 and list(batcher.batch_sizes) == [4]
+
+
+def test_bad_batcher_settings_are_refused():
     with pytest.raises(ValueError, match="wait_s"):
         MicroBatcher(rowsum, wait_s=-1.0)
+    with pytest.raises(ValueError, match="max_callers"):
+        MicroBatcher(rowsum, max_callers=0)
+
+
+class Abort(BaseException):
+    """Not an Exception: what a KeyboardInterrupt-like failure inside a batch looks like."""
+
+
+def test_no_caller_hangs_when_the_worker_itself_dies():
+    def make(fail: bool):
+        def maker() -> np.ndarray:
+            if fail:
+                raise Abort("gone")
+            return np.ones((1, 2, 2), np.float32)
+        return maker
+
+    batcher = MicroBatcher(rowsum, max_batch=2)
+
+    async def scenario():
+        calls = [batcher.predict(make(i == 1)) for i in range(4)]  # the second one kills the worker
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, (RuntimeError, Abort)) for r in results), results
+    assert any("micro-batch worker stopped" in str(r) for r in results)
 
 
 def test_a_bad_upload_among_batched_ones_is_a_400_and_the_others_answer(cnn_onnx_dir, digits):
@@ -192,9 +230,11 @@ def test_a_bad_upload_among_batched_ones_is_a_400_and_the_others_answer(cnn_onnx
 
     def answers(**settings):
         application = create_app(cnn_onnx_dir, ServeSettings(max_concurrency=16, **settings))
-        predictor, sizes = application.state.predictor, []
-        real = predictor.predict
+        predictor, sizes, prepared_at = application.state.predictor, [], []
+        real, real_prepare = predictor.predict, predictor.prepare_bytes
         predictor.predict = lambda x: sizes.append(len(x)) or real(x)
+        predictor.prepare_bytes = lambda *a: prepared_at.append(time.perf_counter() - t0) or real_prepare(*a)
+        t0 = time.perf_counter()
 
         async def scenario():
             transport = httpx.ASGITransport(app=application)
@@ -202,10 +242,11 @@ def test_a_bad_upload_among_batched_ones_is_a_400_and_the_others_answer(cnn_onnx
                 return await asyncio.gather(*(client.post("/prediction", files={"file": ("g.png", b, "image/png")})
                                               for b in bodies))
 
-        return asyncio.run(asyncio.wait_for(scenario(), 60)), sizes
+        return asyncio.run(asyncio.wait_for(scenario(), 60)), sizes, prepared_at
 
-    waited, sizes = answers(batch_wait_ms=200.0)
-    alone, _ = answers(micro_batch=1)
+    waited, sizes, prepared_at = answers(batch_wait_ms=200.0)
+    alone, _, _ = answers(micro_batch=1)
+    assert min(prepared_at) >= 0.15  # decoded by the batch after its wait, not on arrival
     assert [r.status_code for r in waited] == [r.status_code for r in alone] == [200, 200, 200, 400, 422, 200, 200]
     assert max(sizes) > 1  # the good uploads were predicted together
     assert waited[4].json()["detail"][0]["type"] == "no_ink"

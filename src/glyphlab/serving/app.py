@@ -365,8 +365,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     # answers are built as plain dicts of the response models' shape and sent as JSONResponse (FastAPI skips
     # re-validating them); tests check the shape against the models
+    # at most max_concurrency requests are inside the app at once, so that many waiting is a full batch
     batcher = MicroBatcher(lambda x: predictor.predict(x), settings.micro_batch,
-                           wait_s=settings.batch_wait_ms / 1000.0)
+                           wait_s=settings.batch_wait_ms / 1000.0, max_callers=settings.max_concurrency)
 
     async def answer(x: np.ndarray | Callable[[], np.ndarray], batch: bool) -> dict:
         """Predict prepared images (batched with concurrent requests' unless micro_batch is 1) and describe them;

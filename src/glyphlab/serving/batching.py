@@ -40,9 +40,11 @@ class MicroBatcher:
     """``await batcher.predict(x)`` for (n, H, W) images -> (n, n_classes), batched with concurrent callers."""
 
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int = 32,
-                 inline_s: float = 0.002, wait_s: float = 0.0) -> None:
+                 inline_s: float = 0.002, wait_s: float = 0.0, max_callers: int | None = None) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        if max_callers is not None and max_callers < 1:
+            raise ValueError(f"max_callers must be at least 1, got {max_callers}")
         if not 0.0 <= wait_s <= 1.0:
             raise ValueError(f"wait_s must be between 0 and 1 second, got {wait_s}")
         self._predict = predict
@@ -50,6 +52,9 @@ class MicroBatcher:
         self.inline_s = float(inline_s)
         #: how long the oldest caller waits for others before its batch runs (unless the batch is full first)
         self.wait_s = float(wait_s)
+        #: the most callers that can be pending at once (a server's concurrency limit), if there is one: that
+        #: many waiting is a full batch too, as nobody else can join
+        self.max_callers = max_callers
         #: seconds per image of the recent model calls (a running mean); None before the first
         self.per_image_s: float | None = None
         #: how many batches ran on the event loop (the rest went to a thread)
@@ -58,6 +63,7 @@ class MicroBatcher:
         self._pending: list[tuple[Images, asyncio.Future, float]] = []
         self._worker: asyncio.Task | None = None
         self._full: asyncio.Future | None = None  # set while waiting for a batch to fill
+        self._taken: list[tuple[np.ndarray, asyncio.Future]] = []  # the batch being run
         #: sizes of the batches run so far (the last 1,000), to see the batching at work
         self.batch_sizes: deque[int] = deque(maxlen=1000)
 
@@ -69,7 +75,7 @@ class MicroBatcher:
         self._pending.append((images, fut, loop.time()))
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._run())
-        elif self._full is not None and not self._full.done() and self._pending_images() >= self.max_batch:
+        elif self._full is not None and not self._full.done() and self._batch_full():
             self._full.set_result(None)
         return await fut
 
@@ -77,14 +83,19 @@ class MicroBatcher:
     def _size(images: Images) -> int:
         return len(images) if isinstance(images, np.ndarray) else 1
 
-    def _pending_images(self) -> int:
-        return sum(self._size(im) for im, _, _ in self._pending)
+    def _batch_full(self) -> bool:
+        live = [im for im, fut, _ in self._pending if not fut.cancelled()]
+        return (sum(self._size(im) for im in live) >= self.max_batch
+                or (self.max_callers is not None and len(live) >= self.max_callers))
 
     async def _wait_for_others(self) -> None:
         """Until the oldest pending caller has waited ``wait_s`` or a full batch is pending."""
         loop = asyncio.get_running_loop()
-        left = self._pending[0][2] + self.wait_s - loop.time()
-        if left <= 0 or self._pending_images() >= self.max_batch:
+        arrivals = [t for _, fut, t in self._pending if not fut.cancelled()]
+        if not arrivals or self._batch_full():
+            return
+        left = arrivals[0] + self.wait_s - loop.time()
+        if left <= 0:
             return
         self._full = loop.create_future()
         timer = loop.call_later(left, lambda f: f.done() or f.set_result(None), self._full)
@@ -96,23 +107,45 @@ class MicroBatcher:
 
     def _take(self) -> list[tuple[np.ndarray, asyncio.Future]]:
         """The oldest callers whose images fit in one batch (always at least one caller), their images made."""
-        taken: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._taken = taken = []  # kept on self as it grows: the worker's handler fails these if it must
         n = 0
         while self._pending and (not taken or n + self._size(self._pending[0][0]) <= self.max_batch):
-            images, fut, _ = self._pending.pop(0)
+            images, fut, arrived = self._pending.pop(0)
             if fut.cancelled():
                 continue
             if not isinstance(images, np.ndarray):
+                maker = images
                 try:
-                    images = images()
+                    images = maker()
                 except Exception as exc:  # this caller's upload, not the batch's problem
                     self._settle(fut, exc)
                     continue
+                except BaseException:
+                    self._pending.insert(0, (maker, fut, arrived))  # failed with the others by _run
+                    raise
             taken.append((images, fut))
             n += len(images)
         return taken
 
     async def _run(self) -> None:
+        try:
+            await self._batches()
+        except BaseException as exc:
+            # the worker itself stops (cancelled with the loop, or a maker or the model raised past Exception):
+            # no caller may wait for ever, neither those of the batch in hand nor those queued behind it
+            for fut in [f for _, f in self._taken] + [f for _, f, _ in self._pending]:
+                if fut.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    fut.cancel()
+                else:
+                    fut.set_exception(RuntimeError(f"the micro-batch worker stopped: {type(exc).__name__}: {exc}"))
+            self._pending.clear()
+            raise
+        finally:
+            self._taken = []
+
+    async def _batches(self) -> None:
         while self._pending:
             if self.wait_s > 0:
                 await self._wait_for_others()
@@ -158,6 +191,8 @@ class MicroBatcher:
     def _settle(fut: asyncio.Future, result: np.ndarray | BaseException) -> None:
         if fut.done():  # the caller went away
             return
+        if isinstance(result, StopIteration):  # a future cannot hold one
+            result = RuntimeError(f"StopIteration: {result}")
         if isinstance(result, BaseException):
             fut.set_exception(result)
         else:
