@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import io
 import os
 import time
@@ -41,6 +40,8 @@ from rich.console import Console
 from rich.table import Table
 
 from serving_common import HOST, cpu_model, free_port, process_tree, start_server, stop_server
+
+from glyphlab.serving.limits import freeze_startup_objects
 
 
 def png(image: np.ndarray, scale: int = 4) -> bytes:
@@ -224,8 +225,7 @@ def http_run(args, model: str, workers: int, micro_batch: int, bodies: list[byte
         raw = [encode_request(port, b, args.body) for b in bodies]
         # this client holds torch, the data and the predictor: a full collection of its ~10^6 objects stalls
         # its sending for tens of ms, which would be counted as the server's latency; freeze them first
-        gc.collect()
-        gc.freeze()
+        freeze_startup_objects()
         server_cpu0, client_cpu0 = tree_cpu_seconds(proc.pid), time.process_time()
         # uvloop (the serve extra's) when present: the client's CPU per request is taken from the same two cores
         res = _run_loop(load(port, raw, args.rate, args.duration, args.max_requests, args.max_in_flight))
