@@ -430,11 +430,12 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
             if isinstance(data, JSONResponse):
                 return data
 
-            if len(data) <= INLINE_PREPARE_BYTES:  # a glyph's upload: cheaper on the loop than the hop to a thread,
-                # and prepared by the micro-batch, next to the concurrent requests' uploads (warm caches)
-                x = lambda: predictor.prepare_bytes(data, limits)[None]  # noqa: E731
-            else:
-                x = await run_in_threadpool(lambda: predictor.prepare_bytes(data, limits)[None])
+            def prepare() -> np.ndarray:
+                return predictor.prepare_bytes(data, limits)[None]
+
+            # a glyph's upload: cheaper on the loop than the hop to a thread, and prepared by the micro-batch,
+            # next to the concurrent requests' uploads (warm caches); a photo or scan in a thread
+            x = prepare if len(data) <= INLINE_PREPARE_BYTES else await run_in_threadpool(prepare)
             return JSONResponse(await answer(x, batch=False))
         except NoInkError:
             return _no_ink([["body", "file"] if ctype == "multipart/form-data" else ["body"]])
