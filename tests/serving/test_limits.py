@@ -226,9 +226,12 @@ def test_startup_objects_are_frozen_out_of_collections():
     """After start-up a worker's libraries and model sit in the permanent generation; new garbage is still collected."""
     import gc
 
+    was_enabled = gc.isenabled()
     try:
         frozen = freeze_startup_objects()
         assert frozen > 1000 and gc.get_freeze_count() == frozen
+        # no automatic collection (another test's leftover thread allocating) may free the cycles before ours
+        gc.disable()
         garbage = [[] for _ in range(10)]
         for a, b in zip(garbage, garbage[1:]):  # reference cycles: only the collector frees them
             a.append(b)
@@ -237,6 +240,8 @@ def test_startup_objects_are_frozen_out_of_collections():
         assert gc.collect() >= 10 and gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+        if was_enabled:
+            gc.enable()
 
 
 @pytest.mark.parametrize("fixture", ["logreg_dir", "cnn_onnx_dir"])
