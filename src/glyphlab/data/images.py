@@ -11,8 +11,12 @@ The steps, each one a field of the config:
 
 1. decode (any size; grayscale, RGB, CMYK, palette, alpha, 16-bit, float; the EXIF orientation applied),
    reduce to at most :data:`WORK_SIDE` pixels a side (the glyph ends up a few dozen pixels anyway);
-2. ``polarity``: ``auto`` inverts dark ink on light paper (median border pixel > 0.5), or say which it is;
-3. ``normalise_contrast``: the border's median becomes 0 and the brightest ink 1;
+2. ``polarity``: ``auto`` inverts dark ink on light paper, or say which it is;
+3. ``clean`` (photos and scans): :func:`glyphlab.data.cleanup.find_glyph` flattens uneven light and shadows
+   per colour channel, thresholds, removes rulings and box borders and keeps the one glyph (its strokes'
+   grey levels), or says the picture is blank or holds several glyphs (:attr:`PreparedImage.others`);
+   ``binary`` makes the strokes pure 0/1;
+   without ``clean``, ``normalise_contrast``: the border's median becomes 0 and the brightest ink 1;
 4. ``crop_to_ink``: cut to the bounding box of the pixels above :data:`INK_THRESHOLD`;
 5. fit the result into a ``box`` x ``box`` square (``None``: the whole canvas), keeping the aspect ratio
    (``keep_aspect``), resampled with ``resample``, and place it in the middle of the ``canvas``;
@@ -21,6 +25,9 @@ The steps, each one a field of the config:
 :meth:`ImageConfig.mnist_style` is the MNIST convention (LeCun et al.: 20 px box, centred by mass in 28x28)
 and the default for image files; :meth:`ImageConfig.as_given` only resizes. An image whose ink is weaker
 than :data:`MIN_CONTRAST` above its background holds no glyph: :attr:`PreparedImage.no_ink` says so.
+
+The config is versioned (:data:`CONFIG_VERSION`): a config recorded without a version (glyphlab before the
+``clean`` step) reads back with ``clean`` off, so a model saved then is served exactly as it was trained.
 
 Decoding is defensive because bytes may come from strangers: the byte size is checked first, then the
 header's pixel count *before* anything is decoded (a 20000x20000 PNG of a few KB costs nothing),
@@ -69,6 +76,8 @@ MIN_CONTRAST = 0.08
 WORK_SIDE = 512
 #: the MNIST convention: the ink's longest side is 20 px of a 28 px canvas
 MNIST_BOX, MNIST_CANVAS = 20, 28
+#: 2: the ``clean`` and ``binary`` steps (a record without a version is 1: neither, as it was then)
+CONFIG_VERSION = 2
 
 
 class ImageInputError(DataError):
@@ -81,6 +90,10 @@ class ImageTooLargeError(ImageInputError):
 
 class NoInkError(ImageInputError):
     """The image holds no ink at all (a blank canvas or page): there is nothing to classify."""
+
+
+class SeveralGlyphsError(ImageInputError):
+    """The image holds several separate glyphs (a whole number, a word): one label would be a guess."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,8 @@ class ImageConfig:
     keep_aspect: bool = True
     centre_by_mass: bool = True
     resample: Resample = "auto"
+    clean: bool = False
+    binary: bool = False
 
     def __post_init__(self) -> None:
         canvas = tuple(self.canvas) if isinstance(self.canvas, (list, tuple)) else (self.canvas, self.canvas)
@@ -115,7 +130,7 @@ class ImageConfig:
         if self.box is not None and not (_whole(self.box) and 0 < self.box <= max(self.canvas)):
             raise DataError(f"box must be a whole number of pixels in 1..{max(self.canvas)} (or none for the "
                             f"whole canvas), got {self.box!r}")
-        for name in ("normalise_contrast", "crop_to_ink", "keep_aspect", "centre_by_mass"):
+        for name in ("normalise_contrast", "crop_to_ink", "keep_aspect", "centre_by_mass", "clean", "binary"):
             if not isinstance(getattr(self, name), bool):
                 raise DataError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
@@ -125,7 +140,7 @@ class ImageConfig:
         smaller than 16 px (the 8x8 ``digits``) are drawn edge to edge, so their ink fills the whole canvas."""
         side = min(_pair(canvas))
         box = round(side * MNIST_BOX / MNIST_CANVAS) if side >= 16 else None
-        return replace(cls(canvas=_pair(canvas), box=box, centre_by_mass=box is not None), **changes)
+        return replace(cls(canvas=_pair(canvas), box=box, centre_by_mass=box is not None, clean=True), **changes)
 
     @classmethod
     def as_given(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> "ImageConfig":
@@ -159,14 +174,24 @@ class ImageConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["canvas"] = list(self.canvas)
+        d["version"] = CONFIG_VERSION
         return d
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "ImageConfig":
+        """A recorded config; one without ``version`` (recorded before the ``clean`` step) means version 1:
+        ``clean`` and ``binary`` off, whatever today's defaults are, so old models keep their steps."""
         if not isinstance(raw, Mapping):
             raise DataError(f"an image config must be a mapping, got {type(raw).__name__}")
+        raw = dict(raw)
+        version = raw.pop("version", 1)
+        if version not in (1, CONFIG_VERSION):
+            raise DataError(f"image config version {version!r} is not one this glyphlab reads (1 or "
+                            f"{CONFIG_VERSION}); a newer glyphlab saved it: upgrade glyphlab")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
+        if version == 1:
+            unknown += sorted({"clean", "binary"} & set(raw))
         if unknown:
             raise DataError(f"unknown image config field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         return cls(**{k: (tuple(v) if k == "canvas" else v) for k, v in raw.items()})
@@ -176,7 +201,11 @@ class ImageConfig:
         h, w = self.canvas
         parts = [{"auto": "polarity detected", "dark-on-light": "dark ink on light paper (inverted)",
                   "light-on-dark": "light ink on dark (not inverted)"}[self.polarity]]
-        if self.normalise_contrast:
+        if self.clean:
+            parts.append("the glyph found (light flattened, rulings and specks removed)")
+        if self.binary:
+            parts.append("made binary")
+        elif self.normalise_contrast and not self.clean:
             parts.append("contrast normalised")
         if self.crop_to_ink:
             parts.append("cropped to the ink")
@@ -324,6 +353,12 @@ def to_gray(im: Image.Image) -> np.ndarray:
     16-bit images are divided by 65535; a transparent background is put behind the strokes in the opposite
     of their own colour (a browser canvas exports black strokes on transparent pixels).
     """
+    return to_pixels(im, colour=False)
+
+
+def to_pixels(im: Image.Image, colour: bool = True) -> np.ndarray:
+    """:func:`to_gray`, but colour images (RGB, CMYK, palette without transparency) as (H, W, 3) float32
+    when ``colour``: a blue pen on cream paper is told from the paper by its channels, not its luminance."""
     try:
         im = ImageOps.exif_transpose(im) or im  # phone photos
     except Exception:  # a broken EXIF block is not worth refusing the image for
@@ -355,6 +390,11 @@ def to_gray(im: Image.Image) -> np.ndarray:
                 im = im.convert("RGB")
             except (ValueError, OSError) as exc:
                 raise ImageInputError(f"images in mode {mode} are not supported: {exc}") from None
+        if colour and im.mode != "L" and mode not in ("L", "1"):
+            rgb = np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.float32) / 255.0
+            if rgb.ndim != 3 or rgb.size == 0:
+                raise ImageInputError(f"the image has no pixels (shape {rgb.shape})")
+            return rgb
         gray = np.asarray(im if mode == "L" else im.convert("L"), dtype=np.float32) / 255.0
     if gray.ndim != 2 or gray.size == 0:
         raise ImageInputError(f"the image has no pixels (shape {gray.shape})")
@@ -399,24 +439,36 @@ class PreparedImage:
     pixels: np.ndarray  #: (H, W) float32 in [0, 1], ink = 1
     inverted: bool  #: dark ink on light paper was inverted
     no_ink: bool  #: nothing stands out from the background: a blank canvas or page
+    others: int = 0  #: separate glyphs beside the one prepared (``clean`` configs): the picture holds several
+
+
+SEVERAL_GLYPHS = ("several glyphs: the picture holds {n} separate characters side by side, and this model reads "
+                  "one; crop it to one character, or read the whole string with `glyphlab read` (gl.read)")
 
 
 def prepare_image(im: Image.Image, config: ImageConfig) -> PreparedImage:
     """A decoded image -> the model input for ``config``."""
+    if config.clean:
+        return prepare_gray(to_pixels(im, colour=True), config)
     return prepare_gray(to_gray(im), config)
 
 
 def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = None) -> PreparedImage:
     """A grayscale (H, W) array in [0, 1] as stored (0 = black) -> the model input for ``config``.
 
-    ``inverted`` overrides the config's polarity (the JSON pixels of the API are ink = 1 by contract).
+    With ``config.clean`` the array may also be (H, W, 3) colour. ``inverted`` overrides the config's
+    polarity (the JSON pixels of the API are ink = 1 by contract).
     """
     gray = np.asarray(gray, dtype=np.float32).clip(0.0, 1.0)  # a new array: NaN can be zeroed in place
     nan = np.isnan(gray)
     if nan.any():
         gray[nan] = 0.0
+    if config.clean and gray.ndim == 3 and gray.shape[2] == 3 and gray.shape[0] and gray.shape[1]:
+        return _prepare_clean(gray, config, inverted)
     if gray.ndim != 2 or gray.size == 0:
         raise ImageInputError(f"expected a 2-D image, got shape {gray.shape}")
+    if config.clean:
+        return _prepare_clean(gray, config, inverted)
     if inverted is None:
         inverted = (median(border(gray)) > 0.5 if config.polarity == "auto"
                     else config.polarity == "dark-on-light")
@@ -428,6 +480,22 @@ def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = 
         ink = (np.zeros_like(ink) if no_ink else
                ((ink - background) / (peak - background)).clip(0.0, 1.0).astype(np.float32, copy=False))
     return PreparedImage(_fit(ink, config), bool(inverted), bool(no_ink))
+
+
+def _prepare_clean(pixels: np.ndarray, config: ImageConfig, inverted: bool | None) -> PreparedImage:
+    """The ``clean`` path: the one glyph found in a photo or scan, then fitted like any other ink."""
+    from glyphlab.data.cleanup import find_glyph
+
+    if inverted is None and config.polarity != "auto":
+        inverted = config.polarity == "dark-on-light"
+    glyph = find_glyph(pixels, ink_dark=inverted)
+    inverted = glyph.ink_dark
+    if glyph.no_ink:
+        return PreparedImage(np.zeros(config.canvas, dtype=np.float32), bool(inverted), True)
+    ink = glyph.ink
+    if config.binary:
+        ink = (ink >= 0.5).astype(np.float32)
+    return PreparedImage(_fit(ink, config), bool(inverted), False, glyph.others)
 
 
 def has_ink(pixels: np.ndarray) -> bool:
