@@ -442,37 +442,48 @@ def predict_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     backend: Annotated[str, typer.Option(help="auto (ONNX Runtime when MODEL/model.onnx exists) | onnx | native")] = "auto",
     max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this.")] = 4_000_000,
+    show_inputs: Annotated[Optional[Path], typer.Option(
+        "--show-inputs", help="Write what the model saw for each file (its prepared input) as a PNG into this "
+                              "folder, and a sheet of originals beside inputs (inputs.png).")] = None,
 ) -> None:
     """Classify image files (batch inference; ONNX Runtime when the model has an exported .onnx).
 
     Each file is prepared exactly as the model's manifest records (the image config it was trained with). A
-    file with no ink (a blank page) is listed as "no ink" instead of being classified; the exit code is 1
-    when any file could not be read or had no ink.
+    file with no ink (a blank page) is listed as "no ink", and a picture of several separate characters (a
+    whole number) as "several glyphs", instead of being classified; the exit code is 1 when any file could
+    not be read or classified.
     """
     import numpy as np
 
-    from glyphlab.data.images import DecodeLimits, NoInkError
+    from glyphlab.data.images import DecodeLimits, NoInkError, SeveralGlyphsError
     from glyphlab.serving.predictor import Predictor
 
     predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
     files = _image_files(images)
     limits = DecodeLimits(max_bytes=max(5_000_000, max_pixels * 4), max_pixels=max_pixels)
-    arrays, ok, errors, blank = [], [], {}, set()
+    arrays, ok, errors, refused = [], [], {}, {}
     for f in files:
         try:
             arrays.append(predictor.prepare_file(f, limits))
             ok.append(f)
         except NoInkError as exc:
-            errors[f] = str(exc)
-            blank.add(f)
+            errors[f], refused[f] = str(exc), "no_ink"
+        except SeveralGlyphsError as exc:
+            errors[f], refused[f] = str(exc), "several_glyphs"
         except (GlyphlabError, OSError) as exc:
             errors[f] = str(exc)
     probs = predictor.predict(np.stack(arrays)) if arrays else np.zeros((0, len(predictor.classes)))
-    results: dict[Path, dict] = {f: {"file": str(f), "error": msg, **({"no_ink": True} if f in blank else {})}
+    results: dict[Path, dict] = {f: {"file": str(f), "error": msg, **({refused[f]: True} if f in refused else {})}
                                  for f, msg in errors.items()}
     for f, row in zip(ok, probs):
         d = predictor.describe(row, top_k)
         results[f] = {"file": str(f), "label": d["label"], "class_name": d["class_name"], "top": d["top"]}
+    if show_inputs is not None and ok:
+        from glyphlab.reporting.inputs import write_inputs
+
+        for f, path in zip(ok, write_inputs(show_inputs, ok, np.stack(arrays),
+                                            [results[f]["class_name"] for f in ok])):
+            results[f]["input"] = str(path)
     ordered = [results[f] for f in files]
     pre = predictor.preprocessing
     if as_json:
@@ -488,12 +499,16 @@ def predict_cmd(
         for r in ordered:
             if r.get("no_ink"):
                 table.add_row(r["file"], "[yellow]no ink[/]", "", "[yellow]blank image: nothing to classify[/]")
+            elif r.get("several_glyphs"):
+                table.add_row(r["file"], "[yellow]several[/]", "", f"[yellow]{escape(r['error'])}[/]")
             elif "error" in r:
                 table.add_row(r["file"], "[red]error[/]", "", f"[red]{escape(r['error'])}[/]")
             else:
                 top = ", ".join(f"{t['class_name']} {t['probability']:.3f}" for t in r["top"])
                 table.add_row(r["file"], r["class_name"], f"{r['top'][0]['probability']:.3f}", top)
         console.print(table)
+        if show_inputs is not None and ok:
+            typer.echo(f"what the model saw: {show_inputs}/ (one PNG per file, and inputs.png)")
     if pre.note.startswith("the manifest records no preprocessing"):
         typer.echo(f"note: {pre.note}", err=True)
     if errors:
@@ -519,8 +534,8 @@ def explain_cmd(
     files = _image_files(images)
     arrays, ok, errors = [], [], {}
     for f in files:
-        try:  # the one image path: exactly what `glyphlab predict` and the server do with a file
-            arrays.append(predictor.prepare_bytes(f.read_bytes()))
+        try:  # the one image path: exactly what `glyphlab predict` does with a file
+            arrays.append(predictor.prepare_file(f))
             ok.append(f)
         except (GlyphlabError, OSError) as exc:
             errors[f] = str(exc)

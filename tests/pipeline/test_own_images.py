@@ -87,7 +87,7 @@ def test_the_manifest_and_the_run_record_the_preprocessing(trained):
     assert pre["trained_on"] == "image files"
     assert pre["image_config"] == {"canvas": [28, 28], "polarity": "auto", "normalise_contrast": True,
                                    "crop_to_ink": True, "box": 20, "keep_aspect": True, "centre_by_mass": True,
-                                   "resample": "auto"}
+                                   "resample": "auto", "clean": True, "binary": False, "version": 2}
     dataset = json.loads((run_dir / "dataset.json").read_text())
     assert dataset["meta"]["preprocessing"] == pre
     assert dataset["meta"]["image_folder"]["inverted"] == 400  # all dark-on-white pages were inverted

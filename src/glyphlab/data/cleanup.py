@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 #: below this flattened ink peak (in units of the paper's brightness) a picture holds no glyph
-MIN_INK = 0.12
+MIN_INK = 0.2
 #: sure ink is at least this share of the ink's peak (rulings and bleed-through stay below)
 SURE_SHARE = 0.42
 #: weak ink (kept where it touches sure ink) is at least this share of the sure threshold
@@ -171,6 +171,12 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
                             labels[m:-m, -m:].ravel()])
     edge = np.bincount(strip, minlength=n)
     mass[edge > 0.4 * area] = 0.0
+    # the box of a form around the glyph: a large component whose ink hugs its own bounding box
+    for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & (mass > 0)):
+        e = max(2, round(0.08 * min(bw[j], bh[j])))
+        own = labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j
+        if own[e:-e, e:-e].sum() < 0.25 * area[j]:
+            mass[j] = 0.0
     main = int(np.argmax(mass))
     if mass[main] <= 0:
         return nothing
@@ -183,6 +189,8 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     for j in np.argsort(-mass):
         if j == main or mass[j] < SPECK_SHARE * mass[main]:
             continue
+        if (bw[j] > 1.2 * (right - left) and bh[j] * 6 < bw[j]) or (bh[j] > 1.2 * (bottom - top) and bw[j] * 6 < bh[j]):
+            continue  # a bar longer than the glyph is wide (tall): what is left of a ruling or a form's box
         overlap = min(right, x[j] + bw[j]) - max(left, x[j])
         near_v = max(y[j] - bottom, top - (y[j] + bh[j])) <= 0.35 * max(bottom - top, 1)
         if overlap >= 0.3 * min(bw[j], right - left) and near_v:
@@ -233,7 +241,10 @@ def _rulings(ink: np.ndarray, mask: np.ndarray, stroke: float) -> np.ndarray:
         along = (1, length) if axis == 0 else (length, 1)  # kernel rows, cols
         spread = (2 * slack + 1, 1) if axis == 0 else (1, 2 * slack + 1)
         thick = (thin + 1, 1) if axis == 0 else (1, thin + 1)
-        line = cv2.morphologyEx(cv2.dilate(ink, np.ones(spread, np.uint8)), cv2.MORPH_OPEN, np.ones(along, np.uint8))
+        gap = max(3, round(span / 20)) | 1  # a line broken by noise or a shadow's edge is bridged
+        bridge = (1, gap) if axis == 0 else (gap, 1)
+        band = cv2.morphologyEx(cv2.dilate(ink, np.ones(spread, np.uint8)), cv2.MORPH_CLOSE, np.ones(bridge, np.uint8))
+        line = cv2.morphologyEx(band, cv2.MORPH_OPEN, np.ones(along, np.uint8))
         long_across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(thick, np.uint8))
         out |= (line >= explained_share) & (mask > 0) & (long_across == 0)
     return out.astype(np.uint8)

@@ -257,9 +257,10 @@ class Preprocessing:
 
     @classmethod
     def assumed(cls, canvas: Sequence[int] | int) -> "Preprocessing":
-        base = cls.arrays(canvas)
-        return replace(base, note="the manifest records no preprocessing (saved by an older glyphlab): assumed "
-                                  "the MNIST-style serving default for arrays as given: " + base.config.describe())
+        base = cls.arrays(canvas)  # that glyphlab's serving default: version 1, without the clean step
+        config = replace(base.config, clean=False)
+        return replace(base, config=config, note="the manifest records no preprocessing (saved by an older "
+                       "glyphlab): assumed the MNIST-style serving default for arrays as given: " + config.describe())
 
     def to_dict(self) -> dict[str, Any]:
         return {"trained_on": self.trained_on, "image_config": self.config.to_dict(), "note": self.note}
@@ -492,10 +493,10 @@ def _prepare_clean(pixels: np.ndarray, config: ImageConfig, inverted: bool | Non
     inverted = glyph.ink_dark
     if glyph.no_ink:
         return PreparedImage(np.zeros(config.canvas, dtype=np.float32), bool(inverted), True)
-    ink = glyph.ink
-    if config.binary:
-        ink = (ink >= 0.5).astype(np.float32)
-    return PreparedImage(_fit(ink, config), bool(inverted), False, glyph.others)
+    pixels = _fit(glyph.ink, config)
+    if config.binary:  # last: resizing and centring make grey edges again
+        pixels = (pixels >= 0.5).astype(np.float32)
+    return PreparedImage(pixels, bool(inverted), False, glyph.others)
 
 
 def has_ink(pixels: np.ndarray) -> bool:

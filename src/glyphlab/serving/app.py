@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError
+from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError, SeveralGlyphsError
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.models.persistence import read_model_card
@@ -157,6 +157,11 @@ def _error(status: int, detail: Any) -> JSONResponse:
 def _no_ink(locs: list[list[Any]]) -> JSONResponse:
     """A blank image (or images of a batch) is a 422 of type ``no_ink``, never a confident guess."""
     return _error(422, [{"loc": loc, "type": "no_ink", "msg": Predictor.NO_INK} for loc in locs])
+
+
+def _several(loc: list[Any], exc: SeveralGlyphsError) -> JSONResponse:
+    """A picture of several glyphs (a whole number) is a 422 of type ``several_glyphs``: one label would be a guess."""
+    return _error(422, [{"loc": loc, "type": "several_glyphs", "msg": str(exc)}])
 
 
 async def _one_image(request: Request, settings: ServeSettings, predictor: Predictor):
@@ -439,6 +444,8 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
             return JSONResponse(await answer(x, batch=False))
         except NoInkError:
             return _no_ink([["body", "file"] if ctype == "multipart/form-data" else ["body"]])
+        except SeveralGlyphsError as exc:
+            return _several(["body", "file"] if ctype == "multipart/form-data" else ["body"], exc)
         except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
@@ -466,6 +473,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
             ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
             loc = {"application/json": ["body", "pixels"], "multipart/form-data": ["body", "file"]}.get(ctype, ["body"])
             return _no_ink([loc])
+        except SeveralGlyphsError as exc:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            return _several({"multipart/form-data": ["body", "file"]}.get(ctype, ["body"]), exc)
         except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
