@@ -35,6 +35,8 @@ import numpy as np
 
 #: below this flattened ink peak (in units of the paper's brightness) a picture holds no glyph
 MIN_INK = 0.2
+#: a picture more than this share ink holds no glyph on paper (e.g. a polarity forced the wrong way)
+MAX_INK_SHARE = 0.6
 #: sure ink is at least this share of the ink's peak (rulings and bleed-through stay below)
 SURE_SHARE = 0.42
 #: weak ink (kept where it touches sure ink) is at least this share of the sure threshold
@@ -147,6 +149,8 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     sure_t = max(otsu, SURE_SHARE * peak, MIN_INK * 255)
     _, weak = cv2.threshold(u8, WEAK_SHARE * sure_t, 1, cv2.THRESH_BINARY)
+    if cv2.countNonZero(weak) > MAX_INK_SHARE * weak.size:  # a page of ink is paper of the other polarity
+        return nothing
     _, sure = cv2.threshold(u8, sure_t - 1, 1, cv2.THRESH_BINARY)
     if min(h, w) >= MIN_PAGE_SIDE:  # a page, not a glyph's crop: rulings and shadows may be on it
         weak[_rulings(u8, weak, stroke_width(sure)) > 0] = 0

@@ -115,7 +115,7 @@ class ImageConfig:
     keep_aspect: bool = True
     centre_by_mass: bool = True
     resample: Resample = "auto"
-    clean: bool = False
+    clean: bool = True
     binary: bool = False
 
     def __post_init__(self) -> None:
@@ -140,13 +140,13 @@ class ImageConfig:
         smaller than 16 px (the 8x8 ``digits``) are drawn edge to edge, so their ink fills the whole canvas."""
         side = min(_pair(canvas))
         box = round(side * MNIST_BOX / MNIST_CANVAS) if side >= 16 else None
-        return replace(cls(canvas=_pair(canvas), box=box, centre_by_mass=box is not None, clean=True), **changes)
+        return replace(cls(canvas=_pair(canvas), box=box, centre_by_mass=box is not None), **changes)
 
     @classmethod
     def as_given(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> "ImageConfig":
         """Resize only: the whole image (polarity still detected) scaled to the canvas, nothing cropped or moved."""
         return replace(cls(canvas=_pair(canvas), normalise_contrast=False, crop_to_ink=False, box=None,
-                           centre_by_mass=False), **changes)
+                           centre_by_mass=False, clean=False), **changes)
 
     @classmethod
     def from_options(cls, preset: str = "mnist", **options: Any) -> "ImageConfig":
@@ -194,6 +194,8 @@ class ImageConfig:
             unknown += sorted({"clean", "binary"} & set(raw))
         if unknown:
             raise DataError(f"unknown image config field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        if version == 1:
+            raw.update(clean=False, binary=False)
         return cls(**{k: (tuple(v) if k == "canvas" else v) for k, v in raw.items()})
 
     def describe(self) -> str:

@@ -33,7 +33,7 @@ from glyphlab.models.base import training_arrays
 from glyphlab.models.registry import create_model, with_seed
 from glyphlab.pipeline.audit import copy_audit, exclude_issues
 from glyphlab.pipeline.model_card import write_run_model_card
-from glyphlab.runfolder import (ACCURACY_VS_TIME, AUDIT_DIR, CHECKPOINT, FAILED, LAYOUT, LEADERBOARD,
+from glyphlab.runfolder import (ACCURACY_VS_TIME, IMAGE_INPUTS, AUDIT_DIR, CHECKPOINT, FAILED, LAYOUT, LEADERBOARD,
                                LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row, sort_leaderboard)
 from glyphlab.tracking import Tracker, open_tracker, read_tracking
 
@@ -118,6 +118,7 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         copy_audit(cfg.exclude, folder.file(AUDIT_DIR))
     test = ds["test"]
     folder.write_test_images(test.images, test.labels)
+    write_image_inputs(ds, folder.file(IMAGE_INPUTS))
     console.print(
         f"[bold]glyphlab run[/] dataset [cyan]{ds.name}[/] {ds.image_shape[0]}x{ds.image_shape[1]}, "
         f"{ds.num_classes} classes, splits " + ", ".join(f"{k}={len(v):,}" for k, v in ds.splits.items())
@@ -154,6 +155,33 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         tracker.run_finished(out)
         console.print(f"tracked: [green]{tracker.backend}[/] {tracker.uri}")
     return out
+
+
+def write_image_inputs(ds: Dataset, path: Path, n: int = 16) -> None:
+    """For a dataset read from image files, a sheet of a few of them beside the inputs the models get (the
+    first file of each class in turn), so the report shows whether the image path found the glyphs."""
+    raw = ds.meta.get("preprocessing")
+    if not raw or raw.get("trained_on") != "image files" or not ds.source or not Path(ds.source).is_dir():
+        return
+    from glyphlab.data.formats import image_folder_files
+    from glyphlab.data.images import DecodeLimits, ImageConfig, ImageInputError, prepare_file
+    from glyphlab.reporting.inputs import inputs_sheet, original_thumbnail
+
+    config = ImageConfig.from_dict(raw["image_config"])
+    by_class: dict[int, list[Path]] = {}
+    for f, label in image_folder_files(Path(ds.source))[1]:
+        by_class.setdefault(label, []).append(f)
+    picked = [files[i] for i in range(n) for files in by_class.values() if i < len(files)][:n]
+    originals, inputs, captions = [], [], []
+    for f in picked:
+        try:
+            inputs.append(prepare_file(f, config, DecodeLimits(max_bytes=50_000_000, max_pixels=50_000_000)).pixels)
+            originals.append(original_thumbnail(f))
+            captions.append(f"{f.parent.name}/{f.name}")
+        except (ImageInputError, OSError):
+            continue
+    if inputs:
+        path.write_bytes(inputs_sheet(originals, np.stack(inputs), captions))
 
 
 def _mark_failed(folder: RunFolder, created: bool, exc: Exception, console: Console) -> None:
