@@ -33,6 +33,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+#: the paper is estimated with a window of this share of the picture's short side: wider than any
+#: stroke (which it removes), narrower than a shadow (which it keeps as paper's light)
+PAPER_WINDOW = 0.2
 #: below this flattened ink peak (in units of the paper's brightness) a picture holds no glyph
 MIN_INK = 0.2
 #: a picture more than this share ink holds no glyph on paper (e.g. a polarity forced the wrong way)
@@ -79,13 +82,13 @@ def flatten(image: np.ndarray, ink_dark: bool) -> np.ndarray:
     if not ink_dark:
         img = 1.0 - img
     h, w = img.shape[:2]
-    # the paper: a closing with a window a third of the picture's short side. Its dilation (which removes
+    # the paper: a closing with a window of PAPER_WINDOW of the picture's short side. Its dilation (which removes
     # the strokes) runs on a copy reduced to ~48 px a side, its erosion at full size, so a shadow's hard edge
     # comes back where it was instead of blurred into a band of false ink
     f = max(1.0, max(h, w) / 48.0)
     sh, sw = max(1, round(h / f)), max(1, round(w / f))
     small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA) if f > 1 else img
-    k = max(3, (min(sh, sw) // 3) | 1)
+    k = max(3, round(PAPER_WINDOW * min(sh, sw)) | 1)
     bright = cv2.dilate(small, np.ones((k, k), np.uint8), borderType=cv2.BORDER_REPLICATE)
     if f > 1:
         bright = cv2.resize(bright, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -158,7 +161,13 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
         # stroke and not near the peak is light, not ink
         r = max(3, round(THICK * min(h, w))) | 1
         wide = cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((r, r), np.uint8))
-        weak[(wide > 0) & (u8 < max(sure_t, WIDE_SHARE * peak))] = 0
+        light = (wide > 0) & (u8 < max(sure_t, WIDE_SHARE * peak))
+        if light.any():  # and the weak ink that fades out of it (its penumbra, a finger's narrow tip)
+            faint = weak & (1 - sure)
+            nf, flabels = cv2.connectedComponents(faint, connectivity=8)
+            touched = np.unique(flabels[cv2.dilate(light.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
+            weak[np.isin(flabels, touched[touched > 0])] = 0
+            weak[light] = 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
     if n <= 1:
         return nothing
@@ -201,8 +210,10 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             keep[j] = True
             left, right = min(left, x[j]), max(right, x[j] + bw[j])
             top, bottom = min(top, y[j]), max(bottom, y[j] + bh[j])
-        elif mass[j] >= OTHER_SHARE * mass[main] and bh[j] >= 0.5 * (bottom - top):
-            others += 1
+        elif (mass[j] >= OTHER_SHARE * mass[main] and bh[j] >= 0.6 * (bottom - top)
+              and min(bottom, y[j] + bh[j]) - max(top, y[j]) >= 0.5 * min(bh[j], bottom - top)
+              and mass[j] / area[j] >= 0.6 * mass[main] / area[main]):
+            others += 1  # another glyph: as tall, on the same line, as strongly inked
     mask = cv2.dilate(keep.astype(np.uint8)[labels], np.ones((3, 3), np.uint8))  # the strokes' soft edges
     glyph_u8 = u8 * mask
     scale = _percentile(np.bincount(glyph_u8[glyph_u8 >= sure_t], minlength=256), 90)
