@@ -32,10 +32,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 #: the paper is estimated with a window of this share of the picture's short side: wider than any
 #: stroke (which it removes), narrower than a shadow (which it keeps as paper's light)
 PAPER_WINDOW = 0.2
+#: ... widened up to this share for a marker's bold strokes
+MAX_PAPER_WINDOW = 0.45
 #: below this flattened ink peak (in units of the paper's brightness) a picture holds no glyph
 MIN_INK = 0.2
 #: a picture more than this share ink holds no glyph on paper (e.g. a polarity forced the wrong way)
@@ -52,6 +55,8 @@ MIN_PAGE_SIDE = 48
 THICK = 0.12
 #: ... unless it is at least this share of the ink's peak (a marker's bold stroke)
 WIDE_SHARE = 0.6
+#: a component whose thickness is more than this share of its length is a blob, not a glyph's strokes
+BLOB = 0.3
 #: components with less than this share of the main glyph's ink are specks
 SPECK_SHARE = 0.06
 #: separate components with at least this share of the main glyph's ink, beside it, are other glyphs
@@ -75,9 +80,10 @@ class Glyph:
     ink_dark: bool = True  #: the ink was darker than the paper
 
 
-def flatten(image: np.ndarray, ink_dark: bool) -> np.ndarray:
+def flatten(image: np.ndarray, ink_dark: bool, window: float = 0.2) -> np.ndarray:
     """(H, W) or (H, W, C) in [0, 1] -> (H, W) float32 ink: how much darker (``ink_dark``) or lighter than
-    the local paper each pixel is, in its strongest channel, as a share of the paper's brightness."""
+    the local paper each pixel is, in its strongest channel, as a share of the paper's brightness. The
+    paper is estimated with a window of ``window`` of the picture's short side."""
     img = np.asarray(image, dtype=np.float32)
     if not ink_dark:
         img = 1.0 - img
@@ -88,7 +94,7 @@ def flatten(image: np.ndarray, ink_dark: bool) -> np.ndarray:
     f = max(1.0, max(h, w) / 48.0)
     sh, sw = max(1, round(h / f)), max(1, round(w / f))
     small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA) if f > 1 else img
-    k = max(3, round(PAPER_WINDOW * min(sh, sw)) | 1)
+    k = max(3, round(window * min(sh, sw)) | 1)
     bright = cv2.dilate(small, np.ones((k, k), np.uint8), borderType=cv2.BORDER_REPLICATE)
     if f > 1:
         bright = cv2.resize(bright, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -141,16 +147,20 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
         f = WORK_SIDE / max(image.shape[:2])
         size = (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    ink, ink_dark = ink_map(image, ink_dark)
+    if ink_dark is None:
+        ink_dark = dark_ink(image)
+    ink = flatten(image, ink_dark, PAPER_WINDOW)
     h, w = ink.shape
     nothing = Glyph(np.zeros_like(ink), True, 0, ink_dark=ink_dark)
-    u8 = cv2.convertScaleAbs(ink, alpha=255.0)
-    hist = np.bincount(u8.ravel(), minlength=256)
-    peak = _percentile(hist, 99.7) if u8.size > 300 else int(u8.max())
+    u8, peak, sure_t = _levels(ink)
     if peak < MIN_INK * 255:
         return nothing
-    otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    sure_t = max(otsu, SURE_SHARE * peak, MIN_INK * 255)
+    if min(h, w) >= MIN_PAGE_SIDE:  # a marker's bold strokes: a window not wider than them hollows them out
+        _, strong = cv2.threshold(u8, max(sure_t, WIDE_SHARE * peak) - 1, 1, cv2.THRESH_BINARY)
+        bold = stroke_width(strong) / min(h, w)
+        if bold > 0.6 * PAPER_WINDOW:
+            ink = flatten(image, ink_dark, min(MAX_PAPER_WINDOW, 2.5 * bold))
+            u8, peak, sure_t = _levels(ink)
     _, weak = cv2.threshold(u8, WEAK_SHARE * sure_t, 1, cv2.THRESH_BINARY)
     if cv2.countNonZero(weak) > MAX_INK_SHARE * weak.size:  # a page of ink is paper of the other polarity
         return nothing
@@ -190,6 +200,12 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
         own = labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j
         if own[e:-e, e:-e].sum() < 0.25 * area[j]:
             mass[j] = 0.0
+    # a blob (a finger's shadow, a smudge) is as thick as it is long, a glyph's strokes are thin: second choice
+    cands = np.flatnonzero(mass > 0)
+    if len(cands) > 1:
+        thickness = 2.0 * np.asarray(ndimage.maximum(cv2.distanceTransform(weak, cv2.DIST_L2, 3), labels, cands))
+        blob = thickness > BLOB * np.maximum(bw[cands], bh[cands])
+        mass[cands[blob]] *= 0.1
     main = int(np.argmax(mass))
     if mass[main] <= 0:
         return nothing
@@ -221,6 +237,48 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     return Glyph(out, False, others, (int(top), int(left), int(bottom), int(right)), ink_dark)
 
 
+def _levels(ink: np.ndarray) -> tuple[np.ndarray, int, float]:
+    """The ink as uint8, its peak (99.7th percentile) and the threshold of sure ink."""
+    u8 = cv2.convertScaleAbs(ink, alpha=255.0)
+    hist = np.bincount(u8.ravel(), minlength=256)
+    peak = _percentile(hist, 99.7) if u8.size > 300 else int(u8.max())
+    otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return u8, peak, max(otsu, SURE_SHARE * peak, MIN_INK * 255)
+
+
+def normalise_stroke(ink: np.ndarray, box: tuple[int, int, int, int], share: float) -> np.ndarray:
+    """The glyph's strokes made about ``share`` of its longest side wide (MNIST's are 0.11 of the 20 px box:
+    2.2 px), by a grey dilation or erosion at the picture's own resolution, when they are more than 40 %
+    off: a hairline ballpoint or a bold marker is shown to the model as a pen like its training data's."""
+    t, l, b, r = box
+    crop = ink[t:b, l:r]
+    mask = (crop >= 0.5).astype(np.uint8)
+    area = int(mask.sum())
+    if area < 12:
+        return ink
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    perimeter = sum(cv2.arcLength(c, True) for c in contours)
+    width = 2.0 * area / max(perimeter, 1.0)
+    target = share * max(b - t, r - l)
+    if 1 / 1.4 <= width / target <= 1.4:
+        return ink
+    radius = round(abs(target - width) / 2)
+    if radius < 1:
+        return ink
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    pad = radius + 1
+    region = np.pad(crop, pad)
+    if width < target:
+        out = cv2.dilate(region, kernel)
+    else:
+        out = cv2.erode(region, kernel)
+        if out.sum() < 0.35 * region.sum():  # thinner than that, a bold glyph breaks apart: leave it
+            return ink
+    grown = np.zeros((ink.shape[0] + 2 * pad, ink.shape[1] + 2 * pad), np.float32)
+    grown[t: b + 2 * pad, l: r + 2 * pad] = out
+    return grown[pad:-pad, pad:-pad]
+
+
 def stroke_width(mask: np.ndarray) -> float:
     """The widest strokes' width in pixels: twice the mask's largest distances to the paper (their 99th
     percentile; a ruling is thinner and would drag any typical figure down, on ruled paper it has more
@@ -249,7 +307,7 @@ def _rulings(ink: np.ndarray, mask: np.ndarray, stroke: float) -> np.ndarray:
     for axis in (0, 1):  # 0: horizontal lines, 1: vertical
         span, across = (w, h) if axis == 0 else (h, w)
         length = max(8, int(LINE_SPAN * span))
-        slack = max(1, round(across / 60))  # tolerate a few degrees of tilt
+        slack = max(1, round(across / 30))  # tolerate a few degrees of tilt
         thin = min(max(2, round(across / 40)), int(0.6 * stroke))  # a ruling is thinner than the strokes
         if thin < 1:
             continue

@@ -76,7 +76,7 @@ MIN_CONTRAST = 0.08
 WORK_SIDE = 512
 #: the MNIST convention: the ink's longest side is 20 px of a 28 px canvas
 MNIST_BOX, MNIST_CANVAS = 20, 28
-#: 2: the ``clean`` and ``binary`` steps (a record without a version is 1: neither, as it was then)
+#: 2: the ``clean``, ``stroke`` and ``binary`` steps (a record without a version is 1: none, as it was then)
 CONFIG_VERSION = 2
 
 
@@ -117,6 +117,8 @@ class ImageConfig:
     resample: Resample = "auto"
     clean: bool = True
     binary: bool = False
+    #: with ``clean``: strokes made this share of the glyph's longest side wide when far off (MNIST: 0.11)
+    stroke: float | None = 0.11
 
     def __post_init__(self) -> None:
         canvas = tuple(self.canvas) if isinstance(self.canvas, (list, tuple)) else (self.canvas, self.canvas)
@@ -130,6 +132,10 @@ class ImageConfig:
         if self.box is not None and not (_whole(self.box) and 0 < self.box <= max(self.canvas)):
             raise DataError(f"box must be a whole number of pixels in 1..{max(self.canvas)} (or none for the "
                             f"whole canvas), got {self.box!r}")
+        if self.stroke is not None and not (isinstance(self.stroke, (int, float)) and not isinstance(self.stroke, bool)
+                                            and 0.02 <= self.stroke <= 0.5):
+            raise DataError(f"stroke must be a share of the glyph's size in 0.02..0.5 (MNIST's strokes are 0.11) "
+                            f"or none, got {self.stroke!r}")
         for name in ("normalise_contrast", "crop_to_ink", "keep_aspect", "centre_by_mass", "clean", "binary"):
             if not isinstance(getattr(self, name), bool):
                 raise DataError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -146,7 +152,7 @@ class ImageConfig:
     def as_given(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> "ImageConfig":
         """Resize only: the whole image (polarity still detected) scaled to the canvas, nothing cropped or moved."""
         return replace(cls(canvas=_pair(canvas), normalise_contrast=False, crop_to_ink=False, box=None,
-                           centre_by_mass=False, clean=False), **changes)
+                           centre_by_mass=False, clean=False, stroke=None), **changes)
 
     @classmethod
     def from_options(cls, preset: str = "mnist", **options: Any) -> "ImageConfig":
@@ -191,11 +197,11 @@ class ImageConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if version == 1:
-            unknown += sorted({"clean", "binary"} & set(raw))
+            unknown += sorted({"clean", "binary", "stroke"} & set(raw))
         if unknown:
             raise DataError(f"unknown image config field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         if version == 1:
-            raw.update(clean=False, binary=False)
+            raw.update(clean=False, binary=False, stroke=None)
         return cls(**{k: (tuple(v) if k == "canvas" else v) for k, v in raw.items()})
 
     def describe(self) -> str:
@@ -205,6 +211,8 @@ class ImageConfig:
                   "light-on-dark": "light ink on dark (not inverted)"}[self.polarity]]
         if self.clean:
             parts.append("the glyph found (light flattened, rulings and specks removed)")
+        if self.clean and self.stroke is not None:
+            parts.append(f"strokes {self.stroke:g} of its size wide")
         if self.binary:
             parts.append("made binary")
         elif self.normalise_contrast and not self.clean:
@@ -495,7 +503,12 @@ def _prepare_clean(pixels: np.ndarray, config: ImageConfig, inverted: bool | Non
     inverted = glyph.ink_dark
     if glyph.no_ink:
         return PreparedImage(np.zeros(config.canvas, dtype=np.float32), bool(inverted), True)
-    pixels = _fit(glyph.ink, config)
+    ink = glyph.ink
+    if config.stroke is not None and glyph.box is not None:
+        from glyphlab.data.cleanup import normalise_stroke
+
+        ink = normalise_stroke(ink, glyph.box, config.stroke)
+    pixels = _fit(ink, config)
     if config.binary:  # last: resizing and centring make grey edges again
         pixels = (pixels >= 0.5).astype(np.float32)
     return PreparedImage(pixels, bool(inverted), False, glyph.others)
