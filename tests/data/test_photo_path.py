@@ -20,7 +20,7 @@ from glyphlab.data.images import (ImageConfig, NoInkError, Preprocessing, Severa
                                   prepare_image)
 
 NEW = ImageConfig.mnist_style(28)
-V1 = ImageConfig.from_dict({k: v for k, v in NEW.to_dict().items() if k not in ("clean", "binary", "version")})
+V1 = ImageConfig.from_dict({k: v for k, v in NEW.to_dict().items() if k not in ("clean", "binary", "stroke", "version")})
 CREAM, BLUE, BLACK = (0.96, 0.92, 0.80), (0.12, 0.22, 0.62), (0.1, 0.1, 0.12)
 
 

@@ -175,8 +175,10 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
         if light.any():  # and the weak ink that fades out of it (its penumbra, a finger's narrow tip)
             faint = weak & (1 - sure)
             nf, flabels = cv2.connectedComponents(faint, connectivity=8)
-            touched = np.unique(flabels[cv2.dilate(light.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
-            weak[np.isin(flabels, touched[touched > 0])] = 0
+            touched = np.bincount(flabels[cv2.dilate(light.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0],
+                                  minlength=nf) > 0
+            touched[0] = False
+            weak[touched[flabels]] = 0
             weak[light] = 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
     if n <= 1:
@@ -203,7 +205,9 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     # a blob (a finger's shadow, a smudge) is as thick as it is long, a glyph's strokes are thin: second choice
     cands = np.flatnonzero(mass > 0)
     if len(cands) > 1:
-        thickness = 2.0 * np.asarray(ndimage.maximum(cv2.distanceTransform(weak, cv2.DIST_L2, 3), labels, cands))
+        dist = cv2.distanceTransform(weak, cv2.DIST_L2, 3)
+        thickness = 2.0 * (np.array([dist[labels == j].max() for j in cands]) if len(cands) <= 8
+                           else np.asarray(ndimage.maximum(dist, labels, cands)))
         blob = thickness > BLOB * np.maximum(bw[cands], bh[cands])
         mass[cands[blob]] *= 0.1
     main = int(np.argmax(mass))
@@ -285,8 +289,9 @@ def stroke_width(mask: np.ndarray) -> float:
     pixels than the glyph)."""
     if not mask.any():
         return 1.0
-    dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
-    return float(2.0 * np.percentile(dist[mask > 0], 99))
+    values = cv2.distanceTransform(mask, cv2.DIST_L2, 3)[mask > 0]
+    k = int(0.99 * (values.size - 1))
+    return float(2.0 * np.partition(values, k)[k])
 
 
 def _percentile(hist: np.ndarray, q: float) -> int:

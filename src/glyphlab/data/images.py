@@ -136,6 +136,8 @@ class ImageConfig:
                                             and 0.02 <= self.stroke <= 0.5):
             raise DataError(f"stroke must be a share of the glyph's size in 0.02..0.5 (MNIST's strokes are 0.11) "
                             f"or none, got {self.stroke!r}")
+        if not self.clean:  # the stroke is a step of the clean path only: one config, one way to write it
+            object.__setattr__(self, "stroke", None)
         for name in ("normalise_contrast", "crop_to_ink", "keep_aspect", "centre_by_mass", "clean", "binary"):
             if not isinstance(getattr(self, name), bool):
                 raise DataError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -152,7 +154,7 @@ class ImageConfig:
     def as_given(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> "ImageConfig":
         """Resize only: the whole image (polarity still detected) scaled to the canvas, nothing cropped or moved."""
         return replace(cls(canvas=_pair(canvas), normalise_contrast=False, crop_to_ink=False, box=None,
-                           centre_by_mass=False, clean=False, stroke=None), **changes)
+                           centre_by_mass=False, clean=False), **changes)
 
     @classmethod
     def from_options(cls, preset: str = "mnist", **options: Any) -> "ImageConfig":
