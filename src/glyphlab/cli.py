@@ -589,6 +589,11 @@ def serve_cmd(
                                                              "grows with it: ~50 MB each at 5 MB bodies).")] = 8,
     max_queue: Annotated[int, typer.Option(min=0, help="Requests waiting per worker; beyond, 503 + Retry-After.")] = 128,
     queue_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")] = 30.0,
+    body_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request body may take to arrive after "
+                                                                "its headers (then 408); a request takes a slot "
+                                                                "only once its body is here.")] = 30.0,
+    header_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a connection may take to send a "
+                                                                  "request's headers (then it is closed).")] = 10.0,
     micro_batch: Annotated[int, typer.Option(min=1, help="Most images of concurrent requests predicted together "
                                                          "(1: no micro-batching).")] = 32,
     batch_wait_ms: Annotated[float, typer.Option(min=0.0, max=1000.0, help="How long the first request of a "
@@ -610,11 +615,13 @@ def serve_cmd(
 
     from glyphlab.serving.app import ServeSettings
     from glyphlab.serving.predictor import Predictor
+    from glyphlab.serving.protocols import protocol_class
     from glyphlab.serving.workers import serve
 
     settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
                              max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
                              micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
+                             body_timeout_s=body_timeout, header_timeout_s=header_timeout,
                              backend=backend, threads=threads or None)
     # load it once here, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn
     Predictor(model_path, backend=settings.backend)
@@ -622,7 +629,7 @@ def serve_cmd(
     os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
     console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs)")
     serve("glyphlab.serving.app:app_from_env", host=host, port=port, workers=workers, log_level="info",
-          access_log=access_log, timeout_graceful_shutdown=5)
+          access_log=access_log, timeout_graceful_shutdown=5, http=protocol_class())
 
 
 def main() -> None:

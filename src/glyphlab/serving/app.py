@@ -12,6 +12,7 @@ confident guess. Anything unexpected is logged and answered with a JSON 500 whil
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from importlib import resources
 from pathlib import Path
@@ -37,10 +38,10 @@ log = logging.getLogger("glyphlab.serving")
 
 #: the largest side a JSON pixel array may have (it is resized to the model's input anyway)
 MAX_JSON_SIDE = 512
-#: uploads up to this size are prepared on the event loop: a glyph's PNG takes under a millisecond to decode
-#: and prepare, and the hand-off to a worker thread and back costs about 0.12 ms of CPU more; larger bodies
-#: (photos, scans) go to a thread so that they do not hold up the other requests
-INLINE_PREPARE_BYTES = 64 * 1024
+#: uploads up to this size are prepared by the micro-batch, back to back with the concurrent requests' uploads
+#: in its worker thread (warm caches); larger bodies (photos, scans) in a thread of their own, so that they do
+#: not hold up the other requests. Neither on the event loop: a crafted 60 KB JPEG took 1.2 s to decode there
+BATCH_PREPARE_BYTES = 64 * 1024
 
 
 class ServeSettings(BaseModel):
@@ -60,6 +61,12 @@ class ServeSettings(BaseModel):
     batch_wait_ms: float = Field(0.0, ge=0.0, le=1000.0,
                                  description="How long the first request of a micro-batch waits for others to "
                                              "join (ms): more latency when idle, less CPU per request under load.")
+    body_timeout_s: float = Field(30.0, gt=0, description="Longest a request body may take to arrive after its "
+                                                         "headers (s); later, 408.")
+    header_timeout_s: float = Field(10.0, gt=0, description="Longest a connection may take to send a request's "
+                                                           "headers (s); later, it is closed.")
+    max_buffered_mb: float | None = Field(None, gt=0, description="Most MB that bodies being read may hold "
+                                                                  "together (default 16 x the body limit); more, 503.")
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
     backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
     threads: int | None = Field(
@@ -199,16 +206,24 @@ async def _upload_bytes(request: Request, ctype: str, settings: ServeSettings) -
 
 # -- the body limit: a pure ASGI middleware ------------------------------------------------------------------
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413 without reading them whole.
+    """Read a request's whole body before the app sees it: at most ``max_bytes``, within ``timeout_s``.
 
-    A declared Content-Length over the limit is refused at once; otherwise the body is read here chunk by
-    chunk, counting, and handed to the app only if it stayed within the limit (at most ``max_bytes`` are
-    ever held).
+    A declared Content-Length over the limit is refused at once with 413; otherwise the body is read here chunk
+    by chunk, counting, and handed to the app only if it stayed within the limit (at most ``max_bytes`` are
+    ever held). A body that has not arrived whole ``timeout_s`` after its headers gets 408 (a client sending
+    a byte a second is cut off). This middleware sits outside the concurrency limit, so a request takes one
+    of its slots only once its body is here: slow clients cannot hold the slots. What bodies being read hold
+    together is capped at ``max_buffered`` bytes (more: 503 with Retry-After), so that many connections
+    sending large bodies at once cannot fill the memory the slots protect.
     """
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, timeout_s: float = 30.0, max_buffered: int | None = None) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.timeout_s = float(timeout_s)
+        self.max_buffered = int(max_buffered) if max_buffered is not None else 16 * self.max_bytes
+        #: bytes held by the bodies being read now
+        self.buffered = 0
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -227,20 +242,35 @@ class BodyLimitMiddleware:
             if length > self.max_bytes:
                 await _send_json(send, 413, {"detail": _too_large(self.max_bytes, length)})
                 return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
         chunks: list[bytes] = []
         total = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            total += len(body)
-            if total > self.max_bytes:
-                await _send_json(send, 413, {"detail": _too_large(self.max_bytes)})
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    await _send_json(send, 408, {"detail": f"the request body did not arrive within "
+                                                           f"{self.timeout_s:g} s; send it at once"})
+                    return
+                if message["type"] == "http.disconnect":
+                    return
+                body = message.get("body", b"")
+                total += len(body)
+                if total > self.max_bytes:
+                    await _send_json(send, 413, {"detail": _too_large(self.max_bytes)})
+                    return
+                if self.buffered + len(body) > self.max_buffered:
+                    await _send_json(send, 503, {"detail": "the server is reading too many large bodies at "
+                                                           "once; retry in 1 s"}, retry_after=1)
+                    return
+                self.buffered += len(body)
+                chunks.append(body)
+                if not message.get("more_body", False):
+                    break
+        finally:
+            self.buffered -= sum(len(c) for c in chunks)
         replay = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         del chunks  # one copy of the body, not two
         sent = False
@@ -293,13 +323,14 @@ def _too_large(limit: int, declared: int | None = None) -> str:
     return f"the request body is larger than the limit of {limit:,} bytes{got}; send a smaller image"
 
 
-async def _send_json(send: Any, status: int, payload: dict) -> None:
+async def _send_json(send: Any, status: int, payload: dict, retry_after: int | None = None) -> None:
     import json
 
     body = json.dumps(payload).encode()
+    extra = [(b"retry-after", str(retry_after).encode())] if retry_after is not None else []
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                            (b"connection", b"close"), *extra]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -373,7 +404,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         """Predict prepared images (batched with concurrent requests' unless micro_batch is 1) and describe them;
         ``x`` may be a function that prepares them, run by the batch next to the other requests' (see batching)."""
         if callable(x) and settings.micro_batch == 1:
-            x = x()
+            x = await run_in_threadpool(x)
         probs = await batcher.predict(x) if settings.micro_batch > 1 else await run_in_threadpool(predictor.predict, x)
         preds = [predictor.describe(row, settings.top_k) for row in probs]
         if batch:
@@ -433,9 +464,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
             def prepare() -> np.ndarray:
                 return predictor.prepare_bytes(data, limits)[None]
 
-            # a glyph's upload: cheaper on the loop than the hop to a thread, and prepared by the micro-batch,
-            # next to the concurrent requests' uploads (warm caches); a photo or scan in a thread
-            x = prepare if len(data) <= INLINE_PREPARE_BYTES else await run_in_threadpool(prepare)
+            # a glyph's upload: prepared by the micro-batch, next to the concurrent requests' uploads (warm caches,
+            # one hop to a thread for them all); a photo or scan in a thread of its own
+            x = prepare if len(data) <= BATCH_PREPARE_BYTES else await run_in_threadpool(prepare)
             return JSONResponse(await answer(x, batch=False))
         except NoInkError:
             return _no_ink([["body", "file"] if ctype == "multipart/form-data" else ["body"]])
@@ -495,10 +526,12 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     # innermost: POST /prediction goes straight to its handler (the route above stays, for the OpenAPI document)
     app.add_middleware(DirectRouteMiddleware, method="POST", path="/prediction", handler=prediction)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes)
-    # outermost, so that no body is read beyond the limit
+    # a slot is taken once the body is here: a slow client holds a connection, never a slot
     app.add_middleware(ConcurrencyLimitMiddleware, max_concurrency=settings.max_concurrency,
                        max_queue=settings.max_queue, queue_timeout_s=settings.queue_timeout_s)
+    # outermost: no body is read beyond the limit or the deadline
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes, timeout_s=settings.body_timeout_s,
+                       max_buffered=settings.max_buffered_mb * 1_000_000 if settings.max_buffered_mb else None)
     return app
 
 
@@ -511,6 +544,9 @@ def app_from_env() -> FastAPI:
         raise RuntimeError("GLYPHLAB_SERVE_MODEL is not set; start the server with `glyphlab serve MODEL`")
     raw = os.environ.get("GLYPHLAB_SERVE_SETTINGS")
     settings = ServeSettings.model_validate_json(raw) if raw else ServeSettings()
+    from glyphlab.serving import protocols
+
+    protocols.HEADER_TIMEOUT_S = settings.header_timeout_s  # this server process's connections (uvicorn's protocol)
     tune_malloc()  # process-wide, so only in a server process, not wherever create_app is called
     app = create_app(model, settings)
     app.state.predictor.warm_up(settings.micro_batch)

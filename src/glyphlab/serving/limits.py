@@ -1,11 +1,12 @@
 """Bounded server memory: a concurrency limit with a bounded wait queue, and heap trimming when idle.
 
 Without a limit every request that arrives is read, parsed and held at once: 150 concurrent 4.8 MB JSON
-batches took one worker to 5 GB. :class:`ConcurrencyLimitMiddleware` sits outside everything that reads
-a body, so at most ``max_concurrency`` requests with a body are being read, parsed or predicted at any
-time. Others wait, in arrival order, in a queue of at most ``max_queue`` (a waiting request costs only
-what uvicorn buffers before it stops reading the socket, 64 KiB); a request that finds the queue full,
-or waits longer than ``queue_timeout_s``, is answered 503 with a ``Retry-After`` header. GET requests
+batches took one worker to 5 GB. :class:`ConcurrencyLimitMiddleware` lets at most ``max_concurrency``
+requests be parsed or predicted at any time. It sits inside the app's body middleware, so a request takes a
+slot only once its body has arrived (within the body deadline, and within a cap on the bytes all bodies being
+read hold together): eight clients sending a byte a second held all eight slots for 30 s when the slot came
+first. Others wait, in arrival order, in a queue of at most ``max_queue``; a request that finds the queue
+full, or waits longer than ``queue_timeout_s``, is answered 503 with a ``Retry-After`` header. GET requests
 (health checks, the page, the docs) are never queued, so a busy server still says it is alive.
 
 Freed buffers do not always go back to the system: glibc keeps freed heap in its arenas and raises its

@@ -1,0 +1,186 @@
+"""Issue 29: what a hostile client could do to a server, each made here and refused, bounded in time.
+
+A JPEG of thousands of empty scans (each a pass over every pixel) is refused before decoding; no upload is
+decoded on the event loop; a slow body does not hold a slot and is cut off; slow headers are cut off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from PIL import Image
+
+from serving_helpers import digit_png
+
+from glyphlab.data.images import MAX_JPEG_SCANS, ImageInputError, count_jpeg_scans, decode_image
+from glyphlab.serving.app import BodyLimitMiddleware, ServeSettings, create_app
+from glyphlab.serving.limits import ConcurrencyLimitMiddleware
+
+#: a DC refinement scan (one component, Ah=1, Al=0) with no entropy-coded data: 10 bytes, a pass over the image
+EMPTY_SCAN = b"\xff\xda\x00\x08\x01\x01\x00\x00\x00\x10"
+
+
+def scan_bomb(side: int, scans: int) -> bytes:
+    """A valid progressive JPEG (white, ``side`` px square) with ``scans`` empty scans added before its end."""
+    buf = io.BytesIO()
+    Image.new("L", (side, side), 255).save(buf, "JPEG", progressive=True, quality=50)
+    data = buf.getvalue()
+    return data[:-2] + EMPTY_SCAN * scans + b"\xff\xd9"
+
+
+def test_a_jpeg_of_many_scans_is_refused_before_decoding(monkeypatch):
+    ordinary = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(ordinary, "JPEG", progressive=True)
+    assert 1 < count_jpeg_scans(ordinary.getvalue()) <= 12  # an encoder's own progression
+    decode_image(ordinary.getvalue())
+    bomb = scan_bomb(2000, 2 * MAX_JPEG_SCANS)  # 4 Mpx: within the pixel limit, ~0.3 ms a scan to decode
+    assert count_jpeg_scans(bomb) == MAX_JPEG_SCANS + 1  # counting stops once over the limit
+    # the bytes 0xFF 0xDA inside a marker segment (a comment here) are not scans
+    comment = b"\xff\xfe" + (2 + 4 * 300).to_bytes(2, "big") + b"\xff\xda\x00\x00" * 300
+    assert count_jpeg_scans(ordinary.getvalue()[:2] + comment + ordinary.getvalue()[2:]) == count_jpeg_scans(
+        ordinary.getvalue())
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("a scan bomb reached the decoder"))
+    with pytest.raises(ImageInputError, match=f"more than {MAX_JPEG_SCANS} scans"):
+        decode_image(bomb)
+
+
+def test_the_server_refuses_a_scan_bomb_in_one_line(logreg_dir):
+    app = create_app(logreg_dir, ServeSettings())
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            return await client.post("/prediction", content=scan_bomb(2000, 3 * MAX_JPEG_SCANS),
+                                     headers={"content-type": "image/jpeg"})
+
+    r = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert r.status_code == 400 and "scans" in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize("micro_batch", [32, 1])
+def test_no_upload_is_decoded_on_the_event_loop(logreg_dir, digits, micro_batch):
+    """While a small upload's decoding is held, /health still answers: the decoding is not on the loop."""
+    app = create_app(logreg_dir, ServeSettings(micro_batch=micro_batch))
+    predictor = app.state.predictor
+    entered, health_answered, released = threading.Event(), threading.Event(), []
+    real = predictor.prepare_bytes
+
+    def held_prepare(data, limits=None):
+        entered.set()
+        released.append(health_answered.wait(3))  # on the loop, /health cannot answer: False after 3 s
+        return real(data, limits)
+
+    predictor.prepare_bytes = held_prepare
+    png = digit_png(digits.splits["test"].images[0])
+    assert len(png) < 64 * 1024
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            upload = asyncio.create_task(client.post("/prediction", content=png,
+                                                     headers={"content-type": "image/png"}))
+            while not entered.is_set():
+                await asyncio.sleep(0.005)
+            health = await client.get("/health")
+            health_answered.set()
+            return await upload, health
+
+    upload, health = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert upload.status_code == 200 and health.status_code == 200
+    assert released == [True], "the upload was decoded on the event loop: /health waited for it"
+
+
+async def _asgi_post(app, chunks, gap_s: float = 0.0):
+    """A POST whose body arrives in ``chunks`` with ``gap_s`` between them (None: the client stalls for ever);
+    (status, headers, body)."""
+    sent, queue = [], list(chunks)
+
+    async def receive():
+        chunk = queue.pop(0)
+        if chunk is None:
+            await asyncio.sleep(3600)
+        if gap_s:
+            await asyncio.sleep(gap_s)
+        return {"type": "http.request", "body": chunk, "more_body": bool(queue)}
+
+    async def send(message):
+        sent.append(message)
+
+    await app({"type": "http", "method": "POST", "path": "/prediction", "headers": []}, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body
+
+
+class Echo:
+    async def __call__(self, scope, receive, send):
+        body = (await receive())["body"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+
+def test_a_slow_body_holds_no_slot_and_is_cut_off():
+    """One slot, no queue: a client whose body never finishes does not keep a complete request out; it gets 408."""
+    limited = ConcurrencyLimitMiddleware(Echo(), max_concurrency=1, max_queue=0, queue_timeout_s=30)
+    app = BodyLimitMiddleware(limited, max_bytes=1000, timeout_s=0.5)
+
+    async def scenario():
+        slow = asyncio.create_task(_asgi_post(app, [b"x", None]))  # the rest never comes
+        await asyncio.sleep(0.05)
+        fast = await asyncio.wait_for(_asgi_post(app, [b"hello"]), 5)
+        return fast, await asyncio.wait_for(slow, 5)
+
+    fast, slow = asyncio.run(scenario())
+    assert fast[0] == 200 and fast[2] == b"hello"  # the slow one held no slot
+    assert slow[0] == 408 and slow[1]["connection"] == "close" and b"did not arrive" in slow[2]
+
+
+def test_bodies_being_read_are_capped_together():
+    app = BodyLimitMiddleware(Echo(), max_bytes=1000, timeout_s=5, max_buffered=1500)
+
+    async def scenario():
+        first = asyncio.create_task(_asgi_post(app, [b"a" * 900, None]))  # holds 900 bytes, then stalls
+        await asyncio.sleep(0.05)
+        second = await asyncio.wait_for(_asgi_post(app, [b"c" * 700, b"d"]), 5)
+        first.cancel()
+        return second
+
+    status, headers, _ = asyncio.run(scenario())
+    assert status == 503 and headers["retry-after"] == "1"
+    assert app.buffered == 0  # what the cancelled and the refused request held is given back
+
+
+def test_slow_headers_are_cut_off(monkeypatch):
+    """A real uvicorn server with glyphlab's protocol: a connection that never completes its headers is closed."""
+    import uvicorn
+
+    from glyphlab.serving import protocols
+
+    monkeypatch.setattr(protocols, "HEADER_TIMEOUT_S", 0.3)
+    config = uvicorn.Config(Echo(), host="127.0.0.1", port=0, http=protocols.protocol_class(), log_level="warning",
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        port = sock.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(b"POST /prediction HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+            closed_after = time.monotonic()
+            assert slow.recv(100) == b""  # closed by the server (recv raises on the 10-s timeout otherwise)
+            assert time.monotonic() - closed_after < 9
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as ok:  # a prompt client is served
+            ok.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+            assert ok.recv(1000).startswith(b"HTTP/1.1 200")
+    finally:
+        server.should_exit = True
+        thread.join(10)
