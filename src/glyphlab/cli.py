@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import zipfile
 from pathlib import Path
@@ -32,8 +33,17 @@ FOREIGN_FILE_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, SafetensorError, 
                        FileNotFoundError)
 
 
+#: errno values (and the words their messages carry) of a write that found no room
+NO_ROOM = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded"}
+
+
 def user_error_message(exc: BaseException) -> str | None:
     """The one line a user sees for an error they can act on; None for a bug (which keeps its traceback)."""
+    no_room = next((words for code, words in NO_ROOM.items()
+                    if getattr(exc, "errno", None) == code or words in str(exc)), None)
+    if no_room and not isinstance(exc, GlyphlabError):  # a write, whatever the library that did it calls it
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"a file could not be written{where}: {no_room.lower()}; free some space and run it again"
     if isinstance(exc, GlyphlabError):
         return str(exc)
     if isinstance(exc, ModuleNotFoundError):
@@ -169,6 +179,8 @@ def run_cmd(
     from glyphlab.runfolder import CONFIG
 
     if resume is not None:
+        if not resume.exists():
+            raise GlyphlabError(f"no run folder {resume} to resume: it does not exist")
         if not (resume / CONFIG).is_file():
             raise GlyphlabError(f"{resume} has no {CONFIG}: it is not a glyphlab run folder")
         # a resumed run is the run that was started: settings typed beside --resume would be silently ignored
@@ -582,7 +594,7 @@ def export_cmd(
 def serve_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one).")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model).")] = 1,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")] = 5.0,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Requests processed at once per worker (memory "
@@ -616,13 +628,14 @@ def serve_cmd(
     from glyphlab.serving.app import ServeSettings
     from glyphlab.serving.predictor import Predictor
     from glyphlab.serving.protocols import protocol_class
-    from glyphlab.serving.workers import serve
+    from glyphlab.serving.workers import check_port_free, serve
 
     settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
                              max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
                              micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
                              body_timeout_s=body_timeout, header_timeout_s=header_timeout,
                              backend=backend, threads=threads or None)
+    check_port_free(host, port)  # one model per port: before the model is read, one line naming the port
     # load it once here, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn
     Predictor(model_path, backend=settings.backend)
     os.environ["GLYPHLAB_SERVE_MODEL"] = str(model_path)

@@ -184,3 +184,35 @@ def test_slow_headers_are_cut_off(monkeypatch):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# -- one model per port, and serve's port errors as one line --------------------------------------------------
+def test_a_port_something_listens_on_is_refused_before_sharing_it(logreg_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from glyphlab.cli import app as cli_app
+    from glyphlab.errors import GlyphlabError
+    from glyphlab.serving import workers
+
+    served, real_serve = [], workers.serve
+    monkeypatch.setattr(workers, "serve", lambda *a, **kw: served.append(kw))
+    for var in ("GLYPHLAB_SERVE_SETTINGS", "GLYPHLAB_SERVE_MODEL"):
+        monkeypatch.setenv(var, "")
+    other = workers.reuseport_sockets("127.0.0.1", 0, 1)[0]  # another server's SO_REUSEPORT socket
+    other.listen(8)
+    port = other.getsockname()[1]
+    try:
+        with pytest.raises(GlyphlabError, match=f"127.0.0.1:{port}: something already listens on it"):
+            workers.check_port_free("127.0.0.1", port)
+        with pytest.raises(GlyphlabError):  # a reuseport socket of our own would have been bound beside it
+            real_serve("x:y", host="127.0.0.1", port=port, workers=2)
+        for n in ("1", "2"):
+            r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--port", str(port), "--workers", n])
+            assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+            assert f"127.0.0.1:{port}" in r.output and "already listens" in r.output
+    finally:
+        other.close()
+    assert served == []
+    workers.check_port_free("127.0.0.1", port)  # free again
+    r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--port", "-1"])
+    assert r.exit_code == 2 and "serving" not in r.output and "--port" in r.output, r.output
