@@ -616,6 +616,9 @@ def serve_cmd(
     backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="Inference threads per worker (0: all cores; 1 keeps latency "
                                                       "low under concurrent requests).")] = 1,
+    expose_details: Annotated[bool, typer.Option("--expose-details", help="GET /model also shows file paths, "
+                                                 "library versions and the training data's path (withheld "
+                                                 "by default: the server answers strangers).")] = False,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
                                              help="A log line per request (uvicorn's access log); without it a "
                                                   "small upload costs ~0.1 ms less CPU.")] = True,
@@ -634,6 +637,7 @@ def serve_cmd(
                              max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
                              micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
                              body_timeout_s=body_timeout, header_timeout_s=header_timeout,
+                             expose_details=expose_details,
                              backend=backend, threads=threads or None)
     check_port_free(host, port)  # one model per port: before the model is read, one line naming the port
     # load it once here, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
@@ -67,6 +68,8 @@ class ServeSettings(BaseModel):
                                                            "headers (s); later, it is closed.")
     max_buffered_mb: float | None = Field(None, gt=0, description="Most MB that bodies being read may hold "
                                                                   "together (default 16 x the body limit); more, 503.")
+    expose_details: bool = Field(False, description="GET /model shows the model's file paths, the library "
+                                                    "versions and the training data's path (off: withheld).")
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
     backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
     threads: int | None = Field(
@@ -202,6 +205,34 @@ async def _upload_bytes(request: Request, ctype: str, settings: ServeSettings) -
         return await request.body()
     return _error(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
                        "(field 'file'), an image/png or image/jpeg body, or application/json")
+
+
+# -- what GET /model tells strangers ---------------------------------------------------------------------------
+#: an absolute path (POSIX, home-relative or Windows) in free text; not a URL's path, not a fraction like 1/2
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:~?/|[A-Za-z]:\\)[^\s()\[\]`'\"<>,;]*")
+WITHHELD = "[path withheld]"
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with every absolute path replaced by :data:`WITHHELD` (a model card names its training data's)."""
+    return _ABSOLUTE_PATH.sub(WITHHELD, text)
+
+
+def public_details(info: dict[str, Any]) -> dict[str, Any]:
+    """GET /model's answer for strangers: no file paths (only file names), no library versions, no training
+    paths in the manifest or the card; ``glyphlab serve --expose-details`` serves it all."""
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items() if k != "versions"}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return redact_paths(value) if isinstance(value, str) else value
+
+    out = scrub(info)
+    if info.get("onnx"):
+        out["onnx"] = Path(info["onnx"]).name
+    return out
 
 
 # -- the body limit: a pure ASGI middleware ------------------------------------------------------------------
@@ -508,6 +539,12 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     card = read_model_card(predictor.directory)  # hash-checked now: a card changed later is not served
 
+    # what /model tells: paths, versions and training-data paths only with expose_details (strangers ask it)
+    info = {**predictor.info(), "manifest": predictor.manifest, "limits": settings.model_dump(), "model_card": card}
+    model_details = info if settings.expose_details else public_details(info)
+    if not settings.expose_details and card is not None:
+        card = redact_paths(card)
+
     @app.get("/model", summary="The model's manifest and how it is served; its MODEL_CARD.md with "
              "Accept: text/markdown", responses={200: {"content": {"text/markdown": {}}}})
     def model_info(request: Request):
@@ -516,8 +553,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 return _error(404, "this model folder has no MODEL_CARD.md (saved by an older glyphlab); "
                                    "rerun `glyphlab run` to get one")
             return PlainTextResponse(card, media_type="text/markdown; charset=utf-8")
-        return {**predictor.info(), "manifest": predictor.manifest,
-                "limits": settings.model_dump(), "model_card": card}
+        return model_details
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
