@@ -121,11 +121,46 @@ class PredictionRequest(BaseModel):
             _check_rectangular(im, f"images[{i}]")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("pixels", "images"):
+                if key in data and data[key] is None:
+                    raise ValueError(f"'{key}' is null: leave it out, or send an image")
+        return data
+
     @model_validator(mode="after")
     def _one_of(self) -> "PredictionRequest":
         if (self.pixels is None) == (self.images is None):
             raise ValueError("send exactly one of 'pixels' (one image) or 'images' (a batch)")
         return self
+
+
+class ExplanationRequest(BaseModel):
+    """One image as ``pixels`` (rows of floats in [0, 1], 1 = ink): an explanation is of one image, not a batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pixels: Image2D = Field(description="One image: rows of floats in [0, 1] (1 = ink), all of the same length.")
+
+
+def _strict_request_schema(schema: dict, max_batch: int) -> dict:
+    """PredictionRequest's JSON schema as strict as the server: exactly one of ``pixels`` and ``images`` (oneOf),
+    neither of them null, at most ``max_batch`` images. (Rows of equal length cannot be said in JSON Schema; the
+    descriptions say it.)"""
+    props = schema["properties"]
+    for key in ("pixels", "images"):
+        prop = props[key]
+        variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+        if variants:
+            prop.update(variants[0])
+        prop.pop("default", None)
+    props["images"]["maxItems"] = int(max_batch)
+    props["pixels"]["description"] = "One image: rows of floats in [0, 1] (1 = ink), all of the same length."
+    props["images"]["description"] = f"A batch of 1 to {max_batch} images, each like `pixels`."
+    schema["oneOf"] = [{"required": ["pixels"]}, {"required": ["images"]}]
+    return schema
 
 
 class TopClass(BaseModel):
@@ -368,20 +403,27 @@ async def _send_json(send: Any, status: int, payload: dict, retry_after: int | N
 # -- the app ---------------------------------------------------------------------------------------------------
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
 
-_PREDICTION_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {"type": "object", "required": ["file"],
-                           "properties": {"file": {"type": "string", "format": "binary",
-                                                   "description": "A PNG or JPEG image of one glyph."}}},
+def _request_body(json_model: str) -> dict:
+    """The request body of /prediction (``PredictionRequest``) or /explanation (``ExplanationRequest``)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"],
+                               "properties": {"file": {"type": "string", "format": "binary", "minLength": 1,
+                                                       "description": "A PNG or JPEG image of one glyph."}}},
+                },
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{json_model}"}},
+                **{t: {"schema": {"type": "string", "format": "binary", "minLength": 1}}
+                   for t in ("image/png", "image/jpeg")},
             },
-            "application/json": {"schema": {"$ref": "#/components/schemas/PredictionRequest"}},
-            **{t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/png", "image/jpeg")},
         },
-    },
-}
+    }
+
+
+_PREDICTION_BODY = _request_body("PredictionRequest")
+_EXPLANATION_BODY = _request_body("ExplanationRequest")
 
 
 def create_app(model_path: str | Path | Predictor, settings: ServeSettings | None = None) -> FastAPI:
@@ -413,9 +455,11 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
                              description=app.description, routes=app.routes)
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
-        defs = PredictionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-        comps.update(defs.pop("$defs", {}))
-        comps["PredictionRequest"] = defs
+        for model in (PredictionRequest, ExplanationRequest):
+            defs = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            comps.update(defs.pop("$defs", {}))
+            comps[model.__name__] = defs
+        _strict_request_schema(comps["PredictionRequest"], settings.max_batch)
         app.openapi_schema = schema
         return schema
 
@@ -508,7 +552,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     explainer = Explainer(predictor.model)
 
-    @app.post("/explanation", responses=responses, openapi_extra=_PREDICTION_BODY,
+    @app.post("/explanation", responses=responses, openapi_extra=_EXPLANATION_BODY,
               summary="Why the model chose its class and not the runner-up: attribution maps for one image")
     async def explanation(request: Request,
                           method: Literal["auto", "ig", "occlusion", "gradcam", "coef"] = "auto",
