@@ -595,7 +595,8 @@ def serve_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one).")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model).")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model; with 2 or more, "
+                                                     "the supervising process does not).")] = 1,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")] = 5.0,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Requests processed at once per worker (memory "
                                                              "grows with it: ~50 MB each at 5 MB bodies).")] = 8,
@@ -631,7 +632,7 @@ def serve_cmd(
     from glyphlab.serving.app import ServeSettings
     from glyphlab.serving.predictor import Predictor
     from glyphlab.serving.protocols import protocol_class
-    from glyphlab.serving.workers import check_port_free, serve
+    from glyphlab.serving.workers import check_model_in_child, check_port_free, serve
 
     settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
                              max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
@@ -640,8 +641,12 @@ def serve_cmd(
                              expose_details=expose_details,
                              backend=backend, threads=threads or None)
     check_port_free(host, port)  # one model per port: before the model is read, one line naming the port
-    # load it once here, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn
-    Predictor(model_path, backend=settings.backend)
+    # load it once first, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn;
+    # with several workers in a child process, so that the supervisor (which serves nothing) never holds it
+    if workers > 1:
+        check_model_in_child(model_path, settings.backend)
+    else:
+        Predictor(model_path, backend=settings.backend)
     os.environ["GLYPHLAB_SERVE_MODEL"] = str(model_path)
     os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
     console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs)")

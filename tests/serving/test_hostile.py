@@ -222,6 +222,14 @@ def test_a_port_something_listens_on_is_refused_before_sharing_it(logreg_dir, mo
 INK = [[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]
 
 
+@pytest.fixture(scope="module")
+def strict_client(logreg_dir):
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(logreg_dir, ServeSettings(max_batch=4, backend="native"))) as client:
+        yield client
+
+
 @pytest.mark.parametrize("path, body", [
     ("/prediction", {"pixels": INK}),
     ("/prediction", {"images": [INK, INK]}),
@@ -239,18 +247,36 @@ INK = [[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]
     ("/explanation", {"images": [INK]}),  # no batches on /explanation
     ("/explanation", {"pixels": INK, "images": [INK]}),
 ])
-def test_the_schema_and_the_server_agree(logreg_dir, path, body):
+def test_the_schema_and_the_server_agree(strict_client, path, body):
     """Issue 29 (8): 2,115 generated cases were valid by the schema and refused by the server. (Rows of unequal
     length are the one thing JSON Schema cannot say; the descriptions say it.)"""
     import json
 
     jsonschema = pytest.importorskip("jsonschema")
-    from fastapi.testclient import TestClient
-
-    with TestClient(create_app(logreg_dir, ServeSettings(max_batch=4, backend="native"))) as client:
-        doc = client.get("/openapi.json").json()
-        ref = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
-        by_schema = jsonschema.Draft202012Validator({**ref, "components": doc["components"]}).is_valid(body)
-        r = client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
+    doc = strict_client.get("/openapi.json").json()
+    ref = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    by_schema = jsonschema.Draft202012Validator({**ref, "components": doc["components"]}).is_valid(body)
+    r = strict_client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
     assert r.status_code in (200, 422), r.text
     assert by_schema == (r.status_code == 200), (by_schema, r.status_code, r.text)
+
+
+# -- the supervisor of --workers N does not load the model --------------------------------------------------------
+def test_the_supervisor_of_several_workers_never_loads_the_model(logreg_dir, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from glyphlab.cli import app as cli_app
+    from glyphlab.serving import predictor, workers
+
+    served = []
+    monkeypatch.setattr(workers, "serve", lambda *a, **kw: served.append(kw))
+    monkeypatch.setattr(predictor.Predictor, "__init__", lambda *a, **kw: pytest.fail("the supervisor loaded it"))
+    for var in ("GLYPHLAB_SERVE_SETTINGS", "GLYPHLAB_SERVE_MODEL"):
+        monkeypatch.setenv(var, "")
+    r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--workers", "2", "--port", "0"])
+    assert r.exit_code == 0 and served and served[0]["workers"] == 2, r.output
+    # a folder that cannot be served is still refused in one line, by the child that tried it
+    (tmp_path / "broken").mkdir()
+    r = CliRunner().invoke(cli_app, ["serve", str(tmp_path / "broken"), "--workers", "2", "--port", "0"])
+    assert r.exit_code == 2 and "no manifest.json" in r.output and "Traceback" not in r.output, r.output
+    assert len(served) == 1

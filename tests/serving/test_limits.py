@@ -193,6 +193,7 @@ def test_serve_options_reach_the_settings(logreg_dir, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(workers, "serve", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(workers, "check_model_in_child", lambda *a: None)  # its own test: test_hostile
     for var in ("GLYPHLAB_SERVE_SETTINGS", "GLYPHLAB_SERVE_MODEL"):  # serve sets them; restored afterwards
         monkeypatch.setenv(var, "")
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-body-mb", "1.5", "--max-concurrency", "3",

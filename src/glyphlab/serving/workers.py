@@ -55,6 +55,33 @@ def check_port_free(host: str, port: int) -> None:
             raise GlyphlabError(f"cannot serve on {host}:{port}: {why}; stop it or choose another --port") from None
 
 
+def _model_error(model_path: str, backend: str) -> str | None:
+    """In a child process: load the model as a worker will; the one line a user sees if it cannot be served."""
+    from glyphlab.cli import user_error_message
+    from glyphlab.serving.predictor import Predictor
+
+    try:
+        Predictor(model_path, backend=backend)  # type: ignore[arg-type]
+    except Exception as exc:
+        return user_error_message(exc) or f"the model cannot be loaded ({type(exc).__name__}: {exc})"
+    return None
+
+
+def check_model_in_child(model_path: str, backend: str) -> None:
+    """Load the model once in a short-lived child process and raise :class:`GlyphlabError` if it cannot be served.
+
+    The supervisor of ``--workers N`` serves nothing: loaded in it for this check, a cnn-small model kept
+    511 MB in a process that only watches its workers. A child's memory goes back when it exits.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        error = pool.submit(_model_error, str(model_path), backend).result()
+    if error is not None:
+        raise GlyphlabError(error)
+
+
 def reuseport_sockets(host: str, port: int, n: int) -> list[socket.socket]:
     """``n`` TCP sockets bound to ``host:port`` with SO_REUSEPORT (port 0: the port the first one got)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
