@@ -600,7 +600,12 @@ def serve_cmd(
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")] = 5.0,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Requests processed at once per worker (memory "
                                                              "grows with it: ~50 MB each at 5 MB bodies).")] = 8,
-    max_queue: Annotated[int, typer.Option(min=0, help="Requests waiting per worker; beyond, 503 + Retry-After.")] = 128,
+    max_queue: Annotated[int, typer.Option(min=0, help="Most requests waiting per worker, and no more than the "
+                                                      "measured service time lets start within --queue-timeout; "
+                                                      "beyond, 503 + Retry-After.")] = 1024,
+    rate_limit: Annotated[Optional[float], typer.Option(min=0.001, help="Requests per second one client (IP "
+                                                        "address) may send, in bursts of up to twice that; "
+                                                        "beyond, 429 + Retry-After (default: no limit).")] = None,
     queue_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")] = 30.0,
     body_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request body may take to arrive after "
                                                                 "its headers (then 408); a request takes a slot "
@@ -638,7 +643,7 @@ def serve_cmd(
                              max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
                              micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
                              body_timeout_s=body_timeout, header_timeout_s=header_timeout,
-                             expose_details=expose_details,
+                             expose_details=expose_details, rate_limit=rate_limit,
                              backend=backend, threads=threads or None)
     check_port_free(host, port)  # one model per port: before the model is read, one line naming the port
     # load it once first, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn;

@@ -280,3 +280,92 @@ def test_the_supervisor_of_several_workers_never_loads_the_model(logreg_dir, tmp
     r = CliRunner().invoke(cli_app, ["serve", str(tmp_path / "broken"), "--workers", "2", "--port", "0"])
     assert r.exit_code == 2 and "no manifest.json" in r.output and "Traceback" not in r.output, r.output
     assert len(served) == 1
+
+
+# -- queue, rate limit, and the body budget -----------------------------------------------------------------------
+class Held:
+    """An inner app that holds every request until ``open`` is set."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+
+    async def __call__(self, scope, receive, send):
+        await receive()
+        await self.open.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_a_waiting_body_counts_towards_the_budget():
+    """Bodies are read before a slot is taken, so those waiting for one are held too: the budget covers them."""
+    held = Held()
+    app = BodyLimitMiddleware(ConcurrencyLimitMiddleware(held, max_concurrency=1, max_queue=10, queue_timeout_s=30),
+                              max_bytes=1000, timeout_s=5, max_buffered=2000)
+
+    async def scenario():
+        inside = asyncio.create_task(_asgi_post(app, [b"a" * 900]))
+        waiting = asyncio.create_task(_asgi_post(app, [b"b" * 900]))
+        await asyncio.sleep(0.05)
+        assert app.buffered == 1800
+        refused = await asyncio.wait_for(_asgi_post(app, [b"c" * 900]), 5)
+        held.open.set()
+        return refused, await inside, await waiting
+
+    refused, inside, waiting = asyncio.run(scenario())
+    assert refused[0] == 503 and inside[0] == waiting[0] == 200 and app.buffered == 0
+
+
+def test_a_burst_of_cheap_requests_waits_and_a_hopeless_wait_is_refused_at_once():
+    async def scenario():
+        held = Held()
+        mw = ConcurrencyLimitMiddleware(held, max_concurrency=1, max_queue=1024, queue_timeout_s=30)
+        mw.service_s = 0.001  # measured: a millisecond a request
+        tasks = [asyncio.create_task(_asgi_post(mw, [b"x"])) for _ in range(300)]  # > the old fixed queue of 128
+        await asyncio.sleep(0.1)
+        assert len(mw.waiters) == 299 and mw.rejected == 0
+        held.open.set()
+        assert [r[0] for r in await asyncio.wait_for(asyncio.gather(*tasks), 10)] == [200] * 300
+        held.open.clear()
+        mw.service_s = 10.0  # a slow model: the fourth in the queue would wait 40 s > 30 s
+        tasks = [asyncio.create_task(_asgi_post(mw, [b"x"])) for _ in range(4)]
+        await asyncio.sleep(0.1)
+        refused = await asyncio.wait_for(_asgi_post(mw, [b"x"]), 5)
+        held.open.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        return refused
+
+    status, headers, _ = asyncio.run(scenario())
+    assert status == 503 and int(headers["retry-after"]) >= 1
+
+
+def test_a_client_over_its_rate_gets_429_with_retry_after(monkeypatch):
+    from glyphlab.serving import limits
+
+    clock = [100.0]
+    monkeypatch.setattr(limits.time, "monotonic", lambda: clock[0])
+    app = limits.RateLimitMiddleware(Echo(), rate=2.0)  # bursts of 4
+
+    async def post(client: str):
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"x", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await app({"type": "http", "method": "POST", "path": "/prediction", "headers": [],
+                   "client": (client, 1)}, receive, send)
+        start = sent[0]
+        return start["status"], dict(start["headers"])
+
+    async def scenario():
+        a = [await post("10.0.0.1") for _ in range(5)]
+        b = await post("10.0.0.2")  # another client has its own bucket
+        clock[0] += 0.5  # one token back
+        return a, b, await post("10.0.0.1"), await post("10.0.0.1")
+
+    a, b, later, again = asyncio.run(scenario())
+    assert [s for s, _ in a] == [200] * 4 + [429] and a[4][1][b"retry-after"] == b"1"
+    assert b[0] == 200 and later[0] == 200 and again[0] == 429
+    assert ServeSettings(rate_limit=2.0).rate_limit == 2.0

@@ -31,7 +31,8 @@ from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.models.persistence import read_model_card
 from glyphlab.serving.batching import MicroBatcher
-from glyphlab.serving.limits import ConcurrencyLimitMiddleware, freeze_startup_objects, tune_malloc
+from glyphlab.serving.limits import (ConcurrencyLimitMiddleware, RateLimitMiddleware, freeze_startup_objects,
+                                     tune_malloc)
 from glyphlab.serving.multipart import MultipartError, upload_file
 from glyphlab.serving.predictor import Predictor
 
@@ -55,7 +56,9 @@ class ServeSettings(BaseModel):
     max_batch: int = Field(64, gt=0, description="Most images in one JSON batch request.")
     max_concurrency: int = Field(8, gt=0, description="Requests with a body read, parsed or predicted at once; "
                                                      "each can hold ~50 MB at the 5 MB body limit.")
-    max_queue: int = Field(128, ge=0, description="Requests waiting for a slot (64 KiB each); more get 503.")
+    max_queue: int = Field(1024, ge=0, description="Most requests waiting for a slot, and no more than the "
+                                                   "measured service time lets start within queue_timeout_s; "
+                                                   "more get 503. Their bodies count towards max_buffered_mb.")
     queue_timeout_s: float = Field(30.0, gt=0, description="Longest wait for a slot before a 503 with Retry-After.")
     micro_batch: int = Field(32, ge=1, description="Most images of concurrent requests predicted together "
                                                   "(adaptive: what queued during the last batch); 1 = off.")
@@ -66,8 +69,12 @@ class ServeSettings(BaseModel):
                                                          "headers (s); later, 408.")
     header_timeout_s: float = Field(10.0, gt=0, description="Longest a connection may take to send a request's "
                                                            "headers (s); later, it is closed.")
-    max_buffered_mb: float | None = Field(None, gt=0, description="Most MB that bodies being read may hold "
-                                                                  "together (default 16 x the body limit); more, 503.")
+    max_buffered_mb: float | None = Field(None, gt=0, description="Most MB the bodies of all requests in the "
+                                                                  "server may hold together (default 16 x the body "
+                                                                  "limit); more, 503.")
+    rate_limit: float | None = Field(None, gt=0, description="Requests per second one client (IP address) may "
+                                                             "send, in bursts of up to twice that; more, 429 "
+                                                             "with Retry-After. None: no limit.")
     expose_details: bool = Field(False, description="GET /model shows the model's file paths, the library "
                                                     "versions and the training data's path (off: withheld).")
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
@@ -278,9 +285,9 @@ class BodyLimitMiddleware:
     by chunk, counting, and handed to the app only if it stayed within the limit (at most ``max_bytes`` are
     ever held). A body that has not arrived whole ``timeout_s`` after its headers gets 408 (a client sending
     a byte a second is cut off). This middleware sits outside the concurrency limit, so a request takes one
-    of its slots only once its body is here: slow clients cannot hold the slots. What bodies being read hold
-    together is capped at ``max_buffered`` bytes (more: 503 with Retry-After), so that many connections
-    sending large bodies at once cannot fill the memory the slots protect.
+    of its slots only once its body is here: slow clients cannot hold the slots. What the bodies of all
+    requests in the server hold together (being read, waiting for a slot, being answered) is capped at
+    ``max_buffered`` bytes (more: 503 with Retry-After), so that a queue of large bodies cannot fill memory.
     """
 
     def __init__(self, app: Any, max_bytes: int, timeout_s: float = 30.0, max_buffered: int | None = None) -> None:
@@ -323,32 +330,32 @@ class BodyLimitMiddleware:
                 if message["type"] == "http.disconnect":
                     return
                 body = message.get("body", b"")
-                total += len(body)
-                if total > self.max_bytes:
+                if total + len(body) > self.max_bytes:
                     await _send_json(send, 413, {"detail": _too_large(self.max_bytes)})
                     return
                 if self.buffered + len(body) > self.max_buffered:
-                    await _send_json(send, 503, {"detail": "the server is reading too many large bodies at "
-                                                           "once; retry in 1 s"}, retry_after=1)
+                    await _send_json(send, 503, {"detail": "the server holds too many large bodies at once; "
+                                                           "retry in 1 s"}, retry_after=1)
                     return
                 self.buffered += len(body)
+                total += len(body)
                 chunks.append(body)
                 if not message.get("more_body", False):
                     break
+            replay = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            chunks.clear()  # one copy of the body, not two
+            sent = False
+
+            async def replay_receive() -> dict:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return replay
+                return await receive()
+
+            await self.app(scope, replay_receive, send)
         finally:
-            self.buffered -= sum(len(c) for c in chunks)
-        replay = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        del chunks  # one copy of the body, not two
-        sent = False
-
-        async def replay_receive() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return replay
-            return await receive()
-
-        await self.app(scope, replay_receive, send)
+            self.buffered -= total  # held until the answer is sent: waiting for a slot, a body still counts
 
 
 class DirectRouteMiddleware:
@@ -609,9 +616,11 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
     # a slot is taken once the body is here: a slow client holds a connection, never a slot
     app.add_middleware(ConcurrencyLimitMiddleware, max_concurrency=settings.max_concurrency,
                        max_queue=settings.max_queue, queue_timeout_s=settings.queue_timeout_s)
-    # outermost: no body is read beyond the limit or the deadline
+    # no body is read beyond the limit or the deadline
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes, timeout_s=settings.body_timeout_s,
                        max_buffered=settings.max_buffered_mb * 1_000_000 if settings.max_buffered_mb else None)
+    if settings.rate_limit:  # outermost: a client over its rate costs nothing more
+        app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit)
     return app
 
 
