@@ -599,10 +599,15 @@ def serve_cmd(
                                                      "the supervising process does not).")] = 1,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")] = 5.0,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Requests processed at once per worker (memory "
-                                                             "grows with it: ~50 MB each at 5 MB bodies).")] = 8,
+                                                             "grows with it: each can take ~180 MB for 4.7 MB of "
+                                                             "dense JSON pixels, ~35 MB for a 4-Mpx image upload; "
+                                                             "bench/request_memory.py).")] = 8,
     max_queue: Annotated[int, typer.Option(min=0, help="Most requests waiting per worker, and no more than the "
                                                       "measured service time lets start within --queue-timeout; "
                                                       "beyond, 503 + Retry-After.")] = 1024,
+    max_buffered_mb: Annotated[Optional[float], typer.Option(min=0.001, help="Most MB the bodies of all requests "
+                                                             "in a worker may hold together (default 16 x "
+                                                             "--max-body-mb); beyond, 503 + Retry-After.")] = None,
     rate_limit: Annotated[Optional[float], typer.Option(min=0.001, help="Requests per second one client (IP "
                                                         "address) may send, in bursts of up to twice that; "
                                                         "beyond, 429 + Retry-After (default: no limit).")] = None,
@@ -643,7 +648,7 @@ def serve_cmd(
                              max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
                              micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
                              body_timeout_s=body_timeout, header_timeout_s=header_timeout,
-                             expose_details=expose_details, rate_limit=rate_limit,
+                             expose_details=expose_details, rate_limit=rate_limit, max_buffered_mb=max_buffered_mb,
                              backend=backend, threads=threads or None)
     check_port_free(host, port)  # one model per port: before the model is read, one line naming the port
     # load it once first, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn;

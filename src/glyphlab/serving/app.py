@@ -54,8 +54,9 @@ class ServeSettings(BaseModel):
     max_bytes: int = Field(5_000_000, gt=0, description="Largest request body accepted (bytes); more is a 413.")
     max_pixels: int = Field(4_000_000, gt=0, description="Largest image (width x height) decoded; more is a 400.")
     max_batch: int = Field(64, gt=0, description="Most images in one JSON batch request.")
-    max_concurrency: int = Field(8, gt=0, description="Requests with a body read, parsed or predicted at once; "
-                                                     "each can hold ~50 MB at the 5 MB body limit.")
+    max_concurrency: int = Field(8, gt=0, description="Requests parsed or predicted at once; each can "
+                                                     "take ~180 MB for 4.7 MB of dense JSON pixels, ~35 MB for a "
+                                                     "4-Mpx image (bench/request_memory.py).")
     max_queue: int = Field(1024, ge=0, description="Most requests waiting for a slot, and no more than the "
                                                    "measured service time lets start within queue_timeout_s; "
                                                    "more get 503. Their bodies count towards max_buffered_mb.")
