@@ -369,3 +369,12 @@ def test_a_client_over_its_rate_gets_429_with_retry_after(monkeypatch):
     assert [s for s, _ in a] == [200] * 4 + [429] and a[4][1][b"retry-after"] == b"1"
     assert b[0] == 200 and later[0] == 200 and again[0] == 429
     assert ServeSettings(rate_limit=2.0).rate_limit == 2.0
+
+
+def test_counting_the_scans_of_a_crafted_jpeg_stays_cheap():
+    """Millions of tiny markers would make the marker walk itself slow: past MAX_JPEG_MARKERS it is refused."""
+    from glyphlab.data.images import MAX_JPEG_MARKERS
+
+    tems = b"\xff\xd8" + b"\xff\x01" * (2 * MAX_JPEG_MARKERS) + EMPTY_SCAN * (MAX_JPEG_SCANS + 1) + b"\xff\xd9"
+    with pytest.raises(ImageInputError, match="markers"):
+        decode_image(tems)
