@@ -154,15 +154,18 @@ def test_bodies_being_read_are_capped_together():
     assert app.buffered == 0  # what the cancelled and the refused request held is given back
 
 
-def test_slow_headers_are_cut_off(monkeypatch):
+@pytest.mark.parametrize("protocol", ["HeaderDeadlineHttpTools", "HeaderDeadlineH11"])
+def test_slow_headers_are_cut_off(monkeypatch, protocol):
     """A real uvicorn server with glyphlab's protocol: a connection that never completes its headers is closed."""
     import uvicorn
 
     from glyphlab.serving import protocols
 
+    if getattr(protocols, protocol) is None:
+        pytest.skip("httptools is not installed")
     monkeypatch.setattr(protocols, "HEADER_TIMEOUT_S", 0.3)
-    config = uvicorn.Config(Echo(), host="127.0.0.1", port=0, http=protocols.protocol_class(), log_level="warning",
-                            lifespan="off")
+    config = uvicorn.Config(Echo(), host="127.0.0.1", port=0, http=f"glyphlab.serving.protocols:{protocol}",
+                            log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
