@@ -252,7 +252,7 @@ async def _upload_bytes(request: Request, ctype: str, settings: ServeSettings) -
 
 # -- what GET /model tells strangers ---------------------------------------------------------------------------
 #: an absolute path (POSIX, home-relative or Windows) in free text; not a URL's path, not a fraction like 1/2
-_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:~?/|[A-Za-z]:\\)[^\s()\[\]`'\"<>,;]*")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:~?/|[A-Za-z]:\\)[^\s()\[\]`'\"<>,;|]+")
 WITHHELD = "[path withheld]"
 
 
