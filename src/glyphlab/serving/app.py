@@ -295,7 +295,8 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_bytes = int(max_bytes)
         self.timeout_s = float(timeout_s)
-        self.max_buffered = int(max_buffered) if max_buffered is not None else 16 * self.max_bytes
+        # never below one whole body: a budget smaller than the body limit would refuse every large body for ever
+        self.max_buffered = max(self.max_bytes, int(max_buffered) if max_buffered is not None else 16 * self.max_bytes)
         #: bytes held by the bodies being read now
         self.buffered = 0
 
