@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import zipfile
 from pathlib import Path
@@ -32,8 +33,17 @@ FOREIGN_FILE_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, SafetensorError, 
                        FileNotFoundError)
 
 
+#: errno values (and the words their messages carry) of a write that found no room
+NO_ROOM = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded"}
+
+
 def user_error_message(exc: BaseException) -> str | None:
     """The one line a user sees for an error they can act on; None for a bug (which keeps its traceback)."""
+    no_room = next((words for code, words in NO_ROOM.items()
+                    if getattr(exc, "errno", None) == code or words in str(exc)), None)
+    if no_room and not isinstance(exc, GlyphlabError):  # a write, whatever the library that did it calls it
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"a file could not be written{where}: {no_room.lower()}; free some space and run it again"
     if isinstance(exc, GlyphlabError):
         return str(exc)
     if isinstance(exc, ModuleNotFoundError):
@@ -169,6 +179,8 @@ def run_cmd(
     from glyphlab.runfolder import CONFIG
 
     if resume is not None:
+        if not resume.exists():
+            raise GlyphlabError(f"no run folder {resume} to resume: it does not exist")
         if not (resume / CONFIG).is_file():
             raise GlyphlabError(f"{resume} has no {CONFIG}: it is not a glyphlab run folder")
         # a resumed run is the run that was started: settings typed beside --resume would be silently ignored
@@ -597,13 +609,29 @@ def export_cmd(
 def serve_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model).")] = 1,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one).")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model; with 2 or more, "
+                                                     "the supervising process does not).")] = 1,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")] = 5.0,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Requests processed at once per worker (memory "
-                                                             "grows with it: ~50 MB each at 5 MB bodies).")] = 8,
-    max_queue: Annotated[int, typer.Option(min=0, help="Requests waiting per worker; beyond, 503 + Retry-After.")] = 128,
+                                                             "grows with it: each can take ~180 MB for 4.7 MB of "
+                                                             "dense JSON pixels, ~35 MB for a 4-Mpx image upload; "
+                                                             "bench/request_memory.py).")] = 8,
+    max_queue: Annotated[int, typer.Option(min=0, help="Most requests waiting per worker, and no more than the "
+                                                      "measured service time lets start within --queue-timeout; "
+                                                      "beyond, 503 + Retry-After.")] = 1024,
+    max_buffered_mb: Annotated[Optional[float], typer.Option(min=0.001, help="Most MB the bodies of all requests "
+                                                             "in a worker may hold together (default 16 x "
+                                                             "--max-body-mb); beyond, 503 + Retry-After.")] = None,
+    rate_limit: Annotated[Optional[float], typer.Option(min=0.001, help="Requests per second one client (IP "
+                                                        "address) may send, in bursts of up to twice that; "
+                                                        "beyond, 429 + Retry-After (default: no limit).")] = None,
     queue_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")] = 30.0,
+    body_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request body may take to arrive after "
+                                                                "its headers (then 408); a request takes a slot "
+                                                                "only once its body is here.")] = 30.0,
+    header_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a connection may take to send a "
+                                                                  "request's headers (then it is closed).")] = 10.0,
     micro_batch: Annotated[int, typer.Option(min=1, help="Most images of concurrent requests predicted together "
                                                          "(1: no micro-batching).")] = 32,
     batch_wait_ms: Annotated[float, typer.Option(min=0.0, max=1000.0, help="How long the first request of a "
@@ -614,6 +642,9 @@ def serve_cmd(
     backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="Inference threads per worker (0: all cores; 1 keeps latency "
                                                       "low under concurrent requests).")] = 1,
+    expose_details: Annotated[bool, typer.Option("--expose-details", help="GET /model also shows file paths, "
+                                                 "library versions and the training data's path (withheld "
+                                                 "by default: the server answers strangers).")] = False,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
                                              help="A log line per request (uvicorn's access log); without it a "
                                                   "small upload costs ~0.1 ms less CPU.")] = True,
@@ -625,19 +656,27 @@ def serve_cmd(
 
     from glyphlab.serving.app import ServeSettings
     from glyphlab.serving.predictor import Predictor
-    from glyphlab.serving.workers import serve
+    from glyphlab.serving.protocols import protocol_class
+    from glyphlab.serving.workers import check_model_in_child, check_port_free, serve
 
     settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
                              max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
                              micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
+                             body_timeout_s=body_timeout, header_timeout_s=header_timeout,
+                             expose_details=expose_details, rate_limit=rate_limit, max_buffered_mb=max_buffered_mb,
                              backend=backend, threads=threads or None)
-    # load it once here, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn
-    Predictor(model_path, backend=settings.backend)
+    check_port_free(host, port)  # one model per port: before the model is read, one line naming the port
+    # load it once first, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn;
+    # with several workers in a child process, so that the supervisor (which serves nothing) never holds it
+    if workers > 1:
+        check_model_in_child(model_path, settings.backend)
+    else:
+        Predictor(model_path, backend=settings.backend)
     os.environ["GLYPHLAB_SERVE_MODEL"] = str(model_path)
     os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
     console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs)")
     serve("glyphlab.serving.app:app_from_env", host=host, port=port, workers=workers, log_level="info",
-          access_log=access_log, timeout_graceful_shutdown=5)
+          access_log=access_log, timeout_graceful_shutdown=5, http=protocol_class())
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ runs. Every failure is an :class:`ImageInputError` with a message a user can act
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
@@ -78,6 +79,12 @@ WORK_SIDE = 512
 MNIST_BOX, MNIST_CANVAS = 20, 28
 #: 2: the ``clean``, ``stroke`` and ``binary`` steps (a record without a version is 1: none, as it was then)
 CONFIG_VERSION = 2
+#: most scans (SOS markers) a JPEG may have: every scan of a progressive JPEG costs a pass over all of its
+#: pixels, so thousands of empty 14-byte scans made a 60 KB upload cost 1.2 s of CPU; ordinary encoders
+#: write 1 (baseline) to about 10 (progressive) scans (libjpeg-turbo's scan limit, ``djpeg -maxscans``)
+MAX_JPEG_SCANS = 100
+#: most markers walked while counting them (an ordinary JPEG has a few dozen; restart markers are not counted)
+MAX_JPEG_MARKERS = 10_000
 
 
 class ImageInputError(DataError):
@@ -298,6 +305,7 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(),
         raise ImageInputError("the image is empty (0 bytes): send a PNG or JPEG image")
     if len(data) > limits.max_bytes:
         raise ImageTooLargeError(f"the image has {len(data):,} bytes, more than the limit of {limits.max_bytes:,}")
+    check_jpeg_scans(data)
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone in this process relaxed Pillow globally; we do not
         raise ImageInputError("refusing to decode: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set in this process")
     fmt = "image"
@@ -328,6 +336,50 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(),
                 raise ImageInputError(f"the image is truncated or damaged: {msg}") from None
             raise ImageInputError(f"the {fmt} file is damaged: {msg}") from None
     return im
+
+
+#: the next marker of a JPEG: 0xFF and a code that is neither a stuffed 0x00, a restart marker nor a fill byte
+#: (one 0xFF, not a run: a search with ``\xff+`` would be quadratic in a long run of fill bytes)
+_JPEG_MARKER = re.compile(rb"\xff([^\x00\xd0-\xd7\xff])")
+
+
+def count_jpeg_scans(data: bytes, stop_above: int = MAX_JPEG_SCANS, max_markers: int = MAX_JPEG_MARKERS) -> int:
+    """How many scans (SOS markers) the JPEG ``data`` has, counting stops once above ``stop_above``; 0 if it is
+    not a JPEG. Marker segments are skipped by their length and entropy-coded data up to its next marker, as a
+    decoder reads them, so bytes 0xFF 0xDA inside an EXIF thumbnail or a table are not counted. More than
+    ``max_markers`` markers (millions of 2-byte ones would make this walk slow) is an :class:`ImageInputError`."""
+    if not data.startswith(b"\xff\xd8"):
+        return 0
+    scans, markers, pos, end = 0, 0, 2, len(data)
+    while scans <= stop_above:
+        found = _JPEG_MARKER.search(data, pos)
+        if found is None:
+            break
+        markers += 1
+        if markers > max_markers:
+            raise ImageInputError(f"the JPEG has more than {max_markers:,} markers; ordinary JPEGs have a few "
+                                  "dozen (refused before decoding)")
+        code, pos = found.group(1)[0], found.end()
+        if code == 0xD9:  # end of image
+            break
+        if code == 0x01:  # TEM: no length
+            continue
+        if code == 0xDA:
+            scans += 1
+        if pos + 2 > end:
+            break
+        pos += max(2, int.from_bytes(data[pos:pos + 2], "big"))
+    return scans
+
+
+def check_jpeg_scans(data: bytes, max_scans: int = MAX_JPEG_SCANS) -> None:
+    """Refuse a JPEG with more than ``max_scans`` scans before it is decoded (each one is a pass over every pixel)."""
+    if not data.startswith(b"\xff\xd8") or data.count(b"\xff\xda") <= max_scans:
+        return  # every scan's marker is the bytes 0xFF 0xDA, so this count (at C speed) bounds the scans
+    if count_jpeg_scans(data, max_scans) > max_scans:
+        raise ImageInputError(f"the JPEG has more than {max_scans} scans (SOS markers); ordinary JPEGs have 1 to "
+                              "about 10, and each costs a pass over every pixel (a possible decompression bomb); "
+                              "refused before decoding")
 
 
 def read_image_file(path: str | Path, limits: DecodeLimits, formats: Sequence[str] = FILE_FORMATS) -> Image.Image:

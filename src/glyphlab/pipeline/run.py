@@ -69,11 +69,23 @@ def load_run_dataset(cfg: RunConfig) -> Dataset:
         ds = apply_variants(ds, cfg.variants, seed=cfg.seed)
     if cfg.exclude:  # before any split is carved: the audit's indices are those of the dataset as loaded
         ds, _ = exclude_issues(ds, cfg.exclude)
+    check_classes(ds)
     if "test" not in ds.splits:  # a user's folder or file: hold out a fixed, stratified test split
         ds = split_off(ds, "train", "test", HELD_OUT_TEST_FRACTION, seed=0)
     if ds["test"].labels is None:
         raise ConfigError(f"dataset '{ds.name}' has an unlabeled test split: nothing to evaluate against")
     return ensure_validation(ds, cfg.val_fraction, cfg.seed)
+
+
+def check_classes(ds: Dataset, split: str = "train") -> None:
+    """A classifier needs images of at least two classes to learn from: refuse fewer before any training (one
+    class made scikit-learn's models fail with a traceback and the networks report accuracy 1.0)."""
+    labels = ds[split].labels
+    present = np.unique(labels) if labels is not None else np.array([], dtype=int)
+    if len(present) < 2:
+        names = ", ".join(repr(ds.classes[int(i)]) for i in present[:1]) or "none"
+        raise ConfigError(f"dataset '{ds.name}' has images of {len(present)} class ({names}) in its {split} split; "
+                          "a classifier needs at least 2: give it one sub-folder of images per class")
 
 
 def machine_info() -> dict[str, Any]:
@@ -103,6 +115,10 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     """
     console = console or Console()
     out = Path(out) if out else default_run_dir(cfg)
+    if not cfg.models:
+        raise ConfigError("no models to run (--models is empty): name at least one, see `glyphlab models`")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file, not a folder: choose another --out for the run folder")
     for entry in cfg.models:  # fail on a typo before any data is loaded or model trained
         label, name = split_model_entry(entry)
         create_model(name, **cfg.params.get(label, {}))
