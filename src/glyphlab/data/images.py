@@ -77,6 +77,8 @@ MIN_CONTRAST = 0.08
 WORK_SIDE = 512
 #: the MNIST convention: the ink's longest side is 20 px of a 28 px canvas
 MNIST_BOX, MNIST_CANVAS = 20, 28
+#: MNIST's strokes are about this share of the glyph's longest side wide (2.2 px of the 20 px box, median)
+MNIST_STROKE = 0.11
 #: 2: the ``clean``, ``stroke`` and ``binary`` steps (a record without a version is 1: none, as it was then)
 CONFIG_VERSION = 2
 #: most scans (SOS markers) a JPEG may have: every scan of a progressive JPEG costs a pass over all of its
@@ -125,7 +127,7 @@ class ImageConfig:
     clean: bool = True
     binary: bool = False
     #: with ``clean``: strokes made this share of the glyph's longest side wide when far off (MNIST: 0.11)
-    stroke: float | None = 0.11
+    stroke: float | None = 0.11  # MNIST_STROKE
 
     def __post_init__(self) -> None:
         canvas = tuple(self.canvas) if isinstance(self.canvas, (list, tuple)) else (self.canvas, self.canvas)
@@ -151,11 +153,14 @@ class ImageConfig:
 
     @classmethod
     def mnist_style(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> "ImageConfig":
-        """The MNIST convention scaled to ``canvas``: ink box 20/28 of the side, centred by mass. Canvases
-        smaller than 16 px (the 8x8 ``digits``) are drawn edge to edge, so their ink fills the whole canvas."""
+        """The MNIST convention scaled to ``canvas``: ink box 20/28 of the side, centred by mass, strokes
+        :data:`MNIST_STROKE` of the glyph wide. Canvases smaller than 16 px (the 8x8 ``digits``) are drawn edge
+        to edge with their own bold strokes, so their ink fills the whole canvas and keeps its width; and
+        not ``clean``: their strokes are a quarter of the glyph, as wide as any shadow the clean step drops."""
         side = min(_pair(canvas))
         box = round(side * MNIST_BOX / MNIST_CANVAS) if side >= 16 else None
-        return replace(cls(canvas=_pair(canvas), box=box, centre_by_mass=box is not None), **changes)
+        return replace(cls(canvas=_pair(canvas), box=box, centre_by_mass=box is not None, clean=box is not None,
+                           stroke=MNIST_STROKE if box is not None else None), **changes)
 
     @classmethod
     def as_given(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> "ImageConfig":
