@@ -100,6 +100,24 @@ def cost_ms(blobs: list[bytes], config: ImageConfig, rounds: int = 3) -> float:
     return best * 1e3
 
 
+def served_upload_ms(model: Path, uploads: list[bytes], config: ImageConfig, rounds: int = 3) -> float:
+    """One served upload's worker path without HTTP, as ``bench/serve_cold.py`` times it back to back: decode and
+    prepare (``Predictor.prepare_bytes``), the model on it, the answer as JSON; process time per upload."""
+    from glyphlab.serving.predictor import Predictor
+
+    pred = Predictor(model)
+    pred.image_config = config
+    pred.warm_up(1)
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.process_time()
+        for data in uploads:
+            x = pred.prepare_bytes(data)[None]
+            json.dumps(pred.describe(pred.predict(x)[0]))
+        best = min(best, (time.process_time() - t) / len(uploads))
+    return best * 1e3
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, required=True)
@@ -163,6 +181,12 @@ def main() -> None:
             blobs.append(b)
     new_cfg = ImageConfig.mnist_style(28)
     old_ms, new_ms = cost_ms(blobs, v1), cost_ms(blobs, new_cfg)
+    uploads = []  # bench/serve_load.py's upload: a test digit as a 112 px PNG, white on black
+    for img in X[:200]:
+        buf = io.BytesIO()
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).resize((112, 112), Image.Resampling.NEAREST).save(buf, "PNG")
+        uploads.append(buf.getvalue())
+    old_up, new_up = served_upload_ms(model, uploads, v1), served_upload_ms(model, uploads, new_cfg)
 
     print(f"\nCPU: {cpu_name()}; load average before/after: {os.getloadavg()[0]:.2f}")
     print(f"{'':56s} {'accuracy':>9s} {'refused':>8s} {'v1 path':>8s}")
@@ -170,6 +194,8 @@ def main() -> None:
         print(f"{name:56s} {a:9.4f} {r:8d} {old:8.4f}")
     print(f"\nimage path per 150-160 px photo (decoded, 1 thread, process time): v1 {old_ms:.3f} ms, "
           f"clean {new_ms:.3f} ms ({new_ms / old_ms:.1f}x)")
+    print(f"one served upload (serve_load's 112 px PNG: decode, prepare, model, JSON; 1 thread): v1 {old_up:.3f} ms, "
+          f"clean {new_up:.3f} ms: single-image throughput {old_up / new_up:.2f}x of v1's")
 
 
 if __name__ == "__main__":

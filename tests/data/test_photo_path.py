@@ -185,3 +185,24 @@ def test_predictor_refuses_several_glyphs_and_blank_pages_and_returns_inputs(tmp
     assert corr(inputs[0], reference(glyph("0"))) > 0.8
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["preprocessing"]["image_config"]["version"] == 2
+
+
+def test_a_model_saved_before_the_clean_step_is_served_exactly_as_before(tmp_path):
+    """A manifest whose image config has no version (written before the clean step): the old steps, bit for bit."""
+    from glyphlab.models.persistence import save_model
+    from glyphlab.models.registry import create_model
+    from glyphlab.serving.predictor import Predictor
+
+    x = np.stack([reference(glyph(k)) for k in ("7", "4", "0")] * 2)
+    model = create_model("logreg").fit(x, np.array([0, 1, 2] * 2), classes=["7", "4", "0"],
+                                       preprocessing=Preprocessing.files(NEW))
+    save_model(model, tmp_path / "m")
+    manifest_path = tmp_path / "m" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for key in ("clean", "binary", "stroke", "version"):  # as glyphlab wrote it before
+        del manifest["preprocessing"]["image_config"][key]
+    manifest_path.write_text(json.dumps(manifest))
+    p = Predictor(tmp_path / "m")
+    assert p.image_config == V1 and "the glyph found" not in p.info()["preprocessing_text"]
+    data = photo([glyph("0")], shadow=0.4, ruled=14)
+    np.testing.assert_array_equal(p.prepare_bytes(data), prepare_bytes(data, V1).pixels)
