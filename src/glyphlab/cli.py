@@ -97,8 +97,9 @@ Track = Annotated[
 TrackingUri = Annotated[
     Optional[str],
     typer.Option("--tracking-uri",
-                 help="MLflow store or server (default $GLYPHLAB_TRACKING_URI, else sqlite:///./mlflow.db; "
-                 "http://HOST:PORT for a server), or TensorBoard's log folder (default RUN/tensorboard)."),
+                 help="MLflow store or server (default $GLYPHLAB_TRACKING_URI, then $MLFLOW_TRACKING_URI, else "
+                 "sqlite:///./mlflow.db; http://HOST:PORT for a server; the experiment is $MLFLOW_EXPERIMENT_NAME "
+                 "or glyphlab), or TensorBoard's log folder (default RUN/tensorboard)."),
 ]
 
 
@@ -162,6 +163,10 @@ def run_cmd(
                                                          "those training images.")] = None,
     track: Track = None,
     tracking_uri: TrackingUri = None,
+    register: Annotated[Optional[str], typer.Option(
+        help="Register the best model in MLflow's model registry under this name (a pyfunc that loads glyphlab's "
+             "own model folder, no pickle) and point the alias 'champion' at it: "
+             "mlflow models serve -m models:/NAME@champion. Implies --track mlflow.")] = None,
 ) -> None:
     """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
     from glyphlab.models.registry import parse_params
@@ -183,7 +188,8 @@ def run_cmd(
         cfg = RunConfig.from_file(resume / CONFIG)
         if data_dir:  # where the data lives is not a setting of the run: the files may have moved
             cfg.data_dir = str(data_dir)
-        run(cfg, resume, console=console, resume=True, report=report, track=track, tracking_uri=tracking_uri)
+        run(cfg, resume, console=console, resume=True, report=report, track=track, tracking_uri=tracking_uri,
+            register=register)
         return
     names = [m.strip() for m in models.split(",") if m.strip()]
     cfg = RunConfig(
@@ -191,7 +197,7 @@ def run_cmd(
         val_fraction=val_fraction, variants=variant, data_dir=str(data_dir) if data_dir else None,
         dataset_options=_dataset_options(dataset_option), exclude=str(exclude) if exclude else "",
     )
-    run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri)
+    run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri, register=register)
 
 
 @app.command("evaluate")
