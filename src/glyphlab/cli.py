@@ -24,7 +24,7 @@ console = Console()
 EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "serve", "onnxruntime": "serve",
           "onnxscript": "serve", "skl2onnx": "serve", "optuna": "search", "psycopg2": "search", "e2cnn": "rot",
           "timm": "timm", "torchvision": "timm", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard",
-          "cleanlab": "audit"}
+          "cleanlab": "audit", "prometheus_client": "serve"}
 
 #: third-party errors that mean a file is not what it should be (its readers are glyphlab's loaders, which name
 #: the file; this is the net for a reader that does not), and file-system errors that name their path
@@ -608,6 +608,14 @@ def serve_cmd(
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
                                              help="A log line per request (uvicorn's access log); without it a "
                                                   "small upload costs ~0.1 ms less CPU.")] = True,
+    api_key_file: Annotated[Optional[Path], typer.Option(
+        help="A file whose first line is the API key every route but /health, / (and /metrics) needs as "
+             "'Authorization: Bearer KEY' (default $GLYPHLAB_API_KEY; none: no key).")] = None,
+    cors_origin: Annotated[list[str], typer.Option("--cors-origin", help="An origin allowed to call the API from "
+                                                   "a browser (repeatable); none: CORS off.")] = [],
+    metrics: Annotated[bool, typer.Option("--metrics/--no-metrics", help="Prometheus metrics at /metrics.")] = True,
+    metrics_public: Annotated[bool, typer.Option("--metrics-public/--metrics-private",
+                                                 help="Whether /metrics is open without the API key.")] = True,
 ) -> None:
     """Serve the model over HTTP: POST /prediction, a drawing page at /, docs at /docs (uvicorn)."""
     import os
@@ -626,9 +634,16 @@ def serve_cmd(
     Predictor(model_path, backend=settings.backend)
     os.environ["GLYPHLAB_SERVE_MODEL"] = str(model_path)
     os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
-    console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs)")
-    serve("glyphlab.serving.app:app_from_env", host=host, port=port, workers=workers, log_level="info",
-          access_log=access_log, timeout_graceful_shutdown=5)
+    from glyphlab.serving import gateway
+
+    key = gateway.configure_workers(host, api_key_file, cors_origin, metrics, metrics_public, workers)
+    console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs"
+                  f"{', metrics at /metrics' if metrics else ''}{', API key required' if key else ''})")
+    try:
+        serve("glyphlab.serving.app:app_from_env", host=host, port=port, workers=workers, log_level="info",
+              access_log=access_log, timeout_graceful_shutdown=5)
+    finally:
+        gateway.cleanup_workers()
 
 
 def main() -> None:

@@ -28,7 +28,9 @@ from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.models.persistence import read_model_card
+from glyphlab.serving.auth import load_api_key
 from glyphlab.serving.batching import MicroBatcher
+from glyphlab.serving.gateway import GatewaySettings, install as install_gateway
 from glyphlab.serving.limits import ConcurrencyLimitMiddleware, freeze_startup_objects, tune_malloc
 from glyphlab.serving.multipart import MultipartError, upload_file
 from glyphlab.serving.predictor import Predictor
@@ -322,8 +324,10 @@ _PREDICTION_BODY = {
 }
 
 
-def create_app(model_path: str | Path | Predictor, settings: ServeSettings | None = None) -> FastAPI:
-    """A FastAPI app serving the model at ``model_path`` (a model folder, or a ready :class:`Predictor`)."""
+def create_app(model_path: str | Path | Predictor, settings: ServeSettings | None = None,
+               gateway: GatewaySettings | None = None, api_key: str | None = None) -> FastAPI:
+    """A FastAPI app serving the model at ``model_path`` (a model folder, or a ready :class:`Predictor`); ``gateway``
+    and ``api_key``: /metrics, CORS and the key every non-public route needs (see :mod:`glyphlab.serving.gateway`)."""
     settings = settings or ServeSettings()
     predictor = (
         model_path if isinstance(model_path, Predictor)
@@ -499,7 +503,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
     # outermost, so that no body is read beyond the limit
     app.add_middleware(ConcurrencyLimitMiddleware, max_concurrency=settings.max_concurrency,
                        max_queue=settings.max_queue, queue_timeout_s=settings.queue_timeout_s)
-    return app
+    return install_gateway(app, predictor, gateway, api_key)  # metrics, API key, CORS: outside everything above
 
 
 def app_from_env() -> FastAPI:
@@ -512,7 +516,7 @@ def app_from_env() -> FastAPI:
     raw = os.environ.get("GLYPHLAB_SERVE_SETTINGS")
     settings = ServeSettings.model_validate_json(raw) if raw else ServeSettings()
     tune_malloc()  # process-wide, so only in a server process, not wherever create_app is called
-    app = create_app(model, settings)
+    app = create_app(model, settings, gateway=GatewaySettings.from_env(), api_key=load_api_key())
     app.state.predictor.warm_up(settings.micro_batch)
     freeze_startup_objects()  # process-wide too
     return app
