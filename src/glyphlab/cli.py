@@ -23,7 +23,7 @@ console = Console()
 #: optional packages and the extra that brings each
 EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "serve", "onnxruntime": "serve",
           "onnxscript": "serve", "skl2onnx": "serve", "optuna": "search", "psycopg2": "search", "e2cnn": "rot",
-          "timm": "timm", "torchvision": "timm", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard",
+          "timm": "timm", "torchvision": "timm", "torch": "torch", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard",
           "cleanlab": "audit", "prometheus_client": "serve"}
 
 #: third-party errors that mean a file is not what it should be (its readers are glyphlab's loaders, which name
