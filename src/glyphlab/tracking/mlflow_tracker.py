@@ -3,6 +3,8 @@ notebook that has its own MLflow runs open, and from several glyphlab runs in on
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +31,21 @@ _RESULT_FILES = (".json", ".csv", ".png", ".npz", ".md")
 CHAMPION = "champion"
 #: where in a model's nested run the pyfunc model is logged
 PYFUNC_ARTIFACT = "pyfunc"
+
+
+@contextlib.contextmanager
+def _no_progress_bar():
+    """No "Downloading artifacts" bar while MLflow copies the local model folder into the pyfunc model."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def default_uri() -> str:
@@ -181,7 +198,7 @@ class MlflowTracker:
             manifest = read_manifest(model_dir)
             h, w = (int(s) for s in manifest["input_shape"])
             signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, h, w))]))
-            with tempfile.TemporaryDirectory() as tmp:
+            with tempfile.TemporaryDirectory() as tmp, _no_progress_bar():
                 path = Path(tmp) / PYFUNC_ARTIFACT
                 mlflow.pyfunc.save_model(
                     str(path), python_model=mlflow_pyfunc.__file__,
