@@ -35,7 +35,7 @@ from glyphlab.pipeline.audit import copy_audit, exclude_issues
 from glyphlab.pipeline.model_card import write_run_model_card
 from glyphlab.runfolder import (ACCURACY_VS_TIME, AUDIT_DIR, CHECKPOINT, FAILED, LAYOUT, LEADERBOARD,
                                LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row, sort_leaderboard)
-from glyphlab.tracking import Tracker, open_tracker, read_tracking
+from glyphlab.tracking import Tracker, open_tracker, read_tracking, resolve_backend
 
 FEATURE_SAMPLE = 2000
 HELD_OUT_TEST_FRACTION = 0.2
@@ -108,6 +108,7 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     for entry in cfg.models:  # fail on a typo before any data is loaded or model trained
         label, name = split_model_entry(entry)
         create_model(name, **cfg.params.get(label, {}))
+    resolve_backend(track, tracking_uri, register)  # and on a --track/--register that cannot go together
     ds = load_run_dataset(cfg)
     created = not out.exists()
     folder = RunFolder.create(out)
