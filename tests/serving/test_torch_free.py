@@ -77,9 +77,16 @@ import numpy as np
 from fastapi.testclient import TestClient
 from glyphlab.serving.app import ServeSettings, create_app
 assert importlib.util.find_spec("torch") is None, "torch is installed here"
+from glyphlab.errors import ModelFileError
+from glyphlab.serving.predictor import Predictor
 images = np.load(sys.argv[1])
+try:  # a network without its ONNX export cannot be served here, and says what to install
+    Predictor(sys.argv[2])
+    raise AssertionError("a network was loaded without torch")
+except ModelFileError as exc:
+    assert "pip install 'glyphlab[torch]'" in str(exc), exc
 out = {}
-for path in sys.argv[2:]:
+for path in sys.argv[3:]:
     with TestClient(create_app(path, ServeSettings(backend="native"))) as client:
         res = client.post("/prediction", json={"images": images.tolist()})
         assert res.status_code == 200, res.text
@@ -90,13 +97,14 @@ print(json.dumps(out))
 """
 
 
-def test_server_without_torch(torchless_python, cnn_onnx_dir, logreg_dir, digits, tmp_path):
+def test_server_without_torch(torchless_python, cnn_dir, cnn_onnx_dir, logreg_dir, digits, tmp_path):
     """`glyphlab serve` of an exported CNN answers as ONNX Runtime does with torch installed; logreg (skops) and
-    XGBoost (its JSON) answer natively; torch is never imported."""
+    XGBoost (its JSON) answer natively; torch is never imported; the CNN without its export names the extra."""
     images = digits["test"].images[:6].astype(np.float32)
     xgb = train_model("xgboost", digits, n_estimators=5, max_depth=2, n_jobs=1).save(tmp_path / "xgb")
     np.save(tmp_path / "images.npy", images)
-    run = subprocess.run([str(torchless_python), "-c", CHECK, str(tmp_path / "images.npy"), str(logreg_dir), str(xgb)],
+    run = subprocess.run([str(torchless_python), "-c", CHECK, str(tmp_path / "images.npy"), str(cnn_dir),
+                          str(logreg_dir), str(xgb)],
                          capture_output=True, text=True, env=_env(), timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
