@@ -75,18 +75,23 @@ CHECK = r"""
 import importlib.util, json, sys
 import numpy as np
 from fastapi.testclient import TestClient
-from glyphlab.serving.app import ServeSettings, create_app
-assert importlib.util.find_spec("torch") is None, "torch is installed here"
 from glyphlab.errors import ModelFileError
+from glyphlab.serving.app import ServeSettings, create_app
 from glyphlab.serving.predictor import Predictor
-images = np.load(sys.argv[1])
+assert importlib.util.find_spec("torch") is None, "torch is installed here"
+images, cnn, cnn_onnx, natives = np.load(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
 try:  # a network without its ONNX export cannot be served here, and says what to install
-    Predictor(sys.argv[2])
+    Predictor(cnn)
     raise AssertionError("a network was loaded without torch")
 except ModelFileError as exc:
     assert "pip install 'glyphlab[torch]'" in str(exc), exc
+with TestClient(create_app(cnn_onnx)) as client:  # explained by occlusion through the ONNX graph
+    ok = client.post("/explanation", json={"pixels": images[0].tolist()})
+    assert ok.status_code == 200 and ok.json()["method"] == "occlusion", ok.text
+    ig = client.post("/explanation?method=ig", json={"pixels": images[0].tolist()})
+    assert ig.status_code == 400 and "glyphlab[torch]" in ig.text, ig.text
 out = {}
-for path in sys.argv[3:]:
+for path in natives:
     with TestClient(create_app(path, ServeSettings(backend="native"))) as client:
         res = client.post("/prediction", json={"images": images.tolist()})
         assert res.status_code == 200, res.text
@@ -104,7 +109,7 @@ def test_server_without_torch(torchless_python, cnn_dir, cnn_onnx_dir, logreg_di
     xgb = train_model("xgboost", digits, n_estimators=5, max_depth=2, n_jobs=1).save(tmp_path / "xgb")
     np.save(tmp_path / "images.npy", images)
     run = subprocess.run([str(torchless_python), "-c", CHECK, str(tmp_path / "images.npy"), str(cnn_dir),
-                          str(logreg_dir), str(xgb)],
+                          str(cnn_onnx_dir), str(logreg_dir), str(xgb)],
                          capture_output=True, text=True, env=_env(), timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
