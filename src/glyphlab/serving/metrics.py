@@ -4,7 +4,8 @@ What is counted (every series labelled with ``model`` and ``version``, the first
 weights' SHA-256, as in ``model_id``):
 
 - ``glyphlab_requests_total{route, method, status}`` and ``glyphlab_request_duration_seconds{route}``
-  (a histogram, from the first byte in to the last byte out, queueing included); a path that is no route
+  (a histogram, from the request's arrival to its answer's last byte, queueing included; both are recorded just
+  before that last byte is sent, so a client that has its answer finds it counted); a path that is no route
   of the app is counted as ``route="other"``, so scanners cannot blow up the number of series;
 - ``glyphlab_batch_size`` (a histogram of images per model call: the micro-batches),
   ``glyphlab_predictions_total{class_name}`` (images by predicted class);
@@ -66,8 +67,8 @@ class ServerMetrics:
         self._base = (model, version)
         self.requests = Counter("glyphlab_requests", "HTTP requests answered, by route, method and status.",
                                 (*base, "route", "method", "status"), registry=reg)
-        self.latency = Histogram("glyphlab_request_duration_seconds", "Time from request to the answer's last "
-                                 "byte, queueing included.", (*base, "route"), buckets=LATENCY_BUCKETS, registry=reg)
+        self.latency = Histogram("glyphlab_request_duration_seconds", "Time from the request's arrival to its "
+                                 "answer's last byte handed to the server, queueing included.", (*base, "route"), buckets=LATENCY_BUCKETS, registry=reg)
         self.batch = Histogram("glyphlab_batch_size", "Images per model call (micro-batches of concurrent "
                                "requests).", base, buckets=BATCH_BUCKETS, registry=reg).labels(*self._base)
         predictions = Counter("glyphlab_predictions", "Images predicted, by predicted class.",
@@ -173,20 +174,30 @@ class MetricsMiddleware:
         start = time.perf_counter()
         path = scope.get("path", "")
         route = path if path in self.routes else OTHER
+        method = scope.get("method", "")
         status = 500
+        done = False
         m.in_progress.inc()
         # once this request has been queued or let in (the limiter runs before its first await)
         asyncio.get_running_loop().call_soon(self._sample_queue)
+
+        def finish() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                m.in_progress.dec()
+                m.count_request(route, method, status, time.perf_counter() - start)
+                self._sample_queue()
 
         async def counting_send(message: dict) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finish()  # counted before the last byte leaves: a client that has its answer sees it counted
             await send(message)
 
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            m.in_progress.dec()
-            m.count_request(route, scope.get("method", ""), status, time.perf_counter() - start)
-            self._sample_queue()
+            finish()  # no complete answer (an error, a disconnect)
