@@ -10,11 +10,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
-
-import numpy as np
 
 from glyphlab.errors import TrackingError
 from glyphlab.runfolder import ACCURACY_VS_TIME, CONFIG, DATASET, LEADERBOARD, MODEL, MODELS, REPORT, ModelFolder
