@@ -145,3 +145,53 @@ def test_a_run_that_fails_after_a_model_finished_says_so_and_resumes(tmp_path, m
     result = runner.invoke(app, ["run", "--resume", str(out), "--no-report"])
     assert result.exit_code == 0 and "logreg: already finished, kept" in result.output
     assert not (out / "failed.json").exists() and (out / "models" / "more" / "done.json").is_file()
+
+
+# -- issue 29: nonsense that exited 0 or with a traceback -------------------------------------------------------
+def _one_class_folder(root):
+    import numpy as np
+    from PIL import Image
+
+    for i in range(12):
+        (root / "seven").mkdir(parents=True, exist_ok=True)
+        arr = np.full((16, 16), 255, np.uint8)
+        arr[2:14, 6 + i % 3] = 0
+        Image.fromarray(arr).save(root / "seven" / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("model", ["logreg", "random-forest"])
+def test_a_one_class_dataset_is_refused_before_training(tmp_path, model):
+    data = _one_class_folder(tmp_path / "one")
+    result = runner.invoke(app, ["run", "--dataset", str(data), "--models", model, "--out", str(tmp_path / "r")])
+    _one_line_error(result, "1 class ('seven')", "at least 2")
+    assert not (tmp_path / "r").exists()
+
+
+def test_out_naming_a_file_and_no_models_are_one_line(tmp_path):
+    (tmp_path / "taken").write_text("mine")
+    _one_line_error(runner.invoke(app, ["run", "--models", "logreg", "--out", str(tmp_path / "taken")]),
+                    "is a file, not a folder")
+    assert (tmp_path / "taken").read_text() == "mine"
+    _one_line_error(runner.invoke(app, ["run", "--models", "", "--out", str(tmp_path / "r")]), "no models to run")
+    _one_line_error(runner.invoke(app, ["run", "--models", " , ", "--out", str(tmp_path / "r")]), "no models to run")
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_of_a_missing_folder_says_it_does_not_exist(tmp_path):
+    _one_line_error(runner.invoke(app, ["run", "--resume", str(tmp_path / "nowhere")]), "does not exist")
+
+
+def test_a_full_disk_is_a_write_error_not_a_read_error():
+    import errno as errno_
+
+    from safetensors import SafetensorError
+
+    from glyphlab.cli import user_error_message
+
+    full = OSError(errno_.ENOSPC, "No space left on device", "/runs/r/models/x/model.safetensors")
+    assert user_error_message(full) == ("a file could not be written (/runs/r/models/x/model.safetensors): "
+                                        "no space left on device; free some space and run it again")
+    said = user_error_message(SafetensorError("Error while serializing: IoError(Os { code: 28, kind: "
+                                              "StorageFull, message: \"No space left on device\" })"))
+    assert said is not None and said.startswith("a file could not be written") and "read" not in said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import zipfile
 from pathlib import Path
@@ -32,8 +33,17 @@ FOREIGN_FILE_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, SafetensorError, 
                        FileNotFoundError)
 
 
+#: errno values (and the words their messages carry) of a write that found no room
+NO_ROOM = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded"}
+
+
 def user_error_message(exc: BaseException) -> str | None:
     """The one line a user sees for an error they can act on; None for a bug (which keeps its traceback)."""
+    no_room = next((words for code, words in NO_ROOM.items()
+                    if getattr(exc, "errno", None) == code or words in str(exc)), None)
+    if no_room and not isinstance(exc, GlyphlabError):  # a write, whatever the library that did it calls it
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"a file could not be written{where}: {no_room.lower()}; free some space and run it again"
     if isinstance(exc, GlyphlabError):
         return str(exc)
     if isinstance(exc, ModuleNotFoundError):
@@ -174,6 +184,8 @@ def run_cmd(
     from glyphlab.runfolder import CONFIG
 
     if resume is not None:
+        if not resume.exists():
+            raise GlyphlabError(f"no run folder {resume} to resume: it does not exist")
         if not (resume / CONFIG).is_file():
             raise GlyphlabError(f"{resume} has no {CONFIG}: it is not a glyphlab run folder")
         # a resumed run is the run that was started: settings typed beside --resume would be silently ignored
@@ -448,37 +460,48 @@ def predict_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     backend: Annotated[str, typer.Option(help="auto (ONNX Runtime when MODEL/model.onnx exists) | onnx | native")] = "auto",
     max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this.")] = 4_000_000,
+    show_inputs: Annotated[Optional[Path], typer.Option(
+        "--show-inputs", help="Write what the model saw for each file (its prepared input) as a PNG into this "
+                              "folder, and a sheet of originals beside inputs (inputs.png).")] = None,
 ) -> None:
     """Classify image files (batch inference; ONNX Runtime when the model has an exported .onnx).
 
     Each file is prepared exactly as the model's manifest records (the image config it was trained with). A
-    file with no ink (a blank page) is listed as "no ink" instead of being classified; the exit code is 1
-    when any file could not be read or had no ink.
+    file with no ink (a blank page) is listed as "no ink", and a picture of several separate characters (a
+    whole number) as "several glyphs", instead of being classified; the exit code is 1 when any file could
+    not be read or classified.
     """
     import numpy as np
 
-    from glyphlab.data.images import DecodeLimits, NoInkError
+    from glyphlab.data.images import DecodeLimits, NoInkError, SeveralGlyphsError
     from glyphlab.serving.predictor import Predictor
 
     predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
     files = _image_files(images)
     limits = DecodeLimits(max_bytes=max(5_000_000, max_pixels * 4), max_pixels=max_pixels)
-    arrays, ok, errors, blank = [], [], {}, set()
+    arrays, ok, errors, refused = [], [], {}, {}
     for f in files:
         try:
             arrays.append(predictor.prepare_file(f, limits))
             ok.append(f)
         except NoInkError as exc:
-            errors[f] = str(exc)
-            blank.add(f)
+            errors[f], refused[f] = str(exc), "no_ink"
+        except SeveralGlyphsError as exc:
+            errors[f], refused[f] = str(exc), "several_glyphs"
         except (GlyphlabError, OSError) as exc:
             errors[f] = str(exc)
     probs = predictor.predict(np.stack(arrays)) if arrays else np.zeros((0, len(predictor.classes)))
-    results: dict[Path, dict] = {f: {"file": str(f), "error": msg, **({"no_ink": True} if f in blank else {})}
+    results: dict[Path, dict] = {f: {"file": str(f), "error": msg, **({refused[f]: True} if f in refused else {})}
                                  for f, msg in errors.items()}
     for f, row in zip(ok, probs):
         d = predictor.describe(row, top_k)
         results[f] = {"file": str(f), "label": d["label"], "class_name": d["class_name"], "top": d["top"]}
+    if show_inputs is not None and ok:
+        from glyphlab.reporting.inputs import write_inputs
+
+        for f, path in zip(ok, write_inputs(show_inputs, ok, np.stack(arrays),
+                                            [results[f]["class_name"] for f in ok])):
+            results[f]["input"] = str(path)
     ordered = [results[f] for f in files]
     pre = predictor.preprocessing
     if as_json:
@@ -494,12 +517,16 @@ def predict_cmd(
         for r in ordered:
             if r.get("no_ink"):
                 table.add_row(r["file"], "[yellow]no ink[/]", "", "[yellow]blank image: nothing to classify[/]")
+            elif r.get("several_glyphs"):
+                table.add_row(r["file"], "[yellow]several[/]", "", f"[yellow]{escape(r['error'])}[/]")
             elif "error" in r:
                 table.add_row(r["file"], "[red]error[/]", "", f"[red]{escape(r['error'])}[/]")
             else:
                 top = ", ".join(f"{t['class_name']} {t['probability']:.3f}" for t in r["top"])
                 table.add_row(r["file"], r["class_name"], f"{r['top'][0]['probability']:.3f}", top)
         console.print(table)
+        if show_inputs is not None and ok:
+            typer.echo(f"what the model saw: {show_inputs}/ (one PNG per file, and inputs.png)")
     if pre.note.startswith("the manifest records no preprocessing"):
         typer.echo(f"note: {pre.note}", err=True)
     if errors:
@@ -525,8 +552,8 @@ def explain_cmd(
     files = _image_files(images)
     arrays, ok, errors = [], [], {}
     for f in files:
-        try:  # the one image path: exactly what `glyphlab predict` and the server do with a file
-            arrays.append(predictor.prepare_bytes(f.read_bytes()))
+        try:  # the one image path: exactly what `glyphlab predict` does with a file
+            arrays.append(predictor.prepare_file(f))
             ok.append(f)
         except (GlyphlabError, OSError) as exc:
             errors[f] = str(exc)
@@ -588,13 +615,29 @@ def export_cmd(
 def serve_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model).")] = 1,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one).")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model; with 2 or more, "
+                                                     "the supervising process does not).")] = 1,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")] = 5.0,
     max_concurrency: Annotated[int, typer.Option(min=1, help="Requests processed at once per worker (memory "
-                                                             "grows with it: ~50 MB each at 5 MB bodies).")] = 8,
-    max_queue: Annotated[int, typer.Option(min=0, help="Requests waiting per worker; beyond, 503 + Retry-After.")] = 128,
+                                                             "grows with it: each can take ~180 MB for 4.7 MB of "
+                                                             "dense JSON pixels, ~35 MB for a 4-Mpx image upload; "
+                                                             "bench/request_memory.py).")] = 8,
+    max_queue: Annotated[int, typer.Option(min=0, help="Most requests waiting per worker, and no more than the "
+                                                      "measured service time lets start within --queue-timeout; "
+                                                      "beyond, 503 + Retry-After.")] = 1024,
+    max_buffered_mb: Annotated[Optional[float], typer.Option(min=0.001, help="Most MB the bodies of all requests "
+                                                             "in a worker may hold together (default 16 x "
+                                                             "--max-body-mb); beyond, 503 + Retry-After.")] = None,
+    rate_limit: Annotated[Optional[float], typer.Option(min=0.001, help="Requests per second one client (IP "
+                                                        "address) may send, in bursts of up to twice that; "
+                                                        "beyond, 429 + Retry-After (default: no limit).")] = None,
     queue_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")] = 30.0,
+    body_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request body may take to arrive after "
+                                                                "its headers (then 408); a request takes a slot "
+                                                                "only once its body is here.")] = 30.0,
+    header_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a connection may take to send a "
+                                                                  "request's headers (then it is closed).")] = 10.0,
     micro_batch: Annotated[int, typer.Option(min=1, help="Most images of concurrent requests predicted together "
                                                          "(1: no micro-batching).")] = 32,
     batch_wait_ms: Annotated[float, typer.Option(min=0.0, max=1000.0, help="How long the first request of a "
@@ -605,6 +648,9 @@ def serve_cmd(
     backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
     threads: Annotated[int, typer.Option(min=0, help="Inference threads per worker (0: all cores; 1 keeps latency "
                                                       "low under concurrent requests).")] = 1,
+    expose_details: Annotated[bool, typer.Option("--expose-details", help="GET /model also shows file paths, "
+                                                 "library versions and the training data's path (withheld "
+                                                 "by default: the server answers strangers).")] = False,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
                                              help="A log line per request (uvicorn's access log); without it a "
                                                   "small upload costs ~0.1 ms less CPU.")] = True,
@@ -624,14 +670,22 @@ def serve_cmd(
 
     from glyphlab.serving.app import ServeSettings
     from glyphlab.serving.predictor import Predictor
-    from glyphlab.serving.workers import serve
+    from glyphlab.serving.protocols import protocol_class
+    from glyphlab.serving.workers import check_model_in_child, check_port_free, serve
 
     settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
                              max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
                              micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
+                             body_timeout_s=body_timeout, header_timeout_s=header_timeout,
+                             expose_details=expose_details, rate_limit=rate_limit, max_buffered_mb=max_buffered_mb,
                              backend=backend, threads=threads or None)
-    # load it once here, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn
-    Predictor(model_path, backend=settings.backend)
+    check_port_free(host, port)  # one model per port: before the model is read, one line naming the port
+    # load it once first, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn;
+    # with several workers in a child process, so that the supervisor (which serves nothing) never holds it
+    if workers > 1:
+        check_model_in_child(model_path, settings.backend)
+    else:
+        Predictor(model_path, backend=settings.backend)
     os.environ["GLYPHLAB_SERVE_MODEL"] = str(model_path)
     os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
     from glyphlab.serving import gateway
@@ -641,7 +695,7 @@ def serve_cmd(
                   f"{', metrics at /metrics' if metrics else ''}{', API key required' if key else ''})")
     try:
         serve("glyphlab.serving.app:app_from_env", host=host, port=port, workers=workers, log_level="info",
-              access_log=access_log, timeout_graceful_shutdown=5)
+              access_log=access_log, timeout_graceful_shutdown=5, http=protocol_class())
     finally:
         gateway.cleanup_workers()
 

@@ -44,6 +44,7 @@ DATASET = "dataset.json"
 TEST_IMAGES = "test_images.npz"
 LEADERBOARD = "leaderboard.csv"
 ACCURACY_VS_TIME = "accuracy_vs_time.png"
+IMAGE_INPUTS = "image_inputs.png"  # a few image files beside what the models were given (image folders)
 REPORT = "report.html"
 REPORT_PDF = "report.pdf"
 ROBUSTNESS_CSV = "robustness.csv"

@@ -87,7 +87,7 @@ def test_the_manifest_and_the_run_record_the_preprocessing(trained):
     assert pre["trained_on"] == "image files"
     assert pre["image_config"] == {"canvas": [28, 28], "polarity": "auto", "normalise_contrast": True,
                                    "crop_to_ink": True, "box": 20, "keep_aspect": True, "centre_by_mass": True,
-                                   "resample": "auto"}
+                                   "resample": "auto", "clean": True, "binary": False, "stroke": 0.11, "version": 2}
     dataset = json.loads((run_dir / "dataset.json").read_text())
     assert dataset["meta"]["preprocessing"] == pre
     assert dataset["meta"]["image_folder"]["inverted"] == 400  # all dark-on-white pages were inverted
@@ -125,3 +125,40 @@ def test_old_manifest_loads_and_says_what_it_assumed(trained, tmp_path):
     r = runner.invoke(app, ["predict", str(old), str(tmp_path / "imgs"), "--json"])
     assert r.exit_code == 0 and "older glyphlab" in r.stderr
     assert json.loads(r.stdout)["preprocessing"]["trained_on"] == "arrays"
+
+
+def test_photos_get_identical_labels_from_evaluate_predict_and_serve(trained, digits):
+    """Phone photos (glyphlab.data.photos: paper, light, shadows, rulings, JPEG) of the test digits: the three
+    ways in give the same label for every file, and mostly the right one."""
+    from glyphlab.data.photos import write_photo_folder
+
+    base, run_dir = trained
+    test = digits["test"]
+    keep = np.concatenate([np.flatnonzero(test.labels == c)[:6] for c in range(10)])
+    glyphs = np.stack([np.kron(test.images[i], np.ones((4, 4))) for i in keep])
+    folder = write_photo_folder(glyphs, test.labels[keep], base / "photos", seed=3, classes=digits.classes)
+    files = [f for f, _ in image_folder_files(folder)[1]]
+    truth = np.array([lab for _, lab in image_folder_files(folder)[1]])
+
+    r = runner.invoke(app, ["evaluate", str(run_dir), "--dataset", str(folder), "--out", str(base / "ev-photos")])
+    assert r.exit_code == 0, r.output
+    with np.load(base / "ev-photos" / "models" / "logreg" / "predictions.npz") as pred:
+        evaluated = pred["y_pred"].tolist()
+    model_dir = run_dir / "models" / "logreg" / "model"
+    r = runner.invoke(app, ["predict", str(model_dir), str(folder), "--json", "--show-inputs", str(base / "seen")])
+    by_file = {p["file"]: p for p in json.loads(r.stdout)["predictions"]}
+    refused = [f for f in files if "label" not in by_file[str(f)]]
+    assert r.exit_code == (1 if refused else 0), r.output
+    predicted = [by_file[str(f)].get("label", -1) for f in files]
+    with TestClient(create_app(model_dir)) as client:
+        served = []
+        for f in files:
+            resp = client.post("/prediction", files={"file": (f.name, f.read_bytes(), "image/jpeg")})
+            assert resp.status_code in (200, 422), resp.text
+            served.append(resp.json()["label"] if resp.status_code == 200 else -1)
+    assert predicted == served
+    assert [e for e, p in zip(evaluated, predicted) if p != -1] == [p for p in predicted if p != -1]
+    assert len(refused) <= 2, refused
+    assert float(np.mean(np.array(predicted) == truth)) > 0.6
+    shown = by_file[str(files[0])]["input"]
+    assert Image.open(shown).size == (28, 28) and (base / "seen" / "inputs.png").is_file()

@@ -193,17 +193,22 @@ def test_serve_options_reach_the_settings(logreg_dir, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(workers, "serve", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(workers, "check_model_in_child", lambda *a: None)  # its own test: test_hostile
     for var in ("GLYPHLAB_SERVE_SETTINGS", "GLYPHLAB_SERVE_MODEL"):  # serve sets them; restored afterwards
         monkeypatch.setenv(var, "")
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-body-mb", "1.5", "--max-concurrency", "3",
                                      "--max-queue", "7", "--queue-timeout", "2.5", "--workers", "2",
-                                     "--micro-batch", "4", "--batch-wait-ms", "2.5"])
+                                     "--micro-batch", "4", "--batch-wait-ms", "2.5", "--rate-limit", "5",
+                                     "--body-timeout", "7", "--header-timeout", "3", "--expose-details"])
     assert r.exit_code == 0, r.output
     settings = ServeSettings.model_validate_json(os.environ["GLYPHLAB_SERVE_SETTINGS"])
     assert (settings.max_bytes, settings.max_concurrency, settings.max_queue, settings.queue_timeout_s) == (
         1_500_000, 3, 7, 2.5)
     assert seen["workers"] == 2 and settings.micro_batch == 4 and seen["access_log"] is True
     assert settings.batch_wait_ms == 2.5
+    assert (settings.rate_limit, settings.body_timeout_s, settings.header_timeout_s, settings.expose_details) == (
+        5.0, 7.0, 3.0, True)
+    assert seen["http"].endswith(("HeaderDeadlineHttpTools", "HeaderDeadlineH11"))
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--no-access-log"])
     assert r.exit_code == 0 and seen["access_log"] is False, r.output
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-concurrency", "0"])

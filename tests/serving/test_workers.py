@@ -91,6 +91,13 @@ def test_two_workers_serve_and_a_dead_one_is_replaced(logreg_dir):
                 return r.status
 
         assert [predict() for _ in range(10)] == [200] * 10
+        # issue 29 (3): a second server on the same port would have shared it (SO_REUSEPORT) and answered with
+        # its own model at random; it is refused in one line, before its model is read
+        second = subprocess.run([sys.executable, "-c", "from glyphlab.cli import main; main()", "serve",
+                                 str(logreg_dir), "--port", str(port), "--workers", "2"],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and f"127.0.0.1:{port}: something already listens" in second.stdout, second
+        assert "Traceback" not in second.stdout + second.stderr
         victim = sorted(first)[0]
         os.kill(victim, signal.SIGKILL)
         now = _wait(lambda: (p := _listening_pids(port, proc.pid)) and len(p) == 2 and victim not in p and p, 120,

@@ -11,8 +11,12 @@ The steps, each one a field of the config:
 
 1. decode (any size; grayscale, RGB, CMYK, palette, alpha, 16-bit, float; the EXIF orientation applied),
    reduce to at most :data:`WORK_SIDE` pixels a side (the glyph ends up a few dozen pixels anyway);
-2. ``polarity``: ``auto`` inverts dark ink on light paper (median border pixel > 0.5), or say which it is;
-3. ``normalise_contrast``: the border's median becomes 0 and the brightest ink 1;
+2. ``polarity``: ``auto`` inverts dark ink on light paper, or say which it is;
+3. ``clean`` (photos and scans): :func:`glyphlab.data.cleanup.find_glyph` flattens uneven light and shadows
+   per colour channel, thresholds, removes rulings and box borders and keeps the one glyph (its strokes'
+   grey levels), or says the picture is blank or holds several glyphs (:attr:`PreparedImage.others`);
+   ``binary`` makes the strokes pure 0/1;
+   without ``clean``, ``normalise_contrast``: the border's median becomes 0 and the brightest ink 1;
 4. ``crop_to_ink``: cut to the bounding box of the pixels above :data:`INK_THRESHOLD`;
 5. fit the result into a ``box`` x ``box`` square (``None``: the whole canvas), keeping the aspect ratio
    (``keep_aspect``), resampled with ``resample``, and place it in the middle of the ``canvas``;
@@ -21,6 +25,9 @@ The steps, each one a field of the config:
 :meth:`ImageConfig.mnist_style` is the MNIST convention (LeCun et al.: 20 px box, centred by mass in 28x28)
 and the default for image files; :meth:`ImageConfig.as_given` only resizes. An image whose ink is weaker
 than :data:`MIN_CONTRAST` above its background holds no glyph: :attr:`PreparedImage.no_ink` says so.
+
+The config is versioned (:data:`CONFIG_VERSION`): a config recorded without a version (glyphlab before the
+``clean`` step) reads back with ``clean`` off, so a model saved then is served exactly as it was trained.
 
 Decoding is defensive because bytes may come from strangers: the byte size is checked first, then the
 header's pixel count *before* anything is decoded (a 20000x20000 PNG of a few KB costs nothing),
@@ -31,6 +38,7 @@ runs. Every failure is an :class:`ImageInputError` with a message a user can act
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
@@ -69,6 +77,16 @@ MIN_CONTRAST = 0.08
 WORK_SIDE = 512
 #: the MNIST convention: the ink's longest side is 20 px of a 28 px canvas
 MNIST_BOX, MNIST_CANVAS = 20, 28
+#: MNIST's strokes are about this share of the glyph's longest side wide (2.2 px of the 20 px box, median)
+MNIST_STROKE = 0.11
+#: 2: the ``clean``, ``stroke`` and ``binary`` steps (a record without a version is 1: none, as it was then)
+CONFIG_VERSION = 2
+#: most scans (SOS markers) a JPEG may have: every scan of a progressive JPEG costs a pass over all of its
+#: pixels, so thousands of empty 14-byte scans made a 60 KB upload cost 1.2 s of CPU; ordinary encoders
+#: write 1 (baseline) to about 10 (progressive) scans (libjpeg-turbo's scan limit, ``djpeg -maxscans``)
+MAX_JPEG_SCANS = 100
+#: most markers walked while counting them (an ordinary JPEG has a few dozen; restart markers are not counted)
+MAX_JPEG_MARKERS = 10_000
 
 
 class ImageInputError(DataError):
@@ -81,6 +99,10 @@ class ImageTooLargeError(ImageInputError):
 
 class NoInkError(ImageInputError):
     """The image holds no ink at all (a blank canvas or page): there is nothing to classify."""
+
+
+class SeveralGlyphsError(ImageInputError):
+    """The image holds several separate glyphs (a whole number, a word): one label would be a guess."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +124,10 @@ class ImageConfig:
     keep_aspect: bool = True
     centre_by_mass: bool = True
     resample: Resample = "auto"
+    clean: bool = True
+    binary: bool = False
+    #: with ``clean``: strokes made this share of the glyph's longest side wide when far off (MNIST: 0.11)
+    stroke: float | None = 0.11  # MNIST_STROKE
 
     def __post_init__(self) -> None:
         canvas = tuple(self.canvas) if isinstance(self.canvas, (list, tuple)) else (self.canvas, self.canvas)
@@ -115,23 +141,32 @@ class ImageConfig:
         if self.box is not None and not (_whole(self.box) and 0 < self.box <= max(self.canvas)):
             raise DataError(f"box must be a whole number of pixels in 1..{max(self.canvas)} (or none for the "
                             f"whole canvas), got {self.box!r}")
-        for name in ("normalise_contrast", "crop_to_ink", "keep_aspect", "centre_by_mass"):
+        if self.stroke is not None and not (isinstance(self.stroke, (int, float)) and not isinstance(self.stroke, bool)
+                                            and 0.02 <= self.stroke <= 0.5):
+            raise DataError(f"stroke must be a share of the glyph's size in 0.02..0.5 (MNIST's strokes are 0.11) "
+                            f"or none, got {self.stroke!r}")
+        if not self.clean:  # the stroke is a step of the clean path only: one config, one way to write it
+            object.__setattr__(self, "stroke", None)
+        for name in ("normalise_contrast", "crop_to_ink", "keep_aspect", "centre_by_mass", "clean", "binary"):
             if not isinstance(getattr(self, name), bool):
                 raise DataError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     @classmethod
     def mnist_style(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> "ImageConfig":
-        """The MNIST convention scaled to ``canvas``: ink box 20/28 of the side, centred by mass. Canvases
-        smaller than 16 px (the 8x8 ``digits``) are drawn edge to edge, so their ink fills the whole canvas."""
+        """The MNIST convention scaled to ``canvas``: ink box 20/28 of the side, centred by mass, strokes
+        :data:`MNIST_STROKE` of the glyph wide. Canvases smaller than 16 px (the 8x8 ``digits``) are drawn edge
+        to edge with their own bold strokes, so their ink fills the whole canvas and keeps its width; and
+        not ``clean``: their strokes are a quarter of the glyph, as wide as any shadow the clean step drops."""
         side = min(_pair(canvas))
         box = round(side * MNIST_BOX / MNIST_CANVAS) if side >= 16 else None
-        return replace(cls(canvas=_pair(canvas), box=box, centre_by_mass=box is not None), **changes)
+        return replace(cls(canvas=_pair(canvas), box=box, centre_by_mass=box is not None, clean=box is not None,
+                           stroke=MNIST_STROKE if box is not None else None), **changes)
 
     @classmethod
     def as_given(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> "ImageConfig":
         """Resize only: the whole image (polarity still detected) scaled to the canvas, nothing cropped or moved."""
         return replace(cls(canvas=_pair(canvas), normalise_contrast=False, crop_to_ink=False, box=None,
-                           centre_by_mass=False), **changes)
+                           centre_by_mass=False, clean=False), **changes)
 
     @classmethod
     def from_options(cls, preset: str = "mnist", **options: Any) -> "ImageConfig":
@@ -159,16 +194,28 @@ class ImageConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["canvas"] = list(self.canvas)
+        d["version"] = CONFIG_VERSION
         return d
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "ImageConfig":
+        """A recorded config; one without ``version`` (recorded before the ``clean`` step) means version 1:
+        ``clean`` and ``binary`` off, whatever today's defaults are, so old models keep their steps."""
         if not isinstance(raw, Mapping):
             raise DataError(f"an image config must be a mapping, got {type(raw).__name__}")
+        raw = dict(raw)
+        version = raw.pop("version", 1)
+        if version not in (1, CONFIG_VERSION):
+            raise DataError(f"image config version {version!r} is not one this glyphlab reads (1 or "
+                            f"{CONFIG_VERSION}); a newer glyphlab saved it: upgrade glyphlab")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
+        if version == 1:
+            unknown += sorted({"clean", "binary", "stroke"} & set(raw))
         if unknown:
             raise DataError(f"unknown image config field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        if version == 1:
+            raw.update(clean=False, binary=False, stroke=None)
         return cls(**{k: (tuple(v) if k == "canvas" else v) for k, v in raw.items()})
 
     def describe(self) -> str:
@@ -176,7 +223,13 @@ class ImageConfig:
         h, w = self.canvas
         parts = [{"auto": "polarity detected", "dark-on-light": "dark ink on light paper (inverted)",
                   "light-on-dark": "light ink on dark (not inverted)"}[self.polarity]]
-        if self.normalise_contrast:
+        if self.clean:
+            parts.append("the glyph found (light flattened, rulings and specks removed)")
+        if self.clean and self.stroke is not None:
+            parts.append(f"strokes {self.stroke:g} of its size wide")
+        if self.binary:
+            parts.append("made binary")
+        elif self.normalise_contrast and not self.clean:
             parts.append("contrast normalised")
         if self.crop_to_ink:
             parts.append("cropped to the ink")
@@ -228,9 +281,10 @@ class Preprocessing:
 
     @classmethod
     def assumed(cls, canvas: Sequence[int] | int) -> "Preprocessing":
-        base = cls.arrays(canvas)
-        return replace(base, note="the manifest records no preprocessing (saved by an older glyphlab): assumed "
-                                  "the MNIST-style serving default for arrays as given: " + base.config.describe())
+        base = cls.arrays(canvas)  # that glyphlab's serving default: version 1, without the clean step
+        config = replace(base.config, clean=False)
+        return replace(base, config=config, note="the manifest records no preprocessing (saved by an older "
+                       "glyphlab): assumed the MNIST-style serving default for arrays as given: " + config.describe())
 
     def to_dict(self) -> dict[str, Any]:
         return {"trained_on": self.trained_on, "image_config": self.config.to_dict(), "note": self.note}
@@ -256,6 +310,7 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(),
         raise ImageInputError("the image is empty (0 bytes): send a PNG or JPEG image")
     if len(data) > limits.max_bytes:
         raise ImageTooLargeError(f"the image has {len(data):,} bytes, more than the limit of {limits.max_bytes:,}")
+    check_jpeg_scans(data)
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone in this process relaxed Pillow globally; we do not
         raise ImageInputError("refusing to decode: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set in this process")
     fmt = "image"
@@ -286,6 +341,50 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(),
                 raise ImageInputError(f"the image is truncated or damaged: {msg}") from None
             raise ImageInputError(f"the {fmt} file is damaged: {msg}") from None
     return im
+
+
+#: the next marker of a JPEG: 0xFF and a code that is neither a stuffed 0x00, a restart marker nor a fill byte
+#: (one 0xFF, not a run: a search with ``\xff+`` would be quadratic in a long run of fill bytes)
+_JPEG_MARKER = re.compile(rb"\xff([^\x00\xd0-\xd7\xff])")
+
+
+def count_jpeg_scans(data: bytes, stop_above: int = MAX_JPEG_SCANS, max_markers: int = MAX_JPEG_MARKERS) -> int:
+    """How many scans (SOS markers) the JPEG ``data`` has, counting stops once above ``stop_above``; 0 if it is
+    not a JPEG. Marker segments are skipped by their length and entropy-coded data up to its next marker, as a
+    decoder reads them, so bytes 0xFF 0xDA inside an EXIF thumbnail or a table are not counted. More than
+    ``max_markers`` markers (millions of 2-byte ones would make this walk slow) is an :class:`ImageInputError`."""
+    if not data.startswith(b"\xff\xd8"):
+        return 0
+    scans, markers, pos, end = 0, 0, 2, len(data)
+    while scans <= stop_above:
+        found = _JPEG_MARKER.search(data, pos)
+        if found is None:
+            break
+        markers += 1
+        if markers > max_markers:
+            raise ImageInputError(f"the JPEG has more than {max_markers:,} markers; ordinary JPEGs have a few "
+                                  "dozen (refused before decoding)")
+        code, pos = found.group(1)[0], found.end()
+        if code == 0xD9:  # end of image
+            break
+        if code == 0x01:  # TEM: no length
+            continue
+        if code == 0xDA:
+            scans += 1
+        if pos + 2 > end:
+            break
+        pos += max(2, int.from_bytes(data[pos:pos + 2], "big"))
+    return scans
+
+
+def check_jpeg_scans(data: bytes, max_scans: int = MAX_JPEG_SCANS) -> None:
+    """Refuse a JPEG with more than ``max_scans`` scans before it is decoded (each one is a pass over every pixel)."""
+    if not data.startswith(b"\xff\xd8") or data.count(b"\xff\xda") <= max_scans:
+        return  # every scan's marker is the bytes 0xFF 0xDA, so this count (at C speed) bounds the scans
+    if count_jpeg_scans(data, max_scans) > max_scans:
+        raise ImageInputError(f"the JPEG has more than {max_scans} scans (SOS markers); ordinary JPEGs have 1 to "
+                              "about 10, and each costs a pass over every pixel (a possible decompression bomb); "
+                              "refused before decoding")
 
 
 def read_image_file(path: str | Path, limits: DecodeLimits, formats: Sequence[str] = FILE_FORMATS) -> Image.Image:
@@ -324,6 +423,12 @@ def to_gray(im: Image.Image) -> np.ndarray:
     16-bit images are divided by 65535; a transparent background is put behind the strokes in the opposite
     of their own colour (a browser canvas exports black strokes on transparent pixels).
     """
+    return to_pixels(im, colour=False)
+
+
+def to_pixels(im: Image.Image, colour: bool = True) -> np.ndarray:
+    """:func:`to_gray`, but colour images (RGB, CMYK, palette without transparency) as (H, W, 3) float32
+    when ``colour``: a blue pen on cream paper is told from the paper by its channels, not its luminance."""
     try:
         im = ImageOps.exif_transpose(im) or im  # phone photos
     except Exception:  # a broken EXIF block is not worth refusing the image for
@@ -355,6 +460,11 @@ def to_gray(im: Image.Image) -> np.ndarray:
                 im = im.convert("RGB")
             except (ValueError, OSError) as exc:
                 raise ImageInputError(f"images in mode {mode} are not supported: {exc}") from None
+        if colour and im.mode != "L" and mode not in ("L", "1"):
+            rgb = np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.float32) / 255.0
+            if rgb.ndim != 3 or rgb.size == 0:
+                raise ImageInputError(f"the image has no pixels (shape {rgb.shape})")
+            return rgb
         gray = np.asarray(im if mode == "L" else im.convert("L"), dtype=np.float32) / 255.0
     if gray.ndim != 2 or gray.size == 0:
         raise ImageInputError(f"the image has no pixels (shape {gray.shape})")
@@ -399,24 +509,36 @@ class PreparedImage:
     pixels: np.ndarray  #: (H, W) float32 in [0, 1], ink = 1
     inverted: bool  #: dark ink on light paper was inverted
     no_ink: bool  #: nothing stands out from the background: a blank canvas or page
+    others: int = 0  #: separate glyphs beside the one prepared (``clean`` configs): the picture holds several
+
+
+SEVERAL_GLYPHS = ("several glyphs: the picture holds {n} separate characters side by side, and this model reads "
+                  "one; crop it to one character, or read the whole string with `glyphlab read` (gl.read)")
 
 
 def prepare_image(im: Image.Image, config: ImageConfig) -> PreparedImage:
     """A decoded image -> the model input for ``config``."""
+    if config.clean:
+        return prepare_gray(to_pixels(im, colour=True), config)
     return prepare_gray(to_gray(im), config)
 
 
 def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = None) -> PreparedImage:
     """A grayscale (H, W) array in [0, 1] as stored (0 = black) -> the model input for ``config``.
 
-    ``inverted`` overrides the config's polarity (the JSON pixels of the API are ink = 1 by contract).
+    With ``config.clean`` the array may also be (H, W, 3) colour. ``inverted`` overrides the config's
+    polarity (the JSON pixels of the API are ink = 1 by contract).
     """
     gray = np.asarray(gray, dtype=np.float32).clip(0.0, 1.0)  # a new array: NaN can be zeroed in place
     nan = np.isnan(gray)
     if nan.any():
         gray[nan] = 0.0
+    if config.clean and gray.ndim == 3 and gray.shape[2] == 3 and gray.shape[0] and gray.shape[1]:
+        return _prepare_clean(gray, config, inverted)
     if gray.ndim != 2 or gray.size == 0:
         raise ImageInputError(f"expected a 2-D image, got shape {gray.shape}")
+    if config.clean:
+        return _prepare_clean(gray, config, inverted)
     if inverted is None:
         inverted = (median(border(gray)) > 0.5 if config.polarity == "auto"
                     else config.polarity == "dark-on-light")
@@ -428,6 +550,27 @@ def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = 
         ink = (np.zeros_like(ink) if no_ink else
                ((ink - background) / (peak - background)).clip(0.0, 1.0).astype(np.float32, copy=False))
     return PreparedImage(_fit(ink, config), bool(inverted), bool(no_ink))
+
+
+def _prepare_clean(pixels: np.ndarray, config: ImageConfig, inverted: bool | None) -> PreparedImage:
+    """The ``clean`` path: the one glyph found in a photo or scan, then fitted like any other ink."""
+    from glyphlab.data.cleanup import find_glyph
+
+    if inverted is None and config.polarity != "auto":
+        inverted = config.polarity == "dark-on-light"
+    glyph = find_glyph(pixels, ink_dark=inverted)
+    inverted = glyph.ink_dark
+    if glyph.no_ink:
+        return PreparedImage(np.zeros(config.canvas, dtype=np.float32), bool(inverted), True)
+    ink = glyph.ink
+    if config.stroke is not None and glyph.box is not None:
+        from glyphlab.data.cleanup import normalise_stroke
+
+        ink = normalise_stroke(ink, glyph.box, config.stroke)
+    pixels = _fit(ink, config)
+    if config.binary:  # last: resizing and centring make grey edges again
+        pixels = (pixels >= 0.5).astype(np.float32)
+    return PreparedImage(pixels, bool(inverted), False, glyph.others)
 
 
 def has_ink(pixels: np.ndarray) -> bool:

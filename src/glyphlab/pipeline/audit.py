@@ -110,9 +110,12 @@ def out_of_fold_proba(model: str, params: dict[str, Any], images: np.ndarray, la
     else:
         from joblib import Parallel, delayed
 
+        from glyphlab.pipeline.parallel import in_worker
+
         threads = max(1, usable_cores() // workers)
         results = Parallel(n_jobs=workers, return_as="generator")(
-            delayed(_fold_proba)(model, params, images, labels, tr, va, classes, threads) for tr, va in folds)
+            delayed(in_worker)(_fold_proba, model, params, images, labels, tr, va, classes, threads)
+            for tr, va in folds)
     proba = np.zeros((len(labels), len(classes)), dtype=np.float32)
     for i, (held, p) in enumerate(results):
         proba[held] = p

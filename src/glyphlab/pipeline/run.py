@@ -33,7 +33,7 @@ from glyphlab.models.base import training_arrays
 from glyphlab.models.registry import create_model, with_seed
 from glyphlab.pipeline.audit import copy_audit, exclude_issues
 from glyphlab.pipeline.model_card import write_run_model_card
-from glyphlab.runfolder import (ACCURACY_VS_TIME, AUDIT_DIR, CHECKPOINT, FAILED, LAYOUT, LEADERBOARD,
+from glyphlab.runfolder import (ACCURACY_VS_TIME, IMAGE_INPUTS, AUDIT_DIR, CHECKPOINT, FAILED, LAYOUT, LEADERBOARD,
                                LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row, sort_leaderboard)
 from glyphlab.tracking import Tracker, open_tracker, read_tracking, resolve_backend
 
@@ -69,11 +69,23 @@ def load_run_dataset(cfg: RunConfig) -> Dataset:
         ds = apply_variants(ds, cfg.variants, seed=cfg.seed)
     if cfg.exclude:  # before any split is carved: the audit's indices are those of the dataset as loaded
         ds, _ = exclude_issues(ds, cfg.exclude)
+    check_classes(ds)
     if "test" not in ds.splits:  # a user's folder or file: hold out a fixed, stratified test split
         ds = split_off(ds, "train", "test", HELD_OUT_TEST_FRACTION, seed=0)
     if ds["test"].labels is None:
         raise ConfigError(f"dataset '{ds.name}' has an unlabeled test split: nothing to evaluate against")
     return ensure_validation(ds, cfg.val_fraction, cfg.seed)
+
+
+def check_classes(ds: Dataset, split: str = "train") -> None:
+    """A classifier needs images of at least two classes to learn from: refuse fewer before any training (one
+    class made scikit-learn's models fail with a traceback and the networks report accuracy 1.0)."""
+    labels = ds[split].labels
+    present = np.unique(labels) if labels is not None else np.array([], dtype=int)
+    if len(present) < 2:
+        names = ", ".join(repr(ds.classes[int(i)]) for i in present[:1]) or "none"
+        raise ConfigError(f"dataset '{ds.name}' has images of {len(present)} class ({names}) in its {split} split; "
+                          "a classifier needs at least 2: give it one sub-folder of images per class")
 
 
 def machine_info() -> dict[str, Any]:
@@ -105,6 +117,10 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     """
     console = console or Console()
     out = Path(out) if out else default_run_dir(cfg)
+    if not cfg.models:
+        raise ConfigError("no models to run (--models is empty): name at least one, see `glyphlab models`")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file, not a folder: choose another --out for the run folder")
     for entry in cfg.models:  # fail on a typo before any data is loaded or model trained
         label, name = split_model_entry(entry)
         create_model(name, **cfg.params.get(label, {}))
@@ -121,6 +137,7 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         copy_audit(cfg.exclude, folder.file(AUDIT_DIR))
     test = ds["test"]
     folder.write_test_images(test.images, test.labels)
+    write_image_inputs(ds, folder.file(IMAGE_INPUTS))
     console.print(
         f"[bold]glyphlab run[/] dataset [cyan]{ds.name}[/] {ds.image_shape[0]}x{ds.image_shape[1]}, "
         f"{ds.num_classes} classes, splits " + ", ".join(f"{k}={len(v):,}" for k, v in ds.splits.items())
@@ -161,6 +178,33 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
             console.print(f"registered: [green]{registered['uri']}[/] = version {registered['version']} "
                           f"({registered['model']})", soft_wrap=True)
     return out
+
+
+def write_image_inputs(ds: Dataset, path: Path, n: int = 16) -> None:
+    """For a dataset read from image files, a sheet of a few of them beside the inputs the models get (the
+    first file of each class in turn), so the report shows whether the image path found the glyphs."""
+    raw = ds.meta.get("preprocessing")
+    if not raw or raw.get("trained_on") != "image files" or not ds.source or not Path(ds.source).is_dir():
+        return
+    from glyphlab.data.formats import image_folder_files
+    from glyphlab.data.images import DecodeLimits, ImageConfig, ImageInputError, prepare_file
+    from glyphlab.reporting.inputs import inputs_sheet, original_thumbnail
+
+    config = ImageConfig.from_dict(raw["image_config"])
+    by_class: dict[int, list[Path]] = {}
+    for f, label in image_folder_files(Path(ds.source))[1]:
+        by_class.setdefault(label, []).append(f)
+    picked = [files[i] for i in range(n) for files in by_class.values() if i < len(files)][:n]
+    originals, inputs, captions = [], [], []
+    for f in picked:
+        try:
+            inputs.append(prepare_file(f, config, DecodeLimits(max_bytes=50_000_000, max_pixels=50_000_000)).pixels)
+            originals.append(original_thumbnail(f))
+            captions.append(f"{f.parent.name}/{f.name}")
+        except (ImageInputError, OSError):
+            continue
+    if inputs:
+        path.write_bytes(inputs_sheet(originals, np.stack(inputs), captions))
 
 
 def _mark_failed(folder: RunFolder, created: bool, exc: Exception, console: Console) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from glyphlab.data.images import ImageConfig
 from glyphlab.errors import GlyphlabError, RunFolderError
 from glyphlab.evaluation.interpretation import Interpretation
 from glyphlab.evaluation.plots import pareto_front
@@ -35,7 +36,7 @@ from glyphlab.fileio import atomic_open, write_text
 from glyphlab.reporting import explanations, figures
 from glyphlab.reporting.trust import audit_part, calibration_part
 from glyphlab.runfolder import (
-    ACCURACY_VS_TIME, CLASSIFICATION_REPORT, CONFUSION_NORMALIZED_PNG, CONFUSION_PNG, FEATURES, HISTORY,
+    ACCURACY_VS_TIME, IMAGE_INPUTS, CLASSIFICATION_REPORT, CONFUSION_NORMALIZED_PNG, CONFUSION_PNG, FEATURES, HISTORY,
     LEADERBOARD_COLUMNS, LEARNING_CURVES, MOST_CONFUSED_CSV, MOST_CONFUSED_PNG, RECIPE, REFERENCE_COMPARISON, REPORT,
     REPORT_PDF, ROBUSTNESS_CSV, ROBUSTNESS_PNG, TEST_IMAGES, TSNE_CACHE, ModelFolder, RunFolder, as_number,
     read_csv_rows, read_npz,
@@ -119,6 +120,14 @@ def _leaderboard_view(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"columns": [c.label for c in BOARD_COLUMNS], "rows": view}
 
 
+def _image_config_text(dataset: dict[str, Any]) -> str:
+    raw = ((dataset.get("meta") or {}).get("preprocessing") or {}).get("image_config")
+    try:
+        return ImageConfig.from_dict(raw).describe() if raw else ""
+    except GlyphlabError:
+        return ""
+
+
 def _dataset_part(run_dir: Path, dataset: dict[str, Any], images: np.ndarray | None,
                   labels: np.ndarray | None, classes: list[str]) -> dict[str, Any]:
     sizes = dataset.get("split_sizes", {}) or {}
@@ -130,6 +139,7 @@ def _dataset_part(run_dir: Path, dataset: dict[str, Any], images: np.ndarray | N
         "total": f"{sum(int(v) for v in sizes.values()):,}" if sizes else "",
         "source": dataset.get("source", ""), "meta": dataset.get("meta", {}) or {},
         "distribution": None, "samples": None, "means": None,
+        "inputs": _file_uri(run_dir / IMAGE_INPUTS), "inputs_text": _image_config_text(dataset),
     }
     if classes and counts:
         part["distribution"] = data_uri(figures.class_distribution(classes, counts))

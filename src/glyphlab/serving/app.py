@@ -12,7 +12,9 @@ confident guess. Anything unexpected is logged and answered with a JSON 500 whil
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
@@ -24,14 +26,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError
+from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError, SeveralGlyphsError
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.models.persistence import read_model_card
 from glyphlab.serving.auth import load_api_key
 from glyphlab.serving.batching import MicroBatcher
 from glyphlab.serving.gateway import GatewaySettings, install as install_gateway
-from glyphlab.serving.limits import ConcurrencyLimitMiddleware, freeze_startup_objects, tune_malloc
+from glyphlab.serving.limits import (ConcurrencyLimitMiddleware, RateLimitMiddleware, freeze_startup_objects,
+                                     tune_malloc)
 from glyphlab.serving.multipart import MultipartError, upload_file
 from glyphlab.serving.predictor import Predictor
 
@@ -39,10 +42,10 @@ log = logging.getLogger("glyphlab.serving")
 
 #: the largest side a JSON pixel array may have (it is resized to the model's input anyway)
 MAX_JSON_SIDE = 512
-#: uploads up to this size are prepared on the event loop: a glyph's PNG takes under a millisecond to decode
-#: and prepare, and the hand-off to a worker thread and back costs about 0.12 ms of CPU more; larger bodies
-#: (photos, scans) go to a thread so that they do not hold up the other requests
-INLINE_PREPARE_BYTES = 64 * 1024
+#: uploads up to this size are prepared by the micro-batch, back to back with the concurrent requests' uploads
+#: in its worker thread (warm caches); larger bodies (photos, scans) in a thread of their own, so that they do
+#: not hold up the other requests. Neither on the event loop: a crafted 60 KB JPEG took 1.2 s to decode there
+BATCH_PREPARE_BYTES = 64 * 1024
 
 
 class ServeSettings(BaseModel):
@@ -53,15 +56,30 @@ class ServeSettings(BaseModel):
     max_bytes: int = Field(5_000_000, gt=0, description="Largest request body accepted (bytes); more is a 413.")
     max_pixels: int = Field(4_000_000, gt=0, description="Largest image (width x height) decoded; more is a 400.")
     max_batch: int = Field(64, gt=0, description="Most images in one JSON batch request.")
-    max_concurrency: int = Field(8, gt=0, description="Requests with a body read, parsed or predicted at once; "
-                                                     "each can hold ~50 MB at the 5 MB body limit.")
-    max_queue: int = Field(128, ge=0, description="Requests waiting for a slot (64 KiB each); more get 503.")
+    max_concurrency: int = Field(8, gt=0, description="Requests parsed or predicted at once; each can "
+                                                     "take ~180 MB for 4.7 MB of dense JSON pixels, ~35 MB for a "
+                                                     "4-Mpx image (bench/request_memory.py).")
+    max_queue: int = Field(1024, ge=0, description="Most requests waiting for a slot, and no more than the "
+                                                   "measured service time lets start within queue_timeout_s; "
+                                                   "more get 503. Their bodies count towards max_buffered_mb.")
     queue_timeout_s: float = Field(30.0, gt=0, description="Longest wait for a slot before a 503 with Retry-After.")
     micro_batch: int = Field(32, ge=1, description="Most images of concurrent requests predicted together "
                                                   "(adaptive: what queued during the last batch); 1 = off.")
     batch_wait_ms: float = Field(0.0, ge=0.0, le=1000.0,
                                  description="How long the first request of a micro-batch waits for others to "
                                              "join (ms): more latency when idle, less CPU per request under load.")
+    body_timeout_s: float = Field(30.0, gt=0, description="Longest a request body may take to arrive after its "
+                                                         "headers (s); later, 408.")
+    header_timeout_s: float = Field(10.0, gt=0, description="Longest a connection may take to send a request's "
+                                                           "headers (s); later, it is closed.")
+    max_buffered_mb: float | None = Field(None, gt=0, description="Most MB the bodies of all requests in the "
+                                                                  "server may hold together (default 16 x the body "
+                                                                  "limit); more, 503.")
+    rate_limit: float | None = Field(None, gt=0, description="Requests per second one client (IP address) may "
+                                                             "send, in bursts of up to twice that; more, 429 "
+                                                             "with Retry-After. None: no limit.")
+    expose_details: bool = Field(False, description="GET /model shows the model's file paths, the library "
+                                                    "versions and the training data's path (off: withheld).")
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
     backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
     threads: int | None = Field(
@@ -113,11 +131,46 @@ class PredictionRequest(BaseModel):
             _check_rectangular(im, f"images[{i}]")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("pixels", "images"):
+                if key in data and data[key] is None:
+                    raise ValueError(f"'{key}' is null: leave it out, or send an image")
+        return data
+
     @model_validator(mode="after")
     def _one_of(self) -> "PredictionRequest":
         if (self.pixels is None) == (self.images is None):
             raise ValueError("send exactly one of 'pixels' (one image) or 'images' (a batch)")
         return self
+
+
+class ExplanationRequest(BaseModel):
+    """One image as ``pixels`` (rows of floats in [0, 1], 1 = ink): an explanation is of one image, not a batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pixels: Image2D = Field(description="One image: rows of floats in [0, 1] (1 = ink), all of the same length.")
+
+
+def _strict_request_schema(schema: dict, max_batch: int) -> dict:
+    """PredictionRequest's JSON schema as strict as the server: exactly one of ``pixels`` and ``images`` (oneOf),
+    neither of them null, at most ``max_batch`` images. (Rows of equal length cannot be said in JSON Schema; the
+    descriptions say it.)"""
+    props = schema["properties"]
+    for key in ("pixels", "images"):
+        prop = props[key]
+        variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+        if variants:
+            prop.update(variants[0])
+        prop.pop("default", None)
+    props["images"]["maxItems"] = int(max_batch)
+    props["pixels"]["description"] = "One image: rows of floats in [0, 1] (1 = ink), all of the same length."
+    props["images"]["description"] = f"A batch of 1 to {max_batch} images, each like `pixels`."
+    schema["oneOf"] = [{"required": ["pixels"]}, {"required": ["images"]}]
+    return schema
 
 
 class TopClass(BaseModel):
@@ -161,6 +214,11 @@ def _no_ink(locs: list[list[Any]]) -> JSONResponse:
     return _error(422, [{"loc": loc, "type": "no_ink", "msg": Predictor.NO_INK} for loc in locs])
 
 
+def _several(loc: list[Any], exc: SeveralGlyphsError) -> JSONResponse:
+    """A picture of several glyphs (a whole number) is a 422 of type ``several_glyphs``: one label would be a guess."""
+    return _error(422, [{"loc": loc, "type": "several_glyphs", "msg": str(exc)}])
+
+
 async def _one_image(request: Request, settings: ServeSettings, predictor: Predictor):
     """The one image of an /explanation request, as /prediction reads it (JSON ``pixels``, multipart ``file`` or
     an image body): a function that prepares it (run it in a worker thread), or the JSONResponse refusing it."""
@@ -199,18 +257,55 @@ async def _upload_bytes(request: Request, ctype: str, settings: ServeSettings) -
                        "(field 'file'), an image/png or image/jpeg body, or application/json")
 
 
+# -- what GET /model tells strangers ---------------------------------------------------------------------------
+#: an absolute path (POSIX, home-relative or Windows) in free text; not a URL's path, not a fraction like 1/2
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:~?/|[A-Za-z]:\\)[^\s()\[\]`'\"<>,;|]+")
+WITHHELD = "[path withheld]"
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with every absolute path replaced by :data:`WITHHELD` (a model card names its training data's)."""
+    return _ABSOLUTE_PATH.sub(WITHHELD, text)
+
+
+def public_details(info: dict[str, Any]) -> dict[str, Any]:
+    """GET /model's answer for strangers: no file paths (only file names), no library versions, no training
+    paths in the manifest or the card; ``glyphlab serve --expose-details`` serves it all."""
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items() if k != "versions"}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return redact_paths(value) if isinstance(value, str) else value
+
+    out = scrub(info)
+    if info.get("onnx"):
+        out["onnx"] = Path(info["onnx"]).name
+    return out
+
+
 # -- the body limit: a pure ASGI middleware ------------------------------------------------------------------
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413 without reading them whole.
+    """Read a request's whole body before the app sees it: at most ``max_bytes``, within ``timeout_s``.
 
-    A declared Content-Length over the limit is refused at once; otherwise the body is read here chunk by
-    chunk, counting, and handed to the app only if it stayed within the limit (at most ``max_bytes`` are
-    ever held).
+    A declared Content-Length over the limit is refused at once with 413; otherwise the body is read here chunk
+    by chunk, counting, and handed to the app only if it stayed within the limit (at most ``max_bytes`` are
+    ever held). A body that has not arrived whole ``timeout_s`` after its headers gets 408 (a client sending
+    a byte a second is cut off). This middleware sits outside the concurrency limit, so a request takes one
+    of its slots only once its body is here: slow clients cannot hold the slots. What the bodies of all
+    requests in the server hold together (being read, waiting for a slot, being answered) is capped at
+    ``max_buffered`` bytes (more: 503 with Retry-After), so that a queue of large bodies cannot fill memory.
     """
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, timeout_s: float = 30.0, max_buffered: int | None = None) -> None:
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.timeout_s = float(timeout_s)
+        # never below one whole body: a budget smaller than the body limit would refuse every large body for ever
+        self.max_buffered = max(self.max_bytes, int(max_buffered) if max_buffered is not None else 16 * self.max_bytes)
+        #: bytes held by the bodies being read now
+        self.buffered = 0
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -229,32 +324,47 @@ class BodyLimitMiddleware:
             if length > self.max_bytes:
                 await _send_json(send, 413, {"detail": _too_large(self.max_bytes, length)})
                 return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
         chunks: list[bytes] = []
         total = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            total += len(body)
-            if total > self.max_bytes:
-                await _send_json(send, 413, {"detail": _too_large(self.max_bytes)})
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
-        replay = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        del chunks  # one copy of the body, not two
-        sent = False
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    await _send_json(send, 408, {"detail": f"the request body did not arrive within "
+                                                           f"{self.timeout_s:g} s; send it at once"})
+                    return
+                if message["type"] == "http.disconnect":
+                    return
+                body = message.get("body", b"")
+                if total + len(body) > self.max_bytes:
+                    await _send_json(send, 413, {"detail": _too_large(self.max_bytes)})
+                    return
+                if self.buffered + len(body) > self.max_buffered:
+                    await _send_json(send, 503, {"detail": "the server holds too many large bodies at once; "
+                                                           "retry in 1 s"}, retry_after=1)
+                    return
+                self.buffered += len(body)
+                total += len(body)
+                chunks.append(body)
+                if not message.get("more_body", False):
+                    break
+            replay = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            chunks.clear()  # one copy of the body, not two
+            sent = False
 
-        async def replay_receive() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return replay
-            return await receive()
+            async def replay_receive() -> dict:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return replay
+                return await receive()
 
-        await self.app(scope, replay_receive, send)
+            await self.app(scope, replay_receive, send)
+        finally:
+            self.buffered -= total  # held until the answer is sent: waiting for a slot, a body still counts
 
 
 class DirectRouteMiddleware:
@@ -295,33 +405,41 @@ def _too_large(limit: int, declared: int | None = None) -> str:
     return f"the request body is larger than the limit of {limit:,} bytes{got}; send a smaller image"
 
 
-async def _send_json(send: Any, status: int, payload: dict) -> None:
+async def _send_json(send: Any, status: int, payload: dict, retry_after: int | None = None) -> None:
     import json
 
     body = json.dumps(payload).encode()
+    extra = [(b"retry-after", str(retry_after).encode())] if retry_after is not None else []
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                            (b"connection", b"close"), *extra]})
     await send({"type": "http.response.body", "body": body})
 
 
 # -- the app ---------------------------------------------------------------------------------------------------
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
 
-_PREDICTION_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {"type": "object", "required": ["file"],
-                           "properties": {"file": {"type": "string", "format": "binary",
-                                                   "description": "A PNG or JPEG image of one glyph."}}},
+def _request_body(json_model: str) -> dict:
+    """The request body of /prediction (``PredictionRequest``) or /explanation (``ExplanationRequest``)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"],
+                               "properties": {"file": {"type": "string", "format": "binary", "minLength": 1,
+                                                       "description": "A PNG or JPEG image of one glyph."}}},
+                },
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{json_model}"}},
+                **{t: {"schema": {"type": "string", "format": "binary", "minLength": 1}}
+                   for t in ("image/png", "image/jpeg")},
             },
-            "application/json": {"schema": {"$ref": "#/components/schemas/PredictionRequest"}},
-            **{t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/png", "image/jpeg")},
         },
-    },
-}
+    }
+
+
+_PREDICTION_BODY = _request_body("PredictionRequest")
+_EXPLANATION_BODY = _request_body("ExplanationRequest")
 
 
 def create_app(model_path: str | Path | Predictor, settings: ServeSettings | None = None,
@@ -355,9 +473,11 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
                              description=app.description, routes=app.routes)
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
-        defs = PredictionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-        comps.update(defs.pop("$defs", {}))
-        comps["PredictionRequest"] = defs
+        for model in (PredictionRequest, ExplanationRequest):
+            defs = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            comps.update(defs.pop("$defs", {}))
+            comps[model.__name__] = defs
+        _strict_request_schema(comps["PredictionRequest"], settings.max_batch)
         app.openapi_schema = schema
         return schema
 
@@ -377,7 +497,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         """Predict prepared images (batched with concurrent requests' unless micro_batch is 1) and describe them;
         ``x`` may be a function that prepares them, run by the batch next to the other requests' (see batching)."""
         if callable(x) and settings.micro_batch == 1:
-            x = x()
+            x = await run_in_threadpool(x)
         probs = await batcher.predict(x) if settings.micro_batch > 1 else await run_in_threadpool(predictor.predict, x)
         preds = [predictor.describe(row, settings.top_k) for row in probs]
         if batch:
@@ -437,12 +557,14 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
             def prepare() -> np.ndarray:
                 return predictor.prepare_bytes(data, limits)[None]
 
-            # a glyph's upload: cheaper on the loop than the hop to a thread, and prepared by the micro-batch,
-            # next to the concurrent requests' uploads (warm caches); a photo or scan in a thread
-            x = prepare if len(data) <= INLINE_PREPARE_BYTES else await run_in_threadpool(prepare)
+            # a glyph's upload: prepared by the micro-batch, next to the concurrent requests' uploads (warm caches,
+            # one hop to a thread for them all); a photo or scan in a thread of its own
+            x = prepare if len(data) <= BATCH_PREPARE_BYTES else await run_in_threadpool(prepare)
             return JSONResponse(await answer(x, batch=False))
         except NoInkError:
             return _no_ink([["body", "file"] if ctype == "multipart/form-data" else ["body"]])
+        except SeveralGlyphsError as exc:
+            return _several(["body", "file"] if ctype == "multipart/form-data" else ["body"], exc)
         except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
@@ -450,7 +572,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     explainer = Explainer(predictor.model)
 
-    @app.post("/explanation", responses=responses, openapi_extra=_PREDICTION_BODY,
+    @app.post("/explanation", responses=responses, openapi_extra=_EXPLANATION_BODY,
               summary="Why the model chose its class and not the runner-up: attribution maps for one image")
     async def explanation(request: Request,
                           method: Literal["auto", "ig", "occlusion", "gradcam", "coef"] = "auto",
@@ -470,6 +592,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
             ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
             loc = {"application/json": ["body", "pixels"], "multipart/form-data": ["body", "file"]}.get(ctype, ["body"])
             return _no_ink([loc])
+        except SeveralGlyphsError as exc:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            return _several({"multipart/form-data": ["body", "file"]}.get(ctype, ["body"]), exc)
         except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except GlyphlabError as exc:
@@ -481,6 +606,12 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     card = read_model_card(predictor.directory)  # hash-checked now: a card changed later is not served
 
+    # what /model tells: paths, versions and training-data paths only with expose_details (strangers ask it)
+    info = {**predictor.info(), "manifest": predictor.manifest, "limits": settings.model_dump(), "model_card": card}
+    model_details = info if settings.expose_details else public_details(info)
+    if not settings.expose_details and card is not None:
+        card = redact_paths(card)
+
     @app.get("/model", summary="The model's manifest and how it is served; its MODEL_CARD.md with "
              "Accept: text/markdown", responses={200: {"content": {"text/markdown": {}}}})
     def model_info(request: Request):
@@ -489,8 +620,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 return _error(404, "this model folder has no MODEL_CARD.md (saved by an older glyphlab); "
                                    "rerun `glyphlab run` to get one")
             return PlainTextResponse(card, media_type="text/markdown; charset=utf-8")
-        return {**predictor.info(), "manifest": predictor.manifest,
-                "limits": settings.model_dump(), "model_card": card}
+        return model_details
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
@@ -499,10 +629,14 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     # innermost: POST /prediction goes straight to its handler (the route above stays, for the OpenAPI document)
     app.add_middleware(DirectRouteMiddleware, method="POST", path="/prediction", handler=prediction)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes)
-    # outermost, so that no body is read beyond the limit
+    # a slot is taken once the body is here: a slow client holds a connection, never a slot
     app.add_middleware(ConcurrencyLimitMiddleware, max_concurrency=settings.max_concurrency,
                        max_queue=settings.max_queue, queue_timeout_s=settings.queue_timeout_s)
+    # no body is read beyond the limit or the deadline
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes, timeout_s=settings.body_timeout_s,
+                       max_buffered=settings.max_buffered_mb * 1_000_000 if settings.max_buffered_mb else None)
+    if settings.rate_limit:  # outermost of the limits: a client over its rate costs nothing more
+        app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit)
     return install_gateway(app, predictor, gateway, api_key)  # metrics, API key, CORS: outside everything above
 
 
@@ -515,6 +649,9 @@ def app_from_env() -> FastAPI:
         raise RuntimeError("GLYPHLAB_SERVE_MODEL is not set; start the server with `glyphlab serve MODEL`")
     raw = os.environ.get("GLYPHLAB_SERVE_SETTINGS")
     settings = ServeSettings.model_validate_json(raw) if raw else ServeSettings()
+    from glyphlab.serving import protocols
+
+    protocols.HEADER_TIMEOUT_S = settings.header_timeout_s  # this server process's connections (uvicorn's protocol)
     tune_malloc()  # process-wide, so only in a server process, not wherever create_app is called
     app = create_app(model, settings, gateway=GatewaySettings.from_env(), api_key=load_api_key())
     app.state.predictor.warm_up(settings.micro_batch)

@@ -10,6 +10,7 @@ and sends it with its requests) and, unless configured otherwise, ``/metrics``.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -25,6 +26,8 @@ KEY_FILE_ENV = "GLYPHLAB_API_KEY_FILE"
 MIN_KEY_LENGTH = 16
 #: most bytes of a refused request's body read and dropped before the 401 (beyond, the connection is closed)
 MAX_DRAIN = 1 << 20
+#: and the longest it waits for them
+DRAIN_TIMEOUT_S = 2.0
 
 
 def load_api_key(path: str | Path | None = None) -> str | None:
@@ -89,12 +92,17 @@ class ApiKeyMiddleware:
         if scope["type"] != "http" or scope.get("path") in self.public or self.allowed(scope.get("headers") or ()):
             await self.app(scope, receive, send)
             return
-        # read (and drop) a small body, so that the client is not cut off mid-upload before it reads the 401
+        # read (and drop) a small body, so that the client is not cut off mid-upload before it reads the 401; a
+        # large or slow one is not waited for (the connection is closed after the answer)
         more, drained = scope.get("method") not in ("GET", "HEAD"), 0
-        while more and drained < MAX_DRAIN:
-            message = await receive()
-            drained += len(message.get("body", b""))
-            more = message["type"] == "http.request" and message.get("more_body", False)
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                while more and drained < MAX_DRAIN:
+                    message = await receive()
+                    drained += len(message.get("body", b""))
+                    more = message["type"] == "http.request" and message.get("more_body", False)
+        except TimeoutError:
+            more = True
         body = json.dumps({"detail": "missing or wrong API key: send the header 'Authorization: Bearer KEY'"}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                    (b"www-authenticate", b'Bearer realm="glyphlab"')]

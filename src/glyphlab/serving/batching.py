@@ -12,8 +12,9 @@ than the inference (on a 2-core server, 0.7 ms of a 2.4 ms request). A slower mo
 still runs in a thread, so the loop keeps answering while it computes; the first batch always does, to
 measure it.
 
-A caller may hand over a function that makes its images instead of the images (a small upload's decoding
-and preparation): the batch calls it next to the other callers', back to back. On a shared 2-core VM the
+A caller may hand over a function that makes its images instead of the images (an upload's decoding
+and preparation): the batch calls it next to the other callers', back to back, in one worker thread (never
+on the event loop, whatever the upload costs). On a shared 2-core VM the
 caches are cold again a few milliseconds after a request: one upload's whole path (decode, prepare, model,
 JSON) cost 1.2 ms of CPU back to back and 2.4 ms after 10 ms away, three together after the same gap
 1.34 ms each (``bench/serve_cold.py``, AMD EPYC Zen 3). ``wait_s`` lets the first caller of a
@@ -105,27 +106,40 @@ class MicroBatcher:
             timer.cancel()
             self._full = None
 
-    def _take(self) -> list[tuple[np.ndarray, asyncio.Future]]:
-        """The oldest callers whose images fit in one batch (always at least one caller), their images made."""
+    async def _take(self) -> list[tuple[np.ndarray, asyncio.Future]]:
+        """The oldest callers whose images fit in one batch (always at least one caller), their images made.
+
+        The makers (uploads to decode) run back to back in one worker thread, never on the event loop: a
+        decoder's time is the upload's to choose, within the limits, and the loop must keep answering."""
         self._taken = taken = []  # kept on self as it grows: the worker's handler fails these if it must
         n = 0
         while self._pending and (not taken or n + self._size(self._pending[0][0]) <= self.max_batch):
             images, fut, arrived = self._pending.pop(0)
             if fut.cancelled():
                 continue
-            if not isinstance(images, np.ndarray):
-                maker = images
-                try:
-                    images = maker()
-                except Exception as exc:  # this caller's upload, not the batch's problem
-                    self._settle(fut, exc)
-                    continue
-                except BaseException:
-                    self._pending.insert(0, (maker, fut, arrived))  # failed with the others by _run
-                    raise
             taken.append((images, fut))
-            n += len(images)
+            n += self._size(images)
+        if any(not isinstance(images, np.ndarray) for images, _ in taken):
+            made = await run_in_threadpool(self._make, [images for images, _ in taken])
+            taken[:] = [(images, fut) for images, (_, fut) in zip(made, taken)]
+            for images, fut in [t for t in taken if isinstance(t[0], Exception)]:
+                self._settle(fut, images)  # this caller's upload, not the batch's problem
+            taken[:] = [t for t in taken if not isinstance(t[0], Exception)]
         return taken
+
+    @staticmethod
+    def _make(items: list[Images]) -> list[np.ndarray | Exception]:
+        """Each caller's images, made where a maker was handed over; an Exception is that caller's own."""
+        out: list[np.ndarray | Exception] = []
+        for images in items:
+            if isinstance(images, np.ndarray):
+                out.append(images)
+                continue
+            try:
+                out.append(images())
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     async def _run(self) -> None:
         try:
@@ -149,7 +163,7 @@ class MicroBatcher:
         while self._pending:
             if self.wait_s > 0:
                 await self._wait_for_others()
-            taken = self._take()
+            taken = await self._take()
             if not taken:
                 continue
             try:

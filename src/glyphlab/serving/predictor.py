@@ -20,7 +20,8 @@ from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 
-from glyphlab.data.images import DecodeLimits, NoInkError, PreparedImage, prepare_bytes, prepare_file, prepare_pixels
+from glyphlab.data.images import (SEVERAL_GLYPHS, DecodeLimits, NoInkError, PreparedImage, SeveralGlyphsError,
+                                  prepare_bytes, prepare_file, prepare_pixels)
 from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.base import check_images
 from glyphlab.serving.onnx_export import DEFAULT_NAME, FORMAT, OUTPUT, sidecar_path
@@ -152,11 +153,17 @@ class Predictor:
         return sess
 
     # -- inference --------------------------------------------------------------------------------
-    def predict(self, images: np.ndarray | Sequence[str | Path]) -> np.ndarray:
+    def predict(self, images: np.ndarray | Sequence[str | Path], return_inputs: bool = False):
         """(N, n_classes) float32 probabilities for (N, H, W) images of the model's input shape, or for a list of
-        image files (each prepared by :meth:`prepare_file`, as ``glyphlab predict`` and the server do)."""
+        image files (each prepared by :meth:`prepare_file`, as ``glyphlab predict`` and the server do).
+
+        ``return_inputs=True`` returns ``(probabilities, inputs)``: what the model saw, (N, H, W) in [0, 1]
+        (for files, the prepared pictures; ``glyphlab predict --show-inputs`` writes them as PNGs)."""
         if isinstance(images, (list, tuple)) and images and all(isinstance(i, (str, Path)) for i in images):
             images = np.stack([self.prepare_file(p) for p in images])
+        if return_inputs:
+            inputs = np.clip(check_images(images), 0.0, 1.0)
+            return self.predict(inputs), inputs
         x = check_images(images)
         if tuple(x.shape[1:]) != self.input_shape:
             raise ConfigError(f"the model takes {self.input_shape} images, got {tuple(x.shape[1:])}")
@@ -196,6 +203,8 @@ class Predictor:
     def _inked(self, prepared: PreparedImage) -> np.ndarray:
         if prepared.no_ink:
             raise NoInkError(self.NO_INK)
+        if prepared.others:
+            raise SeveralGlyphsError(SEVERAL_GLYPHS.format(n=prepared.others + 1))
         return prepared.pixels
 
     # -- answers ----------------------------------------------------------------------------------

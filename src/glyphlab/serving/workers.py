@@ -15,6 +15,7 @@ kernel sends there while worker i is being replaced wait in its backlog.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import sys
@@ -24,12 +25,61 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from glyphlab.errors import GlyphlabError
+
 log = logging.getLogger("uvicorn.error")
 
 
 def spreads_connections() -> bool:
     """Whether this platform balances connections over SO_REUSEPORT sockets (Linux >= 3.9)."""
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise :class:`GlyphlabError` (one line naming the port) if ``host:port`` cannot be bound alone.
+
+    Sockets with ``SO_REUSEPORT`` share a port with any other such socket of the same user, so a second
+    ``glyphlab serve --workers 2`` on a port one already serves would start cleanly and each connection would
+    reach one of the two models at random. A socket without ``SO_REUSEPORT`` cannot be bound where anything
+    listens (``SO_REUSEADDR`` only lets it past connections in TIME_WAIT), so it is bound and closed first.
+    """
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            why = "something already listens on it" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise GlyphlabError(f"cannot serve on {host}:{port}: {why}; stop it or choose another --port") from None
+
+
+def _model_error(model_path: str, backend: str) -> str | None:
+    """In a child process: load the model as a worker will; the one line a user sees if it cannot be served."""
+    from glyphlab.cli import user_error_message
+    from glyphlab.serving.predictor import Predictor
+
+    try:
+        Predictor(model_path, backend=backend)  # type: ignore[arg-type]
+    except Exception as exc:
+        return user_error_message(exc) or f"the model cannot be loaded ({type(exc).__name__}: {exc})"
+    return None
+
+
+def check_model_in_child(model_path: str, backend: str) -> None:
+    """Load the model once in a short-lived child process and raise :class:`GlyphlabError` if it cannot be served.
+
+    The supervisor of ``--workers N`` serves nothing: loaded in it for this check, a cnn-small model kept
+    511 MB in a process that only watches its workers. A child's memory goes back when it exits.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        error = pool.submit(_model_error, str(model_path), backend).result()
+    if error is not None:
+        raise GlyphlabError(error)
 
 
 def reuseport_sockets(host: str, port: int, n: int) -> list[socket.socket]:
@@ -111,7 +161,9 @@ def forget_worker_gauges(pid: int | None) -> None:
 
 
 def serve(app: str, *, host: str, port: int, workers: int, **options: Any) -> None:
-    """``uvicorn.run(app, factory=True, ...)``; several workers on their own sockets where that spreads load."""
+    """``uvicorn.run(app, factory=True, ...)``; several workers on their own sockets where that spreads load.
+    A port something already listens on is refused first (:func:`check_port_free`)."""
+    check_port_free(host, port)
     if workers <= 1 or not spreads_connections():
         uvicorn.run(app, factory=True, host=host, port=port, workers=workers, **options)
         return

@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from glyphlab.data.splits import kfold_indices
 from glyphlab.models.registry import create_model, with_seed
 from glyphlab.models.torch import usable_cores
+from glyphlab.pipeline.parallel import in_worker
 from glyphlab.pipeline.search.space import model_defaults
 
 
@@ -79,7 +80,7 @@ def cv_score(model: str, params: dict[str, Any], images: np.ndarray, labels: np.
         scores_iter = (_fold_score(model, params, images, labels, tr, va, classes) for tr, va in folds)
     else:
         scores_iter = Parallel(n_jobs=workers, return_as="generator")(
-            delayed(_fold_score)(model, params, images, labels, tr, va, classes) for tr, va in folds)
+            delayed(in_worker)(_fold_score, model, params, images, labels, tr, va, classes) for tr, va in folds)
     scores: list[float] = []
     for i, score in enumerate(scores_iter):
         scores.append(score)

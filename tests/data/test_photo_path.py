@@ -1,0 +1,187 @@
+"""Photos and scans of handwriting through the one image path: the model is shown the glyph, not the page.
+
+Each picture is composed here (numpy + Pillow, seeded): a glyph drawn with strokes, set on paper with one
+hard condition (a shadow across it, ruled or squared paper, a blue pen on cream paper, a form's box), saved
+as a JPEG. The check: what the image path makes of the photo matches what it makes of the same glyph as a
+clean scan (correlation of the two 28x28 inputs), where the version-1 path (no ``clean`` step, what a model
+saved before it records) is shown a grey box instead.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from glyphlab.data.images import (ImageConfig, NoInkError, Preprocessing, SeveralGlyphsError, prepare_bytes,
+                                  prepare_image)
+
+NEW = ImageConfig.mnist_style(28)
+V1 = ImageConfig.from_dict({k: v for k, v in NEW.to_dict().items() if k not in ("clean", "binary", "stroke", "version")})
+CREAM, BLUE, BLACK = (0.96, 0.92, 0.80), (0.12, 0.22, 0.62), (0.1, 0.1, 0.12)
+
+
+def glyph(kind: str, side: int = 60, width: int = 6) -> np.ndarray:
+    """A handwritten-like glyph, ink = 1 on 0: '7', '4' (two strokes), '0', '5' (its bar apart)."""
+    im = Image.new("L", (side, side), 0)
+    d = ImageDraw.Draw(im)
+    s = side / 60
+    strokes = {
+        "7": [[(12, 8), (48, 8), (26, 54)]],
+        "4": [[(36, 6), (10, 38), (50, 38)], [(38, 20), (38, 56)]],
+        "0": [],
+        "5": [[(20, 6), (46, 6)], [(18, 12), (16, 28), (34, 26), (44, 36), (40, 50), (18, 54)]],
+    }[kind]
+    for line in strokes:
+        d.line([(x * s, y * s) for x, y in line], fill=255, width=width, joint="curve")
+    if kind == "0":
+        d.ellipse([14 * s, 6 * s, 46 * s, 54 * s], outline=255, width=width)
+    return np.asarray(im, np.float32) / 255
+
+
+def photo(glyphs: list[np.ndarray], *, paper=CREAM, ink=BLACK, shadow: float = 0.0, ruled: int = 0,
+          squared: int = 0, box: bool = False, size=(120, 150), seed: int = 0) -> bytes:
+    """A JPEG of ``glyphs`` side by side on a lit page: ``shadow`` darkens the page's right part (a hard
+    edge through the first glyph), ``ruled``/``squared`` draw lines every that many px, ``box`` a form box."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    page = np.ones((h, w, 3), np.float32) * np.array(paper, np.float32)
+    yy, xx = np.mgrid[0:h, 0:w]
+    page *= (1 - 0.15 * xx / w)[..., None]  # a light gradient
+    lines = np.zeros((h, w), np.float32)
+    if ruled:
+        lines[(yy % ruled) == ruled // 2] = 1
+    if squared:
+        lines[((yy % squared) == 3) | ((xx % squared) == 3)] = 1
+    page = page * (1 - 0.45 * lines[..., None]) + 0.45 * lines[..., None] * np.array((0.45, 0.6, 0.9))
+    alpha = np.zeros((h, w), np.float32)
+    left = 18
+    for g in glyphs:
+        top = (h - g.shape[0]) // 2
+        alpha[top: top + g.shape[0], left: left + g.shape[1]] = np.maximum(
+            alpha[top: top + g.shape[0], left: left + g.shape[1]], g)
+        left += g.shape[1] + 10
+    if box:
+        t, l, b, r = 20, 10, h - 20, left
+        page[t:b, [l, r]] *= 0.35
+        page[[t, b], l:r] *= 0.35
+    img = page * (1 - alpha[..., None]) + np.array(ink, np.float32) * alpha[..., None]
+    if shadow:
+        img[:, int(0.45 * w):] *= 1 - shadow
+    img += rng.normal(0, 0.012, img.shape)
+    buf = io.BytesIO()
+    Image.fromarray((img.clip(0, 1) * 255).round().astype(np.uint8), "RGB").save(buf, "JPEG", quality=75)
+    return buf.getvalue()
+
+
+def reference(g: np.ndarray) -> np.ndarray:
+    """The glyph as a clean scan, through the same path."""
+    page = np.zeros((g.shape[0] + 20, g.shape[1] + 20), np.float32)
+    page[10:-10, 10:-10] = g
+    return prepare_image(Image.fromarray((255 * (1 - page)).astype(np.uint8)), NEW).pixels
+
+
+def corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+CASES = {
+    "shadow across the glyph": dict(kind="7", shadow=0.45),
+    "ruled paper": dict(kind="4", ruled=14),
+    "blue pen on cream, squared paper": dict(kind="0", ink=BLUE, squared=16),
+    "a form's box": dict(kind="7", box=True),
+    "shadow and ruled paper, grey page": dict(kind="0", paper=(0.75, 0.75, 0.74), shadow=0.35, ruled=12),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_photo_gives_the_model_the_glyph(case):
+    kw = dict(CASES[case])
+    g = glyph(kw.pop("kind"))
+    data = photo([g], **kw)
+    ref = reference(g)
+    new = prepare_bytes(data, NEW)
+    assert not new.no_ink and new.others == 0 and new.inverted
+    assert corr(new.pixels, ref) > 0.8, corr(new.pixels, ref)
+    old = prepare_bytes(data, V1).pixels  # today's path before the clean step: the page, not the glyph
+    assert corr(old, ref) < 0.6, corr(old, ref)
+
+
+def test_a_broken_five_stays_one_glyph():
+    g = glyph("5")
+    new = prepare_bytes(photo([g], ruled=15), NEW)
+    assert new.others == 0 and corr(new.pixels, reference(g)) > 0.8
+
+
+def test_two_glyphs_side_by_side_are_said_to_be_several():
+    data = photo([glyph("7", 50), glyph("4", 50)], size=(100, 160))
+    assert prepare_bytes(data, NEW).others == 1
+    assert prepare_bytes(data, V1).others == 0  # the old path says nothing: one silent guess for "74"
+
+
+def test_a_blank_photographed_page_is_no_ink():
+    data = photo([], shadow=0.4, ruled=14)
+    assert prepare_bytes(data, NEW).no_ink
+    assert not prepare_bytes(data, V1).no_ink  # the old path took the shadow and the lines for a glyph
+
+
+def test_white_on_black_and_a_drawing_canvas_are_unchanged():
+    """Clean inputs: the clean step changes what the model sees by almost nothing."""
+    g = glyph("4")
+    page = np.zeros((64, 64), np.float32)
+    page[2:62, 2:62] = g
+    for img in (page, 1 - page):
+        im = Image.fromarray((img * 255).astype(np.uint8))
+        a, b = prepare_image(im, NEW).pixels, prepare_image(im, V1).pixels
+        assert np.abs(a - b).mean() < 0.01
+    canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))  # the drawing page: black strokes, transparent
+    ImageDraw.Draw(canvas).line([(140, 40), (140, 240)], fill=(0, 0, 0, 255), width=20)
+    a, b = prepare_image(canvas, NEW), prepare_image(canvas, V1)
+    assert np.abs(a.pixels - b.pixels).mean() < 0.01 and not a.no_ink and a.others == 0
+
+
+def test_binary_makes_pure_strokes():
+    out = prepare_bytes(photo([glyph("7")], shadow=0.3), ImageConfig.mnist_style(28, binary=True, centre_by_mass=False))
+    assert set(np.unique(out.pixels)) <= {0.0, 1.0}
+
+
+def test_config_versions():
+    """A record without a version is version 1 (no clean step) and reads back as such; today's is 2."""
+    assert NEW.clean and NEW.to_dict()["version"] == 2
+    assert ImageConfig.from_dict(NEW.to_dict()) == NEW
+    assert not V1.clean and V1 == ImageConfig.mnist_style(28, clean=False)
+    with pytest.raises(Exception, match="version 3"):
+        ImageConfig.from_dict({**NEW.to_dict(), "version": 3})
+    with pytest.raises(Exception, match="unknown image config field"):  # a v1 record cannot name v2 fields
+        ImageConfig.from_dict({"canvas": [28, 28], "clean": True})
+    assert Preprocessing.assumed((28, 28)).config == V1  # a manifest with no record: the old default
+    assert "the glyph found" in NEW.describe() and "the glyph found" not in V1.describe()
+
+
+def test_predictor_refuses_several_glyphs_and_blank_pages_and_returns_inputs(tmp_path):
+    """Through a saved model: one clear refusal each, and what the model saw on request."""
+    from glyphlab.models.registry import create_model
+    from glyphlab.models.persistence import save_model
+    from glyphlab.serving.predictor import Predictor
+
+    rng = np.random.default_rng(0)
+    x = np.stack([reference(glyph(k)) for k in ("7", "4", "0")] * 4) + rng.normal(0, 0.01, (12, 28, 28))
+    model = create_model("logreg").fit(x.clip(0, 1).astype(np.float32), np.array([0, 1, 2] * 4),
+                                       classes=["7", "4", "0"], preprocessing=Preprocessing.files(NEW))
+    save_model(model, tmp_path / "m")
+    p = Predictor(tmp_path / "m")
+    (tmp_path / "two.jpg").write_bytes(photo([glyph("7", 50), glyph("4", 50)], size=(100, 160)))
+    (tmp_path / "blank.jpg").write_bytes(photo([], ruled=14))
+    (tmp_path / "one.jpg").write_bytes(photo([glyph("0")], shadow=0.4, squared=16))
+    with pytest.raises(SeveralGlyphsError, match="several glyphs.*glyphlab read"):
+        p.prepare_file(tmp_path / "two.jpg")
+    with pytest.raises(NoInkError):
+        p.prepare_file(tmp_path / "blank.jpg")
+    probs, inputs = p.predict([tmp_path / "one.jpg"], return_inputs=True)
+    assert p.classes[int(probs.argmax())] == "0" and inputs.shape == (1, 28, 28)
+    assert corr(inputs[0], reference(glyph("0"))) > 0.8
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["preprocessing"]["image_config"]["version"] == 2
