@@ -1,6 +1,10 @@
 # glyphlab model server: `docker build -t glyphlab .` then
-#   docker run --rm -p 8000:8000 -v "$PWD/runs/RUN/models/cnn-small:/model:ro" glyphlab /model
-# (export first with `glyphlab export runs/RUN/models/cnn-small` so the server uses ONNX Runtime).
+#   docker run --rm -p 8000:8000 -e GLYPHLAB_API_KEY="$(cat api-key)" \
+#     -v "$PWD/runs/RUN/models/cnn-small:/model:ro" glyphlab /model
+# The image has no PyTorch (the lean `glyphlab[serve]` install): export a network first with
+# `glyphlab export runs/RUN/models/cnn-small`, and it is served by ONNX Runtime; scikit-learn and XGBoost
+# models are served as they are. Without GLYPHLAB_API_KEY (or --api-key-file) the server warns that anyone
+# who reaches the port can use it; /metrics is open to Prometheus unless --metrics-private.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,13 +12,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# CPU-only torch from PyTorch's own index first, so the package's torch==2.13.0 pin is already met
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-# the local package itself; its dependencies are bounded in pyproject.toml (torch pinned there)
+# the local package with the serve extra only: no torch (pyproject's torch extra), half the install
 # hadolint ignore=DL3013
 RUN pip install ".[serve]" \
     && groupadd --gid 10001 glyph \

@@ -142,12 +142,14 @@ def run(dataset: str | Path = "digits", models: Sequence[str] = ("logreg", "svm"
         out: str | Path | None = None, *, params: dict[str, dict[str, Any]] | None = None, seed: int = 0,
         val_fraction: float = 0.1, variants: str = "", data_dir: str | Path | None = None, limit: int | None = None,
         dataset_options: dict[str, Any] | None = None, resume: bool = False, report: bool = False,
-        progress: bool = True, track: str | None = None, tracking_uri: str | None = None) -> Run:
+        progress: bool = True, track: str | None = None, tracking_uri: str | None = None,
+        register: str | None = None) -> Run:
     """Train and evaluate ``models`` on ``dataset`` into the run folder ``out`` (``glyphlab run``); returns the Run.
 
     ``params`` maps a model label to its parameters (``{"svm": {"C": 10}}``); ``LABEL=NAME`` in ``models``
     runs a registry model under another label. ``resume=True`` keeps the models ``out`` already finished.
-    ``track="mlflow"`` / ``"tensorboard"`` (and ``tracking_uri``) also log the run there (``--track``).
+    ``track="mlflow"`` / ``"tensorboard"`` (and ``tracking_uri``) also log the run there (``--track``);
+    ``register="NAME"`` registers the best model in MLflow's model registry, alias ``champion`` (``--register``).
     """
     options = dict(dataset_options or {})
     if limit is not None:
@@ -157,7 +159,7 @@ def run(dataset: str | Path = "digits", models: Sequence[str] = ("logreg", "svm"
                     dataset_options=options)
     with _output(progress) as console:
         path = _run(cfg, Path(out) if out else None, console=console, resume=resume, report=report, track=track,
-                    tracking_uri=tracking_uri)
+                    tracking_uri=tracking_uri, register=register)
     return Run.open(path)
 
 

@@ -24,8 +24,8 @@ console = Console()
 #: optional packages and the extra that brings each
 EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "serve", "onnxruntime": "serve",
           "onnxscript": "serve", "skl2onnx": "serve", "optuna": "search", "psycopg2": "search", "e2cnn": "rot",
-          "timm": "timm", "torchvision": "timm", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard",
-          "cleanlab": "audit"}
+          "timm": "timm", "torchvision": "timm", "torch": "torch", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard",
+          "cleanlab": "audit", "prometheus_client": "serve"}
 
 #: third-party errors that mean a file is not what it should be (its readers are glyphlab's loaders, which name
 #: the file; this is the net for a reader that does not), and file-system errors that name their path
@@ -107,8 +107,9 @@ Track = Annotated[
 TrackingUri = Annotated[
     Optional[str],
     typer.Option("--tracking-uri",
-                 help="MLflow store or server (default $GLYPHLAB_TRACKING_URI, else sqlite:///./mlflow.db; "
-                 "http://HOST:PORT for a server), or TensorBoard's log folder (default RUN/tensorboard)."),
+                 help="MLflow store or server (default $GLYPHLAB_TRACKING_URI, then $MLFLOW_TRACKING_URI, else "
+                 "sqlite:///./mlflow.db; http://HOST:PORT for a server; the experiment is $MLFLOW_EXPERIMENT_NAME "
+                 "or glyphlab), or TensorBoard's log folder (default RUN/tensorboard)."),
 ]
 
 
@@ -172,6 +173,10 @@ def run_cmd(
                                                          "those training images.")] = None,
     track: Track = None,
     tracking_uri: TrackingUri = None,
+    register: Annotated[Optional[str], typer.Option(
+        help="Register the best model in MLflow's model registry under this name (a pyfunc that loads glyphlab's "
+             "own model folder, no pickle) and point the alias 'champion' at it: "
+             "mlflow models serve -m models:/NAME@champion. Implies --track mlflow.")] = None,
 ) -> None:
     """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
     from glyphlab.models.registry import parse_params
@@ -195,7 +200,8 @@ def run_cmd(
         cfg = RunConfig.from_file(resume / CONFIG)
         if data_dir:  # where the data lives is not a setting of the run: the files may have moved
             cfg.data_dir = str(data_dir)
-        run(cfg, resume, console=console, resume=True, report=report, track=track, tracking_uri=tracking_uri)
+        run(cfg, resume, console=console, resume=True, report=report, track=track, tracking_uri=tracking_uri,
+            register=register)
         return
     names = [m.strip() for m in models.split(",") if m.strip()]
     cfg = RunConfig(
@@ -203,7 +209,7 @@ def run_cmd(
         val_fraction=val_fraction, variants=variant, data_dir=str(data_dir) if data_dir else None,
         dataset_options=_dataset_options(dataset_option), exclude=str(exclude) if exclude else "",
     )
-    run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri)
+    run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri, register=register)
 
 
 @app.command("evaluate")
@@ -648,6 +654,14 @@ def serve_cmd(
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
                                              help="A log line per request (uvicorn's access log); without it a "
                                                   "small upload costs ~0.1 ms less CPU.")] = True,
+    api_key_file: Annotated[Optional[Path], typer.Option(
+        help="A file whose first line is the API key every route but /health, / (and /metrics) needs as "
+             "'Authorization: Bearer KEY' (default $GLYPHLAB_API_KEY; none: no key).")] = None,
+    cors_origin: Annotated[list[str], typer.Option("--cors-origin", help="An origin allowed to call the API from "
+                                                   "a browser (repeatable); none: CORS off.")] = [],
+    metrics: Annotated[bool, typer.Option("--metrics/--no-metrics", help="Prometheus metrics at /metrics.")] = True,
+    metrics_public: Annotated[bool, typer.Option("--metrics-public/--metrics-private",
+                                                 help="Whether /metrics is open without the API key.")] = True,
 ) -> None:
     """Serve the model over HTTP: POST /prediction, a drawing page at /, docs at /docs (uvicorn)."""
     import os
@@ -674,9 +688,16 @@ def serve_cmd(
         Predictor(model_path, backend=settings.backend)
     os.environ["GLYPHLAB_SERVE_MODEL"] = str(model_path)
     os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
-    console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs)")
-    serve("glyphlab.serving.app:app_from_env", host=host, port=port, workers=workers, log_level="info",
-          access_log=access_log, timeout_graceful_shutdown=5, http=protocol_class())
+    from glyphlab.serving import gateway
+
+    key = gateway.configure_workers(host, api_key_file, cors_origin, metrics, metrics_public, workers)
+    console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs"
+                  f"{', metrics at /metrics' if metrics else ''}{', API key required' if key else ''})")
+    try:
+        serve("glyphlab.serving.app:app_from_env", host=host, port=port, workers=workers, log_level="info",
+              access_log=access_log, timeout_graceful_shutdown=5, http=protocol_class())
+    finally:
+        gateway.cleanup_workers()
 
 
 def main() -> None:

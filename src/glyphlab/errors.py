@@ -23,3 +23,7 @@ class ConfigError(GlyphlabError, ValueError):
 
 class RunFolderError(GlyphlabError, FileNotFoundError):
     """A run folder, or a file a run folder should hold, is missing or unreadable."""
+
+
+class TrackingError(GlyphlabError, RuntimeError):
+    """A step the user asked of the tracking server itself (registering a model) failed."""

@@ -15,12 +15,21 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from registry_helpers import check_models_serve
+
 from glyphlab.pipeline.run import RunConfig, run
 from glyphlab.tracking import TRACKING_FILE, resolve_backend
 from glyphlab.errors import ConfigError
 
 mlflow = pytest.importorskip("mlflow", reason="needs the mlflow extra: pip install 'glyphlab[mlflow]'")
 from mlflow import MlflowClient  # noqa: E402
+
+@pytest.fixture(autouse=True)
+def _no_tracking_variables(monkeypatch):
+    """The machine's own MLflow settings must not leak into the tests (each sets what it checks)."""
+    for name in ("GLYPHLAB_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+
 
 CFG = dict(dataset="digits", models=["logreg", "mlp"], params={"mlp": {"epochs": 2, "progress": False,
                                                                         "hidden": [32]}})
@@ -99,9 +108,11 @@ def test_mlflow_tracking_server_on_loopback(tmp_path: Path):
             assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "mlflow server did not answer /health in 180 s"
             time.sleep(0.5)
-        out = run(RunConfig(**CFG), tmp_path / "run", console=_quiet(), report=False, tracking_uri=uri)
+        out = run(RunConfig(**CFG), tmp_path / "run", console=_quiet(), report=False, tracking_uri=uri,
+                  register="glyphs")
         _check_mlflow_run(uri, out)  # a URI alone means mlflow
         assert any((tmp_path / "server-artifacts").rglob("manifest.json"))  # the server stored the artifacts
+        check_models_serve(uri, out, "glyphs", tmp_path)  # the registered model, served by MLflow itself
     finally:
         server.terminate()
         try:

@@ -132,6 +132,10 @@ def resolve_method(model: GlyphModel, method: str) -> str:
     if method == "auto":
         return "ig" if net and has_captum() else "occlusion"
     if method in ("ig", "gradcam"):
+        extra = getattr(model, "extra", None)  # a network served through ONNX alone (serving.predictor.OnnxOnlyModel)
+        if not net and extra:
+            raise ConfigError(f"{method} needs PyTorch, not installed here: pip install 'glyphlab[{extra}]' "
+                              "(occlusion works without it)")
         if not net:
             raise ConfigError(f"{method} needs a torch network; '{model.name}' is not one: use occlusion"
                               + (" or coef" if linear_coefficients(model) is not None else ""))

@@ -58,22 +58,39 @@ def _ensure_builtin() -> None:
     _loaded = True
 
 
-#: third-party packages that only some model families need (extras)
-OPTIONAL_DEPS = {"timm", "torchvision", "e2cnn", "escnn"}
+#: third-party packages that only some model families need (extras); torch is the ``glyphlab[torch]`` extra: a
+#: server of ONNX exports and scikit-learn/XGBoost models runs without it
+OPTIONAL_DEPS = {"timm", "torchvision", "e2cnn", "escnn", "torch"}
 
 #: models of optional families and the extra that installs each (pyproject's [project.optional-dependencies])
 OPTIONAL_MODELS = {"efficientnet-b0": "timm", "rot-cnn": "rot"}
+#: the networks, which need PyTorch (``pip install 'glyphlab[torch]'``)
+TORCH_MODELS = ("mlp", "cnn-small", "cnn-deep", "resnet-small", "cnn-fast")
+
+
+def torch_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def missing_extra(name: str) -> str | None:
     """The extra to install for ``name`` when it is an optional model whose family did not import; else None."""
     _ensure_builtin()
-    return OPTIONAL_MODELS.get(name) if name not in MODELS else None
+    if name in MODELS:
+        return None
+    if name in TORCH_MODELS or (name in OPTIONAL_MODELS and not torch_installed()):
+        return "torch"
+    return OPTIONAL_MODELS.get(name)
 
 
 def missing_models() -> dict[str, str]:
     """Optional models this install cannot build, each with the extra that brings it."""
-    return {n: e for n, e in sorted(OPTIONAL_MODELS.items()) if missing_extra(n)}
+    names = sorted({*OPTIONAL_MODELS, *TORCH_MODELS})
+    return {n: extra for n in names if (extra := missing_extra(n))}
 
 
 def needs_extra_message(name: str, extra: str) -> str:

@@ -35,7 +35,7 @@ from glyphlab.pipeline.audit import copy_audit, exclude_issues
 from glyphlab.pipeline.model_card import write_run_model_card
 from glyphlab.runfolder import (ACCURACY_VS_TIME, IMAGE_INPUTS, AUDIT_DIR, CHECKPOINT, FAILED, LAYOUT, LEADERBOARD,
                                LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row, sort_leaderboard)
-from glyphlab.tracking import Tracker, open_tracker, read_tracking
+from glyphlab.tracking import Tracker, open_tracker, read_tracking, resolve_backend
 
 FEATURE_SAMPLE = 2000
 HELD_OUT_TEST_FRACTION = 0.2
@@ -107,11 +107,13 @@ def default_run_dir(cfg: RunConfig) -> Path:
 
 
 def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None, resume: bool = False,
-        report: bool = True, track: str | None = None, tracking_uri: str | None = None) -> Path:
+        report: bool = True, track: str | None = None, tracking_uri: str | None = None,
+        register: str | None = None) -> Path:
     """Train, evaluate and save every model of ``cfg``; models already finished in ``out`` are kept when resuming.
 
     ``track="mlflow"`` or ``"tensorboard"`` also sends each model's params, metrics and files there (see
     :mod:`glyphlab.tracking`); a resumed run that was tracked goes on with the same backend and MLflow run.
+    ``register="NAME"`` (MLflow) registers the best model as a new version of NAME, alias ``champion``.
     """
     console = console or Console()
     out = Path(out) if out else default_run_dir(cfg)
@@ -122,6 +124,7 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     for entry in cfg.models:  # fail on a typo before any data is loaded or model trained
         label, name = split_model_entry(entry)
         create_model(name, **cfg.params.get(label, {}))
+    resolve_backend(track, tracking_uri, register)  # and on a --track/--register that cannot go together
     ds = load_run_dataset(cfg)
     created = not out.exists()
     folder = RunFolder.create(out)
@@ -141,7 +144,7 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         + f" → [green]{out}[/]"
     )
     console.print(f"  [dim]{dataset_reading(ds)}[/]")
-    tracker = _tracker(cfg, out, resume, track, tracking_uri, console)
+    tracker = _tracker(cfg, out, resume, track, tracking_uri, console, register)
     rows = []
     try:
         for entry in cfg.models:
@@ -170,6 +173,10 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     if tracker:
         tracker.run_finished(out)
         console.print(f"tracked: [green]{tracker.backend}[/] {tracker.uri}")
+        registered = getattr(tracker, "registered", None)
+        if registered:
+            console.print(f"registered: [green]{registered['uri']}[/] = version {registered['version']} "
+                          f"({registered['model']})", soft_wrap=True)
     return out
 
 
@@ -231,13 +238,13 @@ def dataset_reading(ds: Dataset) -> str:
 
 
 def _tracker(cfg: RunConfig, out: Path, resume: bool, track: str | None, uri: str | None,
-             console: Console) -> Tracker | None:
+             console: Console, register: str | None = None) -> Tracker | None:
     """The run's tracker; a resumed run that was tracked before is tracked again by the same backend."""
     if resume and track is None and uri is None:
         previous = read_tracking(out)
         track, uri = previous.get("backend"), previous.get("uri")
     tracker = open_tracker(track, out, name=out.name, params=asdict(cfg), uri=uri,
-                           tags={"glyphlab.dataset": cfg.dataset})
+                           tags={"glyphlab.dataset": cfg.dataset}, register=register)
     return tracker
 
 

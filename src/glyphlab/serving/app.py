@@ -30,7 +30,9 @@ from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError, S
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.models.persistence import read_model_card
+from glyphlab.serving.auth import load_api_key
 from glyphlab.serving.batching import MicroBatcher
+from glyphlab.serving.gateway import GatewaySettings, install as install_gateway
 from glyphlab.serving.limits import (ConcurrencyLimitMiddleware, RateLimitMiddleware, freeze_startup_objects,
                                      tune_malloc)
 from glyphlab.serving.multipart import MultipartError, upload_file
@@ -440,8 +442,10 @@ _PREDICTION_BODY = _request_body("PredictionRequest")
 _EXPLANATION_BODY = _request_body("ExplanationRequest")
 
 
-def create_app(model_path: str | Path | Predictor, settings: ServeSettings | None = None) -> FastAPI:
-    """A FastAPI app serving the model at ``model_path`` (a model folder, or a ready :class:`Predictor`)."""
+def create_app(model_path: str | Path | Predictor, settings: ServeSettings | None = None,
+               gateway: GatewaySettings | None = None, api_key: str | None = None) -> FastAPI:
+    """A FastAPI app serving the model at ``model_path`` (a model folder, or a ready :class:`Predictor`); ``gateway``
+    and ``api_key``: /metrics, CORS and the key every non-public route needs (see :mod:`glyphlab.serving.gateway`)."""
     settings = settings or ServeSettings()
     predictor = (
         model_path if isinstance(model_path, Predictor)
@@ -631,9 +635,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
     # no body is read beyond the limit or the deadline
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes, timeout_s=settings.body_timeout_s,
                        max_buffered=settings.max_buffered_mb * 1_000_000 if settings.max_buffered_mb else None)
-    if settings.rate_limit:  # outermost: a client over its rate costs nothing more
+    if settings.rate_limit:  # outermost of the limits: a client over its rate costs nothing more
         app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit)
-    return app
+    return install_gateway(app, predictor, gateway, api_key)  # metrics, API key, CORS: outside everything above
 
 
 def app_from_env() -> FastAPI:
@@ -649,7 +653,7 @@ def app_from_env() -> FastAPI:
 
     protocols.HEADER_TIMEOUT_S = settings.header_timeout_s  # this server process's connections (uvicorn's protocol)
     tune_malloc()  # process-wide, so only in a server process, not wherever create_app is called
-    app = create_app(model, settings)
+    app = create_app(model, settings, gateway=GatewaySettings.from_env(), api_key=load_api_key())
     app.state.predictor.warm_up(settings.micro_batch)
     freeze_startup_objects()  # process-wide too
     return app

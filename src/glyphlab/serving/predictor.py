@@ -1,7 +1,9 @@
 """A predictor for a saved model: ONNX Runtime when a checked ONNX file sits beside the model, else the model.
 
-The model folder is always loaded through :func:`~glyphlab.models.persistence.load_model`, so its weights
-are SHA-256 checked. An ONNX file (``MODEL_DIR/model.onnx`` by default, written by ``glyphlab export``) is
+The model folder is loaded through :func:`~glyphlab.models.persistence.load_model`, so its weights are
+SHA-256 checked; a network's folder with a usable ONNX export is served by ONNX Runtime alone when PyTorch is
+not installed (``pip install 'glyphlab[serve]'`` without the ``torch`` extra): every file of the manifest is
+still hash-checked, and explanations fall back to occlusion through the ONNX graph. An ONNX file (``MODEL_DIR/model.onnx`` by default, written by ``glyphlab export``) is
 used only when its sidecar says it was exported from exactly these weights and the file's own SHA-256
 matches; otherwise the predictor falls back to the model and says why in :attr:`Predictor.onnx_note`.
 
@@ -49,7 +51,8 @@ class Predictor:
             raise ConfigError(f"backend must be auto, onnx or native, got {backend!r}")
         self.directory = resolve_model_dir(model_path)
         self.manifest: dict[str, Any] = read_manifest(self.directory)
-        self.model = load_model(self.directory)
+        candidate = Path(onnx_path) if onnx_path is not None else self.directory / DEFAULT_NAME
+        self.model = self._onnx_only(backend, candidate) or load_model(self.directory)
         self.classes: list[str] = [str(c) for c in (self.model.classes_ or [])]
         self.input_shape: tuple[int, int] = tuple(int(s) for s in (self.model.input_shape_ or ()))  # type: ignore[assignment]
         if len(self.input_shape) != 2:
@@ -72,8 +75,11 @@ class Predictor:
         self._session = None
         self.onnx_path: Path | None = None
         if backend != "native":
-            candidate = Path(onnx_path) if onnx_path is not None else self.directory / DEFAULT_NAME
             self._session = self._open_onnx(candidate, threads)
+            if self._session is None and isinstance(self.model, OnnxOnlyModel):
+                raise ModelFileError(f"{self.directory} holds a '{self.model_name}' model, which needs "
+                                     f"glyphlab[{self.model.extra}] (pip install 'glyphlab[{self.model.extra}]'), "
+                                     f"and its ONNX export cannot be used instead: {self.onnx_note}")
             if self._session is None and backend == "onnx":
                 raise ModelFileError(f"cannot use ONNX for {self.directory}: {self.onnx_note}")
         self.backend: str = "onnxruntime" if self._session is not None else "native"
@@ -84,6 +90,19 @@ class Predictor:
                 torch.set_num_threads(int(threads))
 
     # -- ONNX -------------------------------------------------------------------------------------
+    def _onnx_only(self, backend: str, onnx_file: Path) -> "OnnxOnlyModel | None":
+        """A stand-in for a model whose family this install cannot import (a network without PyTorch) when an ONNX
+        export can serve it; None when the model itself loads (or nothing could serve it: load_model says why)."""
+        from glyphlab.models.persistence import verify_files
+        from glyphlab.models.registry import missing_extra
+
+        name = self.manifest.get("model")
+        extra = missing_extra(name) if isinstance(name, str) and backend != "native" else None
+        if not extra or not onnx_file.is_file():
+            return None
+        verify_files(self.directory, self.manifest)
+        return OnnxOnlyModel(self, extra)
+
     def _open_onnx(self, path: Path, threads: int | None):
         from glyphlab.models.persistence import sha256_file
 
@@ -223,3 +242,28 @@ class Predictor:
             "preprocessing": self.preprocessing.to_dict(),
             "preprocessing_text": self.image_config.describe(),
         }
+
+
+class OnnxOnlyModel:
+    """What the server needs of a model (classes, input shape, probabilities) from its manifest and ONNX graph, for a
+    model family this install cannot import (glyphlab[torch] not installed)."""
+
+    def __init__(self, predictor: Predictor, extra: str) -> None:
+        manifest = predictor.manifest
+        self.name = str(manifest.get("model"))
+        self.extra = extra
+        self.classes_ = list(manifest.get("classes") or [])
+        self.input_shape_ = tuple(manifest.get("input_shape") or ()) or None
+        self.preprocessing_ = None
+        files = sorted(manifest.get("files") or {})
+        # the same model_id as with the family installed: networks keep their weights in a .safetensors file
+        self.weights_file = next((f for f in files if f.endswith(".safetensors")), None)
+        self._predictor = predictor
+
+    def check_fitted(self) -> None:
+        """A saved model is fitted (the GlyphModel interface the explainer asks for)."""
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        if self._predictor._session is None:
+            raise ModelFileError(f"'{self.name}' needs glyphlab[{self.extra}] without its ONNX export")
+        return self._predictor.predict(images)

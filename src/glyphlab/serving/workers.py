@@ -126,6 +126,7 @@ class OwnSocketWorkers(Multiprocess):
                 self.should_exit.set()
                 return
             log.info(f"Child process [{process.pid}] died")
+            forget_worker_gauges(process.pid)
             self.processes[idx] = self._spawn(idx)
 
     def restart_all(self) -> None:
@@ -141,7 +142,22 @@ class OwnSocketWorkers(Multiprocess):
                 return
             old.terminate()
             old.join()
+            forget_worker_gauges(old.pid)
             self.processes[idx] = new
+
+
+def forget_worker_gauges(pid: int | None) -> None:
+    """A dead worker's live gauges (queue depth, requests in progress) leave /metrics; its counters stay counted."""
+    import os
+
+    if pid is None or not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    try:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+    except (ImportError, OSError):  # no metrics, or nothing to remove
+        pass
 
 
 def serve(app: str, *, host: str, port: int, workers: int, **options: Any) -> None:

@@ -3,9 +3,12 @@
 - ``mlflow`` (extra ``glyphlab[mlflow]``): one MLflow run per glyphlab run, one nested run per model (per search
   trial for ``glyphlab search``), with params, per-epoch metrics (from history.csv), final metrics, the figures,
   the report and the model folder as artifacts — the model in glyphlab's own safe format (manifest + hashes,
-  no pickle), never an MLflow pickle flavour. The store is ``--tracking-uri`` or ``GLYPHLAB_TRACKING_URI``, else
-  an SQLite file ``./mlflow.db`` with artifacts in ``./mlartifacts`` (MLflow 3 refuses its old ``./mlruns`` file
-  store unless ``MLFLOW_ALLOW_FILE_STORE=true``). An ``http://`` URI is a tracking server and works the same way.
+  no pickle), never an MLflow pickle flavour. The store is, first found: ``--tracking-uri``,
+  ``GLYPHLAB_TRACKING_URI``, MLflow's own ``MLFLOW_TRACKING_URI``, else an SQLite file ``./mlflow.db`` with
+  artifacts in ``./mlartifacts`` (MLflow 3 refuses its old ``./mlruns`` file store unless
+  ``MLFLOW_ALLOW_FILE_STORE=true``). An ``http://`` URI is a tracking server and works the same way. The
+  experiment is ``MLFLOW_EXPERIMENT_NAME``, else ``glyphlab``. ``register=NAME`` (``--register``) puts the best
+  model in MLflow's model registry as a "models from code" pyfunc (:mod:`glyphlab.tracking.mlflow_pyfunc`).
 - ``tensorboard`` (extra ``glyphlab[tensorboard]``): event files under ``RUN/tensorboard/MODEL`` (or the folder
   given as the URI): scalars per epoch, the confusion matrix and sample predictions as images, and
   hyper-parameters through the hparams plugin.
@@ -26,6 +29,9 @@ from glyphlab.fileio import write_json
 
 TRACKING_FILE = "tracking.json"
 URI_ENV = "GLYPHLAB_TRACKING_URI"
+#: MLflow's own variables, honoured after glyphlab's (what every other MLflow integration reads)
+MLFLOW_URI_ENV = "MLFLOW_TRACKING_URI"
+MLFLOW_EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 BACKENDS = ("mlflow", "tensorboard")
 
 
@@ -42,8 +48,15 @@ class Tracker(Protocol):
     def run_finished(self, out: Path, failed: bool = False) -> None: ...
 
 
-def resolve_backend(track: str | None, uri: str | None = None) -> str | None:
-    """``--track`` as given, or ``mlflow`` when only a tracking URI (option or ``GLYPHLAB_TRACKING_URI``) is set."""
+def resolve_backend(track: str | None, uri: str | None = None, register: str | None = None) -> str | None:
+    """``--track`` as given, or ``mlflow`` when only a tracking URI (option or ``GLYPHLAB_TRACKING_URI``) is set
+    or a model is to be registered. ``MLFLOW_TRACKING_URI`` alone does not turn tracking on: it is often set
+    once for a whole machine, and says only where MLflow runs go."""
+    if register is not None:
+        if track and track.strip().lower() not in ("mlflow",):
+            raise ConfigError(f"--register needs MLflow tracking, not --track {track!r}: the model registry is "
+                              "MLflow's (drop --track or use --track mlflow)")
+        return "mlflow"
     if track:
         track = track.strip().lower()
         if track in ("", "none", "off"):
@@ -54,22 +67,35 @@ def resolve_backend(track: str | None, uri: str | None = None) -> str | None:
     return "mlflow" if (uri or os.environ.get(URI_ENV)) else None
 
 
+def mlflow_uri(uri: str | None = None) -> str | None:
+    """Where MLflow runs go: ``uri`` (``--tracking-uri``), ``GLYPHLAB_TRACKING_URI``, ``MLFLOW_TRACKING_URI``, in
+    that order; ``None`` means the local default (:func:`glyphlab.tracking.mlflow_tracker.default_uri`)."""
+    return uri or os.environ.get(URI_ENV) or os.environ.get(MLFLOW_URI_ENV) or None
+
+
+def mlflow_experiment() -> str:
+    """The MLflow experiment: ``MLFLOW_EXPERIMENT_NAME``, else ``glyphlab``."""
+    return os.environ.get(MLFLOW_EXPERIMENT_ENV) or "glyphlab"
+
+
 def open_tracker(track: str | None, out: Path, name: str, params: dict[str, Any], uri: str | None = None,
-                 tags: dict[str, str] | None = None) -> Tracker | None:
+                 tags: dict[str, str] | None = None, register: str | None = None) -> Tracker | None:
     """The tracker for a run folder ``out`` (``None`` when tracking is off). A resumed run folder that was
-    tracked before continues its own MLflow run instead of starting a new one."""
-    backend = resolve_backend(track, uri)
+    tracked before continues its own MLflow run instead of starting a new one. ``register``: the name under
+    which the run's best model goes into MLflow's model registry when the run finishes."""
+    backend = resolve_backend(track, uri, register)
     if backend is None:
         return None
     previous = read_tracking(out)
     if backend == "mlflow":
-        uri = uri or os.environ.get(URI_ENV)  # the variable names an MLflow store, never a TensorBoard folder
+        uri = mlflow_uri(uri)  # the variables name an MLflow store, never a TensorBoard folder
         from glyphlab.tracking.mlflow_tracker import MlflowTracker  # optional extra: glyphlab[mlflow]
 
         resume_id = previous.get("run_id") if previous.get("backend") == "mlflow" and (
             uri is None or previous.get("uri") == uri) else None
-        return MlflowTracker(out, name, params, uri=uri, tags=tags, resume_run_id=resume_id,
-                             children=previous.get("children") if resume_id else None)
+        return MlflowTracker(out, name, params, uri=uri, tags=tags, experiment=mlflow_experiment(),
+                             resume_run_id=resume_id, children=previous.get("children") if resume_id else None,
+                             register=register)
     from glyphlab.tracking.tensorboard_tracker import TensorBoardTracker  # optional extra: glyphlab[tensorboard]
 
     return TensorBoardTracker(out, name, params, log_dir=uri)
@@ -85,8 +111,6 @@ def read_tracking(out: Path) -> dict[str, Any]:
 
 def write_tracking(out: Path, info: dict[str, Any]) -> None:
     write_json(Path(out) / TRACKING_FILE, info)
-
-
 
 
 def final_metrics(metrics: dict[str, Any]) -> dict[str, float]:

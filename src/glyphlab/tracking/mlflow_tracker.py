@@ -3,16 +3,20 @@ notebook that has its own MLflow runs open, and from several glyphlab runs in on
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from glyphlab.runfolder import ACCURACY_VS_TIME, CONFIG, DATASET, LEADERBOARD, REPORT, ModelFolder
+from glyphlab.errors import TrackingError
+from glyphlab.runfolder import ACCURACY_VS_TIME, CONFIG, DATASET, LEADERBOARD, MODEL, MODELS, REPORT, ModelFolder
 from glyphlab.tracking import (
     final_metrics, flat_params, write_tracking,
 )
@@ -22,6 +26,25 @@ DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 _BATCH = 100  # MLflow takes at most 100 params / 1,000 metrics per log_batch call
 _RESULT_FILES = (".json", ".csv", ".png", ".npz", ".md")
+#: the alias ``--register`` points at the new version (``models:/NAME@champion``)
+CHAMPION = "champion"
+#: where in a model's nested run the pyfunc model is logged
+PYFUNC_ARTIFACT = "pyfunc"
+
+
+@contextlib.contextmanager
+def _no_progress_bar():
+    """No "Downloading artifacts" bar while MLflow copies the local model folder into the pyfunc model."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def default_uri() -> str:
@@ -34,8 +57,13 @@ class MlflowTracker:
 
     def __init__(self, out: Path, name: str, params: dict[str, Any], uri: str | None = None,
                  tags: dict[str, str] | None = None, experiment: str = EXPERIMENT,
-                 resume_run_id: str | None = None, children: dict[str, str] | None = None) -> None:
+                 resume_run_id: str | None = None, children: dict[str, str] | None = None,
+                 register: str | None = None) -> None:
         self.out = Path(out)
+        #: the registry name the best model goes to when the run finishes (``--register``), if any
+        self.register = register
+        #: the registered model version, once registered
+        self.registered: dict[str, Any] | None = None
         self.uri = uri or default_uri()
         self.client = MlflowClient(tracking_uri=self.uri)
         exp = self.client.get_experiment_by_name(experiment)
@@ -67,7 +95,7 @@ class MlflowTracker:
     def _save(self) -> None:
         write_tracking(self.out, {
             "backend": self.backend, "uri": self.uri, "experiment_id": self.experiment_id, "run_id": self.run_id,
-            "children": self.children,
+            "children": self.children, **({"registered": self.registered} if self.registered else {}),
             "see": f"mlflow ui --backend-store-uri {self.uri}" if not self.uri.startswith("http") else self.uri,
         })
 
@@ -139,3 +167,63 @@ class MlflowTracker:
             self.client.set_terminated(self.run_id, "FAILED" if failed else "FINISHED")
         except Exception as exc:
             warnings.warn(f"MLflow logging of the run failed ({exc})", stacklevel=2)
+            best = None
+        if self.register and not failed:  # asked for by name: a failure here is an error, not a warning
+            if best is None:
+                raise TrackingError(f"cannot register {self.register!r}: no model of the run was logged to MLflow "
+                                    f"with an accuracy (see the warnings above); the run folder {out} is complete")
+            self.registered = self.register_model(best[0], self.register)
+
+    def register_model(self, label: str, name: str, alias: str = CHAMPION) -> dict[str, Any]:
+        """Log model ``label`` of the run as a pyfunc ("models from code": this package's ``mlflow_pyfunc.py``,
+        with glyphlab's hashed model folder as its artifact, no pickle) under its nested run, register it as a
+        new version of ``name`` and point ``alias`` at it. Returns name, version, alias and the model URI."""
+        import tempfile
+
+        import mlflow.pyfunc
+        from mlflow.exceptions import MlflowException
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import Schema, TensorSpec
+
+        from glyphlab import __version__
+        from glyphlab.models.persistence import read_manifest
+        from glyphlab.tracking import mlflow_pyfunc
+
+        run_id = self.children.get(label)
+        model_dir = self.out / MODELS / label / MODEL
+        try:
+            if run_id is None:
+                raise TrackingError(f"model {label!r} has no MLflow run")
+            manifest = read_manifest(model_dir)
+            h, w = (int(s) for s in manifest["input_shape"])
+            signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, h, w))]))
+            with tempfile.TemporaryDirectory() as tmp, _no_progress_bar():
+                path = Path(tmp) / PYFUNC_ARTIFACT
+                mlflow.pyfunc.save_model(
+                    str(path), python_model=mlflow_pyfunc.__file__,
+                    artifacts={mlflow_pyfunc.ARTIFACT: str(model_dir)}, signature=signature,
+                    pip_requirements=[f"glyphlab[serve]=={__version__}"],
+                    metadata={"glyphlab_model": label, "glyphlab_run_dir": str(self.out.resolve())})
+                self.client.log_artifacts(run_id, str(path), PYFUNC_ARTIFACT)
+            try:
+                self.client.create_registered_model(
+                    name, description="glyphlab models (pyfunc from code: glyphlab's own model folder, no pickle)")
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            source = f"{self.client.get_run(run_id).info.artifact_uri}/{PYFUNC_ARTIFACT}"
+            metrics = self.client.get_run(run_id).data.metrics
+            version = self.client.create_model_version(
+                name, source=source, run_id=run_id,
+                tags={"glyphlab.model": label, "glyphlab.run_dir": str(self.out.resolve()),
+                      "accuracy": f"{metrics.get('accuracy', float('nan')):.4f}"},
+                description=f"{label} from glyphlab run {self.out.name}")
+            self.client.set_registered_model_alias(name, alias, version.version)
+        except TrackingError:
+            raise
+        except Exception as exc:
+            raise TrackingError(f"registering {label!r} as {name!r} in {self.uri} failed: {exc}") from exc
+        self.registered = {"name": name, "version": str(version.version), "alias": alias, "model": label,
+                           "uri": f"models:/{name}@{alias}", "source": source}
+        self._save()
+        return self.registered
