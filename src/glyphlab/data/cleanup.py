@@ -81,16 +81,22 @@ class Glyph:
 
 
 def flatten(image: np.ndarray, ink_dark: bool, window: float = 0.2) -> np.ndarray:
-    """(H, W) or (H, W, C) in [0, 1] -> (H, W) float32 ink: how much darker (``ink_dark``) or lighter than
-    the local paper each pixel is, in its strongest channel, as a share of the paper's brightness. The
-    paper is estimated with a window of ``window`` of the picture's short side."""
-    img = np.asarray(image, dtype=np.float32)
+    """(H, W) or (H, W, C) in [0, 1] (or uint8) -> (H, W) float32 ink: how much darker (``ink_dark``) or
+    lighter than the local paper each pixel is, in its strongest channel, as a share of the paper's
+    brightness. The paper is estimated with a window of ``window`` of the picture's short side."""
+    return flatten_u8(image, ink_dark, window).astype(np.float32) * (1.0 / 255.0)
+
+
+def flatten_u8(image: np.ndarray, ink_dark: bool, window: float = 0.2) -> np.ndarray:
+    """:func:`flatten` as uint8 (255 = ink as dark as black on this paper); uint8 morphology is several
+    times faster than float's, and the picture came as 8 bits anyway."""
+    img = as_u8(image)
     if not ink_dark:
-        img = 1.0 - img
+        img = cv2.bitwise_not(img)
     h, w = img.shape[:2]
-    # the paper: a closing with a window of PAPER_WINDOW of the picture's short side. Its dilation (which removes
-    # the strokes) runs on a copy reduced to ~48 px a side, its erosion at full size, so a shadow's hard edge
-    # comes back where it was instead of blurred into a band of false ink
+    # the paper: a closing with a window of ``window`` of the picture's short side. Its dilation (which
+    # removes the strokes) runs on a copy reduced to ~48 px a side, its erosion at full size, so a shadow's
+    # hard edge comes back where it was instead of blurred into a band of false ink
     f = max(1.0, max(h, w) / 48.0)
     sh, sw = max(1, round(h / f)), max(1, round(w / f))
     small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA) if f > 1 else img
@@ -100,13 +106,21 @@ def flatten(image: np.ndarray, ink_dark: bool, window: float = 0.2) -> np.ndarra
         bright = cv2.resize(bright, (w, h), interpolation=cv2.INTER_LINEAR)
     kf = int(round((k + 1) * f)) | 1
     paper = cv2.erode(bright, np.ones((kf, kf), np.uint8), borderType=cv2.BORDER_REPLICATE)
-    ratio = cv2.divide(img, cv2.max(paper, 0.04))
+    ratio = cv2.divide(img, cv2.max(paper, 10), scale=255.0)  # saturates at 255 where brighter than paper
     if ratio.ndim == 3:
         channels = cv2.split(ratio)
         ratio = channels[0]
         for c in channels[1:]:
             ratio = cv2.min(ratio, c)
-    return np.clip(1.0 - ratio, 0.0, 1.0)
+    return cv2.bitwise_not(ratio)
+
+
+def as_u8(image: np.ndarray) -> np.ndarray:
+    """A picture as uint8 (floats in [0, 1] scaled and rounded)."""
+    img = np.asarray(image)
+    if img.dtype == np.uint8:
+        return img
+    return cv2.convertScaleAbs(np.clip(img, 0.0, 1.0).astype(np.float32, copy=False), alpha=255.0)
 
 
 def ink_map(image: np.ndarray, ink_dark: bool | None) -> tuple[np.ndarray, bool]:
@@ -121,14 +135,13 @@ def dark_ink(image: np.ndarray) -> bool:
     than a stroke keeps it (with its shadow edges, which a median preserves) and drops the strokes, whatever
     their polarity; the ink is what lies far from it, on one side. A border's or a picture's median, which
     a shadow or a bright band fools, is not asked."""
-    img = np.asarray(image, dtype=np.float32)
+    img = as_u8(image)
     if img.ndim == 3:
-        img = img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     h, w = img.shape
     f = max(1.0, max(h, w) / 64.0)
-    small = cv2.resize(img, (max(1, round(w / f)), max(1, round(h / f))), interpolation=cv2.INTER_AREA) \
+    u8 = cv2.resize(img, (max(1, round(w / f)), max(1, round(h / f))), interpolation=cv2.INTER_AREA) \
         if f > 1 else img
-    u8 = (small.clip(0, 1) * 255).astype(np.uint8)
     k = max(3, (min(u8.shape) // 2) | 1)
     # light multiplies (a shadowed page is the same page), so the contrast is a log ratio; a pixel counts
     # from a third darker or lighter than its paper, up to four times (near black a ratio means little)
@@ -142,25 +155,25 @@ def dark_ink(image: np.ndarray) -> bool:
 def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     """The glyph in a photo or scan; see the module's docstring for the steps. ``ink_dark=None`` finds out
     whether the ink is darker or lighter than the paper (:func:`dark_ink`)."""
-    image = np.asarray(image, dtype=np.float32)
+    image = as_u8(image)
     if max(image.shape[:2]) > WORK_SIDE:  # a glyph needs no more; the steps' cost grows with the pixels
         f = WORK_SIDE / max(image.shape[:2])
         size = (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     if ink_dark is None:
         ink_dark = dark_ink(image)
-    ink = flatten(image, ink_dark, PAPER_WINDOW)
-    h, w = ink.shape
-    nothing = Glyph(np.zeros_like(ink), True, 0, ink_dark=ink_dark)
-    u8, peak, sure_t = _levels(ink)
+    u8 = flatten_u8(image, ink_dark, PAPER_WINDOW)
+    h, w = u8.shape
+    nothing = Glyph(np.zeros((h, w), np.float32), True, 0, ink_dark=ink_dark)
+    peak, sure_t = _levels(u8)
     if peak < MIN_INK * 255:
         return nothing
     if min(h, w) >= MIN_PAGE_SIDE:  # a marker's bold strokes: a window not wider than them hollows them out
         _, strong = cv2.threshold(u8, max(sure_t, WIDE_SHARE * peak) - 1, 1, cv2.THRESH_BINARY)
         bold = stroke_width(strong) / min(h, w)
         if bold > 0.6 * PAPER_WINDOW:
-            ink = flatten(image, ink_dark, min(MAX_PAPER_WINDOW, 2.5 * bold))
-            u8, peak, sure_t = _levels(ink)
+            u8 = flatten_u8(image, ink_dark, min(MAX_PAPER_WINDOW, 2.5 * bold))
+            peak, sure_t = _levels(u8)
     _, weak = cv2.threshold(u8, WEAK_SHARE * sure_t, 1, cv2.THRESH_BINARY)
     if cv2.countNonZero(weak) > MAX_INK_SHARE * weak.size:  # a page of ink is paper of the other polarity
         return nothing
@@ -206,8 +219,9 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     cands = np.flatnonzero(mass > 0)
     if len(cands) > 1:
         dist = cv2.distanceTransform(weak, cv2.DIST_L2, 3)
-        thickness = 2.0 * (np.array([dist[labels == j].max() for j in cands]) if len(cands) <= 8
-                           else np.asarray(ndimage.maximum(dist, labels, cands)))
+        thickness = 2.0 * (np.array([dist[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]][
+            labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j].max() for j in cands]) if len(cands) <= 8
+            else np.asarray(ndimage.maximum(dist, labels, cands)))
         blob = thickness > BLOB * np.maximum(bw[cands], bh[cands])
         mass[cands[blob]] *= 0.1
     main = int(np.argmax(mass))
@@ -241,13 +255,12 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     return Glyph(out, False, others, (int(top), int(left), int(bottom), int(right)), ink_dark)
 
 
-def _levels(ink: np.ndarray) -> tuple[np.ndarray, int, float]:
-    """The ink as uint8, its peak (99.7th percentile) and the threshold of sure ink."""
-    u8 = cv2.convertScaleAbs(ink, alpha=255.0)
+def _levels(u8: np.ndarray) -> tuple[int, float]:
+    """The uint8 ink's peak (99.7th percentile) and the threshold of sure ink."""
     hist = np.bincount(u8.ravel(), minlength=256)
     peak = _percentile(hist, 99.7) if u8.size > 300 else int(u8.max())
     otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return u8, peak, max(otsu, SURE_SHARE * peak, MIN_INK * 255)
+    return peak, max(otsu, SURE_SHARE * peak, MIN_INK * 255)
 
 
 def normalise_stroke(ink: np.ndarray, box: tuple[int, int, int, int], share: float) -> np.ndarray:

@@ -426,9 +426,10 @@ def to_gray(im: Image.Image) -> np.ndarray:
     return to_pixels(im, colour=False)
 
 
-def to_pixels(im: Image.Image, colour: bool = True) -> np.ndarray:
+def to_pixels(im: Image.Image, colour: bool = True, eight_bit: bool = False) -> np.ndarray:
     """:func:`to_gray`, but colour images (RGB, CMYK, palette without transparency) as (H, W, 3) float32
-    when ``colour``: a blue pen on cream paper is told from the paper by its channels, not its luminance."""
+    when ``colour``: a blue pen on cream paper is told from the paper by its channels, not its luminance.
+    ``eight_bit``: 8-bit pictures (most) as their uint8 array, unconverted (the clean step works in 8 bits)."""
     try:
         im = ImageOps.exif_transpose(im) or im  # phone photos
     except Exception:  # a broken EXIF block is not worth refusing the image for
@@ -461,11 +462,14 @@ def to_pixels(im: Image.Image, colour: bool = True) -> np.ndarray:
             except (ValueError, OSError) as exc:
                 raise ImageInputError(f"images in mode {mode} are not supported: {exc}") from None
         if colour and im.mode != "L" and mode not in ("L", "1"):
-            rgb = np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.float32) / 255.0
+            rgb = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
             if rgb.ndim != 3 or rgb.size == 0:
                 raise ImageInputError(f"the image has no pixels (shape {rgb.shape})")
-            return rgb
-        gray = np.asarray(im if mode == "L" else im.convert("L"), dtype=np.float32) / 255.0
+            return rgb if eight_bit else rgb.astype(np.float32) / 255.0
+        gray = np.asarray(im if mode == "L" else im.convert("L"))
+        if eight_bit and gray.ndim == 2 and gray.size:
+            return gray
+        gray = gray.astype(np.float32) / 255.0
     if gray.ndim != 2 or gray.size == 0:
         raise ImageInputError(f"the image has no pixels (shape {gray.shape})")
     return gray.clip(0.0, 1.0).astype(np.float32, copy=False)
@@ -519,7 +523,10 @@ SEVERAL_GLYPHS = ("several glyphs: the picture holds {n} separate characters sid
 def prepare_image(im: Image.Image, config: ImageConfig) -> PreparedImage:
     """A decoded image -> the model input for ``config``."""
     if config.clean:
-        return prepare_gray(to_pixels(im, colour=True), config)
+        pixels = to_pixels(im, colour=True, eight_bit=True)
+        if pixels.dtype == np.uint8:  # 8 bits, as most pictures are: straight to the clean step
+            return _prepare_clean(pixels, config, None)
+        return prepare_gray(pixels, config)
     return prepare_gray(to_gray(im), config)
 
 
