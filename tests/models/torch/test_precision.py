@@ -64,14 +64,14 @@ def test_bf16_runs_the_forward_in_bf16_and_keeps_fp32_weights():
     assert all(b.dtype in (torch.float32, torch.int64) for b in net.buffers())
 
 
-def test_bf16_seeded_runs_are_identical_and_differ_from_fp32():
+def test_bf16_gives_other_weights_than_fp32():
+    """Why the default stays fp32: the same seed trains other weights in bf16 (determinism within a precision is
+    test_loop.py's test_seeded_runs_are_identical[bf16])."""
     x, y = _data()
     cfg = dict(epochs=2, batch_size=32, lr=0.01, seed=5, progress=False)
-    a, b, c = _net(), _net(), _net()
+    a, c = _net(), _net()
     train(a, x, y, n_classes=3, config=TrainConfig(precision="bf16", **cfg))
-    train(b, x, y, n_classes=3, config=TrainConfig(precision="bf16", **cfg))
     train(c, x, y, n_classes=3, config=TrainConfig(precision="fp32", **cfg))
-    assert all(torch.equal(pa, pb) for pa, pb in zip(a.parameters(), b.parameters()))
     assert not all(torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
 
 
