@@ -448,7 +448,7 @@ def train(
         configure_threads()
     precision = resolve_precision(device, cfg.precision)
     amp = AMP_DTYPES[precision]
-    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
     # a checkpoint is resumed only in the precision it was written in (``auto`` can resolve differently elsewhere)
     fingerprint = f"{fingerprint}|{precision}" if precision != "fp32" else fingerprint
 
