@@ -11,6 +11,11 @@ twice: as ``glyphlab run`` calls it (a 10 % validation split evaluated every epo
 history.csv in a run folder, the Rich progress bar) and without validation (the loop's own overhead).
 Images/s counts training images only. CPU seconds (``time.process_time``) are given beside wall seconds:
 on a shared CPU other jobs inflate them less.
+
+Every net is timed in each of ``--precisions`` (default fp32 and bf16; issue 31), in the same rounds: the bare
+loop under the same ``torch.autocast`` as glyphlab's, one row per precision with its test accuracy (2,000 MNIST
+test images, after the timed no-validation run) and its speed against fp32. The CPU's bf16 flags are printed:
+without avx512_bf16 or AMX, bf16 is emulated and slower.
 """
 
 from __future__ import annotations
@@ -35,15 +40,16 @@ from cnn_fast import DEFAULT_DATA, cpu_model, load_mnist_arrays  # noqa: E402  (
 
 from glyphlab.models.registry import create_model  # noqa: E402
 from glyphlab.models.torch.augment import augment_batch  # noqa: E402
-from glyphlab.models.torch.loop import configure_threads, lr_at, make_optimizer, train  # noqa: E402
+from glyphlab.models.torch.loop import (autocast_dtype, configure_threads, cpu_flags, loss_and_accuracy,  # noqa: E402
+                                        lr_at, make_optimizer, train)
 from glyphlab.models.torch.params import train_config  # noqa: E402
 
 NETS = ("mlp", "cnn-small", "cnn-deep", "resnet-small", "cnn-fast", "rot-cnn")
 
 
-def build(name: str, x: np.ndarray):
+def build(name: str, x: np.ndarray, precision: str = "fp32"):
     """A fresh module and loop config for net ``name`` (its defaults, one epoch), seeded as glyphlab seeds it."""
-    model = create_model(name, epochs=1, progress=True)
+    model = create_model(name, epochs=1, progress=True, precision=precision)
     model.classes_ = [str(i) for i in range(10)]
     model.input_shape_ = tuple(x.shape[1:])
     torch.manual_seed(int(model.params["seed"]))
@@ -63,6 +69,7 @@ def bare_loop(module: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg) -> Non
     gen = torch.Generator().manual_seed(int(cfg.seed))
     aug_gen = torch.Generator().manual_seed(int(cfg.seed) + 1)
     aug = cfg.augment if (cfg.augment is not None and cfg.augment.active) else None
+    amp = autocast_dtype(torch.device("cpu"), cfg.precision)
     module.train()
     step = 0
     for _ in range(int(cfg.epochs)):
@@ -72,7 +79,8 @@ def bare_loop(module: torch.nn.Module, x: np.ndarray, y: np.ndarray, cfg) -> Non
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, steps * int(cfg.epochs), cfg)
             xb = xt[idx] if aug is None else augment_batch(xt[idx], aug, aug_gen)
-            loss = F.cross_entropy(module(xb), yt[idx], label_smoothing=float(cfg.label_smoothing))
+            with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+                loss = F.cross_entropy(module(xb).float(), yt[idx], label_smoothing=float(cfg.label_smoothing))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -91,44 +99,59 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--nets", default=",".join(NETS))
     ap.add_argument("--limit", type=int, default=12000, help="training images (a 10 %% validation split is added)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16 (the first is the reference)")
     args = ap.parse_args(argv)
     threads = configure_threads()
-    xtr, ytr, _, _ = load_mnist_arrays(args.data_dir)
+    xtr, ytr, xte, yte = load_mnist_arrays(args.data_dir)
     n = args.limit
     x, y, xv, yv = xtr[:n], ytr[:n], xtr[-(n // 10):], ytr[-(n // 10):]
-    console = Console(width=200)
+    xt, yt = torch.from_numpy(xte[:2000]).unsqueeze(1), torch.from_numpy(yte[:2000])
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    console = Console(width=220)
     table = Table(title=f"Training loop: glyphlab vs bare PyTorch, {n:,} images, 1 epoch, median of {args.rounds} "
-                        f"alternating rounds ({threads} torch thread(s))")
-    for col in ("net", "bare s", "glyphlab s", "glyphlab s (no val)", "images/s ratio", "ratio (no val)",
-                "CPU ratio", "CPU ratio (no val)", "load 1 min"):
-        table.add_column(col, justify="left" if col == "net" else "right")
+                        f"alternating rounds ({threads} torch thread(s)), {' vs '.join(precisions)}")
+    for col in ("net", "precision", "bare s", "glyphlab s", "glyphlab s (no val)", "images/s ratio", "ratio (no val)",
+                "CPU ratio (no val)", f"speed vs {precisions[0]} (no val)", "test acc", "load 1 min"):
+        table.add_column(col, justify="left" if col in ("net", "precision") else "right")
     for name in [s.strip() for s in args.nets.split(",") if s.strip()]:
         try:
             build(name, x)
         except Exception as exc:  # an optional family (rot-cnn needs e2cnn) that is not installed
             console.print(f"[yellow]{name}: skipped ({exc})[/]")
             continue
-        module, cfg = build(name, x)  # warm-up on a slice (first-call costs of the ops), untimed
-        bare_loop(module, x[:512], y[:512], cfg)
-        train(build(name, x)[0], x[:512], y[:512], n_classes=10, config=cfg)
-        times: dict[str, list[tuple[float, float]]] = {"bare": [], "full": [], "noval": []}
+        for prec in precisions:  # warm-up on a slice (first-call costs of the ops, in each precision), untimed
+            module, cfg = build(name, x, prec)
+            bare_loop(module, x[:512], y[:512], cfg)
+            train(build(name, x, prec)[0], x[:512], y[:512], n_classes=10, config=cfg)
+        times = {p: {"bare": [], "full": [], "noval": []} for p in precisions}
+        acc: dict[str, float] = {}
         for _ in range(args.rounds):
-            module, cfg = build(name, x)
-            times["bare"].append(timed(lambda: bare_loop(module, x, y, cfg)))
-            with tempfile.TemporaryDirectory() as tmp:
-                module, cfg = build(name, x)
-                times["full"].append(timed(lambda: train(module, x, y, xv, yv, n_classes=10, config=cfg,
-                                                         run_dir=tmp, fingerprint="bench")))
-            module, cfg = build(name, x)
-            times["noval"].append(timed(lambda: train(module, x, y, n_classes=10, config=cfg)))
-        med = {k: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v]))) for k, v in times.items()}
-        table.add_row(name, f"{med['bare'][0]:.2f}", f"{med['full'][0]:.2f}", f"{med['noval'][0]:.2f}",
-                      f"{med['bare'][0] / med['full'][0]:.3f}", f"{med['bare'][0] / med['noval'][0]:.3f}",
-                      f"{med['bare'][1] / med['full'][1]:.3f}", f"{med['bare'][1] / med['noval'][1]:.3f}",
-                      f"{os.getloadavg()[0]:.1f}")
+            for prec in precisions:  # alternating, so every precision sees the same machine load
+                module, cfg = build(name, x, prec)
+                times[prec]["bare"].append(timed(lambda: bare_loop(module, x, y, cfg)))
+                with tempfile.TemporaryDirectory() as tmp:
+                    module, cfg = build(name, x, prec)
+                    times[prec]["full"].append(timed(lambda: train(module, x, y, xv, yv, n_classes=10, config=cfg,
+                                                                   run_dir=tmp, fingerprint="bench")))
+                module, cfg = build(name, x, prec)
+                times[prec]["noval"].append(timed(lambda: train(module, x, y, n_classes=10, config=cfg)))
+                acc[prec] = loss_and_accuracy(module, xt, yt, 1000)[1]  # fp32 inference, as predict does
+        med = {p: {k: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v])))
+                   for k, v in t.items()} for p, t in times.items()}
+        ref = med[precisions[0]]["noval"][0]
+        for prec in precisions:
+            m = med[prec]
+            table.add_row(name, prec, f"{m['bare'][0]:.2f}", f"{m['full'][0]:.2f}", f"{m['noval'][0]:.2f}",
+                          f"{m['bare'][0] / m['full'][0]:.3f}", f"{m['bare'][0] / m['noval'][0]:.3f}",
+                          f"{m['bare'][1] / m['noval'][1]:.3f}", f"{ref / m['noval'][0]:.2f}x", f"{acc[prec]:.4f}",
+                          f"{os.getloadavg()[0]:.1f}")
     console.print(table)
-    console.print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); load average {os.getloadavg()}. Ratios are "
-                  "bare seconds / glyphlab seconds (= glyphlab's images/s as a share of the bare loop's).")
+    flags = cpu_flags()
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni", "avx512f", "avx2") if f in flags]
+    console.print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); flags: {' '.join(bf16) or 'unknown'}; load average "
+                  f"{os.getloadavg()}; torch {torch.__version__}. Ratios are bare seconds / glyphlab seconds (= glyphlab's "
+                  f"images/s as a share of the bare loop's, in the same precision); speed vs {precisions[0]} = its "
+                  "glyphlab seconds / this row's.")
 
 
 if __name__ == "__main__":

@@ -139,6 +139,7 @@ class TorchModel(GlyphModel):
         self.std_: float = 1.0
         self.device_: torch.device | None = None
         self.temperature_: float = 1.0
+        self.precision_: str = "fp32"  #: the precision trained in (precision=auto resolved), recorded in the manifest
         self.calibration_: dict[str, Any] = {}
 
     # -- architecture ------------------------------------------------------------------------------
@@ -208,6 +209,7 @@ class TorchModel(GlyphModel):
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         self.resumed_from_ = result.resumed_from  # epochs trained by an earlier, interrupted process
+        self.precision_ = result.precision  # what precision=auto became on this machine
         if calibrate == "temperature":
             self.calibrate_temperature(val_images, val_labels)
 
@@ -315,6 +317,7 @@ class TorchModel(GlyphModel):
         self.mean_ = float(extra.get("mean", float(module.norm.mean)))
         self.std_ = float(extra.get("std", float(module.norm.std)))
         self.history_ = list(extra.get("history", []))
+        self.precision_ = str(extra.get("precision", "fp32"))
         module.eval()
         self.module_ = module
         self.device_ = None
@@ -334,6 +337,7 @@ class TorchModel(GlyphModel):
 
     def _manifest_extra(self) -> dict[str, Any]:
         return {"mean": self.mean_, "std": self.std_, "history": self.history_, "temperature": self.temperature_,
+                "precision": self.precision_,  # the one trained in; the saved weights are fp32
                 "n_parameters": sum(p.numel() for p in self.module_.parameters()) if self.module_ else 0}
 
 

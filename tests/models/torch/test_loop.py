@@ -67,9 +67,10 @@ def test_monitor_val_acc_and_label_smoothing_and_class_weights():
     assert torch.allclose(w, torch.tensor([4 / 6, 2.0]))
 
 
-def test_seeded_runs_are_identical():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: CPU autocast, native or emulated
+def test_seeded_runs_are_identical(precision):
     x, y = _data()
-    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.01, seed=5, progress=False)
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.01, seed=5, progress=False, precision=precision)
     a, b = _net(), _net()
     train(a, x, y, n_classes=3, config=cfg)
     train(b, x, y, n_classes=3, config=cfg)

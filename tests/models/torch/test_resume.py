@@ -27,7 +27,9 @@ def _data():
     return np.clip(x, 0, 1).astype(np.float32), y
 
 
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: autocast in the forward pass, fp32 weights
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, precision):
+    PARAMS = {**globals()["PARAMS"], "precision": precision}
     x, y = _data()
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)

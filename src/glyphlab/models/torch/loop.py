@@ -5,7 +5,8 @@ slices batches (no DataLoader, no per-sample Python). Features: optimisers adamw
 nesterov) / rmsprop / nadam; per-step schedules onecycle / cosine / none; label smoothing; class weights;
 an exponential moving average of the weights (``ema``: validated, kept and returned in place of the raw ones);
 early stopping on ``val_loss`` or ``val_acc`` with patience and restoration of the best state; seeded and
-repeatable; CUDA with bf16/fp16 autocast when available, else CPU; a Rich progress bar; history.csv in
+repeatable; mixed precision (``precision``: bf16 autocast on a CPU or GPU that has bf16, fp16 with a gradient
+scaler on a GPU without it; the weights stay fp32); CUDA when available, else CPU; a Rich progress bar; history.csv in
 ``run_dir`` (the report draws the learning curves from it, outside the timed training).
 
 Resumable: with a ``run_dir`` a checkpoint is written after every epoch into ``run_dir/checkpoint``
@@ -50,6 +51,7 @@ from glyphlab.runfolder import CHECKPOINT, HISTORY
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop", "nadam")
 SCHEDULES = ("onecycle", "cosine", "none")
 MONITORS = ("val_loss", "val_acc")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 CHECKPOINT_VERSION = 1
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,11 @@ class TrainConfig:
     min_delta: float = 0.0
     seed: int = 0
     device: str = "auto"
-    precision: str = "auto"  #: auto (bf16 on CUDA if supported, else fp16; fp32 on CPU), bf16, fp16, fp32
+    #: fp32 | bf16 | fp16 | auto: the forward pass (and its loss) under torch.autocast in that type, weights and
+    #: optimiser state kept fp32. auto = bf16 on a CPU with avx512_bf16 or AMX or a GPU with bf16, fp16 (with a
+    #: gradient scaler) on a GPU without it, else fp32. The default is fp32, so that a seed gives the same weights
+    #: whichever CPU a run (or CI) lands on; see resolve_precision
+    precision: str = "fp32"
     augment: AugmentConfig | None = None
     progress: bool = True  #: Rich progress bar and one line per epoch
     eval_batch_size: int = 2048
@@ -97,6 +103,8 @@ class TrainConfig:
             raise ConfigError(f"optimizer '{self.optimizer}' is not one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule '{self.schedule}' is not one of {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision '{self.precision}' is not one of {', '.join(PRECISIONS)}")
         if self.monitor not in MONITORS:
             raise ConfigError(f"monitor '{self.monitor}' is not one of {', '.join(MONITORS)}")
         if int(self.epochs) < 1 or int(self.batch_size) < 1:
@@ -116,6 +124,7 @@ class TrainResult:
     stopped_early: bool
     resumed_from: int = 0  #: the epoch a resumed run continued after (0 = fresh start)
     device: str = "cpu"
+    precision: str = "fp32"  #: the precision trained in (``auto`` resolved)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -142,14 +151,59 @@ def configure_threads() -> int:
     return n
 
 
-def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    if device.type != "cuda" or precision == "fp32":
-        return None
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux lists them (/proc/cpuinfo); empty where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (avx512_bf16 or AMX), the condition for ``precision=auto`` to pick bf16
+    on a CPU. Elsewhere bf16 autocast still runs (and is tested), only emulated and slower."""
+    flags = cpu_flags()
+    if flags:
+        return any(f in flags for f in CPU_BF16_FLAGS)
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # not Linux: ask torch (a private helper)
+    return bool(probe is not None and probe())
+
+
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """The precision a run trains in on ``device``: ``fp32``, ``bf16`` or ``fp16`` (``auto`` resolved, see TrainConfig).
+
+    Refused: fp16 on a CPU (no scaler path there; bf16 is the CPU's half type) and bf16 on a GPU without it."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision '{precision}' is not one of {', '.join(PRECISIONS)}")
+    if device.type == "cuda":
+        bf16 = torch.cuda.is_bf16_supported()
+        if precision == "auto":
+            return "bf16" if bf16 else "fp16"
+        if precision == "bf16" and not bf16:
+            raise ConfigError(f"precision=bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bf16; use fp16 or auto")
+        return precision
+    if device.type != "cpu":
+        return "fp32" if precision == "auto" else precision
+    if precision == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
     if precision == "fp16":
-        return torch.float16
-    if precision == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
+        raise ConfigError("precision=fp16 is for GPUs; on a CPU use bf16 (or auto: bf16 where the CPU has it)")
+    return precision
+
+
+AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device`` (None = fp32, no autocast)."""
+    return AMP_DTYPES[resolve_precision(device, precision)]
 
 
 # -- optimiser and schedule --------------------------------------------------------------------------
@@ -392,8 +446,11 @@ def train(
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         configure_threads()
-    amp = autocast_dtype(device, cfg.precision)
-    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    precision = resolve_precision(device, cfg.precision)
+    amp = AMP_DTYPES[precision]
+    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+    # a checkpoint is resumed only in the precision it was written in (``auto`` can resolve differently elsewhere)
+    fingerprint = f"{fingerprint}|{precision}" if precision != "fp32" else fingerprint
 
     x, y = _to_tensor(images, labels, device)
     has_val = val_images is not None and val_labels is not None and len(val_images) > 0
@@ -564,8 +621,8 @@ def train(
     if run_path is not None:
         write_history(history, run_path)
     return TrainResult(history=history, best_epoch=best_epoch, stopped_early=stopped_early,
-                       resumed_from=resumed_from, device=str(device))
+                       resumed_from=resumed_from, device=str(device), precision=precision)
 
 
 __all__ = ["TrainConfig", "TrainResult", "EpochCallback", "train", "loss_and_accuracy", "resolve_device", "lr_at",
-           "write_history", "asdict"]
+           "resolve_precision", "cpu_has_bf16", "write_history", "asdict"]
