@@ -459,7 +459,8 @@ def predict_cmd(
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="How many classes to list per image.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     backend: Annotated[str, typer.Option(help="auto (ONNX Runtime when MODEL/model.onnx exists) | onnx | native")] = "auto",
-    max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this.")] = 4_000_000,
+    max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this (a phone's 12 MP photo "
+                                                 "is 12,192,768).")] = 50_000_000,
     show_inputs: Annotated[Optional[Path], typer.Option(
         "--show-inputs", help="Write what the model saw for each file (its prepared input) as a PNG into this "
                               "folder, and a sheet of originals beside inputs (inputs.png).")] = None,
@@ -478,7 +479,7 @@ def predict_cmd(
 
     predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
     files = _image_files(images)
-    limits = DecodeLimits(max_bytes=max(5_000_000, max_pixels * 4), max_pixels=max_pixels)
+    limits = DecodeLimits(max_bytes=max(50_000_000, max_pixels), max_pixels=max_pixels)
     arrays, ok, errors, refused = [], [], {}, {}
     for f in files:
         try:
@@ -496,12 +497,17 @@ def predict_cmd(
     for f, row in zip(ok, probs):
         d = predictor.describe(row, top_k)
         results[f] = {"file": str(f), "label": d["label"], "class_name": d["class_name"], "top": d["top"]}
-    if show_inputs is not None and ok:
+    shown = [f for f in files if f in refused or "label" in results[f]]  # unreadable files have no picture
+    if show_inputs is not None and shown:
         from glyphlab.reporting.inputs import write_inputs
 
-        for f, path in zip(ok, write_inputs(show_inputs, ok, np.stack(arrays),
-                                            [results[f]["class_name"] for f in ok])):
-            results[f]["input"] = str(path)
+        made = dict(zip(ok, arrays))
+        paths = write_inputs(show_inputs, shown, [made.get(f) for f in shown],
+                             [results[f].get("class_name", "") for f in shown],
+                             [refused[f].replace("_", " ") if f in refused else None for f in shown])
+        for f, path in zip(shown, paths):
+            if path is not None:
+                results[f]["input"] = str(path)
     ordered = [results[f] for f in files]
     pre = predictor.preprocessing
     if as_json:
@@ -525,7 +531,7 @@ def predict_cmd(
                 top = ", ".join(f"{t['class_name']} {t['probability']:.3f}" for t in r["top"])
                 table.add_row(r["file"], r["class_name"], f"{r['top'][0]['probability']:.3f}", top)
         console.print(table)
-        if show_inputs is not None and ok:
+        if show_inputs is not None and shown:
             typer.echo(f"what the model saw: {show_inputs}/ (one PNG per file, and inputs.png)")
     if pre.note.startswith("the manifest records no preprocessing"):
         typer.echo(f"note: {pre.note}", err=True)

@@ -516,8 +516,8 @@ class PreparedImage:
     others: int = 0  #: separate glyphs beside the one prepared (``clean`` configs): the picture holds several
 
 
-SEVERAL_GLYPHS = ("several glyphs: the picture holds {n} separate characters side by side, and this model reads "
-                  "one; crop it to one character, or read the whole string with `glyphlab read` (gl.read)")
+SEVERAL_GLYPHS = ("several glyphs: the picture holds separate characters side by side ({n} or more), and this model "
+                  "reads one; crop it to one character, or read the whole string with `glyphlab read` (gl.read)")
 
 
 def prepare_image(im: Image.Image, config: ImageConfig) -> PreparedImage:

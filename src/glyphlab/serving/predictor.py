@@ -160,7 +160,7 @@ class Predictor:
         ``return_inputs=True`` returns ``(probabilities, inputs)``: what the model saw, (N, H, W) in [0, 1]
         (for files, the prepared pictures; ``glyphlab predict --show-inputs`` writes them as PNGs)."""
         if isinstance(images, (list, tuple)) and images and all(isinstance(i, (str, Path)) for i in images):
-            images = np.stack([self.prepare_file(p) for p in images])
+            images = np.stack([self._prepare_named(p) for p in images])
         if return_inputs:
             inputs = np.clip(check_images(images), 0.0, 1.0)
             return self.predict(inputs), inputs
@@ -195,6 +195,13 @@ class Predictor:
     def prepare_file(self, path: str | Path, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
         """An image file -> the model input, prepared as the manifest says (:class:`NoInkError` when blank)."""
         return self._inked(prepare_file(path, self.image_config, limits))
+
+    def _prepare_named(self, path: str | Path) -> np.ndarray:
+        """:meth:`prepare_file`, its refusals naming the file (one blank page in a list of files says which)."""
+        try:
+            return self.prepare_file(path)
+        except (NoInkError, SeveralGlyphsError) as exc:
+            raise type(exc)(f"{path}: {exc}") from None
 
     def prepare_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Ink = 1 pixels -> the model input: as they are at the input shape, else prepared as the manifest says."""
