@@ -35,20 +35,20 @@ from glyphlab.data.images import (DecodeLimits, ImageConfig, ImageInputError, No
                                   read_image_file, to_pixels)
 from glyphlab.errors import ConfigError
 
-#: most pieces one character may be made of
-MAX_PIECES = 4
+#: most pieces one character may be made of (a whole component is always a candidate)
+MAX_PIECES = 5
 #: log-probability cost of a cut through a component's ink where it crosses one stroke (touching glyphs
 #: touch at a point) ...
-CUT_COST = 0.7
+CUT_COST = 0.4
 #: ... and for each further stroke the cut crosses (a cut through a 0 or a 2 crosses two or three)
-CROSS_COST = 2.0
+CROSS_COST = 1.0
 #: ... of reading two separate components side by side as one character
-JOIN_COST = 2.5
+JOIN_COST = 1.0
 #: a character wider than this share of the line's height pays for it (MNIST's digits: 95 % are at most
 #: 1.1 times as wide as tall, 99 % 1.4)
 WIDE = 0.9
 #: ... this much per unit of the excess (about the log of how rare such widths are)
-WIDE_COST = 6.0
+WIDE_COST = 2.0
 #: a character less tall than this share of the line's height pays for it (a 5's bar is no character)
 SHORT = 0.65
 #: ... this much per unit of the shortfall
@@ -166,19 +166,24 @@ class _Piece:
     right: int
     comps: list[int]  # 0-based component ids
     group: int
-    cut_before: float = 0.0  # the cost of its left edge: a cut through ink (0: a gap between components)
+    cut_before: int = 0  # strokes its left edge cuts through (0: a gap between components)
 
 
-def _pieces(ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, ids: np.ndarray) -> tuple[list[_Piece], float]:
+def _pieces(ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, mass: np.ndarray,
+            ids: np.ndarray) -> tuple[list[_Piece], float]:
     """The pieces of one line, left to right, and the line's character height."""
     order = ids[np.argsort(boxes[ids, 1], kind="stable")]
+    tall = np.median((boxes[ids, 2] - boxes[ids, 0])[mass[ids] >= 0.3 * mass[ids].max()])
     groups: list[list[int]] = []
     spans: list[list[int]] = []  # left, right, top, bottom
     for j in order:
         t, l, b, r = (int(v) for v in boxes[j])
         for g, s in zip(groups, spans):
             overlap = min(s[1], r) - max(s[0], l)
-            if overlap >= 0.5 * min(r - l, s[1] - s[0]):
+            # a stroke in the column of another (a 5's bar, half of a broken 0): one glyph; two full-height
+            # glyphs overlapping in x (a slanted 1 beside a 5) stay two
+            short = min(b - t, s[3] - s[2]) < 0.6 * tall
+            if overlap >= 0.5 * min(r - l, s[1] - s[0]) and short:
                 g.append(int(j))
                 s[:] = [min(s[0], l), max(s[1], r), min(s[2], t), max(s[3], b)]
                 break
@@ -191,14 +196,14 @@ def _pieces(ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, ids: np.ndar
     for gi, (g, s) in enumerate(sorted(zip(groups, spans), key=lambda p: p[1][0])):
         left, right, top, bottom = s
         cuts: list[int] = []
-        costs = [0.0]
+        costs = [0]
         if right - left > CUT_WIDTH * height:
             crop = np.isin(labels[top:bottom, left:right], np.array(g) + 1) & (ink[top:bottom, left:right] > 0.3)
             found = _cuts(crop.sum(axis=0).astype(float), height)
             cuts = [left + c for c in found]
             # strokes crossed by the cut: runs of ink down the column (the fewest of it and its neighbours)
             runs = np.count_nonzero(np.diff(np.pad(crop, ((1, 0), (0, 0))).astype(np.int8), axis=0) == 1, axis=0)
-            costs += [CUT_COST + CROSS_COST * max(0, int(runs[max(0, c - 1): c + 2].min()) - 1) for c in found]
+            costs += [max(1, int(runs[max(0, c - 1): c + 2].min())) for c in found]
         edges = [left, *cuts, right]
         for k in range(len(edges) - 1):
             pieces.append(_Piece(edges[k], edges[k + 1], g, gi, cut_before=costs[k]))
@@ -288,34 +293,48 @@ def _best_paths(n: int, segs: dict[tuple[int, int], tuple[float, list[tuple[floa
     return ends
 
 
-def _read_line(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, ids: np.ndarray, scale: float,
-               allowed: np.ndarray | None, length: int | None, pattern: re.Pattern | None) -> Line:
-    pieces, height = _pieces(ink, labels, boxes, ids)
+def _shape_cost(left_cut: int, right_cut: int, join: bool, width: float, height: float) -> float:
+    """What a candidate character's shape costs (log-probability units): half of each cut at its ends (the
+    character on the other side pays the other half), joining two components, being wider or less tall than
+    a character of the line (``width``, ``height``: shares of the line's height)."""
+    cost = sum(0.0 if runs == 0 else (CUT_COST + CROSS_COST * (runs - 1)) / 2 for runs in (left_cut, right_cut))
+    cost += JOIN_COST if join else 0.0
+    cost += WIDE_COST * max(0.0, width - WIDE)
+    return cost + SHORT_COST * max(0.0, SHORT - height)
+
+
+def _lattice(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, mass: np.ndarray, ids: np.ndarray):
+    """The candidate characters of one line: node count, per candidate (i, j, left cut, right cut, join, width,
+    height), its box at the work scale, and the model's probabilities for all of them (one batch)."""
+    pieces, height = _pieces(ink, labels, boxes, mass, ids)
     n = len(pieces)
-    spans, crops, geo = [], [], []
+    feats, crops, geo = [], [], []
     for i in range(n):
-        for j in range(i + 1, min(n, i + MAX_PIECES) + 1):
+        for j in range(i + 1, n + 1):
             run = pieces[i:j]
             width = run[-1].right - run[0].left
             groups = {p.group for p in run}
-            if len(groups) > 2 or (j - i > 1 and width > 1.6 * height):
+            whole = len(groups) == 1 and run[0].cut_before == 0 and (j == n or pieces[j].cut_before == 0)
+            if len(groups) > 2:
+                break
+            if not whole and (j - i > MAX_PIECES or (j - i > 1 and width > 1.6 * height)):
                 continue
-            gap = 0
             if len(groups) == 2:
                 k = next(k for k in range(1, len(run)) if run[k].group != run[k - 1].group)
-                gap = run[k].left - run[k - 1].right
-                if gap > 0.15 * height:
+                if run[k].left - run[k - 1].right > 0.15 * height:
                     continue
             crop, box = _segment_ink(ink, labels, run)
-            # each cut is paid half by the character on either side of it
-            cost = (pieces[i].cut_before + (pieces[j].cut_before if j < n else 0.0)) / 2
-            cost += JOIN_COST if len(groups) == 2 else 0.0
-            cost += WIDE_COST * max(0.0, (box[3] - box[1]) / height - WIDE)
-            cost += SHORT_COST * max(0.0, SHORT - (box[2] - box[0]) / height)
-            spans.append((i, j, cost))
+            feats.append((i, j, pieces[i].cut_before, pieces[j].cut_before if j < n else 0, len(groups) == 2,
+                          (box[3] - box[1]) / height, (box[2] - box[0]) / height))
             crops.append(_model_input(crop, predictor.image_config))
             geo.append(box)
-    probs = predictor.predict(np.stack(crops)).astype(np.float64)
+    return n, feats, geo, predictor.predict(np.stack(crops)).astype(np.float64)
+
+
+def _read_line(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, mass: np.ndarray, ids: np.ndarray,
+               scale: float, allowed: np.ndarray | None, length: int | None, pattern: re.Pattern | None) -> Line:
+    n, feats, geo, probs = _lattice(predictor, ink, labels, boxes, mass, ids)
+    spans = [(f[0], f[1], _shape_cost(*f[2:])) for f in feats]
     if allowed is not None:
         probs = probs * allowed
         probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
@@ -388,7 +407,8 @@ def read_one(predictor, image: Any, *, charset: str | None = None, length: int |
     bands = _line_bands(found.labels, found.boxes)
     if len(bands) > 1 and lines == "one":
         raise SeveralLinesError(SEVERAL_LINES.format(n=len(bands)))
-    out = [_read_line(predictor, found.ink, found.labels, found.boxes, ids, found.scale, allowed, length, regex)
+    out = [_read_line(predictor, found.ink, found.labels, found.boxes, found.mass, ids, found.scale, allowed, length,
+                      regex)
            for ids in bands]
     note = ""
     if not all(line.matches for line in out):
