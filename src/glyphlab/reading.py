@@ -390,9 +390,11 @@ def _pixels(image: Any, limits: DecodeLimits) -> tuple[np.ndarray, str]:
 
 
 def read_one(predictor, image: Any, *, charset: str | None = None, length: int | None = None,
-             pattern: str | None = None, lines: str = "each", limits: DecodeLimits = DecodeLimits()) -> Reading:
+             pattern: str | None = None, lines: str = "each", limits: DecodeLimits = DecodeLimits(),
+             ink_dark: bool | None = None) -> Reading:
     """One picture -> its :class:`Reading`; :class:`NoInkError` when blank, :class:`SeveralLinesError` with
-    ``lines="one"`` when it holds several lines."""
+    ``lines="one"`` when it holds several lines. ``ink_dark`` overrides the model's polarity (an array of
+    ink = 1 pixels: False)."""
     from glyphlab.data.cleanup import find_line
 
     if lines not in ("each", "one"):
@@ -401,7 +403,9 @@ def read_one(predictor, image: Any, *, charset: str | None = None, length: int |
     regex = _compile(pattern)
     pixels, source = _pixels(image, limits)
     polarity = predictor.image_config.polarity
-    found = find_line(pixels, ink_dark=None if polarity == "auto" else polarity == "dark-on-light")
+    if ink_dark is None and polarity != "auto":
+        ink_dark = polarity == "dark-on-light"
+    found = find_line(pixels, ink_dark=ink_dark)
     if found.no_ink:
         raise NoInkError(NO_INK if source.startswith("<") else f"{source}: {NO_INK}")
     bands = _line_bands(found.labels, found.boxes)
