@@ -55,6 +55,8 @@ SHORT = 0.65
 SHORT_COST = 20.0
 #: a component is given candidate cuts when it is wider than this share of the line's height
 CUT_WIDTH = 0.85
+#: most pieces one line may have (a page of text or of specks is not a number: refused, not read for seconds)
+MAX_LINE_PIECES = 160
 #: how many labels of each candidate character the beam tries, and how many paths it keeps per node
 LABELS_PER_CHAR, BEAM = 3, 8
 
@@ -308,6 +310,9 @@ def _lattice(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, 
     height), its box at the work scale, and the model's probabilities for all of them (one batch)."""
     pieces, height = _pieces(ink, labels, boxes, mass, ids)
     n = len(pieces)
+    if n > MAX_LINE_PIECES:
+        raise ImageInputError(f"the line has {n} pieces of ink, more than the {MAX_LINE_PIECES} a line of characters "
+                              "is read with; crop the picture to the number or code")
     feats, crops, geo = [], [], []
     for i in range(n):
         for j in range(i + 1, n + 1):
