@@ -39,7 +39,7 @@ from glyphlab.errors import ConfigError
 MAX_PIECES = 5
 #: log-probability cost of a cut through a component's ink where it crosses one stroke (touching glyphs
 #: touch at a point) ...
-CUT_COST = 0.4
+CUT_COST = 0.2
 #: ... and for each further stroke the cut crosses (a cut through a 0 or a 2 crosses two or three)
 CROSS_COST = 1.0
 #: ... of reading two separate components side by side as one character
@@ -48,7 +48,7 @@ JOIN_COST = 1.0
 #: 1.1 times as wide as tall, 99 % 1.4)
 WIDE = 0.9
 #: ... this much per unit of the excess (about the log of how rare such widths are)
-WIDE_COST = 2.0
+WIDE_COST = 3.0
 #: a character less tall than this share of the line's height pays for it (a 5's bar is no character)
 SHORT = 0.65
 #: ... this much per unit of the shortfall
@@ -57,6 +57,11 @@ SHORT_COST = 20.0
 CUT_WIDTH = 0.85
 #: most pieces one line may have (a page of text or of specks is not a number: refused, not read for seconds)
 MAX_LINE_PIECES = 160
+#: the paths are scored with the model's probabilities softened by this temperature (p ** (1 / T),
+#: renormalised): a glyph model is as sure of a fragment or of two glyphs squeezed into one box as of a
+#: glyph, so its confidence is weighed against the shapes rather than above them (the characters' reported
+#: probabilities are the model's own)
+TEMPERATURE = 4.0
 #: how many labels of each candidate character the beam tries, and how many paths it keeps per node
 LABELS_PER_CHAR, BEAM = 3, 8
 
@@ -343,13 +348,14 @@ def _read_line(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray
     if allowed is not None:
         probs = probs * allowed
         probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
-    logp = np.log(np.maximum(probs, 1e-12))
+    soft = np.maximum(probs, 1e-12) ** (1.0 / TEMPERATURE)
+    logp = np.log(soft / soft.sum(axis=1, keepdims=True))
     k = min(LABELS_PER_CHAR if pattern is None and length is None else len(predictor.classes), probs.shape[1])
     segs = {}
     index = {}
     for s, (i, j, cost) in enumerate(spans):
         top = np.argsort(-logp[s], kind="stable")[:k]
-        segs[(i, j)] = (cost, [(float(logp[s, c]), int(c)) for c in top])
+        segs[(i, j)] = (cost, [(float(logp[s, c]), int(c)) for c in top if allowed is None or allowed[c]])
         index[(i, j)] = s
     constrained = length is not None or pattern is not None
     paths = _best_paths(n, segs, predictor.classes, length, pattern, beam=64 if constrained else BEAM)
