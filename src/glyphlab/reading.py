@@ -241,7 +241,7 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
 
 def _segment_ink(ink: np.ndarray, labels: np.ndarray, pieces: list[_Piece]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The ink of consecutive ``pieces`` (their components, within their columns) cropped to it, and its box."""
-    left, right = pieces[0].left, pieces[-1].right
+    left, right = min(p.left for p in pieces), max(p.right for p in pieces)  # a group may lie inside another's span
     region_labels = labels[:, left:right]
     mask = np.zeros(region_labels.shape, bool)
     for p in pieces:
@@ -249,7 +249,7 @@ def _segment_ink(ink: np.ndarray, labels: np.ndarray, pieces: list[_Piece]) -> t
         mask[:, cols] |= np.isin(region_labels[:, cols], np.array(p.comps) + 1)
     rows = np.flatnonzero(mask.any(axis=1))
     if not rows.size:
-        return np.zeros((1, 1), np.float32), (0, left, 1, right)
+        return np.zeros((1, right - left), np.float32), (0, left, 1, right)
     top, bottom = int(rows[0]), int(rows[-1]) + 1
     crop = np.where(mask[top:bottom], ink[top:bottom, left:right], 0.0).astype(np.float32)
     return crop, (top, left, bottom, right)
