@@ -31,13 +31,16 @@ from glyphlab.data.photos import INKS, PAPERS, _lines
 
 
 def cpu_name() -> str:
+    """The CPU's name, family and model (a virtual machine's name is often only "Intel Xeon Processor")."""
     try:
+        info = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f", {os.cpu_count()} cores"
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+        return (f"{info.get('model name', '?')} (family {info.get('cpu family', '?')} model {info.get('model', '?')}), "
+                f"{os.cpu_count()} cores")
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
 
 
 def _digit(img: np.ndarray, height: float, rng: np.random.Generator, broken: bool) -> np.ndarray:
