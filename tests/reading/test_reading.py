@@ -106,6 +106,8 @@ def test_cli_api_and_server_read_the_same(model_dir, tmp_path):
     resp = client.post("/reading", params={"pattern": r"\d{2}"}, content=(tmp_path / "c.png").read_bytes(),
                        headers={"content-type": "image/png"})
     assert resp.json()["text"] == "38" == read_one(Predictor(model_dir), tmp_path / "c.png", pattern=r"\d{2}").text
+    pixels = np.pad(line_ink("2024", [12, -6, 12]), 10)  # JSON pixels, ink = 1, as /prediction takes them
+    assert client.post("/reading", json={"pixels": pixels.round(3).tolist()}).json()["text"] == "2024"
     blank = client.post("/reading", files={"file": ("b.png", png(Image.new("RGB", (200, 80), "white")), "image/png")})
     assert blank.status_code == 422 and blank.json()["detail"][0]["type"] == "no_ink"
     bad = client.post("/reading", params={"pattern": "("}, content=(tmp_path / "a.png").read_bytes(),
