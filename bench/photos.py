@@ -126,6 +126,9 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=3000, help="training photos for the photo-trained model")
     ap.add_argument("--work", type=Path, default=Path("runs/bench-photos"), help="folder for photos and runs")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--also", action="append", default=[], metavar="LABEL=MODEL",
+                    help="another model to put on the photos (glyphlab's and indep_photos.py's), e.g. one trained "
+                         "with --param cnn-small.augment=true or fine-tuned on photos (init_from)")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     work = args.work
@@ -172,6 +175,11 @@ def main() -> None:
     rows.append(("MNIST cnn-small, photos by bench/indep_photos.py", acc, refused, accuracy_with(model, indep, v1)))
     acc, refused, n = predict_folder(photo_model, photos)
     rows.append((f"cnn-small trained on {args.train} photos, {args.n} new photos", acc, refused, float("nan")))
+    for item in args.also:
+        label, _, path = item.partition("=")
+        for folder, what in ((photos, "photos"), (indep, "indep_photos.py")):
+            acc, refused, n = predict_folder(Path(path), folder)
+            rows.append((f"{label}, {what}", acc, refused, float("nan")))
 
     gen = np.random.default_rng(99)
     blobs = []

@@ -11,7 +11,7 @@ import glyphlab as gl
 from glyphlab.cli import app
 
 PUBLIC = ["list_datasets", "list_models", "load_dataset", "create_model", "load_model", "run", "Run", "Predictor",
-          "search", "recipe", "Interpretation", "explain", "Explanation", "compare", "runs", "Comparison"]
+          "search", "recipe", "Interpretation", "explain", "Explanation", "compare", "runs", "Comparison", "read"]
 METHODS = {"Run": ["open", "leaderboard", "interpret", "report", "models", "model", "read_test_images"],
            "Interpretation": ["confusion_matrix", "most_confused", "top_losses", "plot_confusion_matrix",
                               "plot_top_losses", "plot_most_confused"],

@@ -23,6 +23,7 @@ _PUBLIC = {
     "create_model": "glyphlab.api", "load_model": "glyphlab.api", "run": "glyphlab.api", "Run": "glyphlab.api",
     "search": "glyphlab.api", "recipe": "glyphlab.api", "Predictor": "glyphlab.api",
     "Interpretation": "glyphlab.api", "compare": "glyphlab.api", "runs": "glyphlab.api", "Comparison": "glyphlab.api",
+    "read": "glyphlab.api",
     "Dataset": "glyphlab.data.dataset", "GlyphModel": "glyphlab.models.base",
     "GlyphlabError": "glyphlab.errors", "DataError": "glyphlab.errors", "ConfigError": "glyphlab.errors",
     "ModelFileError": "glyphlab.errors", "RunFolderError": "glyphlab.errors",
@@ -32,7 +33,8 @@ __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:
     from glyphlab.api import (Comparison, Interpretation, Predictor, Run, compare, create_model,  # noqa: F401
-                              list_datasets, list_models, load_dataset, load_model, recipe, run, runs, search)
+                              list_datasets, list_models, load_dataset, load_model, read, recipe, run, runs,
+                              search)
     from glyphlab.data.dataset import Dataset  # noqa: F401
     from glyphlab.evaluation.attributions import Explanation, explain  # noqa: F401
     from glyphlab.errors import ConfigError, DataError, GlyphlabError, ModelFileError, RunFolderError  # noqa: F401

@@ -251,3 +251,13 @@ def runs(folder: str | Path = "runs") -> pd.DataFrame:
                          for s in _list_runs(Path(folder))],
                         columns=["run", "created", "dataset", "variants", "models", "finished", "best",
                                  "best_accuracy"])
+
+
+def read(model: str | Path | Predictor, images: Any, *, charset: str | None = None, length: int | None = None,
+         pattern: str | None = None, lines: str = "each") -> list:
+    """Read handwritten numbers or codes: one :class:`glyphlab.reading.Reading` per picture (its ``text``,
+    ``confidence``, and per character the box, label, probability and runner-up), with the same steps as
+    ``glyphlab read`` and ``POST /reading``. ``images``: files, folders, bytes, PIL images or arrays."""
+    from glyphlab.reading import read as _read
+
+    return _read(model, images, charset=charset, length=length, pattern=pattern, lines=lines)

@@ -539,6 +539,81 @@ def predict_cmd(
         raise typer.Exit(code=1)
 
 
+@app.command("read")
+def read_cmd(
+    model_path: Annotated[Path, typer.Argument(help="A saved glyph model folder (or a run's models/NAME folder).")],
+    images: Annotated[list[Path], typer.Argument(help="Pictures of a line of characters, or folders of them.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    charset: Annotated[Optional[str], typer.Option(help="Only these characters, e.g. 0-9 or A-Z0-9.")] = None,
+    length: Annotated[Optional[int], typer.Option(min=1, help="Exactly this many characters per line.")] = None,
+    pattern: Annotated[Optional[str], typer.Option(help="A regular expression each line must match, e.g. '\\d{5}'.")] = None,
+    labels: Annotated[Optional[Path], typer.Option(
+        help="A CSV (file,text) of the true strings: prints exact-string accuracy, character error rate and the "
+             "most confused characters, and writes them (and a page of the misread pictures) into --report.")] = None,
+    report: Annotated[Path, typer.Option(help="Where --labels writes readings.csv, confused.csv, misread.html.")] = Path("reading-report"),
+    backend: Annotated[str, typer.Option(help="auto (ONNX Runtime when MODEL/model.onnx exists) | onnx | native")] = "auto",
+    max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this.")] = 4_000_000,
+) -> None:
+    """Read a handwritten number or code: each picture's line(s) of characters as text, with each character's
+    box, probability and runner-up (segmentation-recognition with the glyph model; see glyphlab.reading).
+
+    Each character is prepared with the model's recorded image config. Several lines in one picture are read
+    as one string each; a blank picture is listed as "no ink"; the exit code is 1 when any picture could not
+    be read.
+    """
+    from glyphlab.data.images import DecodeLimits, NoInkError
+    from glyphlab.reading import read_labels, read_one, score_readings, write_score
+    from glyphlab.serving.predictor import Predictor
+
+    predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
+    truth = read_labels(labels) if labels is not None else None
+    files = _image_files(images)
+    limits = DecodeLimits(max_bytes=max(5_000_000, max_pixels * 4), max_pixels=max_pixels)
+    readings, errors, rows = [], {}, []
+    for f in files:
+        try:
+            r = read_one(predictor, f, charset=charset, length=length, pattern=pattern, limits=limits)
+            readings.append(r)
+            rows.append(r.to_dict())
+        except NoInkError as exc:
+            errors[str(f)] = str(exc)
+            rows.append({"source": str(f), "error": str(exc), "no_ink": True})
+        except (GlyphlabError, OSError) as exc:
+            errors[str(f)] = str(exc)
+            rows.append({"source": str(f), "error": str(exc)})
+    if as_json:
+        typer.echo(json.dumps({"model_id": predictor.model_id, "backend": predictor.backend,
+                               "image_config": predictor.image_config.to_dict(), "readings": rows}, indent=2))
+    else:
+        table = Table(title=f"{predictor.model_id} ({predictor.backend})")
+        table.add_column("file")
+        table.add_column("text", style="bold")
+        table.add_column("p", justify="right")
+        table.add_column("characters (p, runner-up)")
+        for r in rows:
+            if "error" in r:
+                table.add_row(r["source"], "[yellow]no ink[/]" if r.get("no_ink") else "[red]error[/]", "",
+                              f"[yellow]{escape(r['error'])}[/]")
+                continue
+            for k, line in enumerate(r["lines"]):
+                chars = " ".join(f"{c['label']} {c['probability']:.2f}"
+                                 + (f" ({c['runner_up']} {c['runner_up_probability']:.2f})"
+                                    if c["runner_up"] is not None and c["runner_up_probability"] >= 0.01 else "")
+                                 for c in line["chars"])
+                table.add_row(r["source"] if k == 0 else "", escape(line["text"]) + ("" if line["matches"] else " [yellow](no match)[/]"),
+                              f"{line['confidence']:.3f}", chars)
+        console.print(table)
+    if truth is not None:
+        score = score_readings(readings, truth, errors)
+        written = write_score(score, report)
+        confused = ", ".join(f"{a or '∅'}→{b or '∅'} {c}" for a, b, c in score.confused[:5]) or "none"
+        typer.echo(f"{score.n} labelled pictures: exact-string accuracy {score.exact:.3f}, character error rate "
+                   f"{100 * score.cer:.2f} %; most confused: {confused}", err=as_json)
+        typer.echo(f"written: {', '.join(str(p) for p in written)}", err=as_json)
+    if errors:
+        raise typer.Exit(code=1)
+
+
 @app.command("explain")
 def explain_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],

@@ -342,3 +342,114 @@ def _rulings(ink: np.ndarray, mask: np.ndarray, stroke: float) -> np.ndarray:
         long_across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(thick, np.uint8))
         out |= (line >= explained_share) & (mask > 0) & (long_across == 0)
     return out.astype(np.uint8)
+
+
+# -- a whole line of glyphs (``glyphlab read``) ------------------------------------------------------------------
+#: a picture of a line is reduced to at most this side before its ink is looked for
+LINE_WORK_SIDE = 512
+#: components with less than this share of the strongest one's ink are specks (a 5's bar has more)
+LINE_SPECK_SHARE = 0.03
+
+
+@dataclass(frozen=True)
+class LineInk:
+    """What :func:`find_line` found in a picture of one or more lines of glyphs.
+
+    ``ink`` (H, W) float32 in [0, 1] holds every kept component's strokes (zeros elsewhere), at the work scale;
+    ``labels`` (H, W) int32 numbers the kept components 1..n (0: paper; the strokes' soft edges included);
+    ``boxes`` (n, 4) their (top, left, bottom, right), exclusive ends; ``mass`` (n,) their ink; ``scale``: the
+    work picture's size over the original's (boxes divided by it are in the original's pixels)."""
+
+    ink: np.ndarray
+    labels: np.ndarray
+    boxes: np.ndarray
+    mass: np.ndarray
+    no_ink: bool
+    ink_dark: bool = True
+    scale: float = 1.0
+
+
+def find_line(image: np.ndarray, ink_dark: bool | None = None) -> LineInk:
+    """The ink of every glyph in a picture of a line (or lines) of characters: the steps of :func:`find_glyph`
+    (light flattened per channel, polarity, hysteresis threshold, rulings, a form's box and shadow cores
+    removed, specks dropped), but every glyph-sized component kept, none chosen."""
+    image = np.asarray(image, dtype=np.float32)
+    scale = 1.0
+    if max(image.shape[:2]) > LINE_WORK_SIDE:
+        scale = LINE_WORK_SIDE / max(image.shape[:2])
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    if ink_dark is None:
+        ink_dark = dark_ink(image)
+    ink = flatten(image, ink_dark, PAPER_WINDOW)
+    h, w = ink.shape
+    empty = np.zeros((h, w), np.int32)
+    nothing = LineInk(np.zeros_like(ink), empty, np.zeros((0, 4), np.int64), np.zeros(0), True, ink_dark, scale)
+    u8, peak, sure_t = _levels(ink)
+    if peak < MIN_INK * 255:
+        return nothing
+    if min(h, w) >= MIN_PAGE_SIDE:
+        _, strong = cv2.threshold(u8, max(sure_t, WIDE_SHARE * peak) - 1, 1, cv2.THRESH_BINARY)
+        bold = stroke_width(strong) / min(h, w)
+        if bold > 0.6 * PAPER_WINDOW:
+            ink = flatten(image, ink_dark, min(MAX_PAPER_WINDOW, 2.5 * bold))
+            u8, peak, sure_t = _levels(ink)
+    _, weak = cv2.threshold(u8, WEAK_SHARE * sure_t, 1, cv2.THRESH_BINARY)
+    if cv2.countNonZero(weak) > MAX_INK_SHARE * weak.size:
+        return nothing
+    _, sure = cv2.threshold(u8, sure_t - 1, 1, cv2.THRESH_BINARY)
+    if min(h, w) >= MIN_PAGE_SIDE:
+        weak[_rulings(u8, weak, stroke_width(sure)) > 0] = 0
+        r = max(3, round(THICK * min(h, w))) | 1
+        wide = cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((r, r), np.uint8))
+        light = (wide > 0) & (u8 < max(sure_t, WIDE_SHARE * peak))
+        if light.any():
+            faint = weak & (1 - sure)
+            nf, flabels = cv2.connectedComponents(faint, connectivity=8)
+            touched = np.bincount(flabels[cv2.dilate(light.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0],
+                                  minlength=nf) > 0
+            touched[0] = False
+            weak[touched[flabels]] = 0
+            weak[light] = 0
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+    if n <= 1:
+        return nothing
+    flat = labels.ravel()
+    mass = np.bincount(flat, weights=u8.ravel(), minlength=n)
+    strongest = np.bincount(flat, weights=sure.ravel(), minlength=n)
+    mass[0] = 0.0
+    mass[strongest < 1] = 0.0
+    x, y, bw, bh, area = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3], stats[:, 4]
+    if min(h, w) >= MIN_PAGE_SIDE:
+        m = max(2, round(0.07 * min(h, w)))  # the page's edge: ink lying mostly in a strip along it
+        strip = np.concatenate([labels[:m].ravel(), labels[-m:].ravel(), labels[m:-m, :m].ravel(),
+                                labels[m:-m, -m:].ravel()])
+        edge = np.bincount(strip, minlength=n)
+        mass[edge > 0.4 * area] = 0.0
+        for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & (mass > 0)):  # a form's box around the line
+            e = max(2, round(0.08 * min(bw[j], bh[j])))
+            own = labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j
+            if own[e:-e, e:-e].sum() < 0.25 * area[j]:
+                mass[j] = 0.0
+    top_mass = float(mass.max())
+    if top_mass <= 0:
+        return nothing
+    tall = float(np.median(bh[mass >= 0.3 * top_mass]))
+    keep = mass >= LINE_SPECK_SHARE * top_mass
+    # what is left of a ruling: a bar much longer than a glyph is tall and thin
+    keep &= ~((bw > 1.5 * tall) & (bh * 6 < bw))
+    keep &= ~((bh > 1.8 * tall) & (bw * 6 < bh))
+    keep[0] = False
+    ids = np.flatnonzero(keep)
+    if not ids.size:
+        return nothing
+    relabel = np.zeros(n, np.int32)
+    relabel[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
+    kept = relabel[labels].astype(np.uint16)
+    grown = cv2.dilate(kept, np.ones((3, 3), np.uint8))  # the strokes' soft edges, given to their component
+    kept = np.where(kept > 0, kept, grown).astype(np.int32)
+    glyph_u8 = np.where(kept > 0, u8, 0).astype(np.uint8)
+    level = _percentile(np.bincount(glyph_u8[glyph_u8 >= sure_t], minlength=256), 90)
+    out = np.minimum(glyph_u8.astype(np.float32) * (1.0 / max(level, 1)), 1.0)
+    boxes = np.stack([y[ids], x[ids], y[ids] + bh[ids], x[ids] + bw[ids]], axis=1).astype(np.int64)
+    return LineInk(out, kept, boxes, mass[ids].astype(np.float64), False, ink_dark, scale)

@@ -600,6 +600,51 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         except GlyphlabError as exc:
             return _error(400, str(exc))
 
+    @app.post("/reading", responses=responses, openapi_extra=_EXPLANATION_BODY,
+              summary="Read a handwritten number or code: the text of a picture of a line of characters")
+    async def reading(request: Request,
+                      charset: Annotated[str | None, Query(max_length=100, description="e.g. 0-9")] = None,
+                      length: Annotated[int | None, Query(ge=1, le=64, description="exact characters per line")] = None,
+                      pattern: Annotated[str | None, Query(max_length=100, description="a regex each line matches")] = None):
+        """Same input rules as /prediction, one image: its text, per line and per character (box, label,
+        probability, runner-up), as ``glyphlab read`` and ``gl.read`` give it (glyphlab.reading)."""
+        from glyphlab.reading import read_one
+
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        loc = {"application/json": ["body", "pixels"], "multipart/form-data": ["body", "file"]}.get(ctype, ["body"])
+        try:
+            if ctype == "application/json":
+                try:
+                    req = PredictionRequest.model_validate_json(await request.body())
+                except ValidationError as exc:
+                    return _error(422, [{**e, "loc": ["body", *e["loc"]]} for e in
+                                        exc.errors(include_url=False, include_context=False, include_input=False)][:20])
+                if req.pixels is None:
+                    return _error(422, [{"loc": ["body", "images"], "type": "too_long",
+                                         "msg": "one picture per reading: send 'pixels', not a batch"}])
+                source: Any = np.asarray(req.pixels, dtype=np.float32)
+                ink_dark: bool | None = False
+            else:
+                source = await _upload_bytes(request, ctype, settings)
+                if isinstance(source, JSONResponse):
+                    return source
+                ink_dark = None
+
+            def run() -> dict:
+                r = read_one(predictor, source, charset=charset, length=length, pattern=pattern, limits=limits,
+                             ink_dark=ink_dark)
+                d = r.to_dict()
+                d.pop("source", None)
+                return {**d, "model_id": predictor.model_id}
+
+            return JSONResponse(await run_in_threadpool(run))
+        except NoInkError as exc:
+            return _error(422, [{"loc": loc, "type": "no_ink", "msg": str(exc)}])
+        except ImageTooLargeError as exc:
+            return _error(413, str(exc))
+        except GlyphlabError as exc:
+            return _error(400, str(exc))
+
     @app.get("/health", response_model=Health, summary="Liveness: the model is loaded")
     def health() -> dict:
         return {"status": "ok", "model_id": predictor.model_id, "backend": predictor.backend}

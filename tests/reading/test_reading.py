@@ -1,0 +1,120 @@
+"""glyphlab read: digits drawn with PIL strokes, read by a small model trained on such digits (no MNIST)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from glyphlab.data.cleanup import find_line
+from glyphlab.data.images import NoInkError
+from glyphlab.reading import SeveralLinesError, edit_ops, read, read_one
+from glyphlab.serving.predictor import Predictor
+
+from reading_helpers import line_ink, page, png, train_drawn_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return train_drawn_model(tmp_path_factory.mktemp("reading") / "drawn")
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir):
+    return Predictor(model_dir)
+
+
+@pytest.mark.parametrize("text,gap", [("77", -10), ("44", -12), ("29", -12), ("0123456789", 12)])
+def test_touching_pairs_are_split(predictor, text, gap):
+    im = page([line_ink(text, gap)])
+    if gap < 0:  # the neighbours really touch: fewer components than characters
+        assert len(find_line(np.asarray(im, np.float32) / 255).boxes) < len(text)
+    r = read_one(predictor, im)
+    assert r.text == text
+    assert len(r.chars) == len(text) and all(0.5 < c.probability <= 1 for c in r.chars)
+    lefts = [c.box[1] for c in r.chars]
+    assert lefts == sorted(lefts)  # boxes left to right, in the picture's pixels
+    assert all(0 <= c.box[0] < c.box[2] <= im.height and 0 <= c.box[1] < c.box[3] <= im.width for c in r.chars)
+
+
+def test_broken_five_stays_one_character(predictor):
+    """The 5's bar is drawn apart from its body (two components), beside a 1 on either side."""
+    im = page([line_ink("151", 14)])
+    assert len(find_line(np.asarray(im, np.float32) / 255).boxes) == 4  # 1, the 5's bar, its body, 1
+    assert read_one(predictor, im).text == "151"
+
+
+def test_pattern_fixes_a_misread(predictor):
+    """Two digits pressed deep into each other read as one; a postcode-like pattern (or the length) reads two."""
+    im = page([line_ink("38", -12)])
+    free = read_one(predictor, im)
+    assert len(free.text) == 1  # the misread the constraint has to fix
+    fixed = read_one(predictor, im, pattern=r"\d{2}")
+    assert fixed.text == "38" and fixed.lines[0].matches and not fixed.note
+    assert read_one(predictor, im, length=2).text == "38"
+    none = read_one(predictor, im, pattern=r"[A-Z]+")  # nothing this model reads satisfies it
+    assert not none.lines[0].matches and "no reading satisfies" in none.note and none.text == free.text
+    assert read_one(predictor, page([line_ink("707", 12)]), charset="0-6").text.count("7") == 0
+
+
+def test_blank_and_two_lines_say_so(predictor):
+    blank = Image.new("RGB", (300, 120), (240, 236, 220))
+    with pytest.raises(NoInkError, match="no ink: the image is blank"):
+        read_one(predictor, blank)
+    two = page([line_ink("12"), line_ink("34")])
+    r = read_one(predictor, two)
+    assert [line.text for line in r.lines] == ["12", "34"] and r.text == "12\n34"
+    with pytest.raises(SeveralLinesError, match="several lines: the picture holds 2 lines"):
+        read_one(predictor, two, lines="one")
+
+
+def test_cli_api_and_server_read_the_same(model_dir, tmp_path):
+    from fastapi.testclient import TestClient
+
+    import glyphlab as gl
+    from glyphlab.cli import app
+    from glyphlab.serving.app import create_app
+
+    texts = {"a.png": ("2024", [12, -6, 12]), "b.png": ("151", 14), "c.png": ("38", -12)}
+    for name, (text, gaps) in texts.items():
+        page([line_ink(text, gaps)]).save(tmp_path / name)
+    (tmp_path / "labels.csv").write_text("file,text\n" + "".join(f"{n},{t}\n" for n, (t, _) in texts.items()))
+    files = sorted(tmp_path.glob("*.png"))
+
+    api = {r.source: r.text for r in gl.read(model_dir, tmp_path)}
+    result = CliRunner().invoke(app, ["read", str(model_dir), *map(str, files), "--json", "--labels",
+                                      str(tmp_path / "labels.csv"), "--report", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    cli = {r["source"]: r["text"] for r in json.loads(result.stdout)["readings"]}
+    client = TestClient(create_app(model_dir))
+    server = {}
+    for f in files:
+        resp = client.post("/reading", files={"file": (f.name, f.read_bytes(), "image/png")})
+        assert resp.status_code == 200, resp.text
+        server[str(f)] = resp.json()["text"]
+    assert api == cli == server and set(api) == {str(f) for f in files}
+    assert api[str(tmp_path / "a.png")] == "2024"
+    # --labels: exact-string accuracy, CER and the files; c.png is read as one character
+    assert re.search(r"3 labelled pictures: exact-string accuracy 0\.667, character error rate 2\d\.\d\d %",
+                     result.stderr)
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {"readings.csv", "confused.csv", "misread.html"}
+    # the same constraint through each door
+    resp = client.post("/reading", params={"pattern": r"\d{2}"}, content=(tmp_path / "c.png").read_bytes(),
+                       headers={"content-type": "image/png"})
+    assert resp.json()["text"] == "38" == read_one(Predictor(model_dir), tmp_path / "c.png", pattern=r"\d{2}").text
+    pixels = np.pad(line_ink("2024", [12, -6, 12]), 10)  # JSON pixels, ink = 1, as /prediction takes them
+    assert client.post("/reading", json={"pixels": pixels.round(3).tolist()}).json()["text"] == "2024"
+    blank = client.post("/reading", files={"file": ("b.png", png(Image.new("RGB", (200, 80), "white")), "image/png")})
+    assert blank.status_code == 422 and blank.json()["detail"][0]["type"] == "no_ink"
+    bad = client.post("/reading", params={"pattern": "("}, content=(tmp_path / "a.png").read_bytes(),
+                      headers={"content-type": "image/png"})
+    assert bad.status_code == 400 and "not a regular expression" in bad.json()["detail"]
+
+
+def test_edit_ops():
+    assert edit_ops("306847", "376847") == [("3", "3"), ("0", "7"), ("6", "6"), ("8", "8"), ("4", "4"), ("7", "7")]
+    assert sum(a != b for a, b in edit_ops("1234", "134")) == 1
