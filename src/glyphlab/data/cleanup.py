@@ -223,7 +223,9 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j].max() for j in cands]) if len(cands) <= 8
             else np.asarray(ndimage.maximum(dist, labels, cands)))
         blob = thickness > BLOB * np.maximum(bw[cands], bh[cands])
-        mass[cands[blob]] *= 0.1
+        # and a flat bar (a form box's side, a ruling's piece, the page's edge) is no digit either
+        bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
+        mass[cands[blob | bar]] *= 0.1
     main = int(np.argmax(mass))
     if mass[main] <= 0:
         return nothing
