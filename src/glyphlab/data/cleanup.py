@@ -152,23 +152,36 @@ def dark_ink(image: np.ndarray) -> bool:
     return darker >= lighter
 
 
-def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
-    """The glyph in a photo or scan; see the module's docstring for the steps. ``ink_dark=None`` finds out
-    whether the ink is darker or lighter than the paper (:func:`dark_ink`)."""
+@dataclass(frozen=True)
+class _Page:
+    """The components of a page's ink, before any is chosen (what :func:`find_glyph` and :func:`find_line` share)."""
+
+    u8: np.ndarray  #: the flattened ink, uint8
+    sure_t: float  #: the sure-ink threshold
+    weak: np.ndarray  #: the ink mask after rulings and shadows (uint8 0/1)
+    labels: np.ndarray  #: its connected components
+    stats: np.ndarray  #: cv2's x, y, width, height, area per component
+    mass: np.ndarray  #: ink per component; 0 for the background, components without sure ink, the page's
+    #: edge and a form's box
+    ink_dark: bool
+
+
+def _page(image: np.ndarray, ink_dark: bool | None, work_side: int) -> _Page | None:
+    """Steps 1-3 of the module's docstring and the components: None where no ink stands out from the paper."""
     image = as_u8(image)
-    if max(image.shape[:2]) > WORK_SIDE:  # a glyph needs no more; the steps' cost grows with the pixels
-        f = WORK_SIDE / max(image.shape[:2])
+    if max(image.shape[:2]) > work_side:  # a glyph needs no more; the steps' cost grows with the pixels
+        f = work_side / max(image.shape[:2])
         size = (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     if ink_dark is None:
         ink_dark = dark_ink(image)
     u8 = flatten_u8(image, ink_dark, PAPER_WINDOW)
     h, w = u8.shape
-    nothing = Glyph(np.zeros((h, w), np.float32), True, 0, ink_dark=ink_dark)
     peak, sure_t = _levels(u8)
     if peak < MIN_INK * 255:
-        return nothing
-    if min(h, w) >= MIN_PAGE_SIDE:  # a marker's bold strokes: a window not wider than them hollows them out
+        return _Page(u8, sure_t, None, None, None, None, ink_dark)
+    page = min(h, w) >= MIN_PAGE_SIDE  # a page, not a glyph's crop: rulings, shadows, edges may be on it
+    if page:  # a marker's bold strokes: a window not wider than them hollows them out
         _, strong = cv2.threshold(u8, max(sure_t, WIDE_SHARE * peak) - 1, 1, cv2.THRESH_BINARY)
         bold = stroke_width(strong) / min(h, w)
         if bold > 0.6 * PAPER_WINDOW:
@@ -176,9 +189,9 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             peak, sure_t = _levels(u8)
     _, weak = cv2.threshold(u8, WEAK_SHARE * sure_t, 1, cv2.THRESH_BINARY)
     if cv2.countNonZero(weak) > MAX_INK_SHARE * weak.size:  # a page of ink is paper of the other polarity
-        return nothing
+        return _Page(u8, sure_t, None, None, None, None, ink_dark)
     _, sure = cv2.threshold(u8, sure_t - 1, 1, cv2.THRESH_BINARY)
-    if min(h, w) >= MIN_PAGE_SIDE:  # a page, not a glyph's crop: rulings and shadows may be on it
+    if page:
         weak[_rulings(u8, weak, stroke_width(sure)) > 0] = 0
         # a shadow's core is wide and weak, a stroke thin (or, a marker's, strong): ink wider than any
         # stroke and not near the peak is light, not ink
@@ -194,31 +207,42 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             weak[touched[flabels]] = 0
             weak[light] = 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
-    if n <= 1:
-        return nothing
     # the ink mass of each component; only components holding sure ink count
     flat = labels.ravel()
     mass = np.bincount(flat, weights=u8.ravel(), minlength=n)
-    strongest = np.bincount(flat, weights=sure.ravel(), minlength=n)
+    mass[np.bincount(flat, weights=sure.ravel(), minlength=n) < 1] = 0.0
     mass[0] = 0.0
-    mass[strongest < 1] = 0.0
     x, y, bw, bh, area = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3], stats[:, 4]
-    # the page's edge, the table beside it: ink lying mostly in a strip along the picture's edge
-    m = max(2, round(0.07 * min(h, w)))
-    strip = np.concatenate([labels[:m].ravel(), labels[-m:].ravel(), labels[m:-m, :m].ravel(),
-                            labels[m:-m, -m:].ravel()])
-    edge = np.bincount(strip, minlength=n)
-    mass[edge > 0.4 * area] = 0.0
-    # the box of a form around the glyph: a large component whose ink hugs its own bounding box
-    for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & (mass > 0)):
-        e = max(2, round(0.08 * min(bw[j], bh[j])))
-        own = labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j
-        if own[e:-e, e:-e].sum() < 0.25 * area[j]:
-            mass[j] = 0.0
+    if page and n > 1:
+        # the page's edge, the table beside it: ink lying mostly in a strip along the picture's edge
+        m = max(2, round(0.07 * min(h, w)))
+        strip = np.concatenate([labels[:m].ravel(), labels[-m:].ravel(), labels[m:-m, :m].ravel(),
+                                labels[m:-m, -m:].ravel()])
+        mass[np.bincount(strip, minlength=n) > 0.4 * area] = 0.0
+        # the box of a form around the glyph: a large component whose ink hugs its own bounding box
+        for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & (mass > 0)):
+            e = max(2, round(0.08 * min(bw[j], bh[j])))
+            own = labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j
+            if own[e:-e, e:-e].sum() < 0.25 * area[j]:
+                mass[j] = 0.0
+    return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark)
+
+
+def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
+    """The glyph in a photo or scan; see the module's docstring for the steps. ``ink_dark=None`` finds out
+    whether the ink is darker or lighter than the paper (:func:`dark_ink`)."""
+    pg = _page(image, ink_dark, WORK_SIDE)
+    h, w = pg.u8.shape
+    nothing = Glyph(np.zeros((h, w), np.float32), True, 0, ink_dark=pg.ink_dark)
+    if pg.mass is None or not (pg.mass > 0).any():
+        return nothing
+    mass, labels, u8, sure_t = pg.mass.copy(), pg.labels, pg.u8, pg.sure_t
+    x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
+    n = len(mass)
     # a blob (a finger's shadow, a smudge) is as thick as it is long, a glyph's strokes are thin: second choice
     cands = np.flatnonzero(mass > 0)
     if len(cands) > 1:
-        dist = cv2.distanceTransform(weak, cv2.DIST_L2, 3)
+        dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
         thickness = 2.0 * (np.array([dist[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]][
             labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j].max() for j in cands]) if len(cands) <= 8
             else np.asarray(ndimage.maximum(dist, labels, cands)))
@@ -254,7 +278,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     glyph_u8 = u8 * mask
     scale = _percentile(np.bincount(glyph_u8[glyph_u8 >= sure_t], minlength=256), 90)
     out = np.minimum(glyph_u8.astype(np.float32) * (1.0 / max(scale, 1)), 1.0)
-    return Glyph(out, False, others, (int(top), int(left), int(bottom), int(right)), ink_dark)
+    return Glyph(out, False, others, (int(top), int(left), int(bottom), int(right)), pg.ink_dark)
 
 
 def _levels(u8: np.ndarray) -> tuple[int, float]:
@@ -375,64 +399,17 @@ def find_line(image: np.ndarray, ink_dark: bool | None = None) -> LineInk:
     """The ink of every glyph in a picture of a line (or lines) of characters: the steps of :func:`find_glyph`
     (light flattened per channel, polarity, hysteresis threshold, rulings, a form's box and shadow cores
     removed, specks dropped), but every glyph-sized component kept, none chosen."""
-    image = np.asarray(image, dtype=np.float32)
-    scale = 1.0
-    if max(image.shape[:2]) > LINE_WORK_SIDE:
-        scale = LINE_WORK_SIDE / max(image.shape[:2])
-        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    if ink_dark is None:
-        ink_dark = dark_ink(image)
-    ink = flatten(image, ink_dark, PAPER_WINDOW)
-    h, w = ink.shape
-    empty = np.zeros((h, w), np.int32)
-    nothing = LineInk(np.zeros_like(ink), empty, np.zeros((0, 4), np.int64), np.zeros(0), True, ink_dark, scale)
-    u8, peak, sure_t = _levels(ink)
-    if peak < MIN_INK * 255:
+    shape = np.asarray(image).shape
+    scale = min(1.0, LINE_WORK_SIDE / max(shape[:2]))
+    pg = _page(image, ink_dark, LINE_WORK_SIDE)
+    u8, sure_t, ink_dark = pg.u8, pg.sure_t, pg.ink_dark
+    h, w = u8.shape
+    nothing = LineInk(np.zeros((h, w), np.float32), np.zeros((h, w), np.int32), np.zeros((0, 4), np.int64),
+                      np.zeros(0), True, ink_dark, scale)
+    if pg.mass is None or pg.labels is None or len(pg.mass) <= 1:
         return nothing
-    if min(h, w) >= MIN_PAGE_SIDE:
-        _, strong = cv2.threshold(u8, max(sure_t, WIDE_SHARE * peak) - 1, 1, cv2.THRESH_BINARY)
-        bold = stroke_width(strong) / min(h, w)
-        if bold > 0.6 * PAPER_WINDOW:
-            ink = flatten(image, ink_dark, min(MAX_PAPER_WINDOW, 2.5 * bold))
-            u8, peak, sure_t = _levels(ink)
-    _, weak = cv2.threshold(u8, WEAK_SHARE * sure_t, 1, cv2.THRESH_BINARY)
-    if cv2.countNonZero(weak) > MAX_INK_SHARE * weak.size:
-        return nothing
-    _, sure = cv2.threshold(u8, sure_t - 1, 1, cv2.THRESH_BINARY)
-    if min(h, w) >= MIN_PAGE_SIDE:
-        weak[_rulings(u8, weak, stroke_width(sure)) > 0] = 0
-        r = max(3, round(THICK * min(h, w))) | 1
-        wide = cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((r, r), np.uint8))
-        light = (wide > 0) & (u8 < max(sure_t, WIDE_SHARE * peak))
-        if light.any():
-            faint = weak & (1 - sure)
-            nf, flabels = cv2.connectedComponents(faint, connectivity=8)
-            touched = np.bincount(flabels[cv2.dilate(light.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0],
-                                  minlength=nf) > 0
-            touched[0] = False
-            weak[touched[flabels]] = 0
-            weak[light] = 0
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
-    if n <= 1:
-        return nothing
-    flat = labels.ravel()
-    mass = np.bincount(flat, weights=u8.ravel(), minlength=n)
-    strongest = np.bincount(flat, weights=sure.ravel(), minlength=n)
-    mass[0] = 0.0
-    mass[strongest < 1] = 0.0
-    x, y, bw, bh, area = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3], stats[:, 4]
-    if min(h, w) >= MIN_PAGE_SIDE:
-        m = max(2, round(0.07 * min(h, w)))  # the page's edge: ink lying mostly in a strip along it
-        strip = np.concatenate([labels[:m].ravel(), labels[-m:].ravel(), labels[m:-m, :m].ravel(),
-                                labels[m:-m, -m:].ravel()])
-        edge = np.bincount(strip, minlength=n)
-        mass[edge > 0.4 * area] = 0.0
-        for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & (mass > 0)):  # a form's box around the line
-            e = max(2, round(0.08 * min(bw[j], bh[j])))
-            own = labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j
-            if own[e:-e, e:-e].sum() < 0.25 * area[j]:
-                mass[j] = 0.0
+    mass, labels, n = pg.mass, pg.labels, len(pg.mass)
+    x, y, bw, bh = (pg.stats[:, k] for k in range(4))
     top_mass = float(mass.max())
     if top_mass <= 0:
         return nothing
