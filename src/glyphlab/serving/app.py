@@ -219,20 +219,28 @@ def _several(loc: list[Any], exc: SeveralGlyphsError) -> JSONResponse:
     return _error(422, [{"loc": loc, "type": "several_glyphs", "msg": str(exc)}])
 
 
+async def _json_pixels(request: Request, one: str) -> np.ndarray | JSONResponse:
+    """The ``pixels`` of a JSON body that carries one picture, or the 422 refusing it (``one`` says why a batch
+    is refused: "one image per explanation")."""
+    try:
+        req = PredictionRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        return _error(422, [{**e, "loc": ["body", *e["loc"]]} for e in
+                            exc.errors(include_url=False, include_context=False, include_input=False)][:20])
+    if req.pixels is None:
+        return _error(422, [{"loc": ["body", "images"], "type": "too_long", "msg": f"{one}: send 'pixels', not a batch"}])
+    return np.asarray(req.pixels, dtype=np.float32)
+
+
 async def _one_image(request: Request, settings: ServeSettings, predictor: Predictor):
     """The one image of an /explanation request, as /prediction reads it (JSON ``pixels``, multipart ``file`` or
     an image body): a function that prepares it (run it in a worker thread), or the JSONResponse refusing it."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
-        try:
-            req = PredictionRequest.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return _error(422, [{**e, "loc": ["body", *e["loc"]]} for e in
-                                exc.errors(include_url=False, include_context=False, include_input=False)][:20])
-        if req.pixels is None:
-            return _error(422, [{"loc": ["body", "images"], "type": "too_long",
-                                 "msg": "one image per explanation: send 'pixels', not a batch"}])
-        return lambda: predictor.prepare_pixels(np.asarray(req.pixels, dtype=np.float32))
+        pixels = await _json_pixels(request, "one image per explanation")
+        if isinstance(pixels, JSONResponse):
+            return pixels
+        return lambda: predictor.prepare_pixels(pixels)
     data = await _upload_bytes(request, ctype, settings)
     if isinstance(data, JSONResponse):
         return data
@@ -614,15 +622,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         loc = {"application/json": ["body", "pixels"], "multipart/form-data": ["body", "file"]}.get(ctype, ["body"])
         try:
             if ctype == "application/json":
-                try:
-                    req = PredictionRequest.model_validate_json(await request.body())
-                except ValidationError as exc:
-                    return _error(422, [{**e, "loc": ["body", *e["loc"]]} for e in
-                                        exc.errors(include_url=False, include_context=False, include_input=False)][:20])
-                if req.pixels is None:
-                    return _error(422, [{"loc": ["body", "images"], "type": "too_long",
-                                         "msg": "one picture per reading: send 'pixels', not a batch"}])
-                source: Any = np.asarray(req.pixels, dtype=np.float32)
+                source: Any = await _json_pixels(request, "one picture per reading")
+                if isinstance(source, JSONResponse):
+                    return source
                 ink_dark: bool | None = False
             else:
                 source = await _upload_bytes(request, ctype, settings)
