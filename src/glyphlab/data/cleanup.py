@@ -239,14 +239,15 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     mass, labels, u8, sure_t = pg.mass.copy(), pg.labels, pg.u8, pg.sure_t
     x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
     n = len(mass)
-    # a blob (a finger's shadow, a smudge) is as thick as it is long, a glyph's strokes are thin: second choice
+    # a blob (a finger's shadow, a smudge) is as thick as it is long and solid, a glyph's strokes are thin and
+    # leave most of their box empty (a bold 4's joint is thick, its box is not full): second choice
     cands = np.flatnonzero(mass > 0)
     if len(cands) > 1:
         dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
         thickness = 2.0 * (np.array([dist[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]][
             labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j].max() for j in cands]) if len(cands) <= 8
             else np.asarray(ndimage.maximum(dist, labels, cands)))
-        blob = thickness > BLOB * np.maximum(bw[cands], bh[cands])
+        blob = (thickness > BLOB * np.maximum(bw[cands], bh[cands])) & (area[cands] > 0.6 * bw[cands] * bh[cands])
         # and a flat bar (a form box's side, a ruling's piece, the page's edge) is no digit either
         bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
         mass[cands[blob | bar]] *= 0.1
