@@ -110,6 +110,14 @@ def test_a_photo_gives_the_model_the_glyph(case):
     assert corr(old, ref) < 0.6, corr(old, ref)
 
 
+def test_a_bright_yellow_note_is_paper_not_a_digital_canvas():
+    """Its red and green channels saturate at 255 on most pixels; only a white or black background in every
+    channel makes a picture a digital canvas (which skips the paper steps)."""
+    g = glyph("4")
+    new = prepare_bytes(photo([g], paper=(1.25, 1.25, 0.6), ink=BLUE), NEW)
+    assert not new.no_ink and corr(new.pixels, reference(g)) > 0.8
+
+
 def test_a_broken_five_stays_one_glyph():
     g = glyph("5")
     new = prepare_bytes(photo([g], ruled=15), NEW)

@@ -170,12 +170,11 @@ def digital_background(image: np.ndarray) -> int | None:
     """The background level of a picture drawn on a screen or exported by a program (a canvas, a rendered
     glyph, MNIST's own PNGs): at least half its pixels exactly black or white (within 2 levels). A photo's or
     a scan's paper never is (noise, JPEG, light); those go through the whole clean step."""
-    img = image if image.ndim == 2 else image[..., 1]
-    sample = img.ravel()[:: max(1, img.size // 4096)]
-    hist = np.bincount(sample, minlength=256)
-    if hist[:3].sum() >= 0.5 * sample.size:
+    pixels = image.reshape(image.shape[0] * image.shape[1], -1)
+    sample = pixels[:: max(1, len(pixels) // 4096)]
+    if (sample.max(axis=1) <= 2).mean() >= 0.5:  # every channel black (a yellow note is not white)
         return 0
-    if hist[253:].sum() >= 0.5 * sample.size:
+    if (sample.min(axis=1) >= 253).mean() >= 0.5:
         return 255
     return None
 
@@ -275,15 +274,18 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     # a blob (a finger's shadow, a smudge) is as thick as it is long and solid, a glyph's strokes are thin and
     # leave most of their box empty (a bold 4's joint is thick, its box is not full): second choice
     cands = np.flatnonzero(mass > 0)
+    unlike = np.zeros(n, bool)  # shaped like no glyph: never counted as another glyph beside this one
     if len(cands) > 1:
         dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
         thickness = 2.0 * (np.array([dist[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]][
             labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j].max() for j in cands]) if len(cands) <= 8
             else np.asarray(ndimage.maximum(dist, labels, cands)))
-        blob = (thickness > BLOB * np.maximum(bw[cands], bh[cands])) & (area[cands] > 0.6 * bw[cands] * bh[cands])
+        thick = thickness > BLOB * np.maximum(bw[cands], bh[cands])
+        blob = thick & (area[cands] > 0.6 * bw[cands] * bh[cands])
         # and a flat bar (a form box's side, a ruling's piece, the page's edge) is no digit either
         bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
         mass[cands[blob | bar]] *= 0.1
+        unlike[cands[thick | bar]] = True
     main = int(np.argmax(mass))
     if mass[main] <= 0:
         return nothing
@@ -304,7 +306,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             keep[j] = True
             left, right = min(left, x[j]), max(right, x[j] + bw[j])
             top, bottom = min(top, y[j]), max(bottom, y[j] + bh[j])
-        elif (mass[j] >= OTHER_SHARE * mass[main] and bh[j] >= 0.6 * (bottom - top)
+        elif (not unlike[j] and mass[j] >= OTHER_SHARE * mass[main] and bh[j] >= 0.6 * (bottom - top)
               and min(bottom, y[j] + bh[j]) - max(top, y[j]) >= 0.5 * min(bh[j], bottom - top)
               and mass[j] / area[j] >= 0.6 * mass[main] / area[main]):
             others += 1  # another glyph: as tall, on the same line, as strongly inked
