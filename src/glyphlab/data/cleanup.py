@@ -381,19 +381,20 @@ def find_line(image: np.ndarray, ink_dark: bool | None = None) -> LineInk:
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     if ink_dark is None:
         ink_dark = dark_ink(image)
-    ink = flatten(image, ink_dark, PAPER_WINDOW)
-    h, w = ink.shape
+    u8 = flatten_u8(image, ink_dark, PAPER_WINDOW)
+    h, w = u8.shape
     empty = np.zeros((h, w), np.int32)
-    nothing = LineInk(np.zeros_like(ink), empty, np.zeros((0, 4), np.int64), np.zeros(0), True, ink_dark, scale)
-    u8, peak, sure_t = _levels(ink)
+    nothing = LineInk(np.zeros((h, w), np.float32), empty, np.zeros((0, 4), np.int64), np.zeros(0), True, ink_dark,
+                      scale)
+    peak, sure_t = _levels(u8)
     if peak < MIN_INK * 255:
         return nothing
     if min(h, w) >= MIN_PAGE_SIDE:
         _, strong = cv2.threshold(u8, max(sure_t, WIDE_SHARE * peak) - 1, 1, cv2.THRESH_BINARY)
         bold = stroke_width(strong) / min(h, w)
         if bold > 0.6 * PAPER_WINDOW:
-            ink = flatten(image, ink_dark, min(MAX_PAPER_WINDOW, 2.5 * bold))
-            u8, peak, sure_t = _levels(ink)
+            u8 = flatten_u8(image, ink_dark, min(MAX_PAPER_WINDOW, 2.5 * bold))
+            peak, sure_t = _levels(u8)
     _, weak = cv2.threshold(u8, WEAK_SHARE * sure_t, 1, cv2.THRESH_BINARY)
     if cv2.countNonZero(weak) > MAX_INK_SHARE * weak.size:
         return nothing
