@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from net_helpers import free_port, wait_until_up
 from serving_helpers import digit_png, drawn_one, png_bytes, stop_server
 
 from glyphlab.errors import ConfigError
@@ -179,12 +179,6 @@ def test_key_sources_and_the_open_host_warning(tmp_path: Path, monkeypatch, caps
     assert json.loads(__import__("os").environ["GLYPHLAB_SERVE_GATEWAY"])["cors_origins"] == ["https://a.example"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, key: str | None = None) -> tuple[int, str]:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
     try:
@@ -201,22 +195,14 @@ def test_two_workers_metrics_add_up_under_load(logreg_dir, tmp_path: Path):
     before = made()
     key_file = tmp_path / "api-key"
     key_file.write_text(KEY + "\n")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-c", "from glyphlab.cli import main; main()", "serve", str(logreg_dir),
                              "--port", str(port), "--workers", "2", "--no-access-log", "--api-key-file", str(key_file)],
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w"))
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if _get(f"{base}/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the server did not answer /health in 120 s"
-            time.sleep(0.2)
+        wait_until_up(lambda: _get(f"{base}/health")[0] == 200, proc, tmp_path / "serve.log", 120,
+                      "the server's /health", poll=0.2)
         assert _get(f"{base}/model")[0] == 401
         body = png_bytes(drawn_one())
         statuses: list[int] = []

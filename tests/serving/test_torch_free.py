@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from net_helpers import free_port
 from serving_helpers import digit_png, stop_server, train_model
 
 import glyphlab
@@ -63,12 +63,6 @@ def torchless_python(tmp_path_factory) -> Path:
 def _env() -> dict[str, str]:
     src = str(Path(glyphlab.__file__).resolve().parents[1])  # the glyphlab under test
     return {**os.environ, "PYTHONPATH": src, "PYTHONNOUSERSITE": "1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 CHECK = r"""
@@ -117,7 +111,7 @@ def test_server_without_torch(torchless_python, cnn_dir, cnn_onnx_dir, logreg_di
     for path, labels in got.items():
         assert labels == Predictor(path, backend="native").predict(images).argmax(1).tolist(), path
 
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     proc = subprocess.Popen([str(torchless_python), "-c", "from glyphlab.cli import main; main()", "serve",
                              str(cnn_onnx_dir), "--port", str(port), "--no-access-log"],

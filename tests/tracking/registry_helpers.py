@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from glyphlab.serving.predictor import Predictor
+from net_helpers import free_port, url_answers, wait_until_up
 from glyphlab.tracking import read_tracking
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def first_test_images(out: Path, n: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -51,17 +44,8 @@ def check_models_serve(uri: str, out: Path, name: str, tmp_path: Path) -> None:
                                "local", "-h", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env,
                               cwd=tmp_path, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, (tmp_path / "models-serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "mlflow models serve did not answer /ping in 120 s"
-            time.sleep(0.3)
+        wait_until_up(lambda: url_answers(f"http://127.0.0.1:{port}/ping"), server, tmp_path / "models-serve.log",
+                      120, "mlflow models serve's /ping")
         body = json.dumps({"inputs": images.tolist()}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                      headers={"Content-Type": "application/json"})

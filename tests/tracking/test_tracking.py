@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from net_helpers import free_port, url_answers, wait_until_up
 from registry_helpers import check_models_serve
 
 from glyphlab.pipeline.run import RunConfig, run
@@ -81,14 +79,8 @@ def test_mlflow_file_store(tmp_path: Path, monkeypatch):
     _check_mlflow_run(uri, out)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_mlflow_tracking_server_on_loopback(tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     server = subprocess.Popen(
         [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
@@ -97,17 +89,8 @@ def test_mlflow_tracking_server_on_loopback(tmp_path: Path):
         stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), cwd=tmp_path)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "mlflow server did not answer /health in 180 s"
-            time.sleep(0.5)
+        wait_until_up(lambda: url_answers(f"{uri}/health"), server, tmp_path / "server.log", 180,
+                      "mlflow server's /health", poll=0.5)
         out = run(RunConfig(**CFG), tmp_path / "run", console=_quiet(), report=False, tracking_uri=uri,
                   register="glyphs")
         _check_mlflow_run(uri, out)  # a URI alone means mlflow
