@@ -22,7 +22,6 @@ confidence is the product of its characters' probabilities.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

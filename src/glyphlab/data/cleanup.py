@@ -80,16 +80,12 @@ class Glyph:
     ink_dark: bool = True  #: the ink was darker than the paper
 
 
-def flatten(image: np.ndarray, ink_dark: bool, window: float = 0.2) -> np.ndarray:
-    """(H, W) or (H, W, C) in [0, 1] (or uint8) -> (H, W) float32 ink: how much darker (``ink_dark``) or
-    lighter than the local paper each pixel is, in its strongest channel, as a share of the paper's
-    brightness. The paper is estimated with a window of ``window`` of the picture's short side."""
-    return flatten_u8(image, ink_dark, window).astype(np.float32) * (1.0 / 255.0)
-
-
-def flatten_u8(image: np.ndarray, ink_dark: bool, window: float = 0.2) -> np.ndarray:
-    """:func:`flatten` as uint8 (255 = ink as dark as black on this paper); uint8 morphology is several
-    times faster than float's, and the picture came as 8 bits anyway."""
+def flatten_u8(image: np.ndarray, ink_dark: bool, window: float = PAPER_WINDOW) -> np.ndarray:
+    """(H, W) or (H, W, C) uint8 (or floats in [0, 1]) -> (H, W) uint8 ink: how much darker (``ink_dark``)
+    or lighter than the local paper each pixel is, in its strongest channel, as a share of the paper's
+    brightness (255 = as dark as black on this paper). The paper is estimated with a window of ``window`` of
+    the picture's short side. In 8 bits: uint8 morphology is several times faster than float's, and the
+    picture came as 8 bits anyway."""
     img = as_u8(image)
     if not ink_dark:
         img = cv2.bitwise_not(img)
@@ -107,12 +103,7 @@ def flatten_u8(image: np.ndarray, ink_dark: bool, window: float = 0.2) -> np.nda
     kf = int(round((k + 1) * f)) | 1
     paper = cv2.erode(bright, np.ones((kf, kf), np.uint8), borderType=cv2.BORDER_REPLICATE)
     ratio = cv2.divide(img, cv2.max(paper, 10), scale=255.0)  # saturates at 255 where brighter than paper
-    if ratio.ndim == 3:
-        channels = cv2.split(ratio)
-        ratio = channels[0]
-        for c in channels[1:]:
-            ratio = cv2.min(ratio, c)
-    return cv2.bitwise_not(ratio)
+    return cv2.bitwise_not(_over_channels(ratio, cv2.min))
 
 
 def as_u8(image: np.ndarray) -> np.ndarray:
@@ -123,11 +114,16 @@ def as_u8(image: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(np.clip(img, 0.0, 1.0).astype(np.float32, copy=False), alpha=255.0)
 
 
-def ink_map(image: np.ndarray, ink_dark: bool | None) -> tuple[np.ndarray, bool]:
-    """The flattened ink, and whether it is dark ink (found by :func:`dark_ink` when ``ink_dark`` is None)."""
-    if ink_dark is None:
-        ink_dark = dark_ink(image)
-    return flatten(image, ink_dark), ink_dark
+def _over_channels(image: np.ndarray, op) -> np.ndarray:
+    """A (H, W, C) picture's channels folded with ``op`` (cv2.min: the darkest, cv2.max: the lightest);
+    a (H, W) one as it is."""
+    if image.ndim == 2:
+        return image
+    channels = cv2.split(image)
+    out = channels[0]
+    for c in channels[1:]:
+        out = op(out, c)
+    return out
 
 
 def dark_ink(image: np.ndarray) -> bool:
@@ -181,19 +177,13 @@ def digital_background(image: np.ndarray) -> int | None:
 
 def _digital_ink(image: np.ndarray, ink_dark: bool) -> np.ndarray:
     """A digital picture's ink, uint8: how far each pixel is from the background, in its strongest channel."""
-    if image.ndim == 3:
-        channels = cv2.split(image)
-        pick = cv2.min if ink_dark else cv2.max
-        img = channels[0]
-        for c in channels[1:]:
-            img = pick(img, c)
-    else:
-        img = image
+    img = _over_channels(image, cv2.min if ink_dark else cv2.max)
     return cv2.bitwise_not(img) if ink_dark else img.copy()
 
 
-def _page(image: np.ndarray, ink_dark: bool | None, work_side: int) -> _Page | None:
-    """Steps 1-3 of the module's docstring and the components: None where no ink stands out from the paper."""
+def _page(image: np.ndarray, ink_dark: bool | None, work_side: int) -> _Page:
+    """Steps 1-3 of the module's docstring and the components; where no ink stands out from the paper (or
+    it is all ink), ``weak``, ``labels``, ``stats`` and ``mass`` are None."""
     image = as_u8(image)
     if max(image.shape[:2]) > work_side:  # a glyph needs no more; the steps' cost grows with the pixels
         f = work_side / max(image.shape[:2])
@@ -311,10 +301,16 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
               and mass[j] / area[j] >= 0.6 * mass[main] / area[main]):
             others += 1  # another glyph: as tall, on the same line, as strongly inked
     mask = cv2.dilate(keep.astype(np.uint8)[labels], np.ones((3, 3), np.uint8))  # the strokes' soft edges
-    glyph_u8 = u8 * mask
-    scale = _percentile(np.bincount(glyph_u8[glyph_u8 >= sure_t], minlength=256), 90)
-    out = np.minimum(glyph_u8.astype(np.float32) * (1.0 / max(scale, 1)), 1.0)
+    out = _kept_ink(u8, mask, sure_t)
     return Glyph(out, False, others, (int(top), int(left), int(bottom), int(right)), pg.ink_dark)
+
+
+def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float) -> np.ndarray:
+    """The ink where ``keep`` (0 elsewhere) as float32 in [0, 1], scaled so that its sure ink's 90th
+    percentile is 1 (the strokes' typical peak, whatever the pen's strength)."""
+    kept = np.where(keep, u8, 0).astype(np.uint8)
+    level = _percentile(np.bincount(kept[kept >= sure_t], minlength=256), 90)
+    return np.minimum(kept.astype(np.float32) * (1.0 / max(level, 1)), 1.0)
 
 
 def _levels(u8: np.ndarray) -> tuple[int, float]:
@@ -463,8 +459,6 @@ def find_line(image: np.ndarray, ink_dark: bool | None = None) -> LineInk:
     kept = relabel[labels].astype(np.uint16)
     grown = cv2.dilate(kept, np.ones((3, 3), np.uint8))  # the strokes' soft edges, given to their component
     kept = np.where(kept > 0, kept, grown).astype(np.int32)
-    glyph_u8 = np.where(kept > 0, u8, 0).astype(np.uint8)
-    level = _percentile(np.bincount(glyph_u8[glyph_u8 >= sure_t], minlength=256), 90)
-    out = np.minimum(glyph_u8.astype(np.float32) * (1.0 / max(level, 1)), 1.0)
+    out = _kept_ink(u8, kept > 0, sure_t)
     boxes = np.stack([y[ids], x[ids], y[ids] + bh[ids], x[ids] + bw[ids]], axis=1).astype(np.int64)
     return LineInk(out, kept, boxes, mass[ids].astype(np.float64), False, ink_dark, scale)

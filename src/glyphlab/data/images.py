@@ -127,7 +127,7 @@ class ImageConfig:
     clean: bool = True
     binary: bool = False
     #: with ``clean``: strokes made this share of the glyph's longest side wide when far off (MNIST: 0.11)
-    stroke: float | None = 0.11  # MNIST_STROKE
+    stroke: float | None = MNIST_STROKE
 
     def __post_init__(self) -> None:
         canvas = tuple(self.canvas) if isinstance(self.canvas, (list, tuple)) else (self.canvas, self.canvas)
@@ -200,7 +200,7 @@ class ImageConfig:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "ImageConfig":
         """A recorded config; one without ``version`` (recorded before the ``clean`` step) means version 1:
-        ``clean`` and ``binary`` off, whatever today's defaults are, so old models keep their steps."""
+        ``clean``, ``stroke`` and ``binary`` off, whatever today's defaults are, so old models keep their steps."""
         if not isinstance(raw, Mapping):
             raise DataError(f"an image config must be a mapping, got {type(raw).__name__}")
         raw = dict(raw)
@@ -540,12 +540,10 @@ def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = 
     nan = np.isnan(gray)
     if nan.any():
         gray[nan] = 0.0
-    if config.clean and gray.ndim == 3 and gray.shape[2] == 3 and gray.shape[0] and gray.shape[1]:
+    if config.clean and gray.size and (gray.ndim == 2 or (gray.ndim == 3 and gray.shape[2] == 3)):
         return _prepare_clean(gray, config, inverted)
     if gray.ndim != 2 or gray.size == 0:
         raise ImageInputError(f"expected a 2-D image, got shape {gray.shape}")
-    if config.clean:
-        return _prepare_clean(gray, config, inverted)
     if inverted is None:
         inverted = (median(border(gray)) > 0.5 if config.polarity == "auto"
                     else config.polarity == "dark-on-light")
@@ -561,7 +559,7 @@ def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = 
 
 def _prepare_clean(pixels: np.ndarray, config: ImageConfig, inverted: bool | None) -> PreparedImage:
     """The ``clean`` path: the one glyph found in a photo or scan, then fitted like any other ink."""
-    from glyphlab.data.cleanup import find_glyph
+    from glyphlab.data.cleanup import find_glyph, normalise_stroke  # OpenCV: loaded by the first clean picture
 
     if inverted is None and config.polarity != "auto":
         inverted = config.polarity == "dark-on-light"
@@ -571,8 +569,6 @@ def _prepare_clean(pixels: np.ndarray, config: ImageConfig, inverted: bool | Non
         return PreparedImage(np.zeros(config.canvas, dtype=np.float32), bool(inverted), True)
     ink = glyph.ink
     if config.stroke is not None and glyph.box is not None:
-        from glyphlab.data.cleanup import normalise_stroke
-
         ink = normalise_stroke(ink, glyph.box, config.stroke)
     pixels = _fit(ink, config)
     if config.binary:  # last: resizing and centring make grey edges again
