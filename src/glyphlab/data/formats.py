@@ -385,6 +385,12 @@ def image_folder_files(root: Path) -> tuple[list[Path], list[tuple[Path, int]], 
     return class_dirs, found, ignored
 
 
+def folder_limits() -> DecodeLimits:
+    """The decoding limits for a user's own image files (a dataset folder): far above an upload's."""
+    return DecodeLimits(max_bytes=MAX_IMAGE_BYTES, max_pixels=min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS
+                                                                  or MAX_IMAGE_PIXELS))
+
+
 def read_image_folder(path: str | Path, size: int | Sequence[int] = (28, 28), *, preprocess: str = "mnist",
                       config: ImageConfig | None = None, limit: int | None = None, seed: int = 0,
                       name: str | None = None, **image_options: Any) -> Dataset:
@@ -416,8 +422,7 @@ def read_image_folder(path: str | Path, size: int | Sequence[int] = (28, 28), *,
     limit = _check_limit(limit)
     all_labels = np.asarray([lab for _, lab in found], dtype=np.int64)
     keep = limit_indices(all_labels, len(found), limit, seed)
-    limits = DecodeLimits(max_bytes=MAX_IMAGE_BYTES, max_pixels=min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS
-                                                                      or MAX_IMAGE_PIXELS))
+    limits = folder_limits()
     images, n_inverted, blank = [], 0, []
     for i in keep:
         f = found[i][0]

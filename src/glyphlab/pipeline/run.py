@@ -186,8 +186,8 @@ def write_image_inputs(ds: Dataset, path: Path, n: int = 16) -> None:
     raw = ds.meta.get("preprocessing")
     if not raw or raw.get("trained_on") != "image files" or not ds.source or not Path(ds.source).is_dir():
         return
-    from glyphlab.data.formats import image_folder_files
-    from glyphlab.data.images import DecodeLimits, ImageConfig, ImageInputError, prepare_file
+    from glyphlab.data.formats import folder_limits, image_folder_files
+    from glyphlab.data.images import ImageConfig, ImageInputError, prepare_file
     from glyphlab.reporting.inputs import inputs_sheet, original_thumbnail
 
     config = ImageConfig.from_dict(raw["image_config"])
@@ -198,7 +198,7 @@ def write_image_inputs(ds: Dataset, path: Path, n: int = 16) -> None:
     originals, inputs, captions = [], [], []
     for f in picked:
         try:
-            inputs.append(prepare_file(f, config, DecodeLimits(max_bytes=50_000_000, max_pixels=50_000_000)).pixels)
+            inputs.append(prepare_file(f, config, folder_limits()).pixels)
             originals.append(original_thumbnail(f))
             captions.append(f"{f.parent.name}/{f.name}")
         except (ImageInputError, OSError):
