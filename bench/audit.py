@@ -22,15 +22,13 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from serving_common import cpu_model  # bench/ is on sys.path when a bench runs as a script
 
 from glyphlab.data.dataset import Split
 from glyphlab.data.registry import resolve_dataset
 from glyphlab.evaluation.label_issues import plot_label_issues
 from glyphlab.models.registry import parse_value
 from glyphlab.pipeline.audit import DEFAULT_FOLDS, DEFAULT_MODEL, AuditConfig, audit_dataset
-from serving_common import cpu_model  # bench/ is on sys.path when a bench runs as a script
-
-
 
 
 def anchor_seconds(images: np.ndarray, labels: np.ndarray) -> float:
@@ -70,8 +68,15 @@ def main() -> None:
     ds = ds.with_splits({**ds.splits, "train": Split(train.images, labels)})
     anchor = anchor_seconds(train.images, train.labels)
     params = {k: parse_value(v) for k, v in (p.split("=", 1) for p in args.param)}
-    cfg = AuditConfig(dataset="mnist", model=args.model, params=params, folds=args.folds, seed=args.seed,
-                      data_dir=args.data_dir, splits=["train", "test"])
+    cfg = AuditConfig(
+        dataset="mnist",
+        model=args.model,
+        params=params,
+        folds=args.folds,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        splits=["train", "test"],
+    )
     t0 = time.perf_counter()
     result = audit_dataset(ds, cfg, Path(args.out), Console())
     wall = time.perf_counter() - t0
@@ -98,20 +103,37 @@ def main() -> None:
     pool_labels = np.concatenate([labels, ds["test"].labels])
     scores = proba[np.arange(n_total), pool_labels]
     picture = Path(args.out) / "mnist_own_suspects.png"
-    plot_label_issues(pool_images[own], [ds.classes[pool_labels[i]] for i in own],
-                      [ds.classes[int(proba[i].argmax())] for i in own], scores[own],
-                      [f"{result.keys[i][0]}[{result.keys[i][1]}]" for i in own], picture,
-                      "MNIST's own label suspects (not planted): given → suggested, out-of-fold p(given)")
+    plot_label_issues(
+        pool_images[own],
+        [ds.classes[pool_labels[i]] for i in own],
+        [ds.classes[int(proba[i].argmax())] for i in own],
+        scores[own],
+        [f"{result.keys[i][0]}[{result.keys[i][1]}]" for i in own],
+        picture,
+        "MNIST's own label suspects (not planted): given → suggested, out-of-fold p(given)",
+    )
     report = {
-        "model": args.model, "params": params, "folds": args.folds, "n_images": n_total, "n_flipped": len(flipped),
-        "top_k": k, "recall_top_1pct": round(rec_top, 4), "precision_top_1pct": round(prec_top, 4),
+        "model": args.model,
+        "params": params,
+        "folds": args.folds,
+        "n_images": n_total,
+        "n_flipped": len(flipped),
+        "top_k": k,
+        "recall_top_1pct": round(rec_top, 4),
+        "precision_top_1pct": round(prec_top, 4),
         "recall_top_n_flipped": round(float(is_flip[top_flips].sum() / len(flipped)), 4),
-        "cleanlab_flagged": int(len(flagged)), "recall_flagged": round(rec_flag, 4),
-        "precision_flagged": round(prec_flag, 4), "oof_accuracy": round(result.oof_accuracy, 4),
-        "audit_seconds": round(wall, 1), "anchor_logreg_seconds": round(anchor, 2),
-        "audit_over_anchor": round(wall / anchor, 1), "cpu": cpu_model(), "cpus": os.cpu_count(),
+        "cleanlab_flagged": int(len(flagged)),
+        "recall_flagged": round(rec_flag, 4),
+        "precision_flagged": round(prec_flag, 4),
+        "oof_accuracy": round(result.oof_accuracy, 4),
+        "audit_seconds": round(wall, 1),
+        "anchor_logreg_seconds": round(anchor, 2),
+        "audit_over_anchor": round(wall / anchor, 1),
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
         "glyphlab_threads": os.environ.get("GLYPHLAB_NUM_THREADS", ""),
-        "loadavg_before": [round(x, 2) for x in load0], "loadavg_after": [round(x, 2) for x in load1],
+        "loadavg_before": [round(x, 2) for x in load0],
+        "loadavg_after": [round(x, 2) for x in load1],
         "target_met": bool(rec_top >= 0.9 and wall <= 120),
     }
     (Path(args.out) / "bench.json").write_text(json.dumps(report, indent=2))

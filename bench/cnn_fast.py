@@ -41,15 +41,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
+from serving_common import cpu_model  # bench/ is on sys.path when a bench runs as a script
 
 from glyphlab.data.mnist import read_idx
 from glyphlab.models.torch.loop import configure_threads, cpu_flags, cpu_has_bf16
-from serving_common import cpu_model  # bench/ is on sys.path when a bench runs as a script
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = (HERE / ".." / ".." / "shared" / "data").resolve()
-
-
 
 
 def load_mnist_arrays(data_dir: Path) -> tuple[np.ndarray, ...]:
@@ -61,22 +59,37 @@ def load_mnist_arrays(data_dir: Path) -> tuple[np.ndarray, ...]:
                 return read_idx(mnist / name)
         sys.exit(f"no {stem}[.gz] in {mnist}: pass --data-dir (the folder holding mnist/)")
 
-    return (read("train-images-idx3-ubyte").astype(np.float32) / 255.0, read("train-labels-idx1-ubyte").astype(np.int64),
-            read("t10k-images-idx3-ubyte").astype(np.float32) / 255.0, read("t10k-labels-idx1-ubyte").astype(np.int64))
+    return (
+        read("train-images-idx3-ubyte").astype(np.float32) / 255.0,
+        read("train-labels-idx1-ubyte").astype(np.int64),
+        read("t10k-images-idx3-ubyte").astype(np.float32) / 255.0,
+        read("t10k-labels-idx1-ubyte").astype(np.int64),
+    )
 
 
 def anchor_net(width: tuple[int, int, int] = (16, 32, 64)) -> nn.Module:
     def block(cin: int, cout: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.MaxPool2d(2)]
+        return [
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        ]
 
     a, b, c = width
     net = nn.Sequential(*block(1, a), *block(a, b), *block(b, c), nn.Flatten(), nn.Linear(c * 3 * 3, 10))
     return net.to(memory_format=torch.channels_last)
 
 
-def train_anchor(seed: int, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
-                 precision: str = "fp32", width: tuple[int, int, int] = (16, 32, 64)) -> dict[str, float]:
+def train_anchor(
+    seed: int,
+    xtr: np.ndarray,
+    ytr: np.ndarray,
+    xte: np.ndarray,
+    yte: np.ndarray,
+    precision: str = "fp32",
+    width: tuple[int, int, int] = (16, 32, 64),
+) -> dict[str, float]:
     """The issue's bare PyTorch baseline, one epoch; returns wall and CPU seconds of training and test accuracy.
     ``precision`` bf16: the forward pass and loss under CPU autocast (weights and optimiser fp32)."""
     amp = torch.bfloat16 if precision == "bf16" else None
@@ -111,8 +124,23 @@ def train_anchor(seed: int, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, y
 def run_glyphlab(seed: int, data_dir: Path, model: str, limit: int | None, params: list[str]) -> dict[str, float]:
     """``glyphlab run`` in its own process; the leaderboard's train s (and CPU s) and test accuracy."""
     with tempfile.TemporaryDirectory(prefix="cnn-fast-bench.") as tmp:
-        cmd = [sys.executable, "-m", "glyphlab.cli", "run", "--dataset", "mnist", "--data-dir", str(data_dir),
-               "--models", model, "--seed", str(seed), "--out", tmp, "--no-report"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "glyphlab.cli",
+            "run",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(data_dir),
+            "--models",
+            model,
+            "--seed",
+            str(seed),
+            "--out",
+            tmp,
+            "--no-report",
+        ]
         if limit:
             cmd += ["--variant", f"subset:{limit}"]
         for p in params:
@@ -121,8 +149,11 @@ def run_glyphlab(seed: int, data_dir: Path, model: str, limit: int | None, param
         if done.returncode != 0:
             sys.exit(f"glyphlab run failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
         metrics = json.loads((Path(tmp) / "models" / model / "metrics.json").read_text())
-    return {"wall": float(metrics["train_seconds"]), "cpu": float(metrics.get("train_cpu_seconds", math.nan)),
-            "acc": float(metrics["accuracy"])}
+    return {
+        "wall": float(metrics["train_seconds"]),
+        "cpu": float(metrics.get("train_cpu_seconds", math.nan)),
+        "acc": float(metrics["accuracy"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,7 +164,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="cnn-fast")
     ap.add_argument("--param", action="append", default=[], help="passed to glyphlab run (key=value)")
     ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated fp32, bf16; the first is the reference")
-    ap.add_argument("--anchor-width", default="16,32,64", help="the anchor's three widths (the issue's wide one: 64,128,256)")
+    ap.add_argument(
+        "--anchor-width", default="16,32,64", help="the anchor's three widths (the issue's wide one: 64,128,256)"
+    )
     ap.add_argument("--no-glyphlab", action="store_true", help="time the anchor only")
     args = ap.parse_args(argv)
     threads = configure_threads()
@@ -144,11 +177,26 @@ def main(argv: list[str] | None = None) -> None:
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     width = tuple(int(w) for w in args.anchor_width.split(","))
     console = Console(width=220)
-    table = Table(title=f"Time to 99 % MNIST test accuracy: glyphlab run --models {args.model} vs a bare PyTorch net "
-                        f"(widths {'-'.join(map(str, width))}), {' vs '.join(precisions)} ({threads} torch thread(s))")
-    for col in ("what", "seed", "precision", "anchor s", "glyphlab s", "ratio", "anchor acc", "glyphlab acc",
-                "anchor CPU s", "glyphlab CPU s", "CPU ratio", f"anchor speed vs {precisions[0]} (CPU s)",
-                f"glyphlab speed vs {precisions[0]} (CPU s)", "load 1 min"):
+    table = Table(
+        title=f"Time to 99 % MNIST test accuracy: glyphlab run --models {args.model} vs a bare PyTorch net "
+        f"(widths {'-'.join(map(str, width))}), {' vs '.join(precisions)} ({threads} torch thread(s))"
+    )
+    for col in (
+        "what",
+        "seed",
+        "precision",
+        "anchor s",
+        "glyphlab s",
+        "ratio",
+        "anchor acc",
+        "glyphlab acc",
+        "anchor CPU s",
+        "glyphlab CPU s",
+        "CPU ratio",
+        f"anchor speed vs {precisions[0]} (CPU s)",
+        f"glyphlab speed vs {precisions[0]} (CPU s)",
+        "load 1 min",
+    ):
         table.add_column(col, justify="left" if col in ("what", "precision") else "right")
     for prec in precisions:  # warm-up (first-call costs, in each precision), untimed
         train_anchor(0, xtr[:2048], ytr[:2048], xte[:256], yte[:256], prec, width)
@@ -157,14 +205,31 @@ def main(argv: list[str] | None = None) -> None:
     for seed in seeds:
         for prec in precisions:  # alternating, so both precisions see the same machine load
             a = train_anchor(seed, xtr, ytr, xte, yte, prec, width)
-            g = nan if args.no_glyphlab else run_glyphlab(seed, args.data_dir, args.model, args.limit or None,
-                                                           [*args.param, f"precision={prec}"])
+            g = (
+                nan
+                if args.no_glyphlab
+                else run_glyphlab(
+                    seed, args.data_dir, args.model, args.limit or None, [*args.param, f"precision={prec}"]
+                )
+            )
             rows[prec].append((a, g))
             ra, rg = rows[precisions[0]][-1]
-            table.add_row(f"{args.model} vs anchor", str(seed), prec, f"{a['wall']:.2f}", f"{g['wall']:.2f}",
-                          f"{g['wall'] / a['wall']:.2f}", f"{a['acc']:.4f}", f"{g['acc']:.4f}", f"{a['cpu']:.2f}",
-                          f"{g['cpu']:.2f}", f"{g['cpu'] / a['cpu']:.2f}", f"{ra['cpu'] / a['cpu']:.2f}x",
-                          f"{rg['cpu'] / g['cpu']:.2f}x", f"{os.getloadavg()[0]:.1f}")
+            table.add_row(
+                f"{args.model} vs anchor",
+                str(seed),
+                prec,
+                f"{a['wall']:.2f}",
+                f"{g['wall']:.2f}",
+                f"{g['wall'] / a['wall']:.2f}",
+                f"{a['acc']:.4f}",
+                f"{g['acc']:.4f}",
+                f"{a['cpu']:.2f}",
+                f"{g['cpu']:.2f}",
+                f"{g['cpu'] / a['cpu']:.2f}",
+                f"{ra['cpu'] / a['cpu']:.2f}x",
+                f"{rg['cpu'] / g['cpu']:.2f}x",
+                f"{os.getloadavg()[0]:.1f}",
+            )
     ref_a = np.mean([a["cpu"] for a, _ in rows[precisions[0]]])
     ref_g = np.mean([g["cpu"] for _, g in rows[precisions[0]]])
     for prec in precisions:
@@ -172,17 +237,32 @@ def main(argv: list[str] | None = None) -> None:
         aw, gw = np.mean([a["wall"] for a, _ in r]), np.mean([g["wall"] for _, g in r])
         ac, gc = np.mean([a["cpu"] for a, _ in r]), np.mean([g["cpu"] for _, g in r])
         gacc = [g["acc"] for _, g in r]
-        table.add_row("mean", f"{len(r)} seeds", prec, f"{aw:.2f}", f"{gw:.2f}", f"{gw / aw:.2f}",
-                      f"{np.mean([a['acc'] for a, _ in r]):.4f}", f"{np.mean(gacc):.4f} ± {np.std(gacc):.4f}",
-                      f"{ac:.2f}", f"{gc:.2f}", f"{gc / ac:.2f}", f"{ref_a / ac:.2f}x", f"{ref_g / gc:.2f}x",
-                      f"{os.getloadavg()[0]:.1f}", style="bold")
+        table.add_row(
+            "mean",
+            f"{len(r)} seeds",
+            prec,
+            f"{aw:.2f}",
+            f"{gw:.2f}",
+            f"{gw / aw:.2f}",
+            f"{np.mean([a['acc'] for a, _ in r]):.4f}",
+            f"{np.mean(gacc):.4f} ± {np.std(gacc):.4f}",
+            f"{ac:.2f}",
+            f"{gc:.2f}",
+            f"{gc / ac:.2f}",
+            f"{ref_a / ac:.2f}x",
+            f"{ref_g / gc:.2f}x",
+            f"{os.getloadavg()[0]:.1f}",
+            style="bold",
+        )
     console.print(table)
     flags = cpu_flags()
     shown = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni", "avx512f", "avx2") if f in flags]
-    console.print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); flags: {' '.join(shown) or 'unknown'} (native bf16: "
-                  f"{'yes' if cpu_has_bf16() else 'no'}); load average {os.getloadavg()}; torch {torch.__version__}; "
-                  f"training images: {len(xtr):,} (anchor), {'subset ' + str(args.limit) if args.limit else '54,000 + 6,000 validation'} "
-                  f"(glyphlab). Speeds vs {precisions[0]} are CPU-second ratios (less inflated by other jobs than wall).")
+    console.print(
+        f"CPU: {cpu_model()} ({os.cpu_count()} cores); flags: {' '.join(shown) or 'unknown'} (native bf16: "
+        f"{'yes' if cpu_has_bf16() else 'no'}); load average {os.getloadavg()}; torch {torch.__version__}; "
+        f"training images: {len(xtr):,} (anchor), {'subset ' + str(args.limit) if args.limit else '54,000 + 6,000 validation'} "
+        f"(glyphlab). Speeds vs {precisions[0]} are CPU-second ratios (less inflated by other jobs than wall)."
+    )
 
 
 if __name__ == "__main__":

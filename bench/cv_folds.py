@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     cores = usable_cores()
     auto = fold_workers(args.model, args.k)
     counts = sorted({1, auto})
-    table = Table(title=f"{args.k}-fold CV of {args.model} on {dataset} ({len(pool):,} images), {cores} cores, "
-                        f"median of {args.repeats}")
+    table = Table(
+        title=f"{args.k}-fold CV of {args.model} on {dataset} ({len(pool):,} images), {cores} cores, "
+        f"median of {args.repeats}"
+    )
     for col in ("workers", "wall s", "vs 1 worker", "mean accuracy", "same folds"):
         table.add_column(col, justify="right")
     reference: list[float] | None = None
@@ -65,12 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         wall = statistics.median(times)
         if reference is None:
             reference, first = folds, wall
-        table.add_row(f"{n}{' (default)' if n == auto else ''}", f"{wall:.2f}", f"{first / wall:.2f}x",
-                      f"{np.mean(folds):.4f}", "yes" if folds == reference else "NO")
+        table.add_row(
+            f"{n}{' (default)' if n == auto else ''}",
+            f"{wall:.2f}",
+            f"{first / wall:.2f}x",
+            f"{np.mean(folds):.4f}",
+            "yes" if folds == reference else "NO",
+        )
     console.print(table)
     if auto == 1:
-        console.print(f"[yellow]{args.model} spreads its own fit over the cores (n_jobs), or this machine has one "
-                      "core: glyphlab runs its folds one after another[/]")
+        console.print(
+            f"[yellow]{args.model} spreads its own fit over the cores (n_jobs), or this machine has one "
+            "core: glyphlab runs its folds one after another[/]"
+        )
     return 0
 
 

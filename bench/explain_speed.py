@@ -58,7 +58,7 @@ def trained_model(args, console: Console):
     n = args.train
     console.print(f"training cnn-small for 1 epoch on {n:,} MNIST digits (speed does not depend on the weights)")
     model = create_model("cnn-small", epochs=1, progress=False, device="cpu", patience=0)
-    model.fit(tr.images[:n], tr.labels[:n], tr.images[n:n + 500], tr.labels[n:n + 500], classes=ds.classes)
+    model.fit(tr.images[:n], tr.labels[:n], tr.images[n : n + 500], tr.labels[n : n + 500], classes=ds.classes)
     folder = Path(tempfile.mkdtemp(prefix="glyphlab-explain-bench-")) / "cnn-small"
     model.save(folder)
     return model, folder, test
@@ -159,8 +159,10 @@ def main() -> None:
         for path, ms in served.items():
             t2.add_row(path, *(f"{v:.1f}" for v in percentiles(ms)))
         console.print(t2)
-    console.print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores); load average at start {start_load}, "
-                  f"at end {load()}; torch {torch.__version__}")
+    console.print(
+        f"CPU: {cpu_model()} ({os.cpu_count()} logical cores); load average at start {start_load}, "
+        f"at end {load()}; torch {torch.__version__}"
+    )
 
 
 if __name__ == "__main__":

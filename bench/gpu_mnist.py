@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -40,14 +39,37 @@ AUG = {"augment": True, "rotation": 10.0, "shift": 0.08, "scale": [0.9, 1.1]}
 #: recipe candidates: (label, model, params); each trained on all 60,000 training digits, bf16
 CANDIDATES = [
     ("resnet-small aug 12 ep (the CPU's best single run, 0.9960)", "resnet-small", {**AUG, "epochs": 12, "lr": 4e-3}),
-    ("resnet-small [64,128,256] blocks [1,1,1] aug 15 ep ema ls", "resnet-small",
-     {**AUG, "epochs": 15, "lr": 4e-3, "width": [64, 128, 256], "blocks": [1, 1, 1], "ema": 0.999,
-      "label_smoothing": 0.1}),
-    ("cnn-fast [64,128,256] aug 15 ep ema ls", "cnn-fast",
-     {**AUG, "epochs": 15, "width": [64, 128, 256], "ema": 0.999, "label_smoothing": 0.1}),
-    ("resnet-small [64,128,256] blocks [1,1,1] aug 30 ep ema ls", "resnet-small",
-     {**AUG, "epochs": 30, "lr": 4e-3, "width": [64, 128, 256], "blocks": [1, 1, 1], "ema": 0.999,
-      "label_smoothing": 0.1}),
+    (
+        "resnet-small [64,128,256] blocks [1,1,1] aug 15 ep ema ls",
+        "resnet-small",
+        {
+            **AUG,
+            "epochs": 15,
+            "lr": 4e-3,
+            "width": [64, 128, 256],
+            "blocks": [1, 1, 1],
+            "ema": 0.999,
+            "label_smoothing": 0.1,
+        },
+    ),
+    (
+        "cnn-fast [64,128,256] aug 15 ep ema ls",
+        "cnn-fast",
+        {**AUG, "epochs": 15, "width": [64, 128, 256], "ema": 0.999, "label_smoothing": 0.1},
+    ),
+    (
+        "resnet-small [64,128,256] blocks [1,1,1] aug 30 ep ema ls",
+        "resnet-small",
+        {
+            **AUG,
+            "epochs": 30,
+            "lr": 4e-3,
+            "width": [64, 128, 256],
+            "blocks": [1, 1, 1],
+            "ema": 0.999,
+            "label_smoothing": 0.1,
+        },
+    ),
 ]
 
 
@@ -99,7 +121,9 @@ def fit_anchor(seed: int, precision: str, x, y, xte, yte, device: torch.device) 
     seconds = time.perf_counter() - t0
     net.eval()
     with torch.inference_mode():
-        xe = ((torch.from_numpy(xte).unsqueeze(1) - mean) / std).to(device).contiguous(memory_format=torch.channels_last)
+        xe = (
+            ((torch.from_numpy(xte).unsqueeze(1) - mean) / std).to(device).contiguous(memory_format=torch.channels_last)
+        )
         acc = float((net(xe).argmax(1).cpu().numpy() == yte).mean())
     return {"seconds": round(seconds, 3), "acc": acc, "precision": precision}
 
@@ -118,9 +142,13 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             sys.exit("no CUDA device: pass --device cpu for a smoke run")
-        info.update(gpu=torch.cuda.get_device_name(0), bf16=torch.cuda.is_bf16_supported(),
-                    cudnn=torch.backends.cudnn.version(), tf32_conv=torch.backends.cudnn.allow_tf32,
-                    tf32_matmul=torch.backends.cuda.matmul.allow_tf32)
+        info.update(
+            gpu=torch.cuda.get_device_name(0),
+            bf16=torch.cuda.is_bf16_supported(),
+            cudnn=torch.backends.cudnn.version(),
+            tf32_conv=torch.backends.cudnn.allow_tf32,
+            tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+        )
     print(json.dumps(info), flush=True)
     xtr, ytr, xte, yte = load_mnist_arrays(args.data_dir)
     if args.quick:
@@ -143,17 +171,36 @@ def main(argv: list[str] | None = None) -> None:
         fit_anchor(0, p, xtr[:4096], ytr[:4096], xte[:512], yte[:512], device)
     for seed in seeds:
         for p in precisions:
-            record("cnn-fast", "cnn-fast defaults (1 epoch, batch 128)", seed=seed,
-                   **fit_glyphlab("cnn-fast", {"precision": p, "seed": seed}, xtr, ytr, xte, yte, device))
-            record("anchor", "bare anchor 16-32-64 (1 epoch, batch 128, data on the device)", seed=seed,
-                   **fit_anchor(seed, p, xtr, ytr, xte, yte, device))
+            record(
+                "cnn-fast",
+                "cnn-fast defaults (1 epoch, batch 128)",
+                seed=seed,
+                **fit_glyphlab("cnn-fast", {"precision": p, "seed": seed}, xtr, ytr, xte, yte, device),
+            )
+            record(
+                "anchor",
+                "bare anchor 16-32-64 (1 epoch, batch 128, data on the device)",
+                seed=seed,
+                **fit_anchor(seed, p, xtr, ytr, xte, yte, device),
+            )
     for seed in seeds:
         for p in precisions:
             if left() < 60:
                 break
-            record("cnn-fast-bs512", "cnn-fast batch 512, 2 epochs", seed=seed,
-                   **fit_glyphlab("cnn-fast", {"precision": p, "seed": seed, "batch_size": 512, "epochs": 2},
-                                  xtr, ytr, xte, yte, device))
+            record(
+                "cnn-fast-bs512",
+                "cnn-fast batch 512, 2 epochs",
+                seed=seed,
+                **fit_glyphlab(
+                    "cnn-fast",
+                    {"precision": p, "seed": seed, "batch_size": 512, "epochs": 2},
+                    xtr,
+                    ytr,
+                    xte,
+                    yte,
+                    device,
+                ),
+            )
     for label, name, params in CANDIDATES:
         per_epoch = [r["seconds"] / r["epochs"] for r in rows if r["part"] == "candidate" and "seconds" in r]
         need = (max(per_epoch) if per_epoch else 3.0) * params["epochs"] * 1.5

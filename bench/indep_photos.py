@@ -25,10 +25,21 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
-PAPERS = {"white": (0.95, 0.95, 0.93), "cream": (0.96, 0.92, 0.81), "grey": (0.80, 0.80, 0.78),
-          "sticky": (0.99, 0.91, 0.50), "recycled": (0.84, 0.80, 0.71)}
-INKS = {"black": (0.07, 0.07, 0.09), "blue": (0.13, 0.24, 0.66), "darkblue": (0.08, 0.10, 0.33),
-        "red": (0.74, 0.10, 0.12), "green": (0.07, 0.42, 0.18), "pencil": (0.28, 0.28, 0.31)}
+PAPERS = {
+    "white": (0.95, 0.95, 0.93),
+    "cream": (0.96, 0.92, 0.81),
+    "grey": (0.80, 0.80, 0.78),
+    "sticky": (0.99, 0.91, 0.50),
+    "recycled": (0.84, 0.80, 0.71),
+}
+INKS = {
+    "black": (0.07, 0.07, 0.09),
+    "blue": (0.13, 0.24, 0.66),
+    "darkblue": (0.08, 0.10, 0.33),
+    "red": (0.74, 0.10, 0.12),
+    "green": (0.07, 0.42, 0.18),
+    "pencil": (0.28, 0.28, 0.31),
+}
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -67,7 +78,7 @@ def thin(b, rounds):
 def digit_alpha(img28, height, angle, width_px):
     """Ink coverage (0..1) of the digit `height` px tall, rotated, its strokes redrawn about width_px wide."""
     ys, xs = np.nonzero(img28 > 40)
-    crop = np.pad(img28[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32) / 255, 2)
+    crop = np.pad(img28[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32) / 255, 2)
     f = ndi.zoom(crop, 6, order=3)
     core = f > 0.5
     big = (f > 0.3) & ~(ndi.binary_fill_holes(core) & ~core)  # faint joins kept, and the loops of `core`
@@ -96,12 +107,15 @@ def digit_alpha(img28, height, angle, width_px):
     a = np.pad(a, ((0, a.shape[0] % 2), (0, a.shape[1] % 2)))
     a = a.reshape(a.shape[0] // 2, 2, a.shape[1] // 2, 2).mean(axis=(1, 3))
     ys, xs = np.nonzero(a > 0.02)
-    return a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    return a[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
 def homography(src, dst):
-    m = [r for (x, y), (u, v) in zip(src, dst) for r in ([x, y, 1, 0, 0, 0, -u * x, -u * y],
-                                                         [0, 0, 0, x, y, 1, -v * x, -v * y])]
+    m = [
+        r
+        for (x, y), (u, v) in zip(src, dst)
+        for r in ([x, y, 1, 0, 0, 0, -u * x, -u * y], [0, 0, 0, x, y, 1, -v * x, -v * y])
+    ]
     return np.append(np.linalg.solve(np.array(m, float), np.array(dst, float).ravel()), 1).reshape(3, 3)
 
 
@@ -132,8 +146,12 @@ def render(img28, back28, rng):
     back = np.linalg.inv(cam)
     # the digit: pen, size, place (whole ink box seen by the camera, 2 px to spare)
     pen = rng.choice(["ballpoint", "felt", "marker", "pencil"], p=[0.4, 0.25, 0.15, 0.2])
-    rel, lo = {"ballpoint": ((0.035, 0.07), 1.5), "felt": ((0.07, 0.11), 2.0),
-               "marker": ((0.11, 0.17), 3.0), "pencil": ((0.04, 0.08), 1.7)}[pen]
+    rel, lo = {
+        "ballpoint": ((0.035, 0.07), 1.5),
+        "felt": ((0.07, 0.11), 2.0),
+        "marker": ((0.11, 0.17), 3.0),
+        "pencil": ((0.04, 0.08), 1.7),
+    }[pen]
     height, angle, rel = rng.uniform(0.30, 0.75) * H, rng.uniform(-12, 12), rng.uniform(*rel)
     for tries in range(40):
         if tries % 8 == 0:  # shrink the digit a little when it keeps missing the frame
@@ -186,16 +204,25 @@ def render(img28, back28, rng):
         top, bot, left, right = y0 - g[0], y0 + dh + g[1], x0 - g[2], x0 + dw + g[3]
         wl, colour = rng.uniform(0.9, 1.8), [(0.4, 0.4, 0.42), (0.5, 0.6, 0.92), (0.95, 0.55, 0.5)][rng.integers(3)]
         row = rng.random() < 0.5  # a row of equal boxes, or just the one
-        vert = band(xx, right - left, left, wl) if row else np.maximum(band(xx, 1e4, left, wl), band(xx, 1e4, right, wl))
-        horiz = np.maximum(band(yy, 1e4, top, wl), band(yy, 1e4, bot, wl)) * (row | (xx > left - wl) & (xx < right + wl))
+        vert = (
+            band(xx, right - left, left, wl) if row else np.maximum(band(xx, 1e4, left, wl), band(xx, 1e4, right, wl))
+        )
+        horiz = np.maximum(band(yy, 1e4, top, wl), band(yy, 1e4, bot, wl)) * (
+            row | (xx > left - wl) & (xx < right + wl)
+        )
         stamp(0.8 * faint * np.maximum(vert * ((yy > top - wl) & (yy < bot + wl)), horiz), colour)
-    ink = np.array(INKS["pencil" if pen == "pencil" else
-                        rng.choice(["black", "blue", "darkblue", "red", "green"], p=[0.3, 0.3, 0.2, 0.1, 0.1])])
+    ink = np.array(
+        INKS[
+            "pencil"
+            if pen == "pencil"
+            else rng.choice(["black", "blue", "darkblue", "red", "green"], p=[0.3, 0.3, 0.2, 0.1, 0.1])
+        ]
+    )
     if rng.random() < 0.2:  # a faint mirrored digit written on the back of the sheet
         b = ndi.gaussian_filter(ndi.zoom(back28[:, ::-1] / 255.0, rng.uniform(0.4, 0.9) * H / 28, order=1), 1.5)
         by, bx = int(rng.integers(0, ph - b.shape[0])), int(rng.integers(0, pw - b.shape[1]))
         cover = np.zeros((ph, pw))
-        cover[by:by + b.shape[0], bx:bx + b.shape[1]] = b * rng.uniform(0.06, 0.14)
+        cover[by : by + b.shape[0], bx : bx + b.shape[1]] = b * rng.uniform(0.06, 0.14)
         stamp(cover, ink)
     # the ink itself: pressure varies along the strokes, pencil is grainy and lighter
     cover = np.zeros((ph, pw))
@@ -204,13 +231,14 @@ def render(img28, back28, rng):
         a = a * rng.uniform(0.78, 0.9) * np.clip(0.85 + 0.5 * grain, 0.45, 1)
     else:
         a = a * rng.uniform(0.88, 1.0) * (1 - 0.12 * np.abs(smooth_noise(rng, dh, dw, 3)))
-    cover[y0:y0 + dh, x0:x0 + dw] = a
+    cover[y0 : y0 + dh, x0 : x0 + dw] = a
     stamp(cover, ink)
     # photograph it: sample the page through the camera
     oy, ox = np.mgrid[0:H, 0:W].astype(float) + 0.5
     px, py = apply_h(cam, ox, oy)
-    img = np.stack([ndi.map_coordinates(rgb[..., c], [py - 0.5, px - 0.5], order=1, mode="nearest")
-                    for c in range(3)], axis=-1)
+    img = np.stack(
+        [ndi.map_coordinates(rgb[..., c], [py - 0.5, px - 0.5], order=1, mode="nearest") for c in range(3)], axis=-1
+    )
     seen = ndi.map_coordinates(cover, [py - 0.5, px - 0.5], order=1)
     dark = 1 - seen * (1 - ink @ LUMA)  # how much the ink darkens the paper under it
     light = np.ones((H, W))
@@ -268,7 +296,7 @@ def main() -> None:
     pool = np.arange(args.start, len(images))
     if not 0 < args.n <= len(pool):
         ap.error(f"--n must be 1..{len(pool)} with --start {args.start}")
-    chosen = np.random.default_rng(args.seed).permutation(pool)[:args.n]  # a smaller --n draws a prefix
+    chosen = np.random.default_rng(args.seed).permutation(pool)[: args.n]  # a smaller --n draws a prefix
     t0, rows, tiles = time.time(), ["file,label"], []
     for d in range(10):
         (args.out / str(d)).mkdir(parents=True, exist_ok=True)

@@ -40,8 +40,15 @@ from cnn_fast import DEFAULT_DATA, cpu_model, load_mnist_arrays  # noqa: E402  (
 
 from glyphlab.models.registry import create_model  # noqa: E402
 from glyphlab.models.torch.augment import augment_batch  # noqa: E402
-from glyphlab.models.torch.loop import (autocast_dtype, configure_threads, cpu_flags, loss_and_accuracy,  # noqa: E402
-                                        lr_at, make_optimizer, train)
+from glyphlab.models.torch.loop import (
+    autocast_dtype,
+    configure_threads,
+    cpu_flags,
+    loss_and_accuracy,  # noqa: E402
+    lr_at,
+    make_optimizer,
+    train,
+)
 from glyphlab.models.torch.params import train_config  # noqa: E402
 
 NETS = ("mlp", "cnn-small", "cnn-deep", "resnet-small", "cnn-fast", "rot-cnn")
@@ -99,19 +106,34 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--nets", default=",".join(NETS))
     ap.add_argument("--limit", type=int, default=12000, help="training images (a 10 %% validation split is added)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16 (the first is the reference)")
+    ap.add_argument(
+        "--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16 (the first is the reference)"
+    )
     args = ap.parse_args(argv)
     threads = configure_threads()
     xtr, ytr, xte, yte = load_mnist_arrays(args.data_dir)
     n = args.limit
-    x, y, xv, yv = xtr[:n], ytr[:n], xtr[-(n // 10):], ytr[-(n // 10):]
+    x, y, xv, yv = xtr[:n], ytr[:n], xtr[-(n // 10) :], ytr[-(n // 10) :]
     xt, yt = torch.from_numpy(xte[:2000]).unsqueeze(1), torch.from_numpy(yte[:2000])
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     console = Console(width=220)
-    table = Table(title=f"Training loop: glyphlab vs bare PyTorch, {n:,} images, 1 epoch, median of {args.rounds} "
-                        f"alternating rounds ({threads} torch thread(s)), {' vs '.join(precisions)}")
-    for col in ("net", "precision", "bare s", "glyphlab s", "glyphlab s (no val)", "images/s ratio", "ratio (no val)",
-                "CPU ratio (no val)", f"speed vs {precisions[0]} (no val)", "test acc", "load 1 min"):
+    table = Table(
+        title=f"Training loop: glyphlab vs bare PyTorch, {n:,} images, 1 epoch, median of {args.rounds} "
+        f"alternating rounds ({threads} torch thread(s)), {' vs '.join(precisions)}"
+    )
+    for col in (
+        "net",
+        "precision",
+        "bare s",
+        "glyphlab s",
+        "glyphlab s (no val)",
+        "images/s ratio",
+        "ratio (no val)",
+        "CPU ratio (no val)",
+        f"speed vs {precisions[0]} (no val)",
+        "test acc",
+        "load 1 min",
+    ):
         table.add_column(col, justify="left" if col in ("net", "precision") else "right")
     for name in [s.strip() for s in args.nets.split(",") if s.strip()]:
         try:
@@ -131,27 +153,45 @@ def main(argv: list[str] | None = None) -> None:
                 times[prec]["bare"].append(timed(lambda: bare_loop(module, x, y, cfg)))
                 with tempfile.TemporaryDirectory() as tmp:
                     module, cfg = build(name, x, prec)
-                    times[prec]["full"].append(timed(lambda: train(module, x, y, xv, yv, n_classes=10, config=cfg,
-                                                                   run_dir=tmp, fingerprint="bench")))
+                    times[prec]["full"].append(
+                        timed(
+                            lambda: train(
+                                module, x, y, xv, yv, n_classes=10, config=cfg, run_dir=tmp, fingerprint="bench"
+                            )
+                        )
+                    )
                 module, cfg = build(name, x, prec)
                 times[prec]["noval"].append(timed(lambda: train(module, x, y, n_classes=10, config=cfg)))
                 acc[prec] = loss_and_accuracy(module, xt, yt, 1000)[1]  # fp32 inference, as predict does
-        med = {p: {k: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v])))
-                   for k, v in t.items()} for p, t in times.items()}
+        med = {
+            p: {k: (float(np.median([w for w, _ in v])), float(np.median([c for _, c in v]))) for k, v in t.items()}
+            for p, t in times.items()
+        }
         ref = med[precisions[0]]["noval"][0]
         for prec in precisions:
             m = med[prec]
-            table.add_row(name, prec, f"{m['bare'][0]:.2f}", f"{m['full'][0]:.2f}", f"{m['noval'][0]:.2f}",
-                          f"{m['bare'][0] / m['full'][0]:.3f}", f"{m['bare'][0] / m['noval'][0]:.3f}",
-                          f"{m['bare'][1] / m['noval'][1]:.3f}", f"{ref / m['noval'][0]:.2f}x", f"{acc[prec]:.4f}",
-                          f"{os.getloadavg()[0]:.1f}")
+            table.add_row(
+                name,
+                prec,
+                f"{m['bare'][0]:.2f}",
+                f"{m['full'][0]:.2f}",
+                f"{m['noval'][0]:.2f}",
+                f"{m['bare'][0] / m['full'][0]:.3f}",
+                f"{m['bare'][0] / m['noval'][0]:.3f}",
+                f"{m['bare'][1] / m['noval'][1]:.3f}",
+                f"{ref / m['noval'][0]:.2f}x",
+                f"{acc[prec]:.4f}",
+                f"{os.getloadavg()[0]:.1f}",
+            )
     console.print(table)
     flags = cpu_flags()
     bf16 = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni", "avx512f", "avx2") if f in flags]
-    console.print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); flags: {' '.join(bf16) or 'unknown'}; load average "
-                  f"{os.getloadavg()}; torch {torch.__version__}. Ratios are bare seconds / glyphlab seconds (= glyphlab's "
-                  f"images/s as a share of the bare loop's, in the same precision); speed vs {precisions[0]} = its "
-                  "glyphlab seconds / this row's.")
+    console.print(
+        f"CPU: {cpu_model()} ({os.cpu_count()} cores); flags: {' '.join(bf16) or 'unknown'}; load average "
+        f"{os.getloadavg()}; torch {torch.__version__}. Ratios are bare seconds / glyphlab seconds (= glyphlab's "
+        f"images/s as a share of the bare loop's, in the same precision); speed vs {precisions[0]} = its "
+        "glyphlab seconds / this row's."
+    )
 
 
 if __name__ == "__main__":

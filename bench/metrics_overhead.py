@@ -5,6 +5,7 @@
 Alternating rounds of 400 sequential requests (a 64x64 PNG, micro-batching off) after 50 warm-up requests each;
 prints the median CPU microseconds per request of 5 rounds.
 """
+
 import asyncio
 import io
 import sys
@@ -18,27 +19,47 @@ from glyphlab.serving.gateway import GatewaySettings
 
 model = sys.argv[1]
 im = Image.fromarray((np.eye(28)[::-1] * 255).astype("uint8")).resize((64, 64))
-buf = io.BytesIO(); im.save(buf, "PNG"); body = buf.getvalue()
-apps = {"metrics on": create_app(model, ServeSettings(micro_batch=1)),
-        "metrics off": create_app(model, ServeSettings(micro_batch=1), gateway=GatewaySettings(metrics=False))}
-scope = {"type": "http", "method": "POST", "path": "/prediction", "raw_path": b"/prediction", "query_string": b"",
-         "headers": [(b"content-type", b"image/png"), (b"content-length", str(len(body)).encode())],
-         "http_version": "1.1", "scheme": "http", "server": ("t", 80), "client": ("c", 1), "root_path": ""}
+buf = io.BytesIO()
+im.save(buf, "PNG")
+body = buf.getvalue()
+apps = {
+    "metrics on": create_app(model, ServeSettings(micro_batch=1)),
+    "metrics off": create_app(model, ServeSettings(micro_batch=1), gateway=GatewaySettings(metrics=False)),
+}
+scope = {
+    "type": "http",
+    "method": "POST",
+    "path": "/prediction",
+    "raw_path": b"/prediction",
+    "query_string": b"",
+    "headers": [(b"content-type", b"image/png"), (b"content-length", str(len(body)).encode())],
+    "http_version": "1.1",
+    "scheme": "http",
+    "server": ("t", 80),
+    "client": ("c", 1),
+    "root_path": "",
+}
+
 
 async def one(app):
     sent = False
+
     async def receive():
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         await asyncio.sleep(3600)
+
     status = []
+
     async def send(m):
         if m["type"] == "http.response.start":
             status.append(m["status"])
+
     await app(dict(scope), receive, send)
     assert status == [200], status
+
 
 async def main():
     for app in apps.values():
@@ -53,5 +74,6 @@ async def main():
             res[name].append((time.process_time() - t) / 400 * 1e6)
     for name, v in res.items():
         print(f"{name}: median {np.median(v):.0f} us CPU per request (rounds {[round(x) for x in v]})")
+
 
 asyncio.run(main())

@@ -25,13 +25,12 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from glyphlab.data.images import ImageConfig, decode_image, prepare_file, prepare_image, DecodeLimits
+from glyphlab.data.images import DecodeLimits, ImageConfig, decode_image, prepare_file, prepare_image
 from glyphlab.data.mnist import load_mnist
 from glyphlab.data.photos import photo_bytes, write_photo_folder
 
@@ -83,7 +82,7 @@ def write_scans(images: np.ndarray, labels: np.ndarray, out: Path, seed: int) ->
         digit = Image.fromarray(np.round(img * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BILINEAR)
         page = np.zeros((64, 64), np.uint8)
         top, left = rng.integers(0, 64 - side + 1, size=2)
-        page[top:top + side, left:left + side] = np.asarray(digit)
+        page[top : top + side, left : left + side] = np.asarray(digit)
         (out / str(lab)).mkdir(parents=True, exist_ok=True)
         Image.fromarray(255 - page).save(out / str(lab) / f"{i:05d}.png")
 
@@ -126,9 +125,14 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=3000, help="training photos for the photo-trained model")
     ap.add_argument("--work", type=Path, default=Path("runs/bench-photos"), help="folder for photos and runs")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--also", action="append", default=[], metavar="LABEL=MODEL",
-                    help="another model to put on the photos (glyphlab's and indep_photos.py's), e.g. one trained "
-                         "with --param cnn-small.augment=true or fine-tuned on photos (init_from)")
+    ap.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=MODEL",
+        help="another model to put on the photos (glyphlab's and indep_photos.py's), e.g. one trained "
+        "with --param cnn-small.augment=true or fine-tuned on photos (init_from)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     work = args.work
@@ -146,24 +150,59 @@ def main() -> None:
     if not scans.exists():
         write_scans(X, y, scans, seed=args.seed)
     if not train_photos.exists():
-        write_photo_folder(mnist["train"].images[train_idx], mnist["train"].labels[train_idx], train_photos,
-                           seed=args.seed + 1)
+        write_photo_folder(
+            mnist["train"].images[train_idx], mnist["train"].labels[train_idx], train_photos, seed=args.seed + 1
+        )
     if not indep.exists():
-        subprocess.run([sys.executable, str(HERE / "indep_photos.py"), "--data-dir", str(args.data_dir), "--out",
-                        str(indep), "--n", str(args.n), "--seed", str(args.seed + 2)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "indep_photos.py"),
+                "--data-dir",
+                str(args.data_dir),
+                "--out",
+                str(indep),
+                "--n",
+                str(args.n),
+                "--seed",
+                str(args.seed + 2),
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     model = args.model
     if model is None:
         model = work / "mnist-run" / "models" / "cnn-small"
         if not (model / "done.json").exists():
             print("training cnn-small on MNIST (glyphlab run --dataset mnist) ...", flush=True)
-            glyphlab("run", "--dataset", "mnist", "--data-dir", str(args.data_dir), "--models", "cnn-small",
-                     "--out", str(work / "mnist-run"), "--no-report")
+            glyphlab(
+                "run",
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                str(args.data_dir),
+                "--models",
+                "cnn-small",
+                "--out",
+                str(work / "mnist-run"),
+                "--no-report",
+            )
     photo_model = work / "photo-run" / "models" / "cnn-small"
     if not (photo_model / "done.json").exists():
         print(f"training cnn-small on {args.train} photos (glyphlab run --dataset {train_photos}) ...", flush=True)
-        glyphlab("run", "--dataset", str(train_photos), "--models", "cnn-small", "--out", str(work / "photo-run"),
-                 "--no-report", "--val-fraction", "0.1")
+        glyphlab(
+            "run",
+            "--dataset",
+            str(train_photos),
+            "--models",
+            "cnn-small",
+            "--out",
+            str(work / "photo-run"),
+            "--no-report",
+            "--val-fraction",
+            "0.1",
+        )
 
     v1 = ImageConfig.mnist_style(28, clean=False)  # what a version-1 record (no "clean") reads as
     rows = []
@@ -192,7 +231,9 @@ def main() -> None:
     uploads = []  # bench/serve_load.py's upload: a test digit as a 112 px PNG, white on black
     for img in X[:200]:
         buf = io.BytesIO()
-        Image.fromarray(np.round(img * 255).astype(np.uint8)).resize((112, 112), Image.Resampling.NEAREST).save(buf, "PNG")
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).resize((112, 112), Image.Resampling.NEAREST).save(
+            buf, "PNG"
+        )
         uploads.append(buf.getvalue())
     old_up, new_up = served_upload_ms(model, uploads, v1), served_upload_ms(model, uploads, new_cfg)
 
@@ -200,10 +241,14 @@ def main() -> None:
     print(f"{'':56s} {'accuracy':>9s} {'refused':>8s} {'v1 path':>8s}")
     for name, a, r, old in rows:
         print(f"{name:56s} {a:9.4f} {r:8d} {old:8.4f}")
-    print(f"\nimage path per 150-160 px photo (decoded, 1 thread, process time): v1 {old_ms:.3f} ms, "
-          f"clean {new_ms:.3f} ms ({new_ms / old_ms:.1f}x)")
-    print(f"one served upload (serve_load's 112 px PNG: decode, prepare, model, JSON; 1 thread): v1 {old_up:.3f} ms, "
-          f"clean {new_up:.3f} ms: single-image throughput {old_up / new_up:.2f}x of v1's")
+    print(
+        f"\nimage path per 150-160 px photo (decoded, 1 thread, process time): v1 {old_ms:.3f} ms, "
+        f"clean {new_ms:.3f} ms ({new_ms / old_ms:.1f}x)"
+    )
+    print(
+        f"one served upload (serve_load's 112 px PNG: decode, prepare, model, JSON; 1 thread): v1 {old_up:.3f} ms, "
+        f"clean {new_up:.3f} ms: single-image throughput {old_up / new_up:.2f}x of v1's"
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ def cpu_name() -> str:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
             info.setdefault(key.strip(), value.strip())
-        return (f"{info.get('model name', '?')} (family {info.get('cpu family', '?')} model {info.get('model', '?')}), "
-                f"{os.cpu_count()} cores")
+        return (
+            f"{info.get('model name', '?')} (family {info.get('cpu family', '?')} model {info.get('model', '?')}), "
+            f"{os.cpu_count()} cores"
+        )
     except OSError:
         return platform.processor() or platform.machine()
 
@@ -48,7 +50,7 @@ def _digit(img: np.ndarray, height: float, rng: np.random.Generator, broken: boo
     if g.max() > 1.5:
         g = g / 255.0
     rows, cols = np.flatnonzero(g.max(1) > 0.1), np.flatnonzero(g.max(0) > 0.1)
-    g = g[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    g = g[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     f = height / g.shape[0]
     size = (max(2, round(g.shape[1] * f)), max(4, round(height)))
     big = np.asarray(Image.fromarray(g, "F").resize(size, Image.Resampling.BICUBIC)).clip(0, 1)
@@ -57,7 +59,7 @@ def _digit(img: np.ndarray, height: float, rng: np.random.Generator, broken: boo
     if broken:  # a pen lifted: a band across the digit left blank
         r = int(rng.uniform(0.25, 0.6) * big.shape[0])
         big = big.copy()
-        big[r: r + max(2, round(0.06 * big.shape[0]))] = 0
+        big[r : r + max(2, round(0.06 * big.shape[0]))] = 0
     return big
 
 
@@ -81,8 +83,9 @@ def string_photo(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
     alpha = np.zeros((H, W), np.float32)
     for g, gx, gy in placed:
         t, l = int(round(gy - y0 + my)), int(round(gx + mx))
-        alpha[t: t + g.shape[0], l: l + g.shape[1]] = np.maximum(alpha[t: t + g.shape[0], l: l + g.shape[1]],
-                                                                  g[: H - t, : W - l])
+        alpha[t : t + g.shape[0], l : l + g.shape[1]] = np.maximum(
+            alpha[t : t + g.shape[0], l : l + g.shape[1]], g[: H - t, : W - l]
+        )
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     paper = np.array(PAPERS[rng.choice(list(PAPERS), p=[0.4, 0.3, 0.15, 0.15])]) * rng.uniform(0.9, 1.02)
     fibre = ndimage.gaussian_filter(rng.normal(0, 1, (H, W)), rng.uniform(1.0, 3.0)).astype(np.float32)
@@ -101,7 +104,9 @@ def string_photo(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
     mix = (rng.uniform(0.3, 0.8) * lines)[..., None]
     page = page * (1 - mix) + line_colour * page.mean() * mix
     ink = str(rng.choice(list(INKS), p=[0.4, 0.3, 0.15, 0.1, 0.05]))
-    a = alpha.clip(0, 1) ** rng.uniform(0.7, 1.3) * (rng.uniform(0.75, 1.0) if ink != "pencil" else rng.uniform(0.65, 0.85))
+    a = alpha.clip(0, 1) ** rng.uniform(0.7, 1.3) * (
+        rng.uniform(0.75, 1.0) if ink != "pencil" else rng.uniform(0.65, 0.85)
+    )
     img = page * (1 - a[..., None]) + np.array(INKS[ink])[None, None, :] * a[..., None]
     ang = rng.uniform(0, 2 * np.pi)
     light = 1 + rng.uniform(0.0, 0.3) * (np.cos(ang) * (xx / W - 0.5) + np.sin(ang) * (yy / H - 0.5))
@@ -114,7 +119,8 @@ def string_photo(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
     img = img + rng.normal(0, rng.uniform(0.005, 0.02), img.shape)
     buf = io.BytesIO()
     Image.fromarray((img.clip(0, 1) * 255).round().astype(np.uint8), "RGB").save(
-        buf, "JPEG", quality=int(rng.integers(55, 91)))
+        buf, "JPEG", quality=int(rng.integers(55, 91))
+    )
     return buf.getvalue()
 
 
@@ -152,8 +158,12 @@ def tesseract(files: list[Path]) -> tuple[list[str], float] | None:
         return None
     texts, t0 = [], time.perf_counter()
     for f in files:
-        out = subprocess.run([exe, str(f), "stdout", "--psm", "7", "-c", "tessedit_char_whitelist=0123456789"],
-                             capture_output=True, text=True, env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+        out = subprocess.run(
+            [exe, str(f), "stdout", "--psm", "7", "-c", "tessedit_char_whitelist=0123456789"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+        )
         texts.append("".join(c for c in out.stdout if c.isdigit()))
     return texts, len(files) / (time.perf_counter() - t0)
 
@@ -187,7 +197,7 @@ def main() -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="glyphlab-read-"))
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for i, (data, text) in enumerate(pairs):
+    for i, (data, _text) in enumerate(pairs):
         f = out / f"{i:04d}.jpg"
         f.write_bytes(data)
         files.append(f)
@@ -206,8 +216,10 @@ def main() -> None:
     load = os.getloadavg()
     print(f"bench/read.py: {args.n} photos of strings of 3-8 MNIST test digits (seed {args.seed}), {out}")
     print(f"CPU {cpu_name()}, load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; one thread, process time")
-    print(f"glyphlab read ({predictor.model_name}): exact {exact:.3f}, CER {100 * cer:.2f} %, "
-          f"{args.n / cpu:.0f} strings/s (all), {six_rate:.0f} six-digit strings/s")
+    print(
+        f"glyphlab read ({predictor.model_name}): exact {exact:.3f}, CER {100 * cer:.2f} %, "
+        f"{args.n / cpu:.0f} strings/s (all), {six_rate:.0f} six-digit strings/s"
+    )
     wrong = [(f.name, t, r) for f, t, r in zip(files, truth, texts) if t != r]
     for name, t, r in wrong[:12]:
         print(f"  {name}: {t} read {r}")
@@ -219,8 +231,10 @@ def main() -> None:
         return
     t_texts, rate = tess
     t_exact, t_cer = score(list(zip(truth, t_texts)))
-    print(f"tesseract --psm 7, digits: exact {t_exact:.3f}, CER {100 * t_cer:.2f} %, {rate:.1f} strings/s "
-          f"(wall, OMP_THREAD_LIMIT=1)")
+    print(
+        f"tesseract --psm 7, digits: exact {t_exact:.3f}, CER {100 * t_cer:.2f} %, {rate:.1f} strings/s "
+        f"(wall, OMP_THREAD_LIMIT=1)"
+    )
 
 
 def _test_split(ds):

@@ -40,8 +40,11 @@ from glyphlab.recipes import load_recipe  # noqa: E402
 MNIST_ROT_TRAIN = 12_000
 #: the mnist-rot recipe's rot-cnn, read from the recipe itself, minus the epoch count (set per timing) and what
 #: only changes the final fit or inference
-RECIPE = {k: v for k, v in load_recipe("mnist-rot").models["rot-cnn"].params.items()
-          if k not in ("epochs", "fit_on_val", "tta_rotations")}
+RECIPE = {
+    k: v
+    for k, v in load_recipe("mnist-rot").models["rot-cnn"].params.items()
+    if k not in ("epochs", "fit_on_val", "tta_rotations")
+}
 CANDIDATES = {
     "recipe (anchor)": {},
     "kernels 7/5/3/3, widths 8/12/32": {"kernels": [7, 5, 3, 3], "widths": [8, 12, 32]},
@@ -90,7 +93,8 @@ def epoch_seconds(params: dict, x: np.ndarray, y: np.ndarray, seed: int = 0) -> 
 
 def profile(params: dict, steps: int = 6) -> None:
     """torch.profiler's table of ``steps`` training steps (batch 64) after two warm-up steps."""
-    from torch.profiler import ProfilerActivity, profile as tprofile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as tprofile
 
     model = create_model("rot-cnn", **{**RECIPE, **params})
     net = model.build_module((28, 28), 10).train()
@@ -117,7 +121,9 @@ def profile(params: dict, steps: int = 6) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=1280, help="images in each timed epoch (default 1280: 20 steps)")
-    ap.add_argument("--variant", action="append", default=[], help="LABEL=JSON params (repeatable; replaces the defaults)")
+    ap.add_argument(
+        "--variant", action="append", default=[], help="LABEL=JSON params (repeatable; replaces the defaults)"
+    )
     ap.add_argument("--repeat", type=int, default=2, help="rounds over the networks (the best round counts)")
     ap.add_argument("--data-dir", default=os.environ.get("GLYPHLAB_DATA", "/work/shared/data"))
     ap.add_argument("--profile", default="", help="a variant's label: print torch.profiler's table of its steps")
@@ -141,19 +147,31 @@ def main(argv: list[str] | None = None) -> int:
         for label, params in variants.items():
             sec, first = epoch_seconds(params, x, y)
             times[label].append(sec)
-            console.print(f"[dim]round {r + 1}: {label}: {sec:.1f} s an epoch of 12,000 (first epoch {first:.1f} s), "
-                          f"load {os.getloadavg()[0]:.2f}[/]")
+            console.print(
+                f"[dim]round {r + 1}: {label}: {sec:.1f} s an epoch of 12,000 (first epoch {first:.1f} s), "
+                f"load {os.getloadavg()[0]:.2f}[/]"
+            )
     rows = [(label, params, macs[label], min(times[label]), times[label]) for label, params in variants.items()]
     anchor = rows[0][3]
-    table = Table(title=f"rot-cnn seconds per mnist-rot epoch (12,000 images; timed on {args.images} {what}, 2nd epoch)")
+    table = Table(
+        title=f"rot-cnn seconds per mnist-rot epoch (12,000 images; timed on {args.images} {what}, 2nd epoch)"
+    )
     for col in ("network", "params", "MMAC/image", "s/epoch (best)", "each round", "ratio to recipe"):
         table.add_column(col, justify="left" if col in ("network", "params") else "right")
     for label, params, mmac, sec, each in rows:
-        table.add_row(label, json.dumps(params), f"{mmac:.1f}", f"{sec:.1f}", " ".join(f"{t:.1f}" for t in each),
-                      f"{anchor / sec:.2f}x")
+        table.add_row(
+            label,
+            json.dumps(params),
+            f"{mmac:.1f}",
+            f"{sec:.1f}",
+            " ".join(f"{t:.1f}" for t in each),
+            f"{anchor / sec:.2f}x",
+        )
     console.print(table)
-    console.print(f"CPU: {cpu_model()}; torch threads {torch.get_num_threads()}; load average "
-                  f"{load0:.2f} at start, {os.getloadavg()[0]:.2f} at end")
+    console.print(
+        f"CPU: {cpu_model()}; torch threads {torch.get_num_threads()}; load average "
+        f"{load0:.2f} at start, {os.getloadavg()[0]:.2f} at end"
+    )
     return 0
 
 

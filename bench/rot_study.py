@@ -69,12 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         train_s = sum(float(r["seconds"]) for r in model.history_)
         t0 = time.perf_counter()
         pred = model.predict(hx)
-        row = {"label": args.label, "params": {k: v for k, v in params.items() if RECIPE.get(k) != v},
-               "epochs": args.epochs, "train_s": round(train_s, 1), "s_per_epoch": round(train_s / args.epochs, 1),
-               "predict_s": round(time.perf_counter() - t0, 1),
-               "val_acc": float((pred[: len(ds["val"])] == hy[: len(ds["val"])]).mean()),
-               "held_out_acc": float((pred == hy).mean()), "held_out": int(len(hy)),
-               "cpu": cpu_model(), "load": [round(load0, 2), round(os.getloadavg()[0], 2)]}
+        row = {
+            "label": args.label,
+            "params": {k: v for k, v in params.items() if RECIPE.get(k) != v},
+            "epochs": args.epochs,
+            "train_s": round(train_s, 1),
+            "s_per_epoch": round(train_s / args.epochs, 1),
+            "predict_s": round(time.perf_counter() - t0, 1),
+            "val_acc": float((pred[: len(ds["val"])] == hy[: len(ds["val"])]).mean()),
+            "held_out_acc": float((pred == hy).mean()),
+            "held_out": int(len(hy)),
+            "cpu": cpu_model(),
+            "load": [round(load0, 2), round(os.getloadavg()[0], 2)],
+        }
         args.log.parent.mkdir(parents=True, exist_ok=True)
         with args.log.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -83,9 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(col, justify="left" if col in ("label", "changed") else "right")
     for line in args.log.read_text().splitlines():
         r = json.loads(line)
-        table.add_row(r["label"], json.dumps({k: v for k, v in r["params"].items() if k not in ("epochs", "progress")}),
-                      str(r["epochs"]), f"{r['train_s']:.0f}", f"{r['s_per_epoch']:.1f}", f"{r['val_acc']:.4f}",
-                      f"{r['held_out_acc']:.4f}", f"{r['load'][0]:.1f}-{r['load'][1]:.1f}")
+        table.add_row(
+            r["label"],
+            json.dumps({k: v for k, v in r["params"].items() if k not in ("epochs", "progress")}),
+            str(r["epochs"]),
+            f"{r['train_s']:.0f}",
+            f"{r['s_per_epoch']:.1f}",
+            f"{r['val_acc']:.4f}",
+            f"{r['held_out_acc']:.4f}",
+            f"{r['load'][0]:.1f}-{r['load'][1]:.1f}",
+        )
     console.print(table)
     console.print(f"CPU: {cpu_model()}")
     return 0

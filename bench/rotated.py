@@ -26,8 +26,8 @@ from rich.table import Table
 
 from glyphlab.evaluation.robustness import print_robustness, robustness
 from glyphlab.models.registry import parse_params
-from glyphlab.recipes import load_recipe, resolve_members, to_run_config
 from glyphlab.pipeline.run import run
+from glyphlab.recipes import load_recipe, resolve_members, to_run_config
 from glyphlab.runfolder import RunFolder
 
 #: each part is a shipped recipe: its dataset, models and settings (the README's figures come from these)
@@ -48,7 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=150)
     parts = list(PARTS) if args.part == "all" else [args.part]
     table = Table(title="rotated MNIST: measured vs seed 000" + (" (QUICK: not comparable)" if args.quick else ""))
-    for col in ("dataset", "model", "accuracy", "macro F1", "train s", "seed acc", "seed F1", "rot. spread (24 angles)"):
+    for col in (
+        "dataset",
+        "model",
+        "accuracy",
+        "macro F1",
+        "train s",
+        "seed acc",
+        "seed F1",
+        "rot. spread (24 angles)",
+    ):
         table.add_column(col, justify="left" if col in ("dataset", "model") else "right")
     for part in parts:
         recipe = load_recipe(PARTS[part])
@@ -68,16 +77,26 @@ def main(argv: list[str] | None = None) -> int:
         rob = robustness(out, [15.0 * i for i in range(24)], models=rot_models, limit=args.robust_limit or None)
         print_robustness(rob, console)
         trained = sum(float(r["train_seconds"]) for r in RunFolder(out).leaderboard_rows())
-        console.print(f"[bold]{part}: {trained:.0f} s of training in all[/] (every model of the run; an ensemble "
-                      "trains nothing itself, its members' times are their own rows)")
+        console.print(
+            f"[bold]{part}: {trained:.0f} s of training in all[/] (every model of the run; an ensemble "
+            "trains nothing itself, its members' times are their own rows)"
+        )
         for row in sorted(RunFolder(out).leaderboard_rows(), key=lambda r: r["model"]):
             ref = recipe.reference.get(row["model"])
             seed = (ref.get("accuracy"), ref.get("f1_macro")) if isinstance(ref, dict) else None
             spread = f"{rob.spread(row['model']):.4f}" if row["model"] in rob.models else ""
             ok = row["accuracy"] >= TARGETS[part] if row["model"] == "rot-cnn" else None
             acc = f"{row['accuracy']:.4f}" + ("" if ok is None else (" ✓" if ok else f" (target {TARGETS[part]:.2f})"))
-            table.add_row(dataset, row["model"], acc, f"{row['f1_macro']:.4f}", f"{row['train_seconds']:.0f}",
-                          _fmt(seed and seed[0]), _fmt(seed and seed[1]), spread)
+            table.add_row(
+                dataset,
+                row["model"],
+                acc,
+                f"{row['f1_macro']:.4f}",
+                f"{row['train_seconds']:.0f}",
+                _fmt(seed and seed[0]),
+                _fmt(seed and seed[1]),
+                spread,
+            )
     console.print(table)
     return 0
 

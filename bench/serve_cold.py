@@ -24,7 +24,6 @@ import time
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-
 from serve_load import png
 from serving_common import cpu_model
 
@@ -37,6 +36,7 @@ def spin(seconds: float) -> None:
 
 def cost_us(predictor, data: bytes, k: int, gap_s: float, how: str, rounds: int) -> float:
     """CPU microseconds per upload of rounds of k uploads, each round after a gap (spun or slept)."""
+
     def one_round() -> None:
         xs = np.stack([predictor.prepare_bytes(data) for _ in range(k)])
         for row in predictor.predict(xs):
@@ -68,7 +68,9 @@ def main() -> None:
         gaps = [float(g) / 1000 for g in args.gaps.split(",")]
         together = [int(k) for k in args.together.split(",")]
     except ValueError:
-        raise SystemExit("--gaps takes milliseconds and --together whole numbers, e.g. --gaps 1,3.3 --together 1,3")
+        raise SystemExit(
+            "--gaps takes milliseconds and --together whole numbers, e.g. --gaps 1,3.3 --together 1,3"
+        ) from None
     if min(gaps) < 0 or min(together) < 1 or args.rounds < 1:
         raise SystemExit("gaps must be >= 0, --together and --rounds >= 1")
 
@@ -88,8 +90,15 @@ def main() -> None:
             for how in ("spin", "sleep"):
                 value = cost_us(predictor, data, k, gap, how, args.rounds)
                 doing = "spinning" if how == "spin" else "asleep"
-                rows.append((f"{k} upload(s) together, after {1000 * gap:g} ms {doing}: CPU µs/upload",
-                             f"{k} together, no gap", f"{anchor:.0f}", f"{value:.0f}", f"{value / anchor:.2f}x"))
+                rows.append(
+                    (
+                        f"{k} upload(s) together, after {1000 * gap:g} ms {doing}: CPU µs/upload",
+                        f"{k} together, no gap",
+                        f"{anchor:.0f}",
+                        f"{value:.0f}",
+                        f"{value / anchor:.2f}x",
+                    )
+                )
     load1 = os.getloadavg()
     t = Table(title=f"bench/serve_cold.py, {predictor.model_id} ({predictor.backend}), one {len(data):,}-byte PNG")
     for col in ("what", "anchor", "anchor value", "glyphlab", "ratio", "CPU", "load average"):

@@ -38,7 +38,6 @@ import psutil
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
-
 from serving_common import HOST, cpu_model, free_port, process_tree, start_server, stop_server
 
 from glyphlab.serving.limits import freeze_startup_objects
@@ -57,13 +56,21 @@ def encode_request(port: int, data: bytes, body: str) -> bytes:
     """One complete HTTP/1.1 request, prebuilt so the load client spends its CPU on sockets, not encoding."""
     if body == "multipart":
         boundary = "glyphlabbench7d1f"
-        payload = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"glyph.png\"\r\n"
-                   "Content-Type: image/png\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        payload = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="glyph.png"\r\n'
+                "Content-Type: image/png\r\n\r\n"
+            ).encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
         ctype = f"multipart/form-data; boundary={boundary}"
     else:
         payload, ctype = data, "image/png"
-    head = (f"POST /prediction HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {len(payload)}\r\nConnection: keep-alive\r\n\r\n").encode()
+    head = (
+        f"POST /prediction HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: keep-alive\r\n\r\n"
+    ).encode()
     return head + payload
 
 
@@ -99,8 +106,9 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def load(port: int, requests: list[bytes], rate: float, duration: float, max_requests: int,
-               max_in_flight: int) -> dict:
+async def load(
+    port: int, requests: list[bytes], rate: float, duration: float, max_requests: int, max_in_flight: int
+) -> dict:
     """Open loop: request i is due at t0 + i/rate; at most max_in_flight connections are busy at once."""
     n = min(int(rate * duration), max_requests)
     latencies: list[float] = []
@@ -123,7 +131,7 @@ async def load(port: int, requests: list[bytes], rate: float, duration: float, m
                 latencies.append(time.perf_counter() - scheduled)
             else:
                 errors[f"HTTP {status}"] = errors.get(f"HTTP {status}", 0) + 1
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
         finally:
             pool.put_nowait(conn)
@@ -144,7 +152,10 @@ async def load(port: int, requests: list[bytes], rate: float, duration: float, m
         pool.get_nowait().close()
     lat = np.asarray(latencies) * 1000
     return {
-        "sent": n, "ok": len(latencies), "errors": errors, "wall": wall,
+        "sent": n,
+        "ok": len(latencies),
+        "errors": errors,
+        "wall": wall,
         "throughput": len(latencies) / wall if wall else 0.0,
         "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
         "p90": float(np.percentile(lat, 90)) if len(lat) else float("nan"),
@@ -170,8 +181,13 @@ def sequential(port: int, bodies: list[bytes], n: int) -> dict:
             errors += 1
     conn.close()
     a = np.asarray(lat) * 1000
-    return {"n": n, "errors": errors, "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
-            "rps": len(a) / (a.sum() / 1000)}
+    return {
+        "n": n,
+        "errors": errors,
+        "p50": float(np.percentile(a, 50)),
+        "p99": float(np.percentile(a, 99)),
+        "rps": len(a) / (a.sum() / 1000),
+    }
 
 
 def images_per_s(predictor, images: np.ndarray, labels: np.ndarray, repeats: int = 3) -> tuple[float, float]:
@@ -236,11 +252,13 @@ def http_run(args, model: str, workers: int, micro_batch: int, bodies: list[byte
     finally:
         stop_server(proc)
     errs = ", ".join(f"{k}: {v}" for k, v in res["errors"].items()) or "0 errors"
-    console.print(f"  {workers} worker(s), micro-batch {micro_batch}: {res['throughput']:.0f} req/s of "
-                  f"{args.rate:g} offered, p50 {res['p50']:.1f} / p99 {res['p99']:.1f} ms, {errs}; "
-                  f"server {1000 * res['server_cpu'] / max(1, res['ok']):.2f} ms CPU/request, load client "
-                  f"{1000 * res['client_cpu'] / max(1, res['ok']):.2f}; sequential "
-                  f"{seq['p50']:.1f} ms p50 ({seq['rps']:.0f} req/s); load average {res['load']:.1f}")
+    console.print(
+        f"  {workers} worker(s), micro-batch {micro_batch}: {res['throughput']:.0f} req/s of "
+        f"{args.rate:g} offered, p50 {res['p50']:.1f} / p99 {res['p99']:.1f} ms, {errs}; "
+        f"server {1000 * res['server_cpu'] / max(1, res['ok']):.2f} ms CPU/request, load client "
+        f"{1000 * res['client_cpu'] / max(1, res['ok']):.2f}; sequential "
+        f"{seq['p50']:.1f} ms p50 ({seq['rps']:.0f} req/s); load average {res['load']:.1f}"
+    )
     return res
 
 
@@ -281,20 +299,37 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=600.0, help="requests per second offered (open loop)")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds of load per configuration")
     ap.add_argument("--max-requests", type=int, default=10000, help="hard cap on requests sent per configuration")
-    ap.add_argument("--max-in-flight", type=int, default=64, help="most requests outstanding at once "
-                                                                        "(keep-alive connections)")
-    ap.add_argument("--body", choices=["multipart", "raw"], default="multipart",
-                    help="multipart upload (field `file`, as the drawing page sends) or a raw image/png body")
-    ap.add_argument("--configs", default="1:1,1:32,2:32",
-                    help="server configurations WORKERS:MICRO_BATCH, the first is the anchor (default: one "
-                         "worker without micro-batching; one with; two with)")
+    ap.add_argument(
+        "--max-in-flight", type=int, default=64, help="most requests outstanding at once (keep-alive connections)"
+    )
+    ap.add_argument(
+        "--body",
+        choices=["multipart", "raw"],
+        default="multipart",
+        help="multipart upload (field `file`, as the drawing page sends) or a raw image/png body",
+    )
+    ap.add_argument(
+        "--configs",
+        default="1:1,1:32,2:32",
+        help="server configurations WORKERS:MICRO_BATCH, the first is the anchor (default: one "
+        "worker without micro-batching; one with; two with)",
+    )
     ap.add_argument("--threads", type=int, default=None, help="inference threads per worker")
-    ap.add_argument("--server-args", default="", help="more `glyphlab serve` options for every configuration, "
-                                                      "e.g. '--no-access-log'")
-    ap.add_argument("--int8", action="store_true", help="also quantize to int8 (calibrated on the model's run) "
-                                                        "and time it beside fp32 ONNX and PyTorch")
-    ap.add_argument("--dataset", default=None, help="test images for the load and the batch part "
-                                                    "(default: mnist for 28x28 models, digits for 8x8)")
+    ap.add_argument(
+        "--server-args",
+        default="",
+        help="more `glyphlab serve` options for every configuration, e.g. '--no-access-log'",
+    )
+    ap.add_argument(
+        "--int8",
+        action="store_true",
+        help="also quantize to int8 (calibrated on the model's run) and time it beside fp32 ONNX and PyTorch",
+    )
+    ap.add_argument(
+        "--dataset",
+        default=None,
+        help="test images for the load and the batch part (default: mnist for 28x28 models, digits for 8x8)",
+    )
     ap.add_argument("--data-dir", default=os.environ.get("GLYPHLAB_DATA", "/work/shared/data"))
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--skip-batch", action="store_true")
@@ -318,26 +353,51 @@ def main() -> None:
 
     if not args.skip_load:
         bodies = [png(im) for im in images[:200]]
-        console.print(f"HTTP load: POST /prediction ({args.body} PNG of a test digit), {manifest['model']}, "
-                      f"{args.rate:g} req/s for {args.duration:g} s per configuration, at most "
-                      f"{args.max_in_flight} in flight")
+        console.print(
+            f"HTTP load: POST /prediction ({args.body} PNG of a test digit), {manifest['model']}, "
+            f"{args.rate:g} req/s for {args.duration:g} s per configuration, at most "
+            f"{args.max_in_flight} in flight"
+        )
         results = [(c, http_run(args, args.model, c[0], c[1], bodies, console)) for c in configs]
         (aw, ab), anchor = results[0]
         for (w, b), res in results[1:]:
             label = f"{w} worker(s), micro-batch {b}"
             a_what = f"{aw} worker(s), micro-batch {ab}"
-            rows.append((f"{label}: req/s sustained", a_what, f"{anchor['throughput']:.0f}", f"{res['throughput']:.0f}",
-                         f"{res['throughput'] / max(1e-9, anchor['throughput']):.2f}x"))
-            rows.append((f"{label}: p99 ms", a_what, f"{anchor['p99']:.1f}", f"{res['p99']:.1f}",
-                         f"{res['p99'] / max(1e-9, anchor['p99']):.2f}x"))
+            rows.append(
+                (
+                    f"{label}: req/s sustained",
+                    a_what,
+                    f"{anchor['throughput']:.0f}",
+                    f"{res['throughput']:.0f}",
+                    f"{res['throughput'] / max(1e-9, anchor['throughput']):.2f}x",
+                )
+            )
+            rows.append(
+                (
+                    f"{label}: p99 ms",
+                    a_what,
+                    f"{anchor['p99']:.1f}",
+                    f"{res['p99']:.1f}",
+                    f"{res['p99'] / max(1e-9, anchor['p99']):.2f}x",
+                )
+            )
             a_cpu = 1000 * anchor["server_cpu"] / max(1, anchor["ok"])
             r_cpu = 1000 * res["server_cpu"] / max(1, res["ok"])
-            rows.append((f"{label}: server CPU ms/request", a_what, f"{a_cpu:.2f}", f"{r_cpu:.2f}", f"{r_cpu / max(1e-9, a_cpu):.2f}x"))
+            rows.append(
+                (
+                    f"{label}: server CPU ms/request",
+                    a_what,
+                    f"{a_cpu:.2f}",
+                    f"{r_cpu:.2f}",
+                    f"{r_cpu / max(1e-9, a_cpu):.2f}x",
+                )
+            )
 
     accuracies: dict[str, str] = {}
     if not args.skip_batch:
-        for what, anchor_name, (a_ips, a_acc), (g_ips, g_acc) in batch_rows(args.model, images, labels, args.threads,
-                                                                             args.int8):
+        for what, anchor_name, (a_ips, a_acc), (g_ips, g_acc) in batch_rows(
+            args.model, images, labels, args.threads, args.int8
+        ):
             rows.append((what, anchor_name, f"{a_ips:,.0f}", f"{g_ips:,.0f}", f"{g_ips / a_ips:.2f}x"))
             accuracies[what + anchor_name] = f"{g_acc:.4f} vs {a_acc:.4f}"
 
@@ -347,8 +407,16 @@ def main() -> None:
         t.add_column(col)
     cpu = f"{cpu_model()}, {os.cpu_count()} cores"
     for what, anchor_name, a, g, ratio in rows:
-        t.add_row(what, anchor_name, a, g, ratio, accuracies.get(what + anchor_name, "-"), cpu,
-                  f"{load0[0]:.1f} → {load1[0]:.1f}")
+        t.add_row(
+            what,
+            anchor_name,
+            a,
+            g,
+            ratio,
+            accuracies.get(what + anchor_name, "-"),
+            cpu,
+            f"{load0[0]:.1f} → {load1[0]:.1f}",
+        )
     console.print(t)
 
 

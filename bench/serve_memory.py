@@ -26,7 +26,6 @@ import numpy as np
 import psutil
 from rich.console import Console
 from rich.table import Table
-
 from serving_common import HOST, cpu_model, free_port, process_tree, start_server, stop_server
 
 
@@ -79,7 +78,7 @@ async def one_request(port: int, raw: bytes, timeout: float) -> tuple[str, float
             ok = headers.get("retry-after", "").isdigit()
             return ("503+Retry-After" if ok else "503 without Retry-After"), time.perf_counter() - t
         return ("200" if status == 200 else f"HTTP {status}"), time.perf_counter() - t
-    except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
         return type(exc).__name__, time.perf_counter() - t
     finally:
         if writer is not None:
@@ -87,8 +86,10 @@ async def one_request(port: int, raw: bytes, timeout: float) -> tuple[str, float
 
 
 async def flood(port: int, body: bytes, n: int, timeout: float) -> list[tuple[str, float]]:
-    head = (f"POST /prediction HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    head = (
+        f"POST /prediction HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     raw = head + body
     return await asyncio.gather(*(one_request(port, raw, timeout) for _ in range(n)))
 
@@ -101,8 +102,12 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=64, help="side of each random image in the batch")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole flood")
-    ap.add_argument("--serve-option", action="append", default=[],
-                    help="an option passed to glyphlab serve, e.g. --serve-option=--max-concurrency=4")
+    ap.add_argument(
+        "--serve-option",
+        action="append",
+        default=[],
+        help="an option passed to glyphlab serve, e.g. --serve-option=--max-concurrency=4",
+    )
     args = ap.parse_args()
     if not 1 <= args.requests <= 1000 or args.mb <= 0 or args.timeout <= 0:
         raise SystemExit("--requests must be in 1..1000, --mb and --timeout positive")
@@ -110,8 +115,10 @@ def main() -> None:
     console = Console()
     body = json_batch(args.mb, args.side)
     port = free_port()
-    console.print(f"starting glyphlab serve {args.model} on {HOST}:{port} ({args.workers} worker(s), "
-                  f"options: {' '.join(args.serve_option) or 'defaults'}) ...")
+    console.print(
+        f"starting glyphlab serve {args.model} on {HOST}:{port} ({args.workers} worker(s), "
+        f"options: {' '.join(args.serve_option) or 'defaults'}) ..."
+    )
     proc = start_server(args.model, port, args.workers, args.serve_option)
     try:
         time.sleep(1.0)
@@ -133,8 +140,10 @@ def main() -> None:
     counts = Counter(status for status, _ in results)
     ok_lat = sorted(s for status, s in results if status == "200")
     mib = 1 << 20
-    t = Table(title=f"{args.requests} concurrent {len(body) / 1e6:.1f} MB JSON batches → glyphlab serve, "
-                    f"{args.workers} worker(s)")
+    t = Table(
+        title=f"{args.requests} concurrent {len(body) / 1e6:.1f} MB JSON batches → glyphlab serve, "
+        f"{args.workers} worker(s)"
+    )
     for col in ("what", "value"):
         t.add_column(col)
     t.add_row("RSS at rest (anchor)", f"{at_rest / mib:,.0f} MiB")

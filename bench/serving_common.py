@@ -42,13 +42,27 @@ def process_tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def start_server(model: str, port: int, workers: int = 1, options: list[str] | None = None,
-                 wait_s: float = 180) -> subprocess.Popen:
+def start_server(
+    model: str, port: int, workers: int = 1, options: list[str] | None = None, wait_s: float = 180
+) -> subprocess.Popen:
     """`glyphlab serve MODEL` on 127.0.0.1:port; returns once /health answers and every worker is up."""
-    cmd = [sys.executable, "-c", "from glyphlab.cli import main; main()", "serve", model, "--host", HOST,
-           "--port", str(port), "--workers", str(workers), *(options or [])]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-c",
+        "from glyphlab.cli import main; main()",
+        "serve",
+        model,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        *(options or []),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -71,8 +85,11 @@ def _all_listening(port: int, workers: int, deadline: float) -> bool:
     if not spreads_connections():
         return False
     while time.monotonic() < deadline:
-        listening = [c for c in psutil.net_connections(kind="tcp")
-                     if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN]
+        listening = [
+            c
+            for c in psutil.net_connections(kind="tcp")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+        ]
         if len(listening) >= workers:
             return True
         time.sleep(0.25)

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from glyphlab.data.mnist import read_idx
 from glyphlab.models.registry import create_model
-from glyphlab.models.torch.loop import configure_threads, lr_at, TrainConfig
+from glyphlab.models.torch.loop import TrainConfig, configure_threads, lr_at
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = (HERE / ".." / ".." / "shared" / "data" / "mnist").resolve()
@@ -46,8 +46,19 @@ def load(data_dir: Path):
     return xtr, ytr, xte, yte
 
 
-def plain_loop(module: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
-               optimizer: str, weight_decay: float, schedule: str, seed: int) -> float:
+def plain_loop(
+    module: torch.nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    optimizer: str,
+    weight_decay: float,
+    schedule: str,
+    seed: int,
+) -> float:
     """The minimal loop: tensors in memory, randperm + slices, optimiser step. Returns wall seconds."""
     torch.manual_seed(seed)
     xt = torch.from_numpy(x).unsqueeze(1)
@@ -79,7 +90,9 @@ def accuracy(module, x, y) -> float:
     module.eval()
     correct = 0
     for i in range(0, len(x), 2048):
-        correct += int((module(torch.from_numpy(x[i : i + 2048]).unsqueeze(1)).argmax(1).numpy() == y[i : i + 2048]).sum())
+        correct += int(
+            (module(torch.from_numpy(x[i : i + 2048]).unsqueeze(1)).argmax(1).numpy() == y[i : i + 2048]).sum()
+        )
     return correct / len(x)
 
 
@@ -88,7 +101,11 @@ def main(argv=None) -> None:
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--quick", action="store_true", help="1 epoch on 10,000 images: a smoke run")
     ap.add_argument("--long", action="store_true", help="also the best-accuracy-within-10-minutes case")
-    ap.add_argument("--only", default="", help="comma-separated model names or case labels to run, e.g. cnn-small or 'resnet-small long (aug; 10 min)'")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated model names or case labels to run, e.g. cnn-small or 'resnet-small long (aug; 10 min)'",
+    )
     ap.add_argument("--no-plain", action="store_true", help="skip the plain-PyTorch reference runs")
     args = ap.parse_args(argv)
     console = Console()
@@ -101,8 +118,11 @@ def main(argv=None) -> None:
 
     cases = [
         ("resnet-small (time to 99%)", "resnet-small", {}),
-        ("cnn-small (seed 004 recipe)", "cnn-small",
-         dict(epochs=10, batch_size=200, lr=1e-3, optimizer="adam", schedule="none", patience=0)),
+        (
+            "cnn-small (seed 004 recipe)",
+            "cnn-small",
+            dict(epochs=10, batch_size=200, lr=1e-3, optimizer="adam", schedule="none", patience=0),
+        ),
     ]
     if args.long:
         cases.append(("resnet-small long (aug; 10 min)", "resnet-small", LONG_PARAMS))
@@ -131,13 +151,28 @@ def main(argv=None) -> None:
             module = model.build_module((28, 28), 10)
             module.norm.mean.fill_(model.mean_)
             module.norm.std.fill_(model.std_)
-            pw = plain_loop(module, xtr, ytr, epochs=epochs, batch_size=int(p["batch_size"]), lr=float(p["lr"]),
-                            optimizer=p["optimizer"], weight_decay=float(p["weight_decay"]), schedule=p["schedule"],
-                            seed=int(p["seed"]))
+            pw = plain_loop(
+                module,
+                xtr,
+                ytr,
+                epochs=epochs,
+                batch_size=int(p["batch_size"]),
+                lr=float(p["lr"]),
+                optimizer=p["optimizer"],
+                weight_decay=float(p["weight_decay"]),
+                schedule=p["schedule"],
+                seed=int(p["seed"]),
+            )
             pips = len(xtr) * epochs / pw
             ratio = f"{ips / pips:.2f}"
-            row_plain = ("  plain PyTorch, same net", str(epochs), f"{pw:.1f}", f"{pips:,.0f}",
-                         f"{accuracy(module, xte, yte):.4f}", "1.00")
+            row_plain = (
+                "  plain PyTorch, same net",
+                str(epochs),
+                f"{pw:.1f}",
+                f"{pips:,.0f}",
+                f"{accuracy(module, xte, yte):.4f}",
+                "1.00",
+            )
         table.add_row(label, str(epochs), f"{wall:.1f}", f"{ips:,.0f}", f"{acc:.4f}", ratio)
         if row_plain:
             table.add_row(*row_plain, style="dim")

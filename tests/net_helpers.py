@@ -7,8 +7,8 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def free_port() -> int:
@@ -23,8 +23,9 @@ def url_answers(url: str) -> bool:
         return resp.status == 200
 
 
-def wait_until_up(ready: Callable[[], bool], proc: subprocess.Popen, log: Path, timeout: float, what: str,
-                  poll: float = 0.3) -> None:
+def wait_until_up(
+    ready: Callable[[], bool], proc: subprocess.Popen, log: Path, timeout: float, what: str, poll: float = 0.3
+) -> None:
     """Poll ``ready()`` until it is true; fail with the log's tail if ``proc`` exits, or after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:

@@ -10,13 +10,39 @@ from typer.testing import CliRunner
 import glyphlab as gl
 from glyphlab.cli import app
 
-PUBLIC = ["list_datasets", "list_models", "load_dataset", "create_model", "load_model", "run", "Run", "Predictor",
-          "search", "recipe", "Interpretation", "explain", "Explanation", "compare", "runs", "Comparison", "read"]
-METHODS = {"Run": ["open", "leaderboard", "interpret", "report", "models", "model", "read_test_images"],
-           "Interpretation": ["confusion_matrix", "most_confused", "top_losses", "plot_confusion_matrix",
-                              "plot_top_losses", "plot_most_confused"],
-           "Predictor": ["predict"], "Explanation": ["plot", "to_png", "overlays", "contrast"],
-           "Comparison": ["table", "mcnemar", "write"]}
+PUBLIC = [
+    "list_datasets",
+    "list_models",
+    "load_dataset",
+    "create_model",
+    "load_model",
+    "run",
+    "Run",
+    "Predictor",
+    "search",
+    "recipe",
+    "Interpretation",
+    "explain",
+    "Explanation",
+    "compare",
+    "runs",
+    "Comparison",
+    "read",
+]
+METHODS = {
+    "Run": ["open", "leaderboard", "interpret", "report", "models", "model", "read_test_images"],
+    "Interpretation": [
+        "confusion_matrix",
+        "most_confused",
+        "top_losses",
+        "plot_confusion_matrix",
+        "plot_top_losses",
+        "plot_most_confused",
+    ],
+    "Predictor": ["predict"],
+    "Explanation": ["plot", "to_png", "overlays", "contrast"],
+    "Comparison": ["table", "mcnemar", "write"],
+}
 
 
 @pytest.mark.parametrize("name", PUBLIC)
@@ -54,8 +80,21 @@ def test_registries_are_tables():
 def test_api_run_gives_the_cli_files_counts(tmp_path, capsys):
     runner = CliRunner()
     cli_out, api_out = tmp_path / "cli", tmp_path / "api"
-    result = runner.invoke(app, ["run", "--models", "logreg,svm", "--dataset-option", "limit=150", "--out", str(cli_out),
-                                 "--no-report", "--seed", "2"])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--models",
+            "logreg,svm",
+            "--dataset-option",
+            "limit=150",
+            "--out",
+            str(cli_out),
+            "--no-report",
+            "--seed",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     capsys.readouterr()
     run = gl.run("digits", models=["logreg", "svm"], out=api_out, limit=150, seed=2, progress=False)

@@ -1,5 +1,5 @@
-import math
 import json
+import math
 
 from typer.testing import CliRunner
 
@@ -56,10 +56,21 @@ def test_run_on_an_images_csv_with_its_labels_csv(tmp_path, digits):
     from glyphlab.data.formats import write_image_csv_pair
 
     write_image_csv_pair(tmp_path / "images.csv", tmp_path / "labels.csv", digits["train"])
-    result = runner.invoke(app, [
-        "run", "--dataset", str(tmp_path / "images.csv"), "--dataset-option", f"labels_path={tmp_path / 'labels.csv'}",
-        "--models", "logreg", "--out", str(tmp_path / "run"), "--no-report",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--dataset",
+            str(tmp_path / "images.csv"),
+            "--dataset-option",
+            f"labels_path={tmp_path / 'labels.csv'}",
+            "--models",
+            "logreg",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-report",
+        ],
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "run" / "models" / "logreg" / "metrics.json").read_text())
     assert metrics["accuracy"] > 0.9 and metrics["n_test"] == math.ceil(0.2 * len(digits["train"]))
@@ -68,15 +79,25 @@ def test_run_on_an_images_csv_with_its_labels_csv(tmp_path, digits):
 
 
 def test_evaluate_refuses_a_dataset_with_other_classes(tmp_path, digits):
-    from glyphlab.data.formats import write_image_csv_pair
     from glyphlab.data.dataset import Split
+    from glyphlab.data.formats import write_image_csv_pair
 
     runner.invoke(app, ["run", "--models", "logreg", "--out", str(tmp_path / "run"), "--no-report"])
     few = digits["test"].labels < 5  # a 5-class dataset of the same 8x8 images
-    write_image_csv_pair(tmp_path / "i.csv", tmp_path / "l.csv",
-                         Split(digits["test"].images[few], digits["test"].labels[few]))
-    result = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "--dataset", str(tmp_path / "i.csv"),
-                                 "--dataset-option", f"labels_path={tmp_path / 'l.csv'}"])
+    write_image_csv_pair(
+        tmp_path / "i.csv", tmp_path / "l.csv", Split(digits["test"].images[few], digits["test"].labels[few])
+    )
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(tmp_path / "run"),
+            "--dataset",
+            str(tmp_path / "i.csv"),
+            "--dataset-option",
+            f"labels_path={tmp_path / 'l.csv'}",
+        ],
+    )
     assert result.exit_code == 2 and "meaningless" in result.output
 
 
@@ -113,16 +134,34 @@ def test_resume_keeps_finished_models_and_refuses_new_settings(tmp_path):
 
 def test_evaluate_defaults_to_the_runs_own_dataset_and_variants(tmp_path):
     out = tmp_path / "run"
-    r = runner.invoke(app, ["run", "--models", "logreg", "--out", str(out), "--no-report", "--seed", "2",
-                            "--dataset-option", "limit=150", "--variant", "rotate:-20:20"])
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            "--models",
+            "logreg",
+            "--out",
+            str(out),
+            "--no-report",
+            "--seed",
+            "2",
+            "--dataset-option",
+            "limit=150",
+            "--variant",
+            "rotate:-20:20",
+        ],
+    )
     assert r.exit_code == 0, r.output
     trained = json.loads((out / "models" / "logreg" / "metrics.json").read_text())
     for target in (out, out / "models" / "logreg", out / "models" / "logreg" / "model"):
         r = runner.invoke(app, ["evaluate", str(target), "--out", str(tmp_path / "ev")])
         assert r.exit_code == 0, r.output
         again = json.loads((tmp_path / "ev" / "models" / "logreg" / "metrics.json").read_text())
-        assert (again["accuracy"], again["n_test"]) == (trained["accuracy"], trained["n_test"]) == (
-            trained["accuracy"], 150)
+        assert (
+            (again["accuracy"], again["n_test"])
+            == (trained["accuracy"], trained["n_test"])
+            == (trained["accuracy"], 150)
+        )
         assert "the run's own dataset digits (rotate:-20:20)" in " ".join(r.output.split())
     # a model folder outside any run has no dataset of its own
     import shutil

@@ -12,8 +12,19 @@ def test_audit_then_run_without_the_issues(tmp_path):
     r = runner.invoke(app, ["audit", "digits", "--model", "logreg", "--split", "train", "--out", str(audit)])
     assert r.exit_code == 0, r.output
     assert "label issues among 1,347 images" in r.output and (audit / "label_issues.csv").is_file()
-    r = runner.invoke(app, ["run", "--models", "logreg", "--exclude", str(audit / "label_issues.csv"),
-                            "--out", str(tmp_path / "run"), "--no-report"])
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            "--models",
+            "logreg",
+            "--exclude",
+            str(audit / "label_issues.csv"),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-report",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "run" / "audit" / "label_issues.png").is_file()
 
@@ -23,6 +34,17 @@ def test_bad_audit_input_is_one_line(tmp_path):
     assert r.exit_code == 2 and "unknown model 'nosuch'" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["audit", "digits", "--split", "val", "--out", str(tmp_path / "a")])
     assert r.exit_code == 2 and "has no split 'val'" in r.output
-    r = runner.invoke(app, ["run", "--models", "logreg", "--exclude", str(tmp_path / "none.csv"),
-                            "--out", str(tmp_path / "run"), "--no-report"])
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            "--models",
+            "logreg",
+            "--exclude",
+            str(tmp_path / "none.csv"),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-report",
+        ],
+    )
     assert r.exit_code == 2 and "no such file" in r.output

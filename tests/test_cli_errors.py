@@ -29,12 +29,15 @@ def _one_line_error(result, *says: str) -> str:
     return errors[0]
 
 
-@pytest.mark.parametrize("model, param, says", [
-    ("svm", "svm.C=abc", "model 'svm': C must be a number > 0, got 'abc'"),
-    ("mlp", "mlp.lr=fast", "model 'mlp': lr must be a number > 0, got 'fast'"),
-    ("random-forest", "random-forest.n_estimators=abc", "n_estimators must be an integer >= 1, got 'abc'"),
-    ("mlp", "mlp.tta=100000", "tta must be an integer >= 0 and <= 64"),
-])
+@pytest.mark.parametrize(
+    "model, param, says",
+    [
+        ("svm", "svm.C=abc", "model 'svm': C must be a number > 0, got 'abc'"),
+        ("mlp", "mlp.lr=fast", "model 'mlp': lr must be a number > 0, got 'fast'"),
+        ("random-forest", "random-forest.n_estimators=abc", "n_estimators must be an integer >= 1, got 'abc'"),
+        ("mlp", "mlp.tta=100000", "tta must be an integer >= 0 and <= 64"),
+    ],
+)
 def test_a_bad_param_is_refused_before_any_folder_or_training(tmp_path, model, param, says):
     result = runner.invoke(app, ["run", "--models", model, "--param", param, "--out", str(tmp_path / "r")])
     _one_line_error(result, says)
@@ -42,27 +45,37 @@ def test_a_bad_param_is_refused_before_any_folder_or_training(tmp_path, model, p
 
 
 def test_missing_extras_are_named_on_a_core_install(tmp_path, core_install):
-    _one_line_error(runner.invoke(app, ["run", "--models", "efficientnet-b0", "--out", str(tmp_path / "r")]),
-                    "needs glyphlab[timm]", "pip install 'glyphlab[timm]'")
+    _one_line_error(
+        runner.invoke(app, ["run", "--models", "efficientnet-b0", "--out", str(tmp_path / "r")]),
+        "needs glyphlab[timm]",
+        "pip install 'glyphlab[timm]'",
+    )
     listing = runner.invoke(app, ["models"])
     assert listing.exit_code == 0
     rows = {line.split("│")[1].strip(): line for line in listing.output.splitlines() if line.count("│") > 3}
     assert "needs glyphlab[timm]" in rows["efficientnet-b0"] and "needs glyphlab[rot]" in rows["rot-cnn"]
     recipes = runner.invoke(app, ["recipe", "--list"])
     assert recipes.exit_code == 0, recipes.output
-    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in recipes.output.splitlines()
-            if line.count("│") > 3 and line.split("│")[1].strip()}
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[-2].strip()
+        for line in recipes.output.splitlines()
+        if line.count("│") > 3 and line.split("│")[1].strip()
+    }
     assert rows["mnist-rot"] == "glyphlab[rot]" and rows["digits-classical"] == ""
-    _one_line_error(runner.invoke(app, ["recipe", "mnist-rot", "--quick", "--out", str(tmp_path / "rr")]),
-                    "recipe mnist-rot needs glyphlab[rot] (for rot-cnn)", "pip install 'glyphlab[rot]'")
+    _one_line_error(
+        runner.invoke(app, ["recipe", "mnist-rot", "--quick", "--out", str(tmp_path / "rr")]),
+        "recipe mnist-rot needs glyphlab[rot] (for rot-cnn)",
+        "pip install 'glyphlab[rot]'",
+    )
     assert not (tmp_path / "rr").exists()
 
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
-    result = runner.invoke(app, ["run", "--models", "logreg", "--param", "max_iter=50", "--out", str(out),
-                                 "--no-report"])
+    result = runner.invoke(
+        app, ["run", "--models", "logreg", "--param", "max_iter=50", "--out", str(out), "--no-report"]
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -106,8 +119,11 @@ def test_unfinished_models_are_not_read_as_finished(tmp_path, run_folder):
     run = tmp_path / "run"
     shutil.copytree(run_folder, run)
     (run / "models" / "logreg" / "done.json").unlink()  # as if killed before the model's last write
-    _one_line_error(runner.invoke(app, ["robustness", str(run), "--angles", "0"]),
-                    "holds no finished model (logreg unfinished", f"glyphlab run --resume {run}")
+    _one_line_error(
+        runner.invoke(app, ["robustness", str(run), "--angles", "0"]),
+        "holds no finished model (logreg unfinished",
+        f"glyphlab run --resume {run}",
+    )
 
 
 def test_a_failed_run_removes_the_folder_it_made(tmp_path, monkeypatch):
@@ -170,8 +186,9 @@ def test_a_one_class_dataset_is_refused_before_training(tmp_path, model):
 
 def test_out_naming_a_file_and_no_models_are_one_line(tmp_path):
     (tmp_path / "taken").write_text("mine")
-    _one_line_error(runner.invoke(app, ["run", "--models", "logreg", "--out", str(tmp_path / "taken")]),
-                    "is a file, not a folder")
+    _one_line_error(
+        runner.invoke(app, ["run", "--models", "logreg", "--out", str(tmp_path / "taken")]), "is a file, not a folder"
+    )
     assert (tmp_path / "taken").read_text() == "mine"
     _one_line_error(runner.invoke(app, ["run", "--models", "", "--out", str(tmp_path / "r")]), "no models to run")
     _one_line_error(runner.invoke(app, ["run", "--models", " , ", "--out", str(tmp_path / "r")]), "no models to run")
@@ -190,8 +207,13 @@ def test_a_full_disk_is_a_write_error_not_a_read_error():
     from glyphlab.cli import user_error_message
 
     full = OSError(errno_.ENOSPC, "No space left on device", "/runs/r/models/x/model.safetensors")
-    assert user_error_message(full) == ("a file could not be written (/runs/r/models/x/model.safetensors): "
-                                        "no space left on device; free some space and run it again")
-    said = user_error_message(SafetensorError("Error while serializing: IoError(Os { code: 28, kind: "
-                                              "StorageFull, message: \"No space left on device\" })"))
+    assert user_error_message(full) == (
+        "a file could not be written (/runs/r/models/x/model.safetensors): "
+        "no space left on device; free some space and run it again"
+    )
+    said = user_error_message(
+        SafetensorError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        )
+    )
     assert said is not None and said.startswith("a file could not be written") and "read" not in said

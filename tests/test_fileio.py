@@ -12,7 +12,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     with pytest.raises(RuntimeError):
         with atomic_open(target, "w") as fh:
             fh.write('{"accuracy": 0.9')  # half a file...
-            raise RuntimeError("killed")   # ...and the writer dies
+            raise RuntimeError("killed")  # ...and the writer dies
     assert json.loads(target.read_text()) == {"accuracy": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 

@@ -19,25 +19,54 @@ __version__ = "0.1.0"
 
 #: every public name and the module that defines it
 _PUBLIC = {
-    "list_datasets": "glyphlab.api", "list_models": "glyphlab.api", "load_dataset": "glyphlab.api",
-    "create_model": "glyphlab.api", "load_model": "glyphlab.api", "run": "glyphlab.api", "Run": "glyphlab.api",
-    "search": "glyphlab.api", "recipe": "glyphlab.api", "Predictor": "glyphlab.api",
-    "Interpretation": "glyphlab.api", "compare": "glyphlab.api", "runs": "glyphlab.api", "Comparison": "glyphlab.api",
+    "list_datasets": "glyphlab.api",
+    "list_models": "glyphlab.api",
+    "load_dataset": "glyphlab.api",
+    "create_model": "glyphlab.api",
+    "load_model": "glyphlab.api",
+    "run": "glyphlab.api",
+    "Run": "glyphlab.api",
+    "search": "glyphlab.api",
+    "recipe": "glyphlab.api",
+    "Predictor": "glyphlab.api",
+    "Interpretation": "glyphlab.api",
+    "compare": "glyphlab.api",
+    "runs": "glyphlab.api",
+    "Comparison": "glyphlab.api",
     "read": "glyphlab.api",
-    "Dataset": "glyphlab.data.dataset", "GlyphModel": "glyphlab.models.base",
-    "GlyphlabError": "glyphlab.errors", "DataError": "glyphlab.errors", "ConfigError": "glyphlab.errors",
-    "ModelFileError": "glyphlab.errors", "RunFolderError": "glyphlab.errors",
-    "explain": "glyphlab.evaluation.attributions", "Explanation": "glyphlab.evaluation.attributions",
+    "Dataset": "glyphlab.data.dataset",
+    "GlyphModel": "glyphlab.models.base",
+    "GlyphlabError": "glyphlab.errors",
+    "DataError": "glyphlab.errors",
+    "ConfigError": "glyphlab.errors",
+    "ModelFileError": "glyphlab.errors",
+    "RunFolderError": "glyphlab.errors",
+    "explain": "glyphlab.evaluation.attributions",
+    "Explanation": "glyphlab.evaluation.attributions",
 }
 __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:
-    from glyphlab.api import (Comparison, Interpretation, Predictor, Run, compare, create_model,  # noqa: F401
-                              list_datasets, list_models, load_dataset, load_model, read, recipe, run, runs,
-                              search)
+    from glyphlab.api import (
+        Comparison,
+        Interpretation,
+        Predictor,
+        Run,
+        compare,
+        create_model,  # noqa: F401
+        list_datasets,
+        list_models,
+        load_dataset,
+        load_model,
+        read,
+        recipe,
+        run,
+        runs,
+        search,
+    )
     from glyphlab.data.dataset import Dataset  # noqa: F401
-    from glyphlab.evaluation.attributions import Explanation, explain  # noqa: F401
     from glyphlab.errors import ConfigError, DataError, GlyphlabError, ModelFileError, RunFolderError  # noqa: F401
+    from glyphlab.evaluation.attributions import Explanation, explain  # noqa: F401
     from glyphlab.models.base import GlyphModel  # noqa: F401
 
 

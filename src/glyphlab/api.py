@@ -39,28 +39,53 @@ from glyphlab.pipeline.run import run as _run
 from glyphlab.runfolder import REPORT_PDF, RunFolder
 from glyphlab.serving.predictor import Predictor
 
-__all__ = ["Comparison", "Interpretation", "Predictor", "Run", "compare", "create_model", "list_datasets", "list_models", "load_dataset",
-           "load_model", "recipe", "run", "runs", "search"]
+__all__ = [
+    "Comparison",
+    "Interpretation",
+    "Predictor",
+    "Run",
+    "compare",
+    "create_model",
+    "list_datasets",
+    "list_models",
+    "load_dataset",
+    "load_model",
+    "recipe",
+    "run",
+    "runs",
+    "search",
+]
 
 
 # -- registries ---------------------------------------------------------------------------------------------
 def list_datasets(pattern: str = "*") -> pd.DataFrame:
     """The built-in datasets whose name matches ``pattern`` (``"mnist*"``): name, sizes, description, source."""
-    rows = [{"name": d.name, "sizes": d.sizes, "description": d.description, "source": d.source}
-            for d in _dataset_specs() if fnmatch.fnmatch(d.name, pattern)]
+    rows = [
+        {"name": d.name, "sizes": d.sizes, "description": d.description, "source": d.source}
+        for d in _dataset_specs()
+        if fnmatch.fnmatch(d.name, pattern)
+    ]
     return pd.DataFrame(rows, columns=["name", "sizes", "description", "source"])
 
 
 def list_models(pattern: str = "*") -> pd.DataFrame:
     """The registered models whose name matches ``pattern`` (``"cnn*"``): name, family, description, defaults."""
-    rows = [{"name": m.name, "family": m.family, "description": m.description,
-             "parameters": ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items())}
-            for m in _model_specs() if fnmatch.fnmatch(m.name, pattern)]
+    rows = [
+        {
+            "name": m.name,
+            "family": m.family,
+            "description": m.description,
+            "parameters": ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items()),
+        }
+        for m in _model_specs()
+        if fnmatch.fnmatch(m.name, pattern)
+    ]
     return pd.DataFrame(rows, columns=["name", "family", "description", "parameters"])
 
 
-def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None, limit: int | None = None,
-                 **options: Any) -> Dataset:
+def load_dataset(
+    name_or_path: str | Path, data_dir: str | Path | None = None, limit: int | None = None, **options: Any
+) -> Dataset:
     """A built-in dataset by name (``"digits"``, ``"mnist"``) or a file or folder of images in a format glyphlab
     reads; ``limit`` keeps that many images per split (stratified); other ``options`` go to the reader."""
     if limit is not None:
@@ -85,9 +110,11 @@ class ReportFile(type(Path())):  # type: ignore[misc]
 
     def _repr_html_(self) -> str:
         page = self.read_text(encoding="utf-8")
-        return (f"<p>report: <code>{html.escape(str(self))}</code> ({len(page) / 1e6:.1f} MB)</p>"
-                f"<iframe srcdoc=\"{html.escape(page, quote=True)}\" style=\"width:100%;height:640px;"
-                f"border:1px solid #ccc\"></iframe>")
+        return (
+            f"<p>report: <code>{html.escape(str(self))}</code> ({len(page) / 1e6:.1f} MB)</p>"
+            f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:640px;'
+            f'border:1px solid #ccc"></iframe>'
+        )
 
 
 class Run(RunFolder):
@@ -138,12 +165,25 @@ def _output(progress: bool) -> Iterator[Console]:
         rich._console = previous
 
 
-def run(dataset: str | Path = "digits", models: Sequence[str] = ("logreg", "svm", "random-forest"),
-        out: str | Path | None = None, *, params: dict[str, dict[str, Any]] | None = None, seed: int = 0,
-        val_fraction: float = 0.1, variants: str = "", data_dir: str | Path | None = None, limit: int | None = None,
-        dataset_options: dict[str, Any] | None = None, resume: bool = False, report: bool = False,
-        progress: bool = True, track: str | None = None, tracking_uri: str | None = None,
-        register: str | None = None) -> Run:
+def run(
+    dataset: str | Path = "digits",
+    models: Sequence[str] = ("logreg", "svm", "random-forest"),
+    out: str | Path | None = None,
+    *,
+    params: dict[str, dict[str, Any]] | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    variants: str = "",
+    data_dir: str | Path | None = None,
+    limit: int | None = None,
+    dataset_options: dict[str, Any] | None = None,
+    resume: bool = False,
+    report: bool = False,
+    progress: bool = True,
+    track: str | None = None,
+    tracking_uri: str | None = None,
+    register: str | None = None,
+) -> Run:
     """Train and evaluate ``models`` on ``dataset`` into the run folder ``out`` (``glyphlab run``); returns the Run.
 
     ``params`` maps a model label to its parameters (``{"svm": {"C": 10}}``); ``LABEL=NAME`` in ``models``
@@ -154,18 +194,42 @@ def run(dataset: str | Path = "digits", models: Sequence[str] = ("logreg", "svm"
     options = dict(dataset_options or {})
     if limit is not None:
         options["limit"] = limit
-    cfg = RunConfig(dataset=str(dataset), models=list(models), params=dict(params or {}), seed=seed,
-                    val_fraction=val_fraction, variants=variants, data_dir=str(data_dir) if data_dir else None,
-                    dataset_options=options)
+    cfg = RunConfig(
+        dataset=str(dataset),
+        models=list(models),
+        params=dict(params or {}),
+        seed=seed,
+        val_fraction=val_fraction,
+        variants=variants,
+        data_dir=str(data_dir) if data_dir else None,
+        dataset_options=options,
+    )
     with _output(progress) as console:
-        path = _run(cfg, Path(out) if out else None, console=console, resume=resume, report=report, track=track,
-                    tracking_uri=tracking_uri, register=register)
+        path = _run(
+            cfg,
+            Path(out) if out else None,
+            console=console,
+            resume=resume,
+            report=report,
+            track=track,
+            tracking_uri=tracking_uri,
+            register=register,
+        )
     return Run.open(path)
 
 
-def search(dataset: str | Path = "digits", model: str | None = None, space: str = "svm-default", trials: int = 20,
-           out: str | Path | None = None, *, progress: bool = True, track: str | None = None,
-           tracking_uri: str | None = None, **options: Any) -> Run:
+def search(
+    dataset: str | Path = "digits",
+    model: str | None = None,
+    space: str = "svm-default",
+    trials: int = 20,
+    out: str | Path | None = None,
+    *,
+    progress: bool = True,
+    track: str | None = None,
+    tracking_uri: str | None = None,
+    **options: Any,
+) -> Run:
     """A hyper-parameter search (``glyphlab search``, Optuna); ``options`` are its other settings (``cv``,
     ``sampler``, ``pruner``, ``storage``, ``study``, ``seed``, ``refit``, ``timeout``, ``data_dir``, ...).
 
@@ -177,8 +241,9 @@ def search(dataset: str | Path = "digits", model: str | None = None, space: str 
     if "data_dir" in options and options["data_dir"] is not None:
         options["data_dir"] = str(options["data_dir"])
     try:
-        cfg = SearchConfig(dataset=str(dataset), model=model, space=space, trials=trials,
-                           out=str(out) if out else None, **options)
+        cfg = SearchConfig(
+            dataset=str(dataset), model=model, space=space, trials=trials, out=str(out) if out else None, **options
+        )
     except TypeError as exc:
         raise ConfigError(f"gl.search: {exc}") from None
     with _output(progress) as console, warnings.catch_warnings():
@@ -187,17 +252,32 @@ def search(dataset: str | Path = "digits", model: str | None = None, space: str 
         return Run(run_search(cfg, console, track=track, tracking_uri=tracking_uri))
 
 
-def recipe(name_or_path: str | Path, quick: bool = False, out: str | Path | None = None, *,
-           data_dir: str | Path | None = None, report: bool = False, progress: bool = True,
-           track: str | None = None, tracking_uri: str | None = None) -> Run:
+def recipe(
+    name_or_path: str | Path,
+    quick: bool = False,
+    out: str | Path | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    report: bool = False,
+    progress: bool = True,
+    track: str | None = None,
+    tracking_uri: str | None = None,
+) -> Run:
     """A whole seed study (``glyphlab recipe``): its data protocol, models and comparison with the report's
     figures; ``quick`` runs its smoke-test size (``glyphlab recipe --list`` lists the shipped ones)."""
     from glyphlab.recipes import run_recipe  # local: recipes load pydantic models of every shipped TOML
 
     with _output(progress) as console:
-        path = run_recipe(name_or_path, Path(out) if out else None, quick=quick,
-                          data_dir=str(data_dir) if data_dir else None, console=console, report=report,
-                          track=track, tracking_uri=tracking_uri)
+        path = run_recipe(
+            name_or_path,
+            Path(out) if out else None,
+            quick=quick,
+            data_dir=str(data_dir) if data_dir else None,
+            console=console,
+            report=report,
+            track=track,
+            tracking_uri=tracking_uri,
+        )
     return Run.open(path)
 
 
@@ -216,10 +296,22 @@ class Comparison(_Comparison):
     @property
     def mcnemar(self) -> pd.DataFrame:
         """One row per pair of models on one test set: the discordant counts and McNemar's p-value."""
-        return pd.DataFrame([{"test_set": g.test_set, "a": p.a, "b": p.b, "only_a": p.test.only_a,
-                              "only_b": p.test.only_b, "p_value": p.test.pvalue, "method": p.test.method}
-                             for g in self.groups for p in g.pairs],
-                            columns=["test_set", "a", "b", "only_a", "only_b", "p_value", "method"])
+        return pd.DataFrame(
+            [
+                {
+                    "test_set": g.test_set,
+                    "a": p.a,
+                    "b": p.b,
+                    "only_a": p.test.only_a,
+                    "only_b": p.test.only_b,
+                    "p_value": p.test.pvalue,
+                    "method": p.test.method,
+                }
+                for g in self.groups
+                for p in g.pairs
+            ],
+            columns=["test_set", "a", "b", "only_a", "only_b", "p_value", "method"],
+        )
 
     def write(self, out: str | Path) -> Path:
         """compare.html, comparison.csv and accuracy_vs_time.png in ``out``; returns the page's path."""
@@ -229,12 +321,23 @@ class Comparison(_Comparison):
 
     def _repr_html_(self) -> str:
         """Jupyter: one table per test set."""
-        cols = ["rank", "run", "model", "params", "accuracy", "accuracy_low", "accuracy_high", "f1_macro",
-                "train_seconds"]
+        cols = [
+            "rank",
+            "run",
+            "model",
+            "params",
+            "accuracy",
+            "accuracy_low",
+            "accuracy_high",
+            "f1_macro",
+            "train_seconds",
+        ]
         table = self.table
-        return "".join(f"<p><b>test set {html.escape(g.test_set)}</b> — {html.escape(g.dataset)}, "
-                       f"{g.n_test:,} images</p>" + table[table["test_set"] == g.test_set][cols].to_html(index=False, border=0)
-                       for g in self.groups)
+        return "".join(
+            f"<p><b>test set {html.escape(g.test_set)}</b> — {html.escape(g.dataset)}, "
+            f"{g.n_test:,} images</p>" + table[table["test_set"] == g.test_set][cols].to_html(index=False, border=0)
+            for g in self.groups
+        )
 
 
 def compare(*runs: str | Path, seed: int = 0) -> Comparison:
@@ -246,15 +349,33 @@ def compare(*runs: str | Path, seed: int = 0) -> Comparison:
 
 def runs(folder: str | Path = "runs") -> pd.DataFrame:
     """Every run folder under ``folder``, newest first, with its best model (``glyphlab runs``)."""
-    return pd.DataFrame([{"run": s.path.name, "created": s.created, "dataset": s.dataset, "variants": s.variants,
-                          "models": s.models, "finished": s.finished, "best": s.best, "best_accuracy": s.best_accuracy}
-                         for s in _list_runs(Path(folder))],
-                        columns=["run", "created", "dataset", "variants", "models", "finished", "best",
-                                 "best_accuracy"])
+    return pd.DataFrame(
+        [
+            {
+                "run": s.path.name,
+                "created": s.created,
+                "dataset": s.dataset,
+                "variants": s.variants,
+                "models": s.models,
+                "finished": s.finished,
+                "best": s.best,
+                "best_accuracy": s.best_accuracy,
+            }
+            for s in _list_runs(Path(folder))
+        ],
+        columns=["run", "created", "dataset", "variants", "models", "finished", "best", "best_accuracy"],
+    )
 
 
-def read(model: str | Path | Predictor, images: Any, *, charset: str | None = None, length: int | None = None,
-         pattern: str | None = None, lines: str = "each") -> list:
+def read(
+    model: str | Path | Predictor,
+    images: Any,
+    *,
+    charset: str | None = None,
+    length: int | None = None,
+    pattern: str | None = None,
+    lines: str = "each",
+) -> list:
     """Read handwritten numbers or codes: one :class:`glyphlab.reading.Reading` per picture (its ``text``,
     ``confidence``, and per character the box, label, probability and runner-up), with the same steps as
     ``glyphlab read`` and ``POST /reading``. ``images``: files, folders, bytes, PIL images or arrays."""

@@ -6,7 +6,7 @@ import errno
 import json
 import zipfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -22,15 +22,37 @@ from glyphlab.errors import GlyphlabError
 console = Console()
 
 #: optional packages and the extra that brings each
-EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "serve", "onnxruntime": "serve",
-          "onnxscript": "serve", "skl2onnx": "serve", "optuna": "search", "psycopg2": "search", "e2cnn": "rot",
-          "timm": "timm", "torchvision": "timm", "torch": "torch", "captum": "explain", "mlflow": "mlflow", "tensorboard": "tensorboard",
-          "cleanlab": "audit", "prometheus_client": "serve"}
+EXTRAS = {
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "multipart": "serve",
+    "onnx": "serve",
+    "onnxruntime": "serve",
+    "onnxscript": "serve",
+    "skl2onnx": "serve",
+    "optuna": "search",
+    "psycopg2": "search",
+    "e2cnn": "rot",
+    "timm": "timm",
+    "torchvision": "timm",
+    "torch": "torch",
+    "captum": "explain",
+    "mlflow": "mlflow",
+    "tensorboard": "tensorboard",
+    "cleanlab": "audit",
+    "prometheus_client": "serve",
+}
 
 #: third-party errors that mean a file is not what it should be (its readers are glyphlab's loaders, which name
 #: the file; this is the net for a reader that does not), and file-system errors that name their path
-FOREIGN_FILE_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, SafetensorError, EOFError, PermissionError,
-                       FileNotFoundError)
+FOREIGN_FILE_ERRORS = (
+    zipfile.BadZipFile,
+    UnicodeDecodeError,
+    SafetensorError,
+    EOFError,
+    PermissionError,
+    FileNotFoundError,
+)
 
 
 #: errno values (and the words their messages carry) of a write that found no room
@@ -39,8 +61,9 @@ NO_ROOM = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota ex
 
 def user_error_message(exc: BaseException) -> str | None:
     """The one line a user sees for an error they can act on; None for a bug (which keeps its traceback)."""
-    no_room = next((words for code, words in NO_ROOM.items()
-                    if getattr(exc, "errno", None) == code or words in str(exc)), None)
+    no_room = next(
+        (words for code, words in NO_ROOM.items() if getattr(exc, "errno", None) == code or words in str(exc)), None
+    )
     if no_room and not isinstance(exc, GlyphlabError):  # a write, whatever the library that did it calls it
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         return f"a file could not be written{where}: {no_room.lower()}; free some space and run it again"
@@ -53,7 +76,8 @@ def user_error_message(exc: BaseException) -> str | None:
         return None
     if isinstance(exc, ValidationError):
         return "invalid settings: " + "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors())
+            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
+        )
     if isinstance(exc, FOREIGN_FILE_ERRORS):
         first = (str(exc).splitlines() or [""])[0][:300]
         return f"a file could not be read ({type(exc).__name__}{': ' + first if first else ''})"
@@ -86,30 +110,38 @@ app = typer.Typer(
 )
 
 DataDir = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--data-dir", envvar="GLYPHLAB_DATA", help="Where downloaded datasets live (default: user cache)."),
 ]
 DatasetOptions = Annotated[
     list[str],
-    typer.Option("--dataset-option", help="KEY=VALUE for the dataset loader (repeatable), e.g. limit=300 (every "
-                 "dataset), labels_path=labels.csv for an images CSV, pixel_max=255 for a CSV, or for an image folder "
-                 "preprocess=as-given, polarity=dark-on-light, size=28, box=20, crop_to_ink=false."),
+    typer.Option(
+        "--dataset-option",
+        help="KEY=VALUE for the dataset loader (repeatable), e.g. limit=300 (every "
+        "dataset), labels_path=labels.csv for an images CSV, pixel_max=255 for a CSV, or for an image folder "
+        "preprocess=as-given, polarity=dark-on-light, size=28, box=20, crop_to_ink=false.",
+    ),
 ]
 Variants = Annotated[
     str,
     typer.Option("--variant", help="Variants applied in order, e.g. 'rotate:-180:180,subset:3000,blur-filter'."),
 ]
 Track = Annotated[
-    Optional[str],
-    typer.Option("--track", help="Also log to an experiment tracker: mlflow or tensorboard (extras glyphlab[mlflow], "
-                 "glyphlab[tensorboard]). Setting GLYPHLAB_TRACKING_URI alone means mlflow."),
+    str | None,
+    typer.Option(
+        "--track",
+        help="Also log to an experiment tracker: mlflow or tensorboard (extras glyphlab[mlflow], "
+        "glyphlab[tensorboard]). Setting GLYPHLAB_TRACKING_URI alone means mlflow.",
+    ),
 ]
 TrackingUri = Annotated[
-    Optional[str],
-    typer.Option("--tracking-uri",
-                 help="MLflow store or server (default $GLYPHLAB_TRACKING_URI, then $MLFLOW_TRACKING_URI, else "
-                 "sqlite:///./mlflow.db; http://HOST:PORT for a server; the experiment is $MLFLOW_EXPERIMENT_NAME "
-                 "or glyphlab), or TensorBoard's log folder (default RUN/tensorboard)."),
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow store or server (default $GLYPHLAB_TRACKING_URI, then $MLFLOW_TRACKING_URI, else "
+        "sqlite:///./mlflow.db; http://HOST:PORT for a server; the experiment is $MLFLOW_EXPERIMENT_NAME "
+        "or glyphlab), or TensorBoard's log folder (default RUN/tensorboard).",
+    ),
 ]
 
 
@@ -139,8 +171,11 @@ def datasets_cmd() -> None:
     """List the built-in datasets, their sizes and where they come from."""
     from glyphlab.data.registry import list_datasets
 
-    _print_table("datasets", ("name", "sizes", "description", "source"),
-                 [(d.name, d.sizes, d.description, d.source) for d in list_datasets()])
+    _print_table(
+        "datasets",
+        ("name", "sizes", "description", "source"),
+        [(d.name, d.sizes, d.description, d.source) for d in list_datasets()],
+    )
 
 
 @app.command("models")
@@ -148,35 +183,54 @@ def models_cmd() -> None:
     """List the models in the registry with their parameters and defaults (and those an extra would add)."""
     from glyphlab.models.registry import list_models, missing_models
 
-    rows = [(m.name, m.family, m.description, ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items()))
-            for m in list_models()]
-    rows += [(name, "", f"needs glyphlab[{extra}]", f"pip install 'glyphlab[{extra}]'")
-             for name, extra in missing_models().items()]
+    rows = [
+        (m.name, m.family, m.description, ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items()))
+        for m in list_models()
+    ]
+    rows += [
+        (name, "", f"needs glyphlab[{extra}]", f"pip install 'glyphlab[{extra}]'")
+        for name, extra in missing_models().items()
+    ]
     _print_table("models", ("name", "family", "description", "parameters (defaults)"), sorted(rows))
 
 
 @app.command("run")
 def run_cmd(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Option(help="Dataset name (see `glyphlab datasets`) or a path to a file/folder.")] = "digits",
-    models: Annotated[str, typer.Option(help="Comma-separated model names (see `glyphlab models`); LABEL=NAME runs a model under another label.")] = "logreg,svm,random-forest",
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/DATE-DATASET).")] = None,
+    dataset: Annotated[
+        str, typer.Option(help="Dataset name (see `glyphlab datasets`) or a path to a file/folder.")
+    ] = "digits",
+    models: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated model names (see `glyphlab models`); LABEL=NAME runs a model under another label."
+        ),
+    ] = "logreg,svm,random-forest",
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/DATE-DATASET).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for splits, variants and models.")] = 0,
     param: Annotated[list[str], typer.Option("--param", help="model.key=value or key=value (repeatable).")] = [],
     val_fraction: Annotated[float, typer.Option(help="Share of train held out for validation.")] = 0.1,
     variant: Variants = "",
     dataset_option: DatasetOptions = [],
     data_dir: DataDir = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Resume an interrupted run folder (its config is reused).")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Resume an interrupted run folder (its config is reused).")
+    ] = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
-    exclude: Annotated[Optional[Path], typer.Option(help="A label_issues.csv from `glyphlab audit`: train without "
-                                                         "those training images.")] = None,
+    exclude: Annotated[
+        Path | None,
+        typer.Option(help="A label_issues.csv from `glyphlab audit`: train without those training images."),
+    ] = None,
     track: Track = None,
     tracking_uri: TrackingUri = None,
-    register: Annotated[Optional[str], typer.Option(
-        help="Register the best model in MLflow's model registry under this name (a pyfunc that loads glyphlab's "
-             "own model folder, no pickle) and point the alias 'champion' at it: "
-             "mlflow models serve -m models:/NAME@champion. Implies --track mlflow.")] = None,
+    register: Annotated[
+        str | None,
+        typer.Option(
+            help="Register the best model in MLflow's model registry under this name (a pyfunc that loads glyphlab's "
+            "own model folder, no pickle) and point the alias 'champion' at it: "
+            "mlflow models serve -m models:/NAME@champion. Implies --track mlflow."
+        ),
+    ] = None,
 ) -> None:
     """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
     from glyphlab.models.registry import parse_params
@@ -190,46 +244,87 @@ def run_cmd(
             raise GlyphlabError(f"{resume} has no {CONFIG}: it is not a glyphlab run folder")
         # a resumed run is the run that was started: settings typed beside --resume would be silently ignored
         # (compared by name: typer may bring its own copy of click's ParameterSource enum)
-        given = ["--" + name.replace("_", "-") for name in ("dataset", "models", "out", "seed", "param", "val_fraction",
-                                                             "variant", "dataset_option", "exclude")
-                 if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
+        given = [
+            "--" + name.replace("_", "-")
+            for name in (
+                "dataset",
+                "models",
+                "out",
+                "seed",
+                "param",
+                "val_fraction",
+                "variant",
+                "dataset_option",
+                "exclude",
+            )
+            if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+        ]
         if given:
-            raise GlyphlabError(f"--resume continues {resume} with the settings in its {CONFIG}; "
-                                f"{', '.join(given)} cannot change them. Drop {', '.join(given)}, "
-                                "or start a new run with --out NEW_FOLDER")
+            raise GlyphlabError(
+                f"--resume continues {resume} with the settings in its {CONFIG}; "
+                f"{', '.join(given)} cannot change them. Drop {', '.join(given)}, "
+                "or start a new run with --out NEW_FOLDER"
+            )
         cfg = RunConfig.from_file(resume / CONFIG)
         if data_dir:  # where the data lives is not a setting of the run: the files may have moved
             cfg.data_dir = str(data_dir)
-        run(cfg, resume, console=console, resume=True, report=report, track=track, tracking_uri=tracking_uri,
-            register=register)
+        run(
+            cfg,
+            resume,
+            console=console,
+            resume=True,
+            report=report,
+            track=track,
+            tracking_uri=tracking_uri,
+            register=register,
+        )
         return
     names = [m.strip() for m in models.split(",") if m.strip()]
     cfg = RunConfig(
-        dataset=dataset, models=names, params=parse_params(param, names), seed=seed,
-        val_fraction=val_fraction, variants=variant, data_dir=str(data_dir) if data_dir else None,
-        dataset_options=_dataset_options(dataset_option), exclude=str(exclude) if exclude else "",
+        dataset=dataset,
+        models=names,
+        params=parse_params(param, names),
+        seed=seed,
+        val_fraction=val_fraction,
+        variants=variant,
+        data_dir=str(data_dir) if data_dir else None,
+        dataset_options=_dataset_options(dataset_option),
+        exclude=str(exclude) if exclude else "",
     )
     run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri, register=register)
 
 
 @app.command("evaluate")
 def evaluate_cmd(
-    model_path: Annotated[Path, typer.Argument(help="A run folder, a run's models/NAME folder, or a saved model folder.")],
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset name or path to evaluate on (default: the run's own "
-                                                        "dataset, variants and test split). A dataset without a test "
-                                                        "split, e.g. a folder of new images, is scored on all of it.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Where to write predictions and figures.")] = None,
-    variant: Annotated[Optional[str], typer.Option("--variant", help="Variants applied in order, e.g. "
-                                                   "'rotate:-180:180' (default: the run's own without --dataset).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the variants (default: the run's).")] = None,
+    model_path: Annotated[
+        Path, typer.Argument(help="A run folder, a run's models/NAME folder, or a saved model folder.")
+    ],
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset name or path to evaluate on (default: the run's own "
+            "dataset, variants and test split). A dataset without a test "
+            "split, e.g. a folder of new images, is scored on all of it."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write predictions and figures.")] = None,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            help="Variants applied in order, e.g. 'rotate:-180:180' (default: the run's own without --dataset).",
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the variants (default: the run's).")] = None,
     dataset_option: DatasetOptions = [],
     data_dir: DataDir = None,
 ) -> None:
     """Recompute metrics of saved model(s) on the run's own test split or any dataset, without retraining."""
     from glyphlab.pipeline.evaluate import evaluate_saved
 
-    evaluate_saved(model_path, dataset, out, variant, seed, data_dir, console,
-                   dataset_options=_dataset_options(dataset_option))
+    evaluate_saved(
+        model_path, dataset, out, variant, seed, data_dir, console, dataset_options=_dataset_options(dataset_option)
+    )
 
 
 @app.command("eda")
@@ -257,10 +352,12 @@ def eda_cmd(
 
 @app.command("recipe")
 def recipe_cmd(
-    name: Annotated[Optional[str], typer.Argument(help="A shipped recipe name or a path to a recipe TOML file.")] = None,
+    name: Annotated[str | None, typer.Argument(help="A shipped recipe name or a path to a recipe TOML file.")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the shipped recipes.")] = False,
-    quick: Annotated[bool, typer.Option(help="The recipe's quick mode: a few hundred images, for a smoke test.")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/DATE-DATASET-RECIPE).")] = None,
+    quick: Annotated[
+        bool, typer.Option(help="The recipe's quick mode: a few hundred images, for a smoke test.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/DATE-DATASET-RECIPE).")] = None,
     data_dir: DataDir = None,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
     track: Track = None,
@@ -271,31 +368,61 @@ def recipe_cmd(
 
     if list_ or name is None:
         recipes = [(n, load_recipe(p)) for n, p in sorted(shipped_recipes().items())]
-        _print_table("recipes (glyphlab recipe NAME; copy the file to make your own)",
-                     ("name", "dataset", "models", "description", "needs"),
-                     [(n, r.dataset.name, ", ".join(r.models), r.description,
-                       ", ".join(f"glyphlab[{e}]" for e in sorted(set(r.needs_extras().values()))))
-                      for n, r in recipes])
+        _print_table(
+            "recipes (glyphlab recipe NAME; copy the file to make your own)",
+            ("name", "dataset", "models", "description", "needs"),
+            [
+                (
+                    n,
+                    r.dataset.name,
+                    ", ".join(r.models),
+                    r.description,
+                    ", ".join(f"glyphlab[{e}]" for e in sorted(set(r.needs_extras().values()))),
+                )
+                for n, r in recipes
+            ],
+        )
         return
-    run_recipe(name, out, quick=quick, data_dir=str(data_dir) if data_dir else None, console=console,
-               report=report, track=track, tracking_uri=tracking_uri)
+    run_recipe(
+        name,
+        out,
+        quick=quick,
+        data_dir=str(data_dir) if data_dir else None,
+        console=console,
+        report=report,
+        track=track,
+        tracking_uri=tracking_uri,
+    )
 
 
 @app.command("search")
 def search_cmd(
     dataset: Annotated[str, typer.Option(help="Dataset name or path.")] = "digits",
-    model: Annotated[Optional[str], typer.Option(help="Model to tune (default: the space file's model).")] = None,
-    space: Annotated[str, typer.Option(help="Space TOML file, or a shipped space: svm-default, seed002-pca-svm, seed002-cnn, seed004-cnn.")] = "svm-default",
+    model: Annotated[str | None, typer.Option(help="Model to tune (default: the space file's model).")] = None,
+    space: Annotated[
+        str,
+        typer.Option(
+            help="Space TOML file, or a shipped space: svm-default, seed002-pca-svm, seed002-cnn, seed004-cnn."
+        ),
+    ] = "svm-default",
     trials: Annotated[int, typer.Option(help="Finished trials the study should hold (shared by all workers).")] = 20,
-    cv: Annotated[Optional[int], typer.Option(help="Folds of the CV score of classical models (default 5).")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
+    cv: Annotated[int | None, typer.Option(help="Folds of the CV score of classical models (default 5).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting new trials after this many seconds.")] = None,
     sampler: Annotated[str, typer.Option(help="tpe | random | grid")] = "tpe",
     pruner: Annotated[str, typer.Option(help="median | hyperband | none (networks, per epoch)")] = "median",
-    storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL, e.g. postgresql://user:pw@host/db (default: sqlite in the run folder).")] = None,
-    study: Annotated[Optional[str], typer.Option(help="Study name (default: MODEL-DATASET); workers sharing a storage use the same name.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/search-DATASET-MODEL-SPACE).")] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Optuna storage URL, e.g. postgresql://user:pw@host/db (default: sqlite in the run folder)."),
+    ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(help="Study name (default: MODEL-DATASET); workers sharing a storage use the same name."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/search-DATASET-MODEL-SPACE).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for splits, folds, sampler and models.")] = 0,
-    refit: Annotated[bool, typer.Option(help="Refit the best parameters on train+val and evaluate once on test.")] = True,
+    refit: Annotated[
+        bool, typer.Option(help="Refit the best parameters on train+val and evaluate once on test.")
+    ] = True,
     data_dir: DataDir = None,
     variant: Variants = "",
     dataset_option: DatasetOptions = [],
@@ -305,22 +432,40 @@ def search_cmd(
     """Hyper-parameter search (Optuna): resumable, CV-scored, shareable across machines; refits the best model."""
     from glyphlab.pipeline.search import SearchConfig, run_search
 
-    cfg = SearchConfig(dataset=dataset, model=model, space=space, trials=trials, cv=cv, timeout=timeout,
-                       sampler=sampler, pruner=pruner, storage=storage, study=study,
-                       out=str(out) if out else None, seed=seed, data_dir=str(data_dir) if data_dir else None,
-                       refit=refit, variants=variant, dataset_options=_dataset_options(dataset_option))
+    cfg = SearchConfig(
+        dataset=dataset,
+        model=model,
+        space=space,
+        trials=trials,
+        cv=cv,
+        timeout=timeout,
+        sampler=sampler,
+        pruner=pruner,
+        storage=storage,
+        study=study,
+        out=str(out) if out else None,
+        seed=seed,
+        data_dir=str(data_dir) if data_dir else None,
+        refit=refit,
+        variants=variant,
+        dataset_options=_dataset_options(dataset_option),
+    )
     run_search(cfg, console, track=track, tracking_uri=tracking_uri)
 
 
 @app.command("audit")
 def audit_cmd(
     dataset: Annotated[str, typer.Argument(help="Dataset name or path (see `glyphlab datasets`).")] = "digits",
-    model: Annotated[Optional[str], typer.Option(help="The model fitted on each fold (default: a small fast mlp).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="The model fitted on each fold (default: a small fast mlp).")
+    ] = None,
     folds: Annotated[int, typer.Option(min=2, help="Folds of the out-of-fold probabilities.")] = 3,
     param: Annotated[list[str], typer.Option("--param", help="key=value for the fold model (repeatable).")] = [],
-    split: Annotated[Optional[str], typer.Option(help="Comma-separated labeled splits to audit (default: all).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Audit folder (default: runs/audit-DATASET); RUN/audit puts "
-                                                     "the audit in a run's report.")] = None,
+    split: Annotated[str | None, typer.Option(help="Comma-separated labeled splits to audit (default: all).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Audit folder (default: runs/audit-DATASET); RUN/audit puts the audit in a run's report."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the folds and the fold models.")] = 0,
     variant: Variants = "",
     dataset_option: DatasetOptions = [],
@@ -332,10 +477,17 @@ def audit_cmd(
     from glyphlab.pipeline.audit import DEFAULT_MODEL, AuditConfig, run_audit
 
     name = model or DEFAULT_MODEL
-    cfg = AuditConfig(dataset=dataset, model=name, params=parse_params(param, [name])[name], folds=folds,
-                      seed=seed, variants=variant, data_dir=str(data_dir) if data_dir else None,
-                      dataset_options=_dataset_options(dataset_option),
-                      splits=[s.strip() for s in split.split(",") if s.strip()] if split else None)
+    cfg = AuditConfig(
+        dataset=dataset,
+        model=name,
+        params=parse_params(param, [name])[name],
+        folds=folds,
+        seed=seed,
+        variants=variant,
+        data_dir=str(data_dir) if data_dir else None,
+        dataset_options=_dataset_options(dataset_option),
+        splits=[s.strip() for s in split.split(",") if s.strip()] if split else None,
+    )
     result = run_audit(cfg, out, console)
     table = Table(title=f"top label-issue suspects of {result.n_audited:,} images ({len(result.issues):,} flagged)")
     for col in ("split", "index", "given", "suggested", "score"):
@@ -348,10 +500,16 @@ def audit_cmd(
 @app.command("robustness")
 def robustness_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (RUN/models/*/model and RUN/test_images.npz).")],
-    angles: Annotated[str, typer.Option(help="START:STOP:STEP in degrees (stop excluded) or a list like 0,90,180.")] = "0:360:15",
-    dataset: Annotated[Optional[str], typer.Option(help="Score on this dataset's test split instead of the run's saved test images.")] = None,
+    angles: Annotated[
+        str, typer.Option(help="START:STOP:STEP in degrees (stop excluded) or a list like 0,90,180.")
+    ] = "0:360:15",
+    dataset: Annotated[
+        str | None, typer.Option(help="Score on this dataset's test split instead of the run's saved test images.")
+    ] = None,
     data_dir: DataDir = None,
-    limit: Annotated[Optional[int], typer.Option(help="Score a fixed random sample of this many test images per angle.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Score a fixed random sample of this many test images per angle.")
+    ] = None,
 ) -> None:
     """Accuracy of every saved model of a run with the test images rotated by each angle (csv, png, table)."""
     from glyphlab.evaluation.robustness import parse_angles, print_robustness, robustness
@@ -378,8 +536,10 @@ def report_cmd(
 @app.command("compare")
 def compare_cmd(
     runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders that hold runs (e.g. runs/).")],
-    out: Annotated[Optional[Path], typer.Option(help="Also write compare.html, comparison.csv and "
-                                                     "accuracy_vs_time.png into this folder.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Also write compare.html, comparison.csv and accuracy_vs_time.png into this folder."),
+    ] = None,
 ) -> None:
     """Many runs side by side: accuracy and macro F1 with 95 % intervals, grouped by test set, McNemar tests."""
     from glyphlab.pipeline.compare import compare
@@ -398,21 +558,36 @@ def print_comparison(comparison) -> None:
     for g in comparison.groups:
         table = Table(title=f"test set {g.test_set} — {g.dataset}, {g.n_test:,} images")
         for col in ("#", "run", "model", "params that differ", "accuracy [95% CI]", "macro F1 [95% CI]", "train s"):
-            table.add_column(col, justify="right" if col in ("#", "train s") else "left",
-                             no_wrap=col.startswith(("accuracy", "macro")))
+            table.add_column(
+                col,
+                justify="right" if col in ("#", "train s") else "left",
+                no_wrap=col.startswith(("accuracy", "macro")),
+            )
         for rank, m in enumerate(g.models, 1):
-            table.add_row(str(rank), Path(m.run).name, m.label, differing_params(m, comparison.varying_params),
-                          f"{m.accuracy:.4f} [{m.accuracy_ci[0]:.3f}–{m.accuracy_ci[1]:.3f}]",
-                          f"{m.f1_macro:.4f} [{m.f1_macro_ci[0]:.3f}–{m.f1_macro_ci[1]:.3f}]",
-                          f"{m.train_seconds:,.1f}", style="bold green" if rank == 1 else None)
+            table.add_row(
+                str(rank),
+                Path(m.run).name,
+                m.label,
+                differing_params(m, comparison.varying_params),
+                f"{m.accuracy:.4f} [{m.accuracy_ci[0]:.3f}–{m.accuracy_ci[1]:.3f}]",
+                f"{m.f1_macro:.4f} [{m.f1_macro_ci[0]:.3f}–{m.f1_macro_ci[1]:.3f}]",
+                f"{m.train_seconds:,.1f}",
+                style="bold green" if rank == 1 else None,
+            )
         console.print(table)
         if g.pairs:
             pairs = Table(title="McNemar's test (images only one of the two got right)")
             for col in ("A", "B", "only A", "only B", "p-value", "differ at 0.05?"):
                 pairs.add_column(col)
             for p in g.pairs:
-                pairs.add_row(p.a, p.b, str(p.test.only_a), str(p.test.only_b), f"{p.test.pvalue:.4g}",
-                              "yes" if p.test.pvalue < 0.05 else "no")
+                pairs.add_row(
+                    p.a,
+                    p.b,
+                    str(p.test.only_a),
+                    str(p.test.only_b),
+                    f"{p.test.pvalue:.4g}",
+                    "yes" if p.test.pvalue < 0.05 else "no",
+                )
             console.print(pairs)
     if len(comparison.groups) > 1:
         console.print(f"[yellow]{len(comparison.groups)} different test sets: each is ranked on its own.[/]")
@@ -432,8 +607,11 @@ def runs_cmd(
         best = f"{s.best} {s.best_accuracy:.4f}" if s.best else "no finished model"
         unfinished = "" if s.finished >= s.models else f" [yellow]({s.finished}/{s.models} models finished)[/]"
         variants = f" +{s.variants}" if s.variants else ""
-        console.print(f"[cyan]{escape(s.path.name)}[/] {s.created[:16].replace('T', ' ')}  "
-                      f"{escape(s.dataset + variants)}  best [bold]{escape(best)}[/]{unfinished}", soft_wrap=True)
+        console.print(
+            f"[cyan]{escape(s.path.name)}[/] {s.created[:16].replace('T', ' ')}  "
+            f"{escape(s.dataset + variants)}  best [bold]{escape(best)}[/]{unfinished}",
+            soft_wrap=True,
+        )
 
 
 def _image_files(paths: list[Path]) -> list[Path]:
@@ -458,12 +636,20 @@ def predict_cmd(
     images: Annotated[list[Path], typer.Argument(help="Image files or folders of images (PNG, JPEG, ...).")],
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="How many classes to list per image.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    backend: Annotated[str, typer.Option(help="auto (ONNX Runtime when MODEL/model.onnx exists) | onnx | native")] = "auto",
-    max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this (a phone's 12 MP photo "
-                                                 "is 12,192,768).")] = 50_000_000,
-    show_inputs: Annotated[Optional[Path], typer.Option(
-        "--show-inputs", help="Write what the model saw for each file (its prepared input) as a PNG into this "
-                              "folder, and a sheet of originals beside inputs (inputs.png).")] = None,
+    backend: Annotated[
+        str, typer.Option(help="auto (ONNX Runtime when MODEL/model.onnx exists) | onnx | native")
+    ] = "auto",
+    max_pixels: Annotated[
+        int, typer.Option(help="Refuse images with more pixels than this (a phone's 12 MP photo is 12,192,768).")
+    ] = 50_000_000,
+    show_inputs: Annotated[
+        Path | None,
+        typer.Option(
+            "--show-inputs",
+            help="Write what the model saw for each file (its prepared input) as a PNG into this "
+            "folder, and a sheet of originals beside inputs (inputs.png).",
+        ),
+    ] = None,
 ) -> None:
     """Classify image files (batch inference; ONNX Runtime when the model has an exported .onnx).
 
@@ -492,8 +678,9 @@ def predict_cmd(
         except (GlyphlabError, OSError) as exc:
             errors[f] = str(exc)
     probs = predictor.predict(np.stack(arrays)) if arrays else np.zeros((0, len(predictor.classes)))
-    results: dict[Path, dict] = {f: {"file": str(f), "error": msg, **({refused[f]: True} if f in refused else {})}
-                                 for f, msg in errors.items()}
+    results: dict[Path, dict] = {
+        f: {"file": str(f), "error": msg, **({refused[f]: True} if f in refused else {})} for f, msg in errors.items()
+    }
     for f, row in zip(ok, probs):
         d = predictor.describe(row, top_k)
         results[f] = {"file": str(f), "label": d["label"], "class_name": d["class_name"], "top": d["top"]}
@@ -502,20 +689,34 @@ def predict_cmd(
         from glyphlab.reporting.inputs import write_inputs
 
         made = dict(zip(ok, arrays))
-        paths = write_inputs(show_inputs, shown, [made.get(f) for f in shown],
-                             [results[f].get("class_name", "") for f in shown],
-                             [refused[f].replace("_", " ") if f in refused else None for f in shown])
+        paths = write_inputs(
+            show_inputs,
+            shown,
+            [made.get(f) for f in shown],
+            [results[f].get("class_name", "") for f in shown],
+            [refused[f].replace("_", " ") if f in refused else None for f in shown],
+        )
         for f, path in zip(shown, paths):
             if path is not None:
                 results[f]["input"] = str(path)
     ordered = [results[f] for f in files]
     pre = predictor.preprocessing
     if as_json:
-        typer.echo(json.dumps({"model_id": predictor.model_id, "backend": predictor.backend,
-                               "preprocessing": pre.to_dict(), "predictions": ordered}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "model_id": predictor.model_id,
+                    "backend": predictor.backend,
+                    "preprocessing": pre.to_dict(),
+                    "predictions": ordered,
+                },
+                indent=2,
+            )
+        )
     else:
-        table = Table(title=f"{predictor.model_id} ({predictor.backend})",
-                      caption=f"images: {predictor.image_config.describe()}")
+        table = Table(
+            title=f"{predictor.model_id} ({predictor.backend})", caption=f"images: {predictor.image_config.describe()}"
+        )
         table.add_column("file")
         table.add_column("class", style="bold")
         table.add_column("p", justify="right")
@@ -544,14 +745,24 @@ def read_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved glyph model folder (or a run's models/NAME folder).")],
     images: Annotated[list[Path], typer.Argument(help="Pictures of a line of characters, or folders of them.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    charset: Annotated[Optional[str], typer.Option(help="Only these characters, e.g. 0-9 or A-Z0-9.")] = None,
-    length: Annotated[Optional[int], typer.Option(min=1, help="Exactly this many characters per line.")] = None,
-    pattern: Annotated[Optional[str], typer.Option(help="A regular expression each line must match, e.g. '\\d{5}'.")] = None,
-    labels: Annotated[Optional[Path], typer.Option(
-        help="A CSV (file,text) of the true strings: prints exact-string accuracy, character error rate and the "
-             "most confused characters, and writes them (and a page of the misread pictures) into --report.")] = None,
-    report: Annotated[Path, typer.Option(help="Where --labels writes readings.csv, confused.csv, misread.html.")] = Path("reading-report"),
-    backend: Annotated[str, typer.Option(help="auto (ONNX Runtime when MODEL/model.onnx exists) | onnx | native")] = "auto",
+    charset: Annotated[str | None, typer.Option(help="Only these characters, e.g. 0-9 or A-Z0-9.")] = None,
+    length: Annotated[int | None, typer.Option(min=1, help="Exactly this many characters per line.")] = None,
+    pattern: Annotated[
+        str | None, typer.Option(help="A regular expression each line must match, e.g. '\\d{5}'.")
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="A CSV (file,text) of the true strings: prints exact-string accuracy, character error rate and the "
+            "most confused characters, and writes them (and a page of the misread pictures) into --report."
+        ),
+    ] = None,
+    report: Annotated[
+        Path, typer.Option(help="Where --labels writes readings.csv, confused.csv, misread.html.")
+    ] = Path("reading-report"),
+    backend: Annotated[
+        str, typer.Option(help="auto (ONNX Runtime when MODEL/model.onnx exists) | onnx | native")
+    ] = "auto",
     max_pixels: Annotated[int, typer.Option(help="Refuse images with more pixels than this.")] = 4_000_000,
 ) -> None:
     """Read a handwritten number or code: each picture's line(s) of characters as text, with each character's
@@ -582,8 +793,17 @@ def read_cmd(
             errors[str(f)] = str(exc)
             rows.append({"source": str(f), "error": str(exc)})
     if as_json:
-        typer.echo(json.dumps({"model_id": predictor.model_id, "backend": predictor.backend,
-                               "image_config": predictor.image_config.to_dict(), "readings": rows}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "model_id": predictor.model_id,
+                    "backend": predictor.backend,
+                    "image_config": predictor.image_config.to_dict(),
+                    "readings": rows,
+                },
+                indent=2,
+            )
+        )
     else:
         table = Table(title=f"{predictor.model_id} ({predictor.backend})")
         table.add_column("file")
@@ -592,23 +812,39 @@ def read_cmd(
         table.add_column("characters (p, runner-up)")
         for r in rows:
             if "error" in r:
-                table.add_row(r["source"], "[yellow]no ink[/]" if r.get("no_ink") else "[red]error[/]", "",
-                              f"[yellow]{escape(r['error'])}[/]")
+                table.add_row(
+                    r["source"],
+                    "[yellow]no ink[/]" if r.get("no_ink") else "[red]error[/]",
+                    "",
+                    f"[yellow]{escape(r['error'])}[/]",
+                )
                 continue
             for k, line in enumerate(r["lines"]):
-                chars = " ".join(f"{c['label']} {c['probability']:.2f}"
-                                 + (f" ({c['runner_up']} {c['runner_up_probability']:.2f})"
-                                    if c["runner_up"] is not None and c["runner_up_probability"] >= 0.01 else "")
-                                 for c in line["chars"])
-                table.add_row(r["source"] if k == 0 else "", escape(line["text"]) + ("" if line["matches"] else " [yellow](no match)[/]"),
-                              f"{line['confidence']:.3f}", chars)
+                chars = " ".join(
+                    f"{c['label']} {c['probability']:.2f}"
+                    + (
+                        f" ({c['runner_up']} {c['runner_up_probability']:.2f})"
+                        if c["runner_up"] is not None and c["runner_up_probability"] >= 0.01
+                        else ""
+                    )
+                    for c in line["chars"]
+                )
+                table.add_row(
+                    r["source"] if k == 0 else "",
+                    escape(line["text"]) + ("" if line["matches"] else " [yellow](no match)[/]"),
+                    f"{line['confidence']:.3f}",
+                    chars,
+                )
         console.print(table)
     if truth is not None:
         score = score_readings(readings, truth, errors)
         written = write_score(score, report)
         confused = ", ".join(f"{a or '∅'}→{b or '∅'} {c}" for a, b, c in score.confused[:5]) or "none"
-        typer.echo(f"{score.n} labelled pictures: exact-string accuracy {score.exact:.3f}, character error rate "
-                   f"{100 * score.cer:.2f} %; most confused: {confused}", err=as_json)
+        typer.echo(
+            f"{score.n} labelled pictures: exact-string accuracy {score.exact:.3f}, character error rate "
+            f"{100 * score.cer:.2f} %; most confused: {confused}",
+            err=as_json,
+        )
         typer.echo(f"written: {', '.join(str(p) for p in written)}", err=as_json)
     if errors:
         raise typer.Exit(code=1)
@@ -618,8 +854,12 @@ def read_cmd(
 def explain_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
     images: Annotated[list[Path], typer.Argument(help="Image files or folders of images (PNG, JPEG, ...).")],
-    method: Annotated[str, typer.Option(help="auto (ig for networks with Captum, else occlusion) | ig | occlusion | "
-                                             "gradcam | coef (linear models)")] = "auto",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="auto (ig for networks with Captum, else occlusion) | ig | occlusion | gradcam | coef (linear models)"
+        ),
+    ] = "auto",
     out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (one per image).")] = Path("explanations"),
     steps: Annotated[int, typer.Option(min=1, help="Integrated Gradients steps.")] = 32,
 ) -> None:
@@ -647,8 +887,11 @@ def explain_cmd(
     for i, f in enumerate(ok):
         png = out / f"{f.stem}-{expl.method}.png"
         png.write_bytes(expl.to_png([i], [f.name]))
-        written[f] = (f"{expl.label(i, 0)} {expl.probabilities[i, expl.targets[i, 0]]:.3f}",
-                      f"{expl.label(i, 1)} {expl.probabilities[i, expl.targets[i, 1]]:.3f}", str(png))
+        written[f] = (
+            f"{expl.label(i, 0)} {expl.probabilities[i, expl.targets[i, 0]]:.3f}",
+            f"{expl.label(i, 1)} {expl.probabilities[i, expl.targets[i, 1]]:.3f}",
+            str(png),
+        )
     for f in files:
         table.add_row(str(f), *(written[f] if f in written else ("[red]error[/]", "", f"[red]{escape(errors[f])}[/]")))
     console.print(table)
@@ -661,14 +904,23 @@ def explain_cmd(
 @app.command("export")
 def export_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
-    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="Output .onnx file (default: MODEL/model.onnx, "
-                                                                 "which predict and serve pick up).")] = None,
-    quantize: Annotated[Optional[str], typer.Option(help="int8: static int8 quantization (ONNX Runtime), calibrated "
-                                                         "on the run's training images, kept if it agrees with fp32 "
-                                                         "on >= 99 % of the validation images.")] = None,
-    calibration: Annotated[Optional[str], typer.Option(help="Dataset (name or path) to calibrate int8 on, for a "
-                                                            "model outside a run folder.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(envvar="GLYPHLAB_DATA", help="Where datasets live.")] = None,
+    onnx: Annotated[
+        Path | None,
+        typer.Option("--onnx", help="Output .onnx file (default: MODEL/model.onnx, which predict and serve pick up)."),
+    ] = None,
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            help="int8: static int8 quantization (ONNX Runtime), calibrated "
+            "on the run's training images, kept if it agrees with fp32 "
+            "on >= 99 % of the validation images."
+        ),
+    ] = None,
+    calibration: Annotated[
+        str | None,
+        typer.Option(help="Dataset (name or path) to calibrate int8 on, for a model outside a run folder."),
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(envvar="GLYPHLAB_DATA", help="Where datasets live.")] = None,
 ) -> None:
     """Export a model to ONNX (torch networks, logreg, random-forest), checked against the model to 1e-4."""
     from glyphlab.serving.onnx_export import export_onnx, sidecar_path
@@ -685,64 +937,137 @@ def export_cmd(
     meta = json.loads(sidecar_path(out).read_text())
     if quantize:
         q = meta["quantization"]
-        console.print(f"wrote [green]{out}[/] (int8) and {sidecar_path(out).name}: the same class as fp32 on "
-                      f"{q['agreement_with_fp32']:.2%} of {q['checked_on']} images; calibrated on {q['calibration']}")
+        console.print(
+            f"wrote [green]{out}[/] (int8) and {sidecar_path(out).name}: the same class as fp32 on "
+            f"{q['agreement_with_fp32']:.2%} of {q['checked_on']} images; calibrated on {q['calibration']}"
+        )
         return
-    console.print(f"wrote [green]{out}[/] and {sidecar_path(out).name} "
-                  f"(max |ONNX - model| = {meta['max_abs_diff']:.1e} on a probe batch)")
+    console.print(
+        f"wrote [green]{out}[/] and {sidecar_path(out).name} "
+        f"(max |ONNX - model| = {meta['max_abs_diff']:.1e} on a probe batch)"
+    )
 
 
 @app.command("serve")
 def serve_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
-    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one).")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model; with 2 or more, "
-                                                     "the supervising process does not).")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Worker processes (each loads the model; with 2 or more, the supervising process does not)."
+        ),
+    ] = 1,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")] = 5.0,
-    max_concurrency: Annotated[int, typer.Option(min=1, help="Requests processed at once per worker (memory "
-                                                             "grows with it: each can take ~180 MB for 4.7 MB of "
-                                                             "dense JSON pixels, ~35 MB for a 4-Mpx image upload; "
-                                                             "bench/request_memory.py).")] = 8,
-    max_queue: Annotated[int, typer.Option(min=0, help="Most requests waiting per worker, and no more than the "
-                                                      "measured service time lets start within --queue-timeout; "
-                                                      "beyond, 503 + Retry-After.")] = 1024,
-    max_buffered_mb: Annotated[Optional[float], typer.Option(min=0.001, help="Most MB the bodies of all requests "
-                                                             "in a worker may hold together (default 16 x "
-                                                             "--max-body-mb); beyond, 503 + Retry-After.")] = None,
-    rate_limit: Annotated[Optional[float], typer.Option(min=0.001, help="Requests per second one client (IP "
-                                                        "address) may send, in bursts of up to twice that; "
-                                                        "beyond, 429 + Retry-After (default: no limit).")] = None,
+    max_concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Requests processed at once per worker (memory "
+            "grows with it: each can take ~180 MB for 4.7 MB of "
+            "dense JSON pixels, ~35 MB for a 4-Mpx image upload; "
+            "bench/request_memory.py).",
+        ),
+    ] = 8,
+    max_queue: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Most requests waiting per worker, and no more than the "
+            "measured service time lets start within --queue-timeout; "
+            "beyond, 503 + Retry-After.",
+        ),
+    ] = 1024,
+    max_buffered_mb: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Most MB the bodies of all requests "
+            "in a worker may hold together (default 16 x "
+            "--max-body-mb); beyond, 503 + Retry-After.",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Requests per second one client (IP "
+            "address) may send, in bursts of up to twice that; "
+            "beyond, 429 + Retry-After (default: no limit).",
+        ),
+    ] = None,
     queue_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")] = 30.0,
-    body_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request body may take to arrive after "
-                                                                "its headers (then 408); a request takes a slot "
-                                                                "only once its body is here.")] = 30.0,
-    header_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a connection may take to send a "
-                                                                  "request's headers (then it is closed).")] = 10.0,
-    micro_batch: Annotated[int, typer.Option(min=1, help="Most images of concurrent requests predicted together "
-                                                         "(1: no micro-batching).")] = 32,
-    batch_wait_ms: Annotated[float, typer.Option(min=0.0, max=1000.0, help="How long the first request of a "
-                                                 "micro-batch waits for others (ms): under load less CPU per "
-                                                 "request, when idle that much more latency.")] = 0.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="Seconds a request body may take to arrive after "
+            "its headers (then 408); a request takes a slot "
+            "only once its body is here.",
+        ),
+    ] = 30.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option(min=0.001, help="Seconds a connection may take to send a request's headers (then it is closed)."),
+    ] = 10.0,
+    micro_batch: Annotated[
+        int, typer.Option(min=1, help="Most images of concurrent requests predicted together (1: no micro-batching).")
+    ] = 32,
+    batch_wait_ms: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1000.0,
+            help="How long the first request of a "
+            "micro-batch waits for others (ms): under load less CPU per "
+            "request, when idle that much more latency.",
+        ),
+    ] = 0.0,
     max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (400 above).")] = 4_000_000,
     max_batch: Annotated[int, typer.Option(help="Most images in one JSON batch.")] = 64,
     backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
-    threads: Annotated[int, typer.Option(min=0, help="Inference threads per worker (0: all cores; 1 keeps latency "
-                                                      "low under concurrent requests).")] = 1,
-    expose_details: Annotated[bool, typer.Option("--expose-details", help="GET /model also shows file paths, "
-                                                 "library versions and the training data's path (withheld "
-                                                 "by default: the server answers strangers).")] = False,
-    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
-                                             help="A log line per request (uvicorn's access log); without it a "
-                                                  "small upload costs ~0.1 ms less CPU.")] = True,
-    api_key_file: Annotated[Optional[Path], typer.Option(
-        help="A file whose first line is the API key every route but /health, / (and /metrics) needs as "
-             "'Authorization: Bearer KEY' (default $GLYPHLAB_API_KEY; none: no key).")] = None,
-    cors_origin: Annotated[list[str], typer.Option("--cors-origin", help="An origin allowed to call the API from "
-                                                   "a browser (repeatable); none: CORS off.")] = [],
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Inference threads per worker (0: all cores; 1 keeps latency low under concurrent requests)."
+        ),
+    ] = 1,
+    expose_details: Annotated[
+        bool,
+        typer.Option(
+            "--expose-details",
+            help="GET /model also shows file paths, "
+            "library versions and the training data's path (withheld "
+            "by default: the server answers strangers).",
+        ),
+    ] = False,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="A log line per request (uvicorn's access log); without it a small upload costs ~0.1 ms less CPU.",
+        ),
+    ] = True,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file whose first line is the API key every route but /health, / (and /metrics) needs as "
+            "'Authorization: Bearer KEY' (default $GLYPHLAB_API_KEY; none: no key)."
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str],
+        typer.Option(
+            "--cors-origin", help="An origin allowed to call the API from a browser (repeatable); none: CORS off."
+        ),
+    ] = [],
     metrics: Annotated[bool, typer.Option("--metrics/--no-metrics", help="Prometheus metrics at /metrics.")] = True,
-    metrics_public: Annotated[bool, typer.Option("--metrics-public/--metrics-private",
-                                                 help="Whether /metrics is open without the API key.")] = True,
+    metrics_public: Annotated[
+        bool, typer.Option("--metrics-public/--metrics-private", help="Whether /metrics is open without the API key.")
+    ] = True,
 ) -> None:
     """Serve the model over HTTP: POST /prediction, a drawing page at /, docs at /docs (uvicorn)."""
     import os
@@ -754,12 +1079,23 @@ def serve_cmd(
     from glyphlab.serving.protocols import protocol_class
     from glyphlab.serving.workers import check_model_in_child, check_port_free, serve
 
-    settings = ServeSettings(max_bytes=int(max_body_mb * 1_000_000), max_pixels=max_pixels, max_batch=max_batch,
-                             max_concurrency=max_concurrency, max_queue=max_queue, queue_timeout_s=queue_timeout,
-                             micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
-                             body_timeout_s=body_timeout, header_timeout_s=header_timeout,
-                             expose_details=expose_details, rate_limit=rate_limit, max_buffered_mb=max_buffered_mb,
-                             backend=backend, threads=threads or None)
+    settings = ServeSettings(
+        max_bytes=int(max_body_mb * 1_000_000),
+        max_pixels=max_pixels,
+        max_batch=max_batch,
+        max_concurrency=max_concurrency,
+        max_queue=max_queue,
+        queue_timeout_s=queue_timeout,
+        micro_batch=micro_batch,
+        batch_wait_ms=batch_wait_ms,
+        body_timeout_s=body_timeout,
+        header_timeout_s=header_timeout,
+        expose_details=expose_details,
+        rate_limit=rate_limit,
+        max_buffered_mb=max_buffered_mb,
+        backend=backend,
+        threads=threads or None,
+    )
     check_port_free(host, port)  # one model per port: before the model is read, one line naming the port
     # load it once first, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn;
     # with several workers in a child process, so that the supervisor (which serves nothing) never holds it
@@ -772,11 +1108,21 @@ def serve_cmd(
     from glyphlab.serving import gateway
 
     key = gateway.configure_workers(host, api_key_file, cors_origin, metrics, metrics_public, workers)
-    console.print(f"serving {model_path} on http://{host}:{port}/ (docs at /docs"
-                  f"{', metrics at /metrics' if metrics else ''}{', API key required' if key else ''})")
+    console.print(
+        f"serving {model_path} on http://{host}:{port}/ (docs at /docs"
+        f"{', metrics at /metrics' if metrics else ''}{', API key required' if key else ''})"
+    )
     try:
-        serve("glyphlab.serving.app:app_from_env", host=host, port=port, workers=workers, log_level="info",
-              access_log=access_log, timeout_graceful_shutdown=5, http=protocol_class())
+        serve(
+            "glyphlab.serving.app:app_from_env",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=access_log,
+            timeout_graceful_shutdown=5,
+            http=protocol_class(),
+        )
     finally:
         gateway.cleanup_workers()
 

@@ -23,15 +23,24 @@ confidence is the product of its characters' probabilities.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from glyphlab.data.images import (DecodeLimits, ImageConfig, ImageInputError, NoInkError, _fit, decode_image,
-                                  read_image_file, to_pixels)
+from glyphlab.data.images import (
+    DecodeLimits,
+    ImageConfig,
+    ImageInputError,
+    NoInkError,
+    _fit,
+    decode_image,
+    read_image_file,
+    to_pixels,
+)
 from glyphlab.errors import ConfigError
 
 #: most pieces one character may be made of (a whole component is always a candidate)
@@ -71,10 +80,14 @@ SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 #: how many labels of each candidate character the beam tries, and how many paths it keeps per node
 LABELS_PER_CHAR, BEAM = 3, 8
 
-NO_INK = ("no ink: the image is blank (nothing stands out from its background), so there is nothing to read; "
-          "write or photograph a number or a code")
-SEVERAL_LINES = ("several lines: the picture holds {n} lines of writing one above the other; crop it to one "
-                 "line, or read each line (lines='each', the default; glyphlab read prints one string per line)")
+NO_INK = (
+    "no ink: the image is blank (nothing stands out from its background), so there is nothing to read; "
+    "write or photograph a number or a code"
+)
+SEVERAL_LINES = (
+    "several lines: the picture holds {n} lines of writing one above the other; crop it to one "
+    "line, or read each line (lines='each', the default; glyphlab read prints one string per line)"
+)
 
 
 class SeveralLinesError(ImageInputError):
@@ -121,8 +134,13 @@ class Reading:
         return [c for line in self.lines for c in line.chars]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "text": self.text, "confidence": self.confidence,
-                "lines": [asdict(line) for line in self.lines], **({"note": self.note} if self.note else {})}
+        return {
+            "source": self.source,
+            "text": self.text,
+            "confidence": self.confidence,
+            "lines": [asdict(line) for line in self.lines],
+            **({"note": self.note} if self.note else {}),
+        }
 
 
 # -- constraints ---------------------------------------------------------------------------------------------
@@ -182,8 +200,9 @@ class _Piece:
     cut_before: int = 0  # strokes its left edge cuts through (0: a gap between components)
 
 
-def _pieces(ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, mass: np.ndarray,
-            ids: np.ndarray) -> tuple[list[_Piece], float]:
+def _pieces(
+    ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, mass: np.ndarray, ids: np.ndarray
+) -> tuple[list[_Piece], float]:
     """The pieces of one line, left to right, and the line's character height."""
     order = ids[np.argsort(boxes[ids, 1], kind="stable")]
     tall = np.median((boxes[ids, 2] - boxes[ids, 0])[mass[ids] >= 0.3 * mass[ids].max()])
@@ -216,7 +235,7 @@ def _pieces(ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, mass: np.nda
             cuts = [left + c for c in found]
             # strokes crossed by the cut: runs of ink down the column (the fewest of it and its neighbours)
             runs = np.count_nonzero(np.diff(np.pad(crop, ((1, 0), (0, 0))).astype(np.int8), axis=0) == 1, axis=0)
-            costs += [max(1, int(runs[max(0, c - 1): c + 2].min())) for c in found]
+            costs += [max(1, int(runs[max(0, c - 1) : c + 2].min())) for c in found]
         edges = [left, *cuts, right]
         for k in range(len(edges) - 1):
             pieces.append(_Piece(edges[k], edges[k + 1], g, gi, cut_before=costs[k]))
@@ -229,8 +248,7 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
     w = profile.size
     smooth = np.convolve(profile, np.ones(3) / 3, mode="same")
     margin = max(2, int(0.18 * height))
-    cand = [x for x in range(margin, w - margin)
-            if smooth[x] <= smooth[x - 1] and smooth[x] <= smooth[x + 1]]
+    cand = [x for x in range(margin, w - margin) if smooth[x] <= smooth[x - 1] and smooth[x] <= smooth[x + 1]]
     cand.sort(key=lambda x: smooth[x])
     chosen: list[int] = []
     most = max(1, int(w / (0.3 * height)))
@@ -245,7 +263,9 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
     return sorted(chosen)
 
 
-def _segment_ink(ink: np.ndarray, labels: np.ndarray, pieces: list[_Piece]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _segment_ink(
+    ink: np.ndarray, labels: np.ndarray, pieces: list[_Piece]
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The ink of consecutive ``pieces`` (their components, within their columns) cropped to it, and its box."""
     left, right = min(p.left for p in pieces), max(p.right for p in pieces)  # a group may lie inside another's span
     region_labels = labels[:, left:right]
@@ -274,8 +294,14 @@ def _model_input(crop: np.ndarray, config: ImageConfig) -> np.ndarray:
 
 
 # -- the best path -------------------------------------------------------------------------------------------
-def _best_paths(n: int, segs: dict[tuple[int, int], tuple[float, list[tuple[float, int]]]], classes: Sequence[str],
-                length: int | None, pattern: re.Pattern | None, beam: int) -> list[tuple[float, list[tuple[int, int, int]]]]:
+def _best_paths(
+    n: int,
+    segs: dict[tuple[int, int], tuple[float, list[tuple[float, int]]]],
+    classes: Sequence[str],
+    length: int | None,
+    pattern: re.Pattern | None,
+    beam: int,
+) -> list[tuple[float, list[tuple[int, int, int]]]]:
     """Paths through nodes 0..n, best first: (score, [(i, j, class index)]). ``segs[(i, j)]`` is the segment's
     shape cost and its (log p, class) options. Per node the beam keeps ``beam`` paths per length."""
     states: list[dict[int, list[tuple[float, list]]]] = [dict() for _ in range(n + 1)]
@@ -322,8 +348,10 @@ def _lattice(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, 
     pieces, height = _pieces(ink, labels, boxes, mass, ids)
     n = len(pieces)
     if n > MAX_LINE_PIECES:
-        raise ImageInputError(f"the line has {n} pieces of ink, more than the {MAX_LINE_PIECES} a line of characters "
-                              "is read with; crop the picture to the number or code")
+        raise ImageInputError(
+            f"the line has {n} pieces of ink, more than the {MAX_LINE_PIECES} a line of characters "
+            "is read with; crop the picture to the number or code"
+        )
     feats, crops, geo = [], [], []
     for i in range(n):
         for j in range(i + 1, n + 1):
@@ -340,8 +368,17 @@ def _lattice(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, 
                 if run[k].left - run[k - 1].right > 0.15 * height:
                     continue
             crop, box = _segment_ink(ink, labels, run)
-            feats.append((i, j, pieces[i].cut_before, pieces[j].cut_before if j < n else 0, len(groups) == 2,
-                          (box[3] - box[1]) / height, (box[2] - box[0]) / height))
+            feats.append(
+                (
+                    i,
+                    j,
+                    pieces[i].cut_before,
+                    pieces[j].cut_before if j < n else 0,
+                    len(groups) == 2,
+                    (box[3] - box[1]) / height,
+                    (box[2] - box[0]) / height,
+                )
+            )
             crops.append(_model_input(crop, predictor.image_config))
             geo.append(box)
     return n, feats, geo, _classify(predictor, np.stack(crops))
@@ -357,8 +394,18 @@ def _classify(predictor, batch: np.ndarray) -> np.ndarray:
     return mean / mean.sum(axis=1, keepdims=True)
 
 
-def _read_line(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, mass: np.ndarray, ids: np.ndarray,
-               scale: float, allowed: np.ndarray | None, length: int | None, pattern: re.Pattern | None) -> Line:
+def _read_line(
+    predictor,
+    ink: np.ndarray,
+    labels: np.ndarray,
+    boxes: np.ndarray,
+    mass: np.ndarray,
+    ids: np.ndarray,
+    scale: float,
+    allowed: np.ndarray | None,
+    length: int | None,
+    pattern: re.Pattern | None,
+) -> Line:
     n, feats, geo, probs = _lattice(predictor, ink, labels, boxes, mass, ids)
     spans = [(f[0], f[1], _shape_cost(*f[2:])) for f in feats]
     if allowed is not None:
@@ -387,9 +434,15 @@ def _read_line(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray
         second = int(order[0] if order[0] != c else order[1]) if p.size > 1 else None
         t, l, b, r = geo[s]
         box = tuple(int(round(v / scale)) for v in (t, l, b, r))
-        chars.append(Char(predictor.classes[c], float(p[c]),
-                          predictor.classes[second] if second is not None else None,
-                          float(p[second]) if second is not None else 0.0, box))  # type: ignore[arg-type]
+        chars.append(
+            Char(
+                predictor.classes[c],
+                float(p[c]),
+                predictor.classes[second] if second is not None else None,
+                float(p[second]) if second is not None else 0.0,
+                box,
+            )
+        )  # type: ignore[arg-type]
     text = "".join(ch.label for ch in chars)
     return Line(text, float(np.prod([ch.probability for ch in chars])), chars, matches)
 
@@ -407,7 +460,9 @@ def _pixels(image: Any, limits: DecodeLimits) -> tuple[np.ndarray, str]:
     else:
         arr = np.asarray(image, dtype=np.float32)
         if arr.ndim not in (2, 3) or arr.size == 0:
-            raise ImageInputError(f"expected an image file, bytes, a PIL image or an (H, W) array, got shape {arr.shape}")
+            raise ImageInputError(
+                f"expected an image file, bytes, a PIL image or an (H, W) array, got shape {arr.shape}"
+            )
         return arr.clip(0, 1), "<array>"
     try:
         return to_pixels(im, colour=True), source
@@ -416,9 +471,17 @@ def _pixels(image: Any, limits: DecodeLimits) -> tuple[np.ndarray, str]:
             im.close()
 
 
-def read_one(predictor, image: Any, *, charset: str | None = None, length: int | None = None,
-             pattern: str | None = None, lines: str = "each", limits: DecodeLimits = DecodeLimits(),
-             ink_dark: bool | None = None) -> Reading:
+def read_one(
+    predictor,
+    image: Any,
+    *,
+    charset: str | None = None,
+    length: int | None = None,
+    pattern: str | None = None,
+    lines: str = "each",
+    limits: DecodeLimits = DecodeLimits(),
+    ink_dark: bool | None = None,
+) -> Reading:
     """One picture -> its :class:`Reading`; :class:`NoInkError` when blank, :class:`SeveralLinesError` with
     ``lines="one"`` when it holds several lines. ``ink_dark`` overrides the model's polarity (an array of
     ink = 1 pixels: False)."""
@@ -438,9 +501,12 @@ def read_one(predictor, image: Any, *, charset: str | None = None, length: int |
     bands = _line_bands(found.labels, found.boxes)
     if len(bands) > 1 and lines == "one":
         raise SeveralLinesError(SEVERAL_LINES.format(n=len(bands)))
-    out = [_read_line(predictor, found.ink, found.labels, found.boxes, found.mass, ids, found.scale, allowed, length,
-                      regex)
-           for ids in bands]
+    out = [
+        _read_line(
+            predictor, found.ink, found.labels, found.boxes, found.mass, ids, found.scale, allowed, length, regex
+        )
+        for ids in bands
+    ]
     note = ""
     if not all(line.matches for line in out):
         note = "no reading satisfies the constraints (charset, length, pattern); the best reading is given"
@@ -456,8 +522,14 @@ def _compile(pattern: str | None) -> re.Pattern | None:
         raise ConfigError(f"pattern {pattern!r} is not a regular expression: {exc}") from None
 
 
-def read(model: Any, images: Any, charset: str | None = None, length: int | None = None,
-         pattern: str | None = None, lines: str = "each") -> list[Reading]:
+def read(
+    model: Any,
+    images: Any,
+    charset: str | None = None,
+    length: int | None = None,
+    pattern: str | None = None,
+    lines: str = "each",
+) -> list[Reading]:
     """The text in each picture of handwriting: ``model`` a saved glyph model's folder or a
     :class:`~glyphlab.serving.predictor.Predictor`; ``images`` files, folders, bytes, PIL images or arrays
     (one or a list). ``charset`` (``"0-9"``), ``length`` and a regex ``pattern`` constrain the reading."""
@@ -467,7 +539,8 @@ def read(model: Any, images: Any, charset: str | None = None, length: int | None
     if length is not None and length < 1:
         raise ConfigError(f"length must be at least 1, got {length}")
     if isinstance(images, (str, Path, bytes, bytearray, Image.Image)) or (
-            isinstance(images, np.ndarray) and images.ndim == 2):
+        isinstance(images, np.ndarray) and images.ndim == 2
+    ):
         images = [images]
     expanded: list[Any] = []
     for item in images:
@@ -532,13 +605,15 @@ def read_labels(path: str | Path) -> dict[str, str]:
         raise ConfigError(f"{path}: cannot read the labels ({exc.strerror or exc})") from None
 
 
-def score_readings(readings: Sequence[Reading], truth: dict[str, str], errors: dict[str, str] | None = None) -> ReadScore:
+def score_readings(
+    readings: Sequence[Reading], truth: dict[str, str], errors: dict[str, str] | None = None
+) -> ReadScore:
     """Score ``readings`` (and pictures that could not be read: ``errors``, source -> message, counted as read
     empty) against ``truth`` (resolved path -> text); pictures without a label are left out."""
     from collections import Counter
 
     got = {str(Path(r.source).resolve()): r.text for r in readings}
-    for source in (errors or {}):
+    for source in errors or {}:
         got.setdefault(str(Path(source).resolve()), "")
     rows, edits, chars, confused = [], 0, 0, Counter()
     for key, text in got.items():
@@ -552,11 +627,14 @@ def score_readings(readings: Sequence[Reading], truth: dict[str, str], errors: d
         chars += len(true)
         rows.append({"file": key, "true": true, "read": text, "exact": text == true, "edits": dist})
     if not rows:
-        raise ConfigError("none of the pictures read has a label in the labels CSV (its file column names them "
-                          "relative to the CSV's folder)")
+        raise ConfigError(
+            "none of the pictures read has a label in the labels CSV (its file column names them "
+            "relative to the CSV's folder)"
+        )
     exact = float(np.mean([r["exact"] for r in rows]))
-    return ReadScore(exact, edits / max(1, chars), len(rows), [(a, b, c) for (a, b), c in confused.most_common(10)],
-                     rows)
+    return ReadScore(
+        exact, edits / max(1, chars), len(rows), [(a, b, c) for (a, b), c in confused.most_common(10)], rows
+    )
 
 
 def write_score(score: ReadScore, out: str | Path) -> list[Path]:
@@ -588,16 +666,22 @@ def write_score(score: ReadScore, out: str | Path) -> list[Path]:
             src = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
         except OSError:
             src = ""
-        items.append(f'<figure><img src="{src}" alt=""><figcaption>{html.escape(Path(row["file"]).name)}: '
-                     f'true <b>{html.escape(row["true"])}</b>, read <b>{html.escape(row["read"])}</b></figcaption></figure>')
-    confused = "".join(f"<tr><td>{html.escape(a) or '∅'}</td><td>{html.escape(b) or '∅'}</td><td>{c}</td></tr>"
-                       for a, b, c in score.confused)
-    page = (f"<!doctype html><meta charset='utf-8'><title>glyphlab read: misread pictures</title>"
-            f"<style>body{{font-family:sans-serif;margin:2em}}figure{{display:inline-block;margin:.5em}}"
-            f"img{{border:1px solid #ccc}}td{{padding:0 1em}}</style>"
-            f"<h1>glyphlab read</h1><p>{score.n} pictures: exact-string accuracy {score.exact:.3f}, character "
-            f"error rate {100 * score.cer:.2f} %</p><h2>Most confused (∅: missed or excess)</h2>"
-            f"<table><tr><th>true</th><th>read</th><th>count</th></tr>{confused}</table>"
-            f"<h2>Misread ({score.n - sum(r['exact'] for r in score.rows)})</h2>{''.join(items)}")
+        items.append(
+            f'<figure><img src="{src}" alt=""><figcaption>{html.escape(Path(row["file"]).name)}: '
+            f"true <b>{html.escape(row['true'])}</b>, read <b>{html.escape(row['read'])}</b></figcaption></figure>"
+        )
+    confused = "".join(
+        f"<tr><td>{html.escape(a) or '∅'}</td><td>{html.escape(b) or '∅'}</td><td>{c}</td></tr>"
+        for a, b, c in score.confused
+    )
+    page = (
+        f"<!doctype html><meta charset='utf-8'><title>glyphlab read: misread pictures</title>"
+        f"<style>body{{font-family:sans-serif;margin:2em}}figure{{display:inline-block;margin:.5em}}"
+        f"img{{border:1px solid #ccc}}td{{padding:0 1em}}</style>"
+        f"<h1>glyphlab read</h1><p>{score.n} pictures: exact-string accuracy {score.exact:.3f}, character "
+        f"error rate {100 * score.cer:.2f} %</p><h2>Most confused (∅: missed or excess)</h2>"
+        f"<table><tr><th>true</th><th>read</th><th>count</th></tr>{confused}</table>"
+        f"<h2>Misread ({score.n - sum(r['exact'] for r in score.rows)})</h2>{''.join(items)}"
+    )
     (out / "misread.html").write_text(page, encoding="utf-8")
     return [out / "readings.csv", out / "confused.csv", out / "misread.html"]

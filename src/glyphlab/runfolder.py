@@ -249,15 +249,21 @@ class ModelFolder:
         """predictions.npz as arrays (``y_true``, ``y_pred``, ``proba``, ``index``)."""
         pred = read_npz(self.file(PREDICTIONS))
         if pred is None or not {"y_true", "y_pred", "proba"} <= set(pred):
-            raise RunFolderError(f"no readable {PREDICTIONS} in {self.path}: was this model evaluated? "
-                                 "Run `glyphlab evaluate` on it, or rerun it with `glyphlab run --resume`")
+            raise RunFolderError(
+                f"no readable {PREDICTIONS} in {self.path}: was this model evaluated? "
+                "Run `glyphlab evaluate` on it, or rerun it with `glyphlab run --resume`"
+            )
         pred.setdefault("index", np.arange(len(pred["y_true"])))
         return pred
 
     def write_features(self, features: np.ndarray, index: np.ndarray, labels: np.ndarray) -> Path:
         """features.npz: the model's feature vectors for a sample of test images (the report's t-SNE map)."""
-        return _save_npz(self.file(FEATURES), features=np.asarray(features, np.float32), index=np.asarray(index),
-                         labels=np.asarray(labels))
+        return _save_npz(
+            self.file(FEATURES),
+            features=np.asarray(features, np.float32),
+            index=np.asarray(index),
+            labels=np.asarray(labels),
+        )
 
     def read_features(self) -> dict[str, np.ndarray] | None:
         return read_npz(self.file(FEATURES))
@@ -286,20 +292,25 @@ class RunFolder:
         self.path = Path(path)
 
     @classmethod
-    def open(cls, path: str | Path) -> "RunFolder":
+    def open(cls, path: str | Path) -> RunFolder:
         """An existing run folder; a path that is not one is a :class:`~glyphlab.errors.RunFolderError`."""
         path = Path(path)
         if not path.is_dir():
             raise RunFolderError(f"{path} is not a folder: give the run folder that `glyphlab run --out RUN` wrote")
         run = cls(path)
-        if not ((path / CONFIG).is_file() or (path / LEADERBOARD).is_file()
-                or any(m.file(METRICS).is_file() for m in run.model_folders())):
-            raise RunFolderError(f"{path} is not a glyphlab run folder (no {CONFIG}, {LEADERBOARD} or "
-                                 f"{MODELS}/*/{METRICS}): make one with `glyphlab run --out RUN`")
+        if not (
+            (path / CONFIG).is_file()
+            or (path / LEADERBOARD).is_file()
+            or any(m.file(METRICS).is_file() for m in run.model_folders())
+        ):
+            raise RunFolderError(
+                f"{path} is not a glyphlab run folder (no {CONFIG}, {LEADERBOARD} or "
+                f"{MODELS}/*/{METRICS}): make one with `glyphlab run --out RUN`"
+            )
         return run
 
     @classmethod
-    def create(cls, path: str | Path) -> "RunFolder":
+    def create(cls, path: str | Path) -> RunFolder:
         """A run folder to write into (made if missing; files already there are kept, for resuming)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -352,8 +363,11 @@ class RunFolder:
 
     def write_test_images(self, images: np.ndarray, labels: np.ndarray) -> Path:
         """test_images.npz from images in [0, 1]: stored as uint8 (what a figure needs, a quarter the size)."""
-        return _save_npz(self.file(TEST_IMAGES), images=np.round(np.asarray(images) * 255).astype(np.uint8),
-                         labels=np.asarray(labels))
+        return _save_npz(
+            self.file(TEST_IMAGES),
+            images=np.round(np.asarray(images) * 255).astype(np.uint8),
+            labels=np.asarray(labels),
+        )
 
     def read_test_images(self) -> tuple[np.ndarray, np.ndarray]:
         """The saved test images as float32 in [0, 1] (what models take) and their labels."""
@@ -365,11 +379,15 @@ class RunFolder:
         path = self.file(TEST_IMAGES)
         test = read_npz(path)
         if not path.is_file():
-            raise RunFolderError(f"{path} is missing (is {self.path} a glyphlab run folder, or was its run killed "
-                                 f"before writing it? `glyphlab run --resume {self.path}` writes it)")
+            raise RunFolderError(
+                f"{path} is missing (is {self.path} a glyphlab run folder, or was its run killed "
+                f"before writing it? `glyphlab run --resume {self.path}` writes it)"
+            )
         if test is None or "images" not in test or "labels" not in test:
-            raise RunFolderError(f"{path} is unreadable ({path.stat().st_size:,} bytes, not a whole .npz of images and "
-                                 f"labels): `glyphlab run --resume {self.path}` writes it again")
+            raise RunFolderError(
+                f"{path} is unreadable ({path.stat().st_size:,} bytes, not a whole .npz of images and "
+                f"labels): `glyphlab run --resume {self.path}` writes it again"
+            )
         images = test["images"]
         if images.ndim == 4 and images.shape[-1] == 1:
             images = images[..., 0]
@@ -408,8 +426,9 @@ class RunFolder:
         folder = self.model(name)
         if not folder.file(PREDICTIONS).is_file():
             there = [m.name for m in self.model_folders() if m.file(PREDICTIONS).is_file()]
-            raise RunFolderError(f"run {self.path} has no model '{name}' with predictions; it has: "
-                                 + (", ".join(there) or "none"))
+            raise RunFolderError(
+                f"run {self.path} has no model '{name}' with predictions; it has: " + (", ".join(there) or "none")
+            )
         return folder
 
     # -- leaderboard ------------------------------------------------------------------------------------
@@ -422,12 +441,15 @@ class RunFolder:
         raw: list[dict[str, Any]] = read_csv_rows(self.file(LEADERBOARD))
         if not raw:
             raw = [leaderboard_row(m.name, m.read_metrics()) for m in self.model_folders() if m.finished]
-        rows = [{c.key: (r.get(c.key) if c.digits is None else as_number(r.get(c.key))) for c in LEADERBOARD_COLUMNS}
-                for r in raw if r.get("model")]
+        rows = [
+            {c.key: (r.get(c.key) if c.digits is None else as_number(r.get(c.key))) for c in LEADERBOARD_COLUMNS}
+            for r in raw
+            if r.get("model")
+        ]
         return sort_leaderboard(rows)
 
     @property
-    def leaderboard(self) -> "pd.DataFrame":
+    def leaderboard(self) -> pd.DataFrame:
         """The leaderboard as a pandas DataFrame, one row per model, best accuracy first."""
         import pandas as pd  # pandas costs about a second at import; only the DataFrame views need it
 
@@ -442,8 +464,10 @@ class RunFolder:
         import html
 
         ds = self.dataset
-        head = (f"<p><b>glyphlab run</b> <code>{html.escape(str(self.path))}</code>"
-                f" — dataset <b>{html.escape(str(ds.get('name', self.config.get('dataset', '?'))))}</b>")
+        head = (
+            f"<p><b>glyphlab run</b> <code>{html.escape(str(self.path))}</code>"
+            f" — dataset <b>{html.escape(str(ds.get('name', self.config.get('dataset', '?'))))}</b>"
+        )
         if ds.get("split_sizes"):
             head += ", " + ", ".join(f"{html.escape(str(k))}={int(v):,}" for k, v in ds["split_sizes"].items())
         head += "</p>"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import gzip
+import hashlib
 
 import numpy as np
 import pytest
@@ -41,8 +41,10 @@ def test_mnist_limit_on_a_small_fake_idx(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     sums = {}
     for stem, n in (("train-images-idx3-ubyte", 60), ("t10k-images-idx3-ubyte", 30)):
-        arrays = {stem: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
-                  stem.replace("images-idx3", "labels-idx1"): (np.arange(n) % 10).astype(np.uint8)}
+        arrays = {
+            stem: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+            stem.replace("images-idx3", "labels-idx1"): (np.arange(n) % 10).astype(np.uint8),
+        }
         for name, arr in arrays.items():
             p = mnist.write_idx(tmp_path / "mnist" / (name + ".gz"), arr)
             sums[name] = hashlib.sha256(gzip.decompress(p.read_bytes())).hexdigest()
@@ -54,10 +56,13 @@ def test_mnist_limit_on_a_small_fake_idx(tmp_path, monkeypatch):
 
 
 def test_cli_limit_example_of_run_help_works(tmp_path):
-    r = CliRunner().invoke(app, ["run", "--models", "logreg", "--dataset-option", "limit=100", "--out",
-                                 str(tmp_path / "run"), "--no-report"])
+    r = CliRunner().invoke(
+        app,
+        ["run", "--models", "logreg", "--dataset-option", "limit=100", "--out", str(tmp_path / "run"), "--no-report"],
+    )
     assert r.exit_code == 0, r.output
     assert "train=90" in r.output and "test=100" in r.output  # 100 per split; validation carved from train
-    r = CliRunner().invoke(app, ["run", "--models", "logreg", "--dataset-option", "size=16", "--out",
-                                 str(tmp_path / "r2"), "--no-report"])
+    r = CliRunner().invoke(
+        app, ["run", "--models", "logreg", "--dataset-option", "size=16", "--out", str(tmp_path / "r2"), "--no-report"]
+    )
     assert r.exit_code == 2 and "takes no option 'size'" in r.output and "Traceback" not in r.output

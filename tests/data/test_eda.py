@@ -25,8 +25,14 @@ def _ds(n_classes=4, n=60):
 def test_write_eda(tmp_path):
     paths = write_eda(_ds(), tmp_path / "eda")
     names = {p.name for p in paths}
-    assert names == {"class_counts.csv", "class_counts.png", "samples.png", "mean_images.png",
-                     "pixel_histogram.png", "summary.json"}
+    assert names == {
+        "class_counts.csv",
+        "class_counts.png",
+        "samples.png",
+        "mean_images.png",
+        "pixel_histogram.png",
+        "summary.json",
+    }
     for p in paths:
         assert p.exists() and p.parent == tmp_path / "eda"
         if p.suffix == ".png":

@@ -139,7 +139,9 @@ def test_amat_round_trip(tmp_path, transposed):
 def test_amat_errors(tmp_path):
     good = " ".join(["0.5"] * 4) + " 1"
     (tmp_path / "r.amat").write_text(f"{good}\n{good}\n0.5 1.5 0.5 0.5 2\n")
-    with pytest.raises(DataError, match=r"r\.amat: line 3, column 2: pixel value 1.5 fits no pixel range: it is above 1"):
+    with pytest.raises(
+        DataError, match=r"r\.amat: line 3, column 2: pixel value 1.5 fits no pixel range: it is above 1"
+    ):
         formats.read_amat(tmp_path / "r.amat")
     (tmp_path / "c.amat").write_text(f"{good}\n0.5 0.5 0.5 1\n")
     with pytest.raises(DataError, match=r"c\.amat: line 2: expected 5 columns"):
@@ -151,7 +153,7 @@ def test_amat_errors(tmp_path):
 
 def _glyph(size=28):
     img = np.zeros((size, size), dtype=np.float32)
-    img[size // 4: 3 * size // 4, size // 2 - size // 10: size // 2 + size // 10] = 1.0
+    img[size // 4 : 3 * size // 4, size // 2 - size // 10 : size // 2 + size // 10] = 1.0
     return img
 
 
@@ -232,7 +234,10 @@ def test_image_folder_bomb_guard(tmp_path, monkeypatch):
     (tmp_path / "A").mkdir()
     Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "A" / "big.png")
     monkeypatch.setattr(formats, "MAX_IMAGE_PIXELS", 5000)
-    with pytest.raises(DataError, match=r"big\.png: the image is 100x100 = 10,000 pixels, more than the limit of 5,000 \(a possible decompression bomb\)"):
+    with pytest.raises(
+        DataError,
+        match=r"big\.png: the image is 100x100 = 10,000 pixels, more than the limit of 5,000 \(a possible decompression bomb\)",
+    ):
         formats.read_image_folder(tmp_path)
 
 
@@ -281,11 +286,14 @@ def test_pixel_range_is_detected_from_the_data(tmp_path):
     assert ds.meta["pixel_range"]["train"]["pixel_max"] == 1 and ds.meta["pixel_range"]["test"]["pixel_max"] == 255
 
 
-@pytest.mark.parametrize("cell, line, column, match", [
-    ("37.2", 3, 2, r"pixel value 37.2 fits no pixel range: it is not a whole number 0-255"),
-    ("-1", 2, 5, r"pixel value -1 is negative"),
-    ("256", 4, 9, r"pixel value 256 fits no pixel range"),
-])
+@pytest.mark.parametrize(
+    "cell, line, column, match",
+    [
+        ("37.2", 3, 2, r"pixel value 37.2 fits no pixel range: it is not a whole number 0-255"),
+        ("-1", 2, 5, r"pixel value -1 is negative"),
+        ("256", 4, 9, r"pixel value 256 fits no pixel range"),
+    ],
+)
 def test_ambiguous_pixel_range_is_an_error_naming_the_cell(tmp_path, cell, line, column, match):
     rows = _rows()
     rows[line - 1][column - 1] = cell
@@ -310,11 +318,18 @@ def test_the_run_records_and_prints_the_pixel_range(tmp_path):
     unit = formats.write_amat(tmp_path / "unit.amat", sp).read_text().replace(" ", ",")
     (tmp_path / "unit.csv").write_text(unit)
     console = Console(record=True, width=200)
-    out = run(RunConfig(dataset=str(tmp_path / "unit.csv"), models=["logreg"]), tmp_path / "run", console=console,
-              report=False)
+    out = run(
+        RunConfig(dataset=str(tmp_path / "unit.csv"), models=["logreg"]),
+        tmp_path / "run",
+        console=console,
+        report=False,
+    )
     meta = json.loads((out / "dataset.json").read_text())["meta"]
-    assert meta["pixel_range"]["train"] == {"pixel_max": 1.0, "detected": True,
-                                            "text": "pixels in [0, 1], used as read (detected)"}
+    assert meta["pixel_range"]["train"] == {
+        "pixel_max": 1.0,
+        "detected": True,
+        "text": "pixels in [0, 1], used as read (detected)",
+    }
     header = console.export_text().splitlines()[:2]
     assert "pixels in [0, 1], used as read (detected)" in " ".join(header)
 

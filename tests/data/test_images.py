@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from glyphlab.data import images as images_module
 from glyphlab.data.images import (
     DecodeLimits,
     ImageConfig,
@@ -23,7 +24,6 @@ from glyphlab.data.images import (
     prepare_pixels,
     to_gray,
 )
-from glyphlab.data import images as images_module
 from glyphlab.errors import DataError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))  # the image helpers the serving tests share
@@ -85,7 +85,7 @@ def test_modes_all_give_ink_on_black():
         "1": base.convert("1"),
         "P": base.convert("P"),
         "CMYK": base.convert("CMYK"),
-        "I;16": Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257)),
+        "I;16": Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257),
         "inverted": Image.eval(base.convert("L"), lambda v: 255 - v),
     }
     # a transparent canvas with black strokes (what a browser canvas exports without a fill)
@@ -170,11 +170,13 @@ def test_config_presets_scale_with_the_canvas_and_validate():
     assert ImageConfig.from_options("mnist", size=16, invert=True).polarity == "dark-on-light"
     assert ImageConfig.from_options("as-given", size=[12, 10]).canvas == (12, 10)
     assert ImageConfig.from_dict(MNIST.to_dict()) == MNIST
-    for bad, match in [({"polarity": "inverse"}, "polarity must be one of auto"),
-                       ({"resample": "cubic"}, "resample must be one of"),
-                       ({"box": 0}, "box must be"),
-                       ({"canvas": (0, 28)}, "canvas"),
-                       ({"crop_to_ink": "yes"}, "crop_to_ink must be true or false")]:
+    for bad, match in [
+        ({"polarity": "inverse"}, "polarity must be one of auto"),
+        ({"resample": "cubic"}, "resample must be one of"),
+        ({"box": 0}, "box must be"),
+        ({"canvas": (0, 28)}, "canvas"),
+        ({"crop_to_ink": "yes"}, "crop_to_ink must be true or false"),
+    ]:
         with pytest.raises(DataError, match=match):
             ImageConfig(**bad)
     with pytest.raises(DataError, match="unknown image option.*colour.*the image options are: preprocess, size"):

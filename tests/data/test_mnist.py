@@ -11,6 +11,7 @@ import pytest
 from glyphlab.data import mnist
 from glyphlab.errors import DataError
 
+
 def test_idx_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     for dtype in (np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64):

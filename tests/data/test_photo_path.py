@@ -16,11 +16,19 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from glyphlab.data.images import (ImageConfig, NoInkError, Preprocessing, SeveralGlyphsError, prepare_bytes,
-                                  prepare_image)
+from glyphlab.data.images import (
+    ImageConfig,
+    NoInkError,
+    Preprocessing,
+    SeveralGlyphsError,
+    prepare_bytes,
+    prepare_image,
+)
 
 NEW = ImageConfig.mnist_style(28)
-V1 = ImageConfig.from_dict({k: v for k, v in NEW.to_dict().items() if k not in ("clean", "binary", "stroke", "version")})
+V1 = ImageConfig.from_dict(
+    {k: v for k, v in NEW.to_dict().items() if k not in ("clean", "binary", "stroke", "version")}
+)
 CREAM, BLUE, BLACK = (0.96, 0.92, 0.80), (0.12, 0.22, 0.62), (0.1, 0.1, 0.12)
 
 
@@ -42,8 +50,18 @@ def glyph(kind: str, side: int = 60, width: int = 6) -> np.ndarray:
     return np.asarray(im, np.float32) / 255
 
 
-def photo(glyphs: list[np.ndarray], *, paper=CREAM, ink=BLACK, shadow: float = 0.0, ruled: int = 0,
-          squared: int = 0, box: bool = False, size=(120, 150), seed: int = 0) -> bytes:
+def photo(
+    glyphs: list[np.ndarray],
+    *,
+    paper=CREAM,
+    ink=BLACK,
+    shadow: float = 0.0,
+    ruled: int = 0,
+    squared: int = 0,
+    box: bool = False,
+    size=(120, 150),
+    seed: int = 0,
+) -> bytes:
     """A JPEG of ``glyphs`` side by side on a lit page: ``shadow`` darkens the page's right part (a hard
     edge through the first glyph), ``ruled``/``squared`` draw lines every that many px, ``box`` a form box."""
     rng = np.random.default_rng(seed)
@@ -61,8 +79,9 @@ def photo(glyphs: list[np.ndarray], *, paper=CREAM, ink=BLACK, shadow: float = 0
     left = 18
     for g in glyphs:
         top = (h - g.shape[0]) // 2
-        alpha[top: top + g.shape[0], left: left + g.shape[1]] = np.maximum(
-            alpha[top: top + g.shape[0], left: left + g.shape[1]], g)
+        alpha[top : top + g.shape[0], left : left + g.shape[1]] = np.maximum(
+            alpha[top : top + g.shape[0], left : left + g.shape[1]], g
+        )
         left += g.shape[1] + 10
     if box:
         t, l, b, r = 20, 10, h - 20, left
@@ -70,7 +89,7 @@ def photo(glyphs: list[np.ndarray], *, paper=CREAM, ink=BLACK, shadow: float = 0
         page[[t, b], l:r] *= 0.35
     img = page * (1 - alpha[..., None]) + np.array(ink, np.float32) * alpha[..., None]
     if shadow:
-        img[:, int(0.45 * w):] *= 1 - shadow
+        img[:, int(0.45 * w) :] *= 1 - shadow
     img += rng.normal(0, 0.012, img.shape)
     buf = io.BytesIO()
     Image.fromarray((img.clip(0, 1) * 255).round().astype(np.uint8), "RGB").save(buf, "JPEG", quality=75)
@@ -171,14 +190,18 @@ def test_config_versions():
 
 def test_predictor_refuses_several_glyphs_and_blank_pages_and_returns_inputs(tmp_path):
     """Through a saved model: one clear refusal each, and what the model saw on request."""
-    from glyphlab.models.registry import create_model
     from glyphlab.models.persistence import save_model
+    from glyphlab.models.registry import create_model
     from glyphlab.serving.predictor import Predictor
 
     rng = np.random.default_rng(0)
     x = np.stack([reference(glyph(k)) for k in ("7", "4", "0")] * 4) + rng.normal(0, 0.01, (12, 28, 28))
-    model = create_model("logreg").fit(x.clip(0, 1).astype(np.float32), np.array([0, 1, 2] * 4),
-                                       classes=["7", "4", "0"], preprocessing=Preprocessing.files(NEW))
+    model = create_model("logreg").fit(
+        x.clip(0, 1).astype(np.float32),
+        np.array([0, 1, 2] * 4),
+        classes=["7", "4", "0"],
+        preprocessing=Preprocessing.files(NEW),
+    )
     save_model(model, tmp_path / "m")
     p = Predictor(tmp_path / "m")
     (tmp_path / "two.jpg").write_bytes(photo([glyph("7", 50), glyph("4", 50)], size=(100, 160)))
@@ -202,8 +225,9 @@ def test_a_model_saved_before_the_clean_step_is_served_exactly_as_before(tmp_pat
     from glyphlab.serving.predictor import Predictor
 
     x = np.stack([reference(glyph(k)) for k in ("7", "4", "0")] * 2)
-    model = create_model("logreg").fit(x, np.array([0, 1, 2] * 2), classes=["7", "4", "0"],
-                                       preprocessing=Preprocessing.files(NEW))
+    model = create_model("logreg").fit(
+        x, np.array([0, 1, 2] * 2), classes=["7", "4", "0"], preprocessing=Preprocessing.files(NEW)
+    )
     save_model(model, tmp_path / "m")
     manifest_path = tmp_path / "m" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

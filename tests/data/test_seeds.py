@@ -9,11 +9,19 @@ import pytest
 from glyphlab.data import load_dataset
 from glyphlab.data.formats import read_csv785
 from glyphlab.data.mnist import read_idx, write_idx
-from glyphlab.data.splits import stratified_indices
 from glyphlab.data.seeds import (
-    ALNUM_CLASSES, GLYPHS_SPLIT, GLYPHS_TOTAL, RESPLIT_SEED, RESPLIT_TEST, emnist_to_36, glyphs36_class_counts, glyphs36_splits, limit_indices,
+    ALNUM_CLASSES,
+    GLYPHS_SPLIT,
+    GLYPHS_TOTAL,
+    RESPLIT_SEED,
+    RESPLIT_TEST,
+    emnist_to_36,
+    glyphs36_class_counts,
+    glyphs36_splits,
+    limit_indices,
     render_glyphs,
 )
+from glyphlab.data.splits import stratified_indices
 from glyphlab.errors import DataError
 
 # ------------------------------------------------------------------------------------------ glyphs36
@@ -158,8 +166,9 @@ def test_mnist_70k_resplit_sizes(mnist_data_dir):
     ds = load_dataset("mnist-70k-resplit", mnist_data_dir, limit=50)
     assert len(ds["train"]) == 50 and len(ds["test"]) == 50 and ds.num_classes == 10
     # the full protocol, computed on the labels alone: 56,000 / 14,000, stratified
-    labels = np.concatenate([read_idx(next((mnist_data_dir / "mnist").glob(f"{s}-labels-idx1-ubyte*")))
-                             for s in ("train", "t10k")]).astype(np.int64)
+    labels = np.concatenate(
+        [read_idx(next((mnist_data_dir / "mnist").glob(f"{s}-labels-idx1-ubyte*"))) for s in ("train", "t10k")]
+    ).astype(np.int64)
     train, test = stratified_indices(labels, RESPLIT_TEST, RESPLIT_SEED)
     assert len(train) == 56_000 and len(test) == 14_000
     assert abs(np.bincount(labels[test])[1] - 1575) <= 2  # 7,877 ones of 70,000

@@ -12,8 +12,8 @@ def _glyphs(n, seed=0, side=28):
     imgs = np.zeros((n, side, side), dtype=np.float32)
     for i in range(n):
         r, c = rng.integers(6, side - 10, 2)
-        imgs[i, r:r + 6, c:c + 2] = 1.0
-        imgs[i, r + 2, c:c + 5] = 0.8
+        imgs[i, r : r + 6, c : c + 2] = 1.0
+        imgs[i, r + 2, c : c + 5] = 0.8
     return imgs
 
 
@@ -60,8 +60,7 @@ def test_rotate_90_is_rot90_and_matches_scipy():
     rng = np.random.default_rng(0)
     imgs = rng.random((8, 20, 20), dtype=np.float32)
     ang = rng.uniform(-180, 180, 8)
-    ref = np.stack([ndimage.rotate(im, a, reshape=False, order=1, mode="grid-constant")
-                    for im, a in zip(imgs, ang)])
+    ref = np.stack([ndimage.rotate(im, a, reshape=False, order=1, mode="grid-constant") for im, a in zip(imgs, ang)])
     np.testing.assert_allclose(variants.rotate_images(imgs, ang), np.clip(ref, 0, 1), atol=1e-4)
 
 
@@ -102,10 +101,14 @@ def test_subset_stratified():
 def test_blur_filter_drops_blurred_keeps_sharp():
     sharp = _glyphs(20, 3)
     blurred = ndimage.gaussian_filter(sharp, sigma=(0, 2.0, 2.0))
-    ds = Dataset("b", ["sharp", "blurred"], {
-        "train": Split(np.concatenate([sharp, blurred]), np.r_[np.zeros(20), np.ones(20)].astype(int)),
-        "test": Split(blurred[:5], None),
-    })
+    ds = Dataset(
+        "b",
+        ["sharp", "blurred"],
+        {
+            "train": Split(np.concatenate([sharp, blurred]), np.r_[np.zeros(20), np.ones(20)].astype(int)),
+            "test": Split(blurred[:5], None),
+        },
+    )
     scores = variants.blur_scores(ds["train"].images)
     assert scores[:20].min() > scores[20:].max()
     thr = float((scores[:20].min() + scores[20:].max()) / 2)

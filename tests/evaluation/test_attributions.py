@@ -18,8 +18,9 @@ from glyphlab.evaluation.attributions import (
 )
 from glyphlab.models.registry import create_model
 
-needs_captum = pytest.mark.skipif(not has_captum(), reason="ig, gradcam and Captum's occlusion need "
-                                                           "pip install 'glyphlab[explain]'")
+needs_captum = pytest.mark.skipif(
+    not has_captum(), reason="ig, gradcam and Captum's occlusion need pip install 'glyphlab[explain]'"
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +90,9 @@ def test_occlusion_of_a_linear_model_agrees_in_sign_with_its_coefficients():
 
 def test_methods_that_do_not_apply_say_what_to_use(digits):
     tr = digits.splits["train"]
-    forest = create_model("random-forest", n_estimators=5, n_jobs=1).fit(tr.images[:200], tr.labels[:200],
-                                                                 classes=digits.classes)
+    forest = create_model("random-forest", n_estimators=5, n_jobs=1).fit(
+        tr.images[:200], tr.labels[:200], classes=digits.classes
+    )
     ex = Explainer(forest)
     with pytest.raises(ConfigError, match="use occlusion"):
         ex.explain(tr.images[:1], "ig")
@@ -133,8 +135,9 @@ def test_explain_reads_a_saved_model_and_image_files(cnn, digits, tmp_path):
 def test_rot_cnn_is_explained_through_its_exported_plain_torch_network(digits):
     pytest.importorskip("e2cnn", reason="rot-cnn needs pip install 'glyphlab[rot]'")
     tr = digits.splits["train"]
-    model = create_model("rot-cnn", epochs=1, widths=[2, 2, 2], hidden=8, N=4, augment=False, progress=False,
-                         device="cpu")
+    model = create_model(
+        "rot-cnn", epochs=1, widths=[2, 2, 2], hidden=8, N=4, augment=False, progress=False, device="cpu"
+    )
     model.fit(tr.images[:200], tr.labels[:200], tr.images[200:260], tr.labels[200:260], classes=digits.classes)
     ex = Explainer(model)
     for method in ("ig", "gradcam"):

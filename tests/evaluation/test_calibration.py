@@ -5,8 +5,12 @@ import pytest
 from PIL import Image
 from scipy.special import softmax
 
-from glyphlab.evaluation.calibration import (calibration_summary, expected_calibration_error, plot_reliability,
-                                             reliability)
+from glyphlab.evaluation.calibration import (
+    calibration_summary,
+    expected_calibration_error,
+    plot_reliability,
+    reliability,
+)
 from glyphlab.models.calibration import fit_temperature
 
 

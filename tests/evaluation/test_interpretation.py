@@ -7,8 +7,9 @@ from glyphlab.runfolder import RunFolder
 
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2])
 #        confident mistake ↓      mild mistake ↓
-PROBA = np.array([[0.05, 0.9, 0.05], [0.8, 0.1, 0.1], [0.9, 0.05, 0.05],
-                  [0.1, 0.8, 0.1], [0.2, 0.35, 0.45], [0.1, 0.1, 0.8]])
+PROBA = np.array(
+    [[0.05, 0.9, 0.05], [0.8, 0.1, 0.1], [0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.2, 0.35, 0.45], [0.1, 0.1, 0.8]]
+)
 
 
 def test_tables_from_predictions():

@@ -17,8 +17,9 @@ def _vectors(both: int, only_a: int, only_b: int, neither: int) -> tuple[np.ndar
     return a[order], b[order]
 
 
-@pytest.mark.parametrize("counts", [(9000, 7, 2, 50), (400, 0, 5, 3), (100, 12, 11, 7), (5000, 60, 31, 100),
-                                    (10, 0, 0, 1)])
+@pytest.mark.parametrize(
+    "counts", [(9000, 7, 2, 50), (400, 0, 5, 3), (100, 12, 11, 7), (5000, 60, 31, 100), (10, 0, 0, 1)]
+)
 def test_mcnemar_matches_statsmodels(counts):
     both, only_a, only_b, neither = counts
     a, b = _vectors(*counts)

@@ -17,7 +17,9 @@ def executed(tmp_path_factory):
     """The notebook's cells by tag, after running it in a folder of its own (it writes runs/ and models/)."""
     work = tmp_path_factory.mktemp("quickstart")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(work)}}
+    ).execute()
     cells = {c.metadata["tags"][0]: c for c in nb.cells if c.cell_type == "code"}
     assert len(cells) == sum(c.cell_type == "code" for c in nb.cells), "every code cell has a tag the test reads"
     return cells, work

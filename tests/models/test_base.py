@@ -30,8 +30,9 @@ def test_uint8_and_out_of_range_images_are_refused(digits):
     assert check_images(np.full((1, 4, 4), 1 + 1e-6)).max() == 1.0
 
 
-@pytest.mark.parametrize("name, params", [("logreg", {}),
-                                          ("cnn-small", {"epochs": 1, "progress": False, "device": "cpu", "patience": 0})])
+@pytest.mark.parametrize(
+    "name, params", [("logreg", {}), ("cnn-small", {"epochs": 1, "progress": False, "device": "cpu", "patience": 0})]
+)
 def test_negative_stride_arrays_work_and_match_a_contiguous_copy(digits, name, params):
     tr, te = digits["train"], digits["test"]
     model = create_model(name, **params)

@@ -46,8 +46,13 @@ def test_changed_member_is_refused(digits, tmp_path):
 
 def test_member_models_are_trained_and_saved_inside(digits, tmp_path):
     tr, te = digits["train"], digits["test"]
-    ens = create_model("ensemble", member_models=["logreg", "random-forest"], method="vote", weights=[2, 1],
-                       member_params={"random-forest": {"n_estimators": 20, "n_jobs": 1}, "logreg": {"max_iter": 100}})
+    ens = create_model(
+        "ensemble",
+        member_models=["logreg", "random-forest"],
+        method="vote",
+        weights=[2, 1],
+        member_params={"random-forest": {"n_estimators": 20, "n_jobs": 1}, "logreg": {"max_iter": 100}},
+    )
     ens.fit(tr.images, tr.labels, classes=digits.classes)
     assert ens.score(te.images, te.labels) > 0.9
     saved = ens.save(tmp_path / "ens")
@@ -71,9 +76,22 @@ def test_ensemble_in_a_run(tmp_path):
     from glyphlab.cli import app
 
     out = tmp_path / "run"
-    res = CliRunner().invoke(app, ["run", "--dataset", "digits", "--models", "logreg,ensemble", "--out", str(out),
-                                   "--param", 'ensemble.member_models=["logreg","logreg"]', "--no-report"],
-                             env={"COLUMNS": "120"})
+    res = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--dataset",
+            "digits",
+            "--models",
+            "logreg,ensemble",
+            "--out",
+            str(out),
+            "--param",
+            'ensemble.member_models=["logreg","logreg"]',
+            "--no-report",
+        ],
+        env={"COLUMNS": "120"},
+    )
     assert res.exit_code == 0, res.output
     board = (out / "leaderboard.csv").read_text()
     assert "ensemble" in board and "logreg" in board
@@ -85,11 +103,13 @@ def test_a_name_given_twice_trains_two_seeds(digits):
     """member_models=["mlp", "mlp"] is two networks from seeds 5 and 6 (the ensemble's seed, then the next),
     not one network twice; an explicit member seed is moved on the same way."""
     tr, te = digits["train"], digits["test"]
-    ens = create_model("ensemble", member_models=["mlp", "mlp"], seed=5,
-                       member_params={"mlp": {"epochs": 1, "progress": False}})
+    ens = create_model(
+        "ensemble", member_models=["mlp", "mlp"], seed=5, member_params={"mlp": {"epochs": 1, "progress": False}}
+    )
     ens.fit(tr.images, tr.labels, classes=digits.classes)
     assert [m.params["seed"] for m in ens.members_] == [5, 6]
     a, b = (m.predict_proba(te.images) for m in ens.members_)
     assert np.abs(a - b).max() > 1e-3  # different initialisations, different networks
     from glyphlab.models.ensemble import member_params
+
     assert [member_params("mlp", {"seed": 3}, 0, repeat=k)["seed"] for k in range(3)] == [3, 4, 5]

@@ -132,8 +132,9 @@ def test_transfer_learning_init_and_freeze(fitted, digits, tmp_path):
     for k, v in src.module_.state_dict().items():
         assert torch.equal(module.state_dict()[k], v)
 
-    frozen = create_model("cnn-small", init_from=str(tmp_path / "src"), freeze_features=True, progress=False,
-                          epochs=2, lr=1e-2)
+    frozen = create_model(
+        "cnn-small", init_from=str(tmp_path / "src"), freeze_features=True, progress=False, epochs=2, lr=1e-2
+    )
     frozen.fit(noisy, ytr, xva, yva)
     before = src.module_.state_dict()
     after = frozen.module_.state_dict()

@@ -12,19 +12,22 @@ from glyphlab.models.persistence import MANIFEST, load_model
 from glyphlab.models.registry import create_model, list_models
 
 
-@pytest.mark.parametrize("name, params, says", [
-    ("svm", {"C": "abc"}, "C must be a number > 0, got 'abc'"),
-    ("svm", {"C": 0}, "C must be a number > 0"),
-    ("mlp", {"lr": "fast"}, "lr must be a number > 0, got 'fast'"),
-    ("random-forest", {"n_estimators": "abc"}, "n_estimators must be an integer >= 1, got 'abc'"),
-    ("random-forest", {"n_estimators": 2.5}, "n_estimators must be an integer"),
-    ("logreg", {"max_iter": True}, "max_iter must be an integer"),  # a bool is not a count
-    ("mlp", {"tta": MAX_TTA + 1}, f"tta must be an integer >= 0 and <= {MAX_TTA}"),
-    ("mlp", {"optimizer": "adamx"}, "optimizer must be 'adamw' | 'adam'"),
-    ("mlp", {"augment": "yes"}, "augment must be true or false"),
-    ("mlp", {"dropout": 1.0}, "dropout must be a number >= 0 and < 1"),
-    ("svm", {"gamma": "wide"}, "gamma must be 'scale' | 'auto' or a number > 0"),
-])
+@pytest.mark.parametrize(
+    "name, params, says",
+    [
+        ("svm", {"C": "abc"}, "C must be a number > 0, got 'abc'"),
+        ("svm", {"C": 0}, "C must be a number > 0"),
+        ("mlp", {"lr": "fast"}, "lr must be a number > 0, got 'fast'"),
+        ("random-forest", {"n_estimators": "abc"}, "n_estimators must be an integer >= 1, got 'abc'"),
+        ("random-forest", {"n_estimators": 2.5}, "n_estimators must be an integer"),
+        ("logreg", {"max_iter": True}, "max_iter must be an integer"),  # a bool is not a count
+        ("mlp", {"tta": MAX_TTA + 1}, f"tta must be an integer >= 0 and <= {MAX_TTA}"),
+        ("mlp", {"optimizer": "adamx"}, "optimizer must be 'adamw' | 'adam'"),
+        ("mlp", {"augment": "yes"}, "augment must be true or false"),
+        ("mlp", {"dropout": 1.0}, "dropout must be a number >= 0 and < 1"),
+        ("svm", {"gamma": "wide"}, "gamma must be 'scale' | 'auto' or a number > 0"),
+    ],
+)
 def test_a_bad_value_is_refused_when_the_model_is_made(name, params, says):
     with pytest.raises(ConfigError) as exc:
         create_model(name, **params)
@@ -38,12 +41,19 @@ def test_set_params_is_checked_too():
     assert model.params["C"] == 10.0
 
 
-@pytest.mark.parametrize("name, params", [
-    ("svm", {"C": 3, "gamma": 0.01}), ("svm", {"gamma": "auto"}), ("pca-svm", {"n_components": 0.95}),
-    ("random-forest", {"max_depth": None, "max_features": 0.5}), ("random-forest", {"max_depth": 8}),
-    ("mlp", {"patience": None, "class_weight": "balanced", "scale": 0.1, "tta": MAX_TTA}),
-    ("mlp", {"class_weight": [1.0, 2.0], "seed": np.int64(3)}), ("ensemble", {"members": ["some/model"], "weights": [1.0]}),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("svm", {"C": 3, "gamma": 0.01}),
+        ("svm", {"gamma": "auto"}),
+        ("pca-svm", {"n_components": 0.95}),
+        ("random-forest", {"max_depth": None, "max_features": 0.5}),
+        ("random-forest", {"max_depth": 8}),
+        ("mlp", {"patience": None, "class_weight": "balanced", "scale": 0.1, "tta": MAX_TTA}),
+        ("mlp", {"class_weight": [1.0, 2.0], "seed": np.int64(3)}),
+        ("ensemble", {"members": ["some/model"], "weights": [1.0]}),
+    ],
+)
 def test_values_of_the_wider_types_are_accepted(name, params):
     assert create_model(name, **params).params.items() >= params.items()
 

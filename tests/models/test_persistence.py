@@ -98,14 +98,21 @@ class _Boom:
         return (os.system, ("touch /tmp/glyphlab-pwned",))
 
 
-@pytest.mark.parametrize("name, weights, error", [
-    ("logreg", "model.skops", "BadZipFile"), ("xgboost", "model.xgb.json", "UnicodeDecodeError"),
-    ("mlp", "weights.safetensors", "not a readable safetensors file"),
-])
+@pytest.mark.parametrize(
+    "name, weights, error",
+    [
+        ("logreg", "model.skops", "BadZipFile"),
+        ("xgboost", "model.xgb.json", "UnicodeDecodeError"),
+        ("mlp", "weights.safetensors", "not a readable safetensors file"),
+    ],
+)
 def test_a_pickle_planted_as_weights_is_refused_by_name(tmp_path, digits, name, weights, error):
     train = digits["train"]
-    params = {"logreg": {"max_iter": 50}, "xgboost": {"n_estimators": 3}, "mlp": {"hidden": [8], "epochs": 1,
-                                                                              "progress": False}}[name]
+    params = {
+        "logreg": {"max_iter": 50},
+        "xgboost": {"n_estimators": 3},
+        "mlp": {"hidden": [8], "epochs": 1, "progress": False},
+    }[name]
     folder = create_model(name, **params).fit(train.images[:300], train.labels[:300]).save(tmp_path / "m")
     _plant(folder, weights, pickle.dumps(_Boom()))
     with pytest.raises(ModelFileError) as exc:

@@ -31,8 +31,18 @@ def test_a_saved_model_of_a_missing_family_says_which_extra_loads_it(tmp_path, c
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "weights.safetensors").write_bytes(b"x")
-    (folder / MANIFEST).write_text(json.dumps({
-        "format": FORMAT, "format_version": 1, "model": "rot-cnn", "params": {}, "classes": ["0", "1"],
-        "input_shape": [28, 28], "files": {"weights.safetensors": hashlib.sha256(b"x").hexdigest()}}))
+    (folder / MANIFEST).write_text(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "format_version": 1,
+                "model": "rot-cnn",
+                "params": {},
+                "classes": ["0", "1"],
+                "input_shape": [28, 28],
+                "files": {"weights.safetensors": hashlib.sha256(b"x").hexdigest()},
+            }
+        )
+    )
     with pytest.raises(ModelFileError, match=r"'rot-cnn' model, which needs glyphlab\[rot\]"):
         load_model(folder)

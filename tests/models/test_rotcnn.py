@@ -91,8 +91,8 @@ def test_onnx_export_of_rot_cnn_matches_the_model(tmp_path, digits):
 
 
 def test_tta_rotations_average_the_image_and_its_rotation_between_group_elements(tmp_path, digits):
-    from glyphlab.serving.onnx_export import OnnxExportError, export_onnx
     from glyphlab.models.torch.augment import rotate
+    from glyphlab.serving.onnx_export import OnnxExportError, export_onnx
 
     x, y = digits["train"].images[:120], digits["train"].labels[:120]
     model = create_model("rot-cnn", N=4, epochs=1, **TINY).fit(x, y, classes=digits.classes)

@@ -9,8 +9,14 @@ from PIL import Image
 
 from glyphlab.data.dataset import Split
 from glyphlab.errors import DataError
-from glyphlab.pipeline.audit import (AuditConfig, audit_dataset, exclude_issues, out_of_fold_proba, read_issues,
-                                     rank_label_issues)
+from glyphlab.pipeline.audit import (
+    AuditConfig,
+    audit_dataset,
+    exclude_issues,
+    out_of_fold_proba,
+    rank_label_issues,
+    read_issues,
+)
 
 
 def _flip(ds, n, seed=0):

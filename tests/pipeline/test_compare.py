@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 from glyphlab.cli import app
 from glyphlab.pipeline.compare import compare, list_runs
 from glyphlab.reporting.compare import write_page
-from glyphlab.runfolder import ModelFolder
 from glyphlab.reporting.html import BROWSERS, headless_args
 from glyphlab.runfolder import ModelFolder
 
@@ -33,8 +32,9 @@ def _make_run(root: Path, name: str, test_seed: int, models: dict[str, tuple[flo
     labels = rng.integers(0, N_CLASSES, n)
     images = rng.integers(0, 256, (n, 8, 8)).astype(np.uint8)
     (run / "models").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"dataset": "toy", "models": list(models), "variants": "",
-                                                 "created": created}))
+    (run / "config.json").write_text(
+        json.dumps({"dataset": "toy", "models": list(models), "variants": "", "created": created})
+    )
     np.savez_compressed(run / "test_images.npz", images=images, labels=labels)
     for i, (label, (acc, params)) in enumerate(models.items()):
         wrong = np.random.default_rng(100 + i).random(n) > acc
@@ -42,9 +42,17 @@ def _make_run(root: Path, name: str, test_seed: int, models: dict[str, tuple[flo
         proba = np.eye(N_CLASSES)[pred]
         model_dir = run / "models" / label
         ModelFolder(model_dir).write_predictions(labels, proba)
-        (model_dir / "metrics.json").write_text(json.dumps({
-            "accuracy": float((pred == labels).mean()), "f1_macro": float((pred == labels).mean()),
-            "train_seconds": 1.0 + i, "registry_model": params.pop("_model", label), "params": params}))
+        (model_dir / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "accuracy": float((pred == labels).mean()),
+                    "f1_macro": float((pred == labels).mean()),
+                    "train_seconds": 1.0 + i,
+                    "registry_model": params.pop("_model", label),
+                    "params": params,
+                }
+            )
+        )
     return run
 
 
@@ -137,8 +145,12 @@ def test_comparison_page_renders_in_chromium(three_runs: Path, tmp_path: Path):
     page = write_page(compare([three_runs]), tmp_path / "cmp")
     probed = tmp_path / "probed.html"
     probed.write_text(page.read_text().replace("<head>", "<head>" + PROBE, 1))
-    cmd = headless_args(BROWSER, str(tmp_path / "profile")) + ["--window-size=1280,900", "--virtual-time-budget=5000",
-                                                              "--dump-dom", probed.as_uri()]
+    cmd = headless_args(BROWSER, str(tmp_path / "profile")) + [
+        "--window-size=1280,900",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        probed.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     m = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
     assert m, proc.stderr[-1500:]

@@ -32,7 +32,7 @@ def write_folder(root, split, classes, seed: int, dark_on_light: bool, per_class
             glyph = np.kron(split.images[idx], np.ones((scale, scale)))
             page = np.zeros((side, side))
             top, left = rng.integers(0, side - glyph.shape[0] + 1, size=2)
-            page[top: top + glyph.shape[0], left: left + glyph.shape[1]] = glyph
+            page[top : top + glyph.shape[0], left : left + glyph.shape[1]] = glyph
             pixels = 255 * (1 - page) if dark_on_light else 25 + 230 * page
             Image.fromarray(pixels.round().astype(np.uint8)).save(root / classes[c] / f"{i:03d}.png")
     return root
@@ -51,8 +51,9 @@ def trained(tmp_path_factory, digits):
 @pytest.mark.parametrize("dark_on_light", [True, False], ids=["dark-on-white", "light-on-dark"])
 def test_evaluate_predict_and_serve_give_identical_labels(trained, digits, dark_on_light):
     base, run_dir = trained
-    folder = write_folder(base / f"new-{dark_on_light}", digits["test"], digits.classes, seed=1,
-                          dark_on_light=dark_on_light)
+    folder = write_folder(
+        base / f"new-{dark_on_light}", digits["test"], digits.classes, seed=1, dark_on_light=dark_on_light
+    )
     files = [f for f, _ in image_folder_files(folder)[1]]
     truth = np.array([lab for _, lab in image_folder_files(folder)[1]])
 
@@ -85,9 +86,20 @@ def test_the_manifest_and_the_run_record_the_preprocessing(trained):
     manifest = json.loads((run_dir / "models" / "logreg" / "model" / "manifest.json").read_text())
     pre = manifest["preprocessing"]
     assert pre["trained_on"] == "image files"
-    assert pre["image_config"] == {"canvas": [28, 28], "polarity": "auto", "normalise_contrast": True,
-                                   "crop_to_ink": True, "box": 20, "keep_aspect": True, "centre_by_mass": True,
-                                   "resample": "auto", "clean": True, "binary": False, "stroke": 0.11, "version": 2}
+    assert pre["image_config"] == {
+        "canvas": [28, 28],
+        "polarity": "auto",
+        "normalise_contrast": True,
+        "crop_to_ink": True,
+        "box": 20,
+        "keep_aspect": True,
+        "centre_by_mass": True,
+        "resample": "auto",
+        "clean": True,
+        "binary": False,
+        "stroke": 0.11,
+        "version": 2,
+    }
     dataset = json.loads((run_dir / "dataset.json").read_text())
     assert dataset["meta"]["preprocessing"] == pre
     assert dataset["meta"]["image_folder"]["inverted"] == 400  # all dark-on-white pages were inverted

@@ -24,8 +24,9 @@ def test_run_folder_stands_on_its_own(small_run):
     assert config["models"] == ["logreg", "random-forest"] and config["seed"] == 3
     assert "scikit-learn" in config["versions"]
     rows = RunFolder.open(out).leaderboard_rows()
-    assert [r["model"] for r in rows] == sorted([r["model"] for r in rows], key=lambda m: -next(
-        x["accuracy"] for x in rows if x["model"] == m))
+    assert [r["model"] for r in rows] == sorted(
+        [r["model"] for r in rows], key=lambda m: -next(x["accuracy"] for x in rows if x["model"] == m)
+    )
     assert {r["model"] for r in rows} == {"logreg", "random-forest"}
     for name in cfg.models:
         d = out / "models" / name

@@ -21,11 +21,13 @@ import traceback
 import zipfile
 from pathlib import Path
 
-import pytest
-
 KILLED = 9
-CONFIG = dict(dataset="digits", models=["logreg", "net=mlp"], dataset_options={"limit": 60},
-              params={"logreg": {"max_iter": 20}, "net": {"hidden": [8], "epochs": 2, "batch_size": 64, "progress": False}})
+CONFIG = dict(
+    dataset="digits",
+    models=["logreg", "net=mlp"],
+    dataset_options={"limit": 60},
+    params={"logreg": {"max_iter": 20}, "net": {"hidden": [8], "epochs": 2, "batch_size": 64, "progress": False}},
+)
 CLOCKED = ("seconds", "created")  # keys ending so carry the clock, not the result
 
 
@@ -59,8 +61,11 @@ def _cheap_figures() -> None:
     from glyphlab.pipeline import run as run_module
 
     def digest(*args, **kwargs) -> bytes:
-        return hashlib.sha256(repr([a for a in args if not isinstance(a, Path)] + sorted(kwargs.items())).encode()
-                              ).hexdigest().encode()
+        return (
+            hashlib.sha256(repr([a for a in args if not isinstance(a, Path)] + sorted(kwargs.items())).encode())
+            .hexdigest()
+            .encode()
+        )
 
     def fake(*args, **kwargs):
         return write_bytes(next(a for a in args if isinstance(a, Path)), digest(*args, **kwargs))
@@ -132,8 +137,10 @@ def _normalised(path: Path, rel: str) -> object:
 
         return strip(obj)
     if path.suffix == ".csv" and path.name in ("leaderboard.csv", "history.csv"):
-        return [{k: v for k, v in r.items() if not k.endswith(CLOCKED)}
-                for r in csv.DictReader(io.StringIO(path.read_text()))]
+        return [
+            {k: v for k, v in r.items() if not k.endswith(CLOCKED)}
+            for r in csv.DictReader(io.StringIO(path.read_text()))
+        ]
     if path.name == "accuracy_vs_time.png":
         return "present"
     return path.read_bytes()
@@ -141,8 +148,11 @@ def _normalised(path: Path, rel: str) -> object:
 
 def snapshot(folder: Path) -> dict[str, object]:
     """Every file (hidden ones too: a killed writer's leftovers must be gone) by path, normalised."""
-    return {str(p.relative_to(folder)): _normalised(p, str(p.relative_to(folder)))
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): _normalised(p, str(p.relative_to(folder)))
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def drive(base: str, only: list[int] | None = None) -> None:
@@ -216,19 +226,26 @@ def drive(base: str, only: list[int] | None = None) -> None:
 
 
 def test_a_run_killed_after_any_write_resumes_to_the_same_folder(tmp_path):
-    env = {**os.environ, "GLYPHLAB_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    env = {
+        **os.environ,
+        "GLYPHLAB_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path]),
+    }
     code = f"import test_run_commit as t; t.drive({str(tmp_path)!r})"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = json.loads(lines[-1][len("RESULT ") :])
     writes = result["writes"]
     # every file of the finished run landed by a counted write, so every state between two files was tried
     landed = {w for w in writes}
     assert set(result["files"]) <= landed | {f for f in result["files"] if f.startswith("models/") and "/model/" in f}
     assert any(w == "test_images.npz" for w in writes) and sum(w.endswith("done.json") for w in writes) == 2
-    assert writes.index("models/logreg/done.json") > max(i for i, w in enumerate(writes) if w.startswith("models/logreg/")
-                                                         and w != "models/logreg/done.json")
+    assert writes.index("models/logreg/done.json") > max(
+        i for i, w in enumerate(writes) if w.startswith("models/logreg/") and w != "models/logreg/done.json"
+    )
     assert "models/net/checkpoint" in writes  # killed with a stale checkpoint too
     assert result["problems"] == []

@@ -27,8 +27,14 @@ SLOW_SEARCH = [sys.executable, str(Path(__file__).with_name("slow_search.py"))]
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "GLYPHLAB_NUM_THREADS": "1",
-           "COLUMNS": "120", **extra}
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "GLYPHLAB_NUM_THREADS": "1",
+        "COLUMNS": "120",
+        **extra,
+    }
     return env
 
 
@@ -83,13 +89,34 @@ def _cli(args: list[str]):
 
 def test_small_search_writes_outputs_and_beats_default(tmp_path):
     out = tmp_path / "run"
-    args = ["search", "--dataset", "digits", "--model", "svm", "--space", "svm-default", "--trials", "6", "--cv", "3",
-            "--out", str(out)]
+    args = [
+        "search",
+        "--dataset",
+        "digits",
+        "--model",
+        "svm",
+        "--space",
+        "svm-default",
+        "--trials",
+        "6",
+        "--cv",
+        "3",
+        "--out",
+        str(out),
+    ]
     res = _cli(args)
     assert res.exit_code == 0, res.output
-    for name in ("trials.csv", "best_params.json", "optimization_history.png", "param_importance.png",
-                 "study.db", "leaderboard.csv", "models/svm-best/metrics.json", "models/svm-best/model/manifest.json",
-                 "models/svm-best/predictions.npz"):
+    for name in (
+        "trials.csv",
+        "best_params.json",
+        "optimization_history.png",
+        "param_importance.png",
+        "study.db",
+        "leaderboard.csv",
+        "models/svm-best/metrics.json",
+        "models/svm-best/model/manifest.json",
+        "models/svm-best/predictions.npz",
+    ):
         assert (out / name).is_file(), name
     best = json.loads((out / "best_params.json").read_text())
     rows = (out / "trials.csv").read_text().splitlines()
@@ -111,8 +138,21 @@ def test_small_search_writes_outputs_and_beats_default(tmp_path):
     assert res.exit_code == 0, res.output
     assert "already holds 6 finished" in res.output and "already finished, kept" in res.output
     # a different space under the same study is refused
-    res = _cli(["search", "--dataset", "digits", "--space", "seed002-pca-svm", "--study", "svm-digits",
-                "--trials", "1", "--out", str(out)])
+    res = _cli(
+        [
+            "search",
+            "--dataset",
+            "digits",
+            "--space",
+            "seed002-pca-svm",
+            "--study",
+            "svm-digits",
+            "--trials",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert res.exit_code == 2 and "different search" in res.output
 
 
@@ -125,8 +165,9 @@ def test_cv_folds_run_in_parallel_with_the_same_scores():
     params = model_params("svm", {"calibrate": False}, {}, 0)
     seen: list[tuple[int, float]] = []
     one = cv_score("svm", params, pool.images, pool.labels, 3, 0, ds.classes, n_jobs=1)
-    two = cv_score("svm", params, pool.images, pool.labels, 3, 0, ds.classes, on_fold=lambda i, s: seen.append((i, s)),
-                   n_jobs=2)
+    two = cv_score(
+        "svm", params, pool.images, pool.labels, 3, 0, ds.classes, on_fold=lambda i, s: seen.append((i, s)), n_jobs=2
+    )
     assert two == one and 0.9 < one[0] < 1.0
     assert seen == list(enumerate(one[2]))  # every fold reported, in fold order
     # one worker per core, at most one per fold; none extra for models that use the cores themselves
@@ -149,8 +190,9 @@ def _count(db: Path, state: str) -> int:
 def _kill_inside_a_trial(args: list[str], out: Path, complete: int, delay: float) -> None:
     """Run ``glyphlab search ARGS`` with trials that sleep ``delay`` first; kill -9 it inside the trial after the
     study holds ``complete`` COMPLETE trials."""
-    proc = subprocess.Popen(SLOW_SEARCH + [str(delay)] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=_env())
+    proc = subprocess.Popen(
+        SLOW_SEARCH + [str(delay)] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env()
+    )
     try:
         deadline = time.monotonic() + 120
         while _count(out / "study.db", "COMPLETE") < complete:
@@ -166,8 +208,21 @@ def _kill_inside_a_trial(args: list[str], out: Path, complete: int, delay: float
 
 def test_kill_and_resume(tmp_path):
     out = tmp_path / "run"
-    args = ["--dataset", "digits", "--space", "svm-default", "--trials", "8", "--cv", "2",
-            "--sampler", "random", "--out", str(out), "--no-refit"]
+    args = [
+        "--dataset",
+        "digits",
+        "--space",
+        "svm-default",
+        "--trials",
+        "8",
+        "--cv",
+        "2",
+        "--sampler",
+        "random",
+        "--out",
+        str(out),
+        "--no-refit",
+    ]
     env = _env()
     _kill_inside_a_trial(args, out, complete=2, delay=0.6)
     assert _count(out / "study.db", "COMPLETE") < 8
@@ -206,8 +261,25 @@ def test_a_resumed_search_continues_the_study_instead_of_replaying_it(tmp_path, 
     if sampler == "grid":
         space = str(tmp_path / "grid.toml")
         Path(space).write_text(SVM_GRID)
-    args = ["--dataset", "digits", "--space", space, "--trials", "6", "--cv", "2", "--sampler", sampler,
-            "--pruner", "none", "--out", str(out), "--no-refit", "--variant", "subset:400"]
+    args = [
+        "--dataset",
+        "digits",
+        "--space",
+        space,
+        "--trials",
+        "6",
+        "--cv",
+        "2",
+        "--sampler",
+        sampler,
+        "--pruner",
+        "none",
+        "--out",
+        str(out),
+        "--no-refit",
+        "--variant",
+        "subset:400",
+    ]
     _kill_inside_a_trial(args, out, complete=1, delay=1.0)
     assert _count(out / "study.db", "COMPLETE") < 6  # (0 while the killed writer's journal is unrecovered)
     res = subprocess.run(GLYPHLAB + ["search"] + args, capture_output=True, text=True, env=_env(), timeout=240)
@@ -219,7 +291,10 @@ def test_a_resumed_search_continues_the_study_instead_of_replaying_it(tmp_path, 
     assert len(set(points)) == 6, points
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     if sampler == "grid":  # every grid point, once
-        assert {dict(p)["C"] for p in points} == {0.5, 5.0, 50.0} and {dict(p)["gamma"] for p in points} == {0.001, 0.01}
+        assert {dict(p)["C"] for p in points} == {0.5, 5.0, 50.0} and {dict(p)["gamma"] for p in points} == {
+            0.001,
+            0.01,
+        }
 
 
 # -- two workers on PostgreSQL ----------------------------------------------------------------------------------
@@ -262,6 +337,7 @@ def postgres():
         os.chmod(base, 0o700)
         prefix = [runuser, "-u", "postgres", "--"]
     port = _free_port()
+
     def sh(args: list[str]) -> None:
         res = subprocess.run(args, capture_output=True, text=True, timeout=120)
         if res.returncode:
@@ -269,11 +345,26 @@ def postgres():
 
     sh(prefix + [str(pg / "initdb"), "-D", str(data), "-A", "trust", "-U", "glyph", "--no-sync"])
     log = base / "log"
-    sh(prefix + [str(pg / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
-                 f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+    sh(
+        prefix
+        + [
+            str(pg / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ]
+    )
     try:
-        subprocess.run([str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "glyph", "glyphsearch"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "glyph", "glyphsearch"],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://glyph@127.0.0.1:{port}/glyphsearch"
     finally:
         subprocess.run(prefix + [str(pg / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
@@ -285,8 +376,24 @@ def test_two_workers_share_a_postgres_study(postgres, tmp_path):
     procs = []
     for i in range(2):
         # each trial sleeps 1 s, so one worker cannot finish the study while the other is still starting up
-        cmd = SLOW_SEARCH + ["1.0", "--dataset", "digits", "--space", "svm-default", "--trials", str(n), "--cv", "2",
-                             "--storage", postgres, "--study", "shared", "--out", str(tmp_path / f"w{i}"), "--no-refit"]
+        cmd = SLOW_SEARCH + [
+            "1.0",
+            "--dataset",
+            "digits",
+            "--space",
+            "svm-default",
+            "--trials",
+            str(n),
+            "--cv",
+            "2",
+            "--storage",
+            postgres,
+            "--study",
+            "shared",
+            "--out",
+            str(tmp_path / f"w{i}"),
+            "--no-refit",
+        ]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env()))
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     for p, text in zip(procs, outputs):
@@ -294,7 +401,9 @@ def test_two_workers_share_a_postgres_study(postgres, tmp_path):
     from glyphlab.pipeline.search.workers import _with_driver
 
     study = optuna.load_study(study_name="shared", storage=_with_driver(postgres))
-    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    finished = [
+        t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    ]
     assert len(finished) == n
     assert len({t.number for t in study.trials}) == len(study.trials)
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
@@ -311,8 +420,24 @@ def test_search_takes_variants_and_dataset_options(tmp_path):
     import json
 
     out = tmp_path / "s"
-    res = _cli(["search", "--dataset", "digits", "--space", "svm-default", "--trials", "1", "--cv", "2", "--no-refit",
-                "--variant", "subset:300", "--out", str(out)])
+    res = _cli(
+        [
+            "search",
+            "--dataset",
+            "digits",
+            "--space",
+            "svm-default",
+            "--trials",
+            "1",
+            "--cv",
+            "2",
+            "--no-refit",
+            "--variant",
+            "subset:300",
+            "--out",
+            str(out),
+        ]
+    )
     assert res.exit_code == 0, res.output
     assert "(300 train+val images)" in " ".join(res.output.split())
     assert json.loads((out / "search.json").read_text())["variants"] == "subset:300"

@@ -54,7 +54,7 @@ def line_ink(text: str, gaps: list[float] | float = 12, height: int = 60, rise: 
     H = max(g.shape[0] for g in gs) + max(rise) + 2
     out = np.zeros((H, xs[-1] + gs[-1].shape[1]), np.float32)
     for g, x, r in zip(gs, xs, rise):
-        out[r: r + g.shape[0], x: x + g.shape[1]] = np.maximum(out[r: r + g.shape[0], x: x + g.shape[1]], g)
+        out[r : r + g.shape[0], x : x + g.shape[1]] = np.maximum(out[r : r + g.shape[0], x : x + g.shape[1]], g)
     return out
 
 
@@ -65,7 +65,7 @@ def page(inks: list[np.ndarray], margin: int = 30, gap: int = 40) -> Image.Image
     alpha = np.zeros((H, W), np.float32)
     y = margin
     for ink in inks:
-        alpha[y: y + ink.shape[0], margin: margin + ink.shape[1]] = ink
+        alpha[y : y + ink.shape[0], margin : margin + ink.shape[1]] = ink
         y += ink.shape[0] + gap
     paper = np.array((0.96, 0.92, 0.80), np.float32) * (1 - 0.12 * np.linspace(0, 1, W))[None, :, None]
     img = paper * (1 - alpha[..., None]) + np.array((0.1, 0.1, 0.15), np.float32) * alpha[..., None]

@@ -8,14 +8,13 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
+from reading_helpers import line_ink, page, png, train_drawn_model
 from typer.testing import CliRunner
 
 from glyphlab.data.cleanup import find_line
 from glyphlab.data.images import NoInkError
-from glyphlab.reading import SeveralLinesError, edit_ops, read, read_one
+from glyphlab.reading import SeveralLinesError, edit_ops, read_one
 from glyphlab.serving.predictor import Predictor
-
-from reading_helpers import line_ink, page, png, train_drawn_model
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +85,19 @@ def test_cli_api_and_server_read_the_same(model_dir, tmp_path):
     files = sorted(tmp_path.glob("*.png"))
 
     api = {r.source: r.text for r in gl.read(model_dir, tmp_path)}
-    result = CliRunner().invoke(app, ["read", str(model_dir), *map(str, files), "--json", "--labels",
-                                      str(tmp_path / "labels.csv"), "--report", str(tmp_path / "report")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "read",
+            str(model_dir),
+            *map(str, files),
+            "--json",
+            "--labels",
+            str(tmp_path / "labels.csv"),
+            "--report",
+            str(tmp_path / "report"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     cli = {r["source"]: r["text"] for r in json.loads(result.stdout)["readings"]}
     client = TestClient(create_app(model_dir))
@@ -99,19 +109,28 @@ def test_cli_api_and_server_read_the_same(model_dir, tmp_path):
     assert api == cli == server and set(api) == {str(f) for f in files}
     assert api[str(tmp_path / "a.png")] == "2024"
     # --labels: exact-string accuracy, CER and the files; c.png is read as one character
-    assert re.search(r"3 labelled pictures: exact-string accuracy 0\.667, character error rate 2\d\.\d\d %",
-                     result.stderr)
+    assert re.search(
+        r"3 labelled pictures: exact-string accuracy 0\.667, character error rate 2\d\.\d\d %", result.stderr
+    )
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"readings.csv", "confused.csv", "misread.html"}
     # the same constraint through each door
-    resp = client.post("/reading", params={"pattern": r"\d{2}"}, content=(tmp_path / "c.png").read_bytes(),
-                       headers={"content-type": "image/png"})
+    resp = client.post(
+        "/reading",
+        params={"pattern": r"\d{2}"},
+        content=(tmp_path / "c.png").read_bytes(),
+        headers={"content-type": "image/png"},
+    )
     assert resp.json()["text"] == "38" == read_one(Predictor(model_dir), tmp_path / "c.png", pattern=r"\d{2}").text
     pixels = np.pad(line_ink("2024", [12, -6, 12]), 10)  # JSON pixels, ink = 1, as /prediction takes them
     assert client.post("/reading", json={"pixels": pixels.round(3).tolist()}).json()["text"] == "2024"
     blank = client.post("/reading", files={"file": ("b.png", png(Image.new("RGB", (200, 80), "white")), "image/png")})
     assert blank.status_code == 422 and blank.json()["detail"][0]["type"] == "no_ink"
-    bad = client.post("/reading", params={"pattern": "("}, content=(tmp_path / "a.png").read_bytes(),
-                      headers={"content-type": "image/png"})
+    bad = client.post(
+        "/reading",
+        params={"pattern": "("},
+        content=(tmp_path / "a.png").read_bytes(),
+        headers={"content-type": "image/png"},
+    )
     assert bad.status_code == 400 and "not a regular expression" in bad.json()["detail"]
 
 

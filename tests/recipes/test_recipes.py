@@ -62,7 +62,9 @@ def test_cv_entries_get_cross_validation_scores_beside_the_report(tmp_path):
     from glyphlab.pipeline.run import load_run_dataset
     from glyphlab.pipeline.search import cv_score, model_params
 
-    text = GOOD.replace("C = 0.5 } }", "C = 0.5 }, cv = 3 }").replace("f1_macro = 0.4 }", "f1_macro = 0.4, cv_accuracy = 0.91 }")
+    text = GOOD.replace("C = 0.5 } }", "C = 0.5 }, cv = 3 }").replace(
+        "f1_macro = 0.4 }", "f1_macro = 0.4, cv_accuracy = 0.91 }"
+    )
     recipe_path = _write(tmp_path, text)
     out = run_recipe(recipe_path, tmp_path / "run", quick=True, report=False)
     cv = json.loads((out / "models" / "lr" / "cv.json").read_text())
@@ -83,20 +85,33 @@ def test_cv_entries_get_cross_validation_scores_beside_the_report(tmp_path):
         (GOOD.replace('model = "logreg"', 'model = "logregg"'), "models: .*lr: unknown model 'logregg'"),
         (GOOD.replace("C = 0.5", "CC = 0.5"), "lr.params: 'logreg' has no parameter"),
         (GOOD.replace('name = "digits"', ""), "dataset.name: Field required"),
-        (GOOD.replace('[dataset]', '[dataset]\nval_fraction = "lots"'), "dataset.val_fraction"),
+        (GOOD.replace("[dataset]", '[dataset]\nval_fraction = "lots"'), "dataset.val_fraction"),
         (GOOD + "\ncolour = 'blue'\n", "colour: Extra inputs"),
-        (GOOD.replace("C = 0.5 }", 'C = 0.5 }, search = { space = "nope" }'), "lr.search.space: .*no space file .nope."),
-        (GOOD.replace("C = 0.5 }", 'C = 0.5 }, search = { space = "svm-default", sampler = "bayes" }'),
-         "lr.search.sampler"),
-        (GOOD.replace("C = 0.5", 'init_from = "pretrain:src"').replace('model = "logreg"', 'model = "mlp"'),
-         "models.lr.params.init_from: 'pretrain:src' names no model of \\[pretrain.models\\]"),
-        (GOOD.replace('rf = { model = "random-forest", params = { n_estimators = 10 } }',
-                      'both = { model = "ensemble", params = { members = ["model:lr", "model:rf"] } }\n'
-                      'rf = { model = "random-forest" }'),
-         "models.both.params.members: 'model:rf' names no model listed before 'both'"),
-        (GOOD.replace('C = 0.5 } }', 'C = 0.5 }, cv = 1 }'), "models.lr.cv: .*greater than or equal to 2"),
-        (GOOD.replace('model = "logreg", params = { C = 0.5 } }', 'model = "mlp", cv = 5 }'),
-         "lr.cv: cross-validation scores are for classical models; 'mlp' is a torch model"),
+        (
+            GOOD.replace("C = 0.5 }", 'C = 0.5 }, search = { space = "nope" }'),
+            "lr.search.space: .*no space file .nope.",
+        ),
+        (
+            GOOD.replace("C = 0.5 }", 'C = 0.5 }, search = { space = "svm-default", sampler = "bayes" }'),
+            "lr.search.sampler",
+        ),
+        (
+            GOOD.replace("C = 0.5", 'init_from = "pretrain:src"').replace('model = "logreg"', 'model = "mlp"'),
+            "models.lr.params.init_from: 'pretrain:src' names no model of \\[pretrain.models\\]",
+        ),
+        (
+            GOOD.replace(
+                'rf = { model = "random-forest", params = { n_estimators = 10 } }',
+                'both = { model = "ensemble", params = { members = ["model:lr", "model:rf"] } }\n'
+                'rf = { model = "random-forest" }',
+            ),
+            "models.both.params.members: 'model:rf' names no model listed before 'both'",
+        ),
+        (GOOD.replace("C = 0.5 } }", "C = 0.5 }, cv = 1 }"), "models.lr.cv: .*greater than or equal to 2"),
+        (
+            GOOD.replace('model = "logreg", params = { C = 0.5 } }', 'model = "mlp", cv = 5 }'),
+            "lr.cv: cross-validation scores are for classical models; 'mlp' is a torch model",
+        ),
         ("name = [", "not valid TOML"),
     ],
 )
@@ -148,7 +163,9 @@ def test_pretrain_and_search_steps_feed_the_models(tmp_path):
     best = json.loads((out / "search" / "svm" / "best_params.json").read_text())["searched"]
     svm = json.loads((out / "models" / "svm" / "metrics.json").read_text())["params"]
     assert svm["C"] == best["C"] != 1.0 and svm["gamma"] == best["gamma"]
-    assert np.isfinite(float(next(r for r in csv.DictReader(open(out / "leaderboard.csv")) if r["model"] == "svm")["accuracy"]))
+    assert np.isfinite(
+        float(next(r for r in csv.DictReader(open(out / "leaderboard.csv")) if r["model"] == "svm")["accuracy"])
+    )
 
 
 ENSEMBLE_OF_RECIPE_MODELS = """

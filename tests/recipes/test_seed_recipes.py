@@ -14,6 +14,8 @@ from glyphlab.recipes import load_recipe, run_recipe, shipped_recipes, to_run_co
 from glyphlab.recipes.submission import submission_label, write_submission
 
 SEED_RECIPES = ["seed001-alnum36", "seed002-noisy", "seed002-transfer", "seed003-mnist", "seed004-mnist-csv"]
+
+
 @pytest.mark.parametrize("name", SEED_RECIPES)
 def test_seed_recipes_validate_and_have_reference_figures(name):
     recipe = load_recipe(shipped_recipes()[name])
@@ -38,7 +40,10 @@ def test_reference_figures_match_the_reports():
     for label in ("transfer", "transfer-b"):
         assert noisy.models[label].params["fit_on_val"] and noisy.models[label].params["ema"] == 0.995
     # the two averaged networks start from two sources that differ in their seed
-    assert [noisy.models[m].params["init_from"] for m in ("transfer", "transfer-b")] == ["pretrain:source", "pretrain:source-b"]
+    assert [noisy.models[m].params["init_from"] for m in ("transfer", "transfer-b")] == [
+        "pretrain:source",
+        "pretrain:source-b",
+    ]
     assert noisy.pretrain is not None and noisy.pretrain.models["source-b"].params["seed"] == 1
     assert load_recipe("seed003-mnist").models["logreg"].cv == 5
     deep = noisy.models["cnn-deep"].params
@@ -131,7 +136,12 @@ def test_rotated_recipes_quick_run_and_robustness(mnist_data_dir, tmp_path):
     rows = list(csv.DictReader(open(out / "leaderboard.csv")))
     assert [r["model"] for r in rows] == ["rot-cnn"] and 0 <= float(rows[0]["accuracy"]) <= 1
     params = json.loads((out / "models" / "rot-cnn" / "metrics.json").read_text())["params"]
-    assert params["fit_on_val"] is True and params["tta_rotations"] == 1 and params["epochs"] == 1 and params["ema"] == 0.998
+    assert (
+        params["fit_on_val"] is True
+        and params["tta_rotations"] == 1
+        and params["epochs"] == 1
+        and params["ema"] == 0.998
+    )
 
 
 # ---------------------------------------------- seed 001's EfficientNet, against a stand-in for timm

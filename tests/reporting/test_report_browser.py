@@ -29,8 +29,9 @@ def _browser() -> str | None:
 
 
 BROWSER = _browser()
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no chromium on PATH: `apt-get install -y chromium` "
-                                                        "(Debian) to run the browser tests")
+pytestmark = pytest.mark.skipif(
+    BROWSER is None, reason="no chromium on PATH: `apt-get install -y chromium` (Debian) to run the browser tests"
+)
 
 PROBE = """<script>
 window.__probe = {errors: [], failed: []};
@@ -69,7 +70,11 @@ def _probe(report: Path, tmp_path: Path, width: int = 1280) -> dict:
     probed = tmp_path / "probed.html"
     probed.write_text(page.replace("<head>", "<head>\n" + PROBE, 1), encoding="utf-8")
     cmd = headless_args(BROWSER, str(tmp_path / "profile")) + [
-        f"--window-size={width},900", "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()]
+        f"--window-size={width},900",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        probed.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     m = re.search(r'<pre id="glyphlab-probe">(.*?)</pre>', proc.stdout, re.S)
     assert m, f"the probe did not report (exit {proc.returncode}): {proc.stderr[-1500:]}"

@@ -68,8 +68,14 @@ def test_report_is_self_contained(built_report: Path, report_run: Path):
     assert page.imgs and all(src.startswith("data:image/png;base64,") for src in page.imgs)
     # dataset figures (3) + scatter + per model (2 confusions, pairs, gallery) + t-SNE
     assert len(page.imgs) >= 3 + 1 + 4 * len(REPORT_MODELS) + 1
-    for section in ("overview", "dataset", "leaderboard", "feature-map", "environment",
-                    *(f"model-{m}" for m in REPORT_MODELS)):
+    for section in (
+        "overview",
+        "dataset",
+        "leaderboard",
+        "feature-map",
+        "environment",
+        *(f"model-{m}" for m in REPORT_MODELS),
+    ):
         assert section in page.ids
     text = built_report.read_text(encoding="utf-8")
     assert "<script src" not in text and "@import" not in text and "url(http" not in text
@@ -93,7 +99,8 @@ def test_rebuild_without_weights_reuses_the_feature_map(built_report: Path, repo
     (report_run / "robustness.png").write_bytes(figures.learning_curves([{"epoch": 1, "train_acc": 0.5}]))
     (report_run / "models" / best / "history.csv").write_text(  # now the best model is also the best "network"
         "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n1,1.0,0.6,0.9,0.7,0.001,0.5\n"
-        "2,0.5,0.8,0.6,0.75,0.001,0.5\n")
+        "2,0.5,0.8,0.6,0.75,0.001,0.5\n"
+    )
     try:
         result = CliRunner().invoke(app, ["report", str(report_run)])
         assert result.exit_code == 0, result.output
@@ -134,9 +141,12 @@ def test_figures_return_png():
     images = rng.integers(0, 256, size=(40, 8, 8), dtype=np.uint8)
     labels = np.repeat(np.arange(4), 10)
     classes = list("abcd")
-    for png in (figures.sample_grid(images, labels, classes), figures.mean_images(images, labels, classes),
-                figures.class_distribution(classes, {"train": [5, 6, 7, 8], "test": [1, 2, 3, 4]}),
-                figures.embedding_scatter(rng.normal(size=(40, 2)), labels, classes)):
+    for png in (
+        figures.sample_grid(images, labels, classes),
+        figures.mean_images(images, labels, classes),
+        figures.class_distribution(classes, {"train": [5, 6, 7, 8], "test": [1, 2, 3, 4]}),
+        figures.embedding_scatter(rng.normal(size=(40, 2)), labels, classes),
+    ):
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
     proba = np.full((40, 4), 0.1, np.float32)
     proba[np.arange(40), (labels + 1) % 4] = 0.7  # all wrong

@@ -18,11 +18,11 @@ def test_report_shows_calibration_and_audit(report_run, tmp_path):
     assert page.count("<h3>Calibration</h3>") == 2
     assert len(re.findall(r'alt="[^"]+ reliability diagram"', page)) == 2
     assert re.search(r"ECE <b>0\.\d{4}</b>", page)
-    section = page[page.index('id="label-audit"'):]
+    section = page[page.index('id="label-audit"') :]
     assert f"label issues <b>{len(audit.issues):,}</b>" in section
     assert 'alt="top label-issue suspects"' in section and 'href="#label-audit"' in page
     first = audit.issues[0]
-    assert f"<td class=\"num\">{first['index']}</td><td>{first['given_label']}</td>" in section
+    assert f'<td class="num">{first["index"]}</td><td>{first["given_label"]}</td>' in section
 
 
 def test_report_without_audit_or_calibration_has_neither(report_run, tmp_path):

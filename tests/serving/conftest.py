@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from serving_helpers import drawn_one, png_bytes, train_model
 
 

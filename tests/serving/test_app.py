@@ -3,12 +3,10 @@ the server still answers a good request."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-
 from serving_helpers import bomb_png, digit_png, drawn_one, png_bytes
 
 from glyphlab.serving.app import ServeSettings, create_app
@@ -40,7 +38,7 @@ def test_health_model_docs_page(client, logreg_dir):
     assert "PredictionRequest" in spec["components"]["schemas"]
     page = client.get("/")
     assert page.status_code == 200 and "<canvas" in page.text
-    assert "cdn" not in page.text.lower() and "src=\"http" not in page.text
+    assert "cdn" not in page.text.lower() and 'src="http' not in page.text
 
 
 def test_upload_predicts_the_right_digits(client, digits):
@@ -188,8 +186,9 @@ def test_multipart_without_file_and_broken_multipart(client, one_png):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "file"]
     r = client.post("/prediction", data={"file": "just text"})
     assert r.status_code in (415, 422)
-    r = client.post("/prediction", content=b"--xx\r\ngarbage",
-                    headers={"content-type": "multipart/form-data; boundary=xx"})
+    r = client.post(
+        "/prediction", content=b"--xx\r\ngarbage", headers={"content-type": "multipart/form-data; boundary=xx"}
+    )
     assert r.status_code in (400, 422)
     good(client, one_png)
 
@@ -208,10 +207,12 @@ def test_no_ink_is_said_so(client, digits):
     from PIL import Image
 
     blank = png_bytes(Image.new("RGB", (280, 280), "white"))
-    for kwargs, loc in [({"files": {"file": ("blank.png", blank, "image/png")}}, ["body", "file"]),
-                        ({"content": blank, "headers": {"content-type": "image/png"}}, ["body"]),
-                        ({"json": {"pixels": [[0.0] * 8] * 8}}, ["body", "pixels"]),
-                        ({"json": {"pixels": [[0.3] * 20] * 20}}, ["body", "pixels"])]:
+    for kwargs, loc in [
+        ({"files": {"file": ("blank.png", blank, "image/png")}}, ["body", "file"]),
+        ({"content": blank, "headers": {"content-type": "image/png"}}, ["body"]),
+        ({"json": {"pixels": [[0.0] * 8] * 8}}, ["body", "pixels"]),
+        ({"json": {"pixels": [[0.3] * 20] * 20}}, ["body", "pixels"]),
+    ]:
         r = client.post("/prediction", **kwargs)
         assert r.status_code == 422, (loc, r.text)
         (err,) = r.json()["detail"]

@@ -9,7 +9,6 @@ import time
 import httpx
 import numpy as np
 import pytest
-
 from serving_helpers import digit_png
 
 from glyphlab.serving.app import ServeSettings, create_app
@@ -51,8 +50,7 @@ def test_a_bad_input_fails_only_its_caller():
     bad = np.ones((1, 3, 3), np.float32)  # another shape: the batch cannot even be concatenated
 
     async def scenario():
-        return await asyncio.gather(*(batcher.predict(x) for x in [*good[:2], bad, *good[2:]]),
-                                    return_exceptions=True)
+        return await asyncio.gather(*(batcher.predict(x) for x in [*good[:2], bad, *good[2:]]), return_exceptions=True)
 
     results = asyncio.run(scenario())
     assert isinstance(results[2], ValueError) and "4x4" in str(results[2])
@@ -81,8 +79,9 @@ def test_batched_answers_equal_unbatched(request, fixture, digits):
         async def scenario():
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                rs = await asyncio.gather(*(client.post("/prediction", content=p, headers={"content-type": "image/png"})
-                                            for p in pngs))
+                rs = await asyncio.gather(
+                    *(client.post("/prediction", content=p, headers={"content-type": "image/png"}) for p in pngs)
+                )
             return [r.json() for r in rs if r.status_code == 200], sizes
 
         return asyncio.run(asyncio.wait_for(scenario(), 60))
@@ -138,6 +137,7 @@ def test_makers_are_called_in_the_batch_and_their_errors_reach_only_their_caller
             if i == 3:
                 raise ValueError("upload 3 is damaged")
             return np.full((1, 2, 2), float(i), np.float32)
+
         return make
 
     batcher = MicroBatcher(rowsum, max_batch=8, wait_s=0.1)
@@ -208,6 +208,7 @@ def test_no_caller_hangs_when_the_worker_itself_dies():
             if fail:
                 raise Abort("gone")
             return np.ones((1, 2, 2), np.float32)
+
         return maker
 
     batcher = MicroBatcher(rowsum, max_batch=2)
@@ -239,8 +240,9 @@ def test_a_bad_upload_among_batched_ones_is_a_400_and_the_others_answer(cnn_onnx
         async def scenario():
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                return await asyncio.gather(*(client.post("/prediction", files={"file": ("g.png", b, "image/png")})
-                                              for b in bodies))
+                return await asyncio.gather(
+                    *(client.post("/prediction", files={"file": ("g.png", b, "image/png")}) for b in bodies)
+                )
 
         return asyncio.run(asyncio.wait_for(scenario(), 60)), sizes, prepared_at
 

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from serving_helpers import stop_server
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -32,8 +31,10 @@ except ImportError:
 
 pytestmark = [
     pytest.mark.skipif(not HAVE_SELENIUM, reason="selenium is not installed: pip install selenium"),
-    pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
-                       reason="no chromium/chromedriver: apt-get install -y chromium chromium-driver (Debian)"),
+    pytest.mark.skipif(
+        CHROMIUM is None or DRIVER is None,
+        reason="no chromium/chromedriver: apt-get install -y chromium chromium-driver (Debian)",
+    ),
 ]
 
 
@@ -45,8 +46,17 @@ def free_port() -> int:
 
 def start_server(model_dir: Path, port: int) -> subprocess.Popen:
     """``glyphlab serve`` in a subprocess on 127.0.0.1; returns once /health answers."""
-    cmd = [sys.executable, "-c", "from glyphlab.cli import app; app()", "serve", str(model_dir),
-           "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from glyphlab.cli import app; app()",
+        "serve",
+        str(model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -68,8 +78,15 @@ def make_driver(width: int = 740, height: int = 760):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={width},{height}", "--force-device-scale-factor=1", "--hide-scrollbars"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+        "--force-device-scale-factor=1",
+        "--hide-scrollbars",
+    ):
         opts.add_argument(arg)
     return webdriver.Chrome(service=Service(DRIVER), options=opts)
 
@@ -91,8 +108,10 @@ def draw(driver, points: list[tuple[float, float]]) -> None:
         cur = off(p)
         steps = 6
         for k in range(1, steps + 1):
-            chain.move_by_offset(round((cur[0] - prev[0]) * k / steps) - round((cur[0] - prev[0]) * (k - 1) / steps),
-                                 round((cur[1] - prev[1]) * k / steps) - round((cur[1] - prev[1]) * (k - 1) / steps))
+            chain.move_by_offset(
+                round((cur[0] - prev[0]) * k / steps) - round((cur[0] - prev[0]) * (k - 1) / steps),
+                round((cur[1] - prev[1]) * k / steps) - round((cur[1] - prev[1]) * (k - 1) / steps),
+            )
         prev = cur
     chain.release().perform()
 
@@ -166,7 +185,8 @@ def test_idle_layout_and_the_heat_map_toggle(cnn_dir, tmp_path):
         # the heat canvas holds colour (red or blue pixels), not a blank
         coloured = driver.execute_script(
             "const d = document.getElementById('heat').getContext('2d').getImageData(0, 0, 280, 280).data;"
-            "let n = 0; for (let i = 0; i < d.length; i += 4) { if (Math.abs(d[i] - d[i + 2]) > 40) n++; } return n;")
+            "let n = 0; for (let i = 0; i < d.length; i += 4) { if (Math.abs(d[i] - d[i + 2]) > 40) n++; } return n;"
+        )
         assert coloured > 100
         assert driver.find_element(By.ID, "status").text == ""
         logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
 from serving_helpers import digit_png
+from typer.testing import CliRunner
 
 from glyphlab.cli import app
 

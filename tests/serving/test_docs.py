@@ -47,13 +47,21 @@ def test_docs_render_offline_in_chromium(logreg_dir, tmp_path):
         opts = webdriver.ChromeOptions()
         opts.binary_location = CHROMIUM
         # every request except to loopback goes to a proxy that does not exist: a CDN asset could not load
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                    "--window-size=1100,1000", "--proxy-server=http://127.0.0.1:9", "--disable-background-networking"):
+        for arg in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--window-size=1100,1000",
+            "--proxy-server=http://127.0.0.1:9",
+            "--disable-background-networking",
+        ):
             opts.add_argument(arg)
         driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
         driver.get(f"http://127.0.0.1:{port}/docs")
-        WebDriverWait(driver, 30).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".swagger-ui .info .title"),
-                                                                         "glyphlab"))
+        WebDriverWait(driver, 30).until(
+            EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".swagger-ui .info .title"), "glyphlab")
+        )
         paths = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")]
         assert "/prediction" in paths and "/health" in paths, paths
         shot = Path(os.environ.get("GLYPHLAB_SCREENSHOT_DOCS") or tmp_path / "docs.png")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
-
 from serving_helpers import bomb_png, digit_png
+from typer.testing import CliRunner
 
 from glyphlab.cli import app as cli
 from glyphlab.evaluation.attributions import IG_STEPS, has_captum
@@ -50,18 +49,21 @@ def test_an_upload_is_explained_for_the_predicted_class_and_the_runner_up(cnn_cl
     assert r.status_code == 200 and r.json()["method"] == "occlusion", r.text
 
 
-@pytest.mark.parametrize("request_kwargs, url, status", [
-    ({"content": b"not an image", "headers": {"content-type": "image/png"}}, "/explanation", 400),
-    ({"content": bomb_png(), "headers": {"content-type": "image/png"}}, "/explanation", 400),
-    ({"content": b"x" * 300_000, "headers": {"content-type": "image/png"}}, "/explanation", 413),
-    ({"content": b"hello", "headers": {"content-type": "text/plain"}}, "/explanation", 415),
-    ({"json": {"images": [[[0.5]], [[0.5]]]}}, "/explanation", 422),  # one image per explanation
-    ({"json": {"pixels": [[2.0]]}}, "/explanation", 422),
-    ({"json": {"pixels": [[0.5]]}}, "/explanation?steps=1000", 422),  # IG steps are capped
-    ({"json": {"pixels": [[0.5]]}}, "/explanation?method=shap", 422),
-    ({"json": {"pixels": [[0.0, 1.0], [0.0, 0.0]]}}, "/explanation?method=ig", 400),  # a linear model is no network
-    ({"files": {"other": ("d.png", b"", "image/png")}}, "/explanation", 422),
-])
+@pytest.mark.parametrize(
+    "request_kwargs, url, status",
+    [
+        ({"content": b"not an image", "headers": {"content-type": "image/png"}}, "/explanation", 400),
+        ({"content": bomb_png(), "headers": {"content-type": "image/png"}}, "/explanation", 400),
+        ({"content": b"x" * 300_000, "headers": {"content-type": "image/png"}}, "/explanation", 413),
+        ({"content": b"hello", "headers": {"content-type": "text/plain"}}, "/explanation", 415),
+        ({"json": {"images": [[[0.5]], [[0.5]]]}}, "/explanation", 422),  # one image per explanation
+        ({"json": {"pixels": [[2.0]]}}, "/explanation", 422),
+        ({"json": {"pixels": [[0.5]]}}, "/explanation?steps=1000", 422),  # IG steps are capped
+        ({"json": {"pixels": [[0.5]]}}, "/explanation?method=shap", 422),
+        ({"json": {"pixels": [[0.0, 1.0], [0.0, 0.0]]}}, "/explanation?method=ig", 400),  # a linear model is no network
+        ({"files": {"other": ("d.png", b"", "image/png")}}, "/explanation", 422),
+    ],
+)
 def test_bad_input_is_a_4xx_and_the_server_keeps_answering(logreg_client, digits, request_kwargs, url, status):
     r = logreg_client.post(url, **request_kwargs)
     assert r.status_code == status, r.text
@@ -86,6 +88,7 @@ def test_explain_cli_writes_a_png_per_image(logreg_dir, digits, tmp_path):
     assert pngs == ["d0-occlusion.png", "d1-occlusion.png"]
     with Image.open(out / pngs[0]) as im:
         assert im.width > 400 and im.height > 150
-    r = CliRunner().invoke(cli, ["explain", str(logreg_dir), str(folder / "d0.png"), "--method", "gradcam",
-                                 "--out", str(out)])
+    r = CliRunner().invoke(
+        cli, ["explain", str(logreg_dir), str(folder / "d0.png"), "--method", "gradcam", "--out", str(out)]
+    )
     assert r.exit_code == 2 and "Traceback" not in r.output

@@ -7,7 +7,6 @@ import math
 
 import pytest
 from fastapi.testclient import TestClient
-
 from serving_helpers import drawn_one, png_bytes
 
 from glyphlab.serving.app import ServeSettings, create_app
@@ -32,9 +31,11 @@ numbers = st.one_of(
 scalars = st.one_of(numbers, st.text(max_size=5))
 row = st.lists(st.one_of(st.floats(0, 1), scalars), min_size=0, max_size=12)
 image = st.one_of(st.lists(row, min_size=0, max_size=12), row, scalars)
-json_values = st.recursive(scalars, lambda kids: st.one_of(st.lists(kids, max_size=4),
-                                                             st.dictionaries(st.text(max_size=6), kids, max_size=3)),
-                           max_leaves=12)
+json_values = st.recursive(
+    scalars,
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=6), kids, max_size=3)),
+    max_leaves=12,
+)
 bodies = st.one_of(
     st.fixed_dictionaries({"pixels": image}),
     st.fixed_dictionaries({"images": st.lists(image, max_size=6)}),
@@ -43,8 +44,12 @@ bodies = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(body=bodies)
 def test_json_endpoint_never_500(client, body):
     raw = json.dumps(body, allow_nan=True)
@@ -61,8 +66,10 @@ PNG = png_bytes(drawn_one(64))
 
 
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(flips=st.lists(st.tuples(st.integers(0, len(PNG) - 1), st.integers(0, 255)), min_size=1, max_size=8),
-       cut=st.integers(0, len(PNG)))
+@given(
+    flips=st.lists(st.tuples(st.integers(0, len(PNG) - 1), st.integers(0, 255)), min_size=1, max_size=8),
+    cut=st.integers(0, len(PNG)),
+)
 def test_damaged_png_never_500(client, flips, cut):
     data = bytearray(PNG[:cut] if cut > 8 else PNG)
     for pos, val in flips:

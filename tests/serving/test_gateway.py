@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-
 from net_helpers import free_port, wait_until_up
 from serving_helpers import digit_png, drawn_one, png_bytes, stop_server
 
@@ -34,8 +33,11 @@ KEY = "test-key-0123456789abcdef"
 
 def scrape(text: str) -> dict[tuple[str, frozenset], float]:
     """Every sample of a Prometheus text exposition: (name, labels) -> value."""
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 def total(samples: dict, name: str, **labels: str) -> float:
@@ -47,7 +49,10 @@ def test_metrics_count_requests_latency_batches_and_classes(logreg_dir, digits):
     with TestClient(create_app(logreg_dir)) as client:
         images = digits["test"].images[:4]
         for im in images[:3]:
-            assert client.post("/prediction", content=digit_png(im), headers={"Content-Type": "image/png"}).status_code == 200
+            assert (
+                client.post("/prediction", content=digit_png(im), headers={"Content-Type": "image/png"}).status_code
+                == 200
+            )
         batch = client.post("/prediction", json={"images": images.tolist()})
         assert batch.status_code == 200
         assert client.post("/prediction", content=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
@@ -69,7 +74,9 @@ def test_metrics_count_requests_latency_batches_and_classes(logreg_dir, digits):
     labels = [p["class_name"] for p in batch.json()["predictions"]]
     for name in set(labels):
         assert total(s, "glyphlab_predictions_total", class_name=name) >= labels.count(name)
-    assert total(s, "glyphlab_batch_size_count") == 4 and total(s, "glyphlab_batch_size_sum") == 7  # warm-up not counted
+    assert (
+        total(s, "glyphlab_batch_size_count") == 4 and total(s, "glyphlab_batch_size_sum") == 7
+    )  # warm-up not counted
     assert total(s, "glyphlab_requests_in_progress") == 1  # the scrape itself
     assert total(s, "glyphlab_queue_depth") == 0 and total(s, "glyphlab_rejected_requests_total") == 0
 
@@ -89,8 +96,10 @@ def test_metrics_count_rejections_and_queue(logreg_dir):
 
     async def go() -> tuple[list[int], str, str]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-            posts = [asyncio.ensure_future(c.post("/prediction", content=body, headers={"Content-Type": "image/png"}))
-                     for _ in range(5)]
+            posts = [
+                asyncio.ensure_future(c.post("/prediction", content=body, headers={"Content-Type": "image/png"}))
+                for _ in range(5)
+            ]
             for _ in range(300):  # until all five arrived: one predicting, one queued, three refused
                 during = (await c.get("/metrics")).text
                 if total(scrape(during), "glyphlab_rejected_requests_total") == 3:
@@ -112,8 +121,12 @@ def test_api_key_guards_every_route_but_the_public_ones(logreg_dir, one_png):
     app = create_app(logreg_dir, api_key=KEY)
     png = {"Content-Type": "image/png"}
     with TestClient(app) as client:
-        for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789"}, {"Authorization": f"Basic {KEY}"},
-                        {"Authorization": KEY}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong-key-0123456789"},
+            {"Authorization": f"Basic {KEY}"},
+            {"Authorization": KEY},
+        ):
             res = client.post("/prediction", content=one_png, headers={**png, **headers})
             assert res.status_code == 401 and res.headers["www-authenticate"].startswith("Bearer")
             assert "Authorization: Bearer" in res.json()["detail"]
@@ -137,8 +150,11 @@ def test_api_key_guards_every_route_but_the_public_ones(logreg_dir, one_png):
 
 def test_cors_is_off_unless_origins_are_named(logreg_dir):
     origin = {"Origin": "https://glyphs.example"}
-    preflight = {**origin, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"}
+    preflight = {
+        **origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
     with TestClient(create_app(logreg_dir)) as client:
         assert "access-control-allow-origin" not in client.get("/health", headers=origin).headers
         assert client.options("/prediction", headers=preflight).status_code == 405
@@ -197,12 +213,33 @@ def test_two_workers_metrics_add_up_under_load(logreg_dir, tmp_path: Path):
     key_file.write_text(KEY + "\n")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-c", "from glyphlab.cli import main; main()", "serve", str(logreg_dir),
-                             "--port", str(port), "--workers", "2", "--no-access-log", "--api-key-file", str(key_file)],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w"))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from glyphlab.cli import main; main()",
+            "serve",
+            str(logreg_dir),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--no-access-log",
+            "--api-key-file",
+            str(key_file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "serve.log", "w"),
+    )
     try:
-        wait_until_up(lambda: _get(f"{base}/health")[0] == 200, proc, tmp_path / "serve.log", 120,
-                      "the server's /health", poll=0.2)
+        wait_until_up(
+            lambda: _get(f"{base}/health")[0] == 200,
+            proc,
+            tmp_path / "serve.log",
+            120,
+            "the server's /health",
+            poll=0.2,
+        )
         assert _get(f"{base}/model")[0] == 401
         body = png_bytes(drawn_one())
         statuses: list[int] = []
@@ -210,8 +247,11 @@ def test_two_workers_metrics_add_up_under_load(logreg_dir, tmp_path: Path):
 
         def client() -> None:
             for _ in range(10):
-                req = urllib.request.Request(f"{base}/prediction", data=body, headers={
-                    "Content-Type": "image/png", "Authorization": f"Bearer {KEY}"})
+                req = urllib.request.Request(
+                    f"{base}/prediction",
+                    data=body,
+                    headers={"Content-Type": "image/png", "Authorization": f"Bearer {KEY}"},
+                )
                 with urllib.request.urlopen(req, timeout=60) as r:
                     statuses.append(r.status)
 

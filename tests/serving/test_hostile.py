@@ -15,7 +15,6 @@ import time
 import httpx
 import pytest
 from PIL import Image
-
 from serving_helpers import digit_png
 
 from glyphlab.data.images import MAX_JPEG_SCANS, ImageInputError, count_jpeg_scans, decode_image
@@ -44,7 +43,8 @@ def test_a_jpeg_of_many_scans_is_refused_before_decoding(monkeypatch):
     # the bytes 0xFF 0xDA inside a marker segment (a comment here) are not scans
     comment = b"\xff\xfe" + (2 + 4 * 300).to_bytes(2, "big") + b"\xff\xda\x00\x00" * 300
     assert count_jpeg_scans(ordinary.getvalue()[:2] + comment + ordinary.getvalue()[2:]) == count_jpeg_scans(
-        ordinary.getvalue())
+        ordinary.getvalue()
+    )
     monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("a scan bomb reached the decoder"))
     with pytest.raises(ImageInputError, match=f"more than {MAX_JPEG_SCANS} scans"):
         decode_image(bomb)
@@ -55,8 +55,9 @@ def test_the_server_refuses_a_scan_bomb_in_one_line(logreg_dir):
 
     async def scenario():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            return await client.post("/prediction", content=scan_bomb(2000, 3 * MAX_JPEG_SCANS),
-                                     headers={"content-type": "image/jpeg"})
+            return await client.post(
+                "/prediction", content=scan_bomb(2000, 3 * MAX_JPEG_SCANS), headers={"content-type": "image/jpeg"}
+            )
 
     r = asyncio.run(asyncio.wait_for(scenario(), 30))
     assert r.status_code == 400 and "scans" in r.json()["detail"], r.text
@@ -81,8 +82,7 @@ def test_no_upload_is_decoded_on_the_event_loop(logreg_dir, digits, micro_batch)
 
     async def scenario():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            upload = asyncio.create_task(client.post("/prediction", content=png,
-                                                     headers={"content-type": "image/png"}))
+            upload = asyncio.create_task(client.post("/prediction", content=png, headers={"content-type": "image/png"}))
             while not entered.is_set():
                 await asyncio.sleep(0.005)
             health = await client.get("/health")
@@ -164,8 +164,14 @@ def test_slow_headers_are_cut_off(monkeypatch, protocol):
     if getattr(protocols, protocol) is None:
         pytest.skip("httptools is not installed")
     monkeypatch.setattr(protocols, "HEADER_TIMEOUT_S", 0.3)
-    config = uvicorn.Config(Echo(), host="127.0.0.1", port=0, http=f"glyphlab.serving.protocols:{protocol}",
-                            log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        Echo(),
+        host="127.0.0.1",
+        port=0,
+        http=f"glyphlab.serving.protocols:{protocol}",
+        log_level="warning",
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -233,23 +239,26 @@ def strict_client(logreg_dir):
         yield client
 
 
-@pytest.mark.parametrize("path, body", [
-    ("/prediction", {"pixels": INK}),
-    ("/prediction", {"images": [INK, INK]}),
-    ("/prediction", {"pixels": [[0, 1, 0], [0, 1, 0]]}),  # JSON integers are numbers
-    ("/prediction", {"pixels": INK, "images": [INK]}),  # both
-    ("/prediction", {}),  # neither
-    ("/prediction", {"pixels": None, "images": [INK]}),
-    ("/prediction", {"pixels": INK, "images": None}),
-    ("/prediction", {"images": [INK] * 5}),  # more than max_batch
-    ("/prediction", {"images": []}),
-    ("/prediction", {"pixels": [[True, 1.0]]}),
-    ("/prediction", {"pixels": [[1.5]]}),
-    ("/prediction", {"pixels": INK, "other": 1}),
-    ("/explanation", {"pixels": INK}),
-    ("/explanation", {"images": [INK]}),  # no batches on /explanation
-    ("/explanation", {"pixels": INK, "images": [INK]}),
-])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/prediction", {"pixels": INK}),
+        ("/prediction", {"images": [INK, INK]}),
+        ("/prediction", {"pixels": [[0, 1, 0], [0, 1, 0]]}),  # JSON integers are numbers
+        ("/prediction", {"pixels": INK, "images": [INK]}),  # both
+        ("/prediction", {}),  # neither
+        ("/prediction", {"pixels": None, "images": [INK]}),
+        ("/prediction", {"pixels": INK, "images": None}),
+        ("/prediction", {"images": [INK] * 5}),  # more than max_batch
+        ("/prediction", {"images": []}),
+        ("/prediction", {"pixels": [[True, 1.0]]}),
+        ("/prediction", {"pixels": [[1.5]]}),
+        ("/prediction", {"pixels": INK, "other": 1}),
+        ("/explanation", {"pixels": INK}),
+        ("/explanation", {"images": [INK]}),  # no batches on /explanation
+        ("/explanation", {"pixels": INK, "images": [INK]}),
+    ],
+)
 def test_the_schema_and_the_server_agree(strict_client, path, body):
     """Issue 29 (8): 2,115 generated cases were valid by the schema and refused by the server. (Rows of unequal
     length are the one thing JSON Schema cannot say; the descriptions say it.)"""
@@ -302,8 +311,12 @@ class Held:
 def test_a_waiting_body_counts_towards_the_budget():
     """Bodies are read before a slot is taken, so those waiting for one are held too: the budget covers them."""
     held = Held()
-    app = BodyLimitMiddleware(ConcurrencyLimitMiddleware(held, max_concurrency=1, max_queue=10, queue_timeout_s=30),
-                              max_bytes=1000, timeout_s=5, max_buffered=2000)
+    app = BodyLimitMiddleware(
+        ConcurrencyLimitMiddleware(held, max_concurrency=1, max_queue=10, queue_timeout_s=30),
+        max_bytes=1000,
+        timeout_s=5,
+        max_buffered=2000,
+    )
 
     async def scenario():
         inside = asyncio.create_task(_asgi_post(app, [b"a" * 900]))
@@ -357,8 +370,11 @@ def test_a_client_over_its_rate_gets_429_with_retry_after(monkeypatch):
         async def send(message):
             sent.append(message)
 
-        await app({"type": "http", "method": "POST", "path": "/prediction", "headers": [],
-                   "client": (client, 1)}, receive, send)
+        await app(
+            {"type": "http", "method": "POST", "path": "/prediction", "headers": [], "client": (client, 1)},
+            receive,
+            send,
+        )
         start = sent[0]
         return start["status"], dict(start["headers"])
 

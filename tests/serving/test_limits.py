@@ -11,9 +11,8 @@ import threading
 
 import httpx
 import pytest
-from typer.testing import CliRunner
-
 from serving_helpers import digit_png
+from typer.testing import CliRunner
 
 from glyphlab.cli import app as cli_app
 from glyphlab.serving.app import ServeSettings, create_app
@@ -44,8 +43,10 @@ class Gate:
 async def call(app, method: str = "POST", body: bytes = b"{}") -> tuple[int, dict]:
     """One ASGI request; (status, headers)."""
     sent = []
-    messages = [{"type": "http.request", "body": body[:3], "more_body": True},
-                {"type": "http.request", "body": body[3:], "more_body": False}]
+    messages = [
+        {"type": "http.request", "body": body[:3], "more_body": True},
+        {"type": "http.request", "body": body[3:], "more_body": False},
+    ]
 
     async def receive():
         return messages.pop(0) if messages else {"type": "http.disconnect"}
@@ -196,18 +197,50 @@ def test_serve_options_reach_the_settings(logreg_dir, monkeypatch):
     monkeypatch.setattr(workers, "check_model_in_child", lambda *a: None)  # its own test: test_hostile
     for var in ("GLYPHLAB_SERVE_SETTINGS", "GLYPHLAB_SERVE_MODEL"):  # serve sets them; restored afterwards
         monkeypatch.setenv(var, "")
-    r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--max-body-mb", "1.5", "--max-concurrency", "3",
-                                     "--max-queue", "7", "--queue-timeout", "2.5", "--workers", "2",
-                                     "--micro-batch", "4", "--batch-wait-ms", "2.5", "--rate-limit", "5",
-                                     "--body-timeout", "7", "--header-timeout", "3", "--expose-details"])
+    r = CliRunner().invoke(
+        cli_app,
+        [
+            "serve",
+            str(logreg_dir),
+            "--max-body-mb",
+            "1.5",
+            "--max-concurrency",
+            "3",
+            "--max-queue",
+            "7",
+            "--queue-timeout",
+            "2.5",
+            "--workers",
+            "2",
+            "--micro-batch",
+            "4",
+            "--batch-wait-ms",
+            "2.5",
+            "--rate-limit",
+            "5",
+            "--body-timeout",
+            "7",
+            "--header-timeout",
+            "3",
+            "--expose-details",
+        ],
+    )
     assert r.exit_code == 0, r.output
     settings = ServeSettings.model_validate_json(os.environ["GLYPHLAB_SERVE_SETTINGS"])
     assert (settings.max_bytes, settings.max_concurrency, settings.max_queue, settings.queue_timeout_s) == (
-        1_500_000, 3, 7, 2.5)
+        1_500_000,
+        3,
+        7,
+        2.5,
+    )
     assert seen["workers"] == 2 and settings.micro_batch == 4 and seen["access_log"] is True
     assert settings.batch_wait_ms == 2.5
     assert (settings.rate_limit, settings.body_timeout_s, settings.header_timeout_s, settings.expose_details) == (
-        5.0, 7.0, 3.0, True)
+        5.0,
+        7.0,
+        3.0,
+        True,
+    )
     assert seen["http"].endswith(("HeaderDeadlineHttpTools", "HeaderDeadlineH11"))
     r = CliRunner().invoke(cli_app, ["serve", str(logreg_dir), "--no-access-log"])
     assert r.exit_code == 0 and seen["access_log"] is False, r.output

@@ -24,8 +24,11 @@ def test_the_file_comes_back_byte_for_byte_beside_other_fields():
 
 @pytest.mark.parametrize("kind", ["other field name", "not a file part"])
 def test_no_file_field_is_none(kind):
-    body, ctype = (encoded(files={"image": ("x.png", b"abc", "image/png")}) if kind == "other field name"
-                   else encoded(files={"other": ("x.png", b"abc", "image/png")}, data={"file": "just text"}))
+    body, ctype = (
+        encoded(files={"image": ("x.png", b"abc", "image/png")})
+        if kind == "other field name"
+        else encoded(files={"other": ("x.png", b"abc", "image/png")}, data={"file": "just text"})
+    )
     assert upload_file(body, ctype) is None
 
 
@@ -34,11 +37,16 @@ def test_a_truncated_body_never_yields_a_partial_file():
     assert upload_file(body[:3000], ctype) is None
 
 
-@pytest.mark.parametrize("body_ctype, message", [
-    ((b"--xx\r\ngarbage", "multipart/form-data"), "boundary"),
-    ((b"--xx\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--xx--\r\n", "multipart/form-data; boundary=xx"),
-     '"name"'),
-])
+@pytest.mark.parametrize(
+    "body_ctype, message",
+    [
+        ((b"--xx\r\ngarbage", "multipart/form-data"), "boundary"),
+        (
+            (b"--xx\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--xx--\r\n", "multipart/form-data; boundary=xx"),
+            '"name"',
+        ),
+    ],
+)
 def test_malformed_bodies_are_refused(body_ctype, message):
     with pytest.raises(MultipartError, match=message):
         upload_file(*body_ctype)
@@ -58,9 +66,19 @@ def test_limits_on_files_fields_and_field_size():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=400), st.integers(0, 399), st.sampled_from(
-    ["multipart/form-data; boundary=b", 'multipart/form-data; boundary="b"', "multipart/form-data; boundary=",
-     "multipart/form-data; boundary=\x00\xff", "multipart/form-data; charset=x; boundary=b"]))
+@given(
+    st.binary(max_size=400),
+    st.integers(0, 399),
+    st.sampled_from(
+        [
+            "multipart/form-data; boundary=b",
+            'multipart/form-data; boundary="b"',
+            "multipart/form-data; boundary=",
+            "multipart/form-data; boundary=\x00\xff",
+            "multipart/form-data; charset=x; boundary=b",
+        ]
+    ),
+)
 def test_hostile_bodies_give_bytes_none_or_a_multipart_error(noise, cut, ctype):
     """Random bytes, and a real body cut or spliced with them: the answer is the file, None or MultipartError."""
     real, _ = encoded(files={"file": ("g.png", b"\x89PNG" + noise, "image/png")})

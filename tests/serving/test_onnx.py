@@ -8,14 +8,13 @@ import shutil
 
 import numpy as np
 import pytest
+from serving_helpers import train_model
 
 from glyphlab.errors import GlyphlabError
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.persistence import load_model
 from glyphlab.serving.onnx_export import OnnxExportError, export_onnx, sidecar_path
 from glyphlab.serving.predictor import Predictor
-
-from serving_helpers import train_model
 
 ort = pytest.importorskip("onnxruntime")
 

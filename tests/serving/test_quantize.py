@@ -57,14 +57,18 @@ def test_export_cli_int8(cnn_dir, tmp_path, monkeypatch):
     # the one-epoch fixture network is unsure of many digits: its int8 twin agrees on ~98.7 %, so this wiring test
     # lowers the bar; the refusal itself is checked below with a bar no graph can pass
     monkeypatch.setattr(quantize, "MIN_AGREEMENT", 0.95)
-    r = runner.invoke(app, ["export", str(cnn_dir), "--onnx", str(out), "--quantize", "int8", "--calibration", "digits"])
+    r = runner.invoke(
+        app, ["export", str(cnn_dir), "--onnx", str(out), "--quantize", "int8", "--calibration", "digits"]
+    )
     assert r.exit_code == 0, r.output
     assert "int8" in r.output and out.is_file()
     r = runner.invoke(app, ["export", str(cnn_dir), "--onnx", str(tmp_path / "x.onnx"), "--quantize", "int8"])
     assert r.exit_code == 2 and "calibrat" in r.output  # no run folder, no --calibration: one clear line
     monkeypatch.setattr(quantize, "MIN_AGREEMENT", 1.01)
-    r = runner.invoke(app, ["export", str(cnn_dir), "--onnx", str(tmp_path / "y.onnx"), "--quantize", "int8",
-                            "--calibration", "digits"])
+    r = runner.invoke(
+        app,
+        ["export", str(cnn_dir), "--onnx", str(tmp_path / "y.onnx"), "--quantize", "int8", "--calibration", "digits"],
+    )
     assert r.exit_code == 2 and "not keeping it" in r.output and not (tmp_path / "y.onnx").exists()
     assert not list(tmp_path.glob(".y.*"))  # no temporary file left behind
     r = runner.invoke(app, ["export", str(cnn_dir), "--quantize", "int4"])

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from net_helpers import free_port
 from serving_helpers import digit_png, stop_server, train_model
 
@@ -31,8 +30,21 @@ from glyphlab.serving.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[2]
 #: torch, its own pieces, the packages built on it, and the test environment's own (editable) glyphlab
-LEFT_OUT = ("torch", "functorch", "torchgen", "nvidia", "triton", "captum", "e2cnn", "escnn", "timm", "torchvision",
-            "__editable__", "glyphlab", "_glyphlab")
+LEFT_OUT = (
+    "torch",
+    "functorch",
+    "torchgen",
+    "nvidia",
+    "triton",
+    "captum",
+    "e2cnn",
+    "escnn",
+    "timm",
+    "torchvision",
+    "__editable__",
+    "glyphlab",
+    "_glyphlab",
+)
 
 
 def test_serve_extra_does_not_name_torch():
@@ -52,8 +64,14 @@ def torchless_python(tmp_path_factory) -> Path:
     if made.returncode != 0:
         pytest.skip(f"cannot make a venv here ({made.stderr.strip()[:200]})")
     python = root / "venv" / "bin" / "python"
-    target = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                 capture_output=True, text=True, check=True).stdout.strip())
+    target = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     for entry in site.iterdir():
         if not entry.name.lower().startswith(LEFT_OUT):
             (target / entry.name).symlink_to(entry)
@@ -102,9 +120,22 @@ def test_server_without_torch(torchless_python, cnn_dir, cnn_onnx_dir, logreg_di
     images = digits["test"].images[:6].astype(np.float32)
     xgb = train_model("xgboost", digits, n_estimators=5, max_depth=2, n_jobs=1).save(tmp_path / "xgb")
     np.save(tmp_path / "images.npy", images)
-    run = subprocess.run([str(torchless_python), "-c", CHECK, str(tmp_path / "images.npy"), str(cnn_dir),
-                          str(cnn_onnx_dir), str(logreg_dir), str(xgb)],
-                         capture_output=True, text=True, env=_env(), timeout=300)
+    run = subprocess.run(
+        [
+            str(torchless_python),
+            "-c",
+            CHECK,
+            str(tmp_path / "images.npy"),
+            str(cnn_dir),
+            str(cnn_onnx_dir),
+            str(logreg_dir),
+            str(xgb),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
     assert got.pop("torch") is False
@@ -113,9 +144,21 @@ def test_server_without_torch(torchless_python, cnn_dir, cnn_onnx_dir, logreg_di
 
     port = free_port()
     log = tmp_path / "serve.log"
-    proc = subprocess.Popen([str(torchless_python), "-c", "from glyphlab.cli import main; main()", "serve",
-                             str(cnn_onnx_dir), "--port", str(port), "--no-access-log"],
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=_env())
+    proc = subprocess.Popen(
+        [
+            str(torchless_python),
+            "-c",
+            "from glyphlab.cli import main; main()",
+            "serve",
+            str(cnn_onnx_dir),
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),
+        env=_env(),
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -132,8 +175,9 @@ def test_server_without_torch(torchless_python, cnn_dir, cnn_onnx_dir, logreg_di
         expected = Predictor(cnn_onnx_dir)
         assert health["model_id"] == expected.model_id  # the same weights' digest with or without torch
         for im in images[:3]:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/prediction", data=digit_png(im),
-                                         headers={"Content-Type": "image/png"})
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/prediction", data=digit_png(im), headers={"Content-Type": "image/png"}
+            )
             with urllib.request.urlopen(req, timeout=30) as r:
                 answer = json.loads(r.read())
             want = expected.predict(expected.prepare_bytes(digit_png(im))[None])[0]

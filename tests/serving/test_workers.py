@@ -12,7 +12,6 @@ import urllib.request
 
 import psutil
 import pytest
-
 from serving_helpers import drawn_one, png_bytes, stop_server
 
 from glyphlab.serving.workers import reuseport_sockets, spreads_connections
@@ -55,8 +54,10 @@ def _listening_pids(port: int, supervisor: int) -> set[int]:
     pids = set()
     for child in psutil.Process(supervisor).children():
         try:
-            if any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
-                   for c in child.net_connections(kind="tcp")):
+            if any(
+                c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+                for c in child.net_connections(kind="tcp")
+            ):
                 pids.add(child.pid)
         except psutil.Error:  # exited meanwhile
             pass
@@ -77,31 +78,66 @@ def test_two_workers_serve_and_a_dead_one_is_replaced(logreg_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-c", "from glyphlab.cli import main; main()", "serve", str(logreg_dir),
-                             "--port", str(port), "--workers", "2", "--no-access-log"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from glyphlab.cli import main; main()",
+            "serve",
+            str(logreg_dir),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--no-access-log",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        first = _wait(lambda: len(_listening_pids(port, proc.pid)) == 2 and _listening_pids(port, proc.pid), 120, "two listening workers")
+        first = _wait(
+            lambda: len(_listening_pids(port, proc.pid)) == 2 and _listening_pids(port, proc.pid),
+            120,
+            "two listening workers",
+        )
         body = png_bytes(drawn_one())
 
         def predict() -> int:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/prediction", data=body,
-                                         headers={"Content-Type": "image/png"})
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/prediction", data=body, headers={"Content-Type": "image/png"}
+            )
             with urllib.request.urlopen(req, timeout=60) as r:
                 return r.status
 
         assert [predict() for _ in range(10)] == [200] * 10
         # issue 29 (3): a second server on the same port would have shared it (SO_REUSEPORT) and answered with
         # its own model at random; it is refused in one line, before its model is read
-        second = subprocess.run([sys.executable, "-c", "from glyphlab.cli import main; main()", "serve",
-                                 str(logreg_dir), "--port", str(port), "--workers", "2"],
-                                capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from glyphlab.cli import main; main()",
+                "serve",
+                str(logreg_dir),
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert second.returncode == 2 and f"127.0.0.1:{port}: something already listens" in second.stdout, second
         assert "Traceback" not in second.stdout + second.stderr
         victim = sorted(first)[0]
         os.kill(victim, signal.SIGKILL)
-        now = _wait(lambda: (p := _listening_pids(port, proc.pid)) and len(p) == 2 and victim not in p and p, 120,
-                    "the killed worker's replacement")
+        now = _wait(
+            lambda: (p := _listening_pids(port, proc.pid)) and len(p) == 2 and victim not in p and p,
+            120,
+            "the killed worker's replacement",
+        )
         assert len(now & first) == 1
         # the replacement may still be loading the model: connections the kernel hashes to its socket wait for
         # it in the backlog (hence the long timeout) instead of failing

@@ -11,9 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from net_helpers import free_port, url_answers, wait_until_up
 
 from glyphlab.serving.predictor import Predictor
-from net_helpers import free_port, url_answers, wait_until_up
 from glyphlab.tracking import read_tracking
 
 
@@ -37,18 +37,45 @@ def check_models_serve(uri: str, out: Path, name: str, tmp_path: Path) -> None:
     _, want = expected(out, images)
     port = free_port()
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # the glyphlab under test, not an installed one
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }  # the glyphlab under test, not an installed one
     log = open(tmp_path / "models-serve.log", "w")
-    server = subprocess.Popen([str(Path(bin_dir) / "mlflow"), "models", "serve", "-m", info["uri"], "--env-manager",
-                               "local", "-h", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env,
-                              cwd=tmp_path, start_new_session=True)
+    server = subprocess.Popen(
+        [
+            str(Path(bin_dir) / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            info["uri"],
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        stdout=log,
+        stderr=log,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     try:
-        wait_until_up(lambda: url_answers(f"http://127.0.0.1:{port}/ping"), server, tmp_path / "models-serve.log",
-                      120, "mlflow models serve's /ping")
+        wait_until_up(
+            lambda: url_answers(f"http://127.0.0.1:{port}/ping"),
+            server,
+            tmp_path / "models-serve.log",
+            120,
+            "mlflow models serve's /ping",
+        )
         body = json.dumps({"inputs": images.tolist()}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=60) as resp:
             answers = json.loads(resp.read())["predictions"]
         assert [a["label"] for a in answers] == want

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
-
 from registry_helpers import expected, first_test_images
+from rich.console import Console
 
 from glyphlab.errors import ConfigError
 from glyphlab.pipeline.run import RunConfig, run
@@ -54,8 +53,14 @@ def test_mlflow_variables_and_registry(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "team-digits")
     monkeypatch.chdir(tmp_path)
     cfg = RunConfig(dataset="digits", models=["logreg"], dataset_options={"limit": 300})
-    out = run(cfg, tmp_path / "run", console=Console(file=open(os.devnull, "w")), report=False, track="mlflow",
-              register="digits-clf")
+    out = run(
+        cfg,
+        tmp_path / "run",
+        console=Console(file=open(os.devnull, "w")),
+        report=False,
+        track="mlflow",
+        register="digits-clf",
+    )
     assert not (tmp_path / "mlflow.db").exists()
     info = json.loads((out / TRACKING_FILE).read_text())
     assert info["uri"] == store

@@ -10,17 +10,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from rich.console import Console
-
 from net_helpers import free_port, url_answers, wait_until_up
 from registry_helpers import check_models_serve
+from rich.console import Console
 
+from glyphlab.errors import ConfigError
 from glyphlab.pipeline.run import RunConfig, run
 from glyphlab.tracking import TRACKING_FILE, resolve_backend
-from glyphlab.errors import ConfigError
 
 mlflow = pytest.importorskip("mlflow", reason="needs the mlflow extra: pip install 'glyphlab[mlflow]'")
 from mlflow import MlflowClient  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _no_tracking_variables(monkeypatch):
@@ -29,8 +29,7 @@ def _no_tracking_variables(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-CFG = dict(dataset="digits", models=["logreg", "mlp"], params={"mlp": {"epochs": 2, "progress": False,
-                                                                        "hidden": [32]}})
+CFG = dict(dataset="digits", models=["logreg", "mlp"], params={"mlp": {"epochs": 2, "progress": False, "hidden": [32]}})
 
 
 def _quiet() -> Console:
@@ -83,16 +82,37 @@ def test_mlflow_tracking_server_on_loopback(tmp_path: Path):
     port = free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     server = subprocess.Popen(
-        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
-         str(tmp_path / "server-artifacts")],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), cwd=tmp_path)
+        [
+            str(mlflow_bin),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "server.log", "w"),
+        cwd=tmp_path,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(lambda: url_answers(f"{uri}/health"), server, tmp_path / "server.log", 180,
-                      "mlflow server's /health", poll=0.5)
-        out = run(RunConfig(**CFG), tmp_path / "run", console=_quiet(), report=False, tracking_uri=uri,
-                  register="glyphs")
+        wait_until_up(
+            lambda: url_answers(f"{uri}/health"),
+            server,
+            tmp_path / "server.log",
+            180,
+            "mlflow server's /health",
+            poll=0.5,
+        )
+        out = run(
+            RunConfig(**CFG), tmp_path / "run", console=_quiet(), report=False, tracking_uri=uri, register="glyphs"
+        )
         _check_mlflow_run(uri, out)  # a URI alone means mlflow
         assert any((tmp_path / "server-artifacts").rglob("manifest.json"))  # the server stored the artifacts
         check_models_serve(uri, out, "glyphs", tmp_path)  # the registered model, served by MLflow itself
@@ -151,8 +171,12 @@ def test_search_trials_are_nested_runs_and_the_refit_joins_them(tmp_path: Path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     out = tmp_path / "search"
-    run_search(SearchConfig(dataset="digits", space="svm-default", trials=3, cv=2, sampler="random", out=str(out)),
-               _quiet(), track="mlflow", tracking_uri=uri)
+    run_search(
+        SearchConfig(dataset="digits", space="svm-default", trials=3, cv=2, sampler="random", out=str(out)),
+        _quiet(),
+        track="mlflow",
+        tracking_uri=uri,
+    )
     info = json.loads((out / TRACKING_FILE).read_text())
     assert set(info["children"]) == {"trial-0", "trial-1", "trial-2", "svm-best"}
     client = MlflowClient(tracking_uri=uri)

@@ -72,12 +72,15 @@ ROT_SEED000_SEED = 0  # fixed: every user of mnist-rot-seed000 gets the same sub
 ROT_SEED000_TRAIN = 3_000  # a stratified 5% of MNIST's 60,000 training digits
 MNIST_ROT_SEED = 2007  # fixed: the year of Larochelle et al.'s benchmark
 MNIST_ROT_SIZES = (10_000, 2_000, 50_000)  # train / val / test
-MNIST_ROT_AMAT = ("mnist_all_rotation_normalized_float_train_valid.amat",
-                  "mnist_all_rotation_normalized_float_test.amat")
+MNIST_ROT_AMAT = (
+    "mnist_all_rotation_normalized_float_train_valid.amat",
+    "mnist_all_rotation_normalized_float_test.amat",
+)
 
 
-def _rotated_split(images: np.ndarray, labels: np.ndarray, keep: np.ndarray, low: float, high: float, seed: int,
-                   split: str) -> Split:
+def _rotated_split(
+    images: np.ndarray, labels: np.ndarray, keep: np.ndarray, low: float, high: float, seed: int, split: str
+) -> Split:
     """Rotate ``images[keep]``; the angle of image i is the i-th draw of the split's stream over ALL images, so
     a ``limit`` picks the very same rotated images as the full dataset holds (only fewer of them are rotated)."""
     from glyphlab.data.variants import rotate_images, split_rng
@@ -86,8 +89,9 @@ def _rotated_split(images: np.ndarray, labels: np.ndarray, keep: np.ndarray, low
     return Split(rotate_images(images[keep], angles[keep]), labels[keep])
 
 
-def _mnist_rot_draw(data_dir: Path | None,
-                    download: bool) -> tuple[Dataset, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _mnist_rot_draw(
+    data_dir: Path | None, download: bool
+) -> tuple[Dataset, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """mnist-rot's draw from all 70,000 MNIST digits: (mnist, images, labels, indices of "train+val", "test" and
     "spare", the 8,000 in neither). Defined once, so the spare digits cannot drift from the splits' draw."""
     from glyphlab.data.seeds import _load_mnist, _mnist_dir
@@ -113,7 +117,7 @@ def mnist_rot_spare(data_dir: Path | None = None, download: bool = True) -> Spli
 @register_dataset(
     "mnist-rot-seed000",
     description="seed 000: a stratified 5% of MNIST train rotated in [-180, 180) and blur-filtered; all 10,000 "
-                "MNIST test digits rotated likewise",
+    "MNIST test digits rotated likewise",
     source="generated from the MNIST IDX files (fixed seed 0)",
     sizes="~2,850 train (3,000 before the blur filter drops the 5% blurriest) / 10,000 test, 28x28, 10 classes",
 )
@@ -133,16 +137,32 @@ def load_mnist_rot_seed000(data_dir: Path | None = None, limit: int | None = Non
     _, sub = stratified_indices(tr.labels, ROT_SEED000_TRAIN, seed)
     train_imgs, train_labels = tr.images[sub], tr.labels[sub]
     splits = {
-        "train": _rotated_split(train_imgs, train_labels, limit_indices(train_labels, len(sub), limit, seed),
-                                -180.0, 180.0, seed, "train"),
-        "test": _rotated_split(te.images, te.labels, limit_indices(te.labels, len(te), limit, seed),
-                               -180.0, 180.0, seed, "test"),
+        "train": _rotated_split(
+            train_imgs, train_labels, limit_indices(train_labels, len(sub), limit, seed), -180.0, 180.0, seed, "train"
+        ),
+        "test": _rotated_split(
+            te.images, te.labels, limit_indices(te.labels, len(te), limit, seed), -180.0, 180.0, seed, "test"
+        ),
     }
-    ds = Dataset(name="mnist-rot-seed000", classes=[str(i) for i in range(10)], splits=splits, source=mnist.source,
-                 meta={"protocol": {"dataset": "mnist-rot-seed000", "seed": seed, "train_subset": ROT_SEED000_TRAIN,
-                                    "angles": [-180.0, 180.0], "limit": limit},
-                       "variants": [{"name": "subset", "size": ROT_SEED000_TRAIN, "seed": seed, "split": "train"},
-                                    {"name": "rotate", "low": -180.0, "high": 180.0, "seed": seed}]})
+    ds = Dataset(
+        name="mnist-rot-seed000",
+        classes=[str(i) for i in range(10)],
+        splits=splits,
+        source=mnist.source,
+        meta={
+            "protocol": {
+                "dataset": "mnist-rot-seed000",
+                "seed": seed,
+                "train_subset": ROT_SEED000_TRAIN,
+                "angles": [-180.0, 180.0],
+                "limit": limit,
+            },
+            "variants": [
+                {"name": "subset", "size": ROT_SEED000_TRAIN, "seed": seed, "split": "train"},
+                {"name": "rotate", "low": -180.0, "high": 180.0, "seed": seed},
+            ],
+        },
+    )
     out = blur_filter(ds, split="train")
     out.name = "mnist-rot-seed000"
     return out
@@ -151,12 +171,13 @@ def load_mnist_rot_seed000(data_dir: Path | None = None, limit: int | None = Non
 @register_dataset(
     "mnist-rot",
     description="MNIST-rotation (Larochelle et al. 2007): digits rotated uniformly in [0, 360); or the original "
-                ".amat files with option amat_dir",
+    ".amat files with option amat_dir",
     source="generated from the MNIST IDX files (fixed seed 2007), or read from amat_dir",
     sizes="62,000 images 28x28, 10 classes; 10,000 train / 2,000 val / 50,000 test",
 )
-def load_mnist_rot(data_dir: Path | None = None, limit: int | None = None, amat_dir: str | Path | None = None,
-                   download: bool = True) -> Dataset:
+def load_mnist_rot(
+    data_dir: Path | None = None, limit: int | None = None, amat_dir: str | Path | None = None, download: bool = True
+) -> Dataset:
     """The MNIST-rotation benchmark's protocol: 12,000 training digits (the first 10,000 train, the last 2,000
     validation) and 50,000 test digits, each rotated by an angle uniform in [0, 360).
 
@@ -183,11 +204,19 @@ def load_mnist_rot(data_dir: Path | None = None, limit: int | None = None, amat_
         train_valid = read_amat(paths[0], transposed=True, labeled=True, classes=classes)
         test = read_amat(paths[1], transposed=True, labeled=True, classes=classes)
         n_tr = min(n_train, len(train_valid) - 1)
-        raw = {"train": train_valid.take(np.arange(n_tr)), "val": train_valid.take(np.arange(n_tr, len(train_valid))),
-               "test": test}
+        raw = {
+            "train": train_valid.take(np.arange(n_tr)),
+            "val": train_valid.take(np.arange(n_tr, len(train_valid))),
+            "test": test,
+        }
         splits = {k: s.take(limit_indices(s.labels, len(s), limit, seed)) for k, s in raw.items()}
-        return Dataset(name="mnist-rot", classes=classes, splits=splits, source=str(folder),
-                       meta={"protocol": {"dataset": "mnist-rot", "files": [str(p) for p in paths], "limit": limit}})
+        return Dataset(
+            name="mnist-rot",
+            classes=classes,
+            splits=splits,
+            source=str(folder),
+            meta={"protocol": {"dataset": "mnist-rot", "files": [str(p) for p in paths], "limit": limit}},
+        )
     mnist, images, labels, drawn = _mnist_rot_draw(data_dir, download)
     train_all, test_idx = drawn["train+val"], drawn["test"]
     # a seeded shuffle first: train_all is sorted, so a plain cut would not be random in MNIST's order
@@ -197,7 +226,19 @@ def load_mnist_rot(data_dir: Path | None = None, limit: int | None = None, amat_
     for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
         keep = limit_indices(labels[idx], len(idx), limit, seed)
         splits[name] = _rotated_split(images[idx], labels[idx], keep, 0.0, 360.0, seed, name)
-    return Dataset(name="mnist-rot", classes=classes, splits=splits, source=mnist.source,
-                   meta={"protocol": {"dataset": "mnist-rot", "seed": seed, "sizes": list(MNIST_ROT_SIZES),
-                                      "angles": [0.0, 360.0], "limit": limit},
-                         "variants": [{"name": "rotate", "low": 0.0, "high": 360.0, "seed": seed}]})
+    return Dataset(
+        name="mnist-rot",
+        classes=classes,
+        splits=splits,
+        source=mnist.source,
+        meta={
+            "protocol": {
+                "dataset": "mnist-rot",
+                "seed": seed,
+                "sizes": list(MNIST_ROT_SIZES),
+                "angles": [0.0, 360.0],
+                "limit": limit,
+            },
+            "variants": [{"name": "rotate", "low": 0.0, "high": 360.0, "seed": seed}],
+        },
+    )

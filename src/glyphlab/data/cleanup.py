@@ -136,8 +136,7 @@ def dark_ink(image: np.ndarray) -> bool:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     h, w = img.shape
     f = max(1.0, max(h, w) / 64.0)
-    u8 = cv2.resize(img, (max(1, round(w / f)), max(1, round(h / f))), interpolation=cv2.INTER_AREA) \
-        if f > 1 else img
+    u8 = cv2.resize(img, (max(1, round(w / f)), max(1, round(h / f))), interpolation=cv2.INTER_AREA) if f > 1 else img
     k = max(3, (min(u8.shape) // 2) | 1)
     # light multiplies (a shadowed page is the same page), so the contrast is a log ratio; a pixel counts
     # from a third darker or lighter than its paper, up to four times (near black a ratio means little)
@@ -223,8 +222,10 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int) -> _Page:
         if light.any():  # and the weak ink that fades out of it (its penumbra, a finger's narrow tip)
             faint = weak & (1 - sure)
             nf, flabels = cv2.connectedComponents(faint, connectivity=8)
-            touched = np.bincount(flabels[cv2.dilate(light.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0],
-                                  minlength=nf) > 0
+            touched = (
+                np.bincount(flabels[cv2.dilate(light.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0], minlength=nf)
+                > 0
+            )
             touched[0] = False
             weak[touched[flabels]] = 0
             weak[light] = 0
@@ -238,13 +239,14 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int) -> _Page:
     if page and n > 1:
         # the page's edge, the table beside it: ink lying mostly in a strip along the picture's edge
         m = max(2, round(0.07 * min(h, w)))
-        strip = np.concatenate([labels[:m].ravel(), labels[-m:].ravel(), labels[m:-m, :m].ravel(),
-                                labels[m:-m, -m:].ravel()])
+        strip = np.concatenate(
+            [labels[:m].ravel(), labels[-m:].ravel(), labels[m:-m, :m].ravel(), labels[m:-m, -m:].ravel()]
+        )
         mass[np.bincount(strip, minlength=n) > 0.4 * area] = 0.0
         # the box of a form around the glyph: a large component whose ink hugs its own bounding box
         for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & (mass > 0)):
             e = max(2, round(0.08 * min(bw[j], bh[j])))
-            own = labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j
+            own = labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
             if own[e:-e, e:-e].sum() < 0.25 * area[j]:
                 mass[j] = 0.0
     return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark)
@@ -267,9 +269,18 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     unlike = np.zeros(n, bool)  # shaped like no glyph: never counted as another glyph beside this one
     if len(cands) > 1:
         dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
-        thickness = 2.0 * (np.array([dist[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]][
-            labels[y[j]: y[j] + bh[j], x[j]: x[j] + bw[j]] == j].max() for j in cands]) if len(cands) <= 8
-            else np.asarray(ndimage.maximum(dist, labels, cands)))
+        thickness = 2.0 * (
+            np.array(
+                [
+                    dist[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]][
+                        labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
+                    ].max()
+                    for j in cands
+                ]
+            )
+            if len(cands) <= 8
+            else np.asarray(ndimage.maximum(dist, labels, cands))
+        )
         thick = thickness > BLOB * np.maximum(bw[cands], bh[cands])
         blob = thick & (area[cands] > 0.6 * bw[cands] * bh[cands])
         # and a flat bar (a form box's side, a ruling's piece, the page's edge) is no digit either
@@ -296,9 +307,13 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             keep[j] = True
             left, right = min(left, x[j]), max(right, x[j] + bw[j])
             top, bottom = min(top, y[j]), max(bottom, y[j] + bh[j])
-        elif (not unlike[j] and mass[j] >= OTHER_SHARE * mass[main] and bh[j] >= 0.6 * (bottom - top)
-              and min(bottom, y[j] + bh[j]) - max(top, y[j]) >= 0.5 * min(bh[j], bottom - top)
-              and mass[j] / area[j] >= 0.6 * mass[main] / area[main]):
+        elif (
+            not unlike[j]
+            and mass[j] >= OTHER_SHARE * mass[main]
+            and bh[j] >= 0.6 * (bottom - top)
+            and min(bottom, y[j] + bh[j]) - max(top, y[j]) >= 0.5 * min(bh[j], bottom - top)
+            and mass[j] / area[j] >= 0.6 * mass[main] / area[main]
+        ):
             others += 1  # another glyph: as tall, on the same line, as strongly inked
     mask = cv2.dilate(keep.astype(np.uint8)[labels], np.ones((3, 3), np.uint8))  # the strokes' soft edges
     out = _kept_ink(u8, mask, sure_t)
@@ -318,8 +333,9 @@ def _levels(u8: np.ndarray) -> tuple[int, float]:
     hist = np.bincount(u8.ravel(), minlength=256)
     # the ink's peak: the 99.7th percentile, or the level of the 40th strongest pixel where the glyph is
     # smaller than 0.3 % of the picture (a digit in the middle of a whole page)
-    peak = max(_percentile(hist, 99.7), _percentile(hist, 100.0 * (1 - 40 / u8.size))) if u8.size > 300 \
-        else int(u8.max())
+    peak = (
+        max(_percentile(hist, 99.7), _percentile(hist, 100.0 * (1 - 40 / u8.size))) if u8.size > 300 else int(u8.max())
+    )
     otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return peak, max(otsu, SURE_SHARE * peak, MIN_INK * 255)
 
@@ -353,7 +369,7 @@ def normalise_stroke(ink: np.ndarray, box: tuple[int, int, int, int], share: flo
         if out.sum() < 0.35 * region.sum():  # thinner than that, a bold glyph breaks apart: leave it
             return ink
     grown = np.zeros((ink.shape[0] + 2 * pad, ink.shape[1] + 2 * pad), np.float32)
-    grown[t: b + 2 * pad, l: r + 2 * pad] = out
+    grown[t : b + 2 * pad, l : r + 2 * pad] = out
     return grown[pad:-pad, pad:-pad]
 
 
@@ -436,8 +452,15 @@ def find_line(image: np.ndarray, ink_dark: bool | None = None) -> LineInk:
     pg = _page(image, ink_dark, LINE_WORK_SIDE)
     u8, sure_t, ink_dark = pg.u8, pg.sure_t, pg.ink_dark
     h, w = u8.shape
-    nothing = LineInk(np.zeros((h, w), np.float32), np.zeros((h, w), np.int32), np.zeros((0, 4), np.int64),
-                      np.zeros(0), True, ink_dark, scale)
+    nothing = LineInk(
+        np.zeros((h, w), np.float32),
+        np.zeros((h, w), np.int32),
+        np.zeros((0, 4), np.int64),
+        np.zeros(0),
+        True,
+        ink_dark,
+        scale,
+    )
     if pg.mass is None or pg.labels is None or len(pg.mass) <= 1:
         return nothing
     mass, labels, n = pg.mass, pg.labels, len(pg.mass)

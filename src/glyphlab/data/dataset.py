@@ -27,14 +27,12 @@ class Split:
         if self.labels is not None:
             self.labels = np.asarray(self.labels, dtype=np.int64)
             if self.labels.shape != (len(self.images),):
-                raise DataError(
-                    f"{len(self.images)} images but labels of shape {self.labels.shape}"
-                )
+                raise DataError(f"{len(self.images)} images but labels of shape {self.labels.shape}")
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def take(self, index: np.ndarray) -> "Split":
+    def take(self, index: np.ndarray) -> Split:
         return Split(self.images[index], None if self.labels is None else self.labels[index])
 
 
@@ -58,9 +56,7 @@ class Dataset:
 
     def __getitem__(self, split: str) -> Split:
         if split not in self.splits:
-            raise DataError(
-                f"dataset '{self.name}' has no split '{split}' (it has: {', '.join(self.splits)})"
-            )
+            raise DataError(f"dataset '{self.name}' has no split '{split}' (it has: {', '.join(self.splits)})")
         return self.splits[split]
 
     @property
@@ -72,11 +68,11 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def with_splits(self, splits: dict[str, Split], **meta: Any) -> "Dataset":
+    def with_splits(self, splits: dict[str, Split], **meta: Any) -> Dataset:
         """A new dataset with other splits; meta entries are merged (variants record themselves)."""
         return replace(self, splits=splits, meta={**self.meta, **meta})
 
-    def map_images(self, fn, suffix: str, **meta: Any) -> "Dataset":
+    def map_images(self, fn, suffix: str, **meta: Any) -> Dataset:
         """Apply ``fn(images, split_name) -> images`` to every split, keeping labels."""
         splits = {k: Split(fn(s.images, k), s.labels) for k, s in self.splits.items()}
         out = self.with_splits(splits, **meta)
@@ -93,12 +89,17 @@ class Dataset:
         import html
 
         h, w = self.image_shape
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'>{len(v):,}</td>"
-                       f"<td>{'yes' if v.labels is not None else 'no'}</td></tr>" for k, v in self.splits.items())
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td><td style='text-align:right'>{len(v):,}</td>"
+            f"<td>{'yes' if v.labels is not None else 'no'}</td></tr>"
+            for k, v in self.splits.items()
+        )
         classes = ", ".join(self.classes[:40]) + (" ..." if self.num_classes > 40 else "")
-        return (f"<p><b>{html.escape(self.name)}</b>: {h}×{w} images, {self.num_classes} classes "
-                f"({html.escape(classes)})</p><table><thead><tr><th>split</th><th>images</th><th>labeled</th>"
-                f"</tr></thead><tbody>{rows}</tbody></table>")
+        return (
+            f"<p><b>{html.escape(self.name)}</b>: {h}×{w} images, {self.num_classes} classes "
+            f"({html.escape(classes)})</p><table><thead><tr><th>split</th><th>images</th><th>labeled</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>"
+        )
 
     def summary(self) -> dict[str, Any]:
         sizes = {k: len(v) for k, v in self.splits.items()}

@@ -47,8 +47,7 @@ def _class_counts(ds: Dataset, out: Path) -> list[Path]:
     if not counts:
         return [csv_path]
     n = ds.num_classes
-    fig = Figure(figsize=(min(max(6.0, 0.35 * n * max(1, len(counts)) ** 0.5 + 2), 24) + 2, 4.5),
-                 layout="constrained")
+    fig = Figure(figsize=(min(max(6.0, 0.35 * n * max(1, len(counts)) ** 0.5 + 2), 24) + 2, 4.5), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(n)
     width = 0.8 / len(counts)
@@ -81,7 +80,7 @@ def _samples(ds: Dataset, name: str, split: Split, out: Path, per_class: int, se
         pick = np.sort(rng.choice(idx, min(per_class, len(idx)), replace=False)) if len(idx) else []
         for j in range(per_class):
             y, x = r * (h + gap), j * (w + gap)
-            grid[y:y + h, x:x + w] = split.images[pick[j]] if j < len(pick) else 0.0
+            grid[y : y + h, x : x + w] = split.images[pick[j]] if j < len(pick) else 0.0
     rows = len(shown)
     fig = Figure(figsize=(min(0.75 * per_class + 1.5, 14), min(0.75 * rows + 1.0, 40)), layout="constrained")
     ax = fig.add_subplot()
@@ -129,8 +128,14 @@ def _histogram(ds: Dataset, out: Path, seed: int) -> Path:
         if px.size > _HIST_PIXELS:
             px = px[rng.integers(0, px.size, _HIST_PIXELS)]
         if px.size:
-            ax.hist(px, bins=bins, histtype="step", linewidth=1.6, density=True,
-                    label=f"{k} (mean {s.images.mean():.3f}, std {s.images.std():.3f})")
+            ax.hist(
+                px,
+                bins=bins,
+                histtype="step",
+                linewidth=1.6,
+                density=True,
+                label=f"{k} (mean {s.images.mean():.3f}, std {s.images.std():.3f})",
+            )
     ax.set_yscale("log")
     ax.set_xlabel("pixel intensity (0 = background, 1 = ink)")
     ax.set_ylabel("density (log scale)")
@@ -140,8 +145,9 @@ def _histogram(ds: Dataset, out: Path, seed: int) -> Path:
     return _save(fig, out / "pixel_histogram.png")
 
 
-def write_eda(ds: Dataset, out_dir: str | Path, *, split: str | None = None, per_class: int = 10,
-              seed: int = 0) -> list[Path]:
+def write_eda(
+    ds: Dataset, out_dir: str | Path, *, split: str | None = None, per_class: int = 10, seed: int = 0
+) -> list[Path]:
     """Write EDA files to ``out_dir`` and return their paths.
 
     ``class_counts.csv`` / ``class_counts.png`` (every labeled split), ``samples.png`` (up to ``per_class``

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
-
 from PIL import Image
 
 from glyphlab.data.dataset import Dataset, Split
@@ -105,8 +105,9 @@ def _parse_table(path: Path, delimiter: str | None, header: bool | None) -> tupl
     bad = ~np.isfinite(arr)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise DataError(f"{path}: line {r + first}, column {c + 1}: value {body[r] and arr[r, c]} is not a "
-                        "finite number")
+        raise DataError(
+            f"{path}: line {r + first}, column {c + 1}: value {body[r] and arr[r, c]} is not a finite number"
+        )
     return arr, first
 
 
@@ -115,8 +116,9 @@ def _locate_bad_line(path: Path, body: list[str], first: int, delimiter: str | N
     for i, line in enumerate(body):
         cells = _cells(line, delimiter)
         if len(cells) != ncols:
-            raise DataError(f"{path}: line {i + first}: expected {ncols} columns (as on line {first}), "
-                            f"got {len(cells)}")
+            raise DataError(
+                f"{path}: line {i + first}: expected {ncols} columns (as on line {first}), got {len(cells)}"
+            )
         for j, cell in enumerate(cells):
             if not _is_number(cell):
                 shown = cell if len(cell) <= 20 else cell[:20] + "..."
@@ -148,14 +150,16 @@ class PixelRange:
         return f"pixels 0-{top}, divided by {top} ({how})"
 
 
-_RANGE_HELP = ("pixels must be in [0, 1] or whole numbers 0-255; pass --dataset-option pixel_max=MAX "
-               "(Python: pixel_max=MAX) if they run from 0 to MAX")
+_RANGE_HELP = (
+    "pixels must be in [0, 1] or whole numbers 0-255; pass --dataset-option pixel_max=MAX "
+    "(Python: pixel_max=MAX) if they run from 0 to MAX"
+)
 _CHUNK_ROWS = 4096  # rows checked at a time, so a 70,000-row table needs no second full-size temporary
 
 
 def _first_bad(pixels: np.ndarray, test) -> tuple[int, int] | None:
     for start in range(0, len(pixels), _CHUNK_ROWS):
-        bad = test(pixels[start:start + _CHUNK_ROWS])
+        bad = test(pixels[start : start + _CHUNK_ROWS])
         if bad.any():
             r, c = np.argwhere(bad)[0]
             return int(r) + start, int(c)
@@ -165,7 +169,10 @@ def _first_bad(pixels: np.ndarray, test) -> tuple[int, int] | None:
 def _pixel_range(pixels: np.ndarray, path: Path, first: int, col0: int, pixel_max: float | None) -> PixelRange:
     """Check the pixels against ``pixel_max``, or detect the range: max <= 1 is [0, 1]; whole numbers up to 255
     are 0-255; anything else (floats above 1, values above 255, negatives) is an error naming the first cell."""
-    where = (lambda rc: f"{path}: line {rc[0] + first}, column {rc[1] + col0 + 1}")
+
+    def where(rc):
+        return f"{path}: line {rc[0] + first}, column {rc[1] + col0 + 1}"
+
     if pixel_max is not None:
         if not pixel_max > 0:
             raise DataError(f"{path}: pixel_max must be a positive number, got {pixel_max!r}")
@@ -189,14 +196,16 @@ def _pixel_range(pixels: np.ndarray, path: Path, first: int, col0: int, pixel_ma
             bad = _first_bad(pixels, lambda p: p > 1)
             why = "is above 1, but the file's fractional values are not whole numbers 0-255 either"
         else:
-            why = (f"is not a whole number 0-255, and the file's values go up to {top:g}, so they are not in "
-                   "[0, 1] either")
+            why = (
+                f"is not a whole number 0-255, and the file's values go up to {top:g}, so they are not in [0, 1] either"
+            )
         raise DataError(f"{where(bad)}: pixel value {pixels[bad]:g} fits no pixel range: it {why}; " + _RANGE_HELP)
     return PixelRange(255.0, detected=True)
 
 
-def _check_labels(labels: np.ndarray, path: Path, first: int, column: int | None,
-                  classes: Sequence[str] | None) -> np.ndarray:
+def _check_labels(
+    labels: np.ndarray, path: Path, first: int, column: int | None, classes: Sequence[str] | None
+) -> np.ndarray:
     where = (lambda r: f"line {r + first}, column {column}") if column else (lambda r: f"line {r + first}")
     frac = labels != np.round(labels)
     if frac.any():
@@ -223,9 +232,16 @@ def _rows_from_images(images: np.ndarray, pixel_max: float, transposed: bool) ->
     return np.asarray(imgs, dtype=np.float64).reshape(len(imgs), -1) * pixel_max
 
 
-def _table_split(path: Path, delimiter: str | None, header: bool | None, labeled: bool | None,
-                 label_column: int, pixel_max: float | None, transposed: bool,
-                 classes: Sequence[str] | None) -> tuple[Split, PixelRange]:
+def _table_split(
+    path: Path,
+    delimiter: str | None,
+    header: bool | None,
+    labeled: bool | None,
+    label_column: int,
+    pixel_max: float | None,
+    transposed: bool,
+    classes: Sequence[str] | None,
+) -> tuple[Split, PixelRange]:
     arr, first = _parse_table(path, delimiter, header)
     ncols = arr.shape[1]
     if labeled is None:  # s*s columns: unlabeled; s*s + 1: labeled (both cannot be squares)
@@ -246,28 +262,56 @@ def _table_split(path: Path, delimiter: str | None, header: bool | None, labeled
 # ------------------------------------------------------------------------------------------ CSV 785
 
 
-def read_csv785(path: str | Path, *, transposed: bool = False, header: bool | None = None,
-                labeled: bool | None = None, label_column: int = -1, pixel_max: float | None = None,
-                classes: Sequence[str] | None = None) -> Split:
+def read_csv785(
+    path: str | Path,
+    *,
+    transposed: bool = False,
+    header: bool | None = None,
+    labeled: bool | None = None,
+    label_column: int = -1,
+    pixel_max: float | None = None,
+    classes: Sequence[str] | None = None,
+) -> Split:
     """Read a pixel CSV: ``s*s`` pixel columns plus, when labeled, a label column.
 
     ``labeled=None`` infers it from the column count (785 labeled, 784 unlabeled); ``header=None`` detects a
     header row; ``label_column`` is -1 (last, e.g. mnist-back-rand) or 0 (first, Kaggle style).
     ``pixel_max=None`` detects the pixel range (:func:`read_csv785_range` also returns it).
     """
-    return read_csv785_range(path, transposed=transposed, header=header, labeled=labeled,
-                             label_column=label_column, pixel_max=pixel_max, classes=classes)[0]
+    return read_csv785_range(
+        path,
+        transposed=transposed,
+        header=header,
+        labeled=labeled,
+        label_column=label_column,
+        pixel_max=pixel_max,
+        classes=classes,
+    )[0]
 
 
-def read_csv785_range(path: str | Path, *, transposed: bool = False, header: bool | None = None,
-                      labeled: bool | None = None, label_column: int = -1, pixel_max: float | None = None,
-                      classes: Sequence[str] | None = None) -> tuple[Split, PixelRange]:
+def read_csv785_range(
+    path: str | Path,
+    *,
+    transposed: bool = False,
+    header: bool | None = None,
+    labeled: bool | None = None,
+    label_column: int = -1,
+    pixel_max: float | None = None,
+    classes: Sequence[str] | None = None,
+) -> tuple[Split, PixelRange]:
     """:func:`read_csv785` and the pixel range it read the file in."""
     return _table_split(Path(path), ",", header, labeled, label_column, pixel_max, transposed, classes)
 
 
-def write_csv785(path: str | Path, split: Split, *, transposed: bool = False, header: bool = False,
-                 label_column: int = -1, pixel_max: float = 255.0) -> Path:
+def write_csv785(
+    path: str | Path,
+    split: Split,
+    *,
+    transposed: bool = False,
+    header: bool = False,
+    label_column: int = -1,
+    pixel_max: float = 255.0,
+) -> Path:
     """Write a split as a pixel CSV, pixels rounded to integers 0..pixel_max; no label column if unlabeled."""
     path = Path(path)
     rows = np.rint(_rows_from_images(split.images, pixel_max, transposed))
@@ -284,17 +328,30 @@ def write_csv785(path: str | Path, split: Split, *, transposed: bool = False, he
 # ------------------------------------------------------------------------------ images + labels pair
 
 
-def read_image_csv_pair(images_path: str | Path, labels_path: str | Path, *, transposed: bool = False,
-                        header: bool | None = None, pixel_max: float | None = None,
-                        classes: Sequence[str] | None = None) -> Split:
+def read_image_csv_pair(
+    images_path: str | Path,
+    labels_path: str | Path,
+    *,
+    transposed: bool = False,
+    header: bool | None = None,
+    pixel_max: float | None = None,
+    classes: Sequence[str] | None = None,
+) -> Split:
     """Read an images CSV (N rows x s*s pixels; range detected unless ``pixel_max``) and a labels CSV."""
-    return read_image_csv_pair_range(images_path, labels_path, transposed=transposed, header=header,
-                                     pixel_max=pixel_max, classes=classes)[0]
+    return read_image_csv_pair_range(
+        images_path, labels_path, transposed=transposed, header=header, pixel_max=pixel_max, classes=classes
+    )[0]
 
 
-def read_image_csv_pair_range(images_path: str | Path, labels_path: str | Path, *, transposed: bool = False,
-                              header: bool | None = None, pixel_max: float | None = None,
-                              classes: Sequence[str] | None = None) -> tuple[Split, PixelRange]:
+def read_image_csv_pair_range(
+    images_path: str | Path,
+    labels_path: str | Path,
+    *,
+    transposed: bool = False,
+    header: bool | None = None,
+    pixel_max: float | None = None,
+    classes: Sequence[str] | None = None,
+) -> tuple[Split, PixelRange]:
     """:func:`read_image_csv_pair` and the pixel range it read the images in."""
     images_path, labels_path = Path(images_path), Path(labels_path)
     split, rng = _table_split(images_path, ",", header, False, -1, pixel_max, transposed, None)
@@ -307,12 +364,18 @@ def read_image_csv_pair_range(images_path: str | Path, labels_path: str | Path, 
     return Split(split.images, labels), rng
 
 
-def write_image_csv_pair(images_path: str | Path, labels_path: str | Path, split: Split, *,
-                         transposed: bool = False, header: bool = False, pixel_max: float = 255.0) -> None:
+def write_image_csv_pair(
+    images_path: str | Path,
+    labels_path: str | Path,
+    split: Split,
+    *,
+    transposed: bool = False,
+    header: bool = False,
+    pixel_max: float = 255.0,
+) -> None:
     if split.labels is None:
         raise DataError("cannot write a labels file for an unlabeled split")
-    write_csv785(images_path, Split(split.images, None), transposed=transposed, header=header,
-                 pixel_max=pixel_max)
+    write_csv785(images_path, Split(split.images, None), transposed=transposed, header=header, pixel_max=pixel_max)
     Path(labels_path).parent.mkdir(parents=True, exist_ok=True)
     np.savetxt(labels_path, split.labels, fmt="%d", header="label" if header else "", comments="")
 
@@ -320,8 +383,14 @@ def write_image_csv_pair(images_path: str | Path, labels_path: str | Path, split
 # --------------------------------------------------------------------------------------------- amat
 
 
-def read_amat(path: str | Path, *, transposed: bool = False, labeled: bool | None = None,
-              pixel_max: float | None = None, classes: Sequence[str] | None = None) -> Split:
+def read_amat(
+    path: str | Path,
+    *,
+    transposed: bool = False,
+    labeled: bool | None = None,
+    pixel_max: float | None = None,
+    classes: Sequence[str] | None = None,
+) -> Split:
     """Read a Larochelle ``.amat`` file: per line ``s*s`` floats in [0, 1], then the label (if labeled).
 
     The mnist-rotation(-back-image) files store each image column-major: pass ``transposed=True``. The pixel
@@ -330,8 +399,14 @@ def read_amat(path: str | Path, *, transposed: bool = False, labeled: bool | Non
     return read_amat_range(path, transposed=transposed, labeled=labeled, pixel_max=pixel_max, classes=classes)[0]
 
 
-def read_amat_range(path: str | Path, *, transposed: bool = False, labeled: bool | None = None,
-                    pixel_max: float | None = None, classes: Sequence[str] | None = None) -> tuple[Split, PixelRange]:
+def read_amat_range(
+    path: str | Path,
+    *,
+    transposed: bool = False,
+    labeled: bool | None = None,
+    pixel_max: float | None = None,
+    classes: Sequence[str] | None = None,
+) -> tuple[Split, PixelRange]:
     """:func:`read_amat` and the pixel range it read the file in."""
     return _table_split(Path(path), None, False, labeled, -1, pixel_max, transposed, classes)
 
@@ -351,8 +426,18 @@ def write_amat(path: str | Path, split: Split, *, transposed: bool = False) -> P
 # ------------------------------------------------------------------------------------- image folder
 
 
-IMAGE_OPTIONS = ("preprocess", "size", "polarity", "invert", "normalise_contrast", "crop_to_ink", "box",
-                 "keep_aspect", "centre_by_mass", "resample")
+IMAGE_OPTIONS = (
+    "preprocess",
+    "size",
+    "polarity",
+    "invert",
+    "normalise_contrast",
+    "crop_to_ink",
+    "box",
+    "keep_aspect",
+    "centre_by_mass",
+    "resample",
+)
 
 
 def image_folder_files(root: Path) -> tuple[list[Path], list[tuple[Path, int]], list[str]]:
@@ -363,37 +448,45 @@ def image_folder_files(root: Path) -> tuple[list[Path], list[tuple[Path, int]], 
     """
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
-    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
-                        key=lambda d: d.name)
+    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
     if not class_dirs:
-        raise DataError(f"{root}: no class sub-folders; put the images of each class in their own "
-                        f"sub-folder (e.g. {root}/A/img1.png, {root}/B/img2.png)")
+        raise DataError(
+            f"{root}: no class sub-folders; put the images of each class in their own "
+            f"sub-folder (e.g. {root}/A/img1.png, {root}/B/img2.png)"
+        )
     found: list[tuple[Path, int]] = []
     ignored: list[str] = []
     for label, d in enumerate(class_dirs):
         used = 0
         for f in sorted(p for p in d.rglob("*") if p.is_file()):
-            if any(part.startswith(".") for part in f.relative_to(d).parts) or \
-                    f.suffix.lower() not in IMAGE_SUFFIXES:
+            if any(part.startswith(".") for part in f.relative_to(d).parts) or f.suffix.lower() not in IMAGE_SUFFIXES:
                 ignored.append(str(f.relative_to(root)))
                 continue
             found.append((f, label))
             used += 1
         if used == 0:
-            raise DataError(f"{d}: class folder '{d.name}' has no image files "
-                            f"(looked for {', '.join(IMAGE_SUFFIXES)})")
+            raise DataError(f"{d}: class folder '{d.name}' has no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
     return class_dirs, found, ignored
 
 
 def folder_limits() -> DecodeLimits:
     """The decoding limits for a user's own image files (a dataset folder): far above an upload's."""
-    return DecodeLimits(max_bytes=MAX_IMAGE_BYTES, max_pixels=min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS
-                                                                  or MAX_IMAGE_PIXELS))
+    return DecodeLimits(
+        max_bytes=MAX_IMAGE_BYTES, max_pixels=min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS or MAX_IMAGE_PIXELS)
+    )
 
 
-def read_image_folder(path: str | Path, size: int | Sequence[int] = (28, 28), *, preprocess: str = "mnist",
-                      config: ImageConfig | None = None, limit: int | None = None, seed: int = 0,
-                      name: str | None = None, **image_options: Any) -> Dataset:
+def read_image_folder(
+    path: str | Path,
+    size: int | Sequence[int] = (28, 28),
+    *,
+    preprocess: str = "mnist",
+    config: ImageConfig | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    name: str | None = None,
+    **image_options: Any,
+) -> Dataset:
     """Read ``path/<class>/<image>`` files into a Dataset with one ``train`` split.
 
     Every file goes through :func:`glyphlab.data.images.prepare_image` with one :class:`ImageConfig`:
@@ -436,14 +529,20 @@ def read_image_folder(path: str | Path, size: int | Sequence[int] = (28, 28), *,
         classes=[d.name for d in class_dirs],
         splits={"train": Split(np.stack(images), all_labels[keep])},
         source=str(root),
-        meta={"image_folder": {"size": list(config.canvas), "inverted": n_inverted, "ignored_files": ignored,
-                               "blank_files": blank, "limit": limit},
-              "preprocessing": Preprocessing.files(config).to_dict()},
+        meta={
+            "image_folder": {
+                "size": list(config.canvas),
+                "inverted": n_inverted,
+                "ignored_files": ignored,
+                "blank_files": blank,
+                "limit": limit,
+            },
+            "preprocessing": Preprocessing.files(config).to_dict(),
+        },
     )
 
 
-def write_image_folder(path: str | Path, split: Split, classes: Sequence[str], *,
-                       ink_dark: bool = False) -> Path:
+def write_image_folder(path: str | Path, split: Split, classes: Sequence[str], *, ink_dark: bool = False) -> Path:
     """Write each image as ``path/<class>/<index>.png`` (8-bit grayscale).
 
     ``ink_dark=True`` writes dark ink on white paper; :func:`read_image_folder` reads either back.
@@ -471,8 +570,7 @@ def write_image_folder(path: str | Path, split: Split, classes: Sequence[str], *
 
 
 def _default_classes(splits: dict[str, Split]) -> list[str]:
-    top = max((int(s.labels.max()) for s in splits.values() if s.labels is not None and len(s.labels)),
-              default=-1)
+    top = max((int(s.labels.max()) for s in splits.values() if s.labels is not None and len(s.labels)), default=-1)
     return [str(i) for i in range(max(top + 1, 1))]
 
 
@@ -486,8 +584,9 @@ MNIST_FOLDER_OPTIONS = ("limit",)
 def _check_options(path: Path, kind: str, opts: dict[str, Any], allowed: Sequence[str]) -> None:
     unknown = sorted(set(opts) - set(allowed))
     if unknown:
-        raise DataError(f"{path}: {kind} take(s) no option {', '.join(map(repr, unknown))}; "
-                        f"the options are: {', '.join(allowed)}")
+        raise DataError(
+            f"{path}: {kind} take(s) no option {', '.join(map(repr, unknown))}; the options are: {', '.join(allowed)}"
+        )
 
 
 def _read_file(path: Path, opts: dict[str, Any]) -> tuple[Split, PixelRange]:
@@ -504,9 +603,15 @@ def _read_file(path: Path, opts: dict[str, Any]) -> tuple[Split, PixelRange]:
     raise DataError(f"{path}: unknown data file type '{path.suffix}' (expected .csv, .amat or a folder)")
 
 
-def load_path(path: str | Path, *, test_path: str | Path | None = None,
-              classes: Sequence[str] | None = None, name: str | None = None, limit: int | None = None,
-              **opts: Any) -> Dataset:
+def load_path(
+    path: str | Path,
+    *,
+    test_path: str | Path | None = None,
+    classes: Sequence[str] | None = None,
+    name: str | None = None,
+    limit: int | None = None,
+    **opts: Any,
+) -> Dataset:
     """Load a dataset from a path, choosing the reader from what it is.
 
     * a folder holding the four MNIST IDX files (directly or in ``mnist/``): MNIST, not downloaded;
@@ -545,8 +650,10 @@ def load_path(path: str | Path, *, test_path: str | Path | None = None,
         test_opts = {k: v for k, v in file_opts.items() if k != "labels_path"}
         read["test"] = _read_file(Path(test_path), test_opts)
         if read["test"][0].images.shape[1:] != read["train"][0].images.shape[1:]:
-            raise DataError(f"{test_path}: images of shape {read['test'][0].images.shape[1:]} do not match "
-                            f"{path} ({read['train'][0].images.shape[1:]})")
+            raise DataError(
+                f"{test_path}: images of shape {read['test'][0].images.shape[1:]} do not match "
+                f"{path} ({read['train'][0].images.shape[1:]})"
+            )
     splits = {k: s.take(limit_indices(s.labels, len(s), limit, 0)) if limit else s for k, (s, _) in read.items()}
     ranges = {k: r.to_dict() for k, (_, r) in read.items()}
     return Dataset(
@@ -554,7 +661,9 @@ def load_path(path: str | Path, *, test_path: str | Path | None = None,
         classes=list(classes) if classes is not None else _default_classes(splits),
         splits=splits,
         source=str(path) + (f" + {test_path}" if test_path else ""),
-        meta={"format": path.suffix.lower().lstrip("."),
-              "read_options": {k: str(v) for k, v in {**opts, "limit": limit}.items() if v is not None},
-              "pixel_range": ranges},
+        meta={
+            "format": path.suffix.lower().lstrip("."),
+            "read_options": {k: str(v) for k, v in {**opts, "limit": limit}.items() if v is not None},
+            "pixel_range": ranges,
+        },
     )

@@ -40,10 +40,11 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -139,12 +140,17 @@ class ImageConfig:
         if self.resample not in RESAMPLES:
             raise DataError(f"resample must be one of {', '.join(RESAMPLES)}, got {self.resample!r}")
         if self.box is not None and not (_whole(self.box) and 0 < self.box <= max(self.canvas)):
-            raise DataError(f"box must be a whole number of pixels in 1..{max(self.canvas)} (or none for the "
-                            f"whole canvas), got {self.box!r}")
-        if self.stroke is not None and not (isinstance(self.stroke, (int, float)) and not isinstance(self.stroke, bool)
-                                            and 0.02 <= self.stroke <= 0.5):
-            raise DataError(f"stroke must be a share of the glyph's size in 0.02..0.5 (MNIST's strokes are 0.11) "
-                            f"or none, got {self.stroke!r}")
+            raise DataError(
+                f"box must be a whole number of pixels in 1..{max(self.canvas)} (or none for the "
+                f"whole canvas), got {self.box!r}"
+            )
+        if self.stroke is not None and not (
+            isinstance(self.stroke, (int, float)) and not isinstance(self.stroke, bool) and 0.02 <= self.stroke <= 0.5
+        ):
+            raise DataError(
+                f"stroke must be a share of the glyph's size in 0.02..0.5 (MNIST's strokes are 0.11) "
+                f"or none, got {self.stroke!r}"
+            )
         if not self.clean:  # the stroke is a step of the clean path only: one config, one way to write it
             object.__setattr__(self, "stroke", None)
         for name in ("normalise_contrast", "crop_to_ink", "keep_aspect", "centre_by_mass", "clean", "binary"):
@@ -152,24 +158,41 @@ class ImageConfig:
                 raise DataError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     @classmethod
-    def mnist_style(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> "ImageConfig":
+    def mnist_style(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> ImageConfig:
         """The MNIST convention scaled to ``canvas``: ink box 20/28 of the side, centred by mass, strokes
         :data:`MNIST_STROKE` of the glyph wide. Canvases smaller than 16 px (the 8x8 ``digits``) are drawn edge
         to edge with their own bold strokes, so their ink fills the whole canvas and keeps its width; and
         not ``clean``: their strokes are a quarter of the glyph, as wide as any shadow the clean step drops."""
         side = min(_pair(canvas))
         box = round(side * MNIST_BOX / MNIST_CANVAS) if side >= 16 else None
-        return replace(cls(canvas=_pair(canvas), box=box, centre_by_mass=box is not None, clean=box is not None,
-                           stroke=MNIST_STROKE if box is not None else None), **changes)
+        return replace(
+            cls(
+                canvas=_pair(canvas),
+                box=box,
+                centre_by_mass=box is not None,
+                clean=box is not None,
+                stroke=MNIST_STROKE if box is not None else None,
+            ),
+            **changes,
+        )
 
     @classmethod
-    def as_given(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> "ImageConfig":
+    def as_given(cls, canvas: Sequence[int] | int = (MNIST_CANVAS, MNIST_CANVAS), **changes: Any) -> ImageConfig:
         """Resize only: the whole image (polarity still detected) scaled to the canvas, nothing cropped or moved."""
-        return replace(cls(canvas=_pair(canvas), normalise_contrast=False, crop_to_ink=False, box=None,
-                           centre_by_mass=False, clean=False), **changes)
+        return replace(
+            cls(
+                canvas=_pair(canvas),
+                normalise_contrast=False,
+                crop_to_ink=False,
+                box=None,
+                centre_by_mass=False,
+                clean=False,
+            ),
+            **changes,
+        )
 
     @classmethod
-    def from_options(cls, preset: str = "mnist", **options: Any) -> "ImageConfig":
+    def from_options(cls, preset: str = "mnist", **options: Any) -> ImageConfig:
         """A preset (``mnist`` or ``as-given``) with some fields changed, as the image-folder reader takes them
         (``size`` is the canvas; ``invert=True`` means dark ink on light paper)."""
         if preset not in PRESETS:
@@ -185,8 +208,10 @@ class ImageConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise DataError(f"unknown image option(s) {', '.join(unknown)}; the image options are: "
-                            f"preprocess, size, {', '.join(sorted(known - {'canvas'}))}, invert")
+            raise DataError(
+                f"unknown image option(s) {', '.join(unknown)}; the image options are: "
+                f"preprocess, size, {', '.join(sorted(known - {'canvas'}))}, invert"
+            )
         canvas = options.pop("canvas", (MNIST_CANVAS, MNIST_CANVAS))
         make = cls.mnist_style if preset == "mnist" else cls.as_given
         return make(canvas, **options)
@@ -198,7 +223,7 @@ class ImageConfig:
         return d
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "ImageConfig":
+    def from_dict(cls, raw: Mapping[str, Any]) -> ImageConfig:
         """A recorded config; one without ``version`` (recorded before the ``clean`` step) means version 1:
         ``clean``, ``stroke`` and ``binary`` off, whatever today's defaults are, so old models keep their steps."""
         if not isinstance(raw, Mapping):
@@ -206,8 +231,10 @@ class ImageConfig:
         raw = dict(raw)
         version = raw.pop("version", 1)
         if version not in (1, CONFIG_VERSION):
-            raise DataError(f"image config version {version!r} is not one this glyphlab reads (1 or "
-                            f"{CONFIG_VERSION}); a newer glyphlab saved it: upgrade glyphlab")
+            raise DataError(
+                f"image config version {version!r} is not one this glyphlab reads (1 or "
+                f"{CONFIG_VERSION}); a newer glyphlab saved it: upgrade glyphlab"
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if version == 1:
@@ -221,8 +248,13 @@ class ImageConfig:
     def describe(self) -> str:
         """One line for people: what happens to an image."""
         h, w = self.canvas
-        parts = [{"auto": "polarity detected", "dark-on-light": "dark ink on light paper (inverted)",
-                  "light-on-dark": "light ink on dark (not inverted)"}[self.polarity]]
+        parts = [
+            {
+                "auto": "polarity detected",
+                "dark-on-light": "dark ink on light paper (inverted)",
+                "light-on-dark": "light ink on dark (not inverted)",
+            }[self.polarity]
+        ]
         if self.clean:
             parts.append("the glyph found (light flattened, rulings and specks removed)")
         if self.clean and self.stroke is not None:
@@ -271,40 +303,48 @@ class Preprocessing:
     note: str = field(default="")
 
     @classmethod
-    def files(cls, config: ImageConfig) -> "Preprocessing":
+    def files(cls, config: ImageConfig) -> Preprocessing:
         return cls("image files", config, "image files read with this config; predict and serve apply the same")
 
     @classmethod
-    def arrays(cls, canvas: Sequence[int] | int) -> "Preprocessing":
-        return cls("arrays", ImageConfig.mnist_style(canvas),
-                   "trained on arrays as given; image files and uploads get the MNIST-style serving default")
+    def arrays(cls, canvas: Sequence[int] | int) -> Preprocessing:
+        return cls(
+            "arrays",
+            ImageConfig.mnist_style(canvas),
+            "trained on arrays as given; image files and uploads get the MNIST-style serving default",
+        )
 
     @classmethod
-    def assumed(cls, canvas: Sequence[int] | int) -> "Preprocessing":
+    def assumed(cls, canvas: Sequence[int] | int) -> Preprocessing:
         base = cls.arrays(canvas)  # that glyphlab's serving default: version 1, without the clean step
         config = replace(base.config, clean=False)
-        return replace(base, config=config, note="the manifest records no preprocessing (saved by an older "
-                       "glyphlab): assumed the MNIST-style serving default for arrays as given: " + config.describe())
+        return replace(
+            base,
+            config=config,
+            note="the manifest records no preprocessing (saved by an older "
+            "glyphlab): assumed the MNIST-style serving default for arrays as given: " + config.describe(),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"trained_on": self.trained_on, "image_config": self.config.to_dict(), "note": self.note}
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "Preprocessing":
+    def from_dict(cls, raw: Mapping[str, Any]) -> Preprocessing:
         if not isinstance(raw, Mapping) or raw.get("trained_on") not in ("image files", "arrays"):
             raise DataError(f"a preprocessing record needs trained_on 'image files' or 'arrays', got {raw!r}")
         return cls(raw["trained_on"], ImageConfig.from_dict(raw.get("image_config") or {}), str(raw.get("note", "")))
 
     @classmethod
-    def of_dataset(cls, meta: Mapping[str, Any], canvas: Sequence[int]) -> "Preprocessing":
+    def of_dataset(cls, meta: Mapping[str, Any], canvas: Sequence[int]) -> Preprocessing:
         """A dataset's record (``meta["preprocessing"]``, written by the image-folder reader), else arrays."""
         raw = meta.get("preprocessing")
         return cls.from_dict(raw) if raw else cls.arrays(tuple(canvas))
 
 
 # -- decoding --------------------------------------------------------------------------------------------------
-def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(),
-                 formats: Sequence[str] = UPLOAD_FORMATS) -> Image.Image:
+def decode_image(
+    data: bytes, limits: DecodeLimits = DecodeLimits(), formats: Sequence[str] = UPLOAD_FORMATS
+) -> Image.Image:
     """Decode untrusted bytes into a fully loaded PIL image, or raise :class:`ImageInputError`."""
     if not data:
         raise ImageInputError("the image is empty (0 bytes): send a PNG or JPEG image")
@@ -330,11 +370,14 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(),
         except ImageInputError:
             raise
         except UnidentifiedImageError:
-            raise ImageInputError(f"not a readable image: not an image, or not one decoded here "
-                                  f"(allowed: {', '.join(formats)})") from None
+            raise ImageInputError(
+                f"not a readable image: not an image, or not one decoded here (allowed: {', '.join(formats)})"
+            ) from None
         except Image.DecompressionBombError as exc:
-            raise ImageInputError(f"the image header claims more pixels than are decoded here (limit "
-                                  f"{limits.max_pixels:,}; a possible decompression bomb); refused ({exc})") from None
+            raise ImageInputError(
+                f"the image header claims more pixels than are decoded here (limit "
+                f"{limits.max_pixels:,}; a possible decompression bomb); refused ({exc})"
+            ) from None
         except Exception as exc:  # decoders of damaged files raise many types (OSError, SyntaxError, struct.error...)
             msg = str(exc) or type(exc).__name__
             if "truncated" in msg.lower() or isinstance(exc, EOFError):
@@ -362,8 +405,10 @@ def count_jpeg_scans(data: bytes, stop_above: int = MAX_JPEG_SCANS, max_markers:
             break
         markers += 1
         if markers > max_markers:
-            raise ImageInputError(f"the JPEG has more than {max_markers:,} markers; ordinary JPEGs have a few "
-                                  "dozen (refused before decoding)")
+            raise ImageInputError(
+                f"the JPEG has more than {max_markers:,} markers; ordinary JPEGs have a few "
+                "dozen (refused before decoding)"
+            )
         code, pos = found.group(1)[0], found.end()
         if code == 0xD9:  # end of image
             break
@@ -373,7 +418,7 @@ def count_jpeg_scans(data: bytes, stop_above: int = MAX_JPEG_SCANS, max_markers:
             scans += 1
         if pos + 2 > end:
             break
-        pos += max(2, int.from_bytes(data[pos:pos + 2], "big"))
+        pos += max(2, int.from_bytes(data[pos : pos + 2], "big"))
     return scans
 
 
@@ -382,9 +427,11 @@ def check_jpeg_scans(data: bytes, max_scans: int = MAX_JPEG_SCANS) -> None:
     if not data.startswith(b"\xff\xd8") or data.count(b"\xff\xda") <= max_scans:
         return  # every scan's marker is the bytes 0xFF 0xDA, so this count (at C speed) bounds the scans
     if count_jpeg_scans(data, max_scans) > max_scans:
-        raise ImageInputError(f"the JPEG has more than {max_scans} scans (SOS markers); ordinary JPEGs have 1 to "
-                              "about 10, and each costs a pass over every pixel (a possible decompression bomb); "
-                              "refused before decoding")
+        raise ImageInputError(
+            f"the JPEG has more than {max_scans} scans (SOS markers); ordinary JPEGs have 1 to "
+            "about 10, and each costs a pass over every pixel (a possible decompression bomb); "
+            "refused before decoding"
+        )
 
 
 def read_image_file(path: str | Path, limits: DecodeLimits, formats: Sequence[str] = FILE_FORMATS) -> Image.Image:
@@ -393,7 +440,9 @@ def read_image_file(path: str | Path, limits: DecodeLimits, formats: Sequence[st
     try:
         size = path.stat().st_size
         if size > limits.max_bytes:
-            raise ImageTooLargeError(f"{path}: the file has {size:,} bytes, more than the limit of {limits.max_bytes:,}")
+            raise ImageTooLargeError(
+                f"{path}: the file has {size:,} bytes, more than the limit of {limits.max_bytes:,}"
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise ImageInputError(f"{path}: file not found") from None
@@ -516,8 +565,10 @@ class PreparedImage:
     others: int = 0  #: separate glyphs beside the one prepared (``clean`` configs): the picture holds several
 
 
-SEVERAL_GLYPHS = ("several glyphs: the picture holds separate characters side by side ({n} or more), and this model "
-                  "reads one; crop it to one character, or read the whole string with `glyphlab read` (gl.read)")
+SEVERAL_GLYPHS = (
+    "several glyphs: the picture holds separate characters side by side ({n} or more), and this model "
+    "reads one; crop it to one character, or read the whole string with `glyphlab read` (gl.read)"
+)
 
 
 def prepare_image(im: Image.Image, config: ImageConfig) -> PreparedImage:
@@ -545,15 +596,17 @@ def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = 
     if gray.ndim != 2 or gray.size == 0:
         raise ImageInputError(f"expected a 2-D image, got shape {gray.shape}")
     if inverted is None:
-        inverted = (median(border(gray)) > 0.5 if config.polarity == "auto"
-                    else config.polarity == "dark-on-light")
+        inverted = median(border(gray)) > 0.5 if config.polarity == "auto" else config.polarity == "dark-on-light"
     ink = 1.0 - gray if inverted else gray
     background = median(border(ink))
     peak = float(ink.max())
     no_ink = peak - background < MIN_CONTRAST
     if config.normalise_contrast:
-        ink = (np.zeros_like(ink) if no_ink else
-               ((ink - background) / (peak - background)).clip(0.0, 1.0).astype(np.float32, copy=False))
+        ink = (
+            np.zeros_like(ink)
+            if no_ink
+            else ((ink - background) / (peak - background)).clip(0.0, 1.0).astype(np.float32, copy=False)
+        )
     return PreparedImage(_fit(ink, config), bool(inverted), bool(no_ink))
 
 
@@ -591,7 +644,7 @@ def _fit(ink: np.ndarray, config: ImageConfig) -> np.ndarray:
         if not rows.size:
             return np.zeros((H, W), dtype=np.float32)
         cols = np.flatnonzero(mask.any(axis=0))
-        region = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+        region = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     rh, rw = region.shape
     box_h, box_w = (min(H, config.box), min(W, config.box)) if config.box is not None else (H, W)
     if config.keep_aspect:
@@ -605,7 +658,7 @@ def _fit(ink: np.ndarray, config: ImageConfig) -> np.ndarray:
     resized = region if (nh, nw) == (rh, rw) else _resize_f32(region, (nw, nh), method)
     out = np.zeros((H, W), dtype=np.float32)
     top, left = (H - nh) // 2, (W - nw) // 2
-    out[top: top + nh, left: left + nw] = resized.clip(0.0, 1.0)
+    out[top : top + nh, left : left + nw] = resized.clip(0.0, 1.0)
     if config.centre_by_mass and out.sum() > 0:
         cy, cx = centre_of_mass(out)
         # never shift ink off the canvas: limit the shift to the free margin on each side
@@ -627,8 +680,9 @@ def _resize_f32(region: np.ndarray, size: tuple[int, int], method: Image.Resampl
     return np.frombuffer(im.tobytes("raw", "F"), dtype=np.float32).reshape(size[1], size[0])
 
 
-def prepare_bytes(data: bytes, config: ImageConfig, limits: DecodeLimits = DecodeLimits(),
-                  formats: Sequence[str] = UPLOAD_FORMATS) -> PreparedImage:
+def prepare_bytes(
+    data: bytes, config: ImageConfig, limits: DecodeLimits = DecodeLimits(), formats: Sequence[str] = UPLOAD_FORMATS
+) -> PreparedImage:
     """Untrusted image bytes -> the model input, or :class:`ImageInputError`."""
     im = decode_image(data, limits, formats)
     try:

@@ -16,8 +16,8 @@ import shutil
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -75,8 +75,9 @@ def _read_bytes(path: Path) -> bytes:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: cannot decompress ({e}); the file is corrupt or truncated — delete it "
-                        "and download it again") from None
+        raise DataError(
+            f"{path}: cannot decompress ({e}); the file is corrupt or truncated — delete it and download it again"
+        ) from None
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -84,8 +85,10 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     if len(data) < 4:
         raise DataError(f"{name}: not an IDX file (only {len(data)} bytes, the header needs 4)")
     if data[0] != 0 or data[1] != 0:
-        raise DataError(f"{name}: not an IDX file (bad magic number 0x{data[:4].hex()}; "
-                        "expected 0x0000 then type and dimension bytes)")
+        raise DataError(
+            f"{name}: not an IDX file (bad magic number 0x{data[:4].hex()}; "
+            "expected 0x0000 then type and dimension bytes)"
+        )
     code, ndim = data[2], data[3]
     if code not in _IDX_DTYPES:
         raise DataError(f"{name}: unknown IDX data type 0x{code:02x} in magic number 0x{data[:4].hex()}")
@@ -99,11 +102,12 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     got = len(data) - header
     if got < expected:
-        raise DataError(f"{name}: truncated IDX file: header says {dims} of {dtype.name} "
-                        f"({expected} data bytes) but only {got} are present")
+        raise DataError(
+            f"{name}: truncated IDX file: header says {dims} of {dtype.name} "
+            f"({expected} data bytes) but only {got} are present"
+        )
     if got > expected:
-        raise DataError(f"{name}: IDX file has {got - expected} unexpected trailing bytes after {dims} "
-                        f"of {dtype.name}")
+        raise DataError(f"{name}: IDX file has {got - expected} unexpected trailing bytes after {dims} of {dtype.name}")
     arr = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header).reshape(dims)
     return arr.astype(dtype.newbyteorder("="))
 
@@ -124,8 +128,11 @@ def write_idx(path: str | Path, array: np.ndarray) -> Path:
     code = _DTYPE_CODES[key]
     if arr.ndim == 0 or arr.ndim > 255:
         raise DataError(f"IDX needs 1 to 255 dimensions, got {arr.ndim}")
-    payload = (bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">u4").tobytes()
-               + np.ascontiguousarray(arr, dtype=_IDX_DTYPES[code]).tobytes())
+    payload = (
+        bytes([0, 0, code, arr.ndim])
+        + np.asarray(arr.shape, dtype=">u4").tobytes()
+        + np.ascontiguousarray(arr, dtype=_IDX_DTYPES[code]).tobytes()
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".gz":
         with open(path, "wb") as raw, gzip.GzipFile(filename=path.stem, mode="wb", fileobj=raw, mtime=0) as fh:
@@ -193,8 +200,11 @@ def _download(urls: Iterable[str], dest: Path, expected: str, progress: bool, al
             errors.append(f"{url}: {e}")
         except (urllib.error.URLError, OSError, ValueError) as e:
             errors.append(f"{url}: {e}")
-    raise DataError(f"could not download {dest.name}:\n  " + "\n  ".join(errors)
-                    + f"\nCheck the network, or place the file in {dest.parent} yourself.")
+    raise DataError(
+        f"could not download {dest.name}:\n  "
+        + "\n  ".join(errors)
+        + f"\nCheck the network, or place the file in {dest.parent} yourself."
+    )
 
 
 def _fetch(url: str, out, progress: bool, label: str) -> None:
@@ -245,8 +255,10 @@ def ensure_mnist(
         found = _find(data_dir, stem)
         if found is None:
             if not download:
-                raise DataError(f"MNIST file {stem}(.gz) not found in {data_dir} or {data_dir / 'mnist'}; "
-                                "download it or allow downloading")
+                raise DataError(
+                    f"MNIST file {stem}(.gz) not found in {data_dir} or {data_dir / 'mnist'}; "
+                    "download it or allow downloading"
+                )
             dest = data_dir / "mnist" / (stem + ".gz")
             _download([m.rstrip("/") + "/" + stem + ".gz" for m in mirrors], dest, expected, progress)
             found = dest
@@ -262,9 +274,11 @@ def ensure_mnist(
 
 def _check_digest(path: Path, got: str, expected: str) -> None:
     if got != expected:
-        raise DataError(f"{path}: checksum mismatch (sha256 of its content is {got}, expected "
-                        f"{expected}); the file is corrupt or not the canonical MNIST file. "
-                        f"Delete it and run again to re-download it.")
+        raise DataError(
+            f"{path}: checksum mismatch (sha256 of its content is {got}, expected "
+            f"{expected}); the file is corrupt or not the canonical MNIST file. "
+            f"Delete it and run again to re-download it."
+        )
 
 
 def _read_verified(path: Path, stem: str) -> np.ndarray:
@@ -274,8 +288,9 @@ def _read_verified(path: Path, stem: str) -> np.ndarray:
     return parse_idx(data, str(path))
 
 
-def load_mnist(data_dir: str | Path, download: bool = True, mirrors: Iterable[str] = MIRRORS,
-               progress: bool = True) -> Dataset:
+def load_mnist(
+    data_dir: str | Path, download: bool = True, mirrors: Iterable[str] = MIRRORS, progress: bool = True
+) -> Dataset:
     """MNIST as a :class:`Dataset`: train 60,000 / test 10,000, 28x28, classes "0".."9"."""
     paths = ensure_mnist(data_dir, mirrors=mirrors, download=download, progress=progress, verify=False)
     splits = {}
@@ -292,4 +307,3 @@ def load_mnist(data_dir: str | Path, download: bool = True, mirrors: Iterable[st
         source=str(paths["train-images-idx3-ubyte"].parent),
         meta={"mnist_files": {k: str(v) for k, v in paths.items()}},
     )
-

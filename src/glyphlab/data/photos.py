@@ -22,17 +22,26 @@ class) that ``glyphlab run --dataset FOLDER`` reads.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-PAPERS = {"white": (0.95, 0.95, 0.93), "cream": (0.96, 0.92, 0.80), "grey": (0.80, 0.80, 0.79),
-          "note": (0.98, 0.93, 0.58)}
-INKS = {"black": (0.08, 0.08, 0.10), "blue": (0.10, 0.22, 0.62), "dark-blue": (0.08, 0.10, 0.35),
-        "red": (0.72, 0.10, 0.12), "pencil": (0.30, 0.30, 0.33)}
+PAPERS = {
+    "white": (0.95, 0.95, 0.93),
+    "cream": (0.96, 0.92, 0.80),
+    "grey": (0.80, 0.80, 0.79),
+    "note": (0.98, 0.93, 0.58),
+}
+INKS = {
+    "black": (0.08, 0.08, 0.10),
+    "blue": (0.10, 0.22, 0.62),
+    "dark-blue": (0.08, 0.10, 0.35),
+    "red": (0.72, 0.10, 0.12),
+    "pencil": (0.30, 0.30, 0.33),
+}
 RULINGS = ("plain", "ruled", "squared", "dotted", "form-box")
 
 
@@ -46,8 +55,15 @@ def photo(glyph: np.ndarray, rng: np.random.Generator, **conditions) -> Image.Im
     return out
 
 
-def photo_bytes(glyph: np.ndarray, rng: np.random.Generator, *, bleed: np.ndarray | None = None,
-                ruling: str | None = None, ink: str | None = None, quality: int | None = None) -> bytes:
+def photo_bytes(
+    glyph: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    bleed: np.ndarray | None = None,
+    ruling: str | None = None,
+    ink: str | None = None,
+    quality: int | None = None,
+) -> bytes:
     """The JPEG bytes a phone would send of ``glyph``: (h, w) floats, ink = 1 on 0.
 
     ``bleed`` is another glyph that may show through from the back of the page; ``ruling`` and ``ink``
@@ -82,7 +98,7 @@ def photo_bytes(glyph: np.ndarray, rng: np.random.Generator, *, bleed: np.ndarra
     # the glyph: cropped to its ink, scaled to 35-70 % of the frame height, thickness and tilt drawn
     g = np.asarray(glyph, np.float32)
     rows, cols = np.flatnonzero(g.max(1) > 0.1), np.flatnonzero(g.max(0) > 0.1)
-    g = np.pad(g[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1], 2)
+    g = np.pad(g[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], 2)
     target = rng.uniform(0.35, 0.70) * H
     scale = target / g.shape[0]
     gh, gw = max(4, round(g.shape[0] * scale)), max(3, round(g.shape[1] * scale))
@@ -92,8 +108,9 @@ def photo_bytes(glyph: np.ndarray, rng: np.random.Generator, *, bleed: np.ndarra
         big = ndimage.grey_dilation(big, size=(thick + 1, thick + 1))
     elif thick < 0:
         big = ndimage.grey_erosion(big, size=(2, 2))
-    big = Image.fromarray(big.astype(np.float32), "F").rotate(rng.uniform(-12, 12), Image.Resampling.BILINEAR,
-                                                               expand=True)
+    big = Image.fromarray(big.astype(np.float32), "F").rotate(
+        rng.uniform(-12, 12), Image.Resampling.BILINEAR, expand=True
+    )
     big = np.asarray(big).clip(0, 1)
     bh, bw = big.shape
     if bh >= H - 2 or bw >= W - 2:
@@ -103,7 +120,7 @@ def photo_bytes(glyph: np.ndarray, rng: np.random.Generator, *, bleed: np.ndarra
     top = int(rng.integers(1, H - bh)) if H - bh > 1 else 0
     left = int(rng.integers(1, W - bw)) if W - bw > 1 else 0
     alpha = np.zeros((H, W), np.float32)
-    alpha[top: top + bh, left: left + bw] = big
+    alpha[top : top + bh, left : left + bw] = big
     ink = ink or str(rng.choice(list(INKS), p=[0.35, 0.3, 0.15, 0.1, 0.1]))
     strength = rng.uniform(0.75, 1.0) if ink != "pencil" else rng.uniform(0.6, 0.85)
     alpha = alpha.clip(0, 1) ** rng.uniform(0.7, 1.3) * strength
@@ -114,22 +131,22 @@ def photo_bytes(glyph: np.ndarray, rng: np.random.Generator, *, bleed: np.ndarra
         pad = rng.integers(3, 10)
         t0, l0 = max(0, top - pad), max(0, left - pad)
         t1, l1 = min(H - 1, top + bh + pad), min(W - 1, left + bw + pad)
-        box[t0: t1 + 1, [l0, l1]] = 1
-        box[[t0, t1], l0: l1 + 1] = 1
+        box[t0 : t1 + 1, [l0, l1]] = 1
+        box[[t0, t1], l0 : l1 + 1] = 1
         page = page * (1 - 0.7 * box[..., None])
     if bleed is not None and rng.random() < 0.25:  # a faint glyph on the back of the page, mirrored
         b = np.asarray(Image.fromarray(np.asarray(bleed, np.float32)[:, ::-1].copy(), "F").resize((gw, gh)))
         b = ndimage.gaussian_filter(b.clip(0, 1), 1.5) * rng.uniform(0.08, 0.18)
         bt, bl = int(rng.integers(0, max(1, H - gh))), int(rng.integers(0, max(1, W - gw)))
         back = np.zeros((H, W), np.float32)
-        back[bt: bt + gh, bl: bl + gw] = b[: H - bt, : W - bl]
+        back[bt : bt + gh, bl : bl + gw] = b[: H - bt, : W - bl]
         page = page * (1 - back[..., None])
     colour = np.array(INKS[ink])
     img = page * (1 - alpha[..., None]) + colour[None, None, :] * alpha[..., None]
 
     # light: gradient, vignette, shadows
     ang = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(ang) * (xx / W - 0.5) + np.sin(ang) * (yy / H - 0.5))
+    ramp = np.cos(ang) * (xx / W - 0.5) + np.sin(ang) * (yy / H - 0.5)
     light = 1 + rng.uniform(0.0, 0.35) * ramp
     light *= 1 - rng.uniform(0, 0.25) * (((xx / W - 0.5) ** 2 + (yy / H - 0.5) ** 2) * 2)
     if rng.random() < 0.6:  # the shadow of a phone or a hand: a half-plane with a soft edge
@@ -147,8 +164,13 @@ def photo_bytes(glyph: np.ndarray, rng: np.random.Generator, *, bleed: np.ndarra
     if rng.random() < 0.5:  # a slight perspective: the phone not quite parallel to the page
         d = rng.uniform(-0.05, 0.05, 8) * np.array([W, H] * 4)
         src = np.array([0, 0, 0, H, W, H, W, 0], float) + d  # UL, LL, LR, UR
-        im = im.transform((W, H), Image.Transform.QUAD, tuple(src), Image.Resampling.BILINEAR,
-                          fillcolor=tuple(int(255 * c * 0.7) for c in paper))
+        im = im.transform(
+            (W, H),
+            Image.Transform.QUAD,
+            tuple(src),
+            Image.Resampling.BILINEAR,
+            fillcolor=tuple(int(255 * c * 0.7) for c in paper),
+        )
     arr = np.asarray(im, np.float32) / 255
     arr = ndimage.gaussian_filter(arr, (rng.uniform(0.2, 1.1),) * 2 + (0,))
     arr = arr + rng.normal(0, rng.uniform(0.005, 0.025), arr.shape)
@@ -164,8 +186,9 @@ def _lines(coord: np.ndarray, step: float, phase: float, width: float) -> np.nda
     return np.clip(width / 2 + 0.5 - d, 0, 1).astype(np.float32)
 
 
-def write_photo_folder(images: np.ndarray, labels: np.ndarray, out: str | Path, seed: int,
-                       classes: Sequence[str] | None = None) -> Path:
+def write_photo_folder(
+    images: np.ndarray, labels: np.ndarray, out: str | Path, seed: int, classes: Sequence[str] | None = None
+) -> Path:
     """Write one JPEG photo per image into ``out/CLASS/NNNNN.jpg`` (an image folder glyphlab reads)."""
     out = Path(out)
     rng = np.random.default_rng(seed)

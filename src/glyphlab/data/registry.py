@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from platformdirs import user_cache_dir
 
@@ -44,8 +44,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **options) -> Da
     _ensure_builtin()
     if name not in DATASETS:
         raise DataError(
-            f"unknown dataset '{name}'. Known: {', '.join(sorted(DATASETS))}. "
-            "Run `glyphlab datasets` to list them."
+            f"unknown dataset '{name}'. Known: {', '.join(sorted(DATASETS))}. Run `glyphlab datasets` to list them."
         )
     check_options(name, options)
     path = Path(data_dir) if data_dir else default_data_dir()
@@ -56,8 +55,11 @@ def dataset_options(name: str) -> list[str]:
     """The options (``--dataset-option KEY=VALUE``) a registered dataset's loader takes."""
     _ensure_builtin()
     params = inspect.signature(DATASETS[name].loader).parameters
-    return [p for p in list(params)[1:] if params[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                                              inspect.Parameter.KEYWORD_ONLY)]
+    return [
+        p
+        for p in list(params)[1:]
+        if params[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
 
 
 def check_options(name: str, options: dict) -> None:
@@ -68,8 +70,10 @@ def check_options(name: str, options: dict) -> None:
     allowed = dataset_options(name)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise DataError(f"dataset '{name}' takes no option {', '.join(map(repr, unknown))}; "
-                        f"its options are: {', '.join(allowed) or 'none'}")
+        raise DataError(
+            f"dataset '{name}' takes no option {', '.join(map(repr, unknown))}; "
+            f"its options are: {', '.join(allowed) or 'none'}"
+        )
 
 
 def list_datasets() -> list[DatasetSpec]:
@@ -79,8 +83,10 @@ def list_datasets() -> list[DatasetSpec]:
 
 def _ensure_builtin() -> None:
     # Importing the modules registers their datasets.
-    from glyphlab.data import builtin  # noqa: F401
-    from glyphlab.data import seeds  # noqa: F401
+    from glyphlab.data import (
+        builtin,  # noqa: F401
+        seeds,  # noqa: F401
+    )
 
 
 def resolve_dataset(name_or_path: str, data_dir: str | Path | None = None, **options) -> Dataset:

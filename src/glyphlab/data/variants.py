@@ -11,7 +11,8 @@ always gives byte-identical images.
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -67,18 +68,19 @@ def rotate_images(images: np.ndarray, angles: np.ndarray) -> np.ndarray:
     yy, xx = np.meshgrid(np.arange(h) - cy, np.arange(w) - cx, indexing="ij")
     yy, xx = yy.ravel().astype(np.float32), xx.ravel().astype(np.float32)
     for s in range(0, n, _CHUNK):
-        imgs = images[s:s + _CHUNK]
+        imgs = images[s : s + _CHUNK]
         m = len(imgs)
-        t = np.deg2rad(np.asarray(angles[s:s + _CHUNK], dtype=np.float64))[:, None]
+        t = np.deg2rad(np.asarray(angles[s : s + _CHUNK], dtype=np.float64))[:, None]
         cos, sin = np.cos(t).astype(np.float32), np.sin(t).astype(np.float32)
         sy = cos * yy + sin * xx + np.float32(cy)  # source coordinates, (m, h*w)
         sx = cos * xx - sin * yy + np.float32(cx)
-        out[s:s + m] = bilinear_sample(imgs, sy, sx)
+        out[s : s + m] = bilinear_sample(imgs, sy, sx)
     return np.clip(out, 0.0, 1.0)
 
 
-def rotate(ds: Dataset, low: float = -180.0, high: float = 180.0, seed: int = 0, *,
-           return_angles: bool = False) -> Dataset | tuple[Dataset, dict[str, np.ndarray]]:
+def rotate(
+    ds: Dataset, low: float = -180.0, high: float = 180.0, seed: int = 0, *, return_angles: bool = False
+) -> Dataset | tuple[Dataset, dict[str, np.ndarray]]:
     """Rotate every image by an angle drawn uniformly from [low, high) degrees (MNIST-rotation).
 
     With ``return_angles=True`` also returns ``{split: angles}``.
@@ -119,8 +121,7 @@ def background_noise(ds: Dataset, seed: int = 0, low: float = 0.0, high: float =
 
 def transpose(ds: Dataset) -> Dataset:
     """Transpose every image (swap rows and columns)."""
-    return _record(ds, ds.map_images(lambda im, _: np.ascontiguousarray(im.transpose(0, 2, 1)), "T"),
-                   "transpose")
+    return _record(ds, ds.map_images(lambda im, _: np.ascontiguousarray(im.transpose(0, 2, 1)), "T"), "transpose")
 
 
 def threshold(ds: Dataset, level: float = 0.5) -> Dataset:
@@ -128,8 +129,9 @@ def threshold(ds: Dataset, level: float = 0.5) -> Dataset:
     level = float(level)
     if not 0.0 <= level <= 1.0:
         raise ConfigError(f"threshold level must be in [0, 1], got {level:g}")
-    return _record(ds, ds.map_images(lambda im, _: (im > level).astype(np.float32), f"bin{level:g}"),
-                   "threshold", level=level)
+    return _record(
+        ds, ds.map_images(lambda im, _: (im > level).astype(np.float32), f"bin{level:g}"), "threshold", level=level
+    )
 
 
 # ------------------------------------------------------------------------------------------ subset
@@ -168,9 +170,14 @@ def blur_scores(images: np.ndarray) -> np.ndarray:
     return lap.reshape(len(images), -1).var(axis=1)
 
 
-def blur_filter(ds: Dataset, threshold: float | None = None, split: str = "train", *,
-                percentile: float = BLUR_PERCENTILE,
-                return_info: bool = False) -> Dataset | tuple[Dataset, dict[str, Any]]:
+def blur_filter(
+    ds: Dataset,
+    threshold: float | None = None,
+    split: str = "train",
+    *,
+    percentile: float = BLUR_PERCENTILE,
+    return_info: bool = False,
+) -> Dataset | tuple[Dataset, dict[str, Any]]:
     """Drop the blurriest images of ``split``: those whose variance of the Laplacian is below ``threshold``.
 
     The default threshold is the ``percentile``-th percentile (5th) of the split's scores, so about 5% of
@@ -188,10 +195,11 @@ def blur_filter(ds: Dataset, threshold: float | None = None, split: str = "train
         threshold = float(np.percentile(scores, percentile))
     keep = np.flatnonzero(scores >= threshold)
     if len(keep) == 0:
-        raise DataError(f"blur filter: threshold {threshold:g} drops every image of split '{split}' "
-                        f"(scores range {scores.min():g} to {scores.max():g})")
-    info = {"split": split, "threshold": float(threshold), "kept": int(len(keep)),
-            "dropped": int(len(src) - len(keep))}
+        raise DataError(
+            f"blur filter: threshold {threshold:g} drops every image of split '{split}' "
+            f"(scores range {scores.min():g} to {scores.max():g})"
+        )
+    info = {"split": split, "threshold": float(threshold), "kept": int(len(keep)), "dropped": int(len(src) - len(keep))}
     splits = dict(ds.splits)
     splits[split] = src.take(keep)
     out = ds.with_splits(splits, blur_filter=info)
@@ -260,8 +268,12 @@ def _make(name: str, args: list[str], spec: str, seed: int) -> Callable[[Dataset
         split = args[1] if len(args) == 2 else "train"
         return lambda ds: subset(ds, size, seed, split)
     if name in ("blur-filter", "deblur"):
-        nargs(0, 2, "blur-filter, blur-filter:THRESHOLD or blur-filter:THRESHOLD:SPLIT "
-                    "(THRESHOLD empty or 'auto' for the default percentile)")
+        nargs(
+            0,
+            2,
+            "blur-filter, blur-filter:THRESHOLD or blur-filter:THRESHOLD:SPLIT "
+            "(THRESHOLD empty or 'auto' for the default percentile)",
+        )
         thr = None
         if args and args[0] not in ("", "auto"):
             thr = _num(args[0], "the threshold", spec)

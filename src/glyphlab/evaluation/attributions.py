@@ -25,9 +25,10 @@ from __future__ import annotations
 import copy
 import io
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -80,7 +81,9 @@ class Explanation:
         """A matplotlib Figure: a row per image (input, both classes' maps, their difference)."""
         return plot_explanation(self, indices, titles)
 
-    def to_png(self, indices: Sequence[int] | None = None, titles: Sequence[str] | None = None, dpi: int = 110) -> bytes:
+    def to_png(
+        self, indices: Sequence[int] | None = None, titles: Sequence[str] | None = None, dpi: int = 110
+    ) -> bytes:
         """:meth:`plot` as PNG bytes (what ``glyphlab explain`` writes)."""
         return figure_png(self.plot(indices, titles), dpi)
 
@@ -134,11 +137,15 @@ def resolve_method(model: GlyphModel, method: str) -> str:
     if method in ("ig", "gradcam"):
         extra = getattr(model, "extra", None)  # a network served through ONNX alone (serving.predictor.OnnxOnlyModel)
         if not net and extra:
-            raise ConfigError(f"{method} needs PyTorch, not installed here: pip install 'glyphlab[{extra}]' "
-                              "(occlusion works without it)")
+            raise ConfigError(
+                f"{method} needs PyTorch, not installed here: pip install 'glyphlab[{extra}]' "
+                "(occlusion works without it)"
+            )
         if not net:
-            raise ConfigError(f"{method} needs a torch network; '{model.name}' is not one: use occlusion"
-                              + (" or coef" if linear_coefficients(model) is not None else ""))
+            raise ConfigError(
+                f"{method} needs a torch network; '{model.name}' is not one: use occlusion"
+                + (" or coef" if linear_coefficients(model) is not None else "")
+            )
         if not has_captum():
             raise ConfigError(f"{method} needs Captum: pip install 'glyphlab[explain]' (occlusion works without it)")
         if method == "gradcam" and _last_conv(model._inference_module()) is None:
@@ -163,8 +170,15 @@ def occlusion_window(shape: Sequence[int]) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- model-agnostic occlusion
 
 
-def occlusion_map(predict_proba, images: np.ndarray, targets: np.ndarray, window: int, stride: int,
-                  baseline: float = 0.0, batch_size: int = 1024) -> np.ndarray:
+def occlusion_map(
+    predict_proba,
+    images: np.ndarray,
+    targets: np.ndarray,
+    window: int,
+    stride: int,
+    baseline: float = 0.0,
+    batch_size: int = 1024,
+) -> np.ndarray:
     """(N, K, H, W): per pixel, the mean drop of ``p[target]`` over the windows that cover it when set to ``baseline``.
 
     The same rule as Captum's ``Occlusion`` (sliding window, difference averaged over the windows covering each
@@ -177,22 +191,26 @@ def occlusion_map(predict_proba, images: np.ndarray, targets: np.ndarray, window
     count = np.zeros((h, w), dtype=np.float64)
     for y0 in ys:
         for x0 in xs:
-            count[y0:y0 + window, x0:x0 + window] += 1
+            count[y0 : y0 + window, x0 : x0 + window] += 1
     out = np.zeros((n, targets.shape[1], h, w), dtype=np.float64)
     for i in range(n):
         variants = np.repeat(x[i][None], len(ys) * len(xs) + 1, axis=0)
         k = 1
         for y0 in ys:
             for x0 in xs:
-                variants[k, y0:y0 + window, x0:x0 + window] = baseline
+                variants[k, y0 : y0 + window, x0 : x0 + window] = baseline
                 k += 1
-        probs = np.concatenate([np.asarray(predict_proba(variants[j:j + batch_size]), dtype=np.float64)
-                                for j in range(0, len(variants), batch_size)])
+        probs = np.concatenate(
+            [
+                np.asarray(predict_proba(variants[j : j + batch_size]), dtype=np.float64)
+                for j in range(0, len(variants), batch_size)
+            ]
+        )
         drop = probs[0][None, targets[i]] - probs[1:, targets[i]]  # (windows, K)
         k = 0
         for y0 in ys:
             for x0 in xs:
-                out[i, :, y0:y0 + window, x0:x0 + window] += drop[k][:, None, None]
+                out[i, :, y0 : y0 + window, x0 : x0 + window] += drop[k][:, None, None]
                 k += 1
     return (out / np.maximum(count, 1.0)).astype(np.float32)
 
@@ -238,16 +256,24 @@ class Explainer:
             self._net = net
         return self._net
 
-    def explain(self, images: np.ndarray, method: Method = "auto", targets: np.ndarray | None = None,
-                *, steps: int | None = None, seed: int = 0) -> Explanation:
+    def explain(
+        self,
+        images: np.ndarray,
+        method: Method = "auto",
+        targets: np.ndarray | None = None,
+        *,
+        steps: int | None = None,
+        seed: int = 0,
+    ) -> Explanation:
         """Attributions for ``images`` (N, H, W) of the model's input shape; ``targets`` (N, 2) or the top two."""
         x = check_images(images)
         if tuple(x.shape[1:]) != self.input_shape:
             raise ConfigError(f"the model takes {self.input_shape} images, got {tuple(x.shape[1:])}")
         x = np.clip(x, 0.0, 1.0)
         name = resolve_method(self.model, method)
-        probs = np.asarray(self.model.predict_proba(x), dtype=np.float64) if len(x) else \
-            np.zeros((0, len(self.classes)))
+        probs = (
+            np.asarray(self.model.predict_proba(x), dtype=np.float64) if len(x) else np.zeros((0, len(self.classes)))
+        )
         if targets is None:
             targets = np.argsort(-probs, axis=1, kind="stable")[:, :2]
         targets = np.asarray(targets, dtype=np.int64).reshape(len(x), -1)
@@ -283,11 +309,20 @@ class Explainer:
             extra = [k for k in ("tta", "tta_rotations") if self.model.params.get(k)]
             if extra:
                 note += f" (the network without {', '.join(extra)})"
-        return Explanation(method=name, classes=self.classes, images=x, targets=targets, probabilities=probs,
-                           attributions=np.asarray(attr, dtype=np.float32), note=note, params=params)
+        return Explanation(
+            method=name,
+            classes=self.classes,
+            images=x,
+            targets=targets,
+            probabilities=probs,
+            attributions=np.asarray(attr, dtype=np.float32),
+            note=note,
+            params=params,
+        )
 
-    def _torch(self, x: np.ndarray, targets: np.ndarray, name: str, steps: int, seed: int, window: int,
-               stride: int) -> np.ndarray:
+    def _torch(
+        self, x: np.ndarray, targets: np.ndarray, name: str, steps: int, seed: int, window: int, stride: int
+    ) -> np.ndarray:
         # Captum is the optional extra glyphlab[explain]: imported here so occlusion and coef work without it
         import torch
         from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion
@@ -300,22 +335,35 @@ class Explainer:
             net = self._network()
             if name == "ig":
                 ig = IntegratedGradients(net)
-                out = ig.attribute(xt, baselines=torch.zeros_like(xt), target=tt, n_steps=steps,
-                                   internal_batch_size=max(2 * n, 256))
+                out = ig.attribute(
+                    xt, baselines=torch.zeros_like(xt), target=tt, n_steps=steps, internal_batch_size=max(2 * n, 256)
+                )
             elif name == "gradcam":
                 out = LayerGradCam(net, _last_conv(net)).attribute(xt, target=tt, relu_attributions=True)
                 out = LayerAttribution.interpolate(out, (h, w), interpolate_mode="bilinear")
             else:
                 occ = Occlusion(lambda z: torch.softmax(net(z), dim=1))
-                out = occ.attribute(xt, sliding_window_shapes=(1, window, window), strides=(1, stride, stride),
-                                    baselines=0.0, target=tt, perturbations_per_eval=64)
+                out = occ.attribute(
+                    xt,
+                    sliding_window_shapes=(1, window, window),
+                    strides=(1, stride, stride),
+                    baselines=0.0,
+                    target=tt,
+                    perturbations_per_eval=64,
+                )
             arr = out.detach().float().numpy()[:, 0]
         return np.stack([arr[:n], arr[n:]], axis=1)
 
 
-def explain(model_or_path: GlyphModel | str | Path, images: np.ndarray | Sequence[str | Path],
-            method: Method = "auto", targets: np.ndarray | None = None, *, steps: int = IG_STEPS,
-            seed: int = 0) -> Explanation:
+def explain(
+    model_or_path: GlyphModel | str | Path,
+    images: np.ndarray | Sequence[str | Path],
+    method: Method = "auto",
+    targets: np.ndarray | None = None,
+    *,
+    steps: int = IG_STEPS,
+    seed: int = 0,
+) -> Explanation:
     """Explain a model's answers: the Python API behind ``glyphlab explain``.
 
     ``model_or_path`` is a fitted model or a saved model folder; ``images`` an (N, H, W) array of model inputs in
@@ -329,8 +377,10 @@ def explain(model_or_path: GlyphModel | str | Path, images: np.ndarray | Sequenc
     if isinstance(images, np.ndarray):
         x = images
     else:
-        x = read_images(list(images), model.preprocessing_.config if model.preprocessing_
-                        else ImageConfig.mnist_style(explainer.input_shape))
+        x = read_images(
+            list(images),
+            model.preprocessing_.config if model.preprocessing_ else ImageConfig.mnist_style(explainer.input_shape),
+        )
     return explainer.explain(x, method, targets, steps=steps, seed=seed)
 
 
@@ -373,9 +423,12 @@ def plot_explanation(expl: Explanation, indices: Sequence[int] | None = None, ti
         a, b = expl.label(i, 0), expl.label(i, 1)
         pa, pb = expl.probabilities[i, expl.targets[i, 0]], expl.probabilities[i, expl.targets[i, 1]]
         over = expl.overlays(i)
-        panels = [(expl.images[i], "gray_r", (titles[r] if titles else f"input #{i}")),
-                  (over[0], None, f"why {a} ({pa:.2f})"), (over[1], None, f"why {b} ({pb:.2f})"),
-                  (over[2], None, f"{a} rather than {b}")]
+        panels = [
+            (expl.images[i], "gray_r", (titles[r] if titles else f"input #{i}")),
+            (over[0], None, f"why {a} ({pa:.2f})"),
+            (over[1], None, f"why {b} ({pb:.2f})"),
+            (over[2], None, f"{a} rather than {b}"),
+        ]
         for ax, (pic, cmap, title) in zip(axes[r], panels):
             ax.imshow(pic, cmap=cmap, vmin=0, vmax=1 if cmap else None, interpolation="nearest")
             ax.set_title(title, fontsize=9)
@@ -400,10 +453,16 @@ def payload(expl: Explanation, i: int = 0, digits: int = 4) -> dict[str, Any]:
     t0, t1 = int(expl.targets[i, 0]), int(expl.targets[i, 1])
     scale = max(float(np.abs(m).max()) for m in (expl.attributions[i, 0], expl.attributions[i, 1], expl.contrast[i]))
     return {
-        "method": expl.method, "note": expl.note, "params": expl.params,
-        "label": t0, "class_name": expl.classes[t0], "probability": float(expl.probabilities[i, t0]),
+        "method": expl.method,
+        "note": expl.note,
+        "params": expl.params,
+        "label": t0,
+        "class_name": expl.classes[t0],
+        "probability": float(expl.probabilities[i, t0]),
         "runner_up": {"label": t1, "class_name": expl.classes[t1], "probability": float(expl.probabilities[i, t1])},
-        "input": grid(expl.images[i]), "attribution": grid(expl.attributions[i, 0]),
-        "runner_up_attribution": grid(expl.attributions[i, 1]), "contrast": grid(expl.contrast[i]),
+        "input": grid(expl.images[i]),
+        "attribution": grid(expl.attributions[i, 0]),
+        "runner_up_attribution": grid(expl.attributions[i, 1]),
+        "contrast": grid(expl.contrast[i]),
         "scale": scale,
     }

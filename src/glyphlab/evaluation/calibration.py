@@ -12,7 +12,7 @@ temperature-scaling literature reports.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +33,15 @@ def reliability(y_true: np.ndarray, proba: np.ndarray, n_bins: int = DEFAULT_BIN
     for b in range(n_bins):
         mask = which == b
         if mask.any():
-            rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
-                         "confidence": float(conf[mask].mean()), "accuracy": float(correct[mask].mean())})
+            rows.append(
+                {
+                    "low": float(edges[b]),
+                    "high": float(edges[b + 1]),
+                    "count": int(mask.sum()),
+                    "confidence": float(conf[mask].mean()),
+                    "accuracy": float(correct[mask].mean()),
+                }
+            )
     return rows
 
 
@@ -48,7 +55,8 @@ def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: in
 
 
 def calibration_summary(y_true: np.ndarray, proba: np.ndarray, n_bins: int = DEFAULT_BINS) -> dict[str, Any]:
-    """The figures metrics.json keeps: ECE, maximum bin gap, mean confidence, Brier score and negative log-likelihood."""
+    """The figures metrics.json keeps: ECE, maximum bin gap, mean confidence, Brier score and negative
+    log-likelihood."""
     proba = np.asarray(proba, dtype=np.float64)
     y_true = np.asarray(y_true, dtype=np.int64)
     bins = reliability(y_true, proba, n_bins)
@@ -65,8 +73,7 @@ def calibration_summary(y_true: np.ndarray, proba: np.ndarray, n_bins: int = DEF
     }
 
 
-def plot_reliability(y_true: np.ndarray, proba: np.ndarray, path: Path, title: str,
-                     n_bins: int = DEFAULT_BINS) -> Path:
+def plot_reliability(y_true: np.ndarray, proba: np.ndarray, path: Path, title: str, n_bins: int = DEFAULT_BINS) -> Path:
     """Accuracy against confidence per bin (bars), the diagonal of perfect calibration, and the share of
     predictions in each bin below (most networks put nearly all of them in the last bin)."""
     bins = reliability(y_true, proba, n_bins)
@@ -75,11 +82,28 @@ def plot_reliability(y_true: np.ndarray, proba: np.ndarray, path: Path, title: s
     ax, axc = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     width = 1.0 / n_bins
     lows = [b["low"] for b in bins]
-    ax.bar(lows, [b["accuracy"] for b in bins], width=width, align="edge", color="#7b9be8", edgecolor="#3056d3",
-           label="accuracy")
+    ax.bar(
+        lows,
+        [b["accuracy"] for b in bins],
+        width=width,
+        align="edge",
+        color="#7b9be8",
+        edgecolor="#3056d3",
+        label="accuracy",
+    )
     for b in bins:  # the gap to the bin's mean confidence
-        ax.bar(b["low"], b["confidence"] - b["accuracy"], bottom=b["accuracy"], width=width, align="edge",
-               color="#f2a39c", edgecolor="#b3261e", alpha=0.55, hatch="//", linewidth=0.5)
+        ax.bar(
+            b["low"],
+            b["confidence"] - b["accuracy"],
+            bottom=b["accuracy"],
+            width=width,
+            align="edge",
+            color="#f2a39c",
+            edgecolor="#b3261e",
+            alpha=0.55,
+            hatch="//",
+            linewidth=0.5,
+        )
     ax.plot([0, 1], [0, 1], "--", color="#555", linewidth=1, label="perfect calibration")
     ax.bar([0], [0], color="#f2a39c", edgecolor="#b3261e", hatch="//", label="gap to confidence")
     ax.set_xlim(0, 1)

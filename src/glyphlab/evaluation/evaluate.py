@@ -19,8 +19,14 @@ from glyphlab.evaluation.plots import save_figure
 from glyphlab.evaluation.significance import wilson_interval
 from glyphlab.fileio import atomic_open, write_csv
 from glyphlab.runfolder import (
-    CLASSIFICATION_REPORT, CONFUSION_COUNTS, CONFUSION_NORMALIZED_PNG, CONFUSION_PNG, MOST_CONFUSED_CSV,
-    MOST_CONFUSED_PNG, RELIABILITY_PNG, ModelFolder,
+    CLASSIFICATION_REPORT,
+    CONFUSION_COUNTS,
+    CONFUSION_NORMALIZED_PNG,
+    CONFUSION_PNG,
+    MOST_CONFUSED_CSV,
+    MOST_CONFUSED_PNG,
+    RELIABILITY_PNG,
+    ModelFolder,
 )
 
 
@@ -44,16 +50,22 @@ def evaluate_predictions(
     folder.write_metrics(metrics)
     write_csv(folder.file(CLASSIFICATION_REPORT), per_class_report(it.y_true, it.y_pred, classes))
     with atomic_open(folder.file(CONFUSION_COUNTS), "w") as fh:
-        np.savetxt(fh, it.confusion_matrix().to_numpy(), fmt="%d", delimiter=",", header=",".join(classes),
-                   comments="")
+        np.savetxt(fh, it.confusion_matrix().to_numpy(), fmt="%d", delimiter=",", header=",".join(classes), comments="")
     save_figure(it.plot_confusion_matrix(title=f"{title}: confusion matrix (counts)"), folder.file(CONFUSION_PNG))
-    save_figure(it.plot_confusion_matrix(normalize=True, title=f"{title}: confusion matrix (row-normalised)"),
-                folder.file(CONFUSION_NORMALIZED_PNG))
+    save_figure(
+        it.plot_confusion_matrix(normalize=True, title=f"{title}: confusion matrix (row-normalised)"),
+        folder.file(CONFUSION_NORMALIZED_PNG),
+    )
     plot_reliability(it.y_true, it.proba, folder.file(RELIABILITY_PNG), f"{title}: reliability")
     pairs = most_confused(it.confusion_matrix().to_numpy(), classes, k=top_pairs)  # with the class indices
-    write_csv(folder.file(MOST_CONFUSED_CSV), pairs,
-              columns=["true", "predicted", "true_index", "predicted_index", "count", "rate"])
+    write_csv(
+        folder.file(MOST_CONFUSED_CSV),
+        pairs,
+        columns=["true", "predicted", "true_index", "predicted_index", "count", "rate"],
+    )
     if it.images is not None and pairs:
-        save_figure(it.plot_most_confused(top_pairs, title=f"{title}: most-confused pairs (true → predicted)"),
-                    folder.file(MOST_CONFUSED_PNG))
+        save_figure(
+            it.plot_most_confused(top_pairs, title=f"{title}: most-confused pairs (true → predicted)"),
+            folder.file(MOST_CONFUSED_PNG),
+        )
     return metrics

@@ -33,8 +33,15 @@ class Interpretation:
     ``images`` (float, 0 to 1) are optional and needed only by the figures that show examples.
     """
 
-    def __init__(self, y_true: np.ndarray, proba: np.ndarray, classes: list[str], images: np.ndarray | None = None,
-                 name: str = "model", index: np.ndarray | None = None):
+    def __init__(
+        self,
+        y_true: np.ndarray,
+        proba: np.ndarray,
+        classes: list[str],
+        images: np.ndarray | None = None,
+        name: str = "model",
+        index: np.ndarray | None = None,
+    ):
         self.y_true = np.asarray(y_true, dtype=np.int64)
         self.proba = np.asarray(proba, dtype=np.float64)
         if self.proba.ndim != 2 or len(self.proba) != len(self.y_true):
@@ -46,8 +53,9 @@ class Interpretation:
         self.name = name
 
     @classmethod
-    def from_model_folder(cls, folder: str | Path | ModelFolder, classes: list[str],
-                          images: np.ndarray | None = None) -> "Interpretation":
+    def from_model_folder(
+        cls, folder: str | Path | ModelFolder, classes: list[str], images: np.ndarray | None = None
+    ) -> Interpretation:
         """From ``models/NAME/predictions.npz``; ``images`` are the run's test images (rows match ``index``)."""
         folder = folder if isinstance(folder, ModelFolder) else ModelFolder(folder)
         pred = folder.read_predictions()
@@ -58,7 +66,7 @@ class Interpretation:
         return cls(pred["y_true"], pred["proba"], classes, shown, name=folder.name, index=index)
 
     @classmethod
-    def from_run(cls, run: str | Path | RunFolder, name: str) -> "Interpretation":
+    def from_run(cls, run: str | Path | RunFolder, name: str) -> Interpretation:
         """Model ``name`` of a run folder, with the run's saved test images when it has them."""
         run = run if isinstance(run, RunFolder) else RunFolder.open(run)
         folder = run.require_model(name)
@@ -83,24 +91,26 @@ class Interpretation:
         """Accuracy, macro/weighted F1, precision and recall (scikit-learn's) from the predictions."""
         return compute_metrics(self.y_true, self.y_pred, len(self.classes))
 
-    def confusion_matrix(self, normalize: bool = False) -> "pd.DataFrame":
+    def confusion_matrix(self, normalize: bool = False) -> pd.DataFrame:
         """Rows are true classes, columns predicted: integer counts, or each row's shares with ``normalize``."""
         import pandas as pd  # tables only; see the module's note on pandas
 
         cm = confusion(self.y_true, self.y_pred, len(self.classes), normalize=normalize)
-        frame = pd.DataFrame(cm, index=pd.Index(self.classes, name="true"),
-                             columns=pd.Index(self.classes, name="predicted"))
+        frame = pd.DataFrame(
+            cm, index=pd.Index(self.classes, name="true"), columns=pd.Index(self.classes, name="predicted")
+        )
         return frame
 
-    def most_confused(self, k: int = 5, min_count: int = 1) -> "pd.DataFrame":
+    def most_confused(self, k: int = 5, min_count: int = 1) -> pd.DataFrame:
         """The ``k`` (true, predicted) pairs mistaken most often, largest count first (fastai's ``most_confused``)."""
         import pandas as pd
 
-        pairs = most_confused(confusion(self.y_true, self.y_pred, len(self.classes)), self.classes, k=k,
-                              min_count=min_count)
+        pairs = most_confused(
+            confusion(self.y_true, self.y_pred, len(self.classes)), self.classes, k=k, min_count=min_count
+        )
         return pd.DataFrame(pairs, columns=["true", "predicted", "count", "rate"])
 
-    def top_losses(self, k: int = 16) -> "pd.DataFrame":
+    def top_losses(self, k: int = 16) -> pd.DataFrame:
         """The ``k`` test images with the largest loss: the most confident mistakes first.
 
         ``image`` is the row's index in the run's test_images.npz, so ``run.read_test_images()[0][image]``
@@ -109,17 +119,19 @@ class Interpretation:
         import pandas as pd
 
         order = self._top(k)
-        return pd.DataFrame({
-            "image": self.index[order],
-            "true": [self.classes[i] for i in self.y_true[order]],
-            "predicted": [self.classes[i] for i in self.y_pred[order]],
-            "probability": self.proba[order, self.y_pred[order]],
-            "p_true": self.proba[order, self.y_true[order]],
-            "loss": self.losses[order],
-        })
+        return pd.DataFrame(
+            {
+                "image": self.index[order],
+                "true": [self.classes[i] for i in self.y_true[order]],
+                "predicted": [self.classes[i] for i in self.y_pred[order]],
+                "probability": self.proba[order, self.y_pred[order]],
+                "p_true": self.proba[order, self.y_true[order]],
+                "loss": self.losses[order],
+            }
+        )
 
     def _top(self, k: int) -> np.ndarray:
-        return np.argsort(-self.losses, kind="stable")[:max(0, int(k))]
+        return np.argsort(-self.losses, kind="stable")[: max(0, int(k))]
 
     # -- figures ----------------------------------------------------------------------------------------
     def plot_confusion_matrix(self, normalize: bool = False, title: str | None = None) -> Figure:
@@ -132,34 +144,54 @@ class Interpretation:
         """Examples of each of the ``k`` most-confused pairs, one row per pair (needs the test images)."""
         images = self._need_images("plot_most_confused")
         pairs = most_confused(confusion(self.y_true, self.y_pred, len(self.classes)), self.classes, k=k)
-        return most_confused_figure(pairs, images, self.y_true, self.y_pred,
-                                    title or f"{self.name}: most-confused pairs (true → predicted)", per_pair)
+        return most_confused_figure(
+            pairs,
+            images,
+            self.y_true,
+            self.y_pred,
+            title or f"{self.name}: most-confused pairs (true → predicted)",
+            per_pair,
+        )
 
     def plot_top_losses(self, k: int = 16, columns: int = 8, title: str | None = None) -> Figure:
         """The ``k`` test images with the largest loss, each titled predicted / true / loss / probability."""
         images = self._need_images("plot_top_losses")
         order = self._top(k)
-        return top_losses_figure(images[order], [self.classes[i] for i in self.y_true[order]],
-                                 [self.classes[i] for i in self.y_pred[order]],
-                                 self.proba[order, self.y_pred[order]], self.losses[order],
-                                 title or f"{self.name}: top losses", columns=columns)
+        return top_losses_figure(
+            images[order],
+            [self.classes[i] for i in self.y_true[order]],
+            [self.classes[i] for i in self.y_pred[order]],
+            self.proba[order, self.y_pred[order]],
+            self.losses[order],
+            title or f"{self.name}: top losses",
+            columns=columns,
+        )
 
     def _need_images(self, what: str) -> np.ndarray:
         if self.images is None:
-            raise RunFolderError(f"{what} shows test images, and this run folder has none (no test_images.npz): "
-                                 "the tables (confusion_matrix, most_confused, top_losses) still work")
+            raise RunFolderError(
+                f"{what} shows test images, and this run folder has none (no test_images.npz): "
+                "the tables (confusion_matrix, most_confused, top_losses) still work"
+            )
         return self.images
 
     def __repr__(self) -> str:
-        return (f"Interpretation({self.name!r}: {len(self.y_true):,} test images, {len(self.classes)} classes, "
-                f"accuracy {self.accuracy:.4f})")
+        return (
+            f"Interpretation({self.name!r}: {len(self.y_true):,} test images, {len(self.classes)} classes, "
+            f"accuracy {self.accuracy:.4f})"
+        )
 
     def _repr_html_(self) -> str:
         """Jupyter: the model's accuracy and its most-confused pairs as an HTML table."""
-        head = (f"<p><b>{html.escape(self.name)}</b>: {len(self.y_true):,} test images, {len(self.classes)} classes, "
-                f"accuracy <b>{self.accuracy:.4f}</b>, {int((self.y_pred != self.y_true).sum()):,} mistakes</p>")
+        head = (
+            f"<p><b>{html.escape(self.name)}</b>: {len(self.y_true):,} test images, {len(self.classes)} classes, "
+            f"accuracy <b>{self.accuracy:.4f}</b>, {int((self.y_pred != self.y_true).sum()):,} mistakes</p>"
+        )
         pairs = self.most_confused(5)
         if pairs.empty:
             return head + "<p>No mistakes.</p>"
-        return head + "<p>Most confused (true → predicted):</p>" + pairs.to_html(
-            index=False, border=0, formatters={"rate": "{:.1%}".format})
+        return (
+            head
+            + "<p>Most confused (true → predicted):</p>"
+            + pairs.to_html(index=False, border=0, formatters={"rate": "{:.1%}".format})
+        )

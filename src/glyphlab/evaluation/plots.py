@@ -58,17 +58,35 @@ def confusion_figure(cm: np.ndarray, classes: list[str], title: str, normalized:
                 if v == 0:
                     continue
                 text = f"{v:.2f}" if normalized else f"{int(v)}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=7 if n > 10 else 8,
-                        color="white" if v > thresh else "black")
+                ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=7 if n > 10 else 8,
+                    color="white" if v > thresh else "black",
+                )
     return fig
 
 
-def most_confused_figure(pairs: list[dict[str, Any]], images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
-                         title: str, per_pair: int = 6) -> Figure:
+def most_confused_figure(
+    pairs: list[dict[str, Any]],
+    images: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    title: str,
+    per_pair: int = 6,
+) -> Figure:
     """One row per confused pair (``pairs`` from :func:`~glyphlab.evaluation.metrics.most_confused`)."""
     rows = max(1, len(pairs))
-    fig, axes = _subplots((1.0 * per_pair + 1.4, 1.0 * rows + 0.5), rows, per_pair, squeeze=False,
-                          gridspec_kw={"wspace": 0.05, "hspace": 0.12})
+    fig, axes = _subplots(
+        (1.0 * per_pair + 1.4, 1.0 * rows + 0.5),
+        rows,
+        per_pair,
+        squeeze=False,
+        gridspec_kw={"wspace": 0.05, "hspace": 0.12},
+    )
     for r, pair in enumerate(pairs):
         idx = np.flatnonzero((y_true == pair["true_index"]) & (y_pred == pair["predicted_index"]))[:per_pair]
         for c in range(per_pair):
@@ -77,8 +95,13 @@ def most_confused_figure(pairs: list[dict[str, Any]], images: np.ndarray, y_true
             if c < len(idx):
                 ax.imshow(images[idx[c]], cmap="gray_r", vmin=0, vmax=1)
         axes[r, 0].text(
-            -0.15, 0.5, f"{pair['true']} → {pair['predicted']}\n({pair['count']}×)",
-            transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=9,
+            -0.15,
+            0.5,
+            f"{pair['true']} → {pair['predicted']}\n({pair['count']}×)",
+            transform=axes[r, 0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=9,
         )
     height = fig.get_figheight()
     fig.subplots_adjust(top=1 - 0.45 / height, bottom=0.1 / height)
@@ -86,8 +109,15 @@ def most_confused_figure(pairs: list[dict[str, Any]], images: np.ndarray, y_true
     return fig
 
 
-def top_losses_figure(images: np.ndarray, true: list[str], predicted: list[str], probability: np.ndarray,
-                      loss: np.ndarray, title: str, columns: int = 8) -> Figure:
+def top_losses_figure(
+    images: np.ndarray,
+    true: list[str],
+    predicted: list[str],
+    probability: np.ndarray,
+    loss: np.ndarray,
+    title: str,
+    columns: int = 8,
+) -> Figure:
     """A grid of test images, each titled ``predicted / true / loss / probability`` (fastai's plot_top_losses)."""
     n = len(images)
     cols = max(1, min(columns, n))
@@ -103,7 +133,9 @@ def top_losses_figure(images: np.ndarray, true: list[str], predicted: list[str],
     return fig
 
 
-def plot_accuracy_vs_time(rows: list[dict[str, Any]], path: Path, title: str = "accuracy against training time") -> Path:
+def plot_accuracy_vs_time(
+    rows: list[dict[str, Any]], path: Path, title: str = "accuracy against training time"
+) -> Path:
     """Seed 004's model-selection figure, with the Pareto front (faster and more accurate) marked."""
     fig, ax = _subplots((7, 4.5))
     times = np.array([max(r["train_seconds"], 1e-3) for r in rows])

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -60,8 +60,9 @@ class RobustnessResult:
         return float(row.max() - row.min())
 
 
-def load_test_images(run_dir: Path, dataset: str | None = None, data_dir: str | Path | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def load_test_images(
+    run_dir: Path, dataset: str | None = None, data_dir: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     if dataset:
         from glyphlab.data.registry import resolve_dataset
 
@@ -75,9 +76,15 @@ def load_test_images(run_dir: Path, dataset: str | None = None, data_dir: str | 
         raise ConfigError(f"{exc}; or pass --dataset") from None
 
 
-def robustness(run_dir: str | Path, angles: Sequence[float], dataset: str | None = None,
-               data_dir: str | Path | None = None, models: Sequence[str] | None = None, limit: int | None = None,
-               seed: int = 0) -> RobustnessResult:
+def robustness(
+    run_dir: str | Path,
+    angles: Sequence[float],
+    dataset: str | None = None,
+    data_dir: str | Path | None = None,
+    models: Sequence[str] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> RobustnessResult:
     """Accuracy of each saved model of ``run_dir`` on its test images rotated by every angle in ``angles``.
 
     ``models`` keeps only those labels; ``limit`` scores a fixed random sample of that many test images.
@@ -121,14 +128,21 @@ def robustness(run_dir: str | Path, angles: Sequence[float], dataset: str | None
     return RobustnessResult(angles, names, acc, len(images), csv_path, png_path)
 
 
-def plot_robustness(angles: Sequence[float], names: Sequence[str], acc: np.ndarray, path: Path,
-                    n_images: int | None = None) -> Path:
+def plot_robustness(
+    angles: Sequence[float], names: Sequence[str], acc: np.ndarray, path: Path, n_images: int | None = None
+) -> Path:
     fig = Figure(figsize=(9, 5))
     ax = fig.subplots()
     markers = "osD^vP*X"
     for i, name in enumerate(names):
-        ax.plot(angles, acc[i], marker=markers[i % len(markers)], ms=5, lw=2,
-                label=f"{name} (mean {acc[i].mean():.3f}, spread {acc[i].max() - acc[i].min():.3f})")
+        ax.plot(
+            angles,
+            acc[i],
+            marker=markers[i % len(markers)],
+            ms=5,
+            lw=2,
+            label=f"{name} (mean {acc[i].mean():.3f}, spread {acc[i].max() - acc[i].min():.3f})",
+        )
     ax.set_xlabel("rotation of the test images (degrees, counter-clockwise)")
     ax.set_ylabel("accuracy")
     title = "Accuracy under rotation"

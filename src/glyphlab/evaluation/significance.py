@@ -32,8 +32,14 @@ def wilson_interval(correct: int, total: int, confidence: float = 0.95) -> tuple
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def bootstrap_interval(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, confidence: float = 0.95,
-                       resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    n_classes: int,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of macro F1 over test images (seeded: the same inputs give the same bounds)."""
     y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
     rng = np.random.default_rng(seed)
@@ -48,7 +54,7 @@ def bootstrap_interval(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, c
         denom = cm.sum(axis=1) + cm.sum(axis=2)  # 2·TP + FP + FN per class
         # as scikit-learn's f1_score(average="macro", zero_division=0) over all n_classes labels
         f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-        scores[start:start + k] = f1.mean(axis=1)
+        scores[start : start + k] = f1.mean(axis=1)
     alpha = (1 - confidence) / 2
     return float(np.quantile(scores, alpha)), float(np.quantile(scores, 1 - alpha))
 
@@ -79,7 +85,12 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray, exact: bool | None = N
     if n == 0:
         return McNemar(only_a, only_b, 0.0, 1.0, "exact" if exact else "chi2")
     if exact:
-        return McNemar(only_a, only_b, float(min(only_a, only_b)),
-                       float(stats.binomtest(min(only_a, only_b), n, 0.5).pvalue), "exact")
+        return McNemar(
+            only_a,
+            only_b,
+            float(min(only_a, only_b)),
+            float(stats.binomtest(min(only_a, only_b), n, 0.5).pvalue),
+            "exact",
+        )
     chi2 = (abs(only_a - only_b) - 1) ** 2 / n
     return McNemar(only_a, only_b, float(chi2), float(stats.chi2.sf(chi2, 1)), "chi2")

@@ -8,8 +8,9 @@ as given in ``params`` (like scikit-learn), learned state lives in attributes en
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class GlyphModel(ABC):
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return dict(self.params)
 
-    def set_params(self, **params: Any) -> "GlyphModel":
+    def set_params(self, **params: Any) -> GlyphModel:
         unknown = set(params) - set(self.defaults)
         if unknown:
             raise ConfigError(f"model '{self.name}' has no parameter(s) {', '.join(sorted(unknown))}")
@@ -71,7 +72,7 @@ class GlyphModel(ABC):
         run_dir: Path | None = None,
         callbacks: Sequence[EpochCallback] = (),
         preprocessing: Preprocessing | None = None,
-    ) -> "GlyphModel":
+    ) -> GlyphModel:
         """Learn from images (N, H, W). ``classes`` fixes the output columns even when a fold lacks a class.
 
         ``run_dir`` is where a model may keep checkpoints and curves while it trains (networks do).
@@ -90,8 +91,10 @@ class GlyphModel(ABC):
         self.input_shape_ = (int(images.shape[1]), int(images.shape[2]))
         self.preprocessing_ = preprocessing or Preprocessing.arrays(self.input_shape_)
         if preprocessing is not None and tuple(preprocessing.config.canvas) != self.input_shape_:
-            raise ConfigError(f"the preprocessing makes {preprocessing.config.canvas} images but the model is "
-                              f"fit on {self.input_shape_} images")
+            raise ConfigError(
+                f"the preprocessing makes {preprocessing.config.canvas} images but the model is "
+                f"fit on {self.input_shape_} images"
+            )
         if val_images is not None:
             val_images = check_images(val_images)
             val_labels = np.ascontiguousarray(val_labels, dtype=np.int64)
@@ -99,8 +102,9 @@ class GlyphModel(ABC):
         return self
 
     @abstractmethod
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
-             callbacks: Sequence[EpochCallback] = ()) -> None: ...
+    def _fit(
+        self, images, labels, val_images, val_labels, *, run_dir: Path | None, callbacks: Sequence[EpochCallback] = ()
+    ) -> None: ...
 
     @abstractmethod
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
@@ -138,7 +142,7 @@ class GlyphModel(ABC):
         return save_model(self, directory)
 
     @classmethod
-    def load(cls, directory: str | Path) -> "GlyphModel":
+    def load(cls, directory: str | Path) -> GlyphModel:
         from glyphlab.models.persistence import load_model  # local: persistence imports this module
 
         return load_model(directory)
@@ -153,8 +157,13 @@ class GlyphModel(ABC):
         return f"{type(self).__name__}({args})"
 
 
-def training_arrays(model: GlyphModel, images: np.ndarray, labels: np.ndarray, val_images: np.ndarray | None,
-                    val_labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def training_arrays(
+    model: GlyphModel,
+    images: np.ndarray,
+    labels: np.ndarray,
+    val_images: np.ndarray | None,
+    val_labels: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """What ``model`` is fit on, given a train and a validation split: networks (``uses_validation``) keep the
     validation split for early stopping; the others have no use for it and are fit on train+val."""
     if model.uses_validation:
@@ -182,8 +191,10 @@ def check_images(images: np.ndarray) -> np.ndarray:
     if arr.dtype.kind not in "fiub":
         raise ConfigError(f"expected numeric images, got dtype {arr.dtype}")
     if arr.dtype.kind in "iu" and arr.size and int(arr.max()) > 1:
-        raise ConfigError(f"images are {arr.dtype} with values up to {int(arr.max())}: glyphlab models take "
-                          "float images in [0, 1] (1 = ink); divide by 255 first (images / 255.0)")
+        raise ConfigError(
+            f"images are {arr.dtype} with values up to {int(arr.max())}: glyphlab models take "
+            "float images in [0, 1] (1 = ink); divide by 255 first (images / 255.0)"
+        )
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
         raise ConfigError("images contain NaN or infinite values")
@@ -191,8 +202,10 @@ def check_images(images: np.ndarray) -> np.ndarray:
         lo, hi = float(arr.min()), float(arr.max())
         if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
             hint = " (divide by 255 first: images / 255.0)" if hi > 1 and lo >= 0 and hi <= 255 else ""
-            raise ConfigError(f"images have values in [{lo:g}, {hi:g}]; glyphlab models take images in [0, 1] "
-                              f"(0 = background, 1 = ink){hint}")
+            raise ConfigError(
+                f"images have values in [{lo:g}, {hi:g}]; glyphlab models take images in [0, 1] "
+                f"(0 = background, 1 = ink){hint}"
+            )
         if lo < 0 or hi > 1:
             arr = np.clip(arr, 0.0, 1.0)
     return arr

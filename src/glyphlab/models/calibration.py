@@ -39,9 +39,19 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     if logits.ndim != 2 or len(logits) != len(labels) or len(labels) == 0:
-        raise ConfigError(f"temperature scaling needs (N, C) logits and N labels, got {logits.shape} and {labels.shape}")
-    res = minimize_scalar(lambda log_t: nll(logits, labels, float(np.exp(log_t))), bounds=LOG_T_BOUNDS,
-                          method="bounded", options={"xatol": 1e-4})
+        raise ConfigError(
+            f"temperature scaling needs (N, C) logits and N labels, got {logits.shape} and {labels.shape}"
+        )
+    res = minimize_scalar(
+        lambda log_t: nll(logits, labels, float(np.exp(log_t))),
+        bounds=LOG_T_BOUNDS,
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
     t = float(np.exp(res.x))
-    return {"temperature": t, "nll_before": nll(logits, labels, 1.0), "nll_after": nll(logits, labels, t),
-            "n": int(len(labels))}
+    return {
+        "temperature": t,
+        "nll_before": nll(logits, labels, 1.0),
+        "nll_after": nll(logits, labels, t),
+        "n": int(len(labels)),
+    }

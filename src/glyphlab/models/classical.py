@@ -6,8 +6,9 @@ pixel (seed 003), ``pca-svm`` whitens with PCA (seed 002), trees use raw pixels 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
@@ -37,8 +38,9 @@ class SklearnModel(GlyphModel):
     def build_estimator(self) -> Any:  # pragma: no cover - abstract in spirit
         raise NotImplementedError
 
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
-             callbacks: Sequence[EpochCallback] = ()) -> None:
+    def _fit(
+        self, images, labels, val_images, val_labels, *, run_dir: Path | None, callbacks: Sequence[EpochCallback] = ()
+    ) -> None:
         counts = np.bincount(labels)
         self.min_class_count_ = int(counts[counts > 0].min())
         self.estimator_ = self.build_estimator()
@@ -124,8 +126,11 @@ def _calibrated_svc(p: dict[str, Any], min_class_count: int) -> CalibratedClassi
 @register_model("svm", "RBF support-vector machine on raw pixels (seed 001)", "classical")
 class SVM(SklearnModel):
     defaults = {"C": 10.0, "gamma": "scale", "calibrate": True, "seed": 0}
-    param_specs = {"C": POSITIVE, "gamma": spec("str", "number", low=0, low_open=True, choices=("scale", "auto")),
-                   "seed": SEED}
+    param_specs = {
+        "C": POSITIVE,
+        "gamma": spec("str", "number", low=0, low_open=True, choices=("scale", "auto")),
+        "seed": SEED,
+    }
 
     def build_estimator(self) -> CalibratedClassifierCV:
         return _calibrated_svc(self.params, self.min_class_count_)
@@ -151,9 +156,12 @@ class PCASVM(SklearnModel):
 @register_model("random-forest", "random forest on raw pixels (seeds 003, 004)", "classical")
 class RandomForest(SklearnModel):
     defaults = {"n_estimators": 200, "max_depth": None, "max_features": "sqrt", "n_jobs": -1, "seed": 0}
-    param_specs = {"n_estimators": spec("int", low=1), "max_depth": spec("none", "int", low=1),
-                   "max_features": spec("none", "str", "number", low=0, low_open=True, choices=("sqrt", "log2")),
-                   "seed": SEED}
+    param_specs = {
+        "n_estimators": spec("int", low=1),
+        "max_depth": spec("none", "int", low=1),
+        "max_features": spec("none", "str", "number", low=0, low_open=True, choices=("sqrt", "log2")),
+        "seed": SEED,
+    }
 
     def build_estimator(self) -> RandomForestClassifier:
         p = self.params
@@ -175,9 +183,13 @@ class XGBoost(GlyphModel):
     """
 
     defaults = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.3, "subsample": 1.0, "n_jobs": -1, "seed": 0}
-    param_specs = {"n_estimators": spec("int", low=1), "max_depth": spec("int", low=0), "learning_rate": POSITIVE,
-                   "subsample": spec("number", low=0, high=1, low_open=True),
-                   "seed": SEED}
+    param_specs = {
+        "n_estimators": spec("int", low=1),
+        "max_depth": spec("int", low=0),
+        "learning_rate": POSITIVE,
+        "subsample": spec("number", low=0, high=1, low_open=True),
+        "seed": SEED,
+    }
     weights_file = "model.xgb.json"
 
     def _build(self):
@@ -194,8 +206,9 @@ class XGBoost(GlyphModel):
             tree_method="hist",
         )
 
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
-             callbacks: Sequence[EpochCallback] = ()) -> None:
+    def _fit(
+        self, images, labels, val_images, val_labels, *, run_dir: Path | None, callbacks: Sequence[EpochCallback] = ()
+    ) -> None:
         # XGBoost needs labels 0..K-1; a fold may lack some classes, so encode the present ones
         self.present_ = np.unique(labels)
         encoded = np.searchsorted(self.present_, labels)

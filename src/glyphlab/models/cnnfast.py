@@ -38,21 +38,28 @@ def stage(cin: int, cout: int, down: str) -> list[nn.Module]:
     raise ConfigError(f"cnn-fast: down must be one of {', '.join(DOWNSAMPLING)} per stage, got {down!r}")
 
 
-@register_model("cnn-fast", "Fastest to 99 % on CPU: 3 conv3x3+BN stages (16-32-64) downsampling early, 1 epoch",
-                "torch")
+@register_model(
+    "cnn-fast", "Fastest to 99 % on CPU: 3 conv3x3+BN stages (16-32-64) downsampling early, 1 epoch", "torch"
+)
 class CNNFast(TorchModel):
     architecture: ClassVar[dict[str, Any]] = {"width": [16, 32, 64], "down": ["stride", "pool", "stride"]}
     #: the bare baseline's recipe: one epoch, AdamW, one-cycle to 1e-2, label smoothing 0.1
-    training: ClassVar[dict[str, Any]] = {"epochs": 1, "lr": 1e-2, "weight_decay": 1e-2, "label_smoothing": 0.1,
-                                          "patience": 0}
+    training: ClassVar[dict[str, Any]] = {
+        "epochs": 1,
+        "lr": 1e-2,
+        "weight_decay": 1e-2,
+        "label_smoothing": 0.1,
+        "patience": 0,
+    }
     min_side = 8
 
     def build_features(self) -> nn.Module:
         width = [int(c) for c in self.params["width"]]
         down = list(self.params["down"])
         if not width or len(width) != len(down):
-            raise ConfigError("cnn-fast: width and down need one value per stage, e.g. width=[16,32,64] "
-                              "down=[stride,pool,stride]")
+            raise ConfigError(
+                "cnn-fast: width and down need one value per stage, e.g. width=[16,32,64] down=[stride,pool,stride]"
+            )
         layers: list[nn.Module] = []
         cin = 1
         for c, d in zip(width, down):

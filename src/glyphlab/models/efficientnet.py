@@ -67,8 +67,11 @@ class EfficientNetB0(TorchModel):
         "drop_rate": 0.2,  # dropout before the head
     }
     training: ClassVar[dict[str, Any]] = {"epochs": 25, "batch_size": 64, "weight_decay": 1e-4}
-    param_specs = {**TORCH_SPECS, "pretrained_path": spec("none", "str"),
-                   "drop_rate": spec("number", low=0, high=1, high_open=True)}
+    param_specs = {
+        **TORCH_SPECS,
+        "pretrained_path": spec("none", "str"),
+        "drop_rate": spec("number", low=0, high=1, high_open=True),
+    }
     #: five stride-2 stages: smaller inputs are resized up so the last feature map is at least 1x1
     min_side: ClassVar[int] = 32
 
@@ -102,7 +105,9 @@ class EfficientNetB0(TorchModel):
                     "or use pretrained=false."
                 ) from None
             if pretrained:
-                raise ConfigError(f"efficientnet-b0: cannot load pretrained_path={p['pretrained_path']!r}: {exc}") from None
+                raise ConfigError(
+                    f"efficientnet-b0: cannot load pretrained_path={p['pretrained_path']!r}: {exc}"
+                ) from None
             raise
 
     def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:

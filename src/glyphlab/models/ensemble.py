@@ -6,7 +6,8 @@ Members come from two places, in this order:
   folder). They are already trained: ``fit`` only loads them and checks their classes and input shape.
 * ``member_models``: registry names (``["logreg", "svm"]``) that ``fit`` trains on the data it is given,
   with ``member_params`` (``{"svm": {"C": 5}}``) and the ensemble's ``seed``; a name given k times trains k
-  members from seeds ``seed``, ``seed + 1``, ... (an average of networks that differ only by their seed). A network member gets the
+  members from seeds ``seed``, ``seed + 1``, ... (an average of networks that differ only by their seed).
+  A network member gets the
   validation split; classical members are fit on train+val, as in a run.
 
 Saving writes no weights of its own: the folder holds ``manifest.json`` and ``members.json``, which
@@ -23,8 +24,9 @@ after the ensemble was saved is refused. Nothing is pickled.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,10 +43,21 @@ METHODS = ("average", "vote")
 @register_model("ensemble", "probability averaging or majority vote over saved or freshly trained models", "ensemble")
 class Ensemble(GlyphModel):
     weights_file = MEMBERS_FILE
-    defaults = {"members": [], "member_models": [], "member_params": {}, "method": "average", "weights": None, "seed": 0}
+    defaults = {
+        "members": [],
+        "member_models": [],
+        "member_params": {},
+        "method": "average",
+        "weights": None,
+        "seed": 0,
+    }
     # one path or name may be given as a string; method and weights are checked in _validate_params
-    param_specs = {"members": spec("list", "str"), "member_models": spec("list", "str"), "weights": spec("none", "list"),
-                   "seed": SEED}
+    param_specs = {
+        "members": spec("list", "str"),
+        "member_models": spec("list", "str"),
+        "weights": spec("none", "list"),
+        "seed": SEED,
+    }
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -68,11 +81,15 @@ class Ensemble(GlyphModel):
             raise ConfigError("ensemble: member_params must map a member model name to its parameters")
         unknown = set(p["member_params"]) - set(p["member_models"])
         if unknown:
-            raise ConfigError(f"ensemble: member_params names {', '.join(sorted(unknown))}, which are not in member_models")
+            raise ConfigError(
+                f"ensemble: member_params names {', '.join(sorted(unknown))}, which are not in member_models"
+            )
         n = len(p["members"]) + len(p["member_models"])
         if p["weights"] is not None:
             w = p["weights"]
-            if not isinstance(w, (list, tuple)) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w):
+            if not isinstance(w, (list, tuple)) or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in w
+            ):
                 raise ConfigError(f"ensemble: weights must be a list of numbers, got {w!r}")
             if n and len(w) != n:
                 raise ConfigError(f"ensemble: {len(w)} weights for {n} members (members first, then member_models)")
@@ -80,8 +97,9 @@ class Ensemble(GlyphModel):
                 raise ConfigError("ensemble: weights must be >= 0 with a positive sum")
 
     # -- learning ---------------------------------------------------------------------------------
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
-             callbacks: Sequence[EpochCallback] = ()) -> None:
+    def _fit(
+        self, images, labels, val_images, val_labels, *, run_dir: Path | None, callbacks: Sequence[EpochCallback] = ()
+    ) -> None:
         p = self.params
         if not p["members"] and not p["member_models"]:
             raise ConfigError("ensemble: give members (paths of saved models) and/or member_models (names to train)")
@@ -91,14 +109,22 @@ class Ensemble(GlyphModel):
             model = load_model(directory)
             self._check_member(model, str(path))
             self.members_.append(model)
-            self.member_sources_.append({"path": str(directory.resolve()), "sha256": _manifest_sha(directory),
-                                         "model": model.name})
+            self.member_sources_.append(
+                {"path": str(directory.resolve()), "sha256": _manifest_sha(directory), "model": model.name}
+            )
         for i, name in enumerate(p["member_models"]):
-            model = create_model(name, **member_params(name, p["member_params"].get(name, {}), p["seed"],
-                                                        repeat=p["member_models"][:i].count(name)))
+            model = create_model(
+                name,
+                **member_params(
+                    name, p["member_params"].get(name, {}), p["seed"], repeat=p["member_models"][:i].count(name)
+                ),
+            )
             member_dir = run_dir / "members" / f"{i}-{name}" if run_dir is not None else None
-            model.fit(*training_arrays(model, images, labels, val_images, val_labels), classes=self.classes_,
-                      run_dir=member_dir)
+            model.fit(
+                *training_arrays(model, images, labels, val_images, val_labels),
+                classes=self.classes_,
+                run_dir=member_dir,
+            )
             self.members_.append(model)
             self.member_sources_.append({"path": None, "sha256": None, "model": name})
         if p["members"] and not p["member_models"]:  # only loaded members: take their classes
@@ -108,13 +134,20 @@ class Ensemble(GlyphModel):
     def _check_member(self, model: GlyphModel, where: str) -> None:
         if self.classes_ is not None and list(model.classes_ or []) != list(self.classes_):
             if len(model.classes_ or []) != len(self.classes_):
-                raise ConfigError(f"ensemble member {where} predicts {len(model.classes_ or [])} classes, "
-                                  f"the data has {len(self.classes_)}")
+                raise ConfigError(
+                    f"ensemble member {where} predicts {len(model.classes_ or [])} classes, "
+                    f"the data has {len(self.classes_)}"
+                )
             raise ConfigError(f"ensemble member {where} has classes {model.classes_}, the data has {self.classes_}")
-        if self.input_shape_ is not None and model.input_shape_ is not None and \
-                tuple(model.input_shape_) != tuple(self.input_shape_):
-            raise ConfigError(f"ensemble member {where} takes {tuple(model.input_shape_)} images, "
-                              f"the data is {tuple(self.input_shape_)}")
+        if (
+            self.input_shape_ is not None
+            and model.input_shape_ is not None
+            and tuple(model.input_shape_) != tuple(self.input_shape_)
+        ):
+            raise ConfigError(
+                f"ensemble member {where} takes {tuple(model.input_shape_)} images, "
+                f"the data is {tuple(self.input_shape_)}"
+            )
 
     # -- inference --------------------------------------------------------------------------------
     def _weights(self) -> np.ndarray:
@@ -160,8 +193,12 @@ class Ensemble(GlyphModel):
         return [MEMBERS_FILE]
 
     def _manifest_extra(self) -> dict[str, Any]:
-        return {"members": [{"model": s["model"], "path": s["path"] or f"members/{i}-{s['model']}"}
-                            for i, s in enumerate(self.member_sources_)]}
+        return {
+            "members": [
+                {"model": s["model"], "path": s["path"] or f"members/{i}-{s['model']}"}
+                for i, s in enumerate(self.member_sources_)
+            ]
+        }
 
     def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
         try:
@@ -184,9 +221,13 @@ class Ensemble(GlyphModel):
             model = load_model(member_dir)
             self.members_.append(model)
             # members saved inside this folder are written again on the next save; external ones stay referenced
-            self.member_sources_.append({"path": str(member_dir) if rel.is_absolute() else None,
-                                         "sha256": entry["sha256"] if rel.is_absolute() else None,
-                                         "model": model.name})
+            self.member_sources_.append(
+                {
+                    "path": str(member_dir) if rel.is_absolute() else None,
+                    "sha256": entry["sha256"] if rel.is_absolute() else None,
+                    "model": model.name,
+                }
+            )
 
 
 def _manifest_sha(directory: Path) -> str:

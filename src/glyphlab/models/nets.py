@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from glyphlab.models.torch.loop import resolve_device, train
 from glyphlab.models.torch.params import train_config, training_defaults
 
 WEIGHTS = "weights.safetensors"
+
 
 class Normalize(nn.Module):
     def __init__(self) -> None:
@@ -74,7 +76,7 @@ class GlyphNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
 
-    def train(self, mode: bool = True) -> "GlyphNet":
+    def train(self, mode: bool = True) -> GlyphNet:
         super().train(mode)
         if self.frozen:  # frozen features keep BN statistics and skip dropout
             self.features.eval()
@@ -119,8 +121,10 @@ class TorchModel(GlyphModel):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "defaults" in cls.__dict__:
-            raise TypeError(f"{cls.__name__}: a network declares `architecture` and `training`, not `defaults` "
-                            "(derived from them and TrainConfig/AugmentConfig)")
+            raise TypeError(
+                f"{cls.__name__}: a network declares `architecture` and `training`, not `defaults` "
+                "(derived from them and TrainConfig/AugmentConfig)"
+            )
         training: dict[str, Any] = {}
         architecture: dict[str, Any] = {}
         for klass in reversed(cls.__mro__):  # base classes first, so a subclass's entries win
@@ -128,8 +132,10 @@ class TorchModel(GlyphModel):
             architecture.update(klass.__dict__.get("architecture", {}))
         clash = set(architecture) & set(training_defaults())
         if clash:
-            raise TypeError(f"{cls.__name__}: architecture parameters {sorted(clash)} are training parameters; "
-                            "put their defaults in `training`")
+            raise TypeError(
+                f"{cls.__name__}: architecture parameters {sorted(clash)} are training parameters; "
+                "put their defaults in `training`"
+            )
         cls.defaults = {**training_defaults(training), **architecture}
 
     def __init__(self, **params: Any) -> None:
@@ -170,13 +176,16 @@ class TorchModel(GlyphModel):
             h.update(a.reshape(-1)[:: max(1, a.size // 200_000)].tobytes())
         return h.hexdigest()
 
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
-             callbacks: Sequence[EpochCallback] = ()) -> None:
+    def _fit(
+        self, images, labels, val_images, val_labels, *, run_dir: Path | None, callbacks: Sequence[EpochCallback] = ()
+    ) -> None:
         p = self.params
         calibrate = check_method(p["calibrate"])
         if calibrate == "temperature" and (p["fit_on_val"] or val_images is None or not len(val_images)):
-            raise ConfigError("calibrate=temperature fits the temperature on the validation split: it needs one "
-                              "(and fit_on_val=False, which would train on it)")
+            raise ConfigError(
+                "calibrate=temperature fits the temperature on the validation split: it needs one "
+                "(and fit_on_val=False, which would train on it)"
+            )
         self.temperature_, self.calibration_ = 1.0, {}
         if p["fit_on_val"] and val_images is not None and len(val_images):
             images = np.concatenate([images, val_images])
@@ -201,9 +210,19 @@ class TorchModel(GlyphModel):
             params = list(module.head.parameters())
         patience = None if p["fit_on_val"] else (int(p["patience"] or 0) or None)
         cfg = train_config(p, patience=patience)
-        result = train(module, images, labels, val_images, val_labels, n_classes=n_classes, config=cfg,
-                       run_dir=run_dir, fingerprint=self._fingerprint(images, labels, val_images, val_labels),
-                       parameters=params, callbacks=callbacks)
+        result = train(
+            module,
+            images,
+            labels,
+            val_images,
+            val_labels,
+            n_classes=n_classes,
+            config=cfg,
+            run_dir=run_dir,
+            fingerprint=self._fingerprint(images, labels, val_images, val_labels),
+            parameters=params,
+            callbacks=callbacks,
+        )
         self.module_ = module
         self.device_ = next(module.parameters()).device
         self.history_ = result.history
@@ -311,8 +330,10 @@ class TorchModel(GlyphModel):
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise ModelFileError(f"{directory / WEIGHTS} does not fit a '{self.name}' network with these "
-                                 f"parameters: {str(exc).splitlines()[0]}") from None
+            raise ModelFileError(
+                f"{directory / WEIGHTS} does not fit a '{self.name}' network with these "
+                f"parameters: {str(exc).splitlines()[0]}"
+            ) from None
         extra = manifest.get("extra") or {}
         self.mean_ = float(extra.get("mean", float(module.norm.mean)))
         self.std_ = float(extra.get("std", float(module.norm.std)))
@@ -328,17 +349,26 @@ class TorchModel(GlyphModel):
                 self.calibration_ = json.loads((Path(directory) / CALIBRATION_FILE).read_text())
                 self.temperature_ = float(self.calibration_["temperature"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise ModelFileError(f"{directory / CALIBRATION_FILE} is not a glyphlab calibration file: {exc}") from None
+                raise ModelFileError(
+                    f"{directory / CALIBRATION_FILE} is not a glyphlab calibration file: {exc}"
+                ) from None
             if not (np.isfinite(self.temperature_) and self.temperature_ > 0):
                 raise ModelFileError(f"{directory / CALIBRATION_FILE}: temperature {self.temperature_} is not positive")
         elif self.params.get("calibrate") == "temperature":
-            raise ModelFileError(f"{directory}: the model was trained with calibrate=temperature but the manifest "
-                                 f"lists no {CALIBRATION_FILE}; refusing to serve uncalibrated probabilities")
+            raise ModelFileError(
+                f"{directory}: the model was trained with calibrate=temperature but the manifest "
+                f"lists no {CALIBRATION_FILE}; refusing to serve uncalibrated probabilities"
+            )
 
     def _manifest_extra(self) -> dict[str, Any]:
-        return {"mean": self.mean_, "std": self.std_, "history": self.history_, "temperature": self.temperature_,
-                "precision": self.precision_,  # the one trained in; the saved weights are fp32
-                "n_parameters": sum(p.numel() for p in self.module_.parameters()) if self.module_ else 0}
+        return {
+            "mean": self.mean_,
+            "std": self.std_,
+            "history": self.history_,
+            "temperature": self.temperature_,
+            "precision": self.precision_,  # the one trained in; the saved weights are fp32
+            "n_parameters": sum(p.numel() for p in self.module_.parameters()) if self.module_ else 0,
+        }
 
 
 def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, padding: int | None = None) -> nn.Sequential:
@@ -386,8 +416,12 @@ class CNNDeep(TorchModel):
         d = float(self.params["dropout"])
 
         def block(cin: int, c: int) -> list[nn.Module]:
-            return [conv_bn(cin, c, 3, padding=0), conv_bn(c, c, 3, padding=0), conv_bn(c, c, 5, stride=2, padding=2),
-                    nn.Dropout(d)]
+            return [
+                conv_bn(cin, c, 3, padding=0),
+                conv_bn(c, c, 3, padding=0),
+                conv_bn(c, c, 5, stride=2, padding=2),
+                nn.Dropout(d),
+            ]
 
         return nn.Sequential(*block(1, 32), *block(32, 64), conv_bn(64, 128, 4, padding=0), nn.Flatten(), nn.Dropout(d))
 
@@ -405,8 +439,9 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + x, inplace=True)
 
 
-@register_model("resnet-small", "Small ResNet (32-64-128 channels, strided convs, BN, global average pooling), fast on CPU",
-                "torch")
+@register_model(
+    "resnet-small", "Small ResNet (32-64-128 channels, strided convs, BN, global average pooling), fast on CPU", "torch"
+)
 class ResNetSmall(TorchModel):
     """Built for accuracy per CPU second on 28x28 glyphs: every stage starts with a stride-2 3x3 conv + BN + ReLU
     (28 -> 14 -> 7 -> 4), ``blocks[i]`` residual blocks follow stage i, then global average pooling and a linear

@@ -11,9 +11,10 @@ parameter, what it takes and what arrived — instead of a scikit-learn or torch
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Any, Mapping
+from typing import Any
 
 from glyphlab.errors import ConfigError
 
@@ -39,8 +40,17 @@ class Spec:
             if kind == "str" and self.choices:
                 parts.append(" | ".join(repr(c) for c in self.choices))
             else:
-                parts.append({"int": "an integer", "number": "a number", "bool": "true or false", "str": "text",
-                              "list": "a list", "dict": "a table", "none": "null"}[kind])
+                parts.append(
+                    {
+                        "int": "an integer",
+                        "number": "a number",
+                        "bool": "true or false",
+                        "str": "text",
+                        "list": "a list",
+                        "dict": "a table",
+                        "none": "null",
+                    }[kind]
+                )
         text = " or ".join(parts)
         if self.low is not None or self.high is not None:
             lo = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
@@ -49,8 +59,14 @@ class Spec:
         return text
 
 
-def spec(*kinds: str, low: float | None = None, high: float | None = None, low_open: bool = False,
-         high_open: bool = False, choices: tuple[str, ...] | None = None) -> Spec:
+def spec(
+    *kinds: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    choices: tuple[str, ...] | None = None,
+) -> Spec:
     return Spec(tuple(kinds), low, high, low_open, high_open, choices)
 
 
@@ -105,8 +121,7 @@ def check_value(model: str, key: str, value: Any, s: Spec) -> None:
         raise ConfigError(f"model '{model}': {key} must be {s.describe()}, got {value!r}")
 
 
-def check_params(model: str, params: Mapping[str, Any], defaults: Mapping[str, Any],
-                 specs: Mapping[str, Spec]) -> None:
+def check_params(model: str, params: Mapping[str, Any], defaults: Mapping[str, Any], specs: Mapping[str, Spec]) -> None:
     """Check every given parameter against its declared (or inferred) spec."""
     for key, value in params.items():
         s = specs.get(key) or inferred_spec(defaults.get(key))

@@ -15,7 +15,7 @@ import platform
 import shutil
 import tempfile
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,16 @@ FORMAT_VERSION = 1
 #: what the readers of a weights file raise on bytes that are not what the manifest says (a pickle planted as
 #: model.skops -> BadZipFile, as model.xgb.json -> UnicodeDecodeError, XGBoostError is a ValueError, a damaged
 #: .safetensors -> SafetensorError); load_model turns them into one ModelFileError that names the file
-FOREIGN_FILE_ERRORS = (zipfile.BadZipFile, UnicodeDecodeError, ValueError, KeyError, EOFError, OSError, RuntimeError,
-                       SafetensorError)
+FOREIGN_FILE_ERRORS = (
+    zipfile.BadZipFile,
+    UnicodeDecodeError,
+    ValueError,
+    KeyError,
+    EOFError,
+    OSError,
+    RuntimeError,
+    SafetensorError,
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -68,15 +76,16 @@ def save_model(model: GlyphModel, directory: str | Path) -> Path:
             "classes": model.classes_,
             "input_shape": list(model.input_shape_ or ()),
             "preprocessing": (model.preprocessing_ or Preprocessing.arrays(model.input_shape_ or (28, 28))).to_dict(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": library_versions(),
             "files": {name: sha256_file(tmp / name) for name in files},
             "extra": model._manifest_extra(),
         }
         # a card from the model alone; a run rewrites it with the evaluation (write_model_card)
         card = json.loads(json.dumps(manifest, default=json_default))
-        (tmp / MODEL_CARD).write_text(render_model_card(model.name, basic_sections(card, model.defaults)),
-                                      encoding="utf-8")
+        (tmp / MODEL_CARD).write_text(
+            render_model_card(model.name, basic_sections(card, model.defaults)), encoding="utf-8"
+        )
         manifest["files"][MODEL_CARD] = sha256_file(tmp / MODEL_CARD)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default))
         make_readable(tmp)
@@ -114,8 +123,9 @@ def read_model_card(path: str | Path) -> str | None:
     if not expected or not card.is_file():
         return None
     if sha256_file(card) != expected:
-        raise ModelFileError(f"{card} does not match its manifest (changed after saving); rerun the evaluation "
-                             "or restore it")
+        raise ModelFileError(
+            f"{card} does not match its manifest (changed after saving); rerun the evaluation or restore it"
+        )
     return card.read_text(encoding="utf-8")
 
 
@@ -155,12 +165,21 @@ def saved_models(path: Path) -> dict[str, Path]:
         found = {m.name: m.model_path for m in run.model_folders() if m.finished and m.has_saved_model}
         unfinished = [m.name for m in run.model_folders() if not m.finished]
         if not found:
-            raise ModelFileError(f"run folder {path} holds no finished model" + (
-                f" ({', '.join(unfinished)} unfinished: `glyphlab run --resume {path}` completes them)" if unfinished
-                else " (were they deleted?)"))
+            raise ModelFileError(
+                f"run folder {path} holds no finished model"
+                + (
+                    f" ({', '.join(unfinished)} unfinished: `glyphlab run --resume {path}` completes them)"
+                    if unfinished
+                    else " (were they deleted?)"
+                )
+            )
         if unfinished:
-            log.warning("warning: %s: %s unfinished (no done.json), left out; `glyphlab run --resume %s` completes "
-                        "them", path, ", ".join(unfinished), path)
+            log.warning(
+                "warning: %s: %s unfinished (no done.json), left out; `glyphlab run --resume %s` completes them",
+                path,
+                ", ".join(unfinished),
+                path,
+            )
         return found
     model_dir = resolve_model_dir(path)
     name = model_dir.parent.name if model_dir.name == "model" else model_dir.name
@@ -195,7 +214,8 @@ def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
         actual = sha256_file(target)
         if actual != expected:
             raise ModelFileError(
-                f"{directory / name} does not match its manifest (SHA-256 {actual[:12]}... != {str(expected)[:12]}...): "
+                f"{directory / name} does not match its manifest "
+                f"(SHA-256 {actual[:12]}... != {str(expected)[:12]}...): "
                 "the file was changed or damaged after saving; retrain or restore it"
             )
 
@@ -210,8 +230,9 @@ def load_model(path: str | Path) -> GlyphModel:
     name = manifest.get("model")
     extra = missing_extra(name) if isinstance(name, str) else None
     if extra:
-        raise ModelFileError(f"{directory} holds a '{name}' model, which needs glyphlab[{extra}]: "
-                             f"pip install 'glyphlab[{extra}]'")
+        raise ModelFileError(
+            f"{directory} holds a '{name}' model, which needs glyphlab[{extra}]: pip install 'glyphlab[{extra}]'"
+        )
     if name not in MODELS:
         raise ModelFileError(f"{directory} holds a '{name}' model, which this glyphlab does not know")
     required = MODELS[name].cls.weights_file

@@ -47,13 +47,13 @@ and checkpoints resume exactly; loading rebuilds the network from the parameters
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from e2cnn import gspaces  # noqa: F401  (a missing e2cnn makes the registry skip this optional family)
 from e2cnn import nn as enn
 
@@ -119,8 +119,17 @@ def _is_batchnorm(m: nn.Module) -> bool:
 class EquivariantTrunk(nn.Module):
     """resize -> steerable convolutions -> group pooling -> global average -> dense (penultimate features)."""
 
-    def __init__(self, side: int, n_rotations: int = 8, flip: bool = False, widths=(8, 16, 32), hidden: int = 64,
-                 dropout: float = 0.0, sigma: float = 0.66, kernels=(7, 5, 5, 5)) -> None:
+    def __init__(
+        self,
+        side: int,
+        n_rotations: int = 8,
+        flip: bool = False,
+        widths=(8, 16, 32),
+        hidden: int = 64,
+        dropout: float = 0.0,
+        sigma: float = 0.66,
+        kernels=(7, 5, 5, 5),
+    ) -> None:
         super().__init__()
         if int(n_rotations) < 1:
             raise ConfigError(f"rot-cnn: N must be >= 1, got {n_rotations}")
@@ -137,19 +146,31 @@ class EquivariantTrunk(nn.Module):
         w1, w2, w3 = (enn.FieldType(gs, [gs.regular_repr] * w) for w in widths)
 
         def block(tin, tout, k, p):
-            return [enn.R2Conv(tin, tout, kernel_size=k, padding=p, bias=False), enn.InnerBatchNorm(tout),
-                    enn.ReLU(tout, inplace=True)]
+            return [
+                enn.R2Conv(tin, tout, kernel_size=k, padding=p, bias=False),
+                enn.InnerBatchNorm(tout),
+                enn.ReLU(tout, inplace=True),
+            ]
 
         k1, k2, k3, k4 = kernels
         # the lift trims (k1 - 3) / 2 pixels a side (29 -> 25 at 7x7) and the last convolution one (7 -> 5), the
         # middle two keep the size: every side stays odd, so both poolings stay centred (see Input size above)
-        layers = [*block(self.in_type, w1, k1, 1), enn.PointwiseAvgPoolAntialiased(w1, sigma=sigma, stride=2),
-                  *block(w1, w2, k2, k2 // 2), enn.PointwiseAvgPoolAntialiased(w2, sigma=sigma, stride=2),
-                  *block(w2, w3, k3, k3 // 2), *block(w3, w3, k4, k4 // 2 - 1)]
+        layers = [
+            *block(self.in_type, w1, k1, 1),
+            enn.PointwiseAvgPoolAntialiased(w1, sigma=sigma, stride=2),
+            *block(w1, w2, k2, k2 // 2),
+            enn.PointwiseAvgPoolAntialiased(w2, sigma=sigma, stride=2),
+            *block(w2, w3, k3, k3 // 2),
+            *block(w3, w3, k4, k4 // 2 - 1),
+        ]
         self.net = enn.SequentialModule(*layers)
         self.gpool = enn.GroupPooling(w3)
-        self.dense = nn.Sequential(nn.Linear(widths[2], int(hidden)), nn.BatchNorm1d(int(hidden)), nn.ELU(inplace=True),
-                                   nn.Dropout(float(dropout)))
+        self.dense = nn.Sequential(
+            nn.Linear(widths[2], int(hidden)),
+            nn.BatchNorm1d(int(hidden)),
+            nn.ELU(inplace=True),
+            nn.Dropout(float(dropout)),
+        )
         self.out_dim = int(hidden)
         self._mark_derived()
         self.register_load_state_dict_post_hook(_refresh_after_load)
@@ -161,7 +182,7 @@ class EquivariantTrunk(nn.Module):
                 continue
             m._non_persistent_buffers_set.update(m._buffers.keys())
 
-    def train(self, mode: bool = True) -> "EquivariantTrunk":
+    def train(self, mode: bool = True) -> EquivariantTrunk:
         super().train(mode)  # R2Conv re-registers its expanded filter (as a persistent buffer) on eval()
         self._mark_derived()
         return self
@@ -171,7 +192,7 @@ class EquivariantTrunk(nn.Module):
         x = self.gpool(self.net(x)).tensor
         return self.dense(x.mean(dim=(2, 3)))
 
-    def export(self) -> "ExportedTrunk":
+    def export(self) -> ExportedTrunk:
         """The same function as plain torch modules (the trunk is left in eval mode)."""
         was = self.training
         self.eval()
@@ -183,8 +204,9 @@ class EquivariantTrunk(nn.Module):
                 layers.append(nn.ReLU(inplace=True))
             else:
                 layers.append(m.export())
-        exported = ExportedTrunk(self.side, nn.Sequential(*layers), GroupMaxPool(self.group_size),
-                                 copy.deepcopy(self.dense))
+        exported = ExportedTrunk(
+            self.side, nn.Sequential(*layers), GroupMaxPool(self.group_size), copy.deepcopy(self.dense)
+        )
         self.train(was)
         self._mark_derived()
         return exported.eval()
@@ -213,8 +235,9 @@ class ExportedTrunk(nn.Module):
         return self.dense(x.mean(dim=(2, 3)))
 
 
-@register_model("rot-cnn", "E(2)-steerable rotation-invariant CNN (e2cnn C_N/D_N, group pooling), exported for inference",
-                "torch")
+@register_model(
+    "rot-cnn", "E(2)-steerable rotation-invariant CNN (e2cnn C_N/D_N, group pooling), exported for inference", "torch"
+)
 class RotCNN(TorchModel):
     architecture = {
         "N": 8,  # rotations of the group C_N (D_N with flip)
@@ -230,12 +253,24 @@ class RotCNN(TorchModel):
         "tta_rotations": 0,
     }
     training = {
-        "epochs": 12, "batch_size": 64, "lr": 3e-3, "weight_decay": 1e-4, "patience": 0,
+        "epochs": 12,
+        "batch_size": 64,
+        "lr": 3e-3,
+        "weight_decay": 1e-4,
+        "patience": 0,
         "augment": True,  # random rotations cover the angles between the group's 360/N steps
-        "rotation": 180.0, "shift": 0.0, "scale": [1.0, 1.0],
+        "rotation": 180.0,
+        "shift": 0.0,
+        "scale": [1.0, 1.0],
     }
-    param_specs = {**TORCH_SPECS, "N": spec("int", low=1), "kernels": spec("list"), "hidden": spec("int", low=1),
-                   "size": spec("none", "int", low=5), "tta_rotations": spec("int", low=0, high=MAX_TTA)}
+    param_specs = {
+        **TORCH_SPECS,
+        "N": spec("int", low=1),
+        "kernels": spec("list"),
+        "hidden": spec("int", low=1),
+        "size": spec("none", "int", low=5),
+        "tta_rotations": spec("int", low=0, high=MAX_TTA),
+    }
     min_side = 0  # the trunk resizes to its own working side
 
     def __init__(self, **params: Any) -> None:
@@ -244,8 +279,15 @@ class RotCNN(TorchModel):
 
     def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:
         p = self.params
-        trunk = EquivariantTrunk(work_side(input_shape, p["size"]), int(p["N"]), bool(p["flip"]), p["widths"],
-                                 int(p["hidden"]), float(p["dropout"]), kernels=p["kernels"])
+        trunk = EquivariantTrunk(
+            work_side(input_shape, p["size"]),
+            int(p["N"]),
+            bool(p["flip"]),
+            p["widths"],
+            int(p["hidden"]),
+            float(p["dropout"]),
+            kernels=p["kernels"],
+        )
         return GlyphNet(trunk, nn.Linear(trunk.out_dim, n_classes), 0)
 
     def export_module(self) -> GlyphNet:
@@ -256,8 +298,9 @@ class RotCNN(TorchModel):
         net.norm.load_state_dict(self.module_.norm.state_dict())
         return net.to(next(self.module_.parameters()).device).eval()
 
-    def _fit(self, images, labels, val_images, val_labels, *, run_dir: Path | None,
-             callbacks: Sequence[EpochCallback] = ()) -> None:
+    def _fit(
+        self, images, labels, val_images, val_labels, *, run_dir: Path | None, callbacks: Sequence[EpochCallback] = ()
+    ) -> None:
         self.exported_ = None  # a refit's temperature (calibrate=temperature) must see the new weights' export
         super()._fit(images, labels, val_images, val_labels, run_dir=run_dir, callbacks=callbacks)
         self.exported_ = self.export_module()

@@ -26,9 +26,10 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -41,7 +42,6 @@ from glyphlab.evaluation.label_issues import plot_label_issues
 from glyphlab.models.registry import create_model
 from glyphlab.models.torch import THREADS_ENV, usable_cores
 from glyphlab.pipeline.search import fold_workers, model_params
-from glyphlab.runfolder import AUDIT_DIR
 
 ISSUES_CSV = "label_issues.csv"
 ISSUES_PNG = "label_issues.png"
@@ -86,8 +86,16 @@ class AuditResult:
 
 
 # -- out-of-fold probabilities --------------------------------------------------------------------------------
-def _fold_proba(model: str, params: dict[str, Any], images: np.ndarray, labels: np.ndarray, train: np.ndarray,
-                held: np.ndarray, classes: list[str], threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _fold_proba(
+    model: str,
+    params: dict[str, Any],
+    images: np.ndarray,
+    labels: np.ndarray,
+    train: np.ndarray,
+    held: np.ndarray,
+    classes: list[str],
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     from threadpoolctl import threadpool_limits
 
     if threads is not None:  # a fold worker process: share the cores with the other folds, not oversubscribe them
@@ -98,9 +106,17 @@ def _fold_proba(model: str, params: dict[str, Any], images: np.ndarray, labels: 
         return held, np.asarray(m.predict_proba(images[held]), dtype=np.float32)
 
 
-def out_of_fold_proba(model: str, params: dict[str, Any], images: np.ndarray, labels: np.ndarray, k: int,
-                      seed: int, classes: list[str], n_jobs: int | None = None,
-                      on_fold: Callable[[int], None] | None = None) -> np.ndarray:
+def out_of_fold_proba(
+    model: str,
+    params: dict[str, Any],
+    images: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    seed: int,
+    classes: list[str],
+    n_jobs: int | None = None,
+    on_fold: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """(N, n_classes) probabilities, each row from the one of ``k`` stratified fold models that did not train
     on that image. Folds run in parallel processes (:func:`fold_workers`); the result does not depend on how many."""
     folds = kfold_indices(labels, k, seed)
@@ -114,8 +130,8 @@ def out_of_fold_proba(model: str, params: dict[str, Any], images: np.ndarray, la
 
         threads = max(1, usable_cores() // workers)
         results = Parallel(n_jobs=workers, return_as="generator")(
-            delayed(in_worker)(_fold_proba, model, params, images, labels, tr, va, classes, threads)
-            for tr, va in folds)
+            delayed(in_worker)(_fold_proba, model, params, images, labels, tr, va, classes, threads) for tr, va in folds
+        )
     proba = np.zeros((len(labels), len(classes)), dtype=np.float32)
     for i, (held, p) in enumerate(results):
         proba[held] = p
@@ -185,8 +201,9 @@ def audit_params(cfg: AuditConfig, n_images: int | None = None) -> dict[str, Any
     return model_params(cfg.model, {**base, **cfg.params}, {}, cfg.seed)
 
 
-def audit_dataset(ds: Dataset, cfg: AuditConfig, out: Path, console: Console | None = None,
-                  n_jobs: int | None = None) -> AuditResult:
+def audit_dataset(
+    ds: Dataset, cfg: AuditConfig, out: Path, console: Console | None = None, n_jobs: int | None = None
+) -> AuditResult:
     """Out-of-fold probabilities for every labeled image of ``ds``, cleanlab's issues, and the audit folder."""
     console = console or Console()
     if cfg.folds < 2:
@@ -197,44 +214,86 @@ def audit_dataset(ds: Dataset, cfg: AuditConfig, out: Path, console: Console | N
     counts = np.bincount(labels, minlength=len(ds.classes))
     if counts[counts > 0].min() < cfg.folds:
         small = [ds.classes[i] for i in np.flatnonzero((counts > 0) & (counts < cfg.folds))]
-        raise DataError(f"class(es) {', '.join(small[:5])} have fewer images than --folds {cfg.folds}: "
-                        "lower --folds or add images")
+        raise DataError(
+            f"class(es) {', '.join(small[:5])} have fewer images than --folds {cfg.folds}: lower --folds or add images"
+        )
     t0 = time.perf_counter()
-    with console.status(f"audit: {cfg.folds}-fold out-of-fold probabilities of [bold]{cfg.model}[/] "
-                        f"on {len(labels):,} images") as status:
-        proba = out_of_fold_proba(cfg.model, params, images, labels, cfg.folds, cfg.seed, list(ds.classes),
-                                  n_jobs=n_jobs, on_fold=lambda i: status.update(f"audit: fold {i + 1}/{cfg.folds} done"))
+    with console.status(
+        f"audit: {cfg.folds}-fold out-of-fold probabilities of [bold]{cfg.model}[/] on {len(labels):,} images"
+    ) as status:
+        proba = out_of_fold_proba(
+            cfg.model,
+            params,
+            images,
+            labels,
+            cfg.folds,
+            cfg.seed,
+            list(ds.classes),
+            n_jobs=n_jobs,
+            on_fold=lambda i: status.update(f"audit: fold {i + 1}/{cfg.folds} done"),
+        )
     fit_seconds = time.perf_counter() - t0
     flagged, score, order = rank_label_issues(labels, proba)
     seconds = time.perf_counter() - t0
     suggested = proba.argmax(axis=1)
-    issues = [{"split": keys[i][0], "index": keys[i][1], "given_label": ds.classes[labels[i]],
-               "suggested_label": ds.classes[suggested[i]], "score": round(float(score[i]), 6)}
-              for i in order if flagged[i]]
+    issues = [
+        {
+            "split": keys[i][0],
+            "index": keys[i][1],
+            "given_label": ds.classes[labels[i]],
+            "suggested_label": ds.classes[suggested[i]],
+            "score": round(float(score[i]), 6),
+        }
+        for i in order
+        if flagged[i]
+    ]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_issues(out / ISSUES_CSV, issues)
-    np.savez_compressed(out / OOF, split=np.array([k[0] for k in keys]), index=np.array([k[1] for k in keys]),
-                        labels=labels, proba=proba)
+    np.savez_compressed(
+        out / OOF,
+        split=np.array([k[0] for k in keys]),
+        index=np.array([k[1] for k in keys]),
+        labels=labels,
+        proba=proba,
+    )
     oof_acc = float((suggested == labels).mean())
     top = [int(i) for i in order if flagged[i]][:GRID_SIZE]
-    plot_label_issues(images[top], [ds.classes[labels[i]] for i in top], [ds.classes[suggested[i]] for i in top],
-                      score[top], [f"{keys[i][0]}[{keys[i][1]}]" for i in top], out / ISSUES_PNG,
-                      f"{ds.name}: top label-issue suspects (given → suggested, quality score)")
-    summary = {"config": asdict(cfg), "params": params, "dataset": ds.name, "classes": list(ds.classes),
-               "splits": sorted({k[0] for k in keys}), "n_audited": len(labels), "n_issues": len(issues),
-               "issue_rate": len(issues) / len(labels), "oof_accuracy": oof_acc,
-               "fit_seconds": round(fit_seconds, 2), "seconds": round(seconds, 2),
-               "write_seconds": round(time.perf_counter() - t0 - seconds, 2),
-               "issues_by_split": {s: sum(1 for r in issues if r["split"] == s) for s in sorted({k[0] for k in keys})},
-               "method": "cleanlab.filter.find_label_issues(filter_by='prune_by_noise_rate'), "
-                         "ranked by cleanlab.rank.get_label_quality_scores(method='self_confidence')"}
+    plot_label_issues(
+        images[top],
+        [ds.classes[labels[i]] for i in top],
+        [ds.classes[suggested[i]] for i in top],
+        score[top],
+        [f"{keys[i][0]}[{keys[i][1]}]" for i in top],
+        out / ISSUES_PNG,
+        f"{ds.name}: top label-issue suspects (given → suggested, quality score)",
+    )
+    summary = {
+        "config": asdict(cfg),
+        "params": params,
+        "dataset": ds.name,
+        "classes": list(ds.classes),
+        "splits": sorted({k[0] for k in keys}),
+        "n_audited": len(labels),
+        "n_issues": len(issues),
+        "issue_rate": len(issues) / len(labels),
+        "oof_accuracy": oof_acc,
+        "fit_seconds": round(fit_seconds, 2),
+        "seconds": round(seconds, 2),
+        "write_seconds": round(time.perf_counter() - t0 - seconds, 2),
+        "issues_by_split": {s: sum(1 for r in issues if r["split"] == s) for s in sorted({k[0] for k in keys})},
+        "method": "cleanlab.filter.find_label_issues(filter_by='prune_by_noise_rate'), "
+        "ranked by cleanlab.rank.get_label_quality_scores(method='self_confidence')",
+    }
     (out / SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
-    console.print(f"audit: {len(issues):,} label issues among {len(labels):,} images "
-                  f"({100 * len(issues) / len(labels):.2f} %), out-of-fold accuracy {oof_acc:.4f}, "
-                  f"{seconds:.1f} s → [green]{out / ISSUES_CSV}[/]")
-    return AuditResult(out=out, issues=issues, n_audited=len(labels), oof_accuracy=oof_acc, seconds=seconds,
-                       order=order, keys=keys)
+    console.print(
+        f"audit: {len(issues):,} label issues among {len(labels):,} images "
+        f"({100 * len(issues) / len(labels):.2f} %), out-of-fold accuracy {oof_acc:.4f}, "
+        f"{seconds:.1f} s → [green]{out / ISSUES_CSV}[/]"
+    )
+    return AuditResult(
+        out=out, issues=issues, n_audited=len(labels), oof_accuracy=oof_acc, seconds=seconds, order=order, keys=keys
+    )
 
 
 def run_audit(cfg: AuditConfig, out: Path | None = None, console: Console | None = None) -> AuditResult:
@@ -262,8 +321,10 @@ def read_issues(path: str | Path) -> list[tuple[str, int]]:
         with open(path, newline="") as fh:
             reader = csv.DictReader(fh)
             if not reader.fieldnames or not {"split", "index"} <= set(reader.fieldnames):
-                raise DataError(f"--exclude: {path} has no 'split' and 'index' columns: is it a label_issues.csv "
-                                "written by `glyphlab audit`?")
+                raise DataError(
+                    f"--exclude: {path} has no 'split' and 'index' columns: is it a label_issues.csv "
+                    "written by `glyphlab audit`?"
+                )
             rows = []
             for n, r in enumerate(reader, start=2):
                 try:
@@ -294,12 +355,16 @@ def exclude_issues(ds: Dataset, issues_csv: str | Path, splits: tuple[str, ...] 
     summary = audit_summary_for(issues_csv)
     if summary is not None:
         if list(summary.get("classes") or ds.classes) != list(ds.classes):
-            raise DataError(f"--exclude: {issues_csv} was written for classes {summary.get('classes')}, "
-                            f"but '{ds.name}' has {list(ds.classes)}; audit this dataset first")
+            raise DataError(
+                f"--exclude: {issues_csv} was written for classes {summary.get('classes')}, "
+                f"but '{ds.name}' has {list(ds.classes)}; audit this dataset first"
+            )
         if summary.get("dataset") not in (None, ds.name):
             source = (summary.get("config") or {}).get("dataset")
-            raise DataError(f"--exclude: {issues_csv} audited dataset '{summary.get('dataset')}' "
-                            f"(from {source!r}), not '{ds.name}'; audit this dataset first")
+            raise DataError(
+                f"--exclude: {issues_csv} audited dataset '{summary.get('dataset')}' "
+                f"(from {source!r}), not '{ds.name}'; audit this dataset first"
+            )
     splits_out = dict(ds.splits)
     dropped = 0
     for name in splits:
@@ -310,14 +375,17 @@ def exclude_issues(ds: Dataset, issues_csv: str | Path, splits: tuple[str, ...] 
             continue
         n = len(ds[name])
         if idx.min() < 0 or idx.max() >= n:
-            raise DataError(f"--exclude: {issues_csv} names {name}[{int(idx.max())}] but split '{name}' of "
-                            f"'{ds.name}' has {n:,} images: it was written for another dataset or variant")
+            raise DataError(
+                f"--exclude: {issues_csv} names {name}[{int(idx.max())}] but split '{name}' of "
+                f"'{ds.name}' has {n:,} images: it was written for another dataset or variant"
+            )
         keep = np.setdiff1d(np.arange(n), idx)
         splits_out[name] = ds[name].take(keep)
         dropped += len(idx)
     if dropped == 0 and rows:
-        raise DataError(f"--exclude: none of the {len(rows)} rows of {issues_csv} is a {'/'.join(splits)} image "
-                        f"of '{ds.name}'")
+        raise DataError(
+            f"--exclude: none of the {len(rows)} rows of {issues_csv} is a {'/'.join(splits)} image of '{ds.name}'"
+        )
     return ds.with_splits(splits_out, excluded_label_issues=dropped, excluded_from=str(issues_csv)), dropped
 
 
@@ -333,5 +401,15 @@ def copy_audit(issues_csv: str | Path, dest: Path) -> Path:
     return dest
 
 
-__all__ = ["AuditConfig", "AuditResult", "DEFAULT_MODEL", "audit_dataset", "exclude_issues", "out_of_fold_proba",
-           "rank_label_issues", "read_issues", "run_audit", "copy_audit"]
+__all__ = [
+    "AuditConfig",
+    "AuditResult",
+    "DEFAULT_MODEL",
+    "audit_dataset",
+    "exclude_issues",
+    "out_of_fold_proba",
+    "rank_label_issues",
+    "read_issues",
+    "run_audit",
+    "copy_audit",
+]

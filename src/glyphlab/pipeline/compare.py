@@ -79,14 +79,26 @@ class Comparison:
         out = []
         for g in self.groups:
             for rank, m in enumerate(g.models, 1):
-                out.append({
-                    "test_set": g.test_set, "rank": rank, "run": Path(m.run).name, "model": m.label,
-                    "registry_model": m.registry_model, "dataset": m.dataset, "variants": m.variants,
-                    "params": differing_params(m, self.varying_params),
-                    "accuracy": m.accuracy, "accuracy_low": m.accuracy_ci[0], "accuracy_high": m.accuracy_ci[1],
-                    "f1_macro": m.f1_macro, "f1_macro_low": m.f1_macro_ci[0], "f1_macro_high": m.f1_macro_ci[1],
-                    "train_seconds": m.train_seconds, "n_test": m.n_test,
-                })
+                out.append(
+                    {
+                        "test_set": g.test_set,
+                        "rank": rank,
+                        "run": Path(m.run).name,
+                        "model": m.label,
+                        "registry_model": m.registry_model,
+                        "dataset": m.dataset,
+                        "variants": m.variants,
+                        "params": differing_params(m, self.varying_params),
+                        "accuracy": m.accuracy,
+                        "accuracy_low": m.accuracy_ci[0],
+                        "accuracy_high": m.accuracy_ci[1],
+                        "f1_macro": m.f1_macro,
+                        "f1_macro_low": m.f1_macro_ci[0],
+                        "f1_macro_high": m.f1_macro_ci[1],
+                        "train_seconds": m.train_seconds,
+                        "n_test": m.n_test,
+                    }
+                )
         return out
 
 
@@ -125,9 +137,13 @@ def finished_models(run: RunFolder) -> list[ModelFolder]:
     """The run's finished model folders that hold metrics and predictions: committed (done.json) ones, or in a
     run made before models committed, any with both files. A model killed half-way is left out."""
     committed_layout = "layout" in run.config
-    return [m for m in run.model_folders()
-            if m.file(METRICS).is_file() and m.file(PREDICTIONS).is_file()
-            and (m.file(DONE).is_file() or not committed_layout)]
+    return [
+        m
+        for m in run.model_folders()
+        if m.file(METRICS).is_file()
+        and m.file(PREDICTIONS).is_file()
+        and (m.file(DONE).is_file() or not committed_layout)
+    ]
 
 
 def load_models(run: RunFolder, seed: int = 0) -> list[ComparedModel]:
@@ -141,16 +157,24 @@ def load_models(run: RunFolder, seed: int = 0) -> list[ComparedModel]:
         n_classes = int(pred["proba"].shape[1])
         fingerprint = fingerprint or test_set_fingerprint(run, y_true)
         correct = y_true == y_pred
-        out.append(ComparedModel(
-            run=str(run.path), label=folder.name, registry_model=str(metrics.get("registry_model", folder.name)),
-            dataset=str(config.get("dataset", "?")), variants=str(config.get("variants", "") or ""),
-            params=dict(metrics.get("params", {})), accuracy=float(correct.mean()),
-            accuracy_ci=wilson_interval(int(correct.sum()), len(correct)),
-            f1_macro=float(metrics.get("f1_macro", float("nan"))),
-            f1_macro_ci=bootstrap_interval(y_true, y_pred, n_classes, seed=seed),
-            train_seconds=float(metrics.get("train_seconds", float("nan"))), n_test=len(correct),
-            test_set=fingerprint, correct=correct,
-        ))
+        out.append(
+            ComparedModel(
+                run=str(run.path),
+                label=folder.name,
+                registry_model=str(metrics.get("registry_model", folder.name)),
+                dataset=str(config.get("dataset", "?")),
+                variants=str(config.get("variants", "") or ""),
+                params=dict(metrics.get("params", {})),
+                accuracy=float(correct.mean()),
+                accuracy_ci=wilson_interval(int(correct.sum()), len(correct)),
+                f1_macro=float(metrics.get("f1_macro", float("nan"))),
+                f1_macro_ci=bootstrap_interval(y_true, y_pred, n_classes, seed=seed),
+                train_seconds=float(metrics.get("train_seconds", float("nan"))),
+                n_test=len(correct),
+                test_set=fingerprint,
+                correct=correct,
+            )
+        )
     return out
 
 
@@ -161,8 +185,9 @@ def _varying(models: list[ComparedModel]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name, group in by_model.items():
         keys = sorted({k for m in group for k in m.params})
-        out[name] = [k for k in keys
-                     if len({json.dumps(m.params.get(k), sort_keys=True, default=str) for m in group}) > 1]
+        out[name] = [
+            k for k in keys if len({json.dumps(m.params.get(k), sort_keys=True, default=str) for m in group}) > 1
+        ]
     return out
 
 
@@ -213,8 +238,16 @@ def summarize_run(run: RunFolder) -> RunSummary:
     created = str(config.get("created", ""))
     if not created:
         created = datetime.fromtimestamp(run.file(CONFIG).stat().st_mtime).isoformat(timespec="seconds")
-    return RunSummary(run.path, created, str(config.get("dataset", "?")), str(config.get("variants", "") or ""),
-                      len(config.get("models", [])), len(done), best, best_acc)
+    return RunSummary(
+        run.path,
+        created,
+        str(config.get("dataset", "?")),
+        str(config.get("variants", "") or ""),
+        len(config.get("models", [])),
+        len(done),
+        best,
+        best_acc,
+    )
 
 
 def list_runs(folder: Path) -> list[RunSummary]:

@@ -38,11 +38,14 @@ def run_folder_of(path: Path) -> Path | None:
     return None
 
 
-def _run_dataset(path: Path, variant: str | None, seed: int | None, data_dir: Path | None,
-                 dataset_options: dict[str, Any]) -> tuple[RunConfig, Dataset]:
+def _run_dataset(
+    path: Path, variant: str | None, seed: int | None, data_dir: Path | None, dataset_options: dict[str, Any]
+) -> tuple[RunConfig, Dataset]:
     run_dir = run_folder_of(path)
     if run_dir is None:
-        raise ConfigError(f"{path} is not in a run folder, so it has no dataset of its own: pass --dataset NAME_OR_PATH")
+        raise ConfigError(
+            f"{path} is not in a run folder, so it has no dataset of its own: pass --dataset NAME_OR_PATH"
+        )
     try:
         cfg = RunConfig.from_file(run_dir / CONFIG)
     except (OSError, ValueError, TypeError) as exc:
@@ -57,8 +60,14 @@ def _run_dataset(path: Path, variant: str | None, seed: int | None, data_dir: Pa
     return cfg, load_run_dataset(cfg)
 
 
-def _other_dataset(dataset: str, variant: str | None, seed: int | None, data_dir: Path | None,
-                   dataset_options: dict[str, Any], model: GlyphModel) -> Dataset:
+def _other_dataset(
+    dataset: str,
+    variant: str | None,
+    seed: int | None,
+    data_dir: Path | None,
+    dataset_options: dict[str, Any],
+    model: GlyphModel,
+) -> Dataset:
     options = dict(dataset_options)
     if Path(dataset).is_dir() and not set(options) & set(IMAGE_OPTIONS) and model.preprocessing_ is not None:
         options["config"] = model.preprocessing_.config  # a folder of images: prepared as the model's manifest says
@@ -76,8 +85,16 @@ def _other_dataset(dataset: str, variant: str | None, seed: int | None, data_dir
     return ds
 
 
-def evaluate_saved(path: Path, dataset: str | None, out: Path | None, variant: str | None, seed: int | None,
-                   data_dir: Path | None, console: Console, dataset_options: dict | None = None) -> Path:
+def evaluate_saved(
+    path: Path,
+    dataset: str | None,
+    out: Path | None,
+    variant: str | None,
+    seed: int | None,
+    data_dir: Path | None,
+    console: Console,
+    dataset_options: dict | None = None,
+) -> Path:
     """Score every saved model under ``path`` on ``dataset`` (default: the run's own) and write a leaderboard."""
     models = {name: load_model(model_dir) for name, model_dir in saved_models(path).items()}
     options = dict(dataset_options or {})
@@ -101,9 +118,7 @@ def evaluate_saved(path: Path, dataset: str | None, out: Path | None, variant: s
         assert ds is not None
         test = ds["test"]
         if tuple(model.input_shape_ or ()) != ds.image_shape:
-            raise GlyphlabError(
-                f"model '{name}' takes {model.input_shape_} images but {ds.name} has {ds.image_shape}"
-            )
+            raise GlyphlabError(f"model '{name}' takes {model.input_shape_} images but {ds.name} has {ds.image_shape}")
         if list(model.classes_ or []) != list(ds.classes):
             raise GlyphlabError(
                 f"model '{name}' predicts classes {model.classes_} but {ds.name} has {ds.classes}: "
@@ -114,9 +129,13 @@ def evaluate_saved(path: Path, dataset: str | None, out: Path | None, variant: s
         proba = model.predict_proba(test.images)
         seconds = time.perf_counter() - t0
         folder.model(name).write_predictions(test.labels, proba)
-        metrics = evaluate_predictions(folder.model(name).path, ds.classes, test.images, title=f"{name} on {ds.name}",
-                                       extra={"model": name, "train_seconds": 0.0, "predict_seconds": round(seconds, 3),
-                                              "dataset": where})
+        metrics = evaluate_predictions(
+            folder.model(name).path,
+            ds.classes,
+            test.images,
+            title=f"{name} on {ds.name}",
+            extra={"model": name, "train_seconds": 0.0, "predict_seconds": round(seconds, 3), "dataset": where},
+        )
         folder.model(name).commit()  # last, as in a run: these results count as finished
         rows.append({"model": name, **metrics})
     assert ds is not None

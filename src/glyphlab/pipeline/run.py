@@ -12,7 +12,7 @@ import platform
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +27,26 @@ from glyphlab.data.splits import ensure_validation, split_off
 from glyphlab.errors import ConfigError
 from glyphlab.evaluation.evaluate import evaluate_predictions
 from glyphlab.evaluation.plots import plot_accuracy_vs_time
-from glyphlab.models.persistence import library_versions
 from glyphlab.fileio import write_json
 from glyphlab.models.base import training_arrays
+from glyphlab.models.persistence import library_versions
 from glyphlab.models.registry import create_model, with_seed
 from glyphlab.pipeline.audit import copy_audit, exclude_issues
 from glyphlab.pipeline.model_card import write_run_model_card
-from glyphlab.runfolder import (ACCURACY_VS_TIME, IMAGE_INPUTS, AUDIT_DIR, CHECKPOINT, FAILED, LAYOUT, LEADERBOARD,
-                               LEADERBOARD_COLUMNS, ModelFolder, RunFolder, leaderboard_row, sort_leaderboard)
+from glyphlab.runfolder import (
+    ACCURACY_VS_TIME,
+    AUDIT_DIR,
+    CHECKPOINT,
+    FAILED,
+    IMAGE_INPUTS,
+    LAYOUT,
+    LEADERBOARD,
+    LEADERBOARD_COLUMNS,
+    ModelFolder,
+    RunFolder,
+    leaderboard_row,
+    sort_leaderboard,
+)
 from glyphlab.tracking import Tracker, open_tracker, read_tracking, resolve_backend
 
 FEATURE_SAMPLE = 2000
@@ -55,7 +67,7 @@ class RunConfig:
     exclude: str = ""
 
     @classmethod
-    def from_file(cls, path: Path) -> "RunConfig":
+    def from_file(cls, path: Path) -> RunConfig:
         raw = json.loads(Path(path).read_text())
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in raw.items() if k in known})
@@ -84,8 +96,10 @@ def check_classes(ds: Dataset, split: str = "train") -> None:
     present = np.unique(labels) if labels is not None else np.array([], dtype=int)
     if len(present) < 2:
         names = ", ".join(repr(ds.classes[int(i)]) for i in present[:1]) or "none"
-        raise ConfigError(f"dataset '{ds.name}' has images of {len(present)} class ({names}) in its {split} split; "
-                          "a classifier needs at least 2: give it one sub-folder of images per class")
+        raise ConfigError(
+            f"dataset '{ds.name}' has images of {len(present)} class ({names}) in its {split} split; "
+            "a classifier needs at least 2: give it one sub-folder of images per class"
+        )
 
 
 def machine_info() -> dict[str, Any]:
@@ -106,9 +120,16 @@ def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{stamp}-{name}"
 
 
-def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None, resume: bool = False,
-        report: bool = True, track: str | None = None, tracking_uri: str | None = None,
-        register: str | None = None) -> Path:
+def run(
+    cfg: RunConfig,
+    out: Path | None = None,
+    console: Console | None = None,
+    resume: bool = False,
+    report: bool = True,
+    track: str | None = None,
+    tracking_uri: str | None = None,
+    register: str | None = None,
+) -> Path:
     """Train, evaluate and save every model of ``cfg``; models already finished in ``out`` are kept when resuming.
 
     ``track="mlflow"`` or ``"tensorboard"`` also sends each model's params, metrics and files there (see
@@ -130,8 +151,9 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     folder = RunFolder.create(out)
     for stale in (*folder.path.glob(".*.part"), folder.file(FAILED), folder.file(LEADERBOARD)):
         stale.unlink(missing_ok=True)  # a killed writer's temp files; the leaderboard is written again at the end
-    folder.write_config({**asdict(cfg), "layout": LAYOUT, "created": _now(), "versions": library_versions(),
-                         "machine": machine_info()})
+    folder.write_config(
+        {**asdict(cfg), "layout": LAYOUT, "created": _now(), "versions": library_versions(), "machine": machine_info()}
+    )
     folder.write_dataset(ds.summary())
     if cfg.exclude:  # the report's label-audit section reads RUN/audit/
         copy_audit(cfg.exclude, folder.file(AUDIT_DIR))
@@ -140,7 +162,8 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
     write_image_inputs(ds, folder.file(IMAGE_INPUTS))
     console.print(
         f"[bold]glyphlab run[/] dataset [cyan]{ds.name}[/] {ds.image_shape[0]}x{ds.image_shape[1]}, "
-        f"{ds.num_classes} classes, splits " + ", ".join(f"{k}={len(v):,}" for k, v in ds.splits.items())
+        f"{ds.num_classes} classes, splits "
+        + ", ".join(f"{k}={len(v):,}" for k, v in ds.splits.items())
         + f" → [green]{out}[/]"
     )
     console.print(f"  [dim]{dataset_reading(ds)}[/]")
@@ -175,8 +198,10 @@ def run(cfg: RunConfig, out: Path | None = None, console: Console | None = None,
         console.print(f"tracked: [green]{tracker.backend}[/] {tracker.uri}")
         registered = getattr(tracker, "registered", None)
         if registered:
-            console.print(f"registered: [green]{registered['uri']}[/] = version {registered['version']} "
-                          f"({registered['model']})", soft_wrap=True)
+            console.print(
+                f"registered: [green]{registered['uri']}[/] = version {registered['version']} ({registered['model']})",
+                soft_wrap=True,
+            )
     return out
 
 
@@ -215,10 +240,15 @@ def _mark_failed(folder: RunFolder, created: bool, exc: Exception, console: Cons
         shutil.rmtree(folder.path, ignore_errors=True)
         console.print(f"[yellow]the run failed before any model finished: removed {folder.path}[/]")
         return
-    write_json(folder.file(FAILED), {"failed": _now(), "error": f"{type(exc).__name__}: {exc}"[:2000],
-                                     "finished_models": finished})
-    console.print(f"[yellow]the run failed; {folder.path} keeps {len(finished)} finished model(s) and "
-                  f"{FAILED}: `glyphlab run --resume {folder.path}` continues it[/]", soft_wrap=True)
+    write_json(
+        folder.file(FAILED),
+        {"failed": _now(), "error": f"{type(exc).__name__}: {exc}"[:2000], "finished_models": finished},
+    )
+    console.print(
+        f"[yellow]the run failed; {folder.path} keeps {len(finished)} finished model(s) and "
+        f"{FAILED}: `glyphlab run --resume {folder.path}` continues it[/]",
+        soft_wrap=True,
+    )
 
 
 def dataset_reading(ds: Dataset) -> str:
@@ -237,14 +267,28 @@ def dataset_reading(ds: Dataset) -> str:
     return " · ".join(parts)
 
 
-def _tracker(cfg: RunConfig, out: Path, resume: bool, track: str | None, uri: str | None,
-             console: Console, register: str | None = None) -> Tracker | None:
+def _tracker(
+    cfg: RunConfig,
+    out: Path,
+    resume: bool,
+    track: str | None,
+    uri: str | None,
+    console: Console,
+    register: str | None = None,
+) -> Tracker | None:
     """The run's tracker; a resumed run that was tracked before is tracked again by the same backend."""
     if resume and track is None and uri is None:
         previous = read_tracking(out)
         track, uri = previous.get("backend"), previous.get("uri")
-    tracker = open_tracker(track, out, name=out.name, params=asdict(cfg), uri=uri,
-                           tags={"glyphlab.dataset": cfg.dataset}, register=register)
+    tracker = open_tracker(
+        track,
+        out,
+        name=out.name,
+        params=asdict(cfg),
+        uri=uri,
+        tags={"glyphlab.dataset": cfg.dataset},
+        register=register,
+    )
     return tracker
 
 
@@ -276,14 +320,20 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
     n_train = len(fit_args[0])
     with console.status(f"training [bold]{name}[/] on {n_train:,} images"):
         t0, c0 = time.perf_counter(), time.process_time()
-        model.fit(*fit_args, classes=ds.classes, run_dir=model_dir,
-                  preprocessing=Preprocessing.of_dataset(ds.meta, ds.image_shape))
+        model.fit(
+            *fit_args,
+            classes=ds.classes,
+            run_dir=model_dir,
+            preprocessing=Preprocessing.of_dataset(ds.meta, ds.image_shape),
+        )
         train_seconds = time.perf_counter() - t0
         train_cpu_seconds = time.process_time() - c0  # on a shared CPU, less inflated by other jobs than wall time
     before_resume = seconds_before_resume(model)
     if before_resume:
-        console.print(f"  [dim]{name}: resumed after epoch {model.resumed_from_}; its {before_resume:.1f} s of training "
-                      "before the resume count in train s[/dim]")
+        console.print(
+            f"  [dim]{name}: resumed after epoch {model.resumed_from_}; its {before_resume:.1f} s of training "
+            "before the resume count in train s[/dim]"
+        )
         train_seconds += before_resume
     test = ds["test"]
     t0 = time.perf_counter()
@@ -294,19 +344,38 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
     sample = np.random.default_rng(cfg.seed).permutation(len(test))[:FEATURE_SAMPLE]
     folder.write_features(model.features(test.images[sample]), sample, test.labels[sample])
     metrics = evaluate_predictions(
-        model_dir, ds.classes, test.images, title=name,
-        extra={"model": name, "registry_model": registry_name, "train_seconds": round(train_seconds, 3),
-               "train_pre_resume_seconds": round(before_resume, 3),
-               "train_cpu_seconds": round(train_cpu_seconds, 3), "predict_seconds": round(predict_seconds, 3),
-               "params": model.get_params(), "n_train": n_train},
+        model_dir,
+        ds.classes,
+        test.images,
+        title=name,
+        extra={
+            "model": name,
+            "registry_model": registry_name,
+            "train_seconds": round(train_seconds, 3),
+            "train_pre_resume_seconds": round(before_resume, 3),
+            "train_cpu_seconds": round(train_cpu_seconds, 3),
+            "predict_seconds": round(predict_seconds, 3),
+            "params": model.get_params(),
+            "n_train": n_train,
+        },
     )
-    write_run_model_card(model_dir, name, ds, metrics, fit_on="train" if model.uses_validation else "train + val",
-                         seed=cfg.seed, val_fraction=cfg.val_fraction, exclude=cfg.exclude)
+    write_run_model_card(
+        model_dir,
+        name,
+        ds,
+        metrics,
+        fit_on="train" if model.uses_validation else "train + val",
+        seed=cfg.seed,
+        val_fraction=cfg.val_fraction,
+        exclude=cfg.exclude,
+    )
     # every result is written: the training checkpoint has no more use (run() then commits the model)
     for ckpt in (CHECKPOINT, f".{CHECKPOINT}.old"):  # .old: a process killed between the checkpoint's two renames
         shutil.rmtree(folder.file(ckpt), ignore_errors=True)
-    console.print(f"  [bold]{name}[/]: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "
-                  f"({train_seconds:.1f} s)")
+    console.print(
+        f"  [bold]{name}[/]: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "
+        f"({train_seconds:.1f} s)"
+    )
     return metrics
 
 
@@ -325,8 +394,10 @@ def print_leaderboard(rows: list[dict[str, Any]], console: Console, title: str =
     for c in columns:
         table.add_column(c.label, no_wrap=c.digits is None, justify="left" if c.digits is None else "right")
     for i, r in enumerate(sort_leaderboard(rows)):
-        cells = [str(r[c.key]) if c.digits is None else ("" if r.get(c.key) is None else f"{r[c.key]:.{c.digits}f}")
-                 for c in columns]
+        cells = [
+            str(r[c.key]) if c.digits is None else ("" if r.get(c.key) is None else f"{r[c.key]:.{c.digits}f}")
+            for c in columns
+        ]
         table.add_row(*cells, style="bold green" if i == 0 else None)
     console.print(table)
 
@@ -341,4 +412,4 @@ def build_report_if_available(out: Path, console: Console) -> None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

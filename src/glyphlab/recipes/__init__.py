@@ -119,20 +119,24 @@ class Recipe(_Strict):
         return {e.model: extra for e in entries if (extra := missing_extra(e.model))}
 
     @model_validator(mode="after")
-    def _pretrain_references(self) -> "Recipe":
+    def _pretrain_references(self) -> Recipe:
         sources = set(self.pretrain.models) if self.pretrain else set()
         for label, entry in self.models.items():
             ref = entry.params.get("init_from")
             if isinstance(ref, str) and ref.startswith(PRETRAIN_PREFIX):
-                if ref[len(PRETRAIN_PREFIX):] not in sources:
-                    raise ValueError(f"models.{label}.params.init_from: {ref!r} names no model of [pretrain.models]"
-                                     f" (there: {', '.join(sorted(sources)) or 'no [pretrain] section'})")
+                if ref[len(PRETRAIN_PREFIX) :] not in sources:
+                    raise ValueError(
+                        f"models.{label}.params.init_from: {ref!r} names no model of [pretrain.models]"
+                        f" (there: {', '.join(sorted(sources)) or 'no [pretrain] section'})"
+                    )
         earlier: list[str] = []
         for label, entry in self.models.items():
             for ref in _members(entry.params):
-                if isinstance(ref, str) and ref.startswith(MODEL_PREFIX) and ref[len(MODEL_PREFIX):] not in earlier:
-                    raise ValueError(f"models.{label}.params.members: {ref!r} names no model listed before "
-                                     f"'{label}' in [models] (before it: {', '.join(earlier) or 'none'})")
+                if isinstance(ref, str) and ref.startswith(MODEL_PREFIX) and ref[len(MODEL_PREFIX) :] not in earlier:
+                    raise ValueError(
+                        f"models.{label}.params.members: {ref!r} names no model listed before "
+                        f"'{label}' in [models] (before it: {', '.join(earlier) or 'none'})"
+                    )
             earlier.append(label)
         return self
 
@@ -169,10 +173,11 @@ def _check_models(models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
         except ConfigError as exc:
             raise ValueError(f"{label}.params: {exc}") from None
         if entry.cv is not None and MODELS[entry.model].family != "classical":
-            raise ValueError(f"{label}.cv: cross-validation scores are for classical models; '{entry.model}' is a "
-                             f"{MODELS[entry.model].family} model (networks are judged on the validation split)")
+            raise ValueError(
+                f"{label}.cv: cross-validation scores are for classical models; '{entry.model}' is a "
+                f"{MODELS[entry.model].family} model (networks are judged on the validation split)"
+            )
     return models
-
 
 
 def shipped_recipes() -> dict[str, Path]:
@@ -239,13 +244,24 @@ def resolve_members(cfg, out: Path) -> None:
     """Point ensemble members named ``model:LABEL`` at the run's own saved models (``out/models/LABEL/model``)."""
     for params in cfg.params.values():
         if "members" in params:
-            params["members"] = [str(RunFolder(out).model(m[len(MODEL_PREFIX):]).model_path)
-                                 if isinstance(m, str) and m.startswith(MODEL_PREFIX) else m for m in _members(params)]
+            params["members"] = [
+                str(RunFolder(out).model(m[len(MODEL_PREFIX) :]).model_path)
+                if isinstance(m, str) and m.startswith(MODEL_PREFIX)
+                else m
+                for m in _members(params)
+            ]
 
 
-def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = False, data_dir: str | None = None,
-               console: Console | None = None, report: bool = True, track: str | None = None,
-               tracking_uri: str | None = None) -> Path:
+def run_recipe(
+    name_or_path: str | Path,
+    out: Path | None = None,
+    quick: bool = False,
+    data_dir: str | None = None,
+    console: Console | None = None,
+    report: bool = True,
+    track: str | None = None,
+    tracking_uri: str | None = None,
+) -> Path:
     """Run a recipe; ``track``/``tracking_uri`` as for :func:`glyphlab.pipeline.run.run` (the pretraining run and
     the main run are each one tracked run, their models nested in it)."""
     from glyphlab.pipeline.run import default_run_dir, run
@@ -255,9 +271,11 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
     missing = recipe.needs_extras()
     if missing:
         extras = sorted(set(missing.values()))
-        raise ConfigError(f"recipe {recipe.name} needs {', '.join(f'glyphlab[{e}]' for e in extras)} (for "
-                          f"{', '.join(sorted(missing))}), which is not installed: "
-                          f"pip install 'glyphlab[{','.join(extras)}]'")
+        raise ConfigError(
+            f"recipe {recipe.name} needs {', '.join(f'glyphlab[{e}]' for e in extras)} (for "
+            f"{', '.join(sorted(missing))}), which is not installed: "
+            f"pip install 'glyphlab[{','.join(extras)}]'"
+        )
     cfg = to_run_config(recipe, quick=quick, data_dir=data_dir)
     from glyphlab.recipes.submission import submission_label, write_submission
 
@@ -269,18 +287,23 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
     if recipe.pretrain is not None:
         pre = out / "pretrain"
         console.print(f"[bold]pretraining[/] on {recipe.pretrain.dataset.name} → [green]{pre}[/]")
-        run(to_run_config(recipe, quick=quick, data_dir=data_dir, pretrain=True), pre, console=console, report=False,
-            track=track, tracking_uri=tracking_uri)
-        for label, params in cfg.params.items():
+        run(
+            to_run_config(recipe, quick=quick, data_dir=data_dir, pretrain=True),
+            pre,
+            console=console,
+            report=False,
+            track=track,
+            tracking_uri=tracking_uri,
+        )
+        for params in cfg.params.values():
             ref = params.get("init_from")
             if isinstance(ref, str) and ref.startswith(PRETRAIN_PREFIX):
-                params["init_from"] = str(RunFolder(pre).model(ref[len(PRETRAIN_PREFIX):]).model_path)
+                params["init_from"] = str(RunFolder(pre).model(ref[len(PRETRAIN_PREFIX) :]).model_path)
     resolve_members(cfg, out)
     for label, entry in recipe.models.items():
         if entry.search is not None:
             found = _search_for(recipe, label, entry, cfg, out / "search" / label, quick, console)
-            cfg.params[label] = {**cfg.params[label], **found,
-                                 **(recipe.quick.models.get(label, {}) if quick else {})}
+            cfg.params[label] = {**cfg.params[label], **found, **(recipe.quick.models.get(label, {}) if quick else {})}
     run(cfg, out, console=console, report=False, track=track, tracking_uri=tracking_uri)
     asks_cv = [label for label, entry in recipe.models.items() if entry.cv is not None]
     ds = None
@@ -303,8 +326,9 @@ def run_recipe(name_or_path: str | Path, out: Path | None = None, quick: bool = 
     return out
 
 
-def _search_for(recipe: Recipe, label: str, entry: ModelEntry, cfg, out: Path, quick: bool,
-                console: Console) -> dict[str, Any]:
+def _search_for(
+    recipe: Recipe, label: str, entry: ModelEntry, cfg, out: Path, quick: bool, console: Console
+) -> dict[str, Any]:
     """Run the entry's search (no refit: the recipe trains the winner itself) and return the best parameters."""
     from glyphlab.pipeline.search import SearchConfig, run_search
 
@@ -312,10 +336,25 @@ def _search_for(recipe: Recipe, label: str, entry: ModelEntry, cfg, out: Path, q
     assert spec is not None
     trials = min(spec.trials, recipe.quick.search_trials) if quick else spec.trials
     console.print(f"[bold]searching[/] {label}: space {spec.space}, {trials} trial(s), sampler {spec.sampler}")
-    run_search(SearchConfig(dataset=cfg.dataset, model=entry.model, space=spec.space, trials=trials, cv=spec.cv,
-                            sampler=spec.sampler, pruner="none", out=str(out), seed=recipe.seed, data_dir=cfg.data_dir,
-                            val_fraction=cfg.val_fraction, refit=False, dataset_options=dict(cfg.dataset_options),
-                            variants=cfg.variants), console=console)
+    run_search(
+        SearchConfig(
+            dataset=cfg.dataset,
+            model=entry.model,
+            space=spec.space,
+            trials=trials,
+            cv=spec.cv,
+            sampler=spec.sampler,
+            pruner="none",
+            out=str(out),
+            seed=recipe.seed,
+            data_dir=cfg.data_dir,
+            val_fraction=cfg.val_fraction,
+            refit=False,
+            dataset_options=dict(cfg.dataset_options),
+            variants=cfg.variants,
+        ),
+        console=console,
+    )
     best = out / "best_params.json"
     if not best.is_file():
         raise ConfigError(f"{label}: the search finished no trial (see {out / 'trials.csv'}): nothing to train")
@@ -336,15 +375,22 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: 
     console.print(f"[bold]cross-validating[/] {label}: {k} folds of {len(pool):,} train+val images")
     t0 = time.perf_counter()
     mean, std, folds = cv_score(entry.model, params, pool.images, pool.labels, k, cfg.seed, ds.classes)
-    result = {"k": k, "mean": mean, "std": std, "folds": folds, "n_images": len(pool),
-              "seconds": round(time.perf_counter() - t0, 3)}
+    result = {
+        "k": k,
+        "mean": mean,
+        "std": std,
+        "folds": folds,
+        "n_images": len(pool),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     write_json(RunFolder(out).model(label).file(CV), result)
     console.print(f"  {label}: {k}-fold CV accuracy {mean:.4f} ± {std:.4f} ({result['seconds']:.0f} s)")
     return result
 
 
-def compare_with_reference(leaderboard: list[dict[str, Any]], reference: dict[str, Any],
-                           cv: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def compare_with_reference(
+    leaderboard: list[dict[str, Any]], reference: dict[str, Any], cv: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """One row per model: glyphlab's accuracy and macro F1 beside the report's, where it gave them (and the
     cross-validation accuracy beside the report's when the recipe asked for CV scores)."""
     rows = []
@@ -353,19 +399,23 @@ def compare_with_reference(leaderboard: list[dict[str, Any]], reference: dict[st
         extra = {}
         if cv:
             score = cv.get(r["model"])
-            extra = {"cv_accuracy": round(score["mean"], 4) if score else "",
-                     "cv_std": round(score["std"], 4) if score else "",
-                     "report_cv_accuracy": ref.get("cv_accuracy", "")}
-        rows.append({
-            "model": r["model"],
-            "accuracy": r["accuracy"],
-            "report_accuracy": ref.get("accuracy", ""),
-            "f1_macro": r["f1_macro"],
-            "report_f1_macro": ref.get("f1_macro", ""),
-            "train_seconds": r["train_seconds"],
-            "report_train_seconds": ref.get("train_seconds", ""),
-            **extra,
-        })
+            extra = {
+                "cv_accuracy": round(score["mean"], 4) if score else "",
+                "cv_std": round(score["std"], 4) if score else "",
+                "report_cv_accuracy": ref.get("cv_accuracy", ""),
+            }
+        rows.append(
+            {
+                "model": r["model"],
+                "accuracy": r["accuracy"],
+                "report_accuracy": ref.get("accuracy", ""),
+                "f1_macro": r["f1_macro"],
+                "report_f1_macro": ref.get("f1_macro", ""),
+                "train_seconds": r["train_seconds"],
+                "report_train_seconds": ref.get("train_seconds", ""),
+                **extra,
+            }
+        )
     return rows
 
 
@@ -379,8 +429,15 @@ def print_comparison(rows: list[dict[str, Any]], console: Console, recipe: Recip
         return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "—"
 
     for r in rows:
-        table.add_row(r["model"], fmt(r["accuracy"]), fmt(r["report_accuracy"]), fmt(r["f1_macro"]),
-                      fmt(r["report_f1_macro"]), fmt(r["train_seconds"], 1), fmt(r["report_train_seconds"], 1))
+        table.add_row(
+            r["model"],
+            fmt(r["accuracy"]),
+            fmt(r["report_accuracy"]),
+            fmt(r["f1_macro"]),
+            fmt(r["report_f1_macro"]),
+            fmt(r["train_seconds"], 1),
+            fmt(r["report_train_seconds"], 1),
+        )
     console.print(table)
     scored = [r for r in rows if r.get("cv_accuracy", "") != ""]
     if scored:  # a table of its own: nine columns do not fit a terminal

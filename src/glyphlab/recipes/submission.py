@@ -25,13 +25,21 @@ def submission_label(outputs: dict[str, Any], model_labels: list[str]) -> str | 
     if label is None:
         return None
     if not isinstance(label, str) or label not in model_labels:
-        raise ConfigError(f"outputs.submission = {label!r} must be one of the recipe's model labels "
-                          f"({', '.join(model_labels)})")
+        raise ConfigError(
+            f"outputs.submission = {label!r} must be one of the recipe's model labels ({', '.join(model_labels)})"
+        )
     return label
 
 
-def write_submission(run_dir: str | Path, model_label: str, dataset: Dataset, *, split: str = HIDDEN_SPLIT,
-                     first_id: int = 0, path: str | Path | None = None) -> Path:
+def write_submission(
+    run_dir: str | Path,
+    model_label: str,
+    dataset: Dataset,
+    *,
+    split: str = HIDDEN_SPLIT,
+    first_id: int = 0,
+    path: str | Path | None = None,
+) -> Path:
     """Predict ``dataset[split]`` with the model saved in ``run_dir/models/LABEL/model``; write ``Id,Category``.
 
     ``Id`` counts the rows of the unlabeled file from ``first_id``; ``Category`` is the predicted class name.
@@ -45,8 +53,10 @@ def write_submission(run_dir: str | Path, model_label: str, dataset: Dataset, *,
     if not folder.has_saved_model:
         raise ConfigError(f"no saved model '{model_label}' in {folder.path.parent} (did that model train?)")
     if split not in dataset.splits:
-        raise DataError(f"dataset '{dataset.name}' has no '{split}' split to write a submission for "
-                        f"(it has: {', '.join(dataset.splits)})")
+        raise DataError(
+            f"dataset '{dataset.name}' has no '{split}' split to write a submission for "
+            f"(it has: {', '.join(dataset.splits)})"
+        )
     model = load_model(model_dir)
     images = dataset[split].images
     pred = model.predict(images) if len(images) else []

@@ -33,10 +33,18 @@ def accuracy_vs_time(comparison: Comparison) -> bytes:
     for i, g in enumerate(comparison.groups):
         t = np.array([max(m.train_seconds, 1e-3) for m in g.models])
         a = np.array([m.accuracy for m in g.models])
-        err = np.array([[m.accuracy - m.accuracy_ci[0] for m in g.models],
-                        [m.accuracy_ci[1] - m.accuracy for m in g.models]])
-        ax.errorbar(t, a, yerr=err, fmt=_MARKERS[i % len(_MARKERS)], ms=7, capsize=3,
-                    label=f"test set {g.test_set} ({g.dataset}, {g.n_test:,} images)")
+        err = np.array(
+            [[m.accuracy - m.accuracy_ci[0] for m in g.models], [m.accuracy_ci[1] - m.accuracy for m in g.models]]
+        )
+        ax.errorbar(
+            t,
+            a,
+            yerr=err,
+            fmt=_MARKERS[i % len(_MARKERS)],
+            ms=7,
+            capsize=3,
+            label=f"test set {g.test_set} ({g.dataset}, {g.n_test:,} images)",
+        )
         for m, x, y in zip(g.models, t, a):
             ax.annotate(m.name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xscale("log")
@@ -66,27 +74,40 @@ def render(comparison: Comparison, plot_png: bytes) -> str:
         rows = "".join(
             f"<tr><td>{rank}</td><td>{e(Path(m.run).name)}</td><td><b>{e(m.label)}</b>"
             f"{'' if m.label == m.registry_model else ' <span class=dim>(' + e(m.registry_model) + ')</span>'}</td>"
-            f"<td>{e(m.variants) or '—'}</td><td class=params>{e(differing_params(m, comparison.varying_params)) or '—'}</td>"
+            f"<td>{e(m.variants) or '—'}</td>"
+            f"<td class=params>{e(differing_params(m, comparison.varying_params)) or '—'}</td>"
             f"<td class=num>{_ci(m.accuracy, m.accuracy_ci)}</td><td class=num>{_ci(m.f1_macro, m.f1_macro_ci)}</td>"
             f"<td class=num>{m.train_seconds:,.1f}</td></tr>"
-            for rank, m in enumerate(g.models, 1))
+            for rank, m in enumerate(g.models, 1)
+        )
         tests = "".join(
             f"<tr class='{'sig' if p.test.pvalue < ALPHA else ''}'><td>{e(p.a)}</td><td>{e(p.b)}</td>"
             f"<td class=num>{p.test.only_a}</td><td class=num>{p.test.only_b}</td>"
             f"<td class=num>{p.test.pvalue:.4g}</td><td>{p.test.method}</td>"
-            f"<td>{'yes' if p.test.pvalue < ALPHA else 'no'}</td></tr>" for p in g.pairs)
-        pair_part = (f"<h3>McNemar's test, pairs of models on this test set</h3><table><thead><tr><th>A</th><th>B</th>"
-                     "<th>only A right</th><th>only B right</th><th>p-value</th><th>method</th>"
-                     f"<th>differ at {ALPHA}?</th></tr></thead><tbody>{tests}</tbody></table>") if g.pairs else (
-                     "<p class=dim>One model on this test set: nothing to pair it with.</p>")
+            f"<td>{'yes' if p.test.pvalue < ALPHA else 'no'}</td></tr>"
+            for p in g.pairs
+        )
+        pair_part = (
+            (
+                f"<h3>McNemar's test, pairs of models on this test set</h3><table><thead><tr><th>A</th><th>B</th>"
+                "<th>only A right</th><th>only B right</th><th>p-value</th><th>method</th>"
+                f"<th>differ at {ALPHA}?</th></tr></thead><tbody>{tests}</tbody></table>"
+            )
+            if g.pairs
+            else ("<p class=dim>One model on this test set: nothing to pair it with.</p>")
+        )
         parts.append(
             f"<section><h2>Test set <code>{e(g.test_set)}</code> — {e(g.dataset)}, {g.n_test:,} images</h2>"
             "<table><thead><tr><th>#</th><th>run</th><th>model</th><th>variants</th><th>params that differ</th>"
             "<th>accuracy [95 % CI]</th><th>macro F1 [95 % CI]</th><th>train s</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>{pair_part}</section>")
-    note = ("" if len(comparison.groups) == 1 else
-            f"<p class=warn>These runs were scored on {len(comparison.groups)} different test sets: each is ranked on "
-            "its own, and no model is compared with one from another test set.</p>")
+            f"<tbody>{rows}</tbody></table>{pair_part}</section>"
+        )
+    note = (
+        ""
+        if len(comparison.groups) == 1
+        else f"<p class=warn>These runs were scored on {len(comparison.groups)} different test sets: each is ranked on "
+        "its own, and no model is compared with one from another test set.</p>"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="generator" content="glyphlab">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>glyphlab: run comparison</title>
@@ -111,7 +132,7 @@ Accuracy intervals are Wilson score intervals, macro-F1 intervals a 1,000-resamp
 the images exactly one of the two models got right (exact binomial below 25 such images).</p>
 {note}
 <section><img alt="accuracy against training time" src="{data_uri(plot_png)}"></section>
-{''.join(parts)}
+{"".join(parts)}
 </body></html>
 """
 

@@ -17,17 +17,19 @@ import numpy as np
 
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import Explainer, Explanation
-from glyphlab.models.persistence import load_model
 from glyphlab.fileio import atomic_open
+from glyphlab.models.persistence import load_model
 from glyphlab.runfolder import ATTRIBUTIONS_CACHE, MANIFEST, ModelFolder, read_npz
+
 #: images per most-confused pair, pairs shown, top losses shown
 PER_PAIR = 2
 PAIRS = 3
 TOP_LOSSES = 6
 
 
-def choose_images(pred: dict[str, np.ndarray], classes: list[str], confused: list[dict[str, Any]]
-                  ) -> tuple[list[int], np.ndarray, list[str], list[int], np.ndarray, list[str]]:
+def choose_images(
+    pred: dict[str, np.ndarray], classes: list[str], confused: list[dict[str, Any]]
+) -> tuple[list[int], np.ndarray, list[str], list[int], np.ndarray, list[str]]:
     """Rows of predictions.npz to explain, with (predicted, other) targets and titles, for two figures.
 
     Most-confused pairs: the test images of each (true a, predicted b) pair the model was surest of, explained as
@@ -48,8 +50,9 @@ def choose_images(pred: dict[str, np.ndarray], classes: list[str], confused: lis
     loss = -np.log(np.clip(proba[np.arange(len(y_true)), y_true], 1e-12, 1.0))
     loss_rows = [int(r) for r in np.argsort(-loss, kind="stable")[:TOP_LOSSES]]
     runner = np.argsort(-proba, axis=1, kind="stable")[:, 1]
-    loss_targets = np.array([[y_pred[r], y_true[r] if y_true[r] != y_pred[r] else runner[r]] for r in loss_rows],
-                            dtype=np.int64).reshape(-1, 2)
+    loss_targets = np.array(
+        [[y_pred[r], y_true[r] if y_true[r] != y_pred[r] else runner[r]] for r in loss_rows], dtype=np.int64
+    ).reshape(-1, 2)
     loss_titles = [f"true {classes[y_true[r]]}, loss {loss[r]:.1f}" for r in loss_rows]
     return pair_rows, pair_targets, pair_titles, loss_rows, loss_targets, loss_titles
 
@@ -64,33 +67,56 @@ def _explain(folder: ModelFolder, x: np.ndarray, rows: list[int], targets: np.nd
     cache = folder.file(ATTRIBUTIONS_CACHE)
     c = read_npz(cache)  # a missing or damaged cache is recomputed
     if c is not None and str(c.get("key")) == key and {"method", "classes", "probabilities", "attributions"} <= set(c):
-        return Explanation(method=str(c["method"]), classes=[str(s) for s in c["classes"]], images=x,
-                           targets=targets, probabilities=c["probabilities"], attributions=c["attributions"],
-                           note=str(c.get("note", "")))
+        return Explanation(
+            method=str(c["method"]),
+            classes=[str(s) for s in c["classes"]],
+            images=x,
+            targets=targets,
+            probabilities=c["probabilities"],
+            attributions=c["attributions"],
+            note=str(c.get("note", "")),
+        )
     model = load_model(folder.model_path)
     expl = Explainer(model).explain(x, "auto", targets)
     try:
         with atomic_open(cache, "wb") as fh:
-            np.savez_compressed(fh, key=np.array(key), method=np.array(expl.method), note=np.array(expl.note),
-                                classes=np.array(expl.classes), probabilities=expl.probabilities,
-                                attributions=expl.attributions)
+            np.savez_compressed(
+                fh,
+                key=np.array(key),
+                method=np.array(expl.method),
+                note=np.array(expl.note),
+                classes=np.array(expl.classes),
+                probabilities=expl.probabilities,
+                attributions=expl.attributions,
+            )
     except OSError:  # a read-only run folder still gets its report
         pass
     return expl
 
 
-def attribution_part(folder: ModelFolder, images: np.ndarray | None, pred: dict[str, np.ndarray] | None,
-                     classes: list[str], confused: list[dict[str, Any]]) -> dict[str, Any]:
+def attribution_part(
+    folder: ModelFolder,
+    images: np.ndarray | None,
+    pred: dict[str, np.ndarray] | None,
+    classes: list[str],
+    confused: list[dict[str, Any]],
+) -> dict[str, Any]:
     """``{"pairs": PNG, "losses": PNG, "method", "note", "skipped": None}``, or ``skipped`` saying why not."""
     part = attribution_pngs(folder, images, pred, classes, confused)
     return {"skipped": None, "method": "", "note": "", "pairs": None, "losses": None, **part}
 
 
-def attribution_pngs(folder: ModelFolder, images: np.ndarray | None, pred: dict[str, np.ndarray] | None,
-                     classes: list[str], confused: list[dict[str, Any]]) -> dict[str, Any]:
+def attribution_pngs(
+    folder: ModelFolder,
+    images: np.ndarray | None,
+    pred: dict[str, np.ndarray] | None,
+    classes: list[str],
+    confused: list[dict[str, Any]],
+) -> dict[str, Any]:
     if not folder.has_saved_model:
-        return {"skipped": f"no saved model in {folder.name}/{folder.model_path.name}/ (weights not kept): "
-                           "no attributions"}
+        return {
+            "skipped": f"no saved model in {folder.name}/{folder.model_path.name}/ (weights not kept): no attributions"
+        }
     if images is None or pred is None or not {"y_true", "y_pred", "proba"} <= set(pred):
         return {"skipped": "no predictions.npz or test images: no attributions"}
     index = pred.get("index", np.arange(len(pred["y_true"])))
@@ -108,7 +134,8 @@ def attribution_pngs(folder: ModelFolder, images: np.ndarray | None, pred: dict[
         return {"skipped": f"attributions not computed: {exc}"}
     n = len(pr)
     return {
-        "method": expl.method, "note": expl.note,
+        "method": expl.method,
+        "note": expl.note,
         "pairs": expl.to_png(list(range(n)), ptitles, dpi=80) if n else None,
         "losses": expl.to_png(list(range(n, len(rows))), ltitles, dpi=80) if len(lr) else None,
     }

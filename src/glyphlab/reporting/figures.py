@@ -6,15 +6,25 @@ Every function returns PNG bytes. matplotlib's object API on an Agg canvas: no p
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
 DPI = 96
 MAX_CLASSES_SHOWN = 40  # image grids show at most this many classes; the bar chart shows all
-_PALETTE = ["#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5", "#9c6b4e",
-            "#9498a0"]
+_PALETTE = [
+    "#4269d0",
+    "#efb118",
+    "#ff725c",
+    "#6cc5b0",
+    "#3ca951",
+    "#ff8ab7",
+    "#a463f2",
+    "#97bbf5",
+    "#9c6b4e",
+    "#9498a0",
+]
 
 
 def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
@@ -32,15 +42,23 @@ def _style(ax) -> None:
 def class_distribution(classes: Sequence[str], counts: dict[str, Sequence[int]], title: str = "") -> bytes:
     """Grouped bars: images per class in each split (``dataset.json``'s ``class_counts``)."""
     n = len(classes)
-    splits = [s for s in ("train", "val", "test") if s in counts] + [s for s in counts if s not in ("train", "val", "test")]
+    splits = [s for s in ("train", "val", "test") if s in counts] + [
+        s for s in counts if s not in ("train", "val", "test")
+    ]
     fig = Figure(figsize=(min(max(6.5, 0.28 * n * max(1, len(splits)) ** 0.5 + 3), 14), 3.4), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(n)
     width = 0.84 / max(1, len(splits))
     for j, split in enumerate(splits):
         c = np.asarray(counts[split], dtype=float)
-        ax.bar(x + (j - (len(splits) - 1) / 2) * width, c, width, label=f"{split} ({int(c.sum()):,})",
-               color=_PALETTE[j % len(_PALETTE)], linewidth=0)
+        ax.bar(
+            x + (j - (len(splits) - 1) / 2) * width,
+            c,
+            width,
+            label=f"{split} ({int(c.sum()):,})",
+            color=_PALETTE[j % len(_PALETTE)],
+            linewidth=0,
+        )
     ax.set_xticks(x, list(classes), rotation=0 if n <= 24 else 90, fontsize=8 if n <= 40 else 6)
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_xlabel("class", fontsize=9)
@@ -62,7 +80,7 @@ def _mosaic(tiles: list[list[np.ndarray | None]], h: int, w: int) -> np.ndarray:
     for r, row in enumerate(tiles):
         for c, tile in enumerate(row):
             if tile is not None:
-                grid[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = tile
+                grid[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
     return grid
 
 
@@ -86,8 +104,9 @@ def _tile_inches(h: int) -> float:
     return 0.42 if h <= 12 else 0.5
 
 
-def sample_grid(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], per_class: int = 10,
-                seed: int = 0) -> bytes:
+def sample_grid(
+    images: np.ndarray, labels: np.ndarray, classes: Sequence[str], per_class: int = 10, seed: int = 0
+) -> bytes:
     """A row of random test images per class (at most MAX_CLASSES_SHOWN classes)."""
     rng = np.random.default_rng(seed)
     shown = list(range(min(len(classes), MAX_CLASSES_SHOWN)))
@@ -120,14 +139,26 @@ def mean_images(images: np.ndarray, labels: np.ndarray, classes: Sequence[str]) 
             continue
         sel = labels == shown[k]
         if sel.any():
-            ax.imshow(images[sel].astype(np.float32).mean(axis=0) / 255.0, cmap="magma", vmin=0, vmax=1,
-                      interpolation="bilinear")
+            ax.imshow(
+                images[sel].astype(np.float32).mean(axis=0) / 255.0,
+                cmap="magma",
+                vmin=0,
+                vmax=1,
+                interpolation="bilinear",
+            )
         ax.set_title(f"{classes[shown[k]]}  (n={int(sel.sum())})", fontsize=7.5)
     return png_bytes(fig)
 
 
-def confident_mistakes(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray,
-                       classes: Sequence[str], k: int = 16, cols: int = 8) -> tuple[bytes | None, int]:
+def confident_mistakes(
+    images: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[str],
+    k: int = 16,
+    cols: int = 8,
+) -> tuple[bytes | None, int]:
     """The ``k`` wrong predictions the model was surest of, titled "true → pred (p)".
 
     ``images`` are already aligned with the predictions. Returns (PNG or None, number of mistakes).
@@ -146,8 +177,9 @@ def confident_mistakes(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarra
         ax.set_axis_off()
     for ax, i in zip(axes.flat, top):
         ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(f"{classes[y_true[i]]} → {classes[y_pred[i]]} ({proba[i, y_pred[i]]:.2f})", fontsize=7.5,
-                     color="#b3261e")
+        ax.set_title(
+            f"{classes[y_true[i]]} → {classes[y_pred[i]]} ({proba[i, y_pred[i]]:.2f})", fontsize=7.5, color="#b3261e"
+        )
     return png_bytes(fig), int(len(wrong))
 
 
@@ -162,8 +194,15 @@ def learning_curves(history: list[dict[str, float]], title: str = "") -> bytes |
         for prefix, color in (("train_", _PALETTE[0]), ("val_", _PALETTE[2])):
             ys = [r.get(prefix + key) for r in history]
             if any(y is not None and np.isfinite(y) for y in ys):
-                ax.plot(epochs, [np.nan if y is None else y for y in ys], marker="o", ms=3, lw=1.5, color=color,
-                        label=prefix.rstrip("_").replace("val", "validation"))
+                ax.plot(
+                    epochs,
+                    [np.nan if y is None else y for y in ys],
+                    marker="o",
+                    ms=3,
+                    lw=1.5,
+                    color=color,
+                    label=prefix.rstrip("_").replace("val", "validation"),
+                )
         ax.set_xlabel("epoch", fontsize=9)
         ax.set_ylabel(label, fontsize=9)
         ax.grid(alpha=0.3)
@@ -188,16 +227,41 @@ def embedding_scatter(xy: np.ndarray, labels: np.ndarray, classes: Sequence[str]
         sel = labels == c
         if not sel.any():
             continue
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=12 if len(xy) < 1000 else 7, color=colors[c], alpha=0.75, linewidths=0, label=classes[c])
+        ax.scatter(
+            xy[sel, 0],
+            xy[sel, 1],
+            s=12 if len(xy) < 1000 else 7,
+            color=colors[c],
+            alpha=0.75,
+            linewidths=0,
+            label=classes[c],
+        )
         mx, my = np.median(xy[sel], axis=0)
-        ax.text(mx, my, classes[c], fontsize=11, weight="bold", ha="center", va="center", color="black",
-                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=colors[c], alpha=0.8, lw=1))
+        ax.text(
+            mx,
+            my,
+            classes[c],
+            fontsize=11,
+            weight="bold",
+            ha="center",
+            va="center",
+            color="black",
+            bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=colors[c], alpha=0.8, lw=1),
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     for s in ax.spines.values():
         s.set_color("#cccccc")
     if title:
         ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(title="class", fontsize=9, title_fontsize=9, markerscale=2.0, frameon=False, loc="upper left",
-              bbox_to_anchor=(1.0, 1.0), ncols=1 if n <= 20 else 2)
+    ax.legend(
+        title="class",
+        fontsize=9,
+        title_fontsize=9,
+        markerscale=2.0,
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        ncols=1 if n <= 20 else 2,
+    )
     return png_bytes(fig)

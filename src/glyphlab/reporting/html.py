@@ -36,10 +36,30 @@ from glyphlab.fileio import atomic_open, write_text
 from glyphlab.reporting import explanations, figures
 from glyphlab.reporting.trust import audit_part, calibration_part
 from glyphlab.runfolder import (
-    ACCURACY_VS_TIME, IMAGE_INPUTS, CLASSIFICATION_REPORT, CONFUSION_NORMALIZED_PNG, CONFUSION_PNG, FEATURES, HISTORY,
-    LEADERBOARD_COLUMNS, LEARNING_CURVES, MOST_CONFUSED_CSV, MOST_CONFUSED_PNG, RECIPE, REFERENCE_COMPARISON, REPORT,
-    REPORT_PDF, ROBUSTNESS_CSV, ROBUSTNESS_PNG, TEST_IMAGES, TSNE_CACHE, ModelFolder, RunFolder, as_number,
-    read_csv_rows, read_npz,
+    ACCURACY_VS_TIME,
+    CLASSIFICATION_REPORT,
+    CONFUSION_NORMALIZED_PNG,
+    CONFUSION_PNG,
+    FEATURES,
+    HISTORY,
+    IMAGE_INPUTS,
+    LEADERBOARD_COLUMNS,
+    LEARNING_CURVES,
+    MOST_CONFUSED_CSV,
+    MOST_CONFUSED_PNG,
+    RECIPE,
+    REFERENCE_COMPARISON,
+    REPORT,
+    REPORT_PDF,
+    ROBUSTNESS_CSV,
+    ROBUSTNESS_PNG,
+    TEST_IMAGES,
+    TSNE_CACHE,
+    ModelFolder,
+    RunFolder,
+    as_number,
+    read_csv_rows,
+    read_npz,
 )
 from glyphlab.tracking import read_tracking
 
@@ -104,19 +124,27 @@ def _leaderboard_view(rows: list[dict[str, Any]]) -> dict[str, Any]:
     timed = [r for r in rows if r["accuracy"] is not None and r["train_seconds"] is not None]
     front: set[str] = set()
     if timed:
-        on = pareto_front(np.array([max(r["train_seconds"], 1e-3) for r in timed]),
-                          np.array([r["accuracy"] for r in timed]))
+        on = pareto_front(
+            np.array([max(r["train_seconds"], 1e-3) for r in timed]), np.array([r["accuracy"] for r in timed])
+        )
         front = {r["model"] for r, o in zip(timed, on) if o}
     view = []
     for i, r in enumerate(rows):
         acc = r["accuracy"]
         share = 1.0 if hi <= lo or acc is None else 0.15 + 0.85 * (acc - lo) / (hi - lo)
-        view.append({
-            "rank": i + 1, "model": r["model"], "anchor": "model-" + _slug(r["model"]), "best": i == 0, "pareto": r["model"] in front,
-            "cells": [_fmt(r[c.key], c.digits) for c in BOARD_COLUMNS],
-            "gap": "" if acc is None or i == 0 or accs == [] else f"{(acc - hi) * 100:+.2f}",
-            "bar": round(100 * share, 1), "n_test": _fmt(r["n_test"], 0),
-        })
+        view.append(
+            {
+                "rank": i + 1,
+                "model": r["model"],
+                "anchor": "model-" + _slug(r["model"]),
+                "best": i == 0,
+                "pareto": r["model"] in front,
+                "cells": [_fmt(r[c.key], c.digits) for c in BOARD_COLUMNS],
+                "gap": "" if acc is None or i == 0 or accs == [] else f"{(acc - hi) * 100:+.2f}",
+                "bar": round(100 * share, 1),
+                "n_test": _fmt(r["n_test"], 0),
+            }
+        )
     return {"columns": [c.label for c in BOARD_COLUMNS], "rows": view}
 
 
@@ -128,18 +156,25 @@ def _image_config_text(dataset: dict[str, Any]) -> str:
         return ""
 
 
-def _dataset_part(run_dir: Path, dataset: dict[str, Any], images: np.ndarray | None,
-                  labels: np.ndarray | None, classes: list[str]) -> dict[str, Any]:
+def _dataset_part(
+    run_dir: Path, dataset: dict[str, Any], images: np.ndarray | None, labels: np.ndarray | None, classes: list[str]
+) -> dict[str, Any]:
     sizes = dataset.get("split_sizes", {}) or {}
     counts = dataset.get("class_counts", {}) or {}
     part: dict[str, Any] = {
-        "name": dataset.get("name", "?"), "classes": classes, "n_classes": len(classes),
+        "name": dataset.get("name", "?"),
+        "classes": classes,
+        "n_classes": len(classes),
         "image_shape": "×".join(str(s) for s in dataset.get("image_shape", [])),
         "splits": [{"name": k, "size": f"{int(v):,}"} for k, v in sizes.items()],
         "total": f"{sum(int(v) for v in sizes.values()):,}" if sizes else "",
-        "source": dataset.get("source", ""), "meta": dataset.get("meta", {}) or {},
-        "distribution": None, "samples": None, "means": None,
-        "inputs": _file_uri(run_dir / IMAGE_INPUTS), "inputs_text": _image_config_text(dataset),
+        "source": dataset.get("source", ""),
+        "meta": dataset.get("meta", {}) or {},
+        "distribution": None,
+        "samples": None,
+        "means": None,
+        "inputs": _file_uri(run_dir / IMAGE_INPUTS),
+        "inputs_text": _image_config_text(dataset),
     }
     if classes and counts:
         part["distribution"] = data_uri(figures.class_distribution(classes, counts))
@@ -153,27 +188,39 @@ def _dataset_part(run_dir: Path, dataset: dict[str, Any], images: np.ndarray | N
     return part
 
 
-def _model_part(run: RunFolder, name: str, row: dict[str, Any], images: np.ndarray | None,
-                classes: list[str]) -> dict[str, Any]:
+def _model_part(
+    run: RunFolder, name: str, row: dict[str, Any], images: np.ndarray | None, classes: list[str]
+) -> dict[str, Any]:
     folder = run.model(name)
     d = folder.path
     metrics = folder.read_metrics()
     report = []
     for r in folder.read_table(CLASSIFICATION_REPORT):
         label = r.get("class", "")
-        report.append({
-            "label": label, "summary": label in ("macro avg", "weighted avg", "accuracy"),
-            "precision": _fmt(r.get("precision")), "recall": _fmt(r.get("recall")),
-            "f1": _fmt(r.get("f1-score")), "f1_value": as_number(r.get("f1-score")),
-            "support": _fmt(r.get("support"), 0),
-        })
+        report.append(
+            {
+                "label": label,
+                "summary": label in ("macro avg", "weighted avg", "accuracy"),
+                "precision": _fmt(r.get("precision")),
+                "recall": _fmt(r.get("recall")),
+                "f1": _fmt(r.get("f1-score")),
+                "f1_value": as_number(r.get("f1-score")),
+                "support": _fmt(r.get("support"), 0),
+            }
+        )
     per_class = [r for r in report if not r["summary"] and r["f1_value"] is not None]
     worst = {r["label"] for r in sorted(per_class, key=lambda r: r["f1_value"])[:3] if r["f1_value"] < 1.0}
     for r in report:
         r["worst"] = r["label"] in worst
-    confused = [{"true": p.get("true"), "predicted": p.get("predicted"), "count": _fmt(p.get("count"), 0),
-                 "rate": _fmt(as_number(p.get("rate")) * 100 if as_number(p.get("rate")) is not None else None, 1)}
-                for p in folder.read_table(MOST_CONFUSED_CSV)]
+    confused = [
+        {
+            "true": p.get("true"),
+            "predicted": p.get("predicted"),
+            "count": _fmt(p.get("count"), 0),
+            "rate": _fmt(as_number(p.get("rate")) * 100 if as_number(p.get("rate")) is not None else None, 1),
+        }
+        for p in folder.read_table(MOST_CONFUSED_CSV)
+    ]
     history = folder.read_history()
     curves = None
     hist_summary = None
@@ -196,41 +243,56 @@ def _model_part(run: RunFolder, name: str, row: dict[str, Any], images: np.ndarr
     if pred is not None and images is not None:
         index = pred["index"]
         if len(index) and int(np.max(index)) < len(images):
-            png, n_wrong = figures.confident_mistakes(images[index], pred["y_true"], pred["y_pred"], pred["proba"],
-                                                      classes, k=GALLERY_SIZE)
+            png, n_wrong = figures.confident_mistakes(
+                images[index], pred["y_true"], pred["y_pred"], pred["proba"], classes, k=GALLERY_SIZE
+            )
             gallery = data_uri(png)
     why = explanations.attribution_part(folder, images, pred, classes, confused)
     why.update({k: data_uri(why.get(k)) for k in ("pairs", "losses")})
     params = metrics.get("params") or {}
     registry = metrics.get("registry_model")
     return {
-        "name": name, "anchor": "model-" + _slug(name), "row": row,
+        "name": name,
+        "anchor": "model-" + _slug(name),
+        "row": row,
         "registry_model": registry if registry and registry != name else None,
         "params": [{"key": k, "value": json.dumps(v) if not isinstance(v, str) else v} for k, v in params.items()],
         "n_train": _fmt(metrics.get("n_train"), 0) if metrics.get("n_train") is not None else "",
-        "accuracy": _fmt(row.get("accuracy")), "f1_macro": _fmt(row.get("f1_macro")),
-        "train_seconds": _fmt(row.get("train_seconds"), 2), "predict_seconds": _fmt(row.get("predict_seconds"), 3),
-        "report": report, "confusion": drawn.get("confusion") or _file_uri(d / CONFUSION_PNG),
+        "accuracy": _fmt(row.get("accuracy")),
+        "f1_macro": _fmt(row.get("f1_macro")),
+        "train_seconds": _fmt(row.get("train_seconds"), 2),
+        "predict_seconds": _fmt(row.get("predict_seconds"), 3),
+        "report": report,
+        "confusion": drawn.get("confusion") or _file_uri(d / CONFUSION_PNG),
         "confusion_normalized": drawn.get("confusion_normalized") or _file_uri(d / CONFUSION_NORMALIZED_PNG),
-        "confused": confused, "confused_png": drawn.get("confused_png") or _file_uri(d / MOST_CONFUSED_PNG),
-        "curves": curves, "history": hist_summary, "is_network": bool(history),
-        "gallery": gallery, "n_wrong": n_wrong, "attributions": why,
+        "confused": confused,
+        "confused_png": drawn.get("confused_png") or _file_uri(d / MOST_CONFUSED_PNG),
+        "curves": curves,
+        "history": hist_summary,
+        "is_network": bool(history),
+        "gallery": gallery,
+        "n_wrong": n_wrong,
+        "attributions": why,
         "n_test": _fmt(row.get("n_test"), 0),
         "model_saved": folder.model_path.is_dir(),
         "calibration": calibration_part(folder.path, _file_uri),
     }
 
 
-def _interpretation_figures(folder: ModelFolder, classes: list[str], images: np.ndarray | None) -> dict[str, str | None]:
+def _interpretation_figures(
+    folder: ModelFolder, classes: list[str], images: np.ndarray | None
+) -> dict[str, str | None]:
     """The confusion matrices and most-confused examples drawn now from predictions.npz (so a new glyphlab
     restyles an old run's figures without its models); empty when the model has no predictions."""
     try:
         it = Interpretation.from_model_folder(folder, classes, None if images is None else images / 255.0)
     except RunFolderError:
         return {}
-    out = {"confusion": data_uri(figures.png_bytes(it.plot_confusion_matrix())),
-           "confusion_normalized": data_uri(figures.png_bytes(it.plot_confusion_matrix(normalize=True))),
-           "confused_png": None}
+    out = {
+        "confusion": data_uri(figures.png_bytes(it.plot_confusion_matrix())),
+        "confusion_normalized": data_uri(figures.png_bytes(it.plot_confusion_matrix(normalize=True))),
+        "confused_png": None,
+    }
     if it.images is not None and not it.most_confused(8).empty:
         out["confused_png"] = data_uri(figures.png_bytes(it.plot_most_confused(8)))
     return out
@@ -265,8 +327,13 @@ def tsne_embedding(model_dir: Path, seed: int = 0) -> dict[str, Any] | None:
     cache = model_dir / TSNE_CACHE
     cached = read_npz(cache)
     if cached is not None and "key" in cached and str(cached["key"]) == key:
-        return {"xy": cached["xy"], "labels": cached["labels"], "dims": int(cached["dims"]),
-                "pca": int(cached["pca"]), "cached": True}
+        return {
+            "xy": cached["xy"],
+            "labels": cached["labels"],
+            "dims": int(cached["dims"]),
+            "pca": int(cached["pca"]),
+            "cached": True,
+        }
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
@@ -281,8 +348,19 @@ def tsne_embedding(model_dir: Path, seed: int = 0) -> dict[str, Any] | None:
 
     # Barnes-Hut t-SNE's OpenMP threads slow it down badly on a busy or small machine: a few threads at most
     with threadpool_limits(limits=max(1, min(4, (os.cpu_count() or 2) // 2))):
-        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", max_iter=TSNE_ITERATIONS,
-                  random_state=seed, n_jobs=1).fit_transform(x).astype(np.float32)
+        xy = (
+            TSNE(
+                n_components=2,
+                perplexity=perplexity,
+                init="pca",
+                learning_rate="auto",
+                max_iter=TSNE_ITERATIONS,
+                random_state=seed,
+                n_jobs=1,
+            )
+            .fit_transform(x)
+            .astype(np.float32)
+        )
     try:
         with atomic_open(cache, "wb") as fh:
             np.savez_compressed(fh, xy=xy, labels=labels, key=np.array(key), dims=dims, pca=pca)
@@ -291,7 +369,9 @@ def tsne_embedding(model_dir: Path, seed: int = 0) -> dict[str, Any] | None:
     return {"xy": xy, "labels": labels, "dims": dims, "pca": pca, "cached": False}
 
 
-def _feature_map_part(run_dir: Path, rows: list[dict[str, Any]], classes: list[str], seed: int) -> dict[str, Any] | None:
+def _feature_map_part(
+    run_dir: Path, rows: list[dict[str, Any]], classes: list[str], seed: int
+) -> dict[str, Any] | None:
     name = feature_map_model(run_dir, rows)
     if name is None:
         return None
@@ -303,8 +383,15 @@ def _feature_map_part(run_dir: Path, rows: list[dict[str, Any]], classes: list[s
     names = classes if classes and labels.max() < len(classes) else [str(i) for i in range(int(labels.max()) + 1)]
     png = figures.embedding_scatter(emb["xy"], labels, names)
     is_net = (model_dir / HISTORY).is_file()
-    return {"model": name, "anchor": "model-" + _slug(name), "image": data_uri(png), "points": f"{len(labels):,}",
-            "dims": emb["dims"], "pca": emb["pca"], "network": is_net}
+    return {
+        "model": name,
+        "anchor": "model-" + _slug(name),
+        "image": data_uri(png),
+        "points": f"{len(labels):,}",
+        "dims": emb["dims"],
+        "pca": emb["pca"],
+        "network": is_net,
+    }
 
 
 # ----------------------------------------------------------------------------- assembling
@@ -315,9 +402,12 @@ def _environment(config: dict[str, Any]) -> dict[str, Any]:
     versions = config.get("versions", {}) or {}
     params = config.get("params", {}) or {}
     settings = [
-        ("dataset", config.get("dataset")), ("models", ", ".join(config.get("models", []) or [])),
-        ("seed", config.get("seed")), ("validation fraction", config.get("val_fraction")),
-        ("variants", config.get("variants") or "none"), ("data folder", config.get("data_dir") or "default"),
+        ("dataset", config.get("dataset")),
+        ("models", ", ".join(config.get("models", []) or [])),
+        ("seed", config.get("seed")),
+        ("validation fraction", config.get("val_fraction")),
+        ("variants", config.get("variants") or "none"),
+        ("data folder", config.get("data_dir") or "default"),
         ("dataset options", json.dumps(config["dataset_options"]) if config.get("dataset_options") else "none"),
         ("created", config.get("created")),
     ]
@@ -336,9 +426,13 @@ def _table_from_csv(path: Path, digits: int = 4) -> dict[str, Any] | None:
         return None
     cols = list(rows[0])
     numeric = {c: all(as_number(r.get(c)) is not None or r.get(c) in ("", None) for r in rows) for c in cols}
-    return {"columns": [{"name": c, "numeric": numeric[c]} for c in cols],
-            "rows": [[{"value": _fmt(r.get(c), digits) if numeric[c] else r.get(c, ""), "numeric": numeric[c]}
-                      for c in cols] for r in rows]}
+    return {
+        "columns": [{"name": c, "numeric": numeric[c]} for c in cols],
+        "rows": [
+            [{"value": _fmt(r.get(c), digits) if numeric[c] else r.get(c, ""), "numeric": numeric[c]} for c in cols]
+            for r in rows
+        ],
+    }
 
 
 def collect(run_dir: Path) -> dict[str, Any]:
@@ -354,8 +448,12 @@ def collect(run_dir: Path) -> dict[str, Any]:
         images = labels = None
     unfinished = run.unfinished_models()
     if unfinished:
-        log.warning("warning: %s: %s unfinished (no done.json), not in the report; `glyphlab run --resume %s` "
-                    "completes them", run_dir, ", ".join(unfinished), run_dir)
+        log.warning(
+            "warning: %s: %s unfinished (no done.json), not in the report; `glyphlab run --resume %s` completes them",
+            run_dir,
+            ", ".join(unfinished),
+            run_dir,
+        )
     rows = run.leaderboard_rows()
     models = [_model_part(run, r["model"], r, images, classes) for r in rows if run.model(r["model"]).path.is_dir()]
     seed = int(config.get("seed", 0) or 0)
@@ -368,26 +466,40 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "run_path": str(run_dir.resolve()),
         "generated": datetime.now().strftime("%Y-%m-%d %H:%M"),
         "created": _pretty_time(config.get("created")),
-        "config": config, "env": _environment(config),
+        "config": config,
+        "env": _environment(config),
         "dataset": _dataset_part(run_dir, dataset, images, labels, classes),
         "n_test": f"{len(labels):,}" if labels is not None else "",
         "leaderboard": _leaderboard_view(rows),
-        "best": {"model": best["model"], "accuracy": _fmt(best["accuracy"]), "anchor": "model-" + _slug(best["model"]),
-                 "f1_macro": _fmt(best["f1_macro"]), "error_pct": _fmt((1 - best["accuracy"]) * 100, 2)
-                 if best["accuracy"] is not None else ""} if best else None,
-        "fastest": min((r for r in rows if r["train_seconds"] is not None), key=lambda r: r["train_seconds"],
-                       default=None),
+        "best": {
+            "model": best["model"],
+            "accuracy": _fmt(best["accuracy"]),
+            "anchor": "model-" + _slug(best["model"]),
+            "f1_macro": _fmt(best["f1_macro"]),
+            "error_pct": _fmt((1 - best["accuracy"]) * 100, 2) if best["accuracy"] is not None else "",
+        }
+        if best
+        else None,
+        "fastest": min(
+            (r for r in rows if r["train_seconds"] is not None), key=lambda r: r["train_seconds"], default=None
+        ),
         "scatter": _file_uri(run.file(ACCURACY_VS_TIME)),
         "models": models,
         "feature_map": _feature_map_part(run_dir, rows, classes, seed),
         "robustness": robustness,
-        "robustness_table": _table_from_csv(run.file(ROBUSTNESS_CSV)) if robustness or
-        run.file(ROBUSTNESS_CSV).is_file() else None,
+        "robustness_table": _table_from_csv(run.file(ROBUSTNESS_CSV))
+        if robustness or run.file(ROBUSTNESS_CSV).is_file()
+        else None,
         "reference": _table_from_csv(run.file(REFERENCE_COMPARISON)),
         "tracking": read_tracking(run_dir) or None,
         "audit": audit_part(run_dir, _file_uri),
-        "recipe": {"name": recipe.get("name", ""), "description": recipe.get("description", ""),
-                   "quick": recipe.get("quick", False)} if recipe else None,
+        "recipe": {
+            "name": recipe.get("name", ""),
+            "description": recipe.get("description", ""),
+            "quick": recipe.get("quick", False),
+        }
+        if recipe
+        else None,
     }
     return ctx
 
@@ -404,9 +516,13 @@ def _pretty_time(stamp: Any) -> str:
 def render(ctx: dict[str, Any]) -> str:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
     return env.get_template("report.html.j2").render(**ctx)
 
 
@@ -437,16 +553,29 @@ def find_browser() -> str:
 
 
 def headless_args(browser: str, profile: str) -> list[str]:
-    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}"]
+    return [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+    ]
 
 
 def print_pdf(html_path: Path, pdf_path: Path, timeout: float = 120) -> Path:
     browser = find_browser()
     html_path, pdf_path = Path(html_path).resolve(), Path(pdf_path).resolve()
     with tempfile.TemporaryDirectory(prefix="glyphlab-chromium-") as profile:
-        cmd = headless_args(browser, profile) + ["--no-pdf-header-footer", f"--print-to-pdf={pdf_path}",
-                                                 html_path.as_uri()]
+        cmd = headless_args(browser, profile) + [
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={pdf_path}",
+            html_path.as_uri(),
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:

@@ -9,8 +9,8 @@ report of a run trained on image files shows the sheet for a few of its files.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -37,8 +37,12 @@ def original_thumbnail(path: str | Path, side: int = 160) -> np.ndarray:
         return np.clip(to_pixels(im, colour=False), 0.0, 1.0)
 
 
-def inputs_sheet(originals: Sequence[np.ndarray], inputs: Sequence[np.ndarray | None], captions: Sequence[str],
-                 refusals: Sequence[str | None] | None = None) -> bytes:
+def inputs_sheet(
+    originals: Sequence[np.ndarray],
+    inputs: Sequence[np.ndarray | None],
+    captions: Sequence[str],
+    refusals: Sequence[str | None] | None = None,
+) -> bytes:
     """PNG: each original (any size, RGB or grey) beside its model input (white ink on black, as the model
     takes it), captioned; an input of None is a refused file, its tile says why (``refusals``); up to
     :data:`SHEET_MAX` pairs, four pairs a row."""
@@ -54,16 +58,26 @@ def inputs_sheet(originals: Sequence[np.ndarray], inputs: Sequence[np.ndarray | 
         why = (refusals[i] if refusals is not None else None) or "refused"
         for j, (img, title) in enumerate(((originals[i], captions[i]), (shown, why if refused else "model input"))):
             ax = fig.add_subplot(grid[r, 2 * c + j])
-            ax.imshow(img, cmap="gray" if np.ndim(img) == 2 else None, vmin=0, vmax=1 if np.ndim(img) == 2 else None,
-                      interpolation="nearest" if j else "antialiased")
+            ax.imshow(
+                img,
+                cmap="gray" if np.ndim(img) == 2 else None,
+                vmin=0,
+                vmax=1 if np.ndim(img) == 2 else None,
+                interpolation="nearest" if j else "antialiased",
+            )
             ax.set_title(title, fontsize=7, color="#b45309" if refused and j else "black")
             ax.set_xticks([])
             ax.set_yticks([])
     return png_bytes(fig)
 
 
-def write_inputs(folder: str | Path, files: Sequence[str | Path], inputs: Sequence[np.ndarray | None],
-                 captions: Sequence[str], refusals: Sequence[str | None] | None = None) -> list[Path | None]:
+def write_inputs(
+    folder: str | Path,
+    files: Sequence[str | Path],
+    inputs: Sequence[np.ndarray | None],
+    captions: Sequence[str],
+    refusals: Sequence[str | None] | None = None,
+) -> list[Path | None]:
     """Write ``folder/<stem>.input.png`` per file (the input at its own size, white ink on black) and
     ``folder/inputs.png`` (originals beside inputs, captioned; a refused file, input None, beside why);
     the per-file paths, in order (None for a refused file)."""
@@ -86,6 +100,9 @@ def write_inputs(folder: str | Path, files: Sequence[str | Path], inputs: Sequen
         paths.append(path)
     originals = [original_thumbnail(f) for f in files[:SHEET_MAX]]
     labelled = [f"{Path(f).name}: {c}" for f, c in zip(files, captions)]
-    (folder / "inputs.png").write_bytes(inputs_sheet(originals, list(inputs[:SHEET_MAX]), labelled,
-                                                     list(refusals[:SHEET_MAX]) if refusals is not None else None))
+    (folder / "inputs.png").write_bytes(
+        inputs_sheet(
+            originals, list(inputs[:SHEET_MAX]), labelled, list(refusals[:SHEET_MAX]) if refusals is not None else None
+        )
+    )
     return paths

@@ -8,8 +8,9 @@ Read from the run folder's files alone, like the rest of the report: ``models/NA
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from glyphlab.runfolder import AUDIT_DIR, CONFIG, MANIFEST, RELIABILITY_PNG, ModelFolder, read_csv_rows
 
@@ -33,9 +34,12 @@ def calibration_part(model_dir: Path, file_uri: Callable[[Path], str | None]) ->
     temperature = (_json(folder.model_path / MANIFEST).get("extra") or {}).get("temperature")
     conf, acc = float(metrics.get("mean_confidence", 0.0)), float(metrics.get("accuracy", 0.0))
     return {
-        "ece": f"{float(metrics['ece']):.4f}", "mce": f"{float(metrics.get('mce', 0.0)):.4f}",
-        "nll": f"{float(metrics.get('nll', 0.0)):.4f}", "brier": f"{float(metrics.get('brier', 0.0)):.4f}",
-        "mean_confidence": f"{conf:.4f}", "accuracy": f"{acc:.4f}",
+        "ece": f"{float(metrics['ece']):.4f}",
+        "mce": f"{float(metrics.get('mce', 0.0)):.4f}",
+        "nll": f"{float(metrics.get('nll', 0.0)):.4f}",
+        "brier": f"{float(metrics.get('brier', 0.0)):.4f}",
+        "mean_confidence": f"{conf:.4f}",
+        "accuracy": f"{acc:.4f}",
         "direction": "over-confident" if conf > acc else "under-confident",
         "bins": int(metrics.get("calibration_bins", 15)),
         "temperature": f"{float(temperature):.4f}" if temperature not in (None, 1.0) else None,
@@ -54,14 +58,18 @@ def audit_part(run_dir: Path, file_uri: Callable[[Path], str | None]) -> dict[st
     config = _json(run_dir / CONFIG)
     return {
         "dataset": summary.get("dataset", cfg.get("dataset", "?")),
-        "model": cfg.get("model", "?"), "folds": cfg.get("folds", "?"),
-        "n_audited": f"{int(summary.get('n_audited', 0)):,}", "n_issues": f"{len(rows):,}",
+        "model": cfg.get("model", "?"),
+        "folds": cfg.get("folds", "?"),
+        "n_audited": f"{int(summary.get('n_audited', 0)):,}",
+        "n_issues": f"{len(rows):,}",
         "rate": f"{100 * float(summary.get('issue_rate', 0.0)):.2f}",
         "oof_accuracy": f"{float(summary.get('oof_accuracy', 0.0)):.4f}",
         "seconds": f"{float(summary.get('seconds', 0.0)):.1f}",
         "by_split": ", ".join(f"{k} {v:,}" for k, v in (summary.get("issues_by_split") or {}).items()),
         "excluded": bool(config.get("exclude")),
-        "rows": [{k: r.get(k, "") for k in ("split", "index", "given_label", "suggested_label", "score")}
-                 for r in rows[:AUDIT_ROWS_SHOWN]],
+        "rows": [
+            {k: r.get(k, "") for k in ("split", "index", "given_label", "suggested_label", "score")}
+            for r in rows[:AUDIT_ROWS_SHOWN]
+        ],
         "picture": file_uri(folder / "label_issues.png"),
     }

@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -32,9 +33,9 @@ from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.models.persistence import read_model_card
 from glyphlab.serving.auth import load_api_key
 from glyphlab.serving.batching import MicroBatcher
-from glyphlab.serving.gateway import GatewaySettings, install as install_gateway
-from glyphlab.serving.limits import (ConcurrencyLimitMiddleware, RateLimitMiddleware, freeze_startup_objects,
-                                     tune_malloc)
+from glyphlab.serving.gateway import GatewaySettings
+from glyphlab.serving.gateway import install as install_gateway
+from glyphlab.serving.limits import ConcurrencyLimitMiddleware, RateLimitMiddleware, freeze_startup_objects, tune_malloc
 from glyphlab.serving.multipart import MultipartError, upload_file
 from glyphlab.serving.predictor import Predictor
 
@@ -56,35 +57,67 @@ class ServeSettings(BaseModel):
     max_bytes: int = Field(5_000_000, gt=0, description="Largest request body accepted (bytes); more is a 413.")
     max_pixels: int = Field(4_000_000, gt=0, description="Largest image (width x height) decoded; more is a 400.")
     max_batch: int = Field(64, gt=0, description="Most images in one JSON batch request.")
-    max_concurrency: int = Field(8, gt=0, description="Requests parsed or predicted at once; each can "
-                                                     "take ~180 MB for 4.7 MB of dense JSON pixels, ~35 MB for a "
-                                                     "4-Mpx image (bench/request_memory.py).")
-    max_queue: int = Field(1024, ge=0, description="Most requests waiting for a slot, and no more than the "
-                                                   "measured service time lets start within queue_timeout_s; "
-                                                   "more get 503. Their bodies count towards max_buffered_mb.")
+    max_concurrency: int = Field(
+        8,
+        gt=0,
+        description="Requests parsed or predicted at once; each can "
+        "take ~180 MB for 4.7 MB of dense JSON pixels, ~35 MB for a "
+        "4-Mpx image (bench/request_memory.py).",
+    )
+    max_queue: int = Field(
+        1024,
+        ge=0,
+        description="Most requests waiting for a slot, and no more than the "
+        "measured service time lets start within queue_timeout_s; "
+        "more get 503. Their bodies count towards max_buffered_mb.",
+    )
     queue_timeout_s: float = Field(30.0, gt=0, description="Longest wait for a slot before a 503 with Retry-After.")
-    micro_batch: int = Field(32, ge=1, description="Most images of concurrent requests predicted together "
-                                                  "(adaptive: what queued during the last batch); 1 = off.")
-    batch_wait_ms: float = Field(0.0, ge=0.0, le=1000.0,
-                                 description="How long the first request of a micro-batch waits for others to "
-                                             "join (ms): more latency when idle, less CPU per request under load.")
-    body_timeout_s: float = Field(30.0, gt=0, description="Longest a request body may take to arrive after its "
-                                                         "headers (s); later, 408.")
-    header_timeout_s: float = Field(10.0, gt=0, description="Longest a connection may take to send a request's "
-                                                           "headers (s); later, it is closed.")
-    max_buffered_mb: float | None = Field(None, gt=0, description="Most MB the bodies of all requests in the "
-                                                                  "server may hold together (default 16 x the body "
-                                                                  "limit); more, 503.")
-    rate_limit: float | None = Field(None, gt=0, description="Requests per second one client (IP address) may "
-                                                             "send, in bursts of up to twice that; more, 429 "
-                                                             "with Retry-After. None: no limit.")
-    expose_details: bool = Field(False, description="GET /model shows the model's file paths, the library "
-                                                    "versions and the training data's path (off: withheld).")
+    micro_batch: int = Field(
+        32,
+        ge=1,
+        description="Most images of concurrent requests predicted together "
+        "(adaptive: what queued during the last batch); 1 = off.",
+    )
+    batch_wait_ms: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="How long the first request of a micro-batch waits for others to "
+        "join (ms): more latency when idle, less CPU per request under load.",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="Longest a request body may take to arrive after its headers (s); later, 408."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Longest a connection may take to send a request's headers (s); later, it is closed."
+    )
+    max_buffered_mb: float | None = Field(
+        None,
+        gt=0,
+        description="Most MB the bodies of all requests in the "
+        "server may hold together (default 16 x the body "
+        "limit); more, 503.",
+    )
+    rate_limit: float | None = Field(
+        None,
+        gt=0,
+        description="Requests per second one client (IP address) may "
+        "send, in bursts of up to twice that; more, 429 "
+        "with Retry-After. None: no limit.",
+    )
+    expose_details: bool = Field(
+        False,
+        description="GET /model shows the model's file paths, the library "
+        "versions and the training data's path (off: withheld).",
+    )
     top_k: int = Field(3, gt=0, description="How many classes `top` lists.")
     backend: Literal["auto", "onnx", "native"] = Field("auto", description="ONNX Runtime if an export exists (auto).")
     threads: int | None = Field(
-        1, gt=0, description="Inference threads per worker (None: the runtime's choice). One thread per request "
-                             "keeps latency low; concurrency comes from parallel requests and --workers.")
+        1,
+        gt=0,
+        description="Inference threads per worker (None: the runtime's choice). One thread per request "
+        "keeps latency low; concurrency comes from parallel requests and --workers.",
+    )
 
     def limits(self) -> DecodeLimits:
         return DecodeLimits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
@@ -141,7 +174,7 @@ class PredictionRequest(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _one_of(self) -> "PredictionRequest":
+    def _one_of(self) -> PredictionRequest:
         if (self.pixels is None) == (self.images is None):
             raise ValueError("send exactly one of 'pixels' (one image) or 'images' (a batch)")
         return self
@@ -225,10 +258,17 @@ async def _json_pixels(request: Request, one: str) -> np.ndarray | JSONResponse:
     try:
         req = PredictionRequest.model_validate_json(await request.body())
     except ValidationError as exc:
-        return _error(422, [{**e, "loc": ["body", *e["loc"]]} for e in
-                            exc.errors(include_url=False, include_context=False, include_input=False)][:20])
+        return _error(
+            422,
+            [
+                {**e, "loc": ["body", *e["loc"]]}
+                for e in exc.errors(include_url=False, include_context=False, include_input=False)
+            ][:20],
+        )
     if req.pixels is None:
-        return _error(422, [{"loc": ["body", "images"], "type": "too_long", "msg": f"{one}: send 'pixels', not a batch"}])
+        return _error(
+            422, [{"loc": ["body", "images"], "type": "too_long", "msg": f"{one}: send 'pixels', not a batch"}]
+        )
     return np.asarray(req.pixels, dtype=np.float32)
 
 
@@ -251,18 +291,29 @@ async def _upload_bytes(request: Request, ctype: str, settings: ServeSettings) -
     """The image bytes of a multipart (field ``file``) or raw image request, or the JSONResponse refusing it."""
     if ctype == "multipart/form-data":
         try:
-            data = upload_file(await request.body(), request.headers.get("content-type", ""), "file",
-                               max_files=1, max_fields=8, max_part_size=settings.max_bytes)
+            data = upload_file(
+                await request.body(),
+                request.headers.get("content-type", ""),
+                "file",
+                max_files=1,
+                max_fields=8,
+                max_part_size=settings.max_bytes,
+            )
         except MultipartError as exc:
             return _error(400, f"the multipart body cannot be parsed: {exc}")
         if data is None:
-            return _error(422, [{"loc": ["body", "file"], "type": "missing",
-                                 "msg": "upload the image in the multipart field 'file'"}])
+            return _error(
+                422,
+                [{"loc": ["body", "file"], "type": "missing", "msg": "upload the image in the multipart field 'file'"}],
+            )
         return data
     if ctype in IMAGE_TYPES:
         return await request.body()
-    return _error(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
-                       "(field 'file'), an image/png or image/jpeg body, or application/json")
+    return _error(
+        415,
+        f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
+        "(field 'file'), an image/png or image/jpeg body, or application/json",
+    )
 
 
 # -- what GET /model tells strangers ---------------------------------------------------------------------------
@@ -340,9 +391,12 @@ class BodyLimitMiddleware:
             while True:
                 try:
                     message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-                except asyncio.TimeoutError:
-                    await _send_json(send, 408, {"detail": f"the request body did not arrive within "
-                                                           f"{self.timeout_s:g} s; send it at once"})
+                except TimeoutError:
+                    await _send_json(
+                        send,
+                        408,
+                        {"detail": f"the request body did not arrive within {self.timeout_s:g} s; send it at once"},
+                    )
                     return
                 if message["type"] == "http.disconnect":
                     return
@@ -351,8 +405,12 @@ class BodyLimitMiddleware:
                     await _send_json(send, 413, {"detail": _too_large(self.max_bytes)})
                     return
                 if self.buffered + len(body) > self.max_buffered:
-                    await _send_json(send, 503, {"detail": "the server holds too many large bodies at once; "
-                                                           "retry in 1 s"}, retry_after=1)
+                    await _send_json(
+                        send,
+                        503,
+                        {"detail": "the server holds too many large bodies at once; retry in 1 s"},
+                        retry_after=1,
+                    )
                     return
                 self.buffered += len(body)
                 total += len(body)
@@ -418,14 +476,24 @@ async def _send_json(send: Any, status: int, payload: dict, retry_after: int | N
 
     body = json.dumps(payload).encode()
     extra = [(b"retry-after", str(retry_after).encode())] if retry_after is not None else []
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close"), *extra]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *extra,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 # -- the app ---------------------------------------------------------------------------------------------------
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
+
 
 def _request_body(json_model: str) -> dict:
     """The request body of /prediction (``PredictionRequest``) or /explanation (``ExplanationRequest``)."""
@@ -434,13 +502,24 @@ def _request_body(json_model: str) -> dict:
             "required": True,
             "content": {
                 "multipart/form-data": {
-                    "schema": {"type": "object", "required": ["file"],
-                               "properties": {"file": {"type": "string", "format": "binary", "minLength": 1,
-                                                       "description": "A PNG or JPEG image of one glyph."}}},
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "minLength": 1,
+                                "description": "A PNG or JPEG image of one glyph.",
+                            }
+                        },
+                    },
                 },
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{json_model}"}},
-                **{t: {"schema": {"type": "string", "format": "binary", "minLength": 1}}
-                   for t in ("image/png", "image/jpeg")},
+                **{
+                    t: {"schema": {"type": "string", "format": "binary", "minLength": 1}}
+                    for t in ("image/png", "image/jpeg")
+                },
             },
         },
     }
@@ -450,13 +529,18 @@ _PREDICTION_BODY = _request_body("PredictionRequest")
 _EXPLANATION_BODY = _request_body("ExplanationRequest")
 
 
-def create_app(model_path: str | Path | Predictor, settings: ServeSettings | None = None,
-               gateway: GatewaySettings | None = None, api_key: str | None = None) -> FastAPI:
+def create_app(
+    model_path: str | Path | Predictor,
+    settings: ServeSettings | None = None,
+    gateway: GatewaySettings | None = None,
+    api_key: str | None = None,
+) -> FastAPI:
     """A FastAPI app serving the model at ``model_path`` (a model folder, or a ready :class:`Predictor`); ``gateway``
     and ``api_key``: /metrics, CORS and the key every non-public route needs (see :mod:`glyphlab.serving.gateway`)."""
     settings = settings or ServeSettings()
     predictor = (
-        model_path if isinstance(model_path, Predictor)
+        model_path
+        if isinstance(model_path, Predictor)
         else Predictor(model_path, backend=settings.backend, threads=settings.threads)
     )
     limits = settings.limits()
@@ -466,7 +550,7 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         version="1",
         summary=f"Handwritten-character classifier: {predictor.model_id}",
         description="POST an image (multipart field `file`, or a raw image/png body) or JSON pixels to "
-                    "`/prediction`; draw one at `/`.",
+        "`/prediction`; draw one at `/`.",
     )
     app.state.predictor = predictor
     app.state.settings = settings
@@ -478,8 +562,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
             return app.openapi_schema
         from fastapi.openapi.utils import get_openapi
 
-        schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
-                             description=app.description, routes=app.routes)
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes
+        )
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in (PredictionRequest, ExplanationRequest):
             defs = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -498,8 +583,12 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
     # answers are built as plain dicts of the response models' shape and sent as JSONResponse (FastAPI skips
     # re-validating them); tests check the shape against the models
     # at most max_concurrency requests are inside the app at once, so that many waiting is a full batch
-    batcher = MicroBatcher(lambda x: predictor.predict(x), settings.micro_batch,
-                           wait_s=settings.batch_wait_ms / 1000.0, max_callers=settings.max_concurrency)
+    batcher = MicroBatcher(
+        lambda x: predictor.predict(x),
+        settings.micro_batch,
+        wait_s=settings.batch_wait_ms / 1000.0,
+        max_callers=settings.max_concurrency,
+    )
 
     async def answer(x: np.ndarray | Callable[[], np.ndarray], batch: bool) -> dict:
         """Predict prepared images (batched with concurrent requests' unless micro_batch is 1) and describe them;
@@ -513,16 +602,27 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         return {**preds[0], "model_id": predictor.model_id}
 
     responses = {
-        400: {"model": ErrorResponse, "description": "Not an image, a damaged or truncated one, empty, or too many pixels."},
+        400: {
+            "model": ErrorResponse,
+            "description": "Not an image, a damaged or truncated one, empty, or too many pixels.",
+        },
         413: {"model": ErrorResponse, "description": "Body larger than max_bytes."},
         415: {"model": ErrorResponse, "description": "Content type not JSON, multipart or an image."},
-        422: {"model": ErrorResponse, "description": "JSON of the wrong shape or values, or an image with no ink "
-                                                      "(a blank canvas: type `no_ink`); `loc` says where."},
+        422: {
+            "model": ErrorResponse,
+            "description": "JSON of the wrong shape or values, or an image with no ink "
+            "(a blank canvas: type `no_ink`); `loc` says where.",
+        },
         503: {"model": ErrorResponse, "description": "At the concurrency limit; retry after `Retry-After` s."},
     }
 
-    @app.post("/prediction", response_model=PredictionResponse | BatchResponse, responses=responses,
-              openapi_extra=_PREDICTION_BODY, summary="Classify one image (upload or pixels) or a batch")
+    @app.post(
+        "/prediction",
+        response_model=PredictionResponse | BatchResponse,
+        responses=responses,
+        openapi_extra=_PREDICTION_BODY,
+        summary="Classify one image (upload or pixels) or a batch",
+    )
     async def prediction(request: Request):
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
@@ -531,15 +631,25 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 try:
                     req = PredictionRequest.model_validate_json(body)
                 except ValidationError as exc:
-                    return _error(422, [
-                        {**e, "loc": ["body", *e["loc"]]}
-                        for e in exc.errors(include_url=False, include_context=False, include_input=False)
-                    ][:20])
+                    return _error(
+                        422,
+                        [
+                            {**e, "loc": ["body", *e["loc"]]}
+                            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+                        ][:20],
+                    )
                 if req.images is not None:
                     if len(req.images) > settings.max_batch:
-                        return _error(422, [{"loc": ["body", "images"], "type": "too_long",
-                                             "msg": f"at most {settings.max_batch} images per request, "
-                                                    f"got {len(req.images)}"}])
+                        return _error(
+                            422,
+                            [
+                                {
+                                    "loc": ["body", "images"],
+                                    "type": "too_long",
+                                    "msg": f"at most {settings.max_batch} images per request, got {len(req.images)}",
+                                }
+                            ],
+                        )
                     raw = req.images
                 else:
                     raw = [req.pixels]
@@ -580,11 +690,17 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
 
     explainer = Explainer(predictor.model)
 
-    @app.post("/explanation", responses=responses, openapi_extra=_EXPLANATION_BODY,
-              summary="Why the model chose its class and not the runner-up: attribution maps for one image")
-    async def explanation(request: Request,
-                          method: Literal["auto", "ig", "occlusion", "gradcam", "coef"] = "auto",
-                          steps: Annotated[int, Query(ge=1, le=IG_STEPS, description="IG steps (capped)")] = IG_STEPS):
+    @app.post(
+        "/explanation",
+        responses=responses,
+        openapi_extra=_EXPLANATION_BODY,
+        summary="Why the model chose its class and not the runner-up: attribution maps for one image",
+    )
+    async def explanation(
+        request: Request,
+        method: Literal["auto", "ig", "occlusion", "gradcam", "coef"] = "auto",
+        steps: Annotated[int, Query(ge=1, le=IG_STEPS, description="IG steps (capped)")] = IG_STEPS,
+    ):
         """Same input rules as /prediction, one image; maps of the model input's shape (``input``), red = for."""
         try:
             prepare = await _one_image(request, settings, predictor)
@@ -608,12 +724,18 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
         except GlyphlabError as exc:
             return _error(400, str(exc))
 
-    @app.post("/reading", responses=responses, openapi_extra=_EXPLANATION_BODY,
-              summary="Read a handwritten number or code: the text of a picture of a line of characters")
-    async def reading(request: Request,
-                      charset: Annotated[str | None, Query(max_length=100, description="e.g. 0-9")] = None,
-                      length: Annotated[int | None, Query(ge=1, le=64, description="exact characters per line")] = None,
-                      pattern: Annotated[str | None, Query(max_length=100, description="a regex each line matches")] = None):
+    @app.post(
+        "/reading",
+        responses=responses,
+        openapi_extra=_EXPLANATION_BODY,
+        summary="Read a handwritten number or code: the text of a picture of a line of characters",
+    )
+    async def reading(
+        request: Request,
+        charset: Annotated[str | None, Query(max_length=100, description="e.g. 0-9")] = None,
+        length: Annotated[int | None, Query(ge=1, le=64, description="exact characters per line")] = None,
+        pattern: Annotated[str | None, Query(max_length=100, description="a regex each line matches")] = None,
+    ):
         """Same input rules as /prediction, one image: its text, per line and per character (box, label,
         probability, runner-up), as ``glyphlab read`` and ``gl.read`` give it (glyphlab.reading)."""
         from glyphlab.reading import read_one
@@ -633,8 +755,9 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
                 ink_dark = None
 
             def run() -> dict:
-                r = read_one(predictor, source, charset=charset, length=length, pattern=pattern, limits=limits,
-                             ink_dark=ink_dark)
+                r = read_one(
+                    predictor, source, charset=charset, length=length, pattern=pattern, limits=limits, ink_dark=ink_dark
+                )
                 d = r.to_dict()
                 d.pop("source", None)
                 return {**d, "model_id": predictor.model_id}
@@ -659,13 +782,19 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
     if not settings.expose_details and card is not None:
         card = redact_paths(card)
 
-    @app.get("/model", summary="The model's manifest and how it is served; its MODEL_CARD.md with "
-             "Accept: text/markdown", responses={200: {"content": {"text/markdown": {}}}})
+    @app.get(
+        "/model",
+        summary="The model's manifest and how it is served; its MODEL_CARD.md with Accept: text/markdown",
+        responses={200: {"content": {"text/markdown": {}}}},
+    )
     def model_info(request: Request):
         if "text/markdown" in request.headers.get("accept", ""):
             if card is None:
-                return _error(404, "this model folder has no MODEL_CARD.md (saved by an older glyphlab); "
-                                   "rerun `glyphlab run` to get one")
+                return _error(
+                    404,
+                    "this model folder has no MODEL_CARD.md (saved by an older glyphlab); "
+                    "rerun `glyphlab run` to get one",
+                )
             return PlainTextResponse(card, media_type="text/markdown; charset=utf-8")
         return model_details
 
@@ -677,11 +806,19 @@ def create_app(model_path: str | Path | Predictor, settings: ServeSettings | Non
     # innermost: POST /prediction goes straight to its handler (the route above stays, for the OpenAPI document)
     app.add_middleware(DirectRouteMiddleware, method="POST", path="/prediction", handler=prediction)
     # a slot is taken once the body is here: a slow client holds a connection, never a slot
-    app.add_middleware(ConcurrencyLimitMiddleware, max_concurrency=settings.max_concurrency,
-                       max_queue=settings.max_queue, queue_timeout_s=settings.queue_timeout_s)
+    app.add_middleware(
+        ConcurrencyLimitMiddleware,
+        max_concurrency=settings.max_concurrency,
+        max_queue=settings.max_queue,
+        queue_timeout_s=settings.queue_timeout_s,
+    )
     # no body is read beyond the limit or the deadline
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_bytes, timeout_s=settings.body_timeout_s,
-                       max_buffered=settings.max_buffered_mb * 1_000_000 if settings.max_buffered_mb else None)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_bytes,
+        timeout_s=settings.body_timeout_s,
+        max_buffered=settings.max_buffered_mb * 1_000_000 if settings.max_buffered_mb else None,
+    )
     if settings.rate_limit:  # outermost of the limits: a client over its rate costs nothing more
         app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit)
     return install_gateway(app, predictor, gateway, api_key)  # metrics, API key, CORS: outside everything above

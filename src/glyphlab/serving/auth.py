@@ -15,8 +15,9 @@ import hmac
 import ipaddress
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from glyphlab.errors import ConfigError
 
@@ -46,8 +47,10 @@ def load_api_key(path: str | Path | None = None) -> str | None:
             return None
         where = KEY_ENV
     if len(key) < MIN_KEY_LENGTH or any(c.isspace() for c in key):
-        raise ConfigError(f"{where} must hold one key of at least {MIN_KEY_LENGTH} characters without spaces "
-                          "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        raise ConfigError(
+            f"{where} must hold one key of at least {MIN_KEY_LENGTH} characters without spaces "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     return key
 
 
@@ -65,8 +68,10 @@ def open_warning(host: str, key: str | None) -> str | None:
     """The one-line warning for a server reachable from other machines with no key, else None."""
     if key or is_loopback(host):
         return None
-    return (f"warning: --host {host} accepts connections from other machines and no API key is set: anyone who "
-            f"can reach the port can use the model (--api-key-file PATH or {KEY_ENV})")
+    return (
+        f"warning: --host {host} accepts connections from other machines and no API key is set: anyone who "
+        f"can reach the port can use the model (--api-key-file PATH or {KEY_ENV})"
+    )
 
 
 class ApiKeyMiddleware:
@@ -104,8 +109,11 @@ class ApiKeyMiddleware:
         except TimeoutError:
             more = True
         body = json.dumps({"detail": "missing or wrong API key: send the header 'Authorization: Bearer KEY'"}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                   (b"www-authenticate", b'Bearer realm="glyphlab"')]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", b'Bearer realm="glyphlab"'),
+        ]
         if more:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": 401, "headers": headers})

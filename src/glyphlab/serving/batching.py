@@ -27,21 +27,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Callable, Union
+from collections.abc import Callable
 
 import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
-
 #: what a caller hands over: (n, H, W) images, or a function that makes them when its batch is assembled
-Images = Union[np.ndarray, Callable[[], np.ndarray]]
+Images = np.ndarray | Callable[[], np.ndarray]
 
 
 class MicroBatcher:
     """``await batcher.predict(x)`` for (n, H, W) images -> (n, n_classes), batched with concurrent callers."""
 
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int = 32,
-                 inline_s: float = 0.002, wait_s: float = 0.0, max_callers: int | None = None) -> None:
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], np.ndarray],
+        max_batch: int = 32,
+        inline_s: float = 0.002,
+        wait_s: float = 0.0,
+        max_callers: int | None = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if max_callers is not None and max_callers < 1:
@@ -86,8 +91,9 @@ class MicroBatcher:
 
     def _batch_full(self) -> bool:
         live = [im for im, fut, _ in self._pending if not fut.cancelled()]
-        return (sum(self._size(im) for im in live) >= self.max_batch
-                or (self.max_callers is not None and len(live) >= self.max_callers))
+        return sum(self._size(im) for im in live) >= self.max_batch or (
+            self.max_callers is not None and len(live) >= self.max_callers
+        )
 
     async def _wait_for_others(self) -> None:
         """Until the oldest pending caller has waited ``wait_s`` or a full batch is pending."""

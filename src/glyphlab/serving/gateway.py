@@ -27,11 +27,12 @@ class GatewaySettings(BaseModel):
 
     metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
     metrics_public: bool = Field(True, description="/metrics needs no API key (Prometheus scrapes without one).")
-    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a "
-                                                                     "browser (CORS); none: CORS off.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (CORS); none: CORS off."
+    )
 
     @classmethod
-    def from_env(cls) -> "GatewaySettings":
+    def from_env(cls) -> GatewaySettings:
         raw = os.environ.get(GATEWAY_ENV)
         return cls.model_validate_json(raw) if raw else cls()
 
@@ -64,8 +65,13 @@ def install(app: Any, predictor: Any, settings: GatewaySettings | None = None, a
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"], max_age=600)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
     app.state.api_key_required = bool(api_key)
     return app
 
@@ -73,8 +79,14 @@ def install(app: Any, predictor: Any, settings: GatewaySettings | None = None, a
 _cleanups: list[Any] = []
 
 
-def configure_workers(host: str, api_key_file: str | os.PathLike | None, cors_origins: list[str], metrics: bool,
-                      metrics_public: bool, workers: int) -> str | None:
+def configure_workers(
+    host: str,
+    api_key_file: str | os.PathLike | None,
+    cors_origins: list[str],
+    metrics: bool,
+    metrics_public: bool,
+    workers: int,
+) -> str | None:
     """What ``glyphlab serve`` does before starting its workers: read the key (a bad file is an error now, not in
     each worker), hand the settings and the key file's path (never the key) down through the environment, set up
     the metrics folder for several workers, and warn (one line, stderr) when other machines can connect and

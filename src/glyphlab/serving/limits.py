@@ -113,12 +113,21 @@ class RateLimitMiddleware:
             self.buckets[client] = (tokens, now)
             self.limited += 1
             retry = max(1, math.ceil((1.0 - tokens) / self.rate))
-            body = json.dumps({"detail": f"too many requests from {client}: at most {self.rate:g} a second; "
-                                         f"retry in {retry} s"}).encode()
-            await send({"type": "http.response.start", "status": 429,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode()),
-                                    (b"retry-after", str(retry).encode()), (b"connection", b"close")]})
+            body = json.dumps(
+                {"detail": f"too many requests from {client}: at most {self.rate:g} a second; retry in {retry} s"}
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", str(retry).encode()),
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         self.buckets[client] = (tokens - 1.0, now)
@@ -140,8 +149,9 @@ class ConcurrencyLimitMiddleware:
     garbage by the time the next one starts. Waiters are served first come, first served.
     """
 
-    def __init__(self, app: Any, max_concurrency: int, max_queue: int, queue_timeout_s: float,
-                 trim_when_idle: bool = True) -> None:
+    def __init__(
+        self, app: Any, max_concurrency: int, max_queue: int, queue_timeout_s: float, trim_when_idle: bool = True
+    ) -> None:
         if max_concurrency < 1 or max_queue < 0 or queue_timeout_s <= 0:
             raise ValueError("max_concurrency >= 1, max_queue >= 0 and queue_timeout_s > 0 are required")
         self.app = app
@@ -263,9 +273,22 @@ class ConcurrencyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         retry = self.retry_after_s()
-        body = json.dumps({"detail": f"the server is at its limit of {self.max_concurrency} concurrent requests "
-                                     f"with {self.max_queue} waiting; retry in {retry} s"}).encode()
-        await send({"type": "http.response.start", "status": 503,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", str(retry).encode()), (b"connection", b"close")]})
+        body = json.dumps(
+            {
+                "detail": f"the server is at its limit of {self.max_concurrency} concurrent requests "
+                f"with {self.max_queue} waiting; retry in {retry} s"
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(retry).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

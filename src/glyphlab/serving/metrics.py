@@ -26,7 +26,8 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -65,21 +66,50 @@ class ServerMetrics:
         reg = self.registry
         base = ("model", "version")
         self._base = (model, version)
-        self.requests = Counter("glyphlab_requests", "HTTP requests answered, by route, method and status.",
-                                (*base, "route", "method", "status"), registry=reg)
-        self.latency = Histogram("glyphlab_request_duration_seconds", "Time from the request's arrival to its "
-                                 "answer's last byte handed to the server, queueing included.", (*base, "route"), buckets=LATENCY_BUCKETS, registry=reg)
-        self.batch = Histogram("glyphlab_batch_size", "Images per model call (micro-batches of concurrent "
-                               "requests).", base, buckets=BATCH_BUCKETS, registry=reg).labels(*self._base)
-        predictions = Counter("glyphlab_predictions", "Images predicted, by predicted class.",
-                              (*base, "class_name"), registry=reg)
+        self.requests = Counter(
+            "glyphlab_requests",
+            "HTTP requests answered, by route, method and status.",
+            (*base, "route", "method", "status"),
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "glyphlab_request_duration_seconds",
+            "Time from the request's arrival to its answer's last byte handed to the server, queueing included.",
+            (*base, "route"),
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.batch = Histogram(
+            "glyphlab_batch_size",
+            "Images per model call (micro-batches of concurrent requests).",
+            base,
+            buckets=BATCH_BUCKETS,
+            registry=reg,
+        ).labels(*self._base)
+        predictions = Counter(
+            "glyphlab_predictions", "Images predicted, by predicted class.", (*base, "class_name"), registry=reg
+        )
         self.by_class = [predictions.labels(*self._base, c) for c in classes]
-        self.in_progress = Gauge("glyphlab_requests_in_progress", "Requests being answered (queued ones included).",
-                                 base, registry=reg, multiprocess_mode="livesum").labels(*self._base)
-        self.queue = Gauge("glyphlab_queue_depth", "Requests waiting for a processing slot.", base, registry=reg,
-                           multiprocess_mode="livesum").labels(*self._base)
-        self.rejected = Counter("glyphlab_rejected_requests", "Requests refused with 503 (queue full or waited "
-                                "longer than the queue timeout).", base, registry=reg).labels(*self._base)
+        self.in_progress = Gauge(
+            "glyphlab_requests_in_progress",
+            "Requests being answered (queued ones included).",
+            base,
+            registry=reg,
+            multiprocess_mode="livesum",
+        ).labels(*self._base)
+        self.queue = Gauge(
+            "glyphlab_queue_depth",
+            "Requests waiting for a processing slot.",
+            base,
+            registry=reg,
+            multiprocess_mode="livesum",
+        ).labels(*self._base)
+        self.rejected = Counter(
+            "glyphlab_rejected_requests",
+            "Requests refused with 503 (queue full or waited longer than the queue timeout).",
+            base,
+            registry=reg,
+        ).labels(*self._base)
         self._requests: dict[tuple[str, str, int], Any] = {}
         self._latency: dict[str, Any] = {}
         #: counting starts with the first request (the warm-up's blank batches are not predictions)

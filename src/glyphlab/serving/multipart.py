@@ -29,8 +29,15 @@ class _Part:
         self.size = 0
 
 
-def upload_file(body: bytes, content_type: str, field: str = "file", *, max_files: int = 1,
-                max_fields: int = 8, max_part_size: int = 1024 * 1024) -> bytes | None:
+def upload_file(
+    body: bytes,
+    content_type: str,
+    field: str = "file",
+    *,
+    max_files: int = 1,
+    max_fields: int = 8,
+    max_part_size: int = 1024 * 1024,
+) -> bytes | None:
     """The bytes of the file part named ``field`` of a whole multipart body, or None when it has none.
 
     ``content_type`` is the request's Content-Type header (it carries the boundary). A part counts only
@@ -93,10 +100,15 @@ def upload_file(body: bytes, content_type: str, field: str = "file", *, max_file
         if part.is_file and part.name == field and found is None:
             found = b"".join(part.chunks)
 
-    callbacks = {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
-                 "on_header_value": on_header_value, "on_header_end": on_header_end,
-                 "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-                 "on_part_end": on_part_end}
+    callbacks = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
     try:
         parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
         parser.write(body)

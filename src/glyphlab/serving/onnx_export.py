@@ -16,9 +16,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
-import warnings
 
 import numpy as np
 
@@ -159,7 +159,9 @@ def _export_torch(module: Any, shape: tuple[int, int], path: Path, temperature: 
     module.eval()
     wrapper = WithSoftmax(module).cpu().eval()
     example = torch.zeros((2, *shape), dtype=torch.float32)
-    quiet = [logging.getLogger(n) for n in ("torch.onnx", "torch.onnx._internal.exporter._registration", "torch.export")]
+    quiet = [
+        logging.getLogger(n) for n in ("torch.onnx", "torch.onnx._internal.exporter._registration", "torch.export")
+    ]
     levels = [lg.level for lg in quiet]
     try:
         for lg in quiet:
@@ -167,8 +169,15 @@ def _export_torch(module: Any, shape: tuple[int, int], path: Path, temperature: 
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                wrapper, (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
-                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, opset_version=OPSET, dynamo=True, verbose=False,
+                wrapper,
+                (example,),
+                str(path),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=True,
+                verbose=False,
                 external_data=False,  # one file: the sidecar's SHA-256 then covers the weights too
             )
     except Exception as exc:
@@ -191,8 +200,12 @@ def _export_sklearn(model: Any, path: Path) -> None:
     n = int(np.prod(model.input_shape_))
     options = {id(est): {"zipmap": False}}
     try:
-        onx = convert_sklearn(est, initial_types=[(INPUT, FloatTensorType([None, n]))], options=options,
-                              target_opset={"": OPSET, "ai.onnx.ml": 3})
+        onx = convert_sklearn(
+            est,
+            initial_types=[(INPUT, FloatTensorType([None, n]))],
+            options=options,
+            target_opset={"": OPSET, "ai.onnx.ml": 3},
+        )
     except Exception as exc:
         raise OnnxExportError(
             f"skl2onnx cannot convert model '{model.name}' ({type(est).__name__}): {str(exc).splitlines()[0]}. "

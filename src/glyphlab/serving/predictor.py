@@ -3,7 +3,8 @@
 The model folder is loaded through :func:`~glyphlab.models.persistence.load_model`, so its weights are
 SHA-256 checked; a network's folder with a usable ONNX export is served by ONNX Runtime alone when PyTorch is
 not installed (``pip install 'glyphlab[serve]'`` without the ``torch`` extra): every file of the manifest is
-still hash-checked, and explanations fall back to occlusion through the ONNX graph. An ONNX file (``MODEL_DIR/model.onnx`` by default, written by ``glyphlab export``) is
+still hash-checked, and explanations fall back to occlusion through the ONNX graph.
+An ONNX file (``MODEL_DIR/model.onnx`` by default, written by ``glyphlab export``) is
 used only when its sidecar says it was exported from exactly these weights and the file's own SHA-256
 matches; otherwise the predictor falls back to the model and says why in :attr:`Predictor.onnx_note`.
 
@@ -15,13 +16,22 @@ with no ink raises :class:`~glyphlab.data.images.NoInkError` instead of getting 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
-from glyphlab.data.images import (SEVERAL_GLYPHS, DecodeLimits, NoInkError, PreparedImage, SeveralGlyphsError,
-                                  prepare_bytes, prepare_file, prepare_pixels)
+from glyphlab.data.images import (
+    SEVERAL_GLYPHS,
+    DecodeLimits,
+    NoInkError,
+    PreparedImage,
+    SeveralGlyphsError,
+    prepare_bytes,
+    prepare_file,
+    prepare_pixels,
+)
 from glyphlab.errors import ConfigError, ModelFileError
 from glyphlab.models.base import check_images
 from glyphlab.serving.onnx_export import DEFAULT_NAME, FORMAT, OUTPUT, sidecar_path
@@ -33,8 +43,10 @@ class Predictor:
     """Probabilities for (N, H, W) images in [0, 1] (ink = 1), plus helpers to turn them into answers."""
 
     #: what an image with no ink is told
-    NO_INK = ("no ink: the image is blank (nothing stands out from its background), so there is nothing to "
-              "classify; draw or scan a glyph")
+    NO_INK = (
+        "no ink: the image is blank (nothing stands out from its background), so there is nothing to "
+        "classify; draw or scan a glyph"
+    )
 
     def __init__(
         self,
@@ -61,8 +73,10 @@ class Predictor:
 
         self.preprocessing = manifest_preprocessing(self.manifest, self.directory)
         if tuple(self.preprocessing.config.canvas) != self.input_shape:
-            raise ModelFileError(f"{self.directory}: the manifest's preprocessing makes "
-                                 f"{self.preprocessing.config.canvas} images but the model takes {self.input_shape}")
+            raise ModelFileError(
+                f"{self.directory}: the manifest's preprocessing makes "
+                f"{self.preprocessing.config.canvas} images but the model takes {self.input_shape}"
+            )
         self.image_config = self.preprocessing.config
         self.model_name: str = str(self.manifest.get("model"))
         files = self.manifest.get("files") or {}
@@ -77,9 +91,11 @@ class Predictor:
         if backend != "native":
             self._session = self._open_onnx(candidate, threads)
             if self._session is None and isinstance(self.model, OnnxOnlyModel):
-                raise ModelFileError(f"{self.directory} holds a '{self.model_name}' model, which needs "
-                                     f"glyphlab[{self.model.extra}] (pip install 'glyphlab[{self.model.extra}]'), "
-                                     f"and its ONNX export cannot be used instead: {self.onnx_note}")
+                raise ModelFileError(
+                    f"{self.directory} holds a '{self.model_name}' model, which needs "
+                    f"glyphlab[{self.model.extra}] (pip install 'glyphlab[{self.model.extra}]'), "
+                    f"and its ONNX export cannot be used instead: {self.onnx_note}"
+                )
             if self._session is None and backend == "onnx":
                 raise ModelFileError(f"cannot use ONNX for {self.directory}: {self.onnx_note}")
         self.backend: str = "onnxruntime" if self._session is not None else "native"
@@ -90,7 +106,7 @@ class Predictor:
                 torch.set_num_threads(int(threads))
 
     # -- ONNX -------------------------------------------------------------------------------------
-    def _onnx_only(self, backend: str, onnx_file: Path) -> "OnnxOnlyModel | None":
+    def _onnx_only(self, backend: str, onnx_file: Path) -> OnnxOnlyModel | None:
         """A stand-in for a model whose family this install cannot import (a network without PyTorch) when an ONNX
         export can serve it; None when the model itself loads (or nothing could serve it: load_model says why)."""
         from glyphlab.models.persistence import verify_files
@@ -146,7 +162,9 @@ class Predictor:
             return None
         self._input = sess.get_inputs()[0]
         self._flat = len(self._input.shape) == 2
-        self._columns = np.asarray((meta.get("output") or {}).get("columns") or range(len(self.classes)), dtype=np.int64)
+        self._columns = np.asarray(
+            (meta.get("output") or {}).get("columns") or range(len(self.classes)), dtype=np.int64
+        )
         self.onnx_path = path
         self.onnx_meta = meta
         self.onnx_note = f"using {path}"

@@ -8,7 +8,8 @@ and max-pool are about 2x faster; without VNNI the u8s8 kernels take two instruc
 one. Of eight variants (QOperator, per-tensor, no reduce_range, s8s8, u8u8, only Gemm or only Conv
 quantized, the convolution left in fp32) none was faster than this one by more than the run-to-run noise,
 several were much slower (only Gemm: 0.49x); int8 activations, and 8-bit weights without reduce_range,
-lost 0.06 points. Dynamic quantization turns the convolution into ConvInteger and was several times slower. So the export is static
+lost 0.06 points.
+Dynamic quantization turns the convolution into ConvInteger and was several times slower. So the export is static
 QDQ, uint8 activations, per-channel int8 weights, ``reduce_range`` (7-bit weights: the u8s8 kernels of CPUs
 without VNNI can saturate at 8 bits); the speed-up is for CPUs with VNNI
 (``lscpu | grep -o 'avx512_vnni\\|avx_vnni'``).
@@ -26,8 +27,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -49,11 +50,12 @@ def run_images(model_dir: str | Path, seed: int = 0) -> tuple[np.ndarray, np.nda
     from glyphlab.pipeline.run import RunConfig, load_run_dataset
 
     directory = resolve_model_dir(model_dir)
-    config = next((p / CONFIG for p in directory.parents if (p / CONFIG).is_file() and (p / MODELS).is_dir()),
-                  None)
+    config = next((p / CONFIG for p in directory.parents if (p / CONFIG).is_file() and (p / MODELS).is_dir()), None)
     if config is None:
-        raise ConfigError(f"{directory} is not inside a run folder (RUN/models/NAME/model), so there are no training "
-                          "images to calibrate int8 on: pass a dataset with --calibration")
+        raise ConfigError(
+            f"{directory} is not inside a run folder (RUN/models/NAME/model), so there are no training "
+            "images to calibrate int8 on: pass a dataset with --calibration"
+        )
     ds = load_run_dataset(RunConfig.from_file(config))
     return (*_split(ds, seed), f"{CALIBRATION_IMAGES} training images of the run {config.parent} ({ds.name})")
 
@@ -84,7 +86,8 @@ class _Batches:
     def __init__(self, images: np.ndarray, flat: bool, batch: int = 64) -> None:
         self._it: Iterator[dict] = iter(
             {INPUT: (images[i : i + batch].reshape(len(images[i : i + batch]), -1) if flat else images[i : i + batch])}
-            for i in range(0, len(images), batch))
+            for i in range(0, len(images), batch)
+        )
 
     def get_next(self) -> dict | None:
         return next(self._it, None)
@@ -100,8 +103,10 @@ def _session(path: Path):
 
 def _classes(sess, images: np.ndarray) -> np.ndarray:
     flat = len(sess.get_inputs()[0].shape) == 2
-    out = [sess.run([OUTPUT], {INPUT: (b.reshape(len(b), -1) if flat else b)})[0]
-           for b in (images[i : i + 500] for i in range(0, len(images), 500))]
+    out = [
+        sess.run([OUTPUT], {INPUT: (b.reshape(len(b), -1) if flat else b)})[0]
+        for b in (images[i : i + 500] for i in range(0, len(images), 500))
+    ]
     return np.concatenate(out).argmax(axis=1)
 
 
@@ -118,17 +123,28 @@ def quantize_file(fp32: Path, out: Path, calibration: np.ndarray, check: np.ndar
         pre = Path(tmp) / "pre.onnx"
         try:
             quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-            quantize_static(str(pre), str(out), _Batches(calibration, flat), quant_format=QuantFormat.QDQ,
-                            per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+            quantize_static(
+                str(pre),
+                str(out),
+                _Batches(calibration, flat),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                reduce_range=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
         except Exception as exc:
             raise OnnxExportError(f"ONNX Runtime could not quantize this graph: {str(exc).splitlines()[0]}") from None
     agree = float((_classes(_session(out), check) == _classes(_session(fp32), check)).mean())
     return agree
 
 
-def export_int8(model_dir: str | Path, out_path: str | Path | None = None,
-                calibration: tuple[np.ndarray, np.ndarray, str] | None = None) -> Path:
+def export_int8(
+    model_dir: str | Path,
+    out_path: str | Path | None = None,
+    calibration: tuple[np.ndarray, np.ndarray, str] | None = None,
+) -> Path:
     """Export MODEL to fp32 ONNX (checked against the model), quantize it to int8, check it, keep it at ``out_path``.
 
     ``calibration`` is (calibration images, check images, description); default: the model's run.
@@ -147,20 +163,28 @@ def export_int8(model_dir: str | Path, out_path: str | Path | None = None,
         export_onnx(directory, fp32)
         agree = quantize_file(fp32, q, calib, check)
         if agree < MIN_AGREEMENT:
-            raise OnnxExportError(f"the int8 graph picks the fp32 graph's class on only {agree:.2%} of {len(check)} "
-                                  f"images (< {MIN_AGREEMENT:.0%}); not keeping it: export without --quantize")
+            raise OnnxExportError(
+                f"the int8 graph picks the fp32 graph's class on only {agree:.2%} of {len(check)} "
+                f"images (< {MIN_AGREEMENT:.0%}); not keeping it: export without --quantize"
+            )
         meta = json.loads(sidecar_path(fp32).read_text())
         os.replace(q, out)
     finally:
         for p in (fp32, sidecar_path(fp32), q):
             p.unlink(missing_ok=True)
-    meta.update({
-        "sha256": sha256_file(out),
-        "precision": "int8",
-        "quantization": {"method": "onnxruntime static QDQ, uint8 activations, per-channel int8 weights, "
-                                   "reduce_range, MinMax calibration",
-                         "calibration": what, "agreement_with_fp32": agree, "checked_on": int(len(check))},
-    })
+    meta.update(
+        {
+            "sha256": sha256_file(out),
+            "precision": "int8",
+            "quantization": {
+                "method": "onnxruntime static QDQ, uint8 activations, per-channel int8 weights, "
+                "reduce_range, MinMax calibration",
+                "calibration": what,
+                "agreement_with_fp32": agree,
+                "checked_on": int(len(check)),
+            },
+        }
+    )
     meta.pop("max_abs_diff", None)  # that was the fp32 graph's; the int8 graph's check is the agreement
     meta.pop("tolerance", None)
     sidecar_path(out).write_text(json.dumps(meta, indent=2))

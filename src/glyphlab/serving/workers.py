@@ -169,8 +169,10 @@ def serve(app: str, *, host: str, port: int, workers: int, **options: Any) -> No
         return
     config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers, **options)
     sockets = reuseport_sockets(host, port, workers)
-    log.info(f"Uvicorn running on http://{host}:{sockets[0].getsockname()[1]} with {workers} workers, "
-             "one SO_REUSEPORT socket each (Press CTRL+C to quit)")
+    log.info(
+        f"Uvicorn running on http://{host}:{sockets[0].getsockname()[1]} with {workers} workers, "
+        "one SO_REUSEPORT socket each (Press CTRL+C to quit)"
+    )
     try:
         OwnSocketWorkers(config, sockets=sockets).run()
     finally:

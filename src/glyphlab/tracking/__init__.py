@@ -54,8 +54,10 @@ def resolve_backend(track: str | None, uri: str | None = None, register: str | N
     once for a whole machine, and says only where MLflow runs go."""
     if register is not None:
         if track and track.strip().lower() not in ("mlflow",):
-            raise ConfigError(f"--register needs MLflow tracking, not --track {track!r}: the model registry is "
-                              "MLflow's (drop --track or use --track mlflow)")
+            raise ConfigError(
+                f"--register needs MLflow tracking, not --track {track!r}: the model registry is "
+                "MLflow's (drop --track or use --track mlflow)"
+            )
         return "mlflow"
     if track:
         track = track.strip().lower()
@@ -78,8 +80,15 @@ def mlflow_experiment() -> str:
     return os.environ.get(MLFLOW_EXPERIMENT_ENV) or "glyphlab"
 
 
-def open_tracker(track: str | None, out: Path, name: str, params: dict[str, Any], uri: str | None = None,
-                 tags: dict[str, str] | None = None, register: str | None = None) -> Tracker | None:
+def open_tracker(
+    track: str | None,
+    out: Path,
+    name: str,
+    params: dict[str, Any],
+    uri: str | None = None,
+    tags: dict[str, str] | None = None,
+    register: str | None = None,
+) -> Tracker | None:
     """The tracker for a run folder ``out`` (``None`` when tracking is off). A resumed run folder that was
     tracked before continues its own MLflow run instead of starting a new one. ``register``: the name under
     which the run's best model goes into MLflow's model registry when the run finishes."""
@@ -91,11 +100,22 @@ def open_tracker(track: str | None, out: Path, name: str, params: dict[str, Any]
         uri = mlflow_uri(uri)  # the variables name an MLflow store, never a TensorBoard folder
         from glyphlab.tracking.mlflow_tracker import MlflowTracker  # optional extra: glyphlab[mlflow]
 
-        resume_id = previous.get("run_id") if previous.get("backend") == "mlflow" and (
-            uri is None or previous.get("uri") == uri) else None
-        return MlflowTracker(out, name, params, uri=uri, tags=tags, experiment=mlflow_experiment(),
-                             resume_run_id=resume_id, children=previous.get("children") if resume_id else None,
-                             register=register)
+        resume_id = (
+            previous.get("run_id")
+            if previous.get("backend") == "mlflow" and (uri is None or previous.get("uri") == uri)
+            else None
+        )
+        return MlflowTracker(
+            out,
+            name,
+            params,
+            uri=uri,
+            tags=tags,
+            experiment=mlflow_experiment(),
+            resume_run_id=resume_id,
+            children=previous.get("children") if resume_id else None,
+            register=register,
+        )
     from glyphlab.tracking.tensorboard_tracker import TensorBoardTracker  # optional extra: glyphlab[tensorboard]
 
     return TensorBoardTracker(out, name, params, log_dir=uri)

@@ -48,8 +48,10 @@ class GlyphlabPyfunc(PythonModel):
         elif x.ndim == 2:  # one image of another size
             x = x[None]
         if x.ndim != 3:
-            raise ValueError(f"expected images (n, {h}, {w}) or rows (n, {h * w}) of floats in [0, 1], "
-                             f"got an array of shape {x.shape}")
+            raise ValueError(
+                f"expected images (n, {h}, {w}) or rows (n, {h * w}) of floats in [0, 1], "
+                f"got an array of shape {x.shape}"
+            )
         if x.shape[1:] != (h, w):
             x = np.stack([p.prepare_pixels(im) for im in x])
         probs = p.predict(x)

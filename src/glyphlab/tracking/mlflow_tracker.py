@@ -18,7 +18,9 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from glyphlab.errors import TrackingError
 from glyphlab.runfolder import ACCURACY_VS_TIME, CONFIG, DATASET, LEADERBOARD, MODEL, MODELS, REPORT, ModelFolder
 from glyphlab.tracking import (
-    final_metrics, flat_params, write_tracking,
+    final_metrics,
+    flat_params,
+    write_tracking,
 )
 
 EXPERIMENT = "glyphlab"
@@ -55,10 +57,18 @@ def default_uri() -> str:
 class MlflowTracker:
     backend = "mlflow"
 
-    def __init__(self, out: Path, name: str, params: dict[str, Any], uri: str | None = None,
-                 tags: dict[str, str] | None = None, experiment: str = EXPERIMENT,
-                 resume_run_id: str | None = None, children: dict[str, str] | None = None,
-                 register: str | None = None) -> None:
+    def __init__(
+        self,
+        out: Path,
+        name: str,
+        params: dict[str, Any],
+        uri: str | None = None,
+        tags: dict[str, str] | None = None,
+        experiment: str = EXPERIMENT,
+        resume_run_id: str | None = None,
+        children: dict[str, str] | None = None,
+        register: str | None = None,
+    ) -> None:
         self.out = Path(out)
         #: the registry name the best model goes to when the run finishes (``--register``), if any
         self.register = register
@@ -70,7 +80,7 @@ class MlflowTracker:
         if exp is None:
             location = None
             if self.uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the cwd of the moment
-                location = (Path(self.uri[len("sqlite:///"):]).parent / DEFAULT_ARTIFACTS).resolve().as_uri()
+                location = (Path(self.uri[len("sqlite:///") :]).parent / DEFAULT_ARTIFACTS).resolve().as_uri()
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
         else:
             self.experiment_id = exp.experiment_id
@@ -79,8 +89,9 @@ class MlflowTracker:
             self.run_id = resume_run_id
             self.client.update_run(self.run_id, status="RUNNING")
         else:
-            run = self.client.create_run(self.experiment_id, run_name=name,
-                                         tags={"glyphlab.run_dir": str(self.out.resolve()), **(tags or {})})
+            run = self.client.create_run(
+                self.experiment_id, run_name=name, tags={"glyphlab.run_dir": str(self.out.resolve()), **(tags or {})}
+            )
             self.run_id = run.info.run_id
             self._log(self.run_id, params=flat_params(params))
         self._save()
@@ -93,23 +104,31 @@ class MlflowTracker:
             return False
 
     def _save(self) -> None:
-        write_tracking(self.out, {
-            "backend": self.backend, "uri": self.uri, "experiment_id": self.experiment_id, "run_id": self.run_id,
-            "children": self.children, **({"registered": self.registered} if self.registered else {}),
-            "see": f"mlflow ui --backend-store-uri {self.uri}" if not self.uri.startswith("http") else self.uri,
-        })
+        write_tracking(
+            self.out,
+            {
+                "backend": self.backend,
+                "uri": self.uri,
+                "experiment_id": self.experiment_id,
+                "run_id": self.run_id,
+                "children": self.children,
+                **({"registered": self.registered} if self.registered else {}),
+                "see": f"mlflow ui --backend-store-uri {self.uri}" if not self.uri.startswith("http") else self.uri,
+            },
+        )
 
     def _log(self, run_id: str, params: dict[str, str] | None = None, metrics: list[Metric] | None = None) -> None:
         params_list = [Param(k, v) for k, v in (params or {}).items()]
         for i in range(0, len(params_list), _BATCH):
-            self.client.log_batch(run_id, params=params_list[i:i + _BATCH])
+            self.client.log_batch(run_id, params=params_list[i : i + _BATCH])
         metrics = metrics or []
         for i in range(0, len(metrics), 10 * _BATCH):
-            self.client.log_batch(run_id, metrics=metrics[i:i + 10 * _BATCH])
+            self.client.log_batch(run_id, metrics=metrics[i : i + 10 * _BATCH])
 
     def _child(self, name: str, params: dict[str, Any]) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=name,
-                                     tags={MLFLOW_PARENT_RUN_ID: self.run_id, MLFLOW_RUN_NAME: name})
+        run = self.client.create_run(
+            self.experiment_id, run_name=name, tags={MLFLOW_PARENT_RUN_ID: self.run_id, MLFLOW_RUN_NAME: name}
+        )
         self._log(run.info.run_id, params=flat_params(params))
         return run.info.run_id
 
@@ -120,8 +139,12 @@ class MlflowTracker:
             params = {"model": metrics.get("registry_model", label), **(metrics.get("params") or {})}
             run_id = self._child(label, params)
             now = int(time.time() * 1000)
-            series = [Metric(k, v, now, int(row.get("epoch", i + 1)))
-                      for i, row in enumerate(ModelFolder(model_dir).read_history()) for k, v in row.items() if k != "epoch"]
+            series = [
+                Metric(k, v, now, int(row.get("epoch", i + 1)))
+                for i, row in enumerate(ModelFolder(model_dir).read_history())
+                for k, v in row.items()
+                if k != "epoch"
+            ]
             finals = [Metric(k, v, now, 0) for k, v in final_metrics(metrics).items()]
             self._log(run_id, metrics=series + finals)
             if (model_dir / "model").is_dir():
@@ -133,8 +156,9 @@ class MlflowTracker:
             self.children[label] = run_id
             self._save()
         except Exception as exc:  # tracking is a copy of the run folder: never the reason a run fails
-            warnings.warn(f"MLflow logging of {label} failed ({exc}); the run folder still has everything",
-                          stacklevel=2)
+            warnings.warn(
+                f"MLflow logging of {label} failed ({exc}); the run folder still has everything", stacklevel=2
+            )
 
     def trial_finished(self, number: int, params: dict[str, Any], value: float | None, state: str) -> None:
         try:
@@ -153,8 +177,18 @@ class MlflowTracker:
         out = Path(out)
         try:
             best = None
-            for f in (LEADERBOARD, REPORT, ACCURACY_VS_TIME, CONFIG, DATASET, "search.json", "trials.csv",
-                      "best_params.json", "optimization_history.png", "param_importance.png"):
+            for f in (
+                LEADERBOARD,
+                REPORT,
+                ACCURACY_VS_TIME,
+                CONFIG,
+                DATASET,
+                "search.json",
+                "trials.csv",
+                "best_params.json",
+                "optimization_history.png",
+                "param_importance.png",
+            ):
                 if (out / f).is_file():
                     self.client.log_artifact(self.run_id, str(out / f))
             for label, run_id in self.children.items():
@@ -170,8 +204,10 @@ class MlflowTracker:
             best = None
         if self.register and not failed:  # asked for by name: a failure here is an error, not a warning
             if best is None:
-                raise TrackingError(f"cannot register {self.register!r}: no model of the run was logged to MLflow "
-                                    f"with an accuracy (see the warnings above); the run folder {out} is complete")
+                raise TrackingError(
+                    f"cannot register {self.register!r}: no model of the run was logged to MLflow "
+                    f"with an accuracy (see the warnings above); the run folder {out} is complete"
+                )
             self.registered = self.register_model(best[0], self.register)
 
     def register_model(self, label: str, name: str, alias: str = CHAMPION) -> dict[str, Any]:
@@ -200,30 +236,46 @@ class MlflowTracker:
             with tempfile.TemporaryDirectory() as tmp, _no_progress_bar():
                 path = Path(tmp) / PYFUNC_ARTIFACT
                 mlflow.pyfunc.save_model(
-                    str(path), python_model=mlflow_pyfunc.__file__,
-                    artifacts={mlflow_pyfunc.ARTIFACT: str(model_dir)}, signature=signature,
+                    str(path),
+                    python_model=mlflow_pyfunc.__file__,
+                    artifacts={mlflow_pyfunc.ARTIFACT: str(model_dir)},
+                    signature=signature,
                     pip_requirements=[f"glyphlab[serve]=={__version__}"],
-                    metadata={"glyphlab_model": label, "glyphlab_run_dir": str(self.out.resolve())})
+                    metadata={"glyphlab_model": label, "glyphlab_run_dir": str(self.out.resolve())},
+                )
                 self.client.log_artifacts(run_id, str(path), PYFUNC_ARTIFACT)
             try:
                 self.client.create_registered_model(
-                    name, description="glyphlab models (pyfunc from code: glyphlab's own model folder, no pickle)")
+                    name, description="glyphlab models (pyfunc from code: glyphlab's own model folder, no pickle)"
+                )
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
             source = f"{self.client.get_run(run_id).info.artifact_uri}/{PYFUNC_ARTIFACT}"
             metrics = self.client.get_run(run_id).data.metrics
             version = self.client.create_model_version(
-                name, source=source, run_id=run_id,
-                tags={"glyphlab.model": label, "glyphlab.run_dir": str(self.out.resolve()),
-                      "accuracy": f"{metrics.get('accuracy', float('nan')):.4f}"},
-                description=f"{label} from glyphlab run {self.out.name}")
+                name,
+                source=source,
+                run_id=run_id,
+                tags={
+                    "glyphlab.model": label,
+                    "glyphlab.run_dir": str(self.out.resolve()),
+                    "accuracy": f"{metrics.get('accuracy', float('nan')):.4f}",
+                },
+                description=f"{label} from glyphlab run {self.out.name}",
+            )
             self.client.set_registered_model_alias(name, alias, version.version)
         except TrackingError:
             raise
         except Exception as exc:
             raise TrackingError(f"registering {label!r} as {name!r} in {self.uri} failed: {exc}") from exc
-        self.registered = {"name": name, "version": str(version.version), "alias": alias, "model": label,
-                           "uri": f"models:/{name}@{alias}", "source": source}
+        self.registered = {
+            "name": name,
+            "version": str(version.version),
+            "alias": alias,
+            "model": label,
+            "uri": f"models:/{name}@{alias}",
+            "source": source,
+        }
         self._save()
         return self.registered

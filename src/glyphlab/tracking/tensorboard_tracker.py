@@ -67,8 +67,9 @@ class TensorBoardTracker:
         try:
             self._write_model(label, Path(model_dir), metrics)
         except Exception as exc:  # tracking is a copy of the run folder: never the reason a run fails
-            warnings.warn(f"TensorBoard logging of {label} failed ({exc}); the run folder still has everything",
-                          stacklevel=2)
+            warnings.warn(
+                f"TensorBoard logging of {label} failed ({exc}); the run folder still has everything", stacklevel=2
+            )
 
     def _write_model(self, label: str, model_dir: Path, metrics: dict[str, Any]) -> None:
         with SummaryWriter(str(Path(self.uri) / label)) as w:
@@ -81,23 +82,29 @@ class TensorBoardTracker:
             for k, v in finals.items():
                 w.add_scalar(f"test/{k}", v, 0)
             if (model_dir / "confusion.png").is_file():
-                w.add_image("confusion_matrix", _png_array((model_dir / "confusion.png").read_bytes()), 0,
-                            dataformats="HWC")
+                w.add_image(
+                    "confusion_matrix", _png_array((model_dir / "confusion.png").read_bytes()), 0, dataformats="HWC"
+                )
             samples = sample_predictions(model_dir, self.out)
             if samples is not None:
                 w.add_image("sample_predictions", samples, 0, dataformats="HWC")
-            hparams = {"model": str(metrics.get("registry_model", label)),
-                       **{k: _hparam(v) for k, v in (metrics.get("params") or {}).items()}}
-            w.add_hparams(hparams, {f"hparam/{k}": finals[k] for k in ("accuracy", "f1_macro") if k in finals},
-                          run_name="hparams")
+            hparams = {
+                "model": str(metrics.get("registry_model", label)),
+                **{k: _hparam(v) for k, v in (metrics.get("params") or {}).items()},
+            }
+            w.add_hparams(
+                hparams, {f"hparam/{k}": finals[k] for k in ("accuracy", "f1_macro") if k in finals}, run_name="hparams"
+            )
 
     def trial_finished(self, number: int, params: dict[str, Any], value: float | None, state: str) -> None:
         with SummaryWriter(str(Path(self.uri) / "trials")) as w:
             if value is not None:
                 w.add_scalar("trial/cv_score", float(value), number)
-            w.add_hparams({k: _hparam(v) for k, v in params.items()},
-                          {"hparam/cv_score": float(value) if value is not None else float("nan")},
-                          run_name=f"trial-{number}")
+            w.add_hparams(
+                {k: _hparam(v) for k, v in params.items()},
+                {"hparam/cv_score": float(value) if value is not None else float("nan")},
+                run_name=f"trial-{number}",
+            )
 
     def run_finished(self, out: Path, failed: bool = False) -> None:
         """Event files are flushed as each writer closes: nothing is left to do."""

@@ -65,7 +65,7 @@ def test_background_noise_reaches_the_asked_fraction_and_keeps_the_ink():
     x[:, :, 4:6, 2:8] = 1.0  # a bar of ink on a black background
     cfg = AugmentConfig(rotation=0, shift=0, scale=(1, 1), background_noise=0.25)
     out = augment_batch(x, cfg, make_generator(0, "cpu"))
-    noisy = (out[:, 0, 0:3].amax(dim=(1, 2)) > 0)  # any background pixel lit
+    noisy = out[:, 0, 0:3].amax(dim=(1, 2)) > 0  # any background pixel lit
     assert 0.18 < noisy.float().mean().item() < 0.32
     assert torch.all(out[:, :, 4:6, 2:8] > 0.999)  # max(x, U) never dims the ink
     assert torch.allclose(out[~noisy], x[~noisy], atol=1e-6)  # the other images are untouched

@@ -1,4 +1,3 @@
-
 import numpy as np
 import pytest
 import torch
@@ -59,8 +58,15 @@ def test_early_stopping_stops_and_restores_best():
 
 def test_monitor_val_acc_and_label_smoothing_and_class_weights():
     x, y = _data()
-    cfg = TrainConfig(epochs=4, batch_size=32, lr=0.01, monitor="val_acc", label_smoothing=0.1,
-                      class_weight="balanced", progress=False)
+    cfg = TrainConfig(
+        epochs=4,
+        batch_size=32,
+        lr=0.01,
+        monitor="val_acc",
+        label_smoothing=0.1,
+        class_weight="balanced",
+        progress=False,
+    )
     res = train(_net(), x[:200], y[:200], x[200:], y[200:], n_classes=3, config=cfg)
     assert res.best_epoch >= 1
     w = class_weights(torch.tensor([0, 0, 0, 1]), 2, "balanced")

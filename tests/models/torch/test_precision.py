@@ -28,8 +28,9 @@ def _data(n=160, seed=0):
 
 def _net():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(4 * 12 * 12, 3))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 12 * 12, 3)
+    )
 
 
 def test_resolve_precision_on_a_cpu(monkeypatch):
@@ -102,10 +103,16 @@ def test_a_checkpoint_is_resumed_only_in_its_own_precision(tmp_path, monkeypatch
     x, y = _data()
     cfg = dict(epochs=1, batch_size=32, progress=False)
     monkeypatch.setattr(loop, "cpu_has_bf16", lambda: True)
-    first = train(_net(), x, y, n_classes=3, config=TrainConfig(precision="auto", **cfg), run_dir=tmp_path, fingerprint="f")
+    first = train(
+        _net(), x, y, n_classes=3, config=TrainConfig(precision="auto", **cfg), run_dir=tmp_path, fingerprint="f"
+    )
     assert first.precision == "bf16"
-    again = train(_net(), x, y, n_classes=3, config=TrainConfig(precision="auto", **cfg), run_dir=tmp_path, fingerprint="f")
+    again = train(
+        _net(), x, y, n_classes=3, config=TrainConfig(precision="auto", **cfg), run_dir=tmp_path, fingerprint="f"
+    )
     assert again.resumed_from == 1  # same machine: the finished checkpoint is reused
     monkeypatch.setattr(loop, "cpu_has_bf16", lambda: False)
-    other = train(_net(), x, y, n_classes=3, config=TrainConfig(precision="auto", **cfg), run_dir=tmp_path, fingerprint="f")
+    other = train(
+        _net(), x, y, n_classes=3, config=TrainConfig(precision="auto", **cfg), run_dir=tmp_path, fingerprint="f"
+    )
     assert other.precision == "fp32" and other.resumed_from == 0

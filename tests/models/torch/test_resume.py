@@ -13,8 +13,20 @@ import torch
 
 from glyphlab.models.registry import create_model
 
-PARAMS = dict(epochs=5, batch_size=32, lr=3e-3, seed=7, augment=True, rotation=8.0, elastic=1.0, progress=False,
-              width=[8, 16, 16], blocks=[0, 1, 0], patience=0, ema=0.9)  # the weight average is resumed too
+PARAMS = dict(
+    epochs=5,
+    batch_size=32,
+    lr=3e-3,
+    seed=7,
+    augment=True,
+    rotation=8.0,
+    elastic=1.0,
+    progress=False,
+    width=[8, 16, 16],
+    blocks=[0, 1, 0],
+    patience=0,
+    ema=0.9,
+)  # the weight average is resumed too
 
 
 def _data():
@@ -44,7 +56,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, precision):
             if row["epoch"] == 2:
                 os._exit(9)
 
-        x = np.load({str(tmp_path / 'x.npy')!r}); y = np.load({str(tmp_path / 'y.npy')!r})
+        x = np.load({str(tmp_path / "x.npy")!r}); y = np.load({str(tmp_path / "y.npy")!r})
         m = create_model("resnet-small", **{PARAMS!r})
         m.fit(x[:120], y[:120], x[120:], y[120:], run_dir={str(run_dir)!r}, callbacks=[die_after_epoch_2])
         print("FINISHED")
@@ -78,6 +90,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, precision):
     assert (run_dir / "history.csv").exists()
     # a run's train s counts the epochs the killed process trained, not only those after the resume
     from glyphlab.pipeline.run import seconds_before_resume
+
     assert (resumed.resumed_from_, straight.resumed_from_) == (2, 0)
     first_two = state["history"][0]["seconds"] + state["history"][1]["seconds"]
     assert first_two > 0 and seconds_before_resume(resumed) == pytest.approx(first_two)

@@ -16,7 +16,9 @@ def test_every_net_takes_every_training_parameter_with_the_configs_default_unles
     base = training_defaults()
     assert base["epochs"] == TrainConfig.epochs and base["rotation"] == AugmentConfig.rotation
     assert base["scale"] == list(AugmentConfig.scale) and base["augment"] is False
-    assert set(base) == ({f.name for f in fields(TrainConfig)} | {f.name for f in fields(AugmentConfig)}) - NOT_PARAMETERS | {"augment"}
+    assert set(base) == (
+        {f.name for f in fields(TrainConfig)} | {f.name for f in fields(AugmentConfig)}
+    ) - NOT_PARAMETERS | {"augment"}
     nets = [m for m in list_models() if issubclass(m.cls, TorchModel)]
     assert {"mlp", "cnn-small", "cnn-deep", "resnet-small"} <= {m.name for m in nets}
     for spec in nets:
@@ -38,9 +40,12 @@ def test_a_variant_is_a_subclass_that_overrides_a_few_training_defaults():
     assert Fast.defaults["optimizer"] == "adam" and Fast.defaults["dropout"] == 0.5  # inherited from cnn-small
     assert MODELS["cnn-small"].cls.defaults["epochs"] == 12  # the parent is untouched
     with pytest.raises(TypeError, match="epoch"):
+
         class Typo(CNNSmall):
             training = {"epoch": 1}
+
     with pytest.raises(TypeError, match="architecture parameters"):
+
         class Clash(CNNSmall):
             architecture = {"lr": 1.0}
 

@@ -10,8 +10,17 @@ import numpy as np
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.formats import read_csv785, read_image_csv_pair, write_csv785, write_image_csv_pair
 from glyphlab.data.registry import register_dataset
-from glyphlab.data.seeds.cache import (DIGIT_CLASSES, _cache_dir, _check_limit, _fresh, _load_mnist, _mnist_dir,
-                                      _read_cached, _write_protocol, limit_indices)
+from glyphlab.data.seeds.cache import (
+    DIGIT_CLASSES,
+    _cache_dir,
+    _check_limit,
+    _fresh,
+    _load_mnist,
+    _mnist_dir,
+    _read_cached,
+    _write_protocol,
+    limit_indices,
+)
 from glyphlab.data.splits import stratified_indices
 from glyphlab.data.variants import background_noise
 from glyphlab.fileio import atomic_path
@@ -34,8 +43,9 @@ def back_rand_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     source="MNIST IDX files (see `mnist`)",
     sizes="20,000 images 28x28, 10 classes; 16,000 train / 4,000 test",
 )
-def load_mnist_back_rand_source(data_dir: Path | None = None, limit: int | None = None,
-                                download: bool = True, noisy_test: bool = False) -> Dataset:
+def load_mnist_back_rand_source(
+    data_dir: Path | None = None, limit: int | None = None, download: bool = True, noisy_test: bool = False
+) -> Dataset:
     """Clean digits to pre-train a transfer-learning source for mnist-back-rand without leaking its test set.
 
     mnist-back-rand draws its 50,000 test digits from all 70,000 MNIST digits, so a network trained on clean
@@ -60,10 +70,21 @@ def load_mnist_back_rand_source(data_dir: Path | None = None, limit: int | None 
     if noisy_test:
         test_only = Dataset("mnist-back-rand-source", list(DIGIT_CLASSES), {"test": splits["test"]})
         splits["test"] = background_noise(test_only, seed=BACK_RAND_SEED)["test"]
-    return Dataset(name="mnist-back-rand-source", classes=list(DIGIT_CLASSES), splits=splits, source=mnist.source,
-                   meta={"protocol": {"dataset": "mnist-back-rand-source", "seed": BACK_RAND_SEED,
-                                      "excludes": "mnist-back-rand test digits", "limit": limit,
-                                      "noisy_test": bool(noisy_test)}})
+    return Dataset(
+        name="mnist-back-rand-source",
+        classes=list(DIGIT_CLASSES),
+        splits=splits,
+        source=mnist.source,
+        meta={
+            "protocol": {
+                "dataset": "mnist-back-rand-source",
+                "seed": BACK_RAND_SEED,
+                "excludes": "mnist-back-rand test digits",
+                "limit": limit,
+                "noisy_test": bool(noisy_test),
+            }
+        },
+    )
 
 
 @register_dataset(
@@ -72,8 +93,9 @@ def load_mnist_back_rand_source(data_dir: Path | None = None, limit: int | None 
     source="generated from MNIST (fixed seed) into DATA_DIR/mnist-back-rand/{train,test,test_labels}.csv",
     sizes="62,000 images 28x28, 10 classes; 12,000 train / 50,000 test (+ the same 50,000 unlabeled: hidden)",
 )
-def load_mnist_back_rand(data_dir: Path | None = None, limit: int | None = None, download: bool = True,
-                         cache: bool = True) -> Dataset:
+def load_mnist_back_rand(
+    data_dir: Path | None = None, limit: int | None = None, download: bool = True, cache: bool = True
+) -> Dataset:
     """Seed 002's protocol. 12,000 train and 50,000 test digits are drawn (stratified, fixed seed) from the
     70,000 MNIST digits, every pixel becomes ``max(digit, U[0, 1])`` (:func:`variants.background_noise`), and
     the images are written transposed, as the competition's files store them:
@@ -90,8 +112,15 @@ def load_mnist_back_rand(data_dir: Path | None = None, limit: int | None = None,
     data_dir = _mnist_dir(data_dir)
     folder = _cache_dir(data_dir, "mnist-back-rand", limit)
     files = ["train.csv", "test.csv", "test_labels.csv"]
-    protocol = {"dataset": "mnist-back-rand", "version": 1, "seed": BACK_RAND_SEED, "sizes": list(BACK_RAND_SIZES),
-                "limit": limit, "pixels": "0-255 integers, transposed", "label_column": "last"}
+    protocol = {
+        "dataset": "mnist-back-rand",
+        "version": 1,
+        "seed": BACK_RAND_SEED,
+        "sizes": list(BACK_RAND_SIZES),
+        "limit": limit,
+        "pixels": "0-255 integers, transposed",
+        "label_column": "last",
+    }
     if not _fresh(folder, protocol, files):
         mnist = _load_mnist(data_dir, download)
         images = np.concatenate([mnist["train"].images, mnist["test"].images])
@@ -99,8 +128,11 @@ def load_mnist_back_rand(data_dir: Path | None = None, limit: int | None = None,
         train_idx, test_idx = back_rand_indices(labels)
         train_idx = train_idx[limit_indices(labels[train_idx], len(train_idx), limit, BACK_RAND_SEED)]
         test_idx = test_idx[limit_indices(labels[test_idx], len(test_idx), limit, BACK_RAND_SEED)]
-        clean = Dataset("mnist", DIGIT_CLASSES, {"train": Split(images[train_idx], labels[train_idx]),
-                                                 "test": Split(images[test_idx], labels[test_idx])})
+        clean = Dataset(
+            "mnist",
+            DIGIT_CLASSES,
+            {"train": Split(images[train_idx], labels[train_idx]), "test": Split(images[test_idx], labels[test_idx])},
+        )
         noisy = background_noise(clean, seed=BACK_RAND_SEED)
         with atomic_path(folder / "train.csv") as tmp:
             write_csv785(tmp, noisy["train"], transposed=True)
@@ -108,11 +140,16 @@ def load_mnist_back_rand(data_dir: Path | None = None, limit: int | None = None,
         with atomic_path(folder / "test.csv") as images_tmp, atomic_path(folder / "test_labels.csv") as labels_tmp:
             write_image_csv_pair(images_tmp, labels_tmp, noisy["test"], transposed=True)
         _write_protocol(folder, protocol)
+
     def read() -> dict[str, Split]:
-        return {"train": read_csv785(folder / "train.csv", transposed=True, labeled=True, header=False,
-                                     classes=DIGIT_CLASSES),
-                "test": read_image_csv_pair(folder / "test.csv", folder / "test_labels.csv", transposed=True,
-                                            header=False, classes=DIGIT_CLASSES)}
+        return {
+            "train": read_csv785(
+                folder / "train.csv", transposed=True, labeled=True, header=False, classes=DIGIT_CLASSES
+            ),
+            "test": read_image_csv_pair(
+                folder / "test.csv", folder / "test_labels.csv", transposed=True, header=False, classes=DIGIT_CLASSES
+            ),
+        }
 
     parsed = _read_cached(folder, files, read, cache)
     train, test = parsed["train"], parsed["test"]

@@ -6,8 +6,9 @@ limit), written atomically (:mod:`glyphlab.fileio`) and regenerated when ``proto
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,9 @@ def _check_limit(limit: Any) -> int | None:
     return int(limit)
 
 
-def limit_indices(labels: np.ndarray | None, n: int, limit: int | None, seed: int, min_per_class: int = 0) -> np.ndarray:
+def limit_indices(
+    labels: np.ndarray | None, n: int, limit: int | None, seed: int, min_per_class: int = 0
+) -> np.ndarray:
     """Sorted indices of ``limit`` of ``n`` items, stratified by label where labels are given.
 
     ``min_per_class`` first reserves that many items of every class that has them (so a few hundred images of
@@ -106,8 +109,13 @@ def _read_cached(folder: Path, files: list[str], read: Callable[[], dict[str, Sp
             with np.load(path, allow_pickle=False) as z:
                 if json.loads(str(z["stamp"])) == stamp:
                     names = json.loads(str(z["splits"]))
-                    return {n: Split(z[f"{n}_images"].astype(np.float32) / 255.0,
-                                     z[f"{n}_labels"] if f"{n}_labels" in z.files else None) for n in names}
+                    return {
+                        n: Split(
+                            z[f"{n}_images"].astype(np.float32) / 255.0,
+                            z[f"{n}_labels"] if f"{n}_labels" in z.files else None,
+                        )
+                        for n in names
+                    }
         except (OSError, ValueError, KeyError, json.JSONDecodeError):
             pass  # unreadable cache: parse the CSVs again
     splits = read()

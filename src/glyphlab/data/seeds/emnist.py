@@ -27,11 +27,20 @@ def emnist_to_36(labels: np.ndarray) -> np.ndarray:
 @register_dataset(
     "emnist",
     description="EMNIST byclass, merged case-insensitively to 36 classes (0-9, A-Z), 56x56 binary",
-    source=f"local DATA_DIR/emnist/emnist-byclass-*-idx*-ubyte(.gz), or NIST's {fetch.EMNIST_URL} (MD5 as pinned by torchvision, or a SHA-256 you give)",
+    source=(
+        "local DATA_DIR/emnist/emnist-byclass-*-idx*-ubyte(.gz), or NIST's "
+        f"{fetch.EMNIST_URL} (MD5 as pinned by torchvision, or a SHA-256 you give)"
+    ),
     sizes="814,255 images, 36 classes; 697,932 train / 116,323 test (resized 28 -> 56, binarised)",
 )
-def load_emnist(data_dir: Path | None = None, limit: int | None = None, size: int = 56, download: bool = True,
-                sha256: str | None = None, threshold: float = 0.5) -> Dataset:
+def load_emnist(
+    data_dir: Path | None = None,
+    limit: int | None = None,
+    size: int = 56,
+    download: bool = True,
+    sha256: str | None = None,
+    threshold: float = 0.5,
+) -> Dataset:
     """EMNIST byclass. Its IDX images are stored transposed (column-major); they are turned upright,
     resized from 28 to ``size`` (bilinear), then binarised at ``threshold``. ``limit`` is applied before."""
     limit = _check_limit(limit)
@@ -39,8 +48,10 @@ def load_emnist(data_dir: Path | None = None, limit: int | None = None, size: in
     stems = [s for pair in EMNIST_FILES.values() for s in pair]
     if any(_find_emnist(folder, s) is None for s in stems):
         if not download:
-            raise DataError(f"EMNIST byclass files not found in {folder}: place "
-                            f"{', '.join(s + '.gz' for s in stems)} there, or allow downloading")
+            raise DataError(
+                f"EMNIST byclass files not found in {folder}: place "
+                f"{', '.join(s + '.gz' for s in stems)} there, or allow downloading"
+            )
         fetch._emnist_download(folder, sha256)
     splits = {}
     for split, (img_stem, lab_stem) in EMNIST_FILES.items():
@@ -55,5 +66,10 @@ def load_emnist(data_dir: Path | None = None, limit: int | None = None, size: in
             f = size / imgs.shape[1]
             imgs = ndimage.zoom(imgs, (1, f, f), order=1, grid_mode=True, mode="grid-constant")
         splits[split] = Split((imgs > threshold).astype(np.float32), labels[keep])
-    return Dataset(name="emnist", classes=list(ALNUM_CLASSES), splits=splits, source=str(folder),
-                   meta={"emnist": {"subset": "byclass", "merged": "case-insensitive", "size": size, "limit": limit}})
+    return Dataset(
+        name="emnist",
+        classes=list(ALNUM_CLASSES),
+        splits=splits,
+        source=str(folder),
+        meta={"emnist": {"subset": "byclass", "merged": "case-insensitive", "size": size, "limit": limit}},
+    )

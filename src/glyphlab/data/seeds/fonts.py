@@ -42,14 +42,14 @@ def _fit_glyph(mask: np.ndarray, size: int, box: float) -> np.ndarray | None:
     ys, xs = np.nonzero(mask > 0.2)
     if len(ys) < 4:
         return None
-    crop = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    crop = mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     h, w = crop.shape
     f = box * size / max(h, w)
     nh, nw = max(1, round(h * f)), max(1, round(w * f))
     img = Image.fromarray((crop * 255).astype(np.uint8)).resize((nw, nh), Image.Resampling.LANCZOS)
     out = np.zeros((size, size), dtype=np.float32)
     y0, x0 = (size - nh) // 2, (size - nw) // 2
-    out[y0:y0 + nh, x0:x0 + nw] = np.asarray(img, dtype=np.float32) / 255.0
+    out[y0 : y0 + nh, x0 : x0 + nw] = np.asarray(img, dtype=np.float32) / 255.0
     return np.clip(out, 0, 1)
 
 

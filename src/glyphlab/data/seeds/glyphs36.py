@@ -21,8 +21,14 @@ GLYPHS_TOTAL = 30_134
 GLYPHS_SPLIT = (22_634, 2_500, 5_000)  # train / val / test, as in seed 001
 
 
-def glyphs36_class_counts(total: int = GLYPHS_TOTAL, singleton: int = 30, low: int = 102, high: int = 3291,
-                          n_classes: int = 36, seed: int = GLYPHS_SEED) -> np.ndarray:
+def glyphs36_class_counts(
+    total: int = GLYPHS_TOTAL,
+    singleton: int = 30,
+    low: int = 102,
+    high: int = 3291,
+    n_classes: int = 36,
+    seed: int = GLYPHS_SEED,
+) -> np.ndarray:
     """Per-class image counts shaped like seed 001's (the report shows them only as a bar chart): class
     ``singleton`` (30, as in the report) has one image, the other 35 run from ``low`` to ``high`` along a
     power curve ``low + (high - low) * t**p`` (t evenly spaced in [0, 1]) whose exponent is solved so the
@@ -60,8 +66,15 @@ def _upsample_matrix(k: int, size: int) -> np.ndarray:
     return u
 
 
-def render_glyphs(labels: np.ndarray, index: np.ndarray, size: int = 56, seed: int = GLYPHS_SEED,
-                  fonts: str = "all", lowercase: float = 0.3, total: int = GLYPHS_TOTAL) -> np.ndarray:
+def render_glyphs(
+    labels: np.ndarray,
+    index: np.ndarray,
+    size: int = 56,
+    seed: int = GLYPHS_SEED,
+    fonts: str = "all",
+    lowercase: float = 0.3,
+    total: int = GLYPHS_TOTAL,
+) -> np.ndarray:
     """Binary images for the glyphs ``index`` (positions in the full set of ``total``) with classes ``labels``.
 
     Every random draw of glyph ``i`` depends only on (seed, i), so a limited subset holds exactly the images
@@ -122,7 +135,8 @@ def render_glyphs(labels: np.ndarray, index: np.ndarray, size: int = 56, seed: i
                 changed = fn(imgs[pick], size=(1, 3, 3))
                 if op == -1:  # never erode a glyph away: keep the original when too little ink is left
                     keep = (changed > 0.5).reshape(len(pick), -1).sum(1) >= 0.25 * (imgs[pick] > 0.5).reshape(
-                        len(pick), -1).sum(1)
+                        len(pick), -1
+                    ).sum(1)
                     changed[~keep] = imgs[pick][~keep]
                 imgs[pick] = changed
         for j, i in enumerate(index[sl]):
@@ -134,8 +148,9 @@ def render_glyphs(labels: np.ndarray, index: np.ndarray, size: int = 56, seed: i
     return out
 
 
-def glyphs36_splits(labels: np.ndarray, sizes: tuple[int, int, int] = GLYPHS_SPLIT,
-                    seed: int = GLYPHS_SEED) -> dict[str, np.ndarray]:
+def glyphs36_splits(
+    labels: np.ndarray, sizes: tuple[int, int, int] = GLYPHS_SPLIT, seed: int = GLYPHS_SEED
+) -> dict[str, np.ndarray]:
     """Seed 001's split (train / val / test), stratified; classes too small to stratify (the single-image
     class) go to train, so the held-out splits are exactly stratified and their sizes exact."""
     n_train, n_val, n_test = sizes
@@ -146,8 +161,11 @@ def glyphs36_splits(labels: np.ndarray, sizes: tuple[int, int, int] = GLYPHS_SPL
     big = np.flatnonzero(counts[labels] >= 3)
     rest, test = stratified_indices(labels[big], n_test, seed)
     rest_train, val = stratified_indices(labels[big][rest], n_val, seed)
-    return {"train": np.sort(np.concatenate([small, big[rest][rest_train]])), "val": np.sort(big[rest][val]),
-            "test": np.sort(big[test])}
+    return {
+        "train": np.sort(np.concatenate([small, big[rest][rest_train]])),
+        "val": np.sort(big[rest][val]),
+        "test": np.sort(big[test]),
+    }
 
 
 @register_dataset(
@@ -156,8 +174,14 @@ def glyphs36_splits(labels: np.ndarray, sizes: tuple[int, int, int] = GLYPHS_SPL
     source="rendered with matplotlib's and the system's TrueType fonts, distorted, binarised (seeded)",
     sizes="30,134 images 56x56, 36 classes (one with a single image); 22,634 train / 2,500 val / 5,000 test",
 )
-def load_glyphs36(data_dir: Path | None = None, limit: int | None = None, size: int = 56, fonts: str = "all",
-                  lowercase: float = 0.3, seed: int = GLYPHS_SEED) -> Dataset:
+def load_glyphs36(
+    data_dir: Path | None = None,
+    limit: int | None = None,
+    size: int = 56,
+    fonts: str = "all",
+    lowercase: float = 0.3,
+    seed: int = GLYPHS_SEED,
+) -> Dataset:
     """Seed 001's dataset, generated. ``limit`` keeps that many images per split before rendering;
     ``size`` is the image side; ``fonts`` is ``all`` (matplotlib's + the system's; the default) or ``bundled``
     (only matplotlib's, the same on every machine); ``lowercase`` is the share of letters drawn lowercase.
@@ -173,14 +197,23 @@ def load_glyphs36(data_dir: Path | None = None, limit: int | None = None, size: 
     splits = {}
     for name, idx in parts.items():
         idx = idx[limit_indices(labels[idx], len(idx), limit, seed, min_per_class=2)]
-        splits[name] = Split(render_glyphs(labels[idx], idx, size=size, seed=seed, fonts=fonts,
-                                           lowercase=float(lowercase)), labels[idx])
+        splits[name] = Split(
+            render_glyphs(labels[idx], idx, size=size, seed=seed, fonts=fonts, lowercase=float(lowercase)), labels[idx]
+        )
     _, font_names = glyph_templates(size, fonts)
     return Dataset(
         name="glyphs36",
         classes=list(ALNUM_CLASSES),
         splits=splits,
         source="generated (glyphlab.data.seeds.render_glyphs)",
-        meta={"generator": {"seed": seed, "size": size, "fonts": list(font_names), "lowercase": float(lowercase),
-                            "limit": limit, "class_counts": counts.tolist()}},
+        meta={
+            "generator": {
+                "seed": seed,
+                "size": size,
+                "fonts": list(font_names),
+                "lowercase": float(lowercase),
+                "limit": limit,
+                "class_counts": counts.tolist(),
+            }
+        },
     )

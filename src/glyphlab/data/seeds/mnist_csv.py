@@ -11,8 +11,17 @@ import numpy as np
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.formats import read_image_csv_pair, write_image_csv_pair
 from glyphlab.data.registry import register_dataset
-from glyphlab.data.seeds.cache import (DIGIT_CLASSES, _cache_dir, _check_limit, _fresh, _load_mnist, _mnist_dir,
-                                      _read_cached, _write_protocol, limit_indices)
+from glyphlab.data.seeds.cache import (
+    DIGIT_CLASSES,
+    _cache_dir,
+    _check_limit,
+    _fresh,
+    _load_mnist,
+    _mnist_dir,
+    _read_cached,
+    _write_protocol,
+    limit_indices,
+)
 from glyphlab.errors import DataError
 from glyphlab.fileio import atomic_path
 
@@ -28,8 +37,9 @@ CSV_LABELS = "handwritten_digits_labels.csv"
     source=f"written once from MNIST into DATA_DIR/mnist-csv/{{{CSV_IMAGES},{CSV_LABELS}}}",
     sizes="70,000 images 28x28, 10 classes; 60,000 train (validation carved by the run) / 10,000 test",
 )
-def load_mnist_csv(data_dir: Path | None = None, limit: int | None = None, download: bool = True,
-                   cache: bool = True) -> Dataset:
+def load_mnist_csv(
+    data_dir: Path | None = None, limit: int | None = None, download: bool = True, cache: bool = True
+) -> Dataset:
     """Seed 004's files: ``handwritten_digits_images.csv`` (one row of 784 pixels 0-255 per image) and
     ``handwritten_digits_labels.csv`` (one label per row), MNIST's 60,000 training digits first, then its
     10,000 test digits; the first block is the train split (a run carves the validation split from it),
@@ -37,8 +47,13 @@ def load_mnist_csv(data_dir: Path | None = None, limit: int | None = None, downl
     limit = _check_limit(limit)
     data_dir = _mnist_dir(data_dir)
     folder = _cache_dir(data_dir, "mnist-csv", limit)
-    protocol: dict[str, Any] = {"dataset": "mnist-csv", "version": 1, "seed": CSV_SEED, "limit": limit,
-                                "order": "MNIST train then MNIST test"}
+    protocol: dict[str, Any] = {
+        "dataset": "mnist-csv",
+        "version": 1,
+        "seed": CSV_SEED,
+        "limit": limit,
+        "order": "MNIST train then MNIST test",
+    }
     meta_path = folder / "protocol.json"
     n_train = None
     if meta_path.is_file():
@@ -57,17 +72,27 @@ def load_mnist_csv(data_dir: Path | None = None, limit: int | None = None, downl
         with atomic_path(folder / CSV_IMAGES) as images_tmp, atomic_path(folder / CSV_LABELS) as labels_tmp:
             write_image_csv_pair(images_tmp, labels_tmp, both)
         _write_protocol(folder, {**protocol, "n_train": n_train})
-    both = _read_cached(folder, [CSV_IMAGES, CSV_LABELS], lambda: {"all": read_image_csv_pair(
-        folder / CSV_IMAGES, folder / CSV_LABELS, header=False, classes=DIGIT_CLASSES)}, cache)["all"]
+    both = _read_cached(
+        folder,
+        [CSV_IMAGES, CSV_LABELS],
+        lambda: {
+            "all": read_image_csv_pair(folder / CSV_IMAGES, folder / CSV_LABELS, header=False, classes=DIGIT_CLASSES)
+        },
+        cache,
+    )["all"]
     if not 0 < n_train < len(both):
-        raise DataError(f"{meta_path}: n_train={n_train} does not fit the {len(both)} rows of {folder / CSV_IMAGES}; "
-                        "delete the folder to regenerate it")
+        raise DataError(
+            f"{meta_path}: n_train={n_train} does not fit the {len(both)} rows of {folder / CSV_IMAGES}; "
+            "delete the folder to regenerate it"
+        )
     idx = np.arange(len(both))
     return Dataset(
         name="mnist-csv",
         classes=list(DIGIT_CLASSES),
         splits={"train": both.take(idx[:n_train]), "test": both.take(idx[n_train:])},
         source=str(folder),
-        meta={"protocol": {**protocol, "n_train": n_train},
-              "files": {"images": str(folder / CSV_IMAGES), "labels": str(folder / CSV_LABELS)}},
+        meta={
+            "protocol": {**protocol, "n_train": n_train},
+            "files": {"images": str(folder / CSV_IMAGES), "labels": str(folder / CSV_LABELS)},
+        },
     )

@@ -32,7 +32,10 @@ def load_mnist_70k_resplit(data_dir: Path | None = None, limit: int | None = Non
     return Dataset(
         name="mnist-70k-resplit",
         classes=list(DIGIT_CLASSES),
-        splits={"train": Split(images[train_idx], labels[train_idx]), "test": Split(images[test_idx], labels[test_idx])},
+        splits={
+            "train": Split(images[train_idx], labels[train_idx]),
+            "test": Split(images[test_idx], labels[test_idx]),
+        },
         source=mnist.source,
         meta={"protocol": {"seed": RESPLIT_SEED, "test": RESPLIT_TEST, "limit": limit}},
     )

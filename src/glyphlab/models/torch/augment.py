@@ -13,12 +13,12 @@ exactly 90 degrees equals ``torch.rot90(x, 1, dims=(-2, -1))``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-
 from glyphlab.errors import ConfigError
 
 RESAMPLE = ("bilinear", "nearest")
@@ -52,7 +52,7 @@ class AugmentConfig:
             raise ConfigError(f"augmentation fill must be one of {', '.join(FILL)}, got {self.fill!r}")
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "AugmentConfig":
+    def from_params(cls, params: Mapping[str, Any]) -> AugmentConfig:
         """From a network's params: the fields ``params`` names (the others keep the defaults above);
         ``scale`` is a (low, high) pair or a half-width around 1."""
         kw: dict[str, Any] = {f.name: params[f.name] for f in fields(cls) if f.name in params}
@@ -73,16 +73,29 @@ class AugmentConfig:
 
     @property
     def active(self) -> bool:
-        return bool(self.rotation or self.shift or self.scale[0] != 1 or self.scale[1] != 1 or self.elastic
-                    or self.background_noise)
+        return bool(
+            self.rotation
+            or self.shift
+            or self.scale[0] != 1
+            or self.scale[1] != 1
+            or self.elastic
+            or self.background_noise
+        )
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None, device) -> torch.Tensor:
     return torch.rand(n, generator=generator, device=device) * (high - low) + low
 
 
-def affine(x: torch.Tensor, degrees: torch.Tensor, shift_xy: torch.Tensor, scale: torch.Tensor,
-           displacement: torch.Tensor | None = None, resample: str = "bilinear", fill: str = "zeros") -> torch.Tensor:
+def affine(
+    x: torch.Tensor,
+    degrees: torch.Tensor,
+    shift_xy: torch.Tensor,
+    scale: torch.Tensor,
+    displacement: torch.Tensor | None = None,
+    resample: str = "bilinear",
+    fill: str = "zeros",
+) -> torch.Tensor:
     """Rotate (degrees, counter-clockwise), shift (fractions of width/height, +x right, +y down) and scale.
 
     ``degrees``/``scale`` are (N,), ``shift_xy`` is (N, 2); ``displacement`` an optional (N, H, W, 2)
@@ -164,8 +177,9 @@ def make_generator(seed: int, device: torch.device | str) -> torch.Generator:
     return g
 
 
-def tta_proba(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int, cfg: AugmentConfig,
-              seed: int = 0) -> torch.Tensor:
+def tta_proba(
+    predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, k: int, cfg: AugmentConfig, seed: int = 0
+) -> torch.Tensor:
     """Test-time augmentation: mean of the probabilities for x itself and k randomly augmented copies.
 
     ``predict`` maps a (N, C, H, W) batch to (N, n_classes) probabilities; the copies are seeded, so the

@@ -28,18 +28,19 @@ import math
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
 import torch
 import torch._dynamo  # noqa: F401  torch.optim imports it lazily in the first optimiser's __init__ (1-10 s here)
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-
 from glyphlab.errors import ConfigError
 from glyphlab.fileio import write_csv
 from glyphlab.models.base import EpochCallback
@@ -187,7 +188,9 @@ def resolve_precision(device: torch.device, precision: str) -> str:
         if precision == "auto":
             return "bf16" if bf16 else "fp16"
         if precision == "bf16" and not bf16:
-            raise ConfigError(f"precision=bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bf16; use fp16 or auto")
+            raise ConfigError(
+                f"precision=bf16: this GPU ({torch.cuda.get_device_name(device)}) has no bf16; use fp16 or auto"
+            )
         return precision
     if device.type != "cpu":
         return "fp32" if precision == "auto" else precision
@@ -215,8 +218,13 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=float(cfg.momentum), nesterov=bool(cfg.nesterov) and cfg.momentum > 0,
-                               weight_decay=wd)
+        return torch.optim.SGD(
+            params,
+            lr=lr,
+            momentum=float(cfg.momentum),
+            nesterov=bool(cfg.nesterov) and cfg.momentum > 0,
+            weight_decay=wd,
+        )
     if cfg.optimizer == "rmsprop":  # Keras defaults: rho 0.9, eps 1e-7
         return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7, weight_decay=wd)
     if cfg.optimizer == "nadam":
@@ -256,8 +264,9 @@ def class_weights(labels: torch.Tensor, n_classes: int, spec) -> torch.Tensor | 
 
 # -- evaluation --------------------------------------------------------------------------------------
 @torch.inference_mode()
-def loss_and_accuracy(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-             amp: torch.dtype | None = None) -> tuple[float, float]:
+def loss_and_accuracy(
+    module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, amp: torch.dtype | None = None
+) -> tuple[float, float]:
     """Mean cross-entropy (unweighted, unsmoothed) and accuracy of ``module`` on (x, y)."""
     was_training = module.training
     module.eval()
@@ -284,7 +293,9 @@ def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict[s
                 tensors[f"optim.{pid}.{k}"] = v.detach().cpu().contiguous()
             else:
                 scalars[f"{pid}.{k}"] = v
-    groups = json.loads(json.dumps(opt_state["param_groups"], default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+    groups = json.loads(
+        json.dumps(opt_state["param_groups"], default=lambda o: list(o) if isinstance(o, tuple) else str(o))
+    )
     return tensors, {"scalars": scalars, "param_groups": groups}
 
 
@@ -341,14 +352,25 @@ def _ema_decay(decay: float, step: int) -> float:
     return min(decay, (1.0 + step) / (10.0 + step))
 
 
-def _write_checkpoint(ckpt_dir: Path, *, module, optimizer, best_state, scaler, gens: dict[str, torch.Generator],
-                      meta: dict[str, Any], ema_state: dict[str, torch.Tensor] | None = None) -> None:
+def _write_checkpoint(
+    ckpt_dir: Path,
+    *,
+    module,
+    optimizer,
+    best_state,
+    scaler,
+    gens: dict[str, torch.Generator],
+    meta: dict[str, Any],
+    ema_state: dict[str, torch.Tensor] | None = None,
+) -> None:
     ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".checkpoint.", dir=ckpt_dir.parent))
     try:
         for name, state in (("model", module.state_dict()), ("best", best_state), ("ema", ema_state)):
             if state is not None:
-                save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / f"{name}.safetensors"))
+                save_file(
+                    {k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / f"{name}.safetensors")
+                )
         opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
         rng = {"torch": torch.get_rng_state()}
         for name, g in gens.items():
@@ -356,8 +378,14 @@ def _write_checkpoint(ckpt_dir: Path, *, module, optimizer, best_state, scaler, 
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state()
         save_file({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, str(tmp / "state.safetensors"))
-        meta = {**meta, "optimizer": opt_meta, "scaler": scaler.state_dict() if scaler is not None else None,
-                "has_best": best_state is not None, "has_ema": ema_state is not None, "version": CHECKPOINT_VERSION}
+        meta = {
+            **meta,
+            "optimizer": opt_meta,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "has_best": best_state is not None,
+            "has_ema": ema_state is not None,
+            "version": CHECKPOINT_VERSION,
+        }
         (tmp / "state.json").write_text(json.dumps(meta, default=json_default))
         old = ckpt_dir.parent / f".{ckpt_dir.name}.old"
         if old.exists():
@@ -383,7 +411,11 @@ def _read_checkpoint(ckpt_dir: Path, fingerprint: str) -> dict[str, Any] | None:
         meta = json.loads((ckpt_dir / "state.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if not isinstance(meta, dict) or meta.get("version") != CHECKPOINT_VERSION or meta.get("fingerprint") != fingerprint:
+    if (
+        not isinstance(meta, dict)
+        or meta.get("version") != CHECKPOINT_VERSION
+        or meta.get("fingerprint") != fingerprint
+    ):
         return None
     try:
         return {
@@ -395,8 +427,12 @@ def _read_checkpoint(ckpt_dir: Path, fingerprint: str) -> dict[str, Any] | None:
         }
     except (SafetensorError, OSError, ValueError) as exc:
         # a damaged checkpoint must not block resuming: drop it and train from the start (same result, more time)
-        log.warning("warning: the checkpoint in %s is unreadable (%s: %s); discarded, training from the start",
-                    ckpt_dir, type(exc).__name__, (str(exc).splitlines() or [""])[0][:160])
+        log.warning(
+            "warning: the checkpoint in %s is unreadable (%s: %s); discarded, training from the start",
+            ckpt_dir,
+            type(exc).__name__,
+            (str(exc).splitlines() or [""])[0][:160],
+        )
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return None
 
@@ -406,8 +442,11 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 
 
 def write_history(history: list[dict[str, float]], run_dir: Path) -> None:
-    write_csv(run_dir / HISTORY, [{k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS}
-                                  for row in history], columns=list(HISTORY_FIELDS))
+    write_csv(
+        run_dir / HISTORY,
+        [{k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS} for row in history],
+        columns=list(HISTORY_FIELDS),
+    )
 
 
 # -- the loop ---------------------------------------------------------------------------------------------
@@ -517,9 +556,15 @@ def train(
     if cfg.progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        progress = Progress(TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), transient=True,
-                            auto_refresh=False)  # redrawn at our updates: no render thread contending for the GIL
+        progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            transient=True,
+            auto_refresh=False,
+        )  # redrawn at our updates: no render thread contending for the GIL
         progress.start()
         if resumed_from:
             progress.console.print(f"[dim]resuming from the checkpoint after epoch {resumed_from}[/dim]")
@@ -565,11 +610,20 @@ def train(
                 if task is not None and (b == steps_per_epoch - 1 or time.perf_counter() - drawn > 0.25):
                     drawn = time.perf_counter()
                     seen = min(n, (b + 1) * bs)
-                    progress.update(task, completed=b + 1,
-                                    stats=f"loss {float(loss_sum) / seen:.4f} acc {int(correct) / seen:.4f} lr {lr:.2e}",
-                                    refresh=True)
-            row: dict[str, Any] = {"epoch": epoch, "train_loss": float(loss_sum) / n, "train_acc": int(correct) / n,
-                                   "val_loss": None, "val_acc": None, "lr": lr_at(max(0, step - 1), total_steps, cfg)}
+                    progress.update(
+                        task,
+                        completed=b + 1,
+                        stats=f"loss {float(loss_sum) / seen:.4f} acc {int(correct) / seen:.4f} lr {lr:.2e}",
+                        refresh=True,
+                    )
+            row: dict[str, Any] = {
+                "epoch": epoch,
+                "train_loss": float(loss_sum) / n,
+                "train_acc": int(correct) / n,
+                "val_loss": None,
+                "val_acc": None,
+                "lr": lr_at(max(0, step - 1), total_steps, cfg),
+            }
             if has_val:
                 if ema_state is not None:  # validate the average: it is what will be kept
                     live = _state_tensors(module)
@@ -601,11 +655,25 @@ def train(
                     + ("  [yellow]early stop[/yellow]" if stopped_early else "")
                 )
             if ckpt_dir is not None:
-                _write_checkpoint(ckpt_dir, module=module, optimizer=optimizer, best_state=best_state, scaler=scaler,
-                                  gens=gens, meta={"fingerprint": fingerprint, "epoch": epoch, "step": step,
-                                                   "history": history, "best_value": best_value, "best_epoch": best_epoch,
-                                                   "bad_epochs": bad_epochs, "stopped_early": stopped_early},
-                                  ema_state=ema_state)
+                _write_checkpoint(
+                    ckpt_dir,
+                    module=module,
+                    optimizer=optimizer,
+                    best_state=best_state,
+                    scaler=scaler,
+                    gens=gens,
+                    meta={
+                        "fingerprint": fingerprint,
+                        "epoch": epoch,
+                        "step": step,
+                        "history": history,
+                        "best_value": best_value,
+                        "best_epoch": best_epoch,
+                        "bad_epochs": bad_epochs,
+                        "stopped_early": stopped_early,
+                    },
+                    ema_state=ema_state,
+                )
                 write_history(history, run_path)
             for callback in callbacks:  # e.g. a search's pruner; an exception it raises ends training
                 callback(row)
@@ -620,9 +688,26 @@ def train(
     module.eval()
     if run_path is not None:
         write_history(history, run_path)
-    return TrainResult(history=history, best_epoch=best_epoch, stopped_early=stopped_early,
-                       resumed_from=resumed_from, device=str(device), precision=precision)
+    return TrainResult(
+        history=history,
+        best_epoch=best_epoch,
+        stopped_early=stopped_early,
+        resumed_from=resumed_from,
+        device=str(device),
+        precision=precision,
+    )
 
 
-__all__ = ["TrainConfig", "TrainResult", "EpochCallback", "train", "loss_and_accuracy", "resolve_device", "lr_at",
-           "resolve_precision", "cpu_has_bf16", "write_history", "asdict"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "EpochCallback",
+    "train",
+    "loss_and_accuracy",
+    "resolve_device",
+    "lr_at",
+    "resolve_precision",
+    "cpu_has_bf16",
+    "write_history",
+    "asdict",
+]

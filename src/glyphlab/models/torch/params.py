@@ -9,8 +9,9 @@ params are turned back into a ``TrainConfig`` by :func:`train_config`, with no f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import MISSING, fields
-from typing import Any, Mapping
+from typing import Any
 
 from glyphlab.models.torch.augment import AugmentConfig
 from glyphlab.models.torch.loop import TrainConfig

@@ -10,7 +10,8 @@ per-epoch validation accuracies are reported to the pruner through an epoch call
 Every trial is recorded in an Optuna storage (:mod:`.study`): by default ``sqlite:///RUN/study.db`` in the
 run folder, so rerunning the same command resumes the study: finished trials are kept, trials left RUNNING
 by a killed process are marked FAIL and their parameters asked again (:mod:`.workers`), and only the missing
-trials are run. The sampler (:mod:`.samplers`) continues the study rather than replaying it: trial ``n`` draws from a random
+trials are run. The sampler (:mod:`.samplers`) continues the study rather than replaying it:
+trial ``n`` draws from a random
 stream seeded by the search's seed and ``n``, so a resumed or second worker never re-asks points the study
 already scored, and the grid sampler skips grid points already finished. With a shared
 ``--storage postgresql://...`` and ``--study NAME`` several workers on several machines fill one study; each
@@ -47,10 +48,22 @@ from glyphlab.pipeline.search.space import (
 
 #: names that import Optuna (the search extra), by the module that holds them
 _NEEDS_OPTUNA = {
-    "SearchConfig": "study", "run_search": "study", "refit_best": "study", "make_sampler": "samplers",
-    "make_pruner": "study", "default_out": "study", "SAMPLERS": "study", "PRUNERS": "study",
-    "reap_dead_trials": "workers", "make_storage": "workers", "redact": "workers", "worker_id": "workers",
-    "trial_rows": "outputs", "write_outputs": "outputs", "plot_history": "outputs", "plot_importance": "outputs",
+    "SearchConfig": "study",
+    "run_search": "study",
+    "refit_best": "study",
+    "make_sampler": "samplers",
+    "make_pruner": "study",
+    "default_out": "study",
+    "SAMPLERS": "study",
+    "PRUNERS": "study",
+    "reap_dead_trials": "workers",
+    "make_storage": "workers",
+    "redact": "workers",
+    "worker_id": "workers",
+    "trial_rows": "outputs",
+    "write_outputs": "outputs",
+    "plot_history": "outputs",
+    "plot_importance": "outputs",
 }
 
 
@@ -62,6 +75,19 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
-__all__ = ["EpochReporter", "ParamSpec", "SearchSpace", "builtin_spaces", "cv_score", "decode_params", "find_space",
-           "fold_workers", "load_space", "model_defaults", "model_params", "parse_space", "validation_score",
-           *_NEEDS_OPTUNA]
+__all__ = [
+    "EpochReporter",
+    "ParamSpec",
+    "SearchSpace",
+    "builtin_spaces",
+    "cv_score",
+    "decode_params",
+    "find_space",
+    "fold_workers",
+    "load_space",
+    "model_defaults",
+    "model_params",
+    "parse_space",
+    "validation_score",
+    *_NEEDS_OPTUNA,
+]

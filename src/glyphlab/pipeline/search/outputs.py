@@ -33,8 +33,12 @@ def trial_rows(study) -> list[dict[str, Any]]:
             "seconds": t.user_attrs.get("seconds"),
             "state": t.state.name,
         }
-        row.update({f"param_{n}": json.dumps(params[n]) if isinstance(params.get(n), (list, dict)) else params.get(n)
-                    for n in names})
+        row.update(
+            {
+                f"param_{n}": json.dumps(params[n]) if isinstance(params.get(n), (list, dict)) else params.get(n)
+                for n in names
+            }
+        )
         row["worker"] = f"{worker.get('host', '')}:{worker.get('pid', '')}" if worker else ""
         row["note"] = t.user_attrs.get("error") or t.user_attrs.get("note") or ""
         rows.append({k: ("" if v is None else v) for k, v in row.items()})
@@ -52,8 +56,10 @@ def write_outputs(study, out: Path, console: Console) -> dict[str, Path]:
         (out / "param_importance.txt").write_text(f"skipped: {imp}\n")
     else:
         paths["importance"] = imp
-    console.print(f"wrote [green]{paths['trials']}[/], {paths['history'].name}"
-                  + (f", {paths['importance'].name}" if "importance" in paths else ""))
+    console.print(
+        f"wrote [green]{paths['trials']}[/], {paths['history'].name}"
+        + (f", {paths['importance'].name}" if "importance" in paths else "")
+    )
     return paths
 
 

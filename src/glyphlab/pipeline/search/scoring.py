@@ -3,7 +3,8 @@ processes), networks by their validation accuracy, reported epoch by epoch to th
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -48,8 +49,15 @@ def model_params(model: str, params: dict[str, Any], fixed: dict[str, Any], seed
     return out
 
 
-def _fold_score(model: str, params: dict[str, Any], images: np.ndarray, labels: np.ndarray, train: np.ndarray,
-                val: np.ndarray, classes: list[str] | None) -> float:
+def _fold_score(
+    model: str,
+    params: dict[str, Any],
+    images: np.ndarray,
+    labels: np.ndarray,
+    train: np.ndarray,
+    val: np.ndarray,
+    classes: list[str] | None,
+) -> float:
     # one BLAS thread: the many tiny BLAS calls of small classical fits (e.g. the SVC's sigmoid calibration)
     # are several times slower when OpenBLAS threads spin against a busy CPU
     with threadpool_limits(limits=1, user_api="blas"):
@@ -66,9 +74,17 @@ def fold_workers(model: str, k: int, n_jobs: int | None = None) -> int:
     return max(1, min(int(k), int(n_jobs) if n_jobs else usable_cores()))
 
 
-def cv_score(model: str, params: dict[str, Any], images: np.ndarray, labels: np.ndarray, k: int, seed: int,
-             classes: list[str] | None = None, on_fold: Callable[[int, float], None] | None = None,
-             n_jobs: int | None = None) -> tuple[float, float, list[float]]:
+def cv_score(
+    model: str,
+    params: dict[str, Any],
+    images: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    seed: int,
+    classes: list[str] | None = None,
+    on_fold: Callable[[int, float], None] | None = None,
+    n_jobs: int | None = None,
+) -> tuple[float, float, list[float]]:
     """Stratified k-fold accuracy (mean, std, per fold) of ``model`` with ``params`` on (images, labels).
 
     Folds are independent fits, so they run in parallel worker processes (:func:`fold_workers`; libsvm and
@@ -80,7 +96,8 @@ def cv_score(model: str, params: dict[str, Any], images: np.ndarray, labels: np.
         scores_iter = (_fold_score(model, params, images, labels, tr, va, classes) for tr, va in folds)
     else:
         scores_iter = Parallel(n_jobs=workers, return_as="generator")(
-            delayed(in_worker)(_fold_score, model, params, images, labels, tr, va, classes) for tr, va in folds)
+            delayed(in_worker)(_fold_score, model, params, images, labels, tr, va, classes) for tr, va in folds
+        )
     scores: list[float] = []
     for i, score in enumerate(scores_iter):
         scores.append(score)
@@ -89,12 +106,19 @@ def cv_score(model: str, params: dict[str, Any], images: np.ndarray, labels: np.
     return float(np.mean(scores)), float(np.std(scores)), scores
 
 
-def validation_score(model: str, params: dict[str, Any], train, val, classes: list[str],
-                     reporter: EpochReporter | None = None) -> float:
+def validation_score(
+    model: str, params: dict[str, Any], train, val, classes: list[str], reporter: EpochReporter | None = None
+) -> float:
     """A network's accuracy on the validation split after training (its best epoch restored)."""
     m = create_model(model, **params)
-    m.fit(train.images, train.labels, val.images, val.labels, classes=classes,
-          callbacks=[reporter] if reporter is not None else ())
+    m.fit(
+        train.images,
+        train.labels,
+        val.images,
+        val.labels,
+        classes=classes,
+        callbacks=[reporter] if reporter is not None else (),
+    )
     if reporter is not None:
         for row in m.history_:
             reporter(row)

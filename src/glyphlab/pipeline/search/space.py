@@ -31,7 +31,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
@@ -66,8 +66,10 @@ class ParamSpec:
         if self.type == "choice":
             return [_encode(v) for v in self.values]
         if self.step is None or self.log:
-            raise ConfigError(f"space.{self.name}: the grid sampler needs a finite set of values: "
-                              "use type = \"choice\", or give 'step' (without log)")
+            raise ConfigError(
+                f"space.{self.name}: the grid sampler needs a finite set of values: "
+                "use type = \"choice\", or give 'step' (without log)"
+            )
         if self.type == "int":
             return list(range(int(self.low), int(self.high) + 1, int(self.step)))
         n = int(math.floor((self.high - self.low) / self.step + 1e-9))
@@ -116,7 +118,7 @@ def _encode(value: Any) -> Any:
 
 def _decode(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(JSON_PREFIX):
-        return json.loads(value[len(JSON_PREFIX):])
+        return json.loads(value[len(JSON_PREFIX) :])
     return value
 
 
@@ -194,7 +196,7 @@ class FloatParam(_RangeParam):
     type: Literal["float"]
 
 
-ParamTable = Annotated[Union[ChoiceParam, IntParam, FloatParam], Field(discriminator="type")]
+ParamTable = Annotated[ChoiceParam | IntParam | FloatParam, Field(discriminator="type")]
 
 
 class SearchMeta(_Strict):
@@ -208,8 +210,11 @@ class SpaceFile(_Strict):
     fixed: dict[str, Any] = {}
 
 
-_ALLOWED_KEYS = {"choice": ("type", "values"), "int": ("high", "log", "low", "step", "type"),
-                 "float": ("high", "log", "low", "step", "type")}
+_ALLOWED_KEYS = {
+    "choice": ("type", "values"),
+    "int": ("high", "log", "low", "step", "type"),
+    "float": ("high", "log", "low", "step", "type"),
+}
 
 
 def _problem(err: dict[str, Any], raw: dict[str, Any], source: str) -> str:
@@ -228,10 +233,12 @@ def _problem(err: dict[str, Any], raw: dict[str, Any], source: str) -> str:
             typ = (raw.get("space") or {}).get(name, {}).get("type")
             return f"{where}: unknown type {typ!r} (expected one of {', '.join(SPACE_TYPES)})"
         if kind in ("model_attributes_type", "dict_type", "model_type"):
-            return f"{where}: must be a table like {{type = \"float\", low = 0.1, high = 10}}, got {err['input']!r}"
+            return f'{where}: must be a table like {{type = "float", low = 0.1, high = 10}}, got {err["input"]!r}'
         if kind == "extra_forbidden":
-            return (f"{where}: unknown key(s) {key!r} for type {tag!r} "
-                    f"(allowed: {', '.join(_ALLOWED_KEYS.get(str(tag), ()))})")
+            return (
+                f"{where}: unknown key(s) {key!r} for type {tag!r} "
+                f"(allowed: {', '.join(_ALLOWED_KEYS.get(str(tag), ()))})"
+            )
         if kind == "missing":
             return f"{where}: missing '{key}'"
         if kind == "list_type" and key == "values":
@@ -242,8 +249,7 @@ def _problem(err: dict[str, Any], raw: dict[str, Any], source: str) -> str:
     if loc[0] == "space":
         return f"{source}: declares no parameters: add tables like [space.C]"
     if kind == "extra_forbidden" and len(loc) == 1:
-        return (f"{source}: unknown top-level table(s) {loc[0]} "
-                "(expected [search], [space.NAME] and [fixed])")
+        return f"{source}: unknown top-level table(s) {loc[0]} (expected [search], [space.NAME] and [fixed])"
     if loc[0] == "search" and kind == "extra_forbidden":
         return f"search: unknown key(s) {loc[-1]} (allowed: model, description)"
     if kind in ("model_attributes_type", "dict_type", "model_type"):
@@ -283,14 +289,17 @@ def parse_space(raw: dict[str, Any], model: str | None = None, source: str = "")
     for section, names in (("space", parsed.space), ("fixed", parsed.fixed)):
         for name in names:
             if name not in defaults:
-                raise ConfigError(f"{section}.{name}: model '{model}' has no parameter '{name}'; "
-                                  f"it takes: {', '.join(sorted(defaults))}")
+                raise ConfigError(
+                    f"{section}.{name}: model '{model}' has no parameter '{name}'; "
+                    f"it takes: {', '.join(sorted(defaults))}"
+                )
     for name in parsed.fixed:
         if name in parsed.space:
             raise ConfigError(f"fixed.{name}: is also searched in space.{name}; keep one")
     params = {name: _param_spec(name, table) for name, table in parsed.space.items()}
-    return SearchSpace(params=params, fixed=dict(parsed.fixed), model=model, description=parsed.search.description,
-                       source=source)
+    return SearchSpace(
+        params=params, fixed=dict(parsed.fixed), model=model, description=parsed.search.description, source=source
+    )
 
 
 def builtin_spaces() -> dict[str, Path]:
@@ -307,8 +316,10 @@ def find_space(name_or_path: str | Path) -> Path:
     stem = p.name[:-5] if p.name.endswith(".toml") else p.name
     if str(p) == p.name and stem in shipped:
         return shipped[stem]
-    raise ConfigError(f"no space file {str(name_or_path)!r}: pass a TOML file or one of the shipped spaces: "
-                      f"{', '.join(sorted(shipped))}")
+    raise ConfigError(
+        f"no space file {str(name_or_path)!r}: pass a TOML file or one of the shipped spaces: "
+        f"{', '.join(sorted(shipped))}"
+    )
 
 
 def load_space(name_or_path: str | Path, model: str | None = None) -> SearchSpace:

@@ -18,8 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from glyphlab.data.splits import merge_splits
 from glyphlab.errors import ConfigError, GlyphlabError
-from glyphlab.models.registry import MODELS
 from glyphlab.fileio import write_json
+from glyphlab.models.registry import MODELS
 from glyphlab.pipeline.run import RunConfig, load_run_dataset, run
 from glyphlab.pipeline.search.outputs import write_outputs
 from glyphlab.pipeline.search.samplers import make_sampler
@@ -109,12 +109,15 @@ def _check_study_attrs(study, expected: dict[str, Any]) -> None:
         return
     diff = [f"{k}: study has {have.get(k)!r}, this command {v!r}" for k, v in expected.items() if have.get(k) != v]
     if diff:
-        raise ConfigError(f"study '{study.study_name}' was created by a different search ({'; '.join(diff)}): "
-                          "rerun with the same options, or pass --study NEW_NAME (or another --out)")
+        raise ConfigError(
+            f"study '{study.study_name}' was created by a different search ({'; '.join(diff)}): "
+            "rerun with the same options, or pass --study NEW_NAME (or another --out)"
+        )
 
 
-def run_search(cfg: SearchConfig, console: Console | None = None, track: str | None = None,
-               tracking_uri: str | None = None) -> Path:
+def run_search(
+    cfg: SearchConfig, console: Console | None = None, track: str | None = None, tracking_uri: str | None = None
+) -> Path:
     """Run (or resume) the study of ``cfg``; with ``track``, each finished trial is a nested run of one tracked
     search run, and the refit model joins it (see :mod:`glyphlab.tracking`)."""
     console = console or Console()
@@ -138,40 +141,82 @@ def run_search(cfg: SearchConfig, console: Console | None = None, track: str | N
     if is_net and cfg.cv is not None:
         console.print("[yellow]note:[/] --cv applies to classical models; networks are scored on the validation split")
 
-    run_cfg = RunConfig(dataset=cfg.dataset, models=[model], seed=cfg.seed, val_fraction=cfg.val_fraction,
-                        data_dir=cfg.data_dir, dataset_options=dict(cfg.dataset_options), variants=cfg.variants)
+    run_cfg = RunConfig(
+        dataset=cfg.dataset,
+        models=[model],
+        seed=cfg.seed,
+        val_fraction=cfg.val_fraction,
+        data_dir=cfg.data_dir,
+        dataset_options=dict(cfg.dataset_options),
+        variants=cfg.variants,
+    )
     ds = load_run_dataset(run_cfg)
     pool = merge_splits(ds, ["train", "val"])
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     storage = make_storage(url)
-    study = optuna.create_study(storage=storage, sampler=make_sampler(cfg.sampler, space, cfg.seed, cfg.trials), pruner=make_pruner(cfg.pruner),
-                                study_name=study_name, direction="maximize", load_if_exists=True)
-    _check_study_attrs(study, {"model": model, "dataset": cfg.dataset, "space": space.fingerprint(),
-                               "score": "validation accuracy" if is_net else f"{k}-fold CV accuracy",
-                               "seed": cfg.seed, "val_fraction": cfg.val_fraction, "variants": cfg.variants,
-                               "dataset_options": cfg.dataset_options})
-    write_json(out / "search.json", {**asdict(cfg), "storage": redact(url), "study": study_name,
-                                      "space_file": str(space_path), "space": {n: asdict(p) for n, p in space.params.items()},
-                                      "fixed": space.fixed, "target_trials": target})
+    study = optuna.create_study(
+        storage=storage,
+        sampler=make_sampler(cfg.sampler, space, cfg.seed, cfg.trials),
+        pruner=make_pruner(cfg.pruner),
+        study_name=study_name,
+        direction="maximize",
+        load_if_exists=True,
+    )
+    _check_study_attrs(
+        study,
+        {
+            "model": model,
+            "dataset": cfg.dataset,
+            "space": space.fingerprint(),
+            "score": "validation accuracy" if is_net else f"{k}-fold CV accuracy",
+            "seed": cfg.seed,
+            "val_fraction": cfg.val_fraction,
+            "variants": cfg.variants,
+            "dataset_options": cfg.dataset_options,
+        },
+    )
+    write_json(
+        out / "search.json",
+        {
+            **asdict(cfg),
+            "storage": redact(url),
+            "study": study_name,
+            "space_file": str(space_path),
+            "space": {n: asdict(p) for n, p in space.params.items()},
+            "fixed": space.fixed,
+            "target_trials": target,
+        },
+    )
     score_name = "val acc" if is_net else f"{k}-fold CV"
-    console.print(f"[bold]glyphlab search[/] [cyan]{model}[/] on [cyan]{ds.name}[/] ({len(pool):,} train+val images), "
-                  f"space [cyan]{space_path.stem}[/] ({', '.join(space.params)}), score {score_name}, "
-                  f"sampler {cfg.sampler}, pruner {cfg.pruner if is_net else 'none (classical)'}\n"
-                  f"  study [cyan]{study_name}[/] in {redact(url)} → [green]{out}[/]")
+    console.print(
+        f"[bold]glyphlab search[/] [cyan]{model}[/] on [cyan]{ds.name}[/] ({len(pool):,} train+val images), "
+        f"space [cyan]{space_path.stem}[/] ({', '.join(space.params)}), score {score_name}, "
+        f"sampler {cfg.sampler}, pruner {cfg.pruner if is_net else 'none (classical)'}\n"
+        f"  study [cyan]{study_name}[/] in {redact(url)} → [green]{out}[/]"
+    )
 
-    tracker = open_tracker(track, out, name=f"search-{study_name}", uri=tracking_uri,
-                           params={**asdict(cfg), "storage": redact(url), "study": study_name},
-                           tags={"glyphlab.dataset": cfg.dataset, "glyphlab.kind": "search"})
+    tracker = open_tracker(
+        track,
+        out,
+        name=f"search-{study_name}",
+        uri=tracking_uri,
+        params={**asdict(cfg), "storage": redact(url), "study": study_name},
+        tags={"glyphlab.dataset": cfg.dataset, "glyphlab.kind": "search"},
+    )
     me = worker_id()
 
     def objective(trial) -> float:
         # first of all, so a process killed right after asking the trial is known dead on rerun (a RUNNING
         # trial without a worker is only failed by Optuna's heartbeat, a minute later)
         trial.set_user_attr("worker", me)
-        live = sorted(t.number for t in study.get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)))
+        live = sorted(
+            t.number
+            for t in study.get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+            )
+        )
         if trial.number in live and live.index(trial.number) >= target:
             trial.set_user_attr("note", "surplus: asked beyond the trial budget by a concurrent worker, not run")
             raise SurplusTrial()
@@ -183,8 +228,18 @@ def run_search(cfg: SearchConfig, console: Console | None = None, track: str | N
             params = space.suggest(trial)
             full = model_params(model, params, space.fixed, cfg.seed)
             if is_net:
-                mean, std, folds = validation_score(model, full, ds["train"], ds["val"], ds.classes,
-                                                    EpochReporter(trial) if cfg.pruner != "none" else None), None, []
+                mean, std, folds = (
+                    validation_score(
+                        model,
+                        full,
+                        ds["train"],
+                        ds["val"],
+                        ds.classes,
+                        EpochReporter(trial) if cfg.pruner != "none" else None,
+                    ),
+                    None,
+                    [],
+                )
             else:
                 mean, std, folds = cv_score(model, full, pool.images, pool.labels, k, cfg.seed, ds.classes)
         except optuna.TrialPruned:
@@ -201,14 +256,23 @@ def run_search(cfg: SearchConfig, console: Console | None = None, track: str | N
 
     t_start = time.monotonic()
     failures = 0
-    progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
-                        TimeElapsedColumn(), console=console, transient=True)
+    progress = Progress(
+        TextColumn("[bold]trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[best]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
     with progress:
         task = progress.add_task("search", total=target, best="")
         reaped = reap_dead_trials(study)
         if reaped:
-            progress.console.print(f"[yellow]trials {', '.join(map(str, reaped))} were left unfinished by a killed "
-                                   "process: marked FAIL, their parameters are asked again[/]")
+            progress.console.print(
+                f"[yellow]trials {', '.join(map(str, reaped))} were left unfinished by a killed "
+                "process: marked FAIL, their parameters are asked again[/]"
+            )
         done = len(_finished(study))
         if done:
             progress.console.print(f"resuming: the study already holds {done} finished trial(s)")
@@ -219,8 +283,10 @@ def run_search(cfg: SearchConfig, console: Console | None = None, track: str | N
             if len(finished) >= target:
                 break
             if cfg.timeout is not None and time.monotonic() - t_start > cfg.timeout:
-                progress.console.print(f"[yellow]--timeout {cfg.timeout:g} s reached: {len(finished)}/{target} trials "
-                                       "finished; rerun the same command to continue[/]")
+                progress.console.print(
+                    f"[yellow]--timeout {cfg.timeout:g} s reached: {len(finished)}/{target} trials "
+                    "finished; rerun the same command to continue[/]"
+                )
                 break
             if len(finished) + len(running) >= target:  # other workers hold the last trials: wait for them
                 time.sleep(WAIT_POLL_S)
@@ -233,15 +299,18 @@ def run_search(cfg: SearchConfig, console: Console | None = None, track: str | N
                     continue
                 if t.state == TrialState.FAIL and "surplus" not in str(t.user_attrs.get("note", "")):
                     failures += 1
-                    progress.console.print(f"[red]trial {t.number} failed:[/] {t.user_attrs.get('error', 'unknown error')}")
+                    progress.console.print(
+                        f"[red]trial {t.number} failed:[/] {t.user_attrs.get('error', 'unknown error')}"
+                    )
                 elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
                     failures = 0
                     progress.console.print(_trial_line(t, study))
                     if tracker:
                         tracker.trial_finished(t.number, decode_params(t.params), t.value, t.state.name)
             if failures >= MAX_CONSECUTIVE_FAILURES:
-                raise GlyphlabError(f"{failures} trials in a row failed (see trials.csv); last error: "
-                                    f"{_last_error(study)}")
+                raise GlyphlabError(
+                    f"{failures} trials in a row failed (see trials.csv); last error: {_last_error(study)}"
+                )
 
     finished = _finished(study)
     write_outputs(study, out, console)
@@ -256,26 +325,53 @@ def run_search(cfg: SearchConfig, console: Console | None = None, track: str | N
     best_params = model_params(model, decode_params(best.params), space.fixed, cfg.seed)
     if "progress" not in space.fixed:  # the refit shows the model's usual progress
         best_params.pop("progress", None)
-    write_json(out / "best_params.json", {
-        "model": model, "dataset": cfg.dataset, "study": study_name, "storage": redact(url),
-        "best_trial": best.number, "score": score_name, "mean": best.user_attrs.get("mean", best.value),
-        "std": best.user_attrs.get("std"), "params": best_params, "searched": decode_params(best.params),
-        "n_finished": len(finished), "n_complete": len(complete),
-    })
-    console.print(f"[bold green]best trial {best.number}[/]: {score_name} {best.value:.4f}"
-                  + (f" ± {best.user_attrs['std']:.4f}" if best.user_attrs.get("std") is not None else "")
-                  + f"  {_fmt_params(decode_params(best.params))}")
+    write_json(
+        out / "best_params.json",
+        {
+            "model": model,
+            "dataset": cfg.dataset,
+            "study": study_name,
+            "storage": redact(url),
+            "best_trial": best.number,
+            "score": score_name,
+            "mean": best.user_attrs.get("mean", best.value),
+            "std": best.user_attrs.get("std"),
+            "params": best_params,
+            "searched": decode_params(best.params),
+            "n_finished": len(finished),
+            "n_complete": len(complete),
+        },
+    )
+    console.print(
+        f"[bold green]best trial {best.number}[/]: {score_name} {best.value:.4f}"
+        + (f" ± {best.user_attrs['std']:.4f}" if best.user_attrs.get("std") is not None else "")
+        + f"  {_fmt_params(decode_params(best.params))}"
+    )
     if len(finished) < target or not cfg.refit:
         if not cfg.refit:
             console.print("--no-refit: the best parameters are not refit on train+val")
         return out
-    refit_best(cfg, model, best_params, out, console, track=tracker.backend if tracker else None,
-               tracking_uri=tracker.uri if tracker else None)
+    refit_best(
+        cfg,
+        model,
+        best_params,
+        out,
+        console,
+        track=tracker.backend if tracker else None,
+        tracking_uri=tracker.uri if tracker else None,
+    )
     return out
 
 
-def refit_best(cfg: SearchConfig, model: str, params: dict[str, Any], out: Path, console: Console,
-               track: str | None = None, tracking_uri: str | None = None) -> Path:
+def refit_best(
+    cfg: SearchConfig,
+    model: str,
+    params: dict[str, Any],
+    out: Path,
+    console: Console,
+    track: str | None = None,
+    tracking_uri: str | None = None,
+) -> Path:
     """Refit on train+val and evaluate once on test, as the run model folder ``out/models/MODEL-best``."""
     label = f"{model}-best"
     previous = RunFolder(out).model(label)
@@ -283,9 +379,16 @@ def refit_best(cfg: SearchConfig, model: str, params: dict[str, Any], out: Path,
     if previous.finished:  # the same best parameters were already refit and evaluated: keep them
         kept = previous.read_metrics().get("params", {})
         resume = all(kept.get(k) == v for k, v in params.items())
-    run_cfg = RunConfig(dataset=cfg.dataset, models=[f"{label}={model}"], params={label: params}, seed=cfg.seed,
-                        val_fraction=cfg.val_fraction, data_dir=cfg.data_dir, dataset_options=dict(cfg.dataset_options),
-                        variants=cfg.variants)
+    run_cfg = RunConfig(
+        dataset=cfg.dataset,
+        models=[f"{label}={model}"],
+        params={label: params},
+        seed=cfg.seed,
+        val_fraction=cfg.val_fraction,
+        data_dir=cfg.data_dir,
+        dataset_options=dict(cfg.dataset_options),
+        variants=cfg.variants,
+    )
     console.print(f"refitting [bold]{label}[/] on train+val, evaluating once on the test split")
     return run(run_cfg, out, console=console, resume=resume, report=False, track=track, tracking_uri=tracking_uri)
 
@@ -319,5 +422,3 @@ def _trial_line(t, study) -> str:
     pm = f" ± {std:.4f}" if std is not None else ""
     star = " [green]*[/]" if study.best_trial.number == t.number else ""
     return f"  trial {t.number:>3} {t.value:.4f}{pm}{tail}  {_fmt_params(decode_params(t.params))}{star}"
-
-

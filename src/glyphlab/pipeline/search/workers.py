@@ -80,8 +80,11 @@ def reap_dead_trials(study) -> list[int]:
     now = time.time()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker")
-        dead = _worker_dead(worker) if worker else (
-            t.datetime_start is not None and now - t.datetime_start.timestamp() > 3 * HEARTBEAT_GRACE_S)
+        dead = (
+            _worker_dead(worker)
+            if worker
+            else (t.datetime_start is not None and now - t.datetime_start.timestamp() > 3 * HEARTBEAT_GRACE_S)
+        )
         if not dead:
             continue
         try:
@@ -110,12 +113,18 @@ def make_storage(url: str):
         engine_kwargs["pool_pre_ping"] = True
     for attempt in range(5):
         try:
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                              grace_period=HEARTBEAT_GRACE_S,
-                              heartbeat_stale_trial_callback=_retry_callback())
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=HEARTBEAT_GRACE_S,
+                heartbeat_stale_trial_callback=_retry_callback(),
+            )
         except ImportError as exc:
-            raise ConfigError(f"storage {redact(url)} needs a database driver that is not installed ({exc}); "
-                              "for PostgreSQL: pip install psycopg2-binary") from None
+            raise ConfigError(
+                f"storage {redact(url)} needs a database driver that is not installed ({exc}); "
+                "for PostgreSQL: pip install psycopg2-binary"
+            ) from None
         except Exception as exc:  # sqlalchemy's errors
             # workers starting together race to create the tables: the loser retries and finds them
             if attempt == 4 or "duplicate" not in str(exc).lower() and "already exists" not in str(exc).lower():
@@ -131,8 +140,9 @@ def _with_driver(url: str) -> str:
         for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
             if importlib.util.find_spec(module) is not None:
                 return f"postgresql+{driver}://{rest}"
-        raise ConfigError(f"storage {redact(url)} needs a PostgreSQL driver: pip install psycopg2-binary "
-                          "(or 'psycopg[binary]')")
+        raise ConfigError(
+            f"storage {redact(url)} needs a PostgreSQL driver: pip install psycopg2-binary (or 'psycopg[binary]')"
+        )
     return url
 
 
