@@ -500,7 +500,7 @@ def read_image_folder(
     (``IMAGE_SUFFIXES``) are ignored and counted in ``meta``; a corrupt image is an error; blank images (no
     ink) are kept and listed. ``limit`` keeps that many images (stratified by class, seeded) before decoding.
     """
-    from glyphlab.data.seeds import _check_limit, limit_indices
+    from glyphlab.data.studies.cache import _check_limit, limit_indices
 
     root = Path(path)
     if config is None:
@@ -624,7 +624,7 @@ def load_path(
     ``test`` split; the pixel range each file was read in is ``meta["pixel_range"]``. ``limit`` keeps that
     many images per split (stratified by label, seeded). An option the reader does not take is an error.
     """
-    from glyphlab.data.seeds import _check_limit, limit_indices
+    from glyphlab.data.studies.cache import _check_limit, limit_indices
 
     path = Path(path)
     if not path.exists():

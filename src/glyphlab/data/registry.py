@@ -85,7 +85,7 @@ def _ensure_builtin() -> None:
     # Importing the modules registers their datasets.
     from glyphlab.data import (
         builtin,  # noqa: F401
-        seeds,  # noqa: F401
+        studies,  # noqa: F401
     )
 
 

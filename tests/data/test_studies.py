@@ -9,7 +9,8 @@ import pytest
 from glyphlab.data import load_dataset
 from glyphlab.data.formats import read_csv785
 from glyphlab.data.mnist import read_idx, write_idx
-from glyphlab.data.seeds import (
+from glyphlab.data.splits import stratified_indices
+from glyphlab.data.studies import (
     ALNUM_CLASSES,
     GLYPHS_SPLIT,
     GLYPHS_TOTAL,
@@ -21,7 +22,6 @@ from glyphlab.data.seeds import (
     limit_indices,
     render_glyphs,
 )
-from glyphlab.data.splits import stratified_indices
 from glyphlab.errors import DataError
 
 # ------------------------------------------------------------------------------------------ glyphs36
@@ -140,7 +140,7 @@ def test_mnist_back_rand_writes_and_reads_the_report_files(mnist_data_dir):
 
 
 def test_mnist_back_rand_source_leaves_out_every_noisy_test_digit(mnist_data_dir):
-    from glyphlab.data.seeds import back_rand_indices
+    from glyphlab.data.studies import back_rand_indices
 
     source = load_dataset("mnist-back-rand-source", mnist_data_dir)
     assert (len(source["train"]), len(source["test"])) == (16_000, 4_000)
@@ -200,7 +200,7 @@ def test_emnist_downloads_nists_zip_and_checks_its_digest(tmp_path, monkeypatch)
     import threading
     import zipfile
 
-    from glyphlab.data.seeds import download
+    from glyphlab.data.studies import download
 
     _fake_emnist(tmp_path / "made")
     remote = tmp_path / "remote"

@@ -8,8 +8,8 @@ import numpy as np
 
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.registry import register_dataset
-from glyphlab.data.seeds.cache import DIGIT_CLASSES, _check_limit, _load_mnist, _mnist_dir, limit_indices
 from glyphlab.data.splits import stratified_indices
+from glyphlab.data.studies.cache import DIGIT_CLASSES, _check_limit, _load_mnist, _mnist_dir, limit_indices
 
 RESPLIT_SEED = 3
 RESPLIT_TEST = 14_000

@@ -10,7 +10,8 @@ import numpy as np
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.formats import read_csv785, read_image_csv_pair, write_csv785, write_image_csv_pair
 from glyphlab.data.registry import register_dataset
-from glyphlab.data.seeds.cache import (
+from glyphlab.data.splits import stratified_indices
+from glyphlab.data.studies.cache import (
     DIGIT_CLASSES,
     _cache_dir,
     _check_limit,
@@ -21,7 +22,6 @@ from glyphlab.data.seeds.cache import (
     _write_protocol,
     limit_indices,
 )
-from glyphlab.data.splits import stratified_indices
 from glyphlab.data.variants import background_noise
 from glyphlab.fileio import atomic_path
 

@@ -1,4 +1,5 @@
-"""The seed studies' own datasets, each one command away (``glyphlab run --dataset NAME``).
+"""The seed studies' own datasets, each one command away (``glyphlab run --dataset NAME``). The package is
+``studies`` (the five reports in shared/seeds), since ``seed`` is everywhere else an RNG argument.
 
 * ``mnist-back-rand`` (seed 002): 12,000 train / 50,000 test MNIST digits on a uniform random background,
   stored transposed in the Kaggle files' layout (a 785-column train CSV with the label last, a 784-column
@@ -22,26 +23,23 @@ One module per protocol (:mod:`.back_rand`, :mod:`.resplit`, :mod:`.mnist_csv`, 
 
 from __future__ import annotations
 
-from glyphlab.data.seeds.back_rand import (
+from glyphlab.data.studies.back_rand import (
     BACK_RAND_SEED,
     BACK_RAND_SIZES,
     back_rand_indices,
     load_mnist_back_rand,
     load_mnist_back_rand_source,
 )
-from glyphlab.data.seeds.cache import (
+from glyphlab.data.studies.cache import (
     ALNUM_CLASSES,
     DIGIT_CLASSES,
     PARSED,
-    _check_limit,
-    _load_mnist,
-    _mnist_dir,
     limit_indices,
 )
-from glyphlab.data.seeds.download import EMNIST_FILES, EMNIST_URL, EMNIST_ZIP_MD5
-from glyphlab.data.seeds.emnist import emnist_to_36, load_emnist
-from glyphlab.data.seeds.fonts import font_files, glyph_templates
-from glyphlab.data.seeds.glyphs36 import (
+from glyphlab.data.studies.download import EMNIST_FILES, EMNIST_URL, EMNIST_ZIP_MD5
+from glyphlab.data.studies.emnist import emnist_to_36, load_emnist
+from glyphlab.data.studies.fonts import font_files, glyph_templates
+from glyphlab.data.studies.glyphs36 import (
     GLYPHS_SEED,
     GLYPHS_SPLIT,
     GLYPHS_TOTAL,
@@ -50,10 +48,9 @@ from glyphlab.data.seeds.glyphs36 import (
     load_glyphs36,
     render_glyphs,
 )
-from glyphlab.data.seeds.mnist_csv import CSV_IMAGES, CSV_LABELS, CSV_SEED, load_mnist_csv
-from glyphlab.data.seeds.resplit import RESPLIT_SEED, RESPLIT_TEST, load_mnist_70k_resplit
+from glyphlab.data.studies.mnist_csv import CSV_IMAGES, CSV_LABELS, CSV_SEED, load_mnist_csv
+from glyphlab.data.studies.resplit import RESPLIT_SEED, RESPLIT_TEST, load_mnist_70k_resplit
 
-# _check_limit, _load_mnist and _mnist_dir: the shared helpers other loaders (data/builtin.py) import from here
 __all__ = [
     "ALNUM_CLASSES",
     "BACK_RAND_SEED",
@@ -71,9 +68,6 @@ __all__ = [
     "PARSED",
     "RESPLIT_SEED",
     "RESPLIT_TEST",
-    "_check_limit",
-    "_load_mnist",
-    "_mnist_dir",
     "back_rand_indices",
     "emnist_to_36",
     "font_files",

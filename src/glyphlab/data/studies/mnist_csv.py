@@ -11,7 +11,7 @@ import numpy as np
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.formats import read_image_csv_pair, write_image_csv_pair
 from glyphlab.data.registry import register_dataset
-from glyphlab.data.seeds.cache import (
+from glyphlab.data.studies.cache import (
     DIGIT_CLASSES,
     _cache_dir,
     _check_limit,

@@ -10,9 +10,9 @@ from scipy import ndimage
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.mnist import read_idx
 from glyphlab.data.registry import register_dataset
-from glyphlab.data.seeds import download as fetch  # the module: load_emnist has a `download` argument
-from glyphlab.data.seeds.cache import ALNUM_CLASSES, _check_limit, _mnist_dir, limit_indices
-from glyphlab.data.seeds.download import EMNIST_FILES, _find_emnist
+from glyphlab.data.studies import download as fetch  # the module: load_emnist has a `download` argument
+from glyphlab.data.studies.cache import ALNUM_CLASSES, _check_limit, _mnist_dir, limit_indices
+from glyphlab.data.studies.download import EMNIST_FILES, _find_emnist
 from glyphlab.errors import DataError
 
 

@@ -10,9 +10,9 @@ from scipy import ndimage
 
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.registry import register_dataset
-from glyphlab.data.seeds.cache import ALNUM_CLASSES, _check_limit, limit_indices
-from glyphlab.data.seeds.fonts import glyph_templates
 from glyphlab.data.splits import stratified_indices
+from glyphlab.data.studies.cache import ALNUM_CLASSES, _check_limit, limit_indices
+from glyphlab.data.studies.fonts import glyph_templates
 from glyphlab.data.variants import bilinear_sample
 from glyphlab.errors import DataError
 
@@ -205,7 +205,7 @@ def load_glyphs36(
         name="glyphs36",
         classes=list(ALNUM_CLASSES),
         splits=splits,
-        source="generated (glyphlab.data.seeds.render_glyphs)",
+        source="generated (glyphlab.data.studies.render_glyphs)",
         meta={
             "generator": {
                 "seed": seed,

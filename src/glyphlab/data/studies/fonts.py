@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from glyphlab.data.seeds.cache import ALNUM_CLASSES
+from glyphlab.data.studies.cache import ALNUM_CLASSES
 from glyphlab.errors import DataError
 
 #: fonts whose ASCII slots hold symbols, or that have only a few glyphs, are never used
