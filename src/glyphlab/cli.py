@@ -338,14 +338,10 @@ def eda_cmd(
 ) -> None:
     """Class counts, sample grid, mean image per class and pixel histogram, as PNGs."""
     from glyphlab.data.eda import write_eda
-    from glyphlab.data.registry import resolve_dataset
+    from glyphlab.data.spec import DataSpec
 
-    ds = resolve_dataset(dataset, data_dir, **_dataset_options(dataset_option))
-    if variant:
-        from glyphlab.data.variants import apply_variants
-
-        ds = apply_variants(ds, variant, seed=seed)
-    paths = write_eda(ds, out)
+    spec = DataSpec(dataset, str(data_dir) if data_dir else None, _dataset_options(dataset_option), variant, seed)
+    paths = write_eda(spec.load(), out)
     for p in paths:
         console.print(f"wrote [green]{p}[/]")
 

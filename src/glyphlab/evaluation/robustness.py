@@ -64,9 +64,9 @@ def load_test_images(
     run_dir: Path, dataset: str | None = None, data_dir: str | Path | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     if dataset:
-        from glyphlab.data.registry import resolve_dataset
+        from glyphlab.data.spec import DataSpec
 
-        ds = resolve_dataset(dataset, data_dir)
+        ds = DataSpec(dataset, str(data_dir) if data_dir else None).load()
         if "test" not in ds.splits or ds["test"].labels is None:
             raise DataError(f"dataset '{dataset}' has no labeled test split")
         return ds["test"].images, ds["test"].labels

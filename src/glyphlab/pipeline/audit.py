@@ -35,7 +35,7 @@ import numpy as np
 from rich.console import Console
 
 from glyphlab.data.dataset import Dataset
-from glyphlab.data.registry import resolve_dataset
+from glyphlab.data.spec import DataSpec
 from glyphlab.data.splits import kfold_indices
 from glyphlab.errors import ConfigError, DataError
 from glyphlab.evaluation.label_issues import plot_label_issues
@@ -61,15 +61,12 @@ GRID_SIZE = 32
 
 
 @dataclass
-class AuditConfig:
-    dataset: str = "digits"
+class AuditConfig(DataSpec):
+    """The data (:class:`DataSpec`) and how to audit it."""
+
     model: str = DEFAULT_MODEL
     params: dict[str, Any] = field(default_factory=dict)
     folds: int = DEFAULT_FOLDS
-    seed: int = 0
-    variants: str = ""
-    data_dir: str | None = None
-    dataset_options: dict[str, Any] = field(default_factory=dict)
     #: the labeled splits to audit (default: all of them, as one pool)
     splits: list[str] | None = None
 
@@ -176,15 +173,6 @@ def _pool(ds: Dataset, splits: list[str] | None) -> tuple[np.ndarray, np.ndarray
         labels.append(s.labels)
         keys += [(name, i) for i in range(len(s))]
     return np.concatenate(images), np.concatenate(labels), keys
-
-
-def load_audit_dataset(cfg: AuditConfig) -> Dataset:
-    ds = resolve_dataset(cfg.dataset, cfg.data_dir, **cfg.dataset_options)
-    if cfg.variants:
-        from glyphlab.data.variants import apply_variants
-
-        ds = apply_variants(ds, cfg.variants, seed=cfg.seed)
-    return ds
 
 
 def audit_params(cfg: AuditConfig, n_images: int | None = None) -> dict[str, Any]:
@@ -298,7 +286,7 @@ def audit_dataset(
 
 def run_audit(cfg: AuditConfig, out: Path | None = None, console: Console | None = None) -> AuditResult:
     out = Path(out) if out else Path("runs") / f"audit-{Path(cfg.dataset).name}"
-    return audit_dataset(load_audit_dataset(cfg), cfg, out, console)
+    return audit_dataset(cfg.load(), cfg, out, console)
 
 
 # -- the CSV and --exclude ------------------------------------------------------------------------------------

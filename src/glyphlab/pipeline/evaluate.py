@@ -20,7 +20,7 @@ from rich.console import Console
 
 from glyphlab.data.dataset import Dataset
 from glyphlab.data.formats import IMAGE_OPTIONS
-from glyphlab.data.registry import resolve_dataset
+from glyphlab.data.spec import DataSpec
 from glyphlab.errors import ConfigError, GlyphlabError
 from glyphlab.evaluation.evaluate import evaluate_predictions
 from glyphlab.models.base import GlyphModel
@@ -71,11 +71,8 @@ def _other_dataset(
     options = dict(dataset_options)
     if Path(dataset).is_dir() and not set(options) & set(IMAGE_OPTIONS) and model.preprocessing_ is not None:
         options["config"] = model.preprocessing_.config  # a folder of images: prepared as the model's manifest says
-    ds = resolve_dataset(dataset, data_dir, **options)
-    if variant:
-        from glyphlab.data.variants import apply_variants
-
-        ds = apply_variants(ds, variant, seed=seed or 0)
+    spec = DataSpec(dataset, str(data_dir) if data_dir else None, options, variant or "", seed or 0)
+    ds = spec.load()
     if "test" not in ds.splits:  # new images: every one of them is scored
         from glyphlab.data.splits import merge_splits
 

@@ -6,7 +6,6 @@ what goes in it (config, dataset summary, test images, and per model: weights, p
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -22,7 +21,7 @@ from rich.table import Table
 
 from glyphlab.data.dataset import Dataset
 from glyphlab.data.images import Preprocessing
-from glyphlab.data.registry import resolve_dataset
+from glyphlab.data.spec import DataSpec
 from glyphlab.data.splits import ensure_validation, split_off
 from glyphlab.errors import ConfigError
 from glyphlab.evaluation.evaluate import evaluate_predictions
@@ -54,31 +53,18 @@ HELD_OUT_TEST_FRACTION = 0.2
 
 
 @dataclass
-class RunConfig:
-    dataset: str = "digits"
+class RunConfig(DataSpec):
+    """The data (:class:`DataSpec`: dataset, data_dir, dataset_options, variants, seed) and what to train on it."""
+
     models: list[str] = field(default_factory=lambda: ["logreg", "svm", "random-forest"])
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seed: int = 0
     val_fraction: float = 0.1
-    variants: str = ""
-    data_dir: str | None = None
-    dataset_options: dict[str, Any] = field(default_factory=dict)
     #: a label_issues.csv from ``glyphlab audit``: its training images are left out (see pipeline/audit.py)
     exclude: str = ""
 
-    @classmethod
-    def from_file(cls, path: Path) -> RunConfig:
-        raw = json.loads(Path(path).read_text())
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in raw.items() if k in known})
-
 
 def load_run_dataset(cfg: RunConfig) -> Dataset:
-    ds = resolve_dataset(cfg.dataset, cfg.data_dir, **cfg.dataset_options)
-    if cfg.variants:
-        from glyphlab.data.variants import apply_variants
-
-        ds = apply_variants(ds, cfg.variants, seed=cfg.seed)
+    ds = cfg.load()
     if cfg.exclude:  # before any split is carved: the audit's indices are those of the dataset as loaded
         ds, _ = exclude_issues(ds, cfg.exclude)
     check_classes(ds)

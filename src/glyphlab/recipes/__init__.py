@@ -338,7 +338,7 @@ def _search_for(
     console.print(f"[bold]searching[/] {label}: space {spec.space}, {trials} trial(s), sampler {spec.sampler}")
     run_search(
         SearchConfig(
-            dataset=cfg.dataset,
+            **cfg.data_fields(),
             model=entry.model,
             space=spec.space,
             trials=trials,
@@ -346,12 +346,8 @@ def _search_for(
             sampler=spec.sampler,
             pruner="none",
             out=str(out),
-            seed=recipe.seed,
-            data_dir=cfg.data_dir,
             val_fraction=cfg.val_fraction,
             refit=False,
-            dataset_options=dict(cfg.dataset_options),
-            variants=cfg.variants,
         ),
         console=console,
     )

@@ -62,9 +62,9 @@ def run_images(model_dir: str | Path, seed: int = 0) -> tuple[np.ndarray, np.nda
 
 def dataset_images(name: str, data_dir: str | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     """(calibration images, check images, description) from a named dataset or a path."""
-    from glyphlab.data.registry import resolve_dataset
+    from glyphlab.data.spec import DataSpec
 
-    ds = resolve_dataset(name, data_dir)
+    ds = DataSpec(name, data_dir).load()
     return (*_split(ds, seed), f"{CALIBRATION_IMAGES} training images of {ds.name}")
 
 

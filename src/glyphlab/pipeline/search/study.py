@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from glyphlab.data.spec import DataSpec
 from glyphlab.data.splits import merge_splits
 from glyphlab.errors import ConfigError, GlyphlabError
 from glyphlab.fileio import write_json
@@ -38,8 +39,9 @@ STUDY_DB = "study.db"
 
 
 @dataclass
-class SearchConfig:
-    dataset: str = "digits"
+class SearchConfig(DataSpec):
+    """The data (:class:`DataSpec`) and the search on it."""
+
     model: str | None = None
     space: str = "svm-default"
     trials: int = 20
@@ -50,12 +52,8 @@ class SearchConfig:
     storage: str | None = None
     study: str | None = None
     out: str | None = None
-    seed: int = 0
-    data_dir: str | None = None
     val_fraction: float = 0.1
     refit: bool = True
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    variants: str = ""
 
     def validate(self) -> None:
         if self.trials < 1:
@@ -141,16 +139,7 @@ def run_search(
     if is_net and cfg.cv is not None:
         console.print("[yellow]note:[/] --cv applies to classical models; networks are scored on the validation split")
 
-    run_cfg = RunConfig(
-        dataset=cfg.dataset,
-        models=[model],
-        seed=cfg.seed,
-        val_fraction=cfg.val_fraction,
-        data_dir=cfg.data_dir,
-        dataset_options=dict(cfg.dataset_options),
-        variants=cfg.variants,
-    )
-    ds = load_run_dataset(run_cfg)
+    ds = load_run_dataset(RunConfig(**cfg.data_fields(), models=[model], val_fraction=cfg.val_fraction))
     pool = merge_splits(ds, ["train", "val"])
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -380,14 +369,7 @@ def refit_best(
         kept = previous.read_metrics().get("params", {})
         resume = all(kept.get(k) == v for k, v in params.items())
     run_cfg = RunConfig(
-        dataset=cfg.dataset,
-        models=[f"{label}={model}"],
-        params={label: params},
-        seed=cfg.seed,
-        val_fraction=cfg.val_fraction,
-        data_dir=cfg.data_dir,
-        dataset_options=dict(cfg.dataset_options),
-        variants=cfg.variants,
+        **cfg.data_fields(), models=[f"{label}={model}"], params={label: params}, val_fraction=cfg.val_fraction
     )
     console.print(f"refitting [bold]{label}[/] on train+val, evaluating once on the test split")
     return run(run_cfg, out, console=console, resume=resume, report=False, track=track, tracking_uri=tracking_uri)
