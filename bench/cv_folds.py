@@ -24,8 +24,9 @@ from rich.table import Table
 from glyphlab.data.splits import merge_splits
 from glyphlab.models.registry import parse_params
 from glyphlab.models.torch import usable_cores
+from glyphlab.pipeline.folds import fold_workers
 from glyphlab.pipeline.run import RunConfig, load_run_dataset
-from glyphlab.pipeline.search import cv_score, fold_workers, model_params
+from glyphlab.pipeline.search import cv_score, model_params
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from glyphlab.errors import ConfigError
-from glyphlab.pipeline.search import builtin_spaces, cv_score, fold_workers, load_space, model_params, parse_space
+from glyphlab.pipeline.folds import fold_workers
+from glyphlab.pipeline.search import builtin_spaces, cv_score, load_space, model_params, parse_space
 
 optuna = pytest.importorskip("optuna")
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -36,12 +35,12 @@ from rich.console import Console
 
 from glyphlab.data.dataset import Dataset
 from glyphlab.data.spec import DataSpec
-from glyphlab.data.splits import kfold_indices
 from glyphlab.errors import ConfigError, DataError
 from glyphlab.evaluation.label_issues import plot_label_issues
+from glyphlab.models.base import GlyphModel
 from glyphlab.models.registry import create_model
-from glyphlab.models.torch import THREADS_ENV, usable_cores
-from glyphlab.pipeline.search import fold_workers, model_params
+from glyphlab.pipeline.folds import over_folds
+from glyphlab.pipeline.search import model_params
 
 ISSUES_CSV = "label_issues.csv"
 ISSUES_PNG = "label_issues.png"
@@ -83,24 +82,8 @@ class AuditResult:
 
 
 # -- out-of-fold probabilities --------------------------------------------------------------------------------
-def _fold_proba(
-    model: str,
-    params: dict[str, Any],
-    images: np.ndarray,
-    labels: np.ndarray,
-    train: np.ndarray,
-    held: np.ndarray,
-    classes: list[str],
-    threads: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    from threadpoolctl import threadpool_limits
-
-    if threads is not None:  # a fold worker process: share the cores with the other folds, not oversubscribe them
-        os.environ[THREADS_ENV] = str(threads)
-    with threadpool_limits(limits=1, user_api="blas"):  # one BLAS thread per fold process, as cv_score's folds
-        m = create_model(model, **params)
-        m.fit(images[train], labels[train], classes=classes)
-        return held, np.asarray(m.predict_proba(images[held]), dtype=np.float32)
+def _proba(model: GlyphModel, images: np.ndarray, labels: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, ...]:
+    return held, np.asarray(model.predict_proba(images), dtype=np.float32)
 
 
 def out_of_fold_proba(
@@ -115,22 +98,10 @@ def out_of_fold_proba(
     on_fold: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """(N, n_classes) probabilities, each row from the one of ``k`` stratified fold models that did not train
-    on that image. Folds run in parallel processes (:func:`fold_workers`); the result does not depend on how many."""
-    folds = kfold_indices(labels, k, seed)
-    workers = fold_workers(model, len(folds), n_jobs)
-    if workers == 1:
-        results = (_fold_proba(model, params, images, labels, tr, va, classes) for tr, va in folds)
-    else:
-        from joblib import Parallel, delayed
-
-        from glyphlab.pipeline.parallel import in_worker
-
-        threads = max(1, usable_cores() // workers)
-        results = Parallel(n_jobs=workers, return_as="generator")(
-            delayed(in_worker)(_fold_proba, model, params, images, labels, tr, va, classes, threads) for tr, va in folds
-        )
+    on that image. Folds run in parallel processes (:func:`~glyphlab.pipeline.folds.over_folds`); the result
+    does not depend on how many."""
     proba = np.zeros((len(labels), len(classes)), dtype=np.float32)
-    for i, (held, p) in enumerate(results):
+    for i, (held, p) in enumerate(over_folds(model, params, images, labels, k, seed, _proba, classes, n_jobs)):
         proba[held] = p
         if on_fold is not None:
             on_fold(i)

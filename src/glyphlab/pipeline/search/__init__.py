@@ -34,7 +34,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from glyphlab.pipeline.search.scoring import EpochReporter, cv_score, fold_workers, model_params, validation_score
+from glyphlab.pipeline.search.scoring import EpochReporter, cv_score, model_params, validation_score
 from glyphlab.pipeline.search.space import (
     ParamSpec,
     SearchSpace,
@@ -83,7 +83,6 @@ __all__ = [
     "cv_score",
     "decode_params",
     "find_space",
-    "fold_workers",
     "load_space",
     "model_defaults",
     "model_params",

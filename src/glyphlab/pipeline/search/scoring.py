@@ -7,13 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
-from threadpoolctl import threadpool_limits
 
-from glyphlab.data.splits import kfold_indices
+from glyphlab.models.base import GlyphModel
 from glyphlab.models.registry import create_model, with_seed
-from glyphlab.models.torch import usable_cores
-from glyphlab.pipeline.parallel import in_worker
+from glyphlab.pipeline.folds import over_folds
 from glyphlab.pipeline.search.space import model_defaults
 
 
@@ -49,29 +46,8 @@ def model_params(model: str, params: dict[str, Any], fixed: dict[str, Any], seed
     return out
 
 
-def _fold_score(
-    model: str,
-    params: dict[str, Any],
-    images: np.ndarray,
-    labels: np.ndarray,
-    train: np.ndarray,
-    val: np.ndarray,
-    classes: list[str] | None,
-) -> float:
-    # one BLAS thread: the many tiny BLAS calls of small classical fits (e.g. the SVC's sigmoid calibration)
-    # are several times slower when OpenBLAS threads spin against a busy CPU
-    with threadpool_limits(limits=1, user_api="blas"):
-        m = create_model(model, **params)
-        m.fit(images[train], labels[train], classes=classes)
-        return float(m.score(images[val], labels[val]))
-
-
-def fold_workers(model: str, k: int, n_jobs: int | None = None) -> int:
-    """Processes to score ``k`` folds with: one per core (up to k), unless the model spreads its own fit over
-    the cores (it takes ``n_jobs``: random forest, XGBoost), where parallel folds would only fight it."""
-    if "n_jobs" in model_defaults(model):
-        return 1
-    return max(1, min(int(k), int(n_jobs) if n_jobs else usable_cores()))
+def _accuracy(model: GlyphModel, images: np.ndarray, labels: np.ndarray, held: np.ndarray) -> float:
+    return float(model.score(images, labels))
 
 
 def cv_score(
@@ -87,19 +63,12 @@ def cv_score(
 ) -> tuple[float, float, list[float]]:
     """Stratified k-fold accuracy (mean, std, per fold) of ``model`` with ``params`` on (images, labels).
 
-    Folds are independent fits, so they run in parallel worker processes (:func:`fold_workers`; libsvm and
-    most scikit-learn fits use one core each); the scores do not depend on how many run at once.
+    Folds are independent fits, so they run in parallel worker processes (:func:`~glyphlab.pipeline.folds.
+    over_folds`; libsvm and most scikit-learn fits use one core each); the scores do not depend on how many
+    run at once.
     """
-    folds = list(kfold_indices(labels, k, seed))
-    workers = fold_workers(model, len(folds), n_jobs)
-    if workers == 1:
-        scores_iter = (_fold_score(model, params, images, labels, tr, va, classes) for tr, va in folds)
-    else:
-        scores_iter = Parallel(n_jobs=workers, return_as="generator")(
-            delayed(in_worker)(_fold_score, model, params, images, labels, tr, va, classes) for tr, va in folds
-        )
     scores: list[float] = []
-    for i, score in enumerate(scores_iter):
+    for i, score in enumerate(over_folds(model, params, images, labels, k, seed, _accuracy, classes, n_jobs)):
         scores.append(score)
         if on_fold is not None:
             on_fold(i, score)
