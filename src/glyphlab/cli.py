@@ -18,30 +18,9 @@ from safetensors import SafetensorError
 from typer.core import TyperGroup
 
 from glyphlab.errors import GlyphlabError
+from glyphlab.extras import extra_for_module
 
 console = Console()
-
-#: optional packages and the extra that brings each
-EXTRAS = {
-    "fastapi": "serve",
-    "uvicorn": "serve",
-    "multipart": "serve",
-    "onnx": "serve",
-    "onnxruntime": "serve",
-    "onnxscript": "serve",
-    "skl2onnx": "serve",
-    "optuna": "search",
-    "psycopg2": "search",
-    "e2cnn": "rot",
-    "timm": "timm",
-    "torchvision": "timm",
-    "torch": "torch",
-    "captum": "explain",
-    "mlflow": "mlflow",
-    "tensorboard": "tensorboard",
-    "cleanlab": "audit",
-    "prometheus_client": "serve",
-}
 
 #: third-party errors that mean a file is not what it should be (its readers are glyphlab's loaders, which name
 #: the file; this is the net for a reader that does not), and file-system errors that name their path
@@ -71,8 +50,8 @@ def user_error_message(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, ModuleNotFoundError):
         top = (exc.name or "").split(".")[0]
-        if top in EXTRAS:
-            return f"this command needs '{top}', which is not installed: pip install 'glyphlab[{EXTRAS[top]}]'"
+        if extra := extra_for_module(top):
+            return f"this command needs '{top}', which is not installed: pip install 'glyphlab[{extra}]'"
         return None
     if isinstance(exc, ValidationError):
         return "invalid settings: " + "; ".join(

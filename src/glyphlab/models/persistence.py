@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from glyphlab import __version__
 from glyphlab.data.images import Preprocessing
 from glyphlab.errors import ConfigError, DataError, ModelFileError
+from glyphlab.extras import model_libraries
 from glyphlab.fileio import atomic_path, make_readable, sha256_file  # noqa: F401  (sha256_file: imported from here too)
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.model_card import MODEL_CARD, basic_sections, render_model_card
@@ -50,9 +51,13 @@ FOREIGN_FILE_ERRORS = (
 )
 
 
+#: the core install's libraries a saved model depends on; the optional families' come from glyphlab/extras.py
+CORE_LIBRARIES = ("numpy", "scikit-learn", "skops", "xgboost", "xgboost-cpu", "safetensors")
+
+
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "glyphlab": __version__}
-    for dist in ("numpy", "scikit-learn", "torch", "skops", "xgboost", "xgboost-cpu", "safetensors", "e2cnn"):
+    for dist in (*CORE_LIBRARIES, *model_libraries()):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

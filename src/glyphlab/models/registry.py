@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from glyphlab.errors import ConfigError
+from glyphlab.extras import EXTRAS, model_extras
 from glyphlab.models.base import GlyphModel
 
 #: modules whose import registers models; a new family adds one line here
@@ -58,14 +59,14 @@ def _ensure_builtin() -> None:
     _loaded = True
 
 
-#: third-party packages that only some model families need (extras); torch is the ``glyphlab[torch]`` extra: a
-#: server of ONNX exports and scikit-learn/XGBoost models runs without it
-OPTIONAL_DEPS = {"timm", "torchvision", "e2cnn", "escnn", "torch"}
+#: third-party modules that only some model families need (their extras' imports, glyphlab/extras.py); torch is the
+#: ``glyphlab[torch]`` extra: a server of ONNX exports and scikit-learn/XGBoost models runs without it
+OPTIONAL_DEPS = frozenset(module for extra in EXTRAS.values() if extra.models for module in extra.imports)
 
-#: models of optional families and the extra that installs each (pyproject's [project.optional-dependencies])
-OPTIONAL_MODELS = {"efficientnet-b0": "timm", "rot-cnn": "rot"}
+#: models of optional families beyond the plain networks, and the extra that installs each
+OPTIONAL_MODELS = {model: extra for model, extra in model_extras().items() if extra != "torch"}
 #: the networks, which need PyTorch (``pip install 'glyphlab[torch]'``)
-TORCH_MODELS = ("mlp", "cnn-small", "cnn-deep", "resnet-small", "cnn-fast")
+TORCH_MODELS = EXTRAS["torch"].models
 
 
 def torch_installed() -> bool:
