@@ -217,3 +217,29 @@ def test_a_full_disk_is_a_write_error_not_a_read_error():
         )
     )
     assert said is not None and said.startswith("a file could not be written") and "read" not in said
+
+
+def test_every_foreign_file_error_is_one_line_from_the_cli_and_a_named_file_from_load_model(tmp_path):
+    """One list of the errors that mean "not the file it should be" (glyphlab.errors.FOREIGN_FILE_ERRORS) serves
+    both nets: the CLI's and load_model's."""
+    import zipfile
+
+    from glyphlab.cli import user_error_message
+    from glyphlab.errors import FOREIGN_FILE_ERRORS, ModelFileError
+    from glyphlab.models.persistence import load_model
+    from glyphlab.models.registry import create_model
+
+    for error in (zipfile.BadZipFile("File is not a zip file"), EOFError("Ran out of input")):
+        assert isinstance(error, FOREIGN_FILE_ERRORS)
+        said = user_error_message(error)
+        assert said is not None and said.startswith("a file could not be read")
+    import numpy as np
+
+    x = np.random.default_rng(0).random((40, 8, 8), dtype=np.float32)
+    folder = create_model("logreg").fit(x, np.arange(40) % 2).save(tmp_path / "m")
+    (folder / "model.skops").write_bytes(b"")  # EOF or not a zip: the loader names the file, never a traceback
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["model.skops"] = hashlib.sha256(b"").hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="model.skops cannot be read as a 'logreg' model"):
+        load_model(folder)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import zipfile
 from pathlib import Path
 from typing import Annotated
 
@@ -14,24 +13,16 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from safetensors import SafetensorError
 from typer.core import TyperGroup
 
-from glyphlab.errors import GlyphlabError
+from glyphlab.errors import FOREIGN_FILE_ERRORS, GlyphlabError
 from glyphlab.extras import extra_for_module
 
 console = Console()
 
-#: third-party errors that mean a file is not what it should be (its readers are glyphlab's loaders, which name
-#: the file; this is the net for a reader that does not), and file-system errors that name their path
-FOREIGN_FILE_ERRORS = (
-    zipfile.BadZipFile,
-    UnicodeDecodeError,
-    SafetensorError,
-    EOFError,
-    PermissionError,
-    FileNotFoundError,
-)
+#: a file that is not what it should be (its readers are glyphlab's loaders, which name the file; this is the net
+#: for a reader that does not), and file-system errors that name their path
+UNREADABLE_FILE = (*FOREIGN_FILE_ERRORS, PermissionError, FileNotFoundError)
 
 
 #: errno values (and the words their messages carry) of a write that found no room
@@ -57,7 +48,7 @@ def user_error_message(exc: BaseException) -> str | None:
         return "invalid settings: " + "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
         )
-    if isinstance(exc, FOREIGN_FILE_ERRORS):
+    if isinstance(exc, UNREADABLE_FILE):
         first = (str(exc).splitlines() or [""])[0][:300]
         return f"a file could not be read ({type(exc).__name__}{': ' + first if first else ''})"
     return None

@@ -25,14 +25,13 @@ import csv
 import json
 import math
 import shutil
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from glyphlab.errors import RunFolderError
+from glyphlab.errors import FOREIGN_FILE_ERRORS, RunFolderError
 from glyphlab.fileio import atomic_open, sha256_file, write_csv, write_json
 
 if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for (about a second of start-up otherwise)
@@ -144,7 +143,7 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
 
 
 #: what np.load raises on a file that is not a whole .npz (an empty file: EOFError; cut short: BadZipFile)
-NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+NPZ_ERRORS = (*FOREIGN_FILE_ERRORS, OSError, ValueError, KeyError)
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray] | None:

@@ -14,17 +14,14 @@ import logging
 import platform
 import shutil
 import tempfile
-import zipfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorError
-
 from glyphlab import __version__
 from glyphlab.data.images import Preprocessing
-from glyphlab.errors import ConfigError, DataError, ModelFileError
+from glyphlab.errors import FOREIGN_FILE_ERRORS, ConfigError, DataError, ModelFileError
 from glyphlab.extras import model_libraries
 from glyphlab.fileio import atomic_path, make_readable, sha256_file  # noqa: F401  (sha256_file: imported from here too)
 from glyphlab.models.base import GlyphModel
@@ -36,19 +33,10 @@ log = logging.getLogger(__name__)
 FORMAT = "glyphlab-model"
 FORMAT_VERSION = 1
 
-#: what the readers of a weights file raise on bytes that are not what the manifest says (a pickle planted as
-#: model.skops -> BadZipFile, as model.xgb.json -> UnicodeDecodeError, XGBoostError is a ValueError, a damaged
-#: .safetensors -> SafetensorError); load_model turns them into one ModelFileError that names the file
-FOREIGN_FILE_ERRORS = (
-    zipfile.BadZipFile,
-    UnicodeDecodeError,
-    ValueError,
-    KeyError,
-    EOFError,
-    OSError,
-    RuntimeError,
-    SafetensorError,
-)
+#: what the weights readers raise on bytes that are not what the manifest says: the foreign-file errors, and the
+#: generic ones the libraries use for them (XGBoostError is a ValueError, torch's readers raise RuntimeError);
+#: load_model turns them into one ModelFileError that names the file
+WEIGHTS_READ_ERRORS = (*FOREIGN_FILE_ERRORS, ValueError, KeyError, OSError, RuntimeError)
 
 
 #: the core install's libraries a saved model depends on; the optional families' come from glyphlab/extras.py
@@ -257,7 +245,7 @@ def load_model(path: str | Path) -> GlyphModel:
         model._load_weights(directory, manifest)
     except ModelFileError:
         raise
-    except FOREIGN_FILE_ERRORS as exc:
+    except WEIGHTS_READ_ERRORS as exc:
         what = required or ", ".join(manifest["files"])
         first = (str(exc).splitlines() or [""])[0][:200]
         raise ModelFileError(
