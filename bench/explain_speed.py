@@ -65,15 +65,15 @@ def trained_model(args, console: Console):
 
 
 def time_methods(model, images: np.ndarray, console: Console) -> list[tuple[str, list[float]]]:
-    from glyphlab.evaluation.attributions import Explainer, has_captum, is_network, linear_coefficients
+    from glyphlab.evaluation.attributions import Explainer, has_captum, is_network
 
     explainer = Explainer(model)
     methods = ["occlusion"]
     if is_network(model) and has_captum():
         methods = ["ig", "gradcam", "occlusion"]
-        if not any(m.__class__.__name__ == "Conv2d" for m in model._inference_module().modules()):
+        if not any(m.__class__.__name__ == "Conv2d" for m in model.torch_module().modules()):
             methods.remove("gradcam")
-    if linear_coefficients(model) is not None:
+    if model.coefficient_images() is not None:
         methods.append("coef")
     rows: list[tuple[str, list[float]]] = []
     forward = []

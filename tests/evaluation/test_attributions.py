@@ -11,7 +11,6 @@ from glyphlab.evaluation.attributions import (
     Explainer,
     explain,
     has_captum,
-    linear_coefficients,
     occlusion_map,
     occlusion_window,
     overlay_rgb,
@@ -50,7 +49,7 @@ def test_integrated_gradients_add_up_to_the_logit_difference(cnn, digits):
     """Completeness: the IG map sums to logit(x) - logit(blank) for its class (up to the quadrature error)."""
     x = digits.splits["test"].images[:4]
     e = Explainer(cnn).explain(x, "ig", steps=64)
-    net = cnn._inference_module().eval()
+    net = cnn.torch_module().eval()
     with torch.no_grad():
         logits = net(torch.from_numpy(x)[:, None]).numpy()
         blank = net(torch.zeros(1, 1, 8, 8)).numpy()[0]
@@ -77,7 +76,7 @@ def test_occlusion_of_a_linear_model_agrees_in_sign_with_its_coefficients():
     x = rng.uniform(0.2, 1.0, size=(n, side, side)).astype(np.float32)  # ink on every pixel
     y = ((x * template).sum(axis=(1, 2)) > (0.6 * template).sum()).astype(np.int64)
     model = create_model("logreg", C=0.05).fit(x, y, classes=["a", "b"])
-    coef = linear_coefficients(model)
+    coef = model.coefficient_images()
     assert coef is not None and coef.shape == (2, side, side)
     e = Explainer(model).explain(x[:20], "occlusion", targets=np.tile([1, 0], (20, 1)))
     assert e.params["window"] == 1  # one pixel at a time on this small input

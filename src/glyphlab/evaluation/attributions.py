@@ -15,7 +15,7 @@ difference. Methods:
 * ``coef`` — a linear model's coefficients as images (``logreg``: per standardised pixel, i.e. per standard
   deviation of that pixel), the same map for every image: what the class template looks like.
 
-Networks are explained through the module that predicts (:meth:`TorchModel._inference_module`; rot-cnn's is
+Networks are explained through the module that predicts (:meth:`GlyphModel.torch_module`; rot-cnn's is
 its exported plain-torch network), in eval mode, without test-time augmentation. Captum is the optional
 extra ``glyphlab[explain]``; occlusion and ``coef`` need nothing beyond numpy.
 """
@@ -92,7 +92,8 @@ class Explanation:
 
 
 def is_network(model: GlyphModel) -> bool:
-    return hasattr(model, "_inference_module") and getattr(model, "module_", None) is not None
+    """Whether the model declares a torch module to explain through (:meth:`GlyphModel.torch_module`)."""
+    return model.torch_module() is not None
 
 
 def has_captum() -> bool:
@@ -103,32 +104,13 @@ def has_captum() -> bool:
     return True
 
 
-def linear_coefficients(model: GlyphModel) -> np.ndarray | None:
-    """(n_classes, H, W) coefficients of a (scaler +) linear classifier, or None for any other model.
-
-    They are the weights on the *standardised* pixels: dividing by the scaler's sigma (weights per raw pixel)
-    blows up the near-constant border pixels, where the sign is the same but the picture unreadable."""
-    est = getattr(model, "estimator_", None)
-    if est is None or model.input_shape_ is None:
-        return None
-    steps = list(getattr(est, "steps", [("model", est)]))
-    *pre, (_, last) = steps
-    coef = getattr(last, "coef_", None)
-    if coef is None or any(not hasattr(s, "scale_") for _, s in pre):
-        return None
-    w = np.asarray(coef, dtype=np.float64)
-    n_classes = len(model.classes_ or [])
-    full = np.zeros((n_classes, w.shape[1]))
-    cols = np.asarray(last.classes_, dtype=np.int64)
-    if w.shape[0] == 1 and len(cols) == 2:  # binary: one row, the score of classes_[1] over classes_[0]
-        full[cols[1]], full[cols[0]] = w[0] / 2, -w[0] / 2
-    else:
-        full[cols] = w
-    return full.reshape(n_classes, *model.input_shape_).astype(np.float32)
+def _cannot(model: GlyphModel, method: str, why: str) -> ConfigError:
+    return ConfigError(f"cannot explain '{model.name}' with {method}: {why}")
 
 
 def resolve_method(model: GlyphModel, method: str) -> str:
-    """``auto`` is Integrated Gradients for a network (with Captum), else occlusion; other names are checked."""
+    """``auto`` is Integrated Gradients for a network (with Captum), else occlusion; other names are checked against
+    what the model's class declares (:meth:`~GlyphModel.torch_module`, :meth:`~GlyphModel.coefficient_images`)."""
     if method not in METHODS:
         raise ConfigError(f"unknown attribution method {method!r}: choose one of {', '.join(METHODS)}")
     net = is_network(model)
@@ -137,21 +119,18 @@ def resolve_method(model: GlyphModel, method: str) -> str:
     if method in ("ig", "gradcam"):
         extra = getattr(model, "extra", None)  # a network served through ONNX alone (serving.predictor.OnnxOnlyModel)
         if not net and extra:
-            raise ConfigError(
-                f"{method} needs PyTorch, not installed here: pip install 'glyphlab[{extra}]' "
-                "(occlusion works without it)"
-            )
+            why = f"it needs PyTorch, not installed here: pip install 'glyphlab[{extra}]' (or use occlusion)"
+            raise _cannot(model, method, why)
         if not net:
-            raise ConfigError(
-                f"{method} needs a torch network; '{model.name}' is not one: use occlusion"
-                + (" or coef" if linear_coefficients(model) is not None else "")
-            )
+            others = "occlusion" + (" or coef" if model.coefficient_images() is not None else "")
+            raise _cannot(model, method, f"it is no torch network (its class declares no torch_module()): use {others}")
         if not has_captum():
-            raise ConfigError(f"{method} needs Captum: pip install 'glyphlab[explain]' (occlusion works without it)")
-        if method == "gradcam" and _last_conv(model._inference_module()) is None:
-            raise ConfigError(f"gradcam needs a conv net; '{model.name}' has no Conv2d layer: use ig or occlusion")
-    if method == "coef" and linear_coefficients(model) is None:
-        raise ConfigError(f"coef needs a linear model (logreg); '{model.name}' is not one: use occlusion")
+            raise _cannot(model, method, "it needs Captum: pip install 'glyphlab[explain]' (or use occlusion)")
+        if method == "gradcam" and _last_conv(model.torch_module()) is None:
+            raise _cannot(model, method, "it has no Conv2d layer: use ig or occlusion")
+    if method == "coef" and model.coefficient_images() is None:
+        why = "it is no linear model (its class declares no coefficient_images()): use occlusion"
+        raise _cannot(model, method, why)
     return method
 
 
@@ -247,7 +226,7 @@ class Explainer:
         if self._net is None:
             import torch.nn as nn
 
-            net = copy.deepcopy(self.model._inference_module()).cpu().eval()
+            net = copy.deepcopy(self.model.torch_module()).cpu().eval()
             for m in net.modules():
                 if isinstance(m, nn.ReLU):
                     m.inplace = False
@@ -286,7 +265,7 @@ class Explainer:
         if len(x) == 0:
             attr = np.zeros((0, 2, *self.input_shape), dtype=np.float32)
         elif name == "coef":
-            coef = linear_coefficients(self.model)
+            coef = self.model.coefficient_images()
             attr = coef[targets]
             note = "the linear model's coefficients per standardised pixel (the same for every image)"
         elif name == "occlusion":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -33,6 +33,11 @@ class GlyphModel(ABC):
     param_specs: ClassVar[dict[str, Spec]] = {}
     #: the file ``_load_weights`` reads; ``load_model`` refuses a manifest that does not list (and hash) it
     weights_file: ClassVar[str | None] = None
+
+    # -- capabilities: declared by each family (like scikit-learn's tags), never probed by the tools that use them
+    #: how ``export_onnx`` converts a fitted model: ``"torch"`` (its :meth:`torch_module` through torch.onnx),
+    #: ``"sklearn"`` (its scikit-learn pipeline ``estimator_`` through skl2onnx) or None (it cannot be exported)
+    onnx_kind: ClassVar[Literal["torch", "sklearn"] | None] = None
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.defaults)
@@ -122,6 +127,17 @@ class GlyphModel(ABC):
 
     def score(self, images: np.ndarray, labels: np.ndarray) -> float:
         return float((self.predict(images) == np.asarray(labels)).mean())
+
+    def torch_module(self) -> Any | None:
+        """The torch ``nn.Module`` that predicts ((N, 1, H, W) images -> logits, normalisation inside), for ONNX
+        export and gradient attributions (Integrated Gradients, Grad-CAM); None for a model that is no torch
+        network, or one not fitted yet."""
+        return None
+
+    def coefficient_images(self) -> np.ndarray | None:
+        """(n_classes, H, W) weights of a linear model on its pixels (the ``coef`` explanation: what each class's
+        template looks like); None for a model that has none."""
+        return None
 
     # -- persistence ------------------------------------------------------------------------------
     @abstractmethod

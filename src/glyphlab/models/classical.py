@@ -34,6 +34,7 @@ class SklearnModel(GlyphModel):
     """A scikit-learn estimator on flattened pixels, saved with skops (no pickle)."""
 
     weights_file = "model.skops"
+    onnx_kind = "sklearn"
 
     def build_estimator(self) -> Any:  # pragma: no cover - abstract in spirit
         raise NotImplementedError
@@ -106,6 +107,22 @@ class LogReg(SklearnModel):
             StandardScaler(),
             LogisticRegression(C=self.params["C"], max_iter=self.params["max_iter"], random_state=self.params["seed"]),
         )
+
+    def coefficient_images(self) -> np.ndarray | None:
+        """The logistic regression's weights on the *standardised* pixels (per standard deviation of each pixel):
+        dividing by the scaler's sigma (weights per raw pixel) blows up the near-constant border pixels, where
+        the sign is the same but the picture unreadable. A fold that lacked a class leaves its image zero."""
+        if self.classes_ is None or self.input_shape_ is None:
+            return None
+        last = self.estimator_.steps[-1][1]
+        w = np.asarray(last.coef_, dtype=np.float64)
+        full = np.zeros((len(self.classes_), w.shape[1]))
+        cols = np.asarray(last.classes_, dtype=np.int64)
+        if w.shape[0] == 1 and len(cols) == 2:  # binary: one row, the score of classes_[1] over classes_[0]
+            full[cols[1]], full[cols[0]] = w[0] / 2, -w[0] / 2
+        else:
+            full[cols] = w
+        return full.reshape(len(self.classes_), *self.input_shape_).astype(np.float32)
 
 
 def _calibrated_svc(p: dict[str, Any], min_class_count: int) -> CalibratedClassifierCV | SVC:

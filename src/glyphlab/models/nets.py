@@ -110,6 +110,7 @@ class TorchModel(GlyphModel):
 
     uses_validation: ClassVar[bool] = True
     weights_file = WEIGHTS
+    onnx_kind = "torch"
     #: nets stop early after 5 epochs without improvement by default (the bare loop never does)
     training: ClassVar[dict[str, Any]] = {"patience": 5}
     architecture: ClassVar[dict[str, Any]] = {}
@@ -234,7 +235,7 @@ class TorchModel(GlyphModel):
 
     def calibrate_temperature(self, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         """Fit the temperature on held-out (images, labels) and use it from now on (the argmax is unchanged)."""
-        module = self._inference_module()
+        module = self.torch_module()
         logits = self._batches(images, lambda xb: module(xb).float())
         fit = fit_temperature(logits, labels)
         self.temperature_ = fit["temperature"]
@@ -283,12 +284,12 @@ class TorchModel(GlyphModel):
             return np.zeros((0, 0), dtype=np.float32)
         return np.concatenate(outs)
 
-    def _inference_module(self) -> nn.Module:
+    def torch_module(self) -> nn.Module | None:
         """The module that predicts; a family with a faster inference form (rot-cnn's export) overrides this."""
         return self.module_
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        out = self._batches(images, self._batch_proba(self._inference_module()))
+        out = self._batches(images, self._batch_proba(self.torch_module()))
         if out.size == 0:
             return np.zeros((0, len(self.classes_ or [])), dtype=np.float32)
         return out
@@ -309,7 +310,7 @@ class TorchModel(GlyphModel):
         return lambda xb: tta_proba(proba, xb, k, cfg, seed=int(self.params["seed"]))
 
     def features(self, images: np.ndarray) -> np.ndarray:
-        module = self._inference_module()
+        module = self.torch_module()
         return self._batches(images, lambda xb: module.embed(xb).flatten(1))
 
     # -- persistence -------------------------------------------------------------------------------

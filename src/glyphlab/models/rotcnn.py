@@ -309,7 +309,10 @@ class RotCNN(TorchModel):
         super()._load_weights(directory, manifest)
         self.exported_ = self.export_module()
 
-    def _inference_module(self) -> nn.Module:
+    def torch_module(self) -> nn.Module | None:
+        """The export to plain torch layers (e2cnn's own do not trace to ONNX, and they predict faster)."""
+        if self.module_ is None:
+            return None
         if self.exported_ is None:
             self.exported_ = self.export_module()
         self.exported_.to(self._device()).eval()

@@ -46,16 +46,6 @@ def sidecar_path(onnx_path: str | Path) -> Path:
     return p.with_name(p.name + SIDECAR_SUFFIX)
 
 
-def torch_module(model: Any) -> Any | None:
-    """The nn.Module that predicts for a glyphlab torch network (normalisation is inside it), or None.
-
-    ``_inference_module()`` is TorchModel's hook: plain networks return their module, rot-cnn its export to
-    plain torch modules (e2cnn's own layers do not trace to ONNX).
-    """
-    hook = getattr(model, "_inference_module", None)
-    return hook() if callable(hook) else None
-
-
 def _probe(shape: tuple[int, int], n: int = 16, seed: int = 0) -> np.ndarray:
     """Images to compare outputs on: blank, full, random noise and random sparse strokes."""
     rng = np.random.default_rng(seed)
@@ -93,27 +83,22 @@ def export_onnx(model_or_dir: GlyphModel | str | Path, out_path: str | Path | No
         raise ConfigError(f"the ONNX output should end in .onnx, got {out_path}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
-    found = torch_module(model)
+    kind = model.onnx_kind
+    if kind not in ("torch", "sklearn"):
+        raise OnnxExportError(
+            f"cannot export '{model.name}' ({type(model).__name__}) to ONNX: its class declares no onnx_kind; "
+            "glyphlab's torch networks and scikit-learn pipelines (logreg, random-forest; others where skl2onnx "
+            "converts them) export, other models are served without ONNX"
+        )
     with atomic_path(out_path) as tmp:  # moved over out_path only once the graph matched the model
-        if found is not None:
-            params = getattr(model, "params", {}) or {}
-            for key in ("tta", "tta_rotations"):
-                if int(params.get(key) or 0) > 0:
-                    raise OnnxExportError(
-                        f"model '{model.name}' averages test-time augmentation ({key}={params[key]}), which the "
-                        f"ONNX graph would not reproduce; set {key}=0 to export"
-                    )
-            kind, layout = "torch", [None, *shape]
+        if kind == "torch":
+            _check_no_tta(model)
+            layout = [None, *shape]
             # a temperature-scaled network (calibrate=temperature) divides its logits inside the graph too
-            _export_torch(found, shape, tmp, temperature=float(getattr(model, "temperature_", 1.0)))
-        elif hasattr(model, "estimator_"):
-            kind, layout = "sklearn", [None, shape[0] * shape[1]]
-            _export_sklearn(model, tmp)
+            _export_torch(model.torch_module(), shape, tmp, temperature=float(getattr(model, "temperature_", 1.0)))
         else:
-            raise OnnxExportError(
-                f"model '{model.name}' ({type(model).__name__}) cannot be exported to ONNX: only glyphlab's torch "
-                "networks and scikit-learn pipelines (logreg, random-forest; others where skl2onnx converts them) are"
-            )
+            layout = [None, shape[0] * shape[1]]
+            _export_sklearn(model, tmp)
         columns = _columns(model)
         diff = _check(model, tmp, shape, columns)
     sidecar = {
@@ -134,11 +119,19 @@ def export_onnx(model_or_dir: GlyphModel | str | Path, out_path: str | Path | No
     return out_path
 
 
+def _check_no_tta(model: GlyphModel) -> None:
+    for key in ("tta", "tta_rotations"):
+        if int(model.params.get(key) or 0) > 0:
+            raise OnnxExportError(
+                f"cannot export '{model.name}' to ONNX: it averages test-time augmentation ({key}="
+                f"{model.params[key]}), which the graph would not reproduce; set {key}=0 to export"
+            )
+
+
 def _columns(model: GlyphModel) -> list[int]:
-    """Which of the model's classes each ONNX output column is (a fold may have lacked a class)."""
-    est = getattr(model, "estimator_", None)
-    if est is not None and hasattr(est, "classes_"):
-        return [int(c) for c in est.classes_]
+    """Which of the model's classes each ONNX output column is (a scikit-learn fold may have lacked a class)."""
+    if model.onnx_kind == "sklearn":
+        return [int(c) for c in model.estimator_.classes_]
     return list(range(len(model.classes_ or [])))
 
 

@@ -288,6 +288,12 @@ class OnnxOnlyModel:
     def check_fitted(self) -> None:
         """A saved model is fitted (the GlyphModel interface the explainer asks for)."""
 
+    def torch_module(self) -> None:
+        """No network here (its family needs glyphlab[torch]): the explainer offers occlusion only."""
+
+    def coefficient_images(self) -> None:
+        """No coefficients: only networks are served through ONNX alone."""
+
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         if self._predictor._session is None:
             raise ModelFileError(f"'{self.name}' needs glyphlab[{self.extra}] without its ONNX export")
