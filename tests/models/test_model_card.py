@@ -5,8 +5,9 @@ import json
 import pytest
 
 from glyphlab.errors import ModelFileError
+from glyphlab.fileio import sha256_file
 from glyphlab.models.model_card import SECTIONS
-from glyphlab.models.persistence import load_model, read_model_card, sha256_file, write_model_card
+from glyphlab.models.persistence import load_model, read_model_card, write_model_card
 from glyphlab.models.registry import create_model
 
 

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from glyphlab.errors import ConfigError, ModelFileError
+from glyphlab.fileio import sha256_file
 from glyphlab.models.base import EpochCallback, GlyphModel, check_images, training_arrays
 from glyphlab.models.params import SEED, spec
-from glyphlab.models.persistence import MANIFEST, load_model, resolve_model_dir, save_model, sha256_file
+from glyphlab.models.persistence import MANIFEST, load_model, resolve_model_dir, save_model
 from glyphlab.models.registry import MODELS, _ensure_builtin, create_model, register_model, with_seed
 
 MEMBERS_FILE = "members.json"

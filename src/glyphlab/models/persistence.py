@@ -23,7 +23,7 @@ from glyphlab import __version__
 from glyphlab.data.images import Preprocessing
 from glyphlab.errors import FOREIGN_FILE_ERRORS, ConfigError, DataError, ModelFileError
 from glyphlab.extras import model_libraries
-from glyphlab.fileio import atomic_path, make_readable, sha256_file  # noqa: F401  (sha256_file: imported from here too)
+from glyphlab.fileio import atomic_path, make_readable, sha256_file
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.model_card import MODEL_CARD, basic_sections, render_model_card
 from glyphlab.runfolder import MANIFEST, RunFolder

@@ -60,7 +60,8 @@ def _probe(shape: tuple[int, int], n: int = 16, seed: int = 0) -> np.ndarray:
 
 def export_onnx(model_or_dir: GlyphModel | str | Path, out_path: str | Path | None = None) -> Path:
     """Write ``out_path`` (default: MODEL_DIR/model.onnx) and its sidecar; return the ONNX path."""
-    from glyphlab.models.persistence import load_model, read_manifest, resolve_model_dir, sha256_file
+    from glyphlab.fileio import sha256_file
+    from glyphlab.models.persistence import load_model, read_manifest, resolve_model_dir
 
     source_files: dict[str, str] = {}
     if isinstance(model_or_dir, GlyphModel):

@@ -120,7 +120,7 @@ class Predictor:
         return OnnxOnlyModel(self, extra)
 
     def _open_onnx(self, path: Path, threads: int | None):
-        from glyphlab.models.persistence import sha256_file
+        from glyphlab.fileio import sha256_file
 
         if not path.is_file():
             self.onnx_note = f"no ONNX file at {path} (glyphlab export MODEL makes one)"

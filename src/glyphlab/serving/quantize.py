@@ -149,7 +149,8 @@ def export_int8(
 
     ``calibration`` is (calibration images, check images, description); default: the model's run.
     """
-    from glyphlab.models.persistence import resolve_model_dir, sha256_file
+    from glyphlab.fileio import sha256_file
+    from glyphlab.models.persistence import resolve_model_dir
 
     directory = resolve_model_dir(model_dir)
     out = Path(out_path) if out_path is not None else directory / "model.onnx"
