@@ -53,12 +53,14 @@ def test_models_lists_only_finished_ones(tmp_path):
     assert set(__import__("json").loads(run.model("a").file(DONE).read_text())["files"]) == {METRICS, PREDICTIONS}
 
 
-def test_a_run_folder_from_before_done_json_still_reads(tmp_path):
+def test_only_done_json_makes_a_model_finished(tmp_path):
+    """No pre-release layout is read as finished: a model with metrics and a saved model but no done.json (a
+    run killed before its commit) is unfinished whatever its config.json says."""
     run = _fake_run(tmp_path)
-    run.write_config({"dataset": "digits", "models": ["a", "b"]})  # no "layout": written by an older glyphlab
+    run.write_config({"dataset": "digits", "models": ["a", "b"]})
     (run.model("a").model_path).mkdir()
     (run.model("a").model_path / "manifest.json").write_text("{}")
-    assert run.models == ["a"]
+    assert run.models == [] and run.unfinished_models() == ["a", "b"]
 
 
 def test_clear_errors(tmp_path):

@@ -74,7 +74,7 @@ RELIABILITY_PNG = "reliability.png"  # calibration: accuracy against confidence 
 AUDIT_DIR = "audit"  # RUN/audit/: the label audit the run was trained after (pipeline/audit.py), for the report
 #: written last, after every other file of the model: its results count (reports, --resume) only once it exists
 DONE = "done.json"
-#: config.json's "layout": 2 since models commit with done.json (a run folder without it is older: see finished)
+#: config.json's "layout": 2 since models commit with done.json
 LAYOUT = 2
 #: what a run that stopped with an error leaves beside its config (removed when it is resumed)
 FAILED = "failed.json"
@@ -193,14 +193,8 @@ class ModelFolder:
 
     @property
     def finished(self) -> bool:
-        """Whether every file of the model was written: done.json, the last one, exists.
-
-        A folder of a run made before models committed (its config.json has no "layout") counts as finished
-        with its metrics and saved model, as it did then."""
-        if self.file(DONE).is_file():
-            return True
-        config = _read_json(self.path.parent.parent / CONFIG)
-        return config is not None and "layout" not in config and self.file(METRICS).is_file() and self.has_saved_model
+        """Whether every file of the model was written: done.json, the last one, exists."""
+        return self.file(DONE).is_file()
 
     def commit(self) -> Path:
         """Mark the model finished: done.json lists every file of the folder with its size and SHA-256, and is

@@ -33,7 +33,7 @@ def _make_run(root: Path, name: str, test_seed: int, models: dict[str, tuple[flo
     images = rng.integers(0, 256, (n, 8, 8)).astype(np.uint8)
     (run / "models").mkdir(parents=True)
     (run / "config.json").write_text(
-        json.dumps({"dataset": "toy", "models": list(models), "variants": "", "created": created})
+        json.dumps({"dataset": "toy", "models": list(models), "variants": "", "created": created, "layout": 2})
     )
     np.savez_compressed(run / "test_images.npz", images=images, labels=labels)
     for i, (label, (acc, params)) in enumerate(models.items()):
@@ -53,6 +53,7 @@ def _make_run(root: Path, name: str, test_seed: int, models: dict[str, tuple[flo
                 }
             )
         )
+        ModelFolder(model_dir).commit()
     return run
 
 
@@ -108,10 +109,8 @@ def test_cli_compare_and_runs(three_runs: Path, tmp_path: Path):
 
 
 def test_a_model_without_its_commit_marker_is_left_out(three_runs: Path):
-    """In a run folder of the committed layout, a model whose done.json is missing was killed half-way."""
-    cfg = json.loads((three_runs / "a" / "config.json").read_text())
-    (three_runs / "a" / "config.json").write_text(json.dumps({**cfg, "layout": 2}))
-    ModelFolder(three_runs / "a" / "models" / "svm").commit()
+    """A model whose done.json is missing was killed half-way."""
+    ModelFolder(three_runs / "a" / "models" / "logreg").file("done.json").unlink()
     names = [m.name for g in compare([three_runs / "a"]).groups for m in g.models]
     assert names == ["a/svm"]  # logreg has metrics and predictions but no done.json
 

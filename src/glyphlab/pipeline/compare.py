@@ -20,7 +20,7 @@ import numpy as np
 
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.significance import McNemar, bootstrap_interval, mcnemar, wilson_interval
-from glyphlab.runfolder import CONFIG, DONE, METRICS, PREDICTIONS, TEST_IMAGES, ModelFolder, RunFolder, as_number
+from glyphlab.runfolder import CONFIG, METRICS, PREDICTIONS, TEST_IMAGES, ModelFolder, RunFolder, as_number
 
 #: every pair is tested up to this many models in a group; beyond it, each model against the group's best
 ALL_PAIRS_UP_TO = 12
@@ -134,15 +134,10 @@ def test_set_fingerprint(run: RunFolder, y_true: np.ndarray) -> str:
 
 
 def finished_models(run: RunFolder) -> list[ModelFolder]:
-    """The run's finished model folders that hold metrics and predictions: committed (done.json) ones, or in a
-    run made before models committed, any with both files. A model killed half-way is left out."""
-    committed_layout = "layout" in run.config
+    """The run's finished (committed: done.json) model folders that hold metrics and predictions. A model killed
+    half-way is left out."""
     return [
-        m
-        for m in run.model_folders()
-        if m.file(METRICS).is_file()
-        and m.file(PREDICTIONS).is_file()
-        and (m.file(DONE).is_file() or not committed_layout)
+        m for m in run.model_folders() if m.file(METRICS).is_file() and m.file(PREDICTIONS).is_file() and m.finished
     ]
 
 
