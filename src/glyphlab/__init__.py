@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from glyphlab._version import __version__
 
 #: every public name and the module that defines it
 _PUBLIC = {

@@ -90,7 +90,8 @@ def robustness(
     ``models`` keeps only those labels; ``limit`` scores a fixed random sample of that many test images.
     """
     from glyphlab.data.variants import rotate_images
-    from glyphlab.models.persistence import load_model, saved_models
+    from glyphlab.models.persistence import load_model
+    from glyphlab.runfolder import saved_models
 
     run_dir = Path(run_dir)
     angles = [float(a) for a in angles]
