@@ -41,19 +41,22 @@ _PUBLIC = {
     "ConfigError": "glyphlab.errors",
     "ModelFileError": "glyphlab.errors",
     "RunFolderError": "glyphlab.errors",
-    "explain": "glyphlab.evaluation.attributions",
+    "explain": "glyphlab.api",
+    "export": "glyphlab.api",
     "Explanation": "glyphlab.evaluation.attributions",
 }
 __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:
-    from glyphlab.api import (
+    from glyphlab.api import (  # noqa: F401
         Comparison,
         Interpretation,
         Predictor,
         Run,
         compare,
         create_model,  # noqa: F401
+        explain,
+        export,
         list_datasets,
         list_models,
         load_dataset,
@@ -66,7 +69,7 @@ if TYPE_CHECKING:
     )
     from glyphlab.data.dataset import Dataset  # noqa: F401
     from glyphlab.errors import ConfigError, DataError, GlyphlabError, ModelFileError, RunFolderError  # noqa: F401
-    from glyphlab.evaluation.attributions import Explanation, explain  # noqa: F401
+    from glyphlab.evaluation.attributions import Explanation  # noqa: F401
     from glyphlab.models.base import GlyphModel  # noqa: F401
 
 

@@ -46,6 +46,8 @@ __all__ = [
     "Run",
     "compare",
     "create_model",
+    "explain",
+    "export",
     "list_datasets",
     "list_models",
     "load_dataset",
@@ -382,3 +384,45 @@ def read(
     from glyphlab.reading import read as _read
 
     return _read(model, images, charset=charset, length=length, pattern=pattern, lines=lines)
+
+
+# -- one model ------------------------------------------------------------------------------------------------
+def explain(
+    model_or_path: GlyphModel | str | Path,
+    images: Any,
+    method: str = "auto",
+    *,
+    steps: int = 32,
+    seed: int = 0,
+) -> Any:
+    """Why the model chose its class and not the runner-up (``glyphlab explain``): a :class:`gl.Explanation`
+    (the arrays, ``.plot()``, ``.to_png()``). ``images``: image files or folders, read exactly as
+    ``glyphlab predict`` reads them (the model's recorded image config; a blank page is refused), or an
+    (N, H, W) array of model inputs in [0, 1], ink = 1."""
+    from glyphlab.pipeline.explain import explain_images
+
+    return explain_images(model_or_path, images, method, steps=steps, seed=seed)
+
+
+def export(
+    model: str | Path,
+    onnx: str | Path | None = None,
+    *,
+    quantize: str | None = None,
+    calibration: str | None = None,
+    data_dir: str | Path | None = None,
+) -> Any:
+    """Export a saved model to ONNX (``glyphlab export``), checked against the model; ``quantize="int8"``
+    calibrates on the model's run (or the dataset ``calibration``). Returns the written file and its checks."""
+    from glyphlab.pipeline.export import ExportSettings
+    from glyphlab.pipeline.export import export as _export
+
+    return _export(
+        ExportSettings(
+            Path(model),
+            Path(onnx) if onnx else None,
+            quantize,
+            calibration,
+            str(data_dir) if data_dir else None,
+        )
+    )

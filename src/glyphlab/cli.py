@@ -2,86 +2,22 @@
 
 from __future__ import annotations
 
-import errno
 import json
-import zipfile
 from pathlib import Path
 from typing import Annotated
 
 import click
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from safetensors import SafetensorError
 from typer.core import TyperGroup
 
+from glyphlab import render
 from glyphlab.errors import GlyphlabError
+from glyphlab.user_errors import user_error_message
 
 console = Console()
-
-#: optional packages and the extra that brings each
-EXTRAS = {
-    "fastapi": "serve",
-    "uvicorn": "serve",
-    "multipart": "serve",
-    "onnx": "serve",
-    "onnxruntime": "serve",
-    "onnxscript": "serve",
-    "skl2onnx": "serve",
-    "optuna": "search",
-    "psycopg2": "search",
-    "e2cnn": "rot",
-    "timm": "timm",
-    "torchvision": "timm",
-    "torch": "torch",
-    "captum": "explain",
-    "mlflow": "mlflow",
-    "tensorboard": "tensorboard",
-    "cleanlab": "audit",
-    "prometheus_client": "serve",
-}
-
-#: third-party errors that mean a file is not what it should be (its readers are glyphlab's loaders, which name
-#: the file; this is the net for a reader that does not), and file-system errors that name their path
-FOREIGN_FILE_ERRORS = (
-    zipfile.BadZipFile,
-    UnicodeDecodeError,
-    SafetensorError,
-    EOFError,
-    PermissionError,
-    FileNotFoundError,
-)
-
-
-#: errno values (and the words their messages carry) of a write that found no room
-NO_ROOM = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded"}
-
-
-def user_error_message(exc: BaseException) -> str | None:
-    """The one line a user sees for an error they can act on; None for a bug (which keeps its traceback)."""
-    no_room = next(
-        (words for code, words in NO_ROOM.items() if getattr(exc, "errno", None) == code or words in str(exc)), None
-    )
-    if no_room and not isinstance(exc, GlyphlabError):  # a write, whatever the library that did it calls it
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        return f"a file could not be written{where}: {no_room.lower()}; free some space and run it again"
-    if isinstance(exc, GlyphlabError):
-        return str(exc)
-    if isinstance(exc, ModuleNotFoundError):
-        top = (exc.name or "").split(".")[0]
-        if top in EXTRAS:
-            return f"this command needs '{top}', which is not installed: pip install 'glyphlab[{EXTRAS[top]}]'"
-        return None
-    if isinstance(exc, ValidationError):
-        return "invalid settings: " + "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
-        )
-    if isinstance(exc, FOREIGN_FILE_ERRORS):
-        first = (str(exc).splitlines() or [""])[0][:300]
-        return f"a file could not be read ({type(exc).__name__}{': ' + first if first else ''})"
-    return None
 
 
 class _Commands(TyperGroup):
@@ -155,6 +91,10 @@ def _dataset_options(items: list[str]) -> dict:
             raise GlyphlabError(f"--dataset-option '{item}' must look like KEY=VALUE")
         out[key.strip()] = parse_value(value)
     return out
+
+
+def _str(path: Path | None) -> str | None:
+    return str(path) if path else None
 
 
 def _print_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -864,40 +804,11 @@ def explain_cmd(
     steps: Annotated[int, typer.Option(min=1, help="Integrated Gradients steps.")] = 32,
 ) -> None:
     """Why the model chose its class and not the runner-up: one PNG per image (input, both maps, their difference)."""
-    import numpy as np
+    from glyphlab.pipeline.explain import ExplainSettings, explain
 
-    from glyphlab.evaluation.attributions import Explainer
-    from glyphlab.serving.predictor import Predictor
-
-    predictor = Predictor(model_path, backend="native")
-    files = _image_files(images)
-    arrays, ok, errors = [], [], {}
-    for f in files:
-        try:  # the one image path: exactly what `glyphlab predict` does with a file
-            arrays.append(predictor.prepare_file(f))
-            ok.append(f)
-        except (GlyphlabError, OSError) as exc:
-            errors[f] = str(exc)
-    expl = Explainer(predictor.model).explain(np.stack(arrays), method, steps=steps) if arrays else None  # type: ignore[arg-type]
-    out.mkdir(parents=True, exist_ok=True)
-    table = Table(title=f"{predictor.model_id}: {expl.method if expl else method} → {out}")
-    for col in ("file", "class", "runner-up", "png"):
-        table.add_column(col)
-    written = {}
-    for i, f in enumerate(ok):
-        png = out / f"{f.stem}-{expl.method}.png"
-        png.write_bytes(expl.to_png([i], [f.name]))
-        written[f] = (
-            f"{expl.label(i, 0)} {expl.probabilities[i, expl.targets[i, 0]]:.3f}",
-            f"{expl.label(i, 1)} {expl.probabilities[i, expl.targets[i, 1]]:.3f}",
-            str(png),
-        )
-    for f in files:
-        table.add_row(str(f), *(written[f] if f in written else ("[red]error[/]", "", f"[red]{escape(errors[f])}[/]")))
-    console.print(table)
-    if expl is not None and expl.note:
-        console.print(f"{expl.method}: {expl.note}")
-    if errors:
+    done = explain(ExplainSettings(model_path, images, method, steps, out))
+    render.explained(console, done, out)
+    if done.errors:
         raise typer.Exit(code=1)
 
 
@@ -923,29 +834,9 @@ def export_cmd(
     data_dir: Annotated[Path | None, typer.Option(envvar="GLYPHLAB_DATA", help="Where datasets live.")] = None,
 ) -> None:
     """Export a model to ONNX (torch networks, logreg, random-forest), checked against the model to 1e-4."""
-    from glyphlab.serving.onnx_export import export_onnx, sidecar_path
+    from glyphlab.pipeline.export import ExportSettings, export
 
-    if quantize not in (None, "int8"):
-        raise GlyphlabError(f"--quantize takes int8, got {quantize!r}")
-    if quantize:
-        from glyphlab.serving.quantize import dataset_images, export_int8
-
-        calib = dataset_images(calibration, str(data_dir) if data_dir else None) if calibration else None
-        out = export_int8(model_path, onnx, calib)
-    else:
-        out = export_onnx(model_path, onnx)
-    meta = json.loads(sidecar_path(out).read_text())
-    if quantize:
-        q = meta["quantization"]
-        console.print(
-            f"wrote [green]{out}[/] (int8) and {sidecar_path(out).name}: the same class as fp32 on "
-            f"{q['agreement_with_fp32']:.2%} of {q['checked_on']} images; calibrated on {q['calibration']}"
-        )
-        return
-    console.print(
-        f"wrote [green]{out}[/] and {sidecar_path(out).name} "
-        f"(max |ONNX - model| = {meta['max_abs_diff']:.1e} on a probe batch)"
-    )
+    render.exported(console, export(ExportSettings(model_path, onnx, quantize, calibration, _str(data_dir))))
 
 
 @app.command("serve")

@@ -1,0 +1,56 @@
+"""The terminal renderers of the use cases' results: the CLI calls a use case and hands its result here.
+
+Rendering only: nothing here computes, reads a model or writes a file, so the CLI and the API cannot differ
+in what a step does, only in how its result is shown (a Rich table here, a DataFrame or an object in a
+notebook).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def table(console: Console, title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table of text cells ("glyphlab[timm]" is text, not Rich markup)."""
+    out = Table(title=title)
+    for col in columns:
+        out.add_column(col)
+    for row in rows:
+        out.add_row(*(escape(cell) for cell in row))
+    console.print(out)
+
+
+def explained(console: Console, done: Any, out: Path) -> None:
+    """``glyphlab explain``: a row per file (class, runner-up, PNG, or why it could not be read)."""
+    out_table = Table(title=f"{done.model_id}: {done.method} → {out}")
+    for col in ("file", "class", "runner-up", "png"):
+        out_table.add_column(col)
+    rows = {
+        r.file: (f"{r.label} {r.probability:.3f}", f"{r.runner_up} {r.runner_up_probability:.3f}", str(r.png))
+        for r in done.images
+    }
+    for f in done.files:
+        cells = rows[f] if f in rows else ("[red]error[/]", "", f"[red]{escape(done.errors[f])}[/]")
+        out_table.add_row(str(f), *cells)
+    console.print(out_table)
+    if done.note:
+        console.print(f"{done.method}: {done.note}")
+
+
+def exported(console: Console, done: Any) -> None:
+    """``glyphlab export``: the file written and the check it passed."""
+    if done.precision == "int8":
+        console.print(
+            f"wrote [green]{done.path}[/] (int8) and {done.sidecar.name}: the same class as fp32 on "
+            f"{done.agreement_with_fp32:.2%} of {done.checked_on} images; calibrated on {done.calibration}"
+        )
+        return
+    console.print(
+        f"wrote [green]{done.path}[/] and {done.sidecar.name} "
+        f"(max |ONNX - model| = {done.max_abs_diff:.1e} on a probe batch)"
+    )
