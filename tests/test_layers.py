@@ -38,7 +38,6 @@ CLI_MAY_IMPORT_MODULES = {"glyphlab.errors", "glyphlab.user_errors"}
 
 #: arrows this branch is still removing (each entry must still occur, so the list only shrinks)
 KNOWN: set[tuple[str, str]] = {
-    ("glyphlab.reporting.compare", "glyphlab.pipeline.compare"),
     *(
         ("glyphlab.cli", m)
         for m in (
@@ -49,7 +48,6 @@ KNOWN: set[tuple[str, str]] = {
             "glyphlab.data.variants",
             "glyphlab.evaluation.robustness",
             "glyphlab.reporting.html",
-            "glyphlab.reporting.compare",
             "glyphlab.data.formats",
             "glyphlab.data.images",
             "glyphlab.reading",

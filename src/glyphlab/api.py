@@ -317,7 +317,7 @@ class Comparison(_Comparison):
 
     def write(self, out: str | Path) -> Path:
         """compare.html, comparison.csv and accuracy_vs_time.png in ``out``; returns the page's path."""
-        from glyphlab.reporting.compare import write_page
+        from glyphlab.pipeline.compare import write_page
 
         return write_page(self, Path(out))
 

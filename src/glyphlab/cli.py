@@ -484,53 +484,10 @@ def compare_cmd(
     """Many runs side by side: accuracy and macro F1 with 95 % intervals, grouped by test set, McNemar tests."""
     from glyphlab.pipeline.compare import compare
 
-    comparison = compare(runs)
-    print_comparison(comparison)
-    if out is not None:
-        from glyphlab.reporting.compare import write_page
-
-        console.print(f"comparison: [green]{write_page(comparison, out)}[/]")
-
-
-def print_comparison(comparison) -> None:
-    from glyphlab.pipeline.compare import differing_params
-
-    for g in comparison.groups:
-        table = Table(title=f"test set {g.test_set} — {g.dataset}, {g.n_test:,} images")
-        for col in ("#", "run", "model", "params that differ", "accuracy [95% CI]", "macro F1 [95% CI]", "train s"):
-            table.add_column(
-                col,
-                justify="right" if col in ("#", "train s") else "left",
-                no_wrap=col.startswith(("accuracy", "macro")),
-            )
-        for rank, m in enumerate(g.models, 1):
-            table.add_row(
-                str(rank),
-                Path(m.run).name,
-                m.label,
-                differing_params(m, comparison.varying_params),
-                f"{m.accuracy:.4f} [{m.accuracy_ci[0]:.3f}–{m.accuracy_ci[1]:.3f}]",
-                f"{m.f1_macro:.4f} [{m.f1_macro_ci[0]:.3f}–{m.f1_macro_ci[1]:.3f}]",
-                f"{m.train_seconds:,.1f}",
-                style="bold green" if rank == 1 else None,
-            )
-        console.print(table)
-        if g.pairs:
-            pairs = Table(title="McNemar's test (images only one of the two got right)")
-            for col in ("A", "B", "only A", "only B", "p-value", "differ at 0.05?"):
-                pairs.add_column(col)
-            for p in g.pairs:
-                pairs.add_row(
-                    p.a,
-                    p.b,
-                    str(p.test.only_a),
-                    str(p.test.only_b),
-                    f"{p.test.pvalue:.4g}",
-                    "yes" if p.test.pvalue < 0.05 else "no",
-                )
-            console.print(pairs)
-    if len(comparison.groups) > 1:
-        console.print(f"[yellow]{len(comparison.groups)} different test sets: each is ranked on its own.[/]")
+    comparison = compare(runs, out=out)
+    render.comparison(console, comparison)
+    if comparison.page is not None:
+        console.print(f"comparison: [green]{comparison.page}[/]")
 
 
 @app.command("runs")
