@@ -41,6 +41,7 @@ _PUBLIC = {
     "ConfigError": "glyphlab.errors",
     "ModelFileError": "glyphlab.errors",
     "RunFolderError": "glyphlab.errors",
+    "evaluate": "glyphlab.api",
     "explain": "glyphlab.api",
     "export": "glyphlab.api",
     "Explanation": "glyphlab.evaluation.attributions",

@@ -34,7 +34,7 @@ from glyphlab.models.registry import list_models as _model_specs
 from glyphlab.pipeline.compare import Comparison as _Comparison
 from glyphlab.pipeline.compare import compare as _compare
 from glyphlab.pipeline.compare import list_runs as _list_runs
-from glyphlab.pipeline.run import RunConfig
+from glyphlab.pipeline.run import RunConfig, split_model_entry
 from glyphlab.pipeline.run import run as _run
 from glyphlab.runfolder import REPORT_PDF, RunFolder
 from glyphlab.serving.predictor import Predictor
@@ -46,6 +46,7 @@ __all__ = [
     "Run",
     "compare",
     "create_model",
+    "evaluate",
     "explain",
     "export",
     "list_datasets",
@@ -167,15 +168,27 @@ def _output(progress: bool) -> Iterator[Console]:
         rich._console = previous
 
 
+#: gl.run's settings when not given (None marks "not given", so that a resume can tell what was)
+RUN_DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "models": ("logreg", "svm", "random-forest"),
+    "params": {},
+    "seed": 0,
+    "val_fraction": 0.1,
+    "variants": "",
+    "dataset_options": {},
+}
+
+
 def run(
-    dataset: str | Path = "digits",
-    models: Sequence[str] = ("logreg", "svm", "random-forest"),
+    dataset: str | Path | None = None,
+    models: Sequence[str] | None = None,
     out: str | Path | None = None,
     *,
     params: dict[str, dict[str, Any]] | None = None,
-    seed: int = 0,
-    val_fraction: float = 0.1,
-    variants: str = "",
+    seed: int | None = None,
+    val_fraction: float | None = None,
+    variants: str | None = None,
     data_dir: str | Path | None = None,
     limit: int | None = None,
     dataset_options: dict[str, Any] | None = None,
@@ -188,34 +201,79 @@ def run(
 ) -> Run:
     """Train and evaluate ``models`` on ``dataset`` into the run folder ``out`` (``glyphlab run``); returns the Run.
 
+    Defaults: ``"digits"``, logreg, svm and random-forest, seed 0, a tenth of train for validation.
     ``params`` maps a model label to its parameters (``{"svm": {"C": 10}}``); ``LABEL=NAME`` in ``models``
-    runs a registry model under another label. ``resume=True`` keeps the models ``out`` already finished.
-    ``track="mlflow"`` / ``"tensorboard"`` (and ``tracking_uri``) also log the run there (``--track``);
-    ``register="NAME"`` registers the best model in MLflow's model registry, alias ``champion`` (``--register``).
+    runs a registry model under another label. ``resume=True`` continues the run in ``out`` with the settings
+    of its config.json (finished models kept), and refuses a setting given beside it, as ``--resume`` does;
+    an ``out`` that does not exist yet is started. ``track="mlflow"`` / ``"tensorboard"`` (and ``tracking_uri``)
+    also log the run there (``--track``); ``register="NAME"`` registers the best model in MLflow's model
+    registry, alias ``champion`` (``--register``).
     """
-    options = dict(dataset_options or {})
-    if limit is not None:
-        options["limit"] = limit
-    cfg = RunConfig(
-        dataset=str(dataset),
-        models=list(models),
-        params=dict(params or {}),
-        seed=seed,
-        val_fraction=val_fraction,
-        variants=variants,
-        data_dir=str(data_dir) if data_dir else None,
-        dataset_options=options,
-    )
+    given = {
+        "dataset": dataset,
+        "models": models,
+        "params": params,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "variants": variants,
+        "limit": limit,
+        "dataset_options": dataset_options,
+    }
+    tracking = {"track": track, "tracking_uri": tracking_uri, "register": register}
+    data = str(data_dir) if data_dir else None
+    if resume and out is not None and Path(out).exists():
+        from glyphlab.pipeline.resume import resume_config
+
+        named = [f"{k}=" for k, v in given.items() if v is not None]
+        cfg = resume_config(Path(out), named, data, how="resume=True", new_run="another out=")
+    else:
+        settings = {k: RUN_DEFAULTS[k] if given[k] is None else given[k] for k in RUN_DEFAULTS}
+        options = dict(settings["dataset_options"])
+        if limit is not None:
+            options["limit"] = limit
+        cfg = RunConfig(
+            dataset=str(settings["dataset"]),
+            models=list(settings["models"]),
+            # every label keyed, as the CLI's --param parsing keys them: one config for one run, whichever door
+            params={**{split_model_entry(m)[0]: {} for m in settings["models"]}, **settings["params"]},
+            seed=settings["seed"],
+            val_fraction=settings["val_fraction"],
+            variants=settings["variants"],
+            data_dir=data,
+            dataset_options=options,
+        )
     with _output(progress) as console:
-        path = _run(
-            cfg,
+        path = _run(cfg, Path(out) if out else None, console=console, resume=resume, report=report, **tracking)
+    return Run.open(path)
+
+
+def evaluate(
+    model_or_run: str | Path,
+    dataset: str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    variants: str | None = None,
+    seed: int | None = None,
+    data_dir: str | Path | None = None,
+    dataset_options: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Run:
+    """Score saved models again, without retraining (``glyphlab evaluate``): a run folder (every finished model),
+    a run's ``models/NAME`` or a saved model folder, on the run's own test split or on ``dataset`` (a dataset
+    without a test split, e.g. a folder of new images, is scored whole). Returns the evaluation folder
+    (leaderboard, predictions, figures; default beside the model, ``evaluate-DATASET``)."""
+    from glyphlab.pipeline.evaluate import evaluate_saved
+
+    with _output(progress) as console:
+        path = evaluate_saved(
+            Path(model_or_run),
+            str(dataset) if dataset is not None else None,
             Path(out) if out else None,
-            console=console,
-            resume=resume,
-            report=report,
-            track=track,
-            tracking_uri=tracking_uri,
-            register=register,
+            variants,
+            seed,
+            Path(data_dir) if data_dir else None,
+            console,
+            dataset_options=dict(dataset_options or {}),
         )
     return Run.open(path)
 

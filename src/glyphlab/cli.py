@@ -82,15 +82,9 @@ TrackingUri = Annotated[
 
 
 def _dataset_options(items: list[str]) -> dict:
-    from glyphlab.models.registry import parse_value
+    from glyphlab.pipeline.options import parse_dataset_options
 
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise GlyphlabError(f"--dataset-option '{item}' must look like KEY=VALUE")
-        out[key.strip()] = parse_value(value)
-    return out
+    return parse_dataset_options(items)
 
 
 def _str(path: Path | None) -> str | None:
@@ -173,51 +167,22 @@ def run_cmd(
     ] = None,
 ) -> None:
     """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
-    from glyphlab.models.registry import parse_params
+    from glyphlab.pipeline.options import parse_params
+    from glyphlab.pipeline.resume import resume_config
     from glyphlab.pipeline.run import RunConfig, run
-    from glyphlab.runfolder import CONFIG
+
+    tracking = {"track": track, "tracking_uri": tracking_uri, "register": register}
 
     if resume is not None:
-        if not resume.exists():
-            raise GlyphlabError(f"no run folder {resume} to resume: it does not exist")
-        if not (resume / CONFIG).is_file():
-            raise GlyphlabError(f"{resume} has no {CONFIG}: it is not a glyphlab run folder")
-        # a resumed run is the run that was started: settings typed beside --resume would be silently ignored
-        # (compared by name: typer may bring its own copy of click's ParameterSource enum)
+        # compared by name: typer may bring its own copy of click's ParameterSource enum
+        settings = ("dataset", "models", "out", "seed", "param", "val_fraction", "variant", "dataset_option", "exclude")
         given = [
             "--" + name.replace("_", "-")
-            for name in (
-                "dataset",
-                "models",
-                "out",
-                "seed",
-                "param",
-                "val_fraction",
-                "variant",
-                "dataset_option",
-                "exclude",
-            )
+            for name in settings
             if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
         ]
-        if given:
-            raise GlyphlabError(
-                f"--resume continues {resume} with the settings in its {CONFIG}; "
-                f"{', '.join(given)} cannot change them. Drop {', '.join(given)}, "
-                "or start a new run with --out NEW_FOLDER"
-            )
-        cfg = RunConfig.from_file(resume / CONFIG)
-        if data_dir:  # where the data lives is not a setting of the run: the files may have moved
-            cfg.data_dir = str(data_dir)
-        run(
-            cfg,
-            resume,
-            console=console,
-            resume=True,
-            report=report,
-            track=track,
-            tracking_uri=tracking_uri,
-            register=register,
-        )
+        cfg = resume_config(resume, given, _str(data_dir))
+        run(cfg, resume, console=console, resume=True, report=report, **tracking)
         return
     names = [m.strip() for m in models.split(",") if m.strip()]
     cfg = RunConfig(
@@ -231,7 +196,7 @@ def run_cmd(
         dataset_options=_dataset_options(dataset_option),
         exclude=str(exclude) if exclude else "",
     )
-    run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri, register=register)
+    run(cfg, out, console=console, report=report, **tracking)
 
 
 @app.command("evaluate")
@@ -413,8 +378,8 @@ def audit_cmd(
 ) -> None:
     """Find images whose label is probably wrong (out-of-fold probabilities + cleanlab): label_issues.csv and a
     picture of the top suspects; `glyphlab run --exclude AUDIT/label_issues.csv` then trains without them."""
-    from glyphlab.models.registry import parse_params
     from glyphlab.pipeline.audit import DEFAULT_MODEL, AuditConfig, run_audit
+    from glyphlab.pipeline.options import parse_params
 
     name = model or DEFAULT_MODEL
     cfg = AuditConfig(

@@ -35,7 +35,7 @@ def explained(console: Console, done: Any, out: Path) -> None:
         for r in done.images
     }
     for f in done.files:
-        cells = rows[f] if f in rows else ("[red]error[/]", "", f"[red]{escape(done.errors[f])}[/]")
+        cells = rows[f] if f in rows else ("[red]error[/]", "", f"[red]{escape(str(done.errors[f]))}[/]")
         out_table.add_row(str(f), *cells)
     console.print(out_table)
     if done.note:

@@ -53,7 +53,7 @@ class Explained:
     method: str
     explanation: Any
     images: list[ExplainedImage] = field(default_factory=list)
-    errors: dict[Path, str] = field(default_factory=dict)
+    errors: dict[Path, Exception] = field(default_factory=dict)  # str() is the one-line reason
     files: list[Path] = field(default_factory=list)  # every file given, in order (none for an array)
 
     @property
@@ -76,7 +76,7 @@ def _model(model: Any) -> tuple[Any, Any, str]:
     return predictor.model, predictor.image_config, predictor.model_id
 
 
-def _read(files: list[Path], config: Any) -> tuple[list[np.ndarray], list[Path], dict[Path, str]]:
+def _read(files: list[Path], config: Any) -> tuple[list[np.ndarray], list[Path], dict[Path, Exception]]:
     """Each file prepared as predict prepares it; the ones that cannot be, with the one-line reason."""
     from glyphlab.data.images import DecodeLimits, prepare_file
     from glyphlab.serving.predictor import model_input
@@ -87,7 +87,7 @@ def _read(files: list[Path], config: Any) -> tuple[list[np.ndarray], list[Path],
             arrays.append(model_input(prepare_file(f, config, DecodeLimits())))
             ok.append(f)
         except (GlyphlabError, OSError) as exc:
-            errors[f] = str(exc)
+            errors[f] = exc
     return arrays, ok, errors
 
 
@@ -133,5 +133,5 @@ def explain_images(model: Any, images: np.ndarray | Sequence[str | Path], method
     cannot be read raises its error, naming it."""
     done = explain(ExplainSettings(model, images, method, **kw))
     if done.errors:
-        raise GlyphlabError(next(iter(done.errors.values())))
+        raise next(iter(done.errors.values()))
     return done.explanation
