@@ -21,6 +21,7 @@ PUBLIC = [
     "Predictor",
     "search",
     "recipe",
+    "robustness",
     "Interpretation",
     "evaluate",
     "explain",

@@ -41,13 +41,6 @@ KNOWN: set[tuple[str, str]] = {
     *(
         ("glyphlab.cli", m)
         for m in (
-            "glyphlab.models.registry",
-            "glyphlab.data.registry",
-            "glyphlab.runfolder",
-            "glyphlab.data.eda",
-            "glyphlab.data.variants",
-            "glyphlab.evaluation.robustness",
-            "glyphlab.reporting.html",
             "glyphlab.data.formats",
             "glyphlab.data.images",
             "glyphlab.reading",

@@ -28,6 +28,7 @@ _PUBLIC = {
     "Run": "glyphlab.api",
     "search": "glyphlab.api",
     "recipe": "glyphlab.api",
+    "robustness": "glyphlab.api",
     "Predictor": "glyphlab.api",
     "Interpretation": "glyphlab.api",
     "compare": "glyphlab.api",

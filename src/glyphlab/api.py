@@ -9,11 +9,11 @@ keyword arguments and returns an object (a :class:`Run`, a DataFrame, a model) i
 
 from __future__ import annotations
 
-import fnmatch
 import html
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,12 @@ from rich.console import Console
 from rich.table import Table
 
 from glyphlab.data.dataset import Dataset
-from glyphlab.data.registry import list_datasets as _dataset_specs
 from glyphlab.data.registry import resolve_dataset
 from glyphlab.errors import ConfigError
 from glyphlab.evaluation.interpretation import Interpretation
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.persistence import load_model as _load_model
 from glyphlab.models.registry import create_model as _create_model
-from glyphlab.models.registry import list_models as _model_specs
 from glyphlab.pipeline.compare import Comparison as _Comparison
 from glyphlab.pipeline.compare import compare as _compare
 from glyphlab.pipeline.compare import list_runs as _list_runs
@@ -54,6 +52,7 @@ __all__ = [
     "load_dataset",
     "load_model",
     "recipe",
+    "robustness",
     "run",
     "runs",
     "search",
@@ -63,26 +62,16 @@ __all__ = [
 # -- registries ---------------------------------------------------------------------------------------------
 def list_datasets(pattern: str = "*") -> pd.DataFrame:
     """The built-in datasets whose name matches ``pattern`` (``"mnist*"``): name, sizes, description, source."""
-    rows = [
-        {"name": d.name, "sizes": d.sizes, "description": d.description, "source": d.source}
-        for d in _dataset_specs()
-        if fnmatch.fnmatch(d.name, pattern)
-    ]
-    return pd.DataFrame(rows, columns=["name", "sizes", "description", "source"])
+    from glyphlab.pipeline.listings import dataset_rows
+
+    return pd.DataFrame([asdict(r) for r in dataset_rows(pattern)], columns=["name", "sizes", "description", "source"])
 
 
 def list_models(pattern: str = "*") -> pd.DataFrame:
     """The registered models whose name matches ``pattern`` (``"cnn*"``): name, family, description, defaults."""
-    rows = [
-        {
-            "name": m.name,
-            "family": m.family,
-            "description": m.description,
-            "parameters": ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items()),
-        }
-        for m in _model_specs()
-        if fnmatch.fnmatch(m.name, pattern)
-    ]
+    from glyphlab.pipeline.listings import model_rows
+
+    rows = [asdict(r) for r in model_rows(pattern)]
     return pd.DataFrame(rows, columns=["name", "family", "description", "parameters"])
 
 
@@ -138,9 +127,9 @@ class Run(RunFolder):
 
     def report(self, pdf: bool = False) -> ReportFile:
         """Write report.html (and report.pdf with ``pdf``) from the folder's files; returns the HTML's path."""
-        from glyphlab.reporting.html import build_report  # local: jinja2 and the report's figures load on demand
+        from glyphlab.pipeline.report import report  # local: jinja2 and the report's figures load on demand
 
-        return ReportFile(build_report(self.path, pdf=pdf))
+        return ReportFile(report(self.path, pdf=pdf).html)
 
     @property
     def report_pdf(self) -> Path:
@@ -339,6 +328,24 @@ def recipe(
             tracking_uri=tracking_uri,
         )
     return Run.open(path)
+
+
+def robustness(
+    run: str | Path,
+    angles: str | Sequence[float] = "0:360:15",
+    *,
+    dataset: str | None = None,
+    data_dir: str | Path | None = None,
+    models: Sequence[str] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> Any:
+    """Accuracy of a run's saved models with the test images rotated by each angle (``glyphlab robustness``):
+    ``.accuracy`` (models x angles), ``.models``, ``.angles``, ``.spread(model)``; writes robustness.csv/.png."""
+    from glyphlab.pipeline.robustness import RobustnessSettings
+    from glyphlab.pipeline.robustness import robustness as _robustness
+
+    return _robustness(RobustnessSettings(Path(run), angles, dataset, data_dir, models, limit, seed))
 
 
 # -- many runs ----------------------------------------------------------------------------------------------

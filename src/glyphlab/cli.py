@@ -91,41 +91,25 @@ def _str(path: Path | None) -> str | None:
     return str(path) if path else None
 
 
-def _print_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    table = Table(title=title)
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*(escape(cell) for cell in row))  # cells are text: "glyphlab[timm]" is not markup
-    console.print(table)
-
-
 @app.command("datasets")
 def datasets_cmd() -> None:
     """List the built-in datasets, their sizes and where they come from."""
-    from glyphlab.data.registry import list_datasets
+    from glyphlab.pipeline.listings import dataset_rows
 
-    _print_table(
-        "datasets",
-        ("name", "sizes", "description", "source"),
-        [(d.name, d.sizes, d.description, d.source) for d in list_datasets()],
-    )
+    rows = [(d.name, d.sizes, d.description, d.source) for d in dataset_rows()]
+    render.table(console, "datasets", ("name", "sizes", "description", "source"), rows)
 
 
 @app.command("models")
 def models_cmd() -> None:
     """List the models in the registry with their parameters and defaults (and those an extra would add)."""
-    from glyphlab.models.registry import list_models, missing_models
+    from glyphlab.pipeline.listings import model_rows
 
     rows = [
-        (m.name, m.family, m.description, ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items()))
-        for m in list_models()
+        (m.name, m.family, m.description, f"pip install 'glyphlab[{m.extra}]'" if m.extra else m.parameters)
+        for m in model_rows(missing=True)
     ]
-    rows += [
-        (name, "", f"needs glyphlab[{extra}]", f"pip install 'glyphlab[{extra}]'")
-        for name, extra in missing_models().items()
-    ]
-    _print_table("models", ("name", "family", "description", "parameters (defaults)"), sorted(rows))
+    render.table(console, "models", ("name", "family", "description", "parameters (defaults)"), rows)
 
 
 @app.command("run")
@@ -242,16 +226,9 @@ def eda_cmd(
     data_dir: DataDir = None,
 ) -> None:
     """Class counts, sample grid, mean image per class and pixel histogram, as PNGs."""
-    from glyphlab.data.eda import write_eda
-    from glyphlab.data.registry import resolve_dataset
+    from glyphlab.pipeline.eda import EdaSettings, eda
 
-    ds = resolve_dataset(dataset, data_dir, **_dataset_options(dataset_option))
-    if variant:
-        from glyphlab.data.variants import apply_variants
-
-        ds = apply_variants(ds, variant, seed=seed)
-    paths = write_eda(ds, out)
-    for p in paths:
+    for p in eda(EdaSettings(dataset, out, variant, seed, data_dir, _dataset_options(dataset_option))):
         console.print(f"wrote [green]{p}[/]")
 
 
@@ -273,7 +250,8 @@ def recipe_cmd(
 
     if list_ or name is None:
         recipes = [(n, load_recipe(p)) for n, p in sorted(shipped_recipes().items())]
-        _print_table(
+        render.table(
+            console,
             "recipes (glyphlab recipe NAME; copy the file to make your own)",
             ("name", "dataset", "models", "description", "needs"),
             [
@@ -417,10 +395,9 @@ def robustness_cmd(
     ] = None,
 ) -> None:
     """Accuracy of every saved model of a run with the test images rotated by each angle (csv, png, table)."""
-    from glyphlab.evaluation.robustness import parse_angles, print_robustness, robustness
+    from glyphlab.pipeline.robustness import RobustnessSettings, robustness
 
-    result = robustness(run_dir, parse_angles(angles), dataset=dataset, data_dir=data_dir, limit=limit)
-    print_robustness(result, console)
+    render.robustness(console, robustness(RobustnessSettings(run_dir, angles, dataset, data_dir, limit=limit)))
 
 
 @app.command("report")
@@ -429,13 +406,12 @@ def report_cmd(
     pdf: Annotated[bool, typer.Option("--pdf", help="Also print report.pdf with a headless Chromium/Chrome.")] = False,
 ) -> None:
     """(Re)build RUN/report.html from the run folder's files alone: no model is loaded, nothing retrained."""
-    from glyphlab.reporting.html import build_report
-    from glyphlab.runfolder import REPORT_PDF
+    from glyphlab.pipeline.report import report
 
-    path = build_report(run_dir, pdf=pdf)
-    console.print(f"report: [green]{path}[/] ({path.stat().st_size / 1e6:.1f} MB)")
-    if pdf:
-        console.print(f"pdf: [green]{path.parent / REPORT_PDF}[/]")
+    done = report(run_dir, pdf=pdf)
+    console.print(f"report: [green]{done.html}[/] ({done.megabytes:.1f} MB)")
+    if done.pdf is not None:
+        console.print(f"pdf: [green]{done.pdf}[/]")
 
 
 @app.command("compare")

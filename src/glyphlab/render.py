@@ -96,3 +96,18 @@ def comparison(console: Console, comparison: Any) -> None:
             console.print(pairs)
     if len(comparison.groups) > 1:
         console.print(f"[yellow]{len(comparison.groups)} different test sets: each is ranked on its own.[/]")
+
+
+def robustness(console: Console, result: Any) -> None:
+    """``glyphlab robustness``: accuracy per angle and model, the mean and the spread, and the files written."""
+    table = Table(title=f"accuracy under rotation ({result.n_images:,} test images per angle)")
+    table.add_column("angle", justify="right")
+    for name in result.models:
+        table.add_column(name, justify="right")
+    for j, angle in enumerate(result.angles):
+        table.add_row(f"{angle:g}°", *[f"{result.accuracy[i, j]:.4f}" for i in range(len(result.models))])
+    table.add_section()
+    table.add_row("mean", *[f"{result.accuracy[i].mean():.4f}" for i in range(len(result.models))], style="bold")
+    table.add_row("max-min", *[f"{result.spread(n):.4f}" for n in result.models], style="bold")
+    console.print(table)
+    console.print(f"wrote [green]{result.csv_path}[/] and [green]{result.png_path}[/]")
