@@ -45,10 +45,6 @@ KNOWN: set[tuple[str, str]] = {
             "glyphlab.data.images",
             "glyphlab.reading",
             "glyphlab.serving.predictor",
-            "glyphlab.serving.app",
-            "glyphlab.serving.protocols",
-            "glyphlab.serving.workers",
-            "glyphlab.serving.gateway",
         )
     ),
 }

@@ -737,136 +737,154 @@ def export_cmd(
     render.exported(console, export(ExportSettings(model_path, onnx, quantize, calibration, _str(data_dir))))
 
 
+# -- glyphlab serve's options (aliases keep serve_cmd one screen long) ------------------------------------------
+ModelFolder = Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")]
+ServeHost = Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")]
+ServePort = Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one).")]
+ServeWorkers = Annotated[
+    int,
+    typer.Option(
+        min=1, help="Worker processes (each loads the model; with 2 or more, the supervising process does not)."
+    ),
+]
+ServeMaxBodyMb = Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")]
+ServeMaxConcurrency = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Requests processed at once per worker (memory "
+        "grows with it: each can take ~180 MB for 4.7 MB of "
+        "dense JSON pixels, ~35 MB for a 4-Mpx image upload; "
+        "bench/request_memory.py).",
+    ),
+]
+ServeMaxQueue = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Most requests waiting per worker, and no more than the "
+        "measured service time lets start within --queue-timeout; "
+        "beyond, 503 + Retry-After.",
+    ),
+]
+ServeMaxBufferedMb = Annotated[
+    float | None,
+    typer.Option(
+        min=0.001,
+        help="Most MB the bodies of all requests "
+        "in a worker may hold together (default 16 x "
+        "--max-body-mb); beyond, 503 + Retry-After.",
+    ),
+]
+ServeRateLimit = Annotated[
+    float | None,
+    typer.Option(
+        min=0.001,
+        help="Requests per second one client (IP "
+        "address) may send, in bursts of up to twice that; "
+        "beyond, 429 + Retry-After (default: no limit).",
+    ),
+]
+ServeQueueTimeout = Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")]
+ServeBodyTimeout = Annotated[
+    float,
+    typer.Option(
+        min=0.001,
+        help="Seconds a request body may take to arrive after "
+        "its headers (then 408); a request takes a slot "
+        "only once its body is here.",
+    ),
+]
+ServeHeaderTimeout = Annotated[
+    float,
+    typer.Option(min=0.001, help="Seconds a connection may take to send a request's headers (then it is closed)."),
+]
+ServeMicroBatch = Annotated[
+    int, typer.Option(min=1, help="Most images of concurrent requests predicted together (1: no micro-batching).")
+]
+ServeBatchWaitMs = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1000.0,
+        help="How long the first request of a "
+        "micro-batch waits for others (ms): under load less CPU per "
+        "request, when idle that much more latency.",
+    ),
+]
+ServeMaxPixels = Annotated[int, typer.Option(help="Largest image in pixels (400 above).")]
+ServeMaxBatch = Annotated[int, typer.Option(help="Most images in one JSON batch.")]
+ServeBackend = Annotated[str, typer.Option(help="auto | onnx | native")]
+ServeThreads = Annotated[
+    int,
+    typer.Option(
+        min=0, help="Inference threads per worker (0: all cores; 1 keeps latency low under concurrent requests)."
+    ),
+]
+ServeExposeDetails = Annotated[
+    bool,
+    typer.Option(
+        "--expose-details",
+        help="GET /model also shows file paths, "
+        "library versions and the training data's path (withheld "
+        "by default: the server answers strangers).",
+    ),
+]
+ServeAccessLog = Annotated[
+    bool,
+    typer.Option(
+        "--access-log/--no-access-log",
+        help="A log line per request (uvicorn's access log); without it a small upload costs ~0.1 ms less CPU.",
+    ),
+]
+ServeApiKeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        help="A file whose first line is the API key every route but /health, / (and /metrics) needs as "
+        "'Authorization: Bearer KEY' (default $GLYPHLAB_API_KEY; none: no key)."
+    ),
+]
+ServeCorsOrigin = Annotated[
+    list[str],
+    typer.Option(
+        "--cors-origin", help="An origin allowed to call the API from a browser (repeatable); none: CORS off."
+    ),
+]
+ServeMetrics = Annotated[bool, typer.Option("--metrics/--no-metrics", help="Prometheus metrics at /metrics.")]
+ServeMetricsPublic = Annotated[
+    bool, typer.Option("--metrics-public/--metrics-private", help="Whether /metrics is open without the API key.")
+]
+
+
 @app.command("serve")
 def serve_cmd(
-    model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
-    host: Annotated[
-        str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one).")] = 8000,
-    workers: Annotated[
-        int,
-        typer.Option(
-            min=1, help="Worker processes (each loads the model; with 2 or more, the supervising process does not)."
-        ),
-    ] = 1,
-    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")] = 5.0,
-    max_concurrency: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Requests processed at once per worker (memory "
-            "grows with it: each can take ~180 MB for 4.7 MB of "
-            "dense JSON pixels, ~35 MB for a 4-Mpx image upload; "
-            "bench/request_memory.py).",
-        ),
-    ] = 8,
-    max_queue: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Most requests waiting per worker, and no more than the "
-            "measured service time lets start within --queue-timeout; "
-            "beyond, 503 + Retry-After.",
-        ),
-    ] = 1024,
-    max_buffered_mb: Annotated[
-        float | None,
-        typer.Option(
-            min=0.001,
-            help="Most MB the bodies of all requests "
-            "in a worker may hold together (default 16 x "
-            "--max-body-mb); beyond, 503 + Retry-After.",
-        ),
-    ] = None,
-    rate_limit: Annotated[
-        float | None,
-        typer.Option(
-            min=0.001,
-            help="Requests per second one client (IP "
-            "address) may send, in bursts of up to twice that; "
-            "beyond, 429 + Retry-After (default: no limit).",
-        ),
-    ] = None,
-    queue_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")] = 30.0,
-    body_timeout: Annotated[
-        float,
-        typer.Option(
-            min=0.001,
-            help="Seconds a request body may take to arrive after "
-            "its headers (then 408); a request takes a slot "
-            "only once its body is here.",
-        ),
-    ] = 30.0,
-    header_timeout: Annotated[
-        float,
-        typer.Option(min=0.001, help="Seconds a connection may take to send a request's headers (then it is closed)."),
-    ] = 10.0,
-    micro_batch: Annotated[
-        int, typer.Option(min=1, help="Most images of concurrent requests predicted together (1: no micro-batching).")
-    ] = 32,
-    batch_wait_ms: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=1000.0,
-            help="How long the first request of a "
-            "micro-batch waits for others (ms): under load less CPU per "
-            "request, when idle that much more latency.",
-        ),
-    ] = 0.0,
-    max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (400 above).")] = 4_000_000,
-    max_batch: Annotated[int, typer.Option(help="Most images in one JSON batch.")] = 64,
-    backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
-    threads: Annotated[
-        int,
-        typer.Option(
-            min=0, help="Inference threads per worker (0: all cores; 1 keeps latency low under concurrent requests)."
-        ),
-    ] = 1,
-    expose_details: Annotated[
-        bool,
-        typer.Option(
-            "--expose-details",
-            help="GET /model also shows file paths, "
-            "library versions and the training data's path (withheld "
-            "by default: the server answers strangers).",
-        ),
-    ] = False,
-    access_log: Annotated[
-        bool,
-        typer.Option(
-            "--access-log/--no-access-log",
-            help="A log line per request (uvicorn's access log); without it a small upload costs ~0.1 ms less CPU.",
-        ),
-    ] = True,
-    api_key_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="A file whose first line is the API key every route but /health, / (and /metrics) needs as "
-            "'Authorization: Bearer KEY' (default $GLYPHLAB_API_KEY; none: no key)."
-        ),
-    ] = None,
-    cors_origin: Annotated[
-        list[str],
-        typer.Option(
-            "--cors-origin", help="An origin allowed to call the API from a browser (repeatable); none: CORS off."
-        ),
-    ] = [],
-    metrics: Annotated[bool, typer.Option("--metrics/--no-metrics", help="Prometheus metrics at /metrics.")] = True,
-    metrics_public: Annotated[
-        bool, typer.Option("--metrics-public/--metrics-private", help="Whether /metrics is open without the API key.")
-    ] = True,
+    model_path: ModelFolder,
+    host: ServeHost = "127.0.0.1",
+    port: ServePort = 8000,
+    workers: ServeWorkers = 1,
+    max_body_mb: ServeMaxBodyMb = 5.0,
+    max_concurrency: ServeMaxConcurrency = 8,
+    max_queue: ServeMaxQueue = 1024,
+    max_buffered_mb: ServeMaxBufferedMb = None,
+    rate_limit: ServeRateLimit = None,
+    queue_timeout: ServeQueueTimeout = 30.0,
+    body_timeout: ServeBodyTimeout = 30.0,
+    header_timeout: ServeHeaderTimeout = 10.0,
+    micro_batch: ServeMicroBatch = 32,
+    batch_wait_ms: ServeBatchWaitMs = 0.0,
+    max_pixels: ServeMaxPixels = 4_000_000,
+    max_batch: ServeMaxBatch = 64,
+    backend: ServeBackend = "auto",
+    threads: ServeThreads = 1,
+    expose_details: ServeExposeDetails = False,
+    access_log: ServeAccessLog = True,
+    api_key_file: ServeApiKeyFile = None,
+    cors_origin: ServeCorsOrigin = [],
+    metrics: ServeMetrics = True,
+    metrics_public: ServeMetricsPublic = True,
 ) -> None:
     """Serve the model over HTTP: POST /prediction, a drawing page at /, docs at /docs (uvicorn)."""
-    import os
-
-    import uvicorn  # noqa: F401  (first: without the serve extra, one line naming it, before any model is read)
-
-    from glyphlab.serving.app import ServeSettings
-    from glyphlab.serving.predictor import Predictor
-    from glyphlab.serving.protocols import protocol_class
-    from glyphlab.serving.workers import check_model_in_child, check_port_free, serve
+    from glyphlab.pipeline.serve import Listen, ServeSettings, serve
 
     settings = ServeSettings(
         max_bytes=int(max_body_mb * 1_000_000),
@@ -885,35 +903,8 @@ def serve_cmd(
         backend=backend,
         threads=threads or None,
     )
-    check_port_free(host, port)  # one model per port: before the model is read, one line naming the port
-    # load it once first, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn;
-    # with several workers in a child process, so that the supervisor (which serves nothing) never holds it
-    if workers > 1:
-        check_model_in_child(model_path, settings.backend)
-    else:
-        Predictor(model_path, backend=settings.backend)
-    os.environ["GLYPHLAB_SERVE_MODEL"] = str(model_path)
-    os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
-    from glyphlab.serving import gateway
-
-    key = gateway.configure_workers(host, api_key_file, cors_origin, metrics, metrics_public, workers)
-    console.print(
-        f"serving {model_path} on http://{host}:{port}/ (docs at /docs"
-        f"{', metrics at /metrics' if metrics else ''}{', API key required' if key else ''})"
-    )
-    try:
-        serve(
-            "glyphlab.serving.app:app_from_env",
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            access_log=access_log,
-            timeout_graceful_shutdown=5,
-            http=protocol_class(),
-        )
-    finally:
-        gateway.cleanup_workers()
+    listen = Listen(host, port, workers, api_key_file, cors_origin, metrics, metrics_public, access_log)
+    serve(model_path, settings, listen, announce=console.print)
 
 
 def main() -> None:
