@@ -36,19 +36,6 @@ RANK = {name: i for i, (name, _) in enumerate(LAYERS)}
 CLI_MAY_IMPORT = {"use cases", "api"}
 CLI_MAY_IMPORT_MODULES = {"glyphlab.errors", "glyphlab.user_errors"}
 
-#: arrows this branch is still removing (each entry must still occur, so the list only shrinks)
-KNOWN: set[tuple[str, str]] = {
-    *(
-        ("glyphlab.cli", m)
-        for m in (
-            "glyphlab.data.formats",
-            "glyphlab.data.images",
-            "glyphlab.reading",
-            "glyphlab.serving.predictor",
-        )
-    ),
-}
-
 #: (module, function) whose imports are not yet held to the rule, each with the issue that removes it
 PENDING: dict[tuple[str, str], str] = {
     # the streaming predict use case (issue 32, branch wt-batch) takes predict_cmd's body
@@ -161,15 +148,9 @@ def test_no_import_runs_up_a_layer():
     problems = [
         f"{a.source}:{a.line}{' in ' + a.function if a.function else ''}: {why}"
         for a in all_arrows()
-        if (why := broken(a)) and (a.source, a.target) not in KNOWN
+        if (why := broken(a))
     ]
     assert not problems, "imports against docs/architecture.md's layers:\n" + "\n".join(problems)
-
-
-def test_the_known_arrows_still_exist():
-    """KNOWN only shrinks: an arrow that is gone is taken off it."""
-    found = {(a.source, a.target) for a in all_arrows() if broken(a)}
-    assert not KNOWN - found, f"no longer imported, remove from KNOWN: {sorted(KNOWN - found)}"
 
 
 @pytest.mark.parametrize(

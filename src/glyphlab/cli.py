@@ -453,19 +453,9 @@ def runs_cmd(
 
 
 def _image_files(paths: list[Path]) -> list[Path]:
-    from glyphlab.data.formats import IMAGE_SUFFIXES  # local: numpy and Pillow load only for commands that read images
+    from glyphlab.pipeline.inputs import image_files
 
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise GlyphlabError(f"no such image file or folder: {p}")
-    if not files:
-        raise GlyphlabError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
-    return files
+    return image_files(paths)
 
 
 @app.command("predict")
@@ -610,81 +600,24 @@ def read_cmd(
     as one string each; a blank picture is listed as "no ink"; the exit code is 1 when any picture could not
     be read.
     """
-    from glyphlab.data.images import DecodeLimits, NoInkError
-    from glyphlab.reading import read_labels, read_one, score_readings, write_score
-    from glyphlab.serving.predictor import Predictor
+    from glyphlab.pipeline.read import ReadSettings, read_files
 
-    predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
-    truth = read_labels(labels) if labels is not None else None
-    files = _image_files(images)
-    limits = DecodeLimits(max_bytes=max(5_000_000, max_pixels * 4), max_pixels=max_pixels)
-    readings, errors, rows = [], {}, []
-    for f in files:
-        try:
-            r = read_one(predictor, f, charset=charset, length=length, pattern=pattern, limits=limits)
-            readings.append(r)
-            rows.append(r.to_dict())
-        except NoInkError as exc:
-            errors[str(f)] = str(exc)
-            rows.append({"source": str(f), "error": str(exc), "no_ink": True})
-        except (GlyphlabError, OSError) as exc:
-            errors[str(f)] = str(exc)
-            rows.append({"source": str(f), "error": str(exc)})
+    done = read_files(ReadSettings(model_path, images, charset, length, pattern, labels, report, backend, max_pixels))
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "model_id": predictor.model_id,
-                    "backend": predictor.backend,
-                    "image_config": predictor.image_config.to_dict(),
-                    "readings": rows,
-                },
-                indent=2,
-            )
-        )
+        payload = {"model_id": done.model_id, "backend": done.backend, "image_config": done.image_config}
+        typer.echo(json.dumps({**payload, "readings": done.rows}, indent=2))
     else:
-        table = Table(title=f"{predictor.model_id} ({predictor.backend})")
-        table.add_column("file")
-        table.add_column("text", style="bold")
-        table.add_column("p", justify="right")
-        table.add_column("characters (p, runner-up)")
-        for r in rows:
-            if "error" in r:
-                table.add_row(
-                    r["source"],
-                    "[yellow]no ink[/]" if r.get("no_ink") else "[red]error[/]",
-                    "",
-                    f"[yellow]{escape(r['error'])}[/]",
-                )
-                continue
-            for k, line in enumerate(r["lines"]):
-                chars = " ".join(
-                    f"{c['label']} {c['probability']:.2f}"
-                    + (
-                        f" ({c['runner_up']} {c['runner_up_probability']:.2f})"
-                        if c["runner_up"] is not None and c["runner_up_probability"] >= 0.01
-                        else ""
-                    )
-                    for c in line["chars"]
-                )
-                table.add_row(
-                    r["source"] if k == 0 else "",
-                    escape(line["text"]) + ("" if line["matches"] else " [yellow](no match)[/]"),
-                    f"{line['confidence']:.3f}",
-                    chars,
-                )
-        console.print(table)
-    if truth is not None:
-        score = score_readings(readings, truth, errors)
-        written = write_score(score, report)
+        render.readings(console, done)
+    if done.score is not None:
+        score = done.score
         confused = ", ".join(f"{a or '∅'}→{b or '∅'} {c}" for a, b, c in score.confused[:5]) or "none"
         typer.echo(
             f"{score.n} labelled pictures: exact-string accuracy {score.exact:.3f}, character error rate "
             f"{100 * score.cer:.2f} %; most confused: {confused}",
             err=as_json,
         )
-        typer.echo(f"written: {', '.join(str(p) for p in written)}", err=as_json)
-    if errors:
+        typer.echo(f"written: {', '.join(str(p) for p in done.written)}", err=as_json)
+    if done.errors:
         raise typer.Exit(code=1)
 
 

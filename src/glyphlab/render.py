@@ -111,3 +111,38 @@ def robustness(console: Console, result: Any) -> None:
     table.add_row("max-min", *[f"{result.spread(n):.4f}" for n in result.models], style="bold")
     console.print(table)
     console.print(f"wrote [green]{result.csv_path}[/] and [green]{result.png_path}[/]")
+
+
+def readings(console: Console, done: Any) -> None:
+    """``glyphlab read``: per picture its line(s) as text, confidence and each character with its runner-up."""
+    table = Table(title=f"{done.model_id} ({done.backend})")
+    table.add_column("file")
+    table.add_column("text", style="bold")
+    table.add_column("p", justify="right")
+    table.add_column("characters (p, runner-up)")
+    for r in done.rows:
+        if "error" in r:
+            table.add_row(
+                r["source"],
+                "[yellow]no ink[/]" if r.get("no_ink") else "[red]error[/]",
+                "",
+                f"[yellow]{escape(r['error'])}[/]",
+            )
+            continue
+        for k, line in enumerate(r["lines"]):
+            chars = " ".join(
+                f"{c['label']} {c['probability']:.2f}"
+                + (
+                    f" ({c['runner_up']} {c['runner_up_probability']:.2f})"
+                    if c["runner_up"] is not None and c["runner_up_probability"] >= 0.01
+                    else ""
+                )
+                for c in line["chars"]
+            )
+            table.add_row(
+                r["source"] if k == 0 else "",
+                escape(line["text"]) + ("" if line["matches"] else " [yellow](no match)[/]"),
+                f"{line['confidence']:.3f}",
+                chars,
+            )
+    console.print(table)
