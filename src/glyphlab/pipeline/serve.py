@@ -12,12 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from glyphlab.serving.app import ServeSettings
+from glyphlab.serving.app import MODEL_ENV, SETTINGS_ENV, ServeSettings
 
 __all__ = ["ServeSettings", "Listen", "serve"]
-
-#: what the workers read to build their app (glyphlab.serving.app:app_from_env)
-MODEL_ENV, SETTINGS_ENV = "GLYPHLAB_SERVE_MODEL", "GLYPHLAB_SERVE_SETTINGS"
 
 
 @dataclass(frozen=True)
@@ -61,9 +58,13 @@ def serve(model: Path, settings: ServeSettings, listen: Listen, announce: Callab
     os.environ[MODEL_ENV] = str(model)
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     key = gateway.configure_workers(
-        listen.host, listen.api_key_file, list(listen.cors_origins), listen.metrics, listen.metrics_public,
+        listen.host,
+        listen.api_key_file,
+        list(listen.cors_origins),
+        listen.metrics,
+        listen.metrics_public,
         listen.workers,
-    )  # fmt: skip
+    )
     announce(
         f"serving {model} on http://{listen.host}:{listen.port}/ (docs at /docs"
         f"{', metrics at /metrics' if listen.metrics else ''}{', API key required' if key else ''})"
