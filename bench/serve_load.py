@@ -213,9 +213,10 @@ def batch_rows(model: str, images: np.ndarray, labels: np.ndarray, threads: int 
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx")
         kinds = {"PyTorch": ("native", None), "fp32 ONNX": ("onnx", fp32)}
         if int8:
+            from glyphlab.pipeline.export import run_images
             from glyphlab.serving.quantize import export_int8
 
-            kinds["int8 ONNX"] = ("onnx", export_int8(model, Path(tmp) / "int8.onnx"))
+            kinds["int8 ONNX"] = ("onnx", export_int8(model, run_images(model), Path(tmp) / "int8.onnx"))
         # interleaved passes, so a change in the machine's load hits every backend alike
         predictors = {k: Predictor(model, backend=b, onnx_path=path, threads=threads) for k, (b, path) in kinds.items()}
         for _ in range(2):

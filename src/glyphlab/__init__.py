@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from glyphlab._version import __version__
 
 #: every public name and the module that defines it
 _PUBLIC = {
@@ -28,6 +28,7 @@ _PUBLIC = {
     "Run": "glyphlab.api",
     "search": "glyphlab.api",
     "recipe": "glyphlab.api",
+    "robustness": "glyphlab.api",
     "Predictor": "glyphlab.api",
     "Interpretation": "glyphlab.api",
     "compare": "glyphlab.api",
@@ -41,19 +42,23 @@ _PUBLIC = {
     "ConfigError": "glyphlab.errors",
     "ModelFileError": "glyphlab.errors",
     "RunFolderError": "glyphlab.errors",
-    "explain": "glyphlab.evaluation.attributions",
+    "evaluate": "glyphlab.api",
+    "explain": "glyphlab.api",
+    "export": "glyphlab.api",
     "Explanation": "glyphlab.evaluation.attributions",
 }
 __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:
-    from glyphlab.api import (
+    from glyphlab.api import (  # noqa: F401
         Comparison,
         Interpretation,
         Predictor,
         Run,
         compare,
         create_model,  # noqa: F401
+        explain,
+        export,
         list_datasets,
         list_models,
         load_dataset,
@@ -66,7 +71,7 @@ if TYPE_CHECKING:
     )
     from glyphlab.data.dataset import Dataset  # noqa: F401
     from glyphlab.errors import ConfigError, DataError, GlyphlabError, ModelFileError, RunFolderError  # noqa: F401
-    from glyphlab.evaluation.attributions import Explanation, explain  # noqa: F401
+    from glyphlab.evaluation.attributions import Explanation  # noqa: F401
     from glyphlab.models.base import GlyphModel  # noqa: F401
 
 

@@ -9,11 +9,11 @@ keyword arguments and returns an object (a :class:`Run`, a DataFrame, a model) i
 
 from __future__ import annotations
 
-import fnmatch
 import html
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +23,16 @@ from rich.console import Console
 from rich.table import Table
 
 from glyphlab.data.dataset import Dataset
-from glyphlab.data.registry import list_datasets as _dataset_specs
 from glyphlab.data.registry import resolve_dataset
 from glyphlab.errors import ConfigError
 from glyphlab.evaluation.interpretation import Interpretation
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.persistence import load_model as _load_model
 from glyphlab.models.registry import create_model as _create_model
-from glyphlab.models.registry import list_models as _model_specs
 from glyphlab.pipeline.compare import Comparison as _Comparison
 from glyphlab.pipeline.compare import compare as _compare
 from glyphlab.pipeline.compare import list_runs as _list_runs
-from glyphlab.pipeline.run import RunConfig
+from glyphlab.pipeline.run import RunConfig, split_model_entry
 from glyphlab.pipeline.run import run as _run
 from glyphlab.runfolder import REPORT_PDF, RunFolder
 from glyphlab.serving.predictor import Predictor
@@ -46,11 +44,15 @@ __all__ = [
     "Run",
     "compare",
     "create_model",
+    "evaluate",
+    "explain",
+    "export",
     "list_datasets",
     "list_models",
     "load_dataset",
     "load_model",
     "recipe",
+    "robustness",
     "run",
     "runs",
     "search",
@@ -60,26 +62,16 @@ __all__ = [
 # -- registries ---------------------------------------------------------------------------------------------
 def list_datasets(pattern: str = "*") -> pd.DataFrame:
     """The built-in datasets whose name matches ``pattern`` (``"mnist*"``): name, sizes, description, source."""
-    rows = [
-        {"name": d.name, "sizes": d.sizes, "description": d.description, "source": d.source}
-        for d in _dataset_specs()
-        if fnmatch.fnmatch(d.name, pattern)
-    ]
-    return pd.DataFrame(rows, columns=["name", "sizes", "description", "source"])
+    from glyphlab.pipeline.listings import dataset_rows
+
+    return pd.DataFrame([asdict(r) for r in dataset_rows(pattern)], columns=["name", "sizes", "description", "source"])
 
 
 def list_models(pattern: str = "*") -> pd.DataFrame:
     """The registered models whose name matches ``pattern`` (``"cnn*"``): name, family, description, defaults."""
-    rows = [
-        {
-            "name": m.name,
-            "family": m.family,
-            "description": m.description,
-            "parameters": ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items()),
-        }
-        for m in _model_specs()
-        if fnmatch.fnmatch(m.name, pattern)
-    ]
+    from glyphlab.pipeline.listings import model_rows
+
+    rows = [asdict(r) for r in model_rows(pattern)]
     return pd.DataFrame(rows, columns=["name", "family", "description", "parameters"])
 
 
@@ -135,9 +127,9 @@ class Run(RunFolder):
 
     def report(self, pdf: bool = False) -> ReportFile:
         """Write report.html (and report.pdf with ``pdf``) from the folder's files; returns the HTML's path."""
-        from glyphlab.reporting.html import build_report  # local: jinja2 and the report's figures load on demand
+        from glyphlab.pipeline.report import report  # local: jinja2 and the report's figures load on demand
 
-        return ReportFile(build_report(self.path, pdf=pdf))
+        return ReportFile(report(self.path, pdf=pdf).html)
 
     @property
     def report_pdf(self) -> Path:
@@ -165,15 +157,27 @@ def _output(progress: bool) -> Iterator[Console]:
         rich._console = previous
 
 
+#: gl.run's settings when not given (None marks "not given", so that a resume can tell what was)
+RUN_DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "models": ("logreg", "svm", "random-forest"),
+    "params": {},
+    "seed": 0,
+    "val_fraction": 0.1,
+    "variants": "",
+    "dataset_options": {},
+}
+
+
 def run(
-    dataset: str | Path = "digits",
-    models: Sequence[str] = ("logreg", "svm", "random-forest"),
+    dataset: str | Path | None = None,
+    models: Sequence[str] | None = None,
     out: str | Path | None = None,
     *,
     params: dict[str, dict[str, Any]] | None = None,
-    seed: int = 0,
-    val_fraction: float = 0.1,
-    variants: str = "",
+    seed: int | None = None,
+    val_fraction: float | None = None,
+    variants: str | None = None,
     data_dir: str | Path | None = None,
     limit: int | None = None,
     dataset_options: dict[str, Any] | None = None,
@@ -186,34 +190,79 @@ def run(
 ) -> Run:
     """Train and evaluate ``models`` on ``dataset`` into the run folder ``out`` (``glyphlab run``); returns the Run.
 
+    Defaults: ``"digits"``, logreg, svm and random-forest, seed 0, a tenth of train for validation.
     ``params`` maps a model label to its parameters (``{"svm": {"C": 10}}``); ``LABEL=NAME`` in ``models``
-    runs a registry model under another label. ``resume=True`` keeps the models ``out`` already finished.
-    ``track="mlflow"`` / ``"tensorboard"`` (and ``tracking_uri``) also log the run there (``--track``);
-    ``register="NAME"`` registers the best model in MLflow's model registry, alias ``champion`` (``--register``).
+    runs a registry model under another label. ``resume=True`` continues the run in ``out`` with the settings
+    of its config.json (finished models kept), and refuses a setting given beside it, as ``--resume`` does;
+    an ``out`` that does not exist yet is started. ``track="mlflow"`` / ``"tensorboard"`` (and ``tracking_uri``)
+    also log the run there (``--track``); ``register="NAME"`` registers the best model in MLflow's model
+    registry, alias ``champion`` (``--register``).
     """
-    options = dict(dataset_options or {})
-    if limit is not None:
-        options["limit"] = limit
-    cfg = RunConfig(
-        dataset=str(dataset),
-        models=list(models),
-        params=dict(params or {}),
-        seed=seed,
-        val_fraction=val_fraction,
-        variants=variants,
-        data_dir=str(data_dir) if data_dir else None,
-        dataset_options=options,
-    )
+    given = {
+        "dataset": dataset,
+        "models": models,
+        "params": params,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "variants": variants,
+        "limit": limit,
+        "dataset_options": dataset_options,
+    }
+    tracking = {"track": track, "tracking_uri": tracking_uri, "register": register}
+    data = str(data_dir) if data_dir else None
+    if resume and out is not None and Path(out).exists():
+        from glyphlab.pipeline.resume import resume_config
+
+        named = [f"{k}=" for k, v in given.items() if v is not None]
+        cfg = resume_config(Path(out), named, data, how="resume=True", new_run="another out=")
+    else:
+        settings = {k: RUN_DEFAULTS[k] if given[k] is None else given[k] for k in RUN_DEFAULTS}
+        options = dict(settings["dataset_options"])
+        if limit is not None:
+            options["limit"] = limit
+        cfg = RunConfig(
+            dataset=str(settings["dataset"]),
+            models=list(settings["models"]),
+            # every label keyed, as the CLI's --param parsing keys them: one config for one run, whichever door
+            params={**{split_model_entry(m)[0]: {} for m in settings["models"]}, **settings["params"]},
+            seed=settings["seed"],
+            val_fraction=settings["val_fraction"],
+            variants=settings["variants"],
+            data_dir=data,
+            dataset_options=options,
+        )
     with _output(progress) as console:
-        path = _run(
-            cfg,
+        path = _run(cfg, Path(out) if out else None, console=console, resume=resume, report=report, **tracking)
+    return Run.open(path)
+
+
+def evaluate(
+    model_or_run: str | Path,
+    dataset: str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    variants: str | None = None,
+    seed: int | None = None,
+    data_dir: str | Path | None = None,
+    dataset_options: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Run:
+    """Score saved models again, without retraining (``glyphlab evaluate``): a run folder (every finished model),
+    a run's ``models/NAME`` or a saved model folder, on the run's own test split or on ``dataset`` (a dataset
+    without a test split, e.g. a folder of new images, is scored whole). Returns the evaluation folder
+    (leaderboard, predictions, figures; default beside the model, ``evaluate-DATASET``)."""
+    from glyphlab.pipeline.evaluate import evaluate_saved
+
+    with _output(progress) as console:
+        path = evaluate_saved(
+            Path(model_or_run),
+            str(dataset) if dataset is not None else None,
             Path(out) if out else None,
-            console=console,
-            resume=resume,
-            report=report,
-            track=track,
-            tracking_uri=tracking_uri,
-            register=register,
+            variants,
+            seed,
+            Path(data_dir) if data_dir else None,
+            console,
+            dataset_options=dict(dataset_options or {}),
         )
     return Run.open(path)
 
@@ -281,6 +330,24 @@ def recipe(
     return Run.open(path)
 
 
+def robustness(
+    run: str | Path,
+    angles: str | Sequence[float] = "0:360:15",
+    *,
+    dataset: str | None = None,
+    data_dir: str | Path | None = None,
+    models: Sequence[str] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> Any:
+    """Accuracy of a run's saved models with the test images rotated by each angle (``glyphlab robustness``):
+    ``.accuracy`` (models x angles), ``.models``, ``.angles``, ``.spread(model)``; writes robustness.csv/.png."""
+    from glyphlab.pipeline.robustness import RobustnessSettings
+    from glyphlab.pipeline.robustness import robustness as _robustness
+
+    return _robustness(RobustnessSettings(Path(run), angles, dataset, data_dir, models, limit, seed))
+
+
 # -- many runs ----------------------------------------------------------------------------------------------
 
 
@@ -315,7 +382,7 @@ class Comparison(_Comparison):
 
     def write(self, out: str | Path) -> Path:
         """compare.html, comparison.csv and accuracy_vs_time.png in ``out``; returns the page's path."""
-        from glyphlab.reporting.compare import write_page
+        from glyphlab.pipeline.compare import write_page
 
         return write_page(self, Path(out))
 
@@ -382,3 +449,45 @@ def read(
     from glyphlab.reading import read as _read
 
     return _read(model, images, charset=charset, length=length, pattern=pattern, lines=lines)
+
+
+# -- one model ------------------------------------------------------------------------------------------------
+def explain(
+    model_or_path: GlyphModel | str | Path,
+    images: Any,
+    method: str = "auto",
+    *,
+    steps: int = 32,
+    seed: int = 0,
+) -> Any:
+    """Why the model chose its class and not the runner-up (``glyphlab explain``): a :class:`gl.Explanation`
+    (the arrays, ``.plot()``, ``.to_png()``). ``images``: image files or folders, read exactly as
+    ``glyphlab predict`` reads them (the model's recorded image config; a blank page is refused), or an
+    (N, H, W) array of model inputs in [0, 1], ink = 1."""
+    from glyphlab.pipeline.explain import explain_images
+
+    return explain_images(model_or_path, images, method, steps=steps, seed=seed)
+
+
+def export(
+    model: str | Path,
+    onnx: str | Path | None = None,
+    *,
+    quantize: str | None = None,
+    calibration: str | None = None,
+    data_dir: str | Path | None = None,
+) -> Any:
+    """Export a saved model to ONNX (``glyphlab export``), checked against the model; ``quantize="int8"``
+    calibrates on the model's run (or the dataset ``calibration``). Returns the written file and its checks."""
+    from glyphlab.pipeline.export import ExportSettings
+    from glyphlab.pipeline.export import export as _export
+
+    return _export(
+        ExportSettings(
+            Path(model),
+            Path(onnx) if onnx else None,
+            quantize,
+            calibration,
+            str(data_dir) if data_dir else None,
+        )
+    )

@@ -2,56 +2,22 @@
 
 from __future__ import annotations
 
-import errno
 import json
 from pathlib import Path
 from typing import Annotated
 
 import click
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from glyphlab.errors import FOREIGN_FILE_ERRORS, GlyphlabError
-from glyphlab.extras import extra_for_module
+from glyphlab import render
+from glyphlab.errors import GlyphlabError
+from glyphlab.user_errors import user_error_message
 
 console = Console()
-
-#: a file that is not what it should be (its readers are glyphlab's loaders, which name the file; this is the net
-#: for a reader that does not), and file-system errors that name their path
-UNREADABLE_FILE = (*FOREIGN_FILE_ERRORS, PermissionError, FileNotFoundError)
-
-
-#: errno values (and the words their messages carry) of a write that found no room
-NO_ROOM = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded"}
-
-
-def user_error_message(exc: BaseException) -> str | None:
-    """The one line a user sees for an error they can act on; None for a bug (which keeps its traceback)."""
-    no_room = next(
-        (words for code, words in NO_ROOM.items() if getattr(exc, "errno", None) == code or words in str(exc)), None
-    )
-    if no_room and not isinstance(exc, GlyphlabError):  # a write, whatever the library that did it calls it
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        return f"a file could not be written{where}: {no_room.lower()}; free some space and run it again"
-    if isinstance(exc, GlyphlabError):
-        return str(exc)
-    if isinstance(exc, ModuleNotFoundError):
-        top = (exc.name or "").split(".")[0]
-        if extra := extra_for_module(top):
-            return f"this command needs '{top}', which is not installed: pip install 'glyphlab[{extra}]'"
-        return None
-    if isinstance(exc, ValidationError):
-        return "invalid settings: " + "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
-        )
-    if isinstance(exc, UNREADABLE_FILE):
-        first = (str(exc).splitlines() or [""])[0][:300]
-        return f"a file could not be read ({type(exc).__name__}{': ' + first if first else ''})"
-    return None
 
 
 class _Commands(TyperGroup):
@@ -116,52 +82,34 @@ TrackingUri = Annotated[
 
 
 def _dataset_options(items: list[str]) -> dict:
-    from glyphlab.models.registry import parse_value
+    from glyphlab.pipeline.options import parse_dataset_options
 
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise GlyphlabError(f"--dataset-option '{item}' must look like KEY=VALUE")
-        out[key.strip()] = parse_value(value)
-    return out
+    return parse_dataset_options(items)
 
 
-def _print_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    table = Table(title=title)
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*(escape(cell) for cell in row))  # cells are text: "glyphlab[timm]" is not markup
-    console.print(table)
+def _str(path: Path | None) -> str | None:
+    return str(path) if path else None
 
 
 @app.command("datasets")
 def datasets_cmd() -> None:
     """List the built-in datasets, their sizes and where they come from."""
-    from glyphlab.data.registry import list_datasets
+    from glyphlab.pipeline.listings import dataset_rows
 
-    _print_table(
-        "datasets",
-        ("name", "sizes", "description", "source"),
-        [(d.name, d.sizes, d.description, d.source) for d in list_datasets()],
-    )
+    rows = [(d.name, d.sizes, d.description, d.source) for d in dataset_rows()]
+    render.table(console, "datasets", ("name", "sizes", "description", "source"), rows)
 
 
 @app.command("models")
 def models_cmd() -> None:
     """List the models in the registry with their parameters and defaults (and those an extra would add)."""
-    from glyphlab.models.registry import list_models, missing_models
+    from glyphlab.pipeline.listings import model_rows
 
     rows = [
-        (m.name, m.family, m.description, ", ".join(f"{k}={v}" for k, v in m.cls.defaults.items()))
-        for m in list_models()
+        (m.name, m.family, m.description, f"pip install 'glyphlab[{m.extra}]'" if m.extra else m.parameters)
+        for m in model_rows(missing=True)
     ]
-    rows += [
-        (name, "", f"needs glyphlab[{extra}]", f"pip install 'glyphlab[{extra}]'")
-        for name, extra in missing_models().items()
-    ]
-    _print_table("models", ("name", "family", "description", "parameters (defaults)"), sorted(rows))
+    render.table(console, "models", ("name", "family", "description", "parameters (defaults)"), rows)
 
 
 @app.command("run")
@@ -203,51 +151,22 @@ def run_cmd(
     ] = None,
 ) -> None:
     """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
-    from glyphlab.models.registry import parse_params
+    from glyphlab.pipeline.options import parse_params
+    from glyphlab.pipeline.resume import resume_config
     from glyphlab.pipeline.run import RunConfig, run
-    from glyphlab.runfolder import CONFIG
+
+    tracking = {"track": track, "tracking_uri": tracking_uri, "register": register}
 
     if resume is not None:
-        if not resume.exists():
-            raise GlyphlabError(f"no run folder {resume} to resume: it does not exist")
-        if not (resume / CONFIG).is_file():
-            raise GlyphlabError(f"{resume} has no {CONFIG}: it is not a glyphlab run folder")
-        # a resumed run is the run that was started: settings typed beside --resume would be silently ignored
-        # (compared by name: typer may bring its own copy of click's ParameterSource enum)
+        # compared by name: typer may bring its own copy of click's ParameterSource enum
+        settings = ("dataset", "models", "out", "seed", "param", "val_fraction", "variant", "dataset_option", "exclude")
         given = [
             "--" + name.replace("_", "-")
-            for name in (
-                "dataset",
-                "models",
-                "out",
-                "seed",
-                "param",
-                "val_fraction",
-                "variant",
-                "dataset_option",
-                "exclude",
-            )
+            for name in settings
             if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
         ]
-        if given:
-            raise GlyphlabError(
-                f"--resume continues {resume} with the settings in its {CONFIG}; "
-                f"{', '.join(given)} cannot change them. Drop {', '.join(given)}, "
-                "or start a new run with --out NEW_FOLDER"
-            )
-        cfg = RunConfig.from_file(resume / CONFIG)
-        if data_dir:  # where the data lives is not a setting of the run: the files may have moved
-            cfg.data_dir = str(data_dir)
-        run(
-            cfg,
-            resume,
-            console=console,
-            resume=True,
-            report=report,
-            track=track,
-            tracking_uri=tracking_uri,
-            register=register,
-        )
+        cfg = resume_config(resume, given, _str(data_dir))
+        run(cfg, resume, console=console, resume=True, report=report, **tracking)
         return
     names = [m.strip() for m in models.split(",") if m.strip()]
     cfg = RunConfig(
@@ -261,7 +180,7 @@ def run_cmd(
         dataset_options=_dataset_options(dataset_option),
         exclude=str(exclude) if exclude else "",
     )
-    run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri, register=register)
+    run(cfg, out, console=console, report=report, **tracking)
 
 
 @app.command("evaluate")
@@ -307,12 +226,18 @@ def eda_cmd(
     data_dir: DataDir = None,
 ) -> None:
     """Class counts, sample grid, mean image per class and pixel histogram, as PNGs."""
-    from glyphlab.data.eda import write_eda
-    from glyphlab.data.spec import DataSpec
+    from glyphlab.pipeline.eda import EdaSettings, eda
 
-    spec = DataSpec(dataset, str(data_dir) if data_dir else None, _dataset_options(dataset_option), variant, seed)
-    paths = write_eda(spec.load(), out)
-    for p in paths:
+    for p in eda(
+        EdaSettings(
+            dataset=dataset,
+            data_dir=str(data_dir) if data_dir else None,
+            dataset_options=_dataset_options(dataset_option),
+            variants=variant,
+            seed=seed,
+            out=out,
+        )
+    ):
         console.print(f"wrote [green]{p}[/]")
 
 
@@ -334,7 +259,8 @@ def recipe_cmd(
 
     if list_ or name is None:
         recipes = [(n, load_recipe(p)) for n, p in sorted(shipped_recipes().items())]
-        _print_table(
+        render.table(
+            console,
             "recipes (glyphlab recipe NAME; copy the file to make your own)",
             ("name", "dataset", "models", "description", "needs"),
             [
@@ -439,8 +365,8 @@ def audit_cmd(
 ) -> None:
     """Find images whose label is probably wrong (out-of-fold probabilities + cleanlab): label_issues.csv and a
     picture of the top suspects; `glyphlab run --exclude AUDIT/label_issues.csv` then trains without them."""
-    from glyphlab.models.registry import parse_params
     from glyphlab.pipeline.audit import DEFAULT_MODEL, AuditConfig, run_audit
+    from glyphlab.pipeline.options import parse_params
 
     name = model or DEFAULT_MODEL
     cfg = AuditConfig(
@@ -478,10 +404,9 @@ def robustness_cmd(
     ] = None,
 ) -> None:
     """Accuracy of every saved model of a run with the test images rotated by each angle (csv, png, table)."""
-    from glyphlab.evaluation.robustness import parse_angles, print_robustness, robustness
+    from glyphlab.pipeline.robustness import RobustnessSettings, robustness
 
-    result = robustness(run_dir, parse_angles(angles), dataset=dataset, data_dir=data_dir, limit=limit)
-    print_robustness(result, console)
+    render.robustness(console, robustness(RobustnessSettings(run_dir, angles, dataset, data_dir, limit=limit)))
 
 
 @app.command("report")
@@ -490,13 +415,12 @@ def report_cmd(
     pdf: Annotated[bool, typer.Option("--pdf", help="Also print report.pdf with a headless Chromium/Chrome.")] = False,
 ) -> None:
     """(Re)build RUN/report.html from the run folder's files alone: no model is loaded, nothing retrained."""
-    from glyphlab.reporting.html import build_report
-    from glyphlab.runfolder import REPORT_PDF
+    from glyphlab.pipeline.report import report
 
-    path = build_report(run_dir, pdf=pdf)
-    console.print(f"report: [green]{path}[/] ({path.stat().st_size / 1e6:.1f} MB)")
-    if pdf:
-        console.print(f"pdf: [green]{path.parent / REPORT_PDF}[/]")
+    done = report(run_dir, pdf=pdf)
+    console.print(f"report: [green]{done.html}[/] ({done.megabytes:.1f} MB)")
+    if done.pdf is not None:
+        console.print(f"pdf: [green]{done.pdf}[/]")
 
 
 @app.command("compare")
@@ -510,53 +434,10 @@ def compare_cmd(
     """Many runs side by side: accuracy and macro F1 with 95 % intervals, grouped by test set, McNemar tests."""
     from glyphlab.pipeline.compare import compare
 
-    comparison = compare(runs)
-    print_comparison(comparison)
-    if out is not None:
-        from glyphlab.reporting.compare import write_page
-
-        console.print(f"comparison: [green]{write_page(comparison, out)}[/]")
-
-
-def print_comparison(comparison) -> None:
-    from glyphlab.pipeline.compare import differing_params
-
-    for g in comparison.groups:
-        table = Table(title=f"test set {g.test_set} — {g.dataset}, {g.n_test:,} images")
-        for col in ("#", "run", "model", "params that differ", "accuracy [95% CI]", "macro F1 [95% CI]", "train s"):
-            table.add_column(
-                col,
-                justify="right" if col in ("#", "train s") else "left",
-                no_wrap=col.startswith(("accuracy", "macro")),
-            )
-        for rank, m in enumerate(g.models, 1):
-            table.add_row(
-                str(rank),
-                Path(m.run).name,
-                m.label,
-                differing_params(m, comparison.varying_params),
-                f"{m.accuracy:.4f} [{m.accuracy_ci[0]:.3f}–{m.accuracy_ci[1]:.3f}]",
-                f"{m.f1_macro:.4f} [{m.f1_macro_ci[0]:.3f}–{m.f1_macro_ci[1]:.3f}]",
-                f"{m.train_seconds:,.1f}",
-                style="bold green" if rank == 1 else None,
-            )
-        console.print(table)
-        if g.pairs:
-            pairs = Table(title="McNemar's test (images only one of the two got right)")
-            for col in ("A", "B", "only A", "only B", "p-value", "differ at 0.05?"):
-                pairs.add_column(col)
-            for p in g.pairs:
-                pairs.add_row(
-                    p.a,
-                    p.b,
-                    str(p.test.only_a),
-                    str(p.test.only_b),
-                    f"{p.test.pvalue:.4g}",
-                    "yes" if p.test.pvalue < 0.05 else "no",
-                )
-            console.print(pairs)
-    if len(comparison.groups) > 1:
-        console.print(f"[yellow]{len(comparison.groups)} different test sets: each is ranked on its own.[/]")
+    comparison = compare(runs, out=out)
+    render.comparison(console, comparison)
+    if comparison.page is not None:
+        console.print(f"comparison: [green]{comparison.page}[/]")
 
 
 @app.command("runs")
@@ -581,19 +462,9 @@ def runs_cmd(
 
 
 def _image_files(paths: list[Path]) -> list[Path]:
-    from glyphlab.data.formats import IMAGE_SUFFIXES  # local: numpy and Pillow load only for commands that read images
+    from glyphlab.pipeline.inputs import image_files
 
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise GlyphlabError(f"no such image file or folder: {p}")
-    if not files:
-        raise GlyphlabError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
-    return files
+    return image_files(paths)
 
 
 @app.command("predict")
@@ -738,81 +609,24 @@ def read_cmd(
     as one string each; a blank picture is listed as "no ink"; the exit code is 1 when any picture could not
     be read.
     """
-    from glyphlab.data.images import DecodeLimits, NoInkError
-    from glyphlab.reading import read_labels, read_one, score_readings, write_score
-    from glyphlab.serving.predictor import Predictor
+    from glyphlab.pipeline.read import ReadSettings, read_files
 
-    predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
-    truth = read_labels(labels) if labels is not None else None
-    files = _image_files(images)
-    limits = DecodeLimits(max_bytes=max(5_000_000, max_pixels * 4), max_pixels=max_pixels)
-    readings, errors, rows = [], {}, []
-    for f in files:
-        try:
-            r = read_one(predictor, f, charset=charset, length=length, pattern=pattern, limits=limits)
-            readings.append(r)
-            rows.append(r.to_dict())
-        except NoInkError as exc:
-            errors[str(f)] = str(exc)
-            rows.append({"source": str(f), "error": str(exc), "no_ink": True})
-        except (GlyphlabError, OSError) as exc:
-            errors[str(f)] = str(exc)
-            rows.append({"source": str(f), "error": str(exc)})
+    done = read_files(ReadSettings(model_path, images, charset, length, pattern, labels, report, backend, max_pixels))
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "model_id": predictor.model_id,
-                    "backend": predictor.backend,
-                    "image_config": predictor.image_config.to_dict(),
-                    "readings": rows,
-                },
-                indent=2,
-            )
-        )
+        payload = {"model_id": done.model_id, "backend": done.backend, "image_config": done.image_config}
+        typer.echo(json.dumps({**payload, "readings": done.rows}, indent=2))
     else:
-        table = Table(title=f"{predictor.model_id} ({predictor.backend})")
-        table.add_column("file")
-        table.add_column("text", style="bold")
-        table.add_column("p", justify="right")
-        table.add_column("characters (p, runner-up)")
-        for r in rows:
-            if "error" in r:
-                table.add_row(
-                    r["source"],
-                    "[yellow]no ink[/]" if r.get("no_ink") else "[red]error[/]",
-                    "",
-                    f"[yellow]{escape(r['error'])}[/]",
-                )
-                continue
-            for k, line in enumerate(r["lines"]):
-                chars = " ".join(
-                    f"{c['label']} {c['probability']:.2f}"
-                    + (
-                        f" ({c['runner_up']} {c['runner_up_probability']:.2f})"
-                        if c["runner_up"] is not None and c["runner_up_probability"] >= 0.01
-                        else ""
-                    )
-                    for c in line["chars"]
-                )
-                table.add_row(
-                    r["source"] if k == 0 else "",
-                    escape(line["text"]) + ("" if line["matches"] else " [yellow](no match)[/]"),
-                    f"{line['confidence']:.3f}",
-                    chars,
-                )
-        console.print(table)
-    if truth is not None:
-        score = score_readings(readings, truth, errors)
-        written = write_score(score, report)
+        render.readings(console, done)
+    if done.score is not None:
+        score = done.score
         confused = ", ".join(f"{a or '∅'}→{b or '∅'} {c}" for a, b, c in score.confused[:5]) or "none"
         typer.echo(
             f"{score.n} labelled pictures: exact-string accuracy {score.exact:.3f}, character error rate "
             f"{100 * score.cer:.2f} %; most confused: {confused}",
             err=as_json,
         )
-        typer.echo(f"written: {', '.join(str(p) for p in written)}", err=as_json)
-    if errors:
+        typer.echo(f"written: {', '.join(str(p) for p in done.written)}", err=as_json)
+    if done.errors:
         raise typer.Exit(code=1)
 
 
@@ -830,40 +644,11 @@ def explain_cmd(
     steps: Annotated[int, typer.Option(min=1, help="Integrated Gradients steps.")] = 32,
 ) -> None:
     """Why the model chose its class and not the runner-up: one PNG per image (input, both maps, their difference)."""
-    import numpy as np
+    from glyphlab.pipeline.explain import ExplainSettings, explain
 
-    from glyphlab.evaluation.attributions import Explainer
-    from glyphlab.serving.predictor import Predictor
-
-    predictor = Predictor(model_path, backend="native")
-    files = _image_files(images)
-    arrays, ok, errors = [], [], {}
-    for f in files:
-        try:  # the one image path: exactly what `glyphlab predict` does with a file
-            arrays.append(predictor.prepare_file(f))
-            ok.append(f)
-        except (GlyphlabError, OSError) as exc:
-            errors[f] = str(exc)
-    expl = Explainer(predictor.model).explain(np.stack(arrays), method, steps=steps) if arrays else None  # type: ignore[arg-type]
-    out.mkdir(parents=True, exist_ok=True)
-    table = Table(title=f"{predictor.model_id}: {expl.method if expl else method} → {out}")
-    for col in ("file", "class", "runner-up", "png"):
-        table.add_column(col)
-    written = {}
-    for i, f in enumerate(ok):
-        png = out / f"{f.stem}-{expl.method}.png"
-        png.write_bytes(expl.to_png([i], [f.name]))
-        written[f] = (
-            f"{expl.label(i, 0)} {expl.probabilities[i, expl.targets[i, 0]]:.3f}",
-            f"{expl.label(i, 1)} {expl.probabilities[i, expl.targets[i, 1]]:.3f}",
-            str(png),
-        )
-    for f in files:
-        table.add_row(str(f), *(written[f] if f in written else ("[red]error[/]", "", f"[red]{escape(errors[f])}[/]")))
-    console.print(table)
-    if expl is not None and expl.note:
-        console.print(f"{expl.method}: {expl.note}")
-    if errors:
+    done = explain(ExplainSettings(model_path, images, method, steps, out))
+    render.explained(console, done, out)
+    if done.errors:
         raise typer.Exit(code=1)
 
 
@@ -889,161 +674,159 @@ def export_cmd(
     data_dir: Annotated[Path | None, typer.Option(envvar="GLYPHLAB_DATA", help="Where datasets live.")] = None,
 ) -> None:
     """Export a model to ONNX (torch networks, logreg, random-forest), checked against the model to 1e-4."""
-    from glyphlab.serving.onnx_export import export_onnx, sidecar_path
+    from glyphlab.pipeline.export import ExportSettings, export
 
-    if quantize not in (None, "int8"):
-        raise GlyphlabError(f"--quantize takes int8, got {quantize!r}")
-    if quantize:
-        from glyphlab.serving.quantize import dataset_images, export_int8
+    render.exported(console, export(ExportSettings(model_path, onnx, quantize, calibration, _str(data_dir))))
 
-        calib = dataset_images(calibration, str(data_dir) if data_dir else None) if calibration else None
-        out = export_int8(model_path, onnx, calib)
-    else:
-        out = export_onnx(model_path, onnx)
-    meta = json.loads(sidecar_path(out).read_text())
-    if quantize:
-        q = meta["quantization"]
-        console.print(
-            f"wrote [green]{out}[/] (int8) and {sidecar_path(out).name}: the same class as fp32 on "
-            f"{q['agreement_with_fp32']:.2%} of {q['checked_on']} images; calibrated on {q['calibration']}"
-        )
-        return
-    console.print(
-        f"wrote [green]{out}[/] and {sidecar_path(out).name} "
-        f"(max |ONNX - model| = {meta['max_abs_diff']:.1e} on a probe batch)"
-    )
+
+# -- glyphlab serve's options (aliases keep serve_cmd one screen long) ------------------------------------------
+ModelFolder = Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")]
+ServeHost = Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")]
+ServePort = Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one).")]
+ServeWorkers = Annotated[
+    int,
+    typer.Option(
+        min=1, help="Worker processes (each loads the model; with 2 or more, the supervising process does not)."
+    ),
+]
+ServeMaxBodyMb = Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")]
+ServeMaxConcurrency = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Requests processed at once per worker (memory "
+        "grows with it: each can take ~180 MB for 4.7 MB of "
+        "dense JSON pixels, ~35 MB for a 4-Mpx image upload; "
+        "bench/request_memory.py).",
+    ),
+]
+ServeMaxQueue = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Most requests waiting per worker, and no more than the "
+        "measured service time lets start within --queue-timeout; "
+        "beyond, 503 + Retry-After.",
+    ),
+]
+ServeMaxBufferedMb = Annotated[
+    float | None,
+    typer.Option(
+        min=0.001,
+        help="Most MB the bodies of all requests "
+        "in a worker may hold together (default 16 x "
+        "--max-body-mb); beyond, 503 + Retry-After.",
+    ),
+]
+ServeRateLimit = Annotated[
+    float | None,
+    typer.Option(
+        min=0.001,
+        help="Requests per second one client (IP "
+        "address) may send, in bursts of up to twice that; "
+        "beyond, 429 + Retry-After (default: no limit).",
+    ),
+]
+ServeQueueTimeout = Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")]
+ServeBodyTimeout = Annotated[
+    float,
+    typer.Option(
+        min=0.001,
+        help="Seconds a request body may take to arrive after "
+        "its headers (then 408); a request takes a slot "
+        "only once its body is here.",
+    ),
+]
+ServeHeaderTimeout = Annotated[
+    float,
+    typer.Option(min=0.001, help="Seconds a connection may take to send a request's headers (then it is closed)."),
+]
+ServeMicroBatch = Annotated[
+    int, typer.Option(min=1, help="Most images of concurrent requests predicted together (1: no micro-batching).")
+]
+ServeBatchWaitMs = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1000.0,
+        help="How long the first request of a "
+        "micro-batch waits for others (ms): under load less CPU per "
+        "request, when idle that much more latency.",
+    ),
+]
+ServeMaxPixels = Annotated[int, typer.Option(help="Largest image in pixels (400 above).")]
+ServeMaxBatch = Annotated[int, typer.Option(help="Most images in one JSON batch.")]
+ServeBackend = Annotated[str, typer.Option(help="auto | onnx | native")]
+ServeThreads = Annotated[
+    int,
+    typer.Option(
+        min=0, help="Inference threads per worker (0: all cores; 1 keeps latency low under concurrent requests)."
+    ),
+]
+ServeExposeDetails = Annotated[
+    bool,
+    typer.Option(
+        "--expose-details",
+        help="GET /model also shows file paths, "
+        "library versions and the training data's path (withheld "
+        "by default: the server answers strangers).",
+    ),
+]
+ServeAccessLog = Annotated[
+    bool,
+    typer.Option(
+        "--access-log/--no-access-log",
+        help="A log line per request (uvicorn's access log); without it a small upload costs ~0.1 ms less CPU.",
+    ),
+]
+ServeApiKeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        help="A file whose first line is the API key every route but /health, / (and /metrics) needs as "
+        "'Authorization: Bearer KEY' (default $GLYPHLAB_API_KEY; none: no key)."
+    ),
+]
+ServeCorsOrigin = Annotated[
+    list[str],
+    typer.Option(
+        "--cors-origin", help="An origin allowed to call the API from a browser (repeatable); none: CORS off."
+    ),
+]
+ServeMetrics = Annotated[bool, typer.Option("--metrics/--no-metrics", help="Prometheus metrics at /metrics.")]
+ServeMetricsPublic = Annotated[
+    bool, typer.Option("--metrics-public/--metrics-private", help="Whether /metrics is open without the API key.")
+]
 
 
 @app.command("serve")
 def serve_cmd(
-    model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
-    host: Annotated[
-        str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one).")] = 8000,
-    workers: Annotated[
-        int,
-        typer.Option(
-            min=1, help="Worker processes (each loads the model; with 2 or more, the supervising process does not)."
-        ),
-    ] = 1,
-    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")] = 5.0,
-    max_concurrency: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Requests processed at once per worker (memory "
-            "grows with it: each can take ~180 MB for 4.7 MB of "
-            "dense JSON pixels, ~35 MB for a 4-Mpx image upload; "
-            "bench/request_memory.py).",
-        ),
-    ] = 8,
-    max_queue: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Most requests waiting per worker, and no more than the "
-            "measured service time lets start within --queue-timeout; "
-            "beyond, 503 + Retry-After.",
-        ),
-    ] = 1024,
-    max_buffered_mb: Annotated[
-        float | None,
-        typer.Option(
-            min=0.001,
-            help="Most MB the bodies of all requests "
-            "in a worker may hold together (default 16 x "
-            "--max-body-mb); beyond, 503 + Retry-After.",
-        ),
-    ] = None,
-    rate_limit: Annotated[
-        float | None,
-        typer.Option(
-            min=0.001,
-            help="Requests per second one client (IP "
-            "address) may send, in bursts of up to twice that; "
-            "beyond, 429 + Retry-After (default: no limit).",
-        ),
-    ] = None,
-    queue_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")] = 30.0,
-    body_timeout: Annotated[
-        float,
-        typer.Option(
-            min=0.001,
-            help="Seconds a request body may take to arrive after "
-            "its headers (then 408); a request takes a slot "
-            "only once its body is here.",
-        ),
-    ] = 30.0,
-    header_timeout: Annotated[
-        float,
-        typer.Option(min=0.001, help="Seconds a connection may take to send a request's headers (then it is closed)."),
-    ] = 10.0,
-    micro_batch: Annotated[
-        int, typer.Option(min=1, help="Most images of concurrent requests predicted together (1: no micro-batching).")
-    ] = 32,
-    batch_wait_ms: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=1000.0,
-            help="How long the first request of a "
-            "micro-batch waits for others (ms): under load less CPU per "
-            "request, when idle that much more latency.",
-        ),
-    ] = 0.0,
-    max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (400 above).")] = 4_000_000,
-    max_batch: Annotated[int, typer.Option(help="Most images in one JSON batch.")] = 64,
-    backend: Annotated[str, typer.Option(help="auto | onnx | native")] = "auto",
-    threads: Annotated[
-        int,
-        typer.Option(
-            min=0, help="Inference threads per worker (0: all cores; 1 keeps latency low under concurrent requests)."
-        ),
-    ] = 1,
-    expose_details: Annotated[
-        bool,
-        typer.Option(
-            "--expose-details",
-            help="GET /model also shows file paths, "
-            "library versions and the training data's path (withheld "
-            "by default: the server answers strangers).",
-        ),
-    ] = False,
-    access_log: Annotated[
-        bool,
-        typer.Option(
-            "--access-log/--no-access-log",
-            help="A log line per request (uvicorn's access log); without it a small upload costs ~0.1 ms less CPU.",
-        ),
-    ] = True,
-    api_key_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="A file whose first line is the API key every route but /health, / (and /metrics) needs as "
-            "'Authorization: Bearer KEY' (default $GLYPHLAB_API_KEY; none: no key)."
-        ),
-    ] = None,
-    cors_origin: Annotated[
-        list[str],
-        typer.Option(
-            "--cors-origin", help="An origin allowed to call the API from a browser (repeatable); none: CORS off."
-        ),
-    ] = [],
-    metrics: Annotated[bool, typer.Option("--metrics/--no-metrics", help="Prometheus metrics at /metrics.")] = True,
-    metrics_public: Annotated[
-        bool, typer.Option("--metrics-public/--metrics-private", help="Whether /metrics is open without the API key.")
-    ] = True,
+    model_path: ModelFolder,
+    host: ServeHost = "127.0.0.1",
+    port: ServePort = 8000,
+    workers: ServeWorkers = 1,
+    max_body_mb: ServeMaxBodyMb = 5.0,
+    max_concurrency: ServeMaxConcurrency = 8,
+    max_queue: ServeMaxQueue = 1024,
+    max_buffered_mb: ServeMaxBufferedMb = None,
+    rate_limit: ServeRateLimit = None,
+    queue_timeout: ServeQueueTimeout = 30.0,
+    body_timeout: ServeBodyTimeout = 30.0,
+    header_timeout: ServeHeaderTimeout = 10.0,
+    micro_batch: ServeMicroBatch = 32,
+    batch_wait_ms: ServeBatchWaitMs = 0.0,
+    max_pixels: ServeMaxPixels = 4_000_000,
+    max_batch: ServeMaxBatch = 64,
+    backend: ServeBackend = "auto",
+    threads: ServeThreads = 1,
+    expose_details: ServeExposeDetails = False,
+    access_log: ServeAccessLog = True,
+    api_key_file: ServeApiKeyFile = None,
+    cors_origin: ServeCorsOrigin = [],
+    metrics: ServeMetrics = True,
+    metrics_public: ServeMetricsPublic = True,
 ) -> None:
     """Serve the model over HTTP: POST /prediction, a drawing page at /, docs at /docs (uvicorn)."""
-    import os
-
-    import uvicorn  # noqa: F401  (first: without the serve extra, one line naming it, before any model is read)
-
-    from glyphlab.serving.app import ServeSettings
-    from glyphlab.serving.predictor import Predictor
-    from glyphlab.serving.protocols import protocol_class
-    from glyphlab.serving.workers import check_model_in_child, check_port_free, serve
+    from glyphlab.pipeline.serve import Listen, ServeSettings, serve
 
     settings = ServeSettings(
         max_bytes=int(max_body_mb * 1_000_000),
@@ -1062,35 +845,8 @@ def serve_cmd(
         backend=backend,
         threads=threads or None,
     )
-    check_port_free(host, port)  # one model per port: before the model is read, one line naming the port
-    # load it once first, hashes and weights: a bad model folder is one line, not a traceback inside uvicorn;
-    # with several workers in a child process, so that the supervisor (which serves nothing) never holds it
-    if workers > 1:
-        check_model_in_child(model_path, settings.backend)
-    else:
-        Predictor(model_path, backend=settings.backend)
-    os.environ["GLYPHLAB_SERVE_MODEL"] = str(model_path)
-    os.environ["GLYPHLAB_SERVE_SETTINGS"] = settings.model_dump_json()
-    from glyphlab.serving import gateway
-
-    key = gateway.configure_workers(host, api_key_file, cors_origin, metrics, metrics_public, workers)
-    console.print(
-        f"serving {model_path} on http://{host}:{port}/ (docs at /docs"
-        f"{', metrics at /metrics' if metrics else ''}{', API key required' if key else ''})"
-    )
-    try:
-        serve(
-            "glyphlab.serving.app:app_from_env",
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            access_log=access_log,
-            timeout_graceful_shutdown=5,
-            http=protocol_class(),
-        )
-    finally:
-        gateway.cleanup_workers()
+    listen = Listen(host, port, workers, api_key_file, cors_origin, metrics, metrics_public, access_log)
+    serve(model_path, settings, listen, announce=console.print)
 
 
 def main() -> None:

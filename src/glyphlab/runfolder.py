@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import shutil
 from dataclasses import dataclass
@@ -31,8 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from glyphlab.errors import FOREIGN_FILE_ERRORS, RunFolderError
+from glyphlab.errors import FOREIGN_FILE_ERRORS, ModelFileError, RunFolderError
 from glyphlab.fileio import atomic_open, sha256_file, write_csv, write_json
+from glyphlab.models.files import CHECKPOINT, HISTORY, MANIFEST  # a model's own files, inside models/NAME
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for (about a second of start-up otherwise)
     import pandas as pd
@@ -54,11 +58,9 @@ MODELS = "models"
 
 # -- each model's files (RUN/models/NAME/) -----------------------------------------------------------------
 MODEL = "model"
-CHECKPOINT = "checkpoint"
 METRICS = "metrics.json"
 PREDICTIONS = "predictions.npz"
 FEATURES = "features.npz"
-HISTORY = "history.csv"
 LEARNING_CURVES = "learning_curves.png"
 CLASSIFICATION_REPORT = "classification_report.csv"
 CONFUSION_COUNTS = "confusion_counts.csv"
@@ -69,7 +71,6 @@ MOST_CONFUSED_PNG = "most_confused.png"
 TSNE_CACHE = "tsne.npz"
 ATTRIBUTIONS_CACHE = "attributions.npz"  # the report's attribution maps (reporting/explanations.py)
 CV = "cv.json"
-MANIFEST = "manifest.json"  # the saved model's own (models/persistence.py writes it)
 RELIABILITY_PNG = "reliability.png"  # calibration: accuracy against confidence (evaluation/calibration.py)
 AUDIT_DIR = "audit"  # RUN/audit/: the label audit the run was trained after (pipeline/audit.py), for the report
 #: written last, after every other file of the model: its results count (reports, --resume) only once it exists
@@ -469,3 +470,35 @@ class RunFolder:
             return head + "<p>No model has finished yet.</p>"
         fmt = {c.key: f"{{:,.{c.digits}f}}".format for c in LEADERBOARD_COLUMNS if c.digits}
         return head + board.to_html(index=False, formatters=fmt, na_rep="", border=0)
+
+
+def saved_models(path: Path) -> dict[str, Path]:
+    """The finished models of a run folder (unfinished ones are named, not used), or the one model a path
+    points at."""
+    path = Path(path)
+    run = RunFolder(path)
+    if run.models_dir.is_dir():
+        found = {m.name: m.model_path for m in run.model_folders() if m.finished and m.has_saved_model}
+        unfinished = [m.name for m in run.model_folders() if not m.finished]
+        if not found:
+            raise ModelFileError(
+                f"run folder {path} holds no finished model"
+                + (
+                    f" ({', '.join(unfinished)} unfinished: `glyphlab run --resume {path}` completes them)"
+                    if unfinished
+                    else " (were they deleted?)"
+                )
+            )
+        if unfinished:
+            log.warning(
+                "warning: %s: %s unfinished (no done.json), left out; `glyphlab run --resume %s` completes them",
+                path,
+                ", ".join(unfinished),
+                path,
+            )
+        return found
+    from glyphlab.models.persistence import resolve_model_dir  # local: the model layer's readers load on demand
+
+    model_dir = resolve_model_dir(path)
+    name = model_dir.parent.name if model_dir.name == "model" else model_dir.name
+    return {name: model_dir}

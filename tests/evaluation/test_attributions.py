@@ -9,7 +9,6 @@ import torch
 from glyphlab.errors import ConfigError
 from glyphlab.evaluation.attributions import (
     Explainer,
-    explain,
     has_captum,
     occlusion_map,
     occlusion_window,
@@ -122,6 +121,8 @@ def test_explain_reads_a_saved_model_and_image_files(cnn, digits, tmp_path):
         f = tmp_path / f"{i}.png"
         Image.fromarray((255 - im * 255).astype(np.uint8)).resize((80, 80)).save(f)
         files.append(f)
+    from glyphlab.api import explain
+
     e = explain(folder, files, method="ig")
     assert e.images.shape == (2, 8, 8) and e.attributions.shape == (2, 2, 8, 8)
     png = e.to_png()

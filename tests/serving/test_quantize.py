@@ -12,15 +12,16 @@ from typer.testing import CliRunner
 
 from glyphlab.cli import app
 from glyphlab.errors import ConfigError
+from glyphlab.pipeline.export import run_images
 from glyphlab.serving.onnx_export import sidecar_path
 from glyphlab.serving.predictor import Predictor
-from glyphlab.serving.quantize import MIN_AGREEMENT, export_int8, run_images
+from glyphlab.serving.quantize import MIN_AGREEMENT, export_int8
 
 
 def test_int8_loads_and_agrees_with_fp32(cnn_onnx_dir, digits, tmp_path):
     tr, te = digits.splits["train"], digits.splits["test"]
     calib = (np.asarray(tr.images[:200], np.float32), np.asarray(tr.images[200:600], np.float32), "digits train")
-    out = export_int8(cnn_onnx_dir, tmp_path / "int8.onnx", calib)
+    out = export_int8(cnn_onnx_dir, calib, tmp_path / "int8.onnx")
     meta = json.loads(sidecar_path(out).read_text())
     assert meta["precision"] == "int8" and meta["quantization"]["agreement_with_fp32"] >= MIN_AGREEMENT
     ops = {n.op_type for n in __import__("onnx").load(str(out)).graph.node}

@@ -27,12 +27,10 @@ import io
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from glyphlab.data.images import DecodeLimits, ImageConfig, prepare_file
 from glyphlab.errors import ConfigError
 from glyphlab.models.base import GlyphModel, check_images
 
@@ -332,42 +330,6 @@ class Explainer:
                 )
             arr = out.detach().float().numpy()[:, 0]
         return np.stack([arr[:n], arr[n:]], axis=1)
-
-
-def explain(
-    model_or_path: GlyphModel | str | Path,
-    images: np.ndarray | Sequence[str | Path],
-    method: Method = "auto",
-    targets: np.ndarray | None = None,
-    *,
-    steps: int = IG_STEPS,
-    seed: int = 0,
-) -> Explanation:
-    """Explain a model's answers: the Python API behind ``glyphlab explain``.
-
-    ``model_or_path`` is a fitted model or a saved model folder; ``images`` an (N, H, W) array of model inputs in
-    [0, 1] (ink = 1) or image files, prepared with the image config the model's manifest records, exactly as
-    ``glyphlab predict`` reads them. Returns an :class:`Explanation`; ``.plot()`` draws it.
-    """
-    from glyphlab.models.persistence import load_model
-
-    model = model_or_path if isinstance(model_or_path, GlyphModel) else load_model(model_or_path)
-    explainer = Explainer(model)
-    if isinstance(images, np.ndarray):
-        x = images
-    else:
-        x = read_images(
-            list(images),
-            model.preprocessing_.config if model.preprocessing_ else ImageConfig.mnist_style(explainer.input_shape),
-        )
-    return explainer.explain(x, method, targets, steps=steps, seed=seed)
-
-
-def read_images(paths: Sequence[str | Path], config: ImageConfig) -> np.ndarray:
-    """Image files -> (N, H, W) model inputs through the one image path, with the model's image config."""
-    if not paths:
-        raise ConfigError("no images to explain")
-    return np.stack([prepare_file(p, config, DecodeLimits()).pixels for p in paths])  # predict's default limits
 
 
 # ----------------------------------------------------------------------------- pictures

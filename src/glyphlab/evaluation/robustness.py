@@ -90,7 +90,8 @@ def robustness(
     ``models`` keeps only those labels; ``limit`` scores a fixed random sample of that many test images.
     """
     from glyphlab.data.variants import rotate_images
-    from glyphlab.models.persistence import load_model, saved_models
+    from glyphlab.models.persistence import load_model
+    from glyphlab.runfolder import saved_models
 
     run_dir = Path(run_dir)
     angles = [float(a) for a in angles]
@@ -162,21 +163,3 @@ def plot_robustness(
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
     return path
-
-
-def print_robustness(result: RobustnessResult, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    table = Table(title=f"accuracy under rotation ({result.n_images:,} test images per angle)")
-    table.add_column("angle", justify="right")
-    for name in result.models:
-        table.add_column(name, justify="right")
-    for j, angle in enumerate(result.angles):
-        table.add_row(f"{angle:g}°", *[f"{result.accuracy[i, j]:.4f}" for i in range(len(result.models))])
-    table.add_section()
-    table.add_row("mean", *[f"{result.accuracy[i].mean():.4f}" for i in range(len(result.models))], style="bold")
-    table.add_row("max-min", *[f"{result.spread(n):.4f}" for n in result.models], style="bold")
-    console.print(table)
-    console.print(f"wrote [green]{result.csv_path}[/] and [green]{result.png_path}[/]")

@@ -10,7 +10,6 @@ was changed, is refused with a message instead of being executed.
 from __future__ import annotations
 
 import json
-import logging
 import platform
 import shutil
 import tempfile
@@ -19,16 +18,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from glyphlab import __version__
+from glyphlab._version import __version__
 from glyphlab.data.images import Preprocessing
 from glyphlab.errors import FOREIGN_FILE_ERRORS, ConfigError, DataError, ModelFileError
 from glyphlab.extras import model_libraries
 from glyphlab.fileio import atomic_path, make_readable, sha256_file
 from glyphlab.models.base import GlyphModel
+from glyphlab.models.files import MANIFEST
 from glyphlab.models.model_card import MODEL_CARD, basic_sections, render_model_card
-from glyphlab.runfolder import MANIFEST, RunFolder
-
-log = logging.getLogger(__name__)
 
 FORMAT = "glyphlab-model"
 FORMAT_VERSION = 1
@@ -147,36 +144,6 @@ def resolve_model_dir(path: str | Path) -> Path:
         if (candidate / MANIFEST).is_file():
             return candidate
     raise ModelFileError(f"{p} holds no {MANIFEST}: it is not a glyphlab model folder")
-
-
-def saved_models(path: Path) -> dict[str, Path]:
-    """The finished models of a run folder (unfinished ones are named, not used), or the one model a path
-    points at."""
-    path = Path(path)
-    run = RunFolder(path)
-    if run.models_dir.is_dir():
-        found = {m.name: m.model_path for m in run.model_folders() if m.finished and m.has_saved_model}
-        unfinished = [m.name for m in run.model_folders() if not m.finished]
-        if not found:
-            raise ModelFileError(
-                f"run folder {path} holds no finished model"
-                + (
-                    f" ({', '.join(unfinished)} unfinished: `glyphlab run --resume {path}` completes them)"
-                    if unfinished
-                    else " (were they deleted?)"
-                )
-            )
-        if unfinished:
-            log.warning(
-                "warning: %s: %s unfinished (no done.json), left out; `glyphlab run --resume %s` completes them",
-                path,
-                ", ".join(unfinished),
-                path,
-            )
-        return found
-    model_dir = resolve_model_dir(path)
-    name = model_dir.parent.name if model_dir.name == "model" else model_dir.name
-    return {name: model_dir}
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

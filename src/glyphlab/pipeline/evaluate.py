@@ -24,9 +24,9 @@ from glyphlab.data.spec import DataSpec
 from glyphlab.errors import ConfigError, GlyphlabError
 from glyphlab.evaluation.evaluate import evaluate_predictions
 from glyphlab.models.base import GlyphModel
-from glyphlab.models.persistence import load_model, saved_models
+from glyphlab.models.persistence import load_model
 from glyphlab.pipeline.run import RunConfig, load_run_dataset, print_leaderboard, write_leaderboard
-from glyphlab.runfolder import CONFIG, MODELS, RunFolder
+from glyphlab.runfolder import CONFIG, MODELS, RunFolder, saved_models
 
 
 def run_folder_of(path: Path) -> Path | None:

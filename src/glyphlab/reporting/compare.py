@@ -12,8 +12,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
+from glyphlab.evaluation.comparison import Comparison, differing_params
 from glyphlab.fileio import write_bytes, write_csv, write_text
-from glyphlab.pipeline.compare import Comparison, differing_params
 from glyphlab.reporting.figures import png_bytes
 from glyphlab.reporting.html import data_uri
 

@@ -49,6 +49,10 @@ MAX_JSON_SIDE = 512
 BATCH_PREPARE_BYTES = 64 * 1024
 
 
+#: how `glyphlab serve` hands the model folder and the settings to each worker process (app_from_env reads them)
+MODEL_ENV, SETTINGS_ENV = "GLYPHLAB_SERVE_MODEL", "GLYPHLAB_SERVE_SETTINGS"
+
+
 class ServeSettings(BaseModel):
     """Limits and choices of one server; every field can be set from ``glyphlab serve`` options."""
 
@@ -529,32 +533,69 @@ _PREDICTION_BODY = _request_body("PredictionRequest")
 _EXPLANATION_BODY = _request_body("ExplanationRequest")
 
 
-def create_app(
-    model_path: str | Path | Predictor,
-    settings: ServeSettings | None = None,
-    gateway: GatewaySettings | None = None,
-    api_key: str | None = None,
-) -> FastAPI:
-    """A FastAPI app serving the model at ``model_path`` (a model folder, or a ready :class:`Predictor`); ``gateway``
-    and ``api_key``: /metrics, CORS and the key every non-public route needs (see :mod:`glyphlab.serving.gateway`)."""
-    settings = settings or ServeSettings()
-    predictor = (
-        model_path
-        if isinstance(model_path, Predictor)
-        else Predictor(model_path, backend=settings.backend, threads=settings.threads)
-    )
-    limits = settings.limits()
-    # FastAPIOffline: /docs (Swagger UI) and /redoc from assets that package ships, no CDN
-    app = FastAPIOffline(
-        title="glyphlab",
-        version="1",
-        summary=f"Handwritten-character classifier: {predictor.model_id}",
-        description="POST an image (multipart field `file`, or a raw image/png body) or JSON pixels to "
-        "`/prediction`; draw one at `/`.",
-    )
-    app.state.predictor = predictor
-    app.state.settings = settings
-    # components for the hand-written request body schema
+_RESPONSES = {
+    400: {
+        "model": ErrorResponse,
+        "description": "Not an image, a damaged or truncated one, empty, or too many pixels.",
+    },
+    413: {"model": ErrorResponse, "description": "Body larger than max_bytes."},
+    415: {"model": ErrorResponse, "description": "Content type not JSON, multipart or an image."},
+    422: {
+        "model": ErrorResponse,
+        "description": "JSON of the wrong shape or values, or an image with no ink "
+        "(a blank canvas: type `no_ink`); `loc` says where.",
+    },
+    503: {"model": ErrorResponse, "description": "At the concurrency limit; retry after `Retry-After` s."},
+}
+
+
+async def _json_prediction(request: Request, predictor: Predictor, settings: ServeSettings, answer) -> JSONResponse:
+    """POST /prediction with JSON pixels (one image or a batch): validated, each image prepared, blank ones named."""
+    body = await request.body()
+    try:
+        req = PredictionRequest.model_validate_json(body)
+    except ValidationError as exc:
+        return _error(
+            422,
+            [
+                {**e, "loc": ["body", *e["loc"]]}
+                for e in exc.errors(include_url=False, include_context=False, include_input=False)
+            ][:20],
+        )
+    if req.images is not None:
+        if len(req.images) > settings.max_batch:
+            return _error(
+                422,
+                [
+                    {
+                        "loc": ["body", "images"],
+                        "type": "too_long",
+                        "msg": f"at most {settings.max_batch} images per request, got {len(req.images)}",
+                    }
+                ],
+            )
+        raw = req.images
+    else:
+        raw = [req.pixels]
+
+    def prepare_json() -> np.ndarray | list[int]:
+        xs, blank = [], []
+        for i, im in enumerate(raw):
+            try:
+                xs.append(predictor.prepare_pixels(np.asarray(im, dtype=np.float32)))
+            except NoInkError:
+                blank.append(i)
+        return blank if blank else np.stack(xs)
+
+    x = await run_in_threadpool(prepare_json)
+    if isinstance(x, list):
+        where = [["body", "images", i] for i in x] if req.images is not None else [["body", "pixels"]]
+        return _no_ink(where)
+    return JSONResponse(await answer(x, batch=req.images is not None))
+
+
+def _install_openapi(app: FastAPI, settings: ServeSettings) -> None:
+    """The OpenAPI document with the hand-written request bodies' schemas (built once, on first request)."""
     app.openapi_schema = None
 
     def openapi() -> dict:
@@ -576,10 +617,9 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug
-        return _internal_error(request.method, request.url.path)
 
+def _prediction_route(app: FastAPI, predictor: Predictor, settings: ServeSettings, limits: DecodeLimits) -> Callable:
+    """POST /prediction (uploads, raw image bodies, JSON pixels); returns the handler for the direct route."""
     # answers are built as plain dicts of the response models' shape and sent as JSONResponse (FastAPI skips
     # re-validating them); tests check the shape against the models
     # at most max_concurrency requests are inside the app at once, so that many waiting is a full batch
@@ -601,25 +641,10 @@ def create_app(
             return {"model_id": predictor.model_id, "predictions": preds}
         return {**preds[0], "model_id": predictor.model_id}
 
-    responses = {
-        400: {
-            "model": ErrorResponse,
-            "description": "Not an image, a damaged or truncated one, empty, or too many pixels.",
-        },
-        413: {"model": ErrorResponse, "description": "Body larger than max_bytes."},
-        415: {"model": ErrorResponse, "description": "Content type not JSON, multipart or an image."},
-        422: {
-            "model": ErrorResponse,
-            "description": "JSON of the wrong shape or values, or an image with no ink "
-            "(a blank canvas: type `no_ink`); `loc` says where.",
-        },
-        503: {"model": ErrorResponse, "description": "At the concurrency limit; retry after `Retry-After` s."},
-    }
-
     @app.post(
         "/prediction",
         response_model=PredictionResponse | BatchResponse,
-        responses=responses,
+        responses=_RESPONSES,
         openapi_extra=_PREDICTION_BODY,
         summary="Classify one image (upload or pixels) or a batch",
     )
@@ -627,47 +652,7 @@ def create_app(
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
             if ctype == "application/json":
-                body = await request.body()
-                try:
-                    req = PredictionRequest.model_validate_json(body)
-                except ValidationError as exc:
-                    return _error(
-                        422,
-                        [
-                            {**e, "loc": ["body", *e["loc"]]}
-                            for e in exc.errors(include_url=False, include_context=False, include_input=False)
-                        ][:20],
-                    )
-                if req.images is not None:
-                    if len(req.images) > settings.max_batch:
-                        return _error(
-                            422,
-                            [
-                                {
-                                    "loc": ["body", "images"],
-                                    "type": "too_long",
-                                    "msg": f"at most {settings.max_batch} images per request, got {len(req.images)}",
-                                }
-                            ],
-                        )
-                    raw = req.images
-                else:
-                    raw = [req.pixels]
-
-                def prepare_json() -> np.ndarray | list[int]:
-                    xs, blank = [], []
-                    for i, im in enumerate(raw):
-                        try:
-                            xs.append(predictor.prepare_pixels(np.asarray(im, dtype=np.float32)))
-                        except NoInkError:
-                            blank.append(i)
-                    return blank if blank else np.stack(xs)
-
-                x = await run_in_threadpool(prepare_json)
-                if isinstance(x, list):
-                    where = [["body", "images", i] for i in x] if req.images is not None else [["body", "pixels"]]
-                    return _no_ink(where)
-                return JSONResponse(await answer(x, batch=req.images is not None))
+                return await _json_prediction(request, predictor, settings, answer)
             data = await _upload_bytes(request, ctype, settings)
             if isinstance(data, JSONResponse):
                 return data
@@ -688,11 +673,16 @@ def create_app(
         except GlyphlabError as exc:
             return _error(400, str(exc))
 
+    return prediction
+
+
+def _explanation_route(app: FastAPI, predictor: Predictor, settings: ServeSettings) -> None:
+    """POST /explanation: attribution maps for one image, prepared as /prediction prepares it."""
     explainer = Explainer(predictor.model)
 
     @app.post(
         "/explanation",
-        responses=responses,
+        responses=_RESPONSES,
         openapi_extra=_EXPLANATION_BODY,
         summary="Why the model chose its class and not the runner-up: attribution maps for one image",
     )
@@ -724,9 +714,13 @@ def create_app(
         except GlyphlabError as exc:
             return _error(400, str(exc))
 
+
+def _reading_route(app: FastAPI, predictor: Predictor, settings: ServeSettings, limits: DecodeLimits) -> None:
+    """POST /reading: the text of a picture of a line of characters (glyphlab.reading)."""
+
     @app.post(
         "/reading",
-        responses=responses,
+        responses=_RESPONSES,
         openapi_extra=_EXPLANATION_BODY,
         summary="Read a handwritten number or code: the text of a picture of a line of characters",
     )
@@ -770,6 +764,10 @@ def create_app(
         except GlyphlabError as exc:
             return _error(400, str(exc))
 
+
+def _info_routes(app: FastAPI, predictor: Predictor, settings: ServeSettings) -> None:
+    """GET /health, /model (the manifest, or the model card as Markdown) and the drawing page at /."""
+
     @app.get("/health", response_model=Health, summary="Liveness: the model is loaded")
     def health() -> dict:
         return {"status": "ok", "model_id": predictor.model_id, "backend": predictor.backend}
@@ -803,6 +801,9 @@ def create_app(
         html = resources.files("glyphlab.serving").joinpath("static/index.html").read_text(encoding="utf-8")
         return HTMLResponse(html, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
+
+def _limit_middleware(app: FastAPI, prediction: Callable, settings: ServeSettings) -> None:
+    """The request limits, innermost first: the direct route, the concurrency slots, the body, the rate."""
     # innermost: POST /prediction goes straight to its handler (the route above stays, for the OpenAPI document)
     app.add_middleware(DirectRouteMiddleware, method="POST", path="/prediction", handler=prediction)
     # a slot is taken once the body is here: a slow client holds a connection, never a slot
@@ -821,6 +822,44 @@ def create_app(
     )
     if settings.rate_limit:  # outermost of the limits: a client over its rate costs nothing more
         app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit)
+
+
+def create_app(
+    model_path: str | Path | Predictor,
+    settings: ServeSettings | None = None,
+    gateway: GatewaySettings | None = None,
+    api_key: str | None = None,
+) -> FastAPI:
+    """A FastAPI app serving the model at ``model_path`` (a model folder, or a ready :class:`Predictor`); ``gateway``
+    and ``api_key``: /metrics, CORS and the key every non-public route needs (see :mod:`glyphlab.serving.gateway`)."""
+    settings = settings or ServeSettings()
+    predictor = (
+        model_path
+        if isinstance(model_path, Predictor)
+        else Predictor(model_path, backend=settings.backend, threads=settings.threads)
+    )
+    limits = settings.limits()
+    # FastAPIOffline: /docs (Swagger UI) and /redoc from assets that package ships, no CDN
+    app = FastAPIOffline(
+        title="glyphlab",
+        version="1",
+        summary=f"Handwritten-character classifier: {predictor.model_id}",
+        description="POST an image (multipart field `file`, or a raw image/png body) or JSON pixels to "
+        "`/prediction`; draw one at `/`.",
+    )
+    app.state.predictor = predictor
+    app.state.settings = settings
+    _install_openapi(app, settings)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug
+        return _internal_error(request.method, request.url.path)
+
+    prediction = _prediction_route(app, predictor, settings, limits)
+    _explanation_route(app, predictor, settings)
+    _reading_route(app, predictor, settings, limits)
+    _info_routes(app, predictor, settings)
+    _limit_middleware(app, prediction, settings)
     return install_gateway(app, predictor, gateway, api_key)  # metrics, API key, CORS: outside everything above
 
 
@@ -828,10 +867,10 @@ def app_from_env() -> FastAPI:
     """The uvicorn factory behind ``glyphlab serve`` (each worker process builds its own app)."""
     import os
 
-    model = os.environ.get("GLYPHLAB_SERVE_MODEL")
+    model = os.environ.get(MODEL_ENV)
     if not model:
-        raise RuntimeError("GLYPHLAB_SERVE_MODEL is not set; start the server with `glyphlab serve MODEL`")
-    raw = os.environ.get("GLYPHLAB_SERVE_SETTINGS")
+        raise RuntimeError(f"{MODEL_ENV} is not set; start the server with `glyphlab serve MODEL`")
+    raw = os.environ.get(SETTINGS_ENV)
     settings = ServeSettings.model_validate_json(raw) if raw else ServeSettings()
     from glyphlab.serving import protocols
 

@@ -226,11 +226,7 @@ class Predictor:
         return self._inked(prepare_pixels(pixels, self.image_config))
 
     def _inked(self, prepared: PreparedImage) -> np.ndarray:
-        if prepared.no_ink:
-            raise NoInkError(self.NO_INK)
-        if prepared.others:
-            raise SeveralGlyphsError(SEVERAL_GLYPHS.format(n=prepared.others + 1))
-        return prepared.pixels
+        return model_input(prepared)
 
     # -- answers ----------------------------------------------------------------------------------
     def top_k(self, probs: np.ndarray, k: int = 3) -> list[list[dict[str, Any]]]:
@@ -298,3 +294,13 @@ class OnnxOnlyModel:
         if self._predictor._session is None:
             raise ModelFileError(f"'{self.name}' needs glyphlab[{self.extra}] without its ONNX export")
         return self._predictor.predict(images)
+
+
+def model_input(prepared: PreparedImage) -> np.ndarray:
+    """A prepared image's pixels, or the refusal every front door gives: a blank image (:class:`NoInkError`) or a
+    picture of several characters (:class:`SeveralGlyphsError`) gets no confident answer."""
+    if prepared.no_ink:
+        raise NoInkError(Predictor.NO_INK)
+    if prepared.others:
+        raise SeveralGlyphsError(SEVERAL_GLYPHS.format(n=prepared.others + 1))
+    return prepared.pixels

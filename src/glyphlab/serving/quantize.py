@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 from glyphlab.errors import ConfigError
-from glyphlab.runfolder import CONFIG, MODELS
 from glyphlab.serving.onnx_export import INPUT, OUTPUT, OnnxExportError, export_onnx, sidecar_path
 
 #: training images the activation ranges are calibrated on
@@ -44,31 +43,7 @@ CHECK_IMAGES = 2000
 MIN_AGREEMENT = 0.99
 
 
-def run_images(model_dir: str | Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
-    """(calibration images, check images, description) from the run a saved model folder belongs to."""
-    from glyphlab.models.persistence import resolve_model_dir
-    from glyphlab.pipeline.run import RunConfig, load_run_dataset
-
-    directory = resolve_model_dir(model_dir)
-    config = next((p / CONFIG for p in directory.parents if (p / CONFIG).is_file() and (p / MODELS).is_dir()), None)
-    if config is None:
-        raise ConfigError(
-            f"{directory} is not inside a run folder (RUN/models/NAME/model), so there are no training "
-            "images to calibrate int8 on: pass a dataset with --calibration"
-        )
-    ds = load_run_dataset(RunConfig.from_file(config))
-    return (*_split(ds, seed), f"{CALIBRATION_IMAGES} training images of the run {config.parent} ({ds.name})")
-
-
-def dataset_images(name: str, data_dir: str | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
-    """(calibration images, check images, description) from a named dataset or a path."""
-    from glyphlab.data.spec import DataSpec
-
-    ds = DataSpec(name, data_dir).load()
-    return (*_split(ds, seed), f"{CALIBRATION_IMAGES} training images of {ds.name}")
-
-
-def _split(ds, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def calibration_split(ds, seed: int) -> tuple[np.ndarray, np.ndarray]:
     train = np.asarray(ds.splits["train"].images, dtype=np.float32)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(train))
@@ -142,19 +117,20 @@ def quantize_file(fp32: Path, out: Path, calibration: np.ndarray, check: np.ndar
 
 def export_int8(
     model_dir: str | Path,
+    calibration: tuple[np.ndarray, np.ndarray, str],
     out_path: str | Path | None = None,
-    calibration: tuple[np.ndarray, np.ndarray, str] | None = None,
 ) -> Path:
     """Export MODEL to fp32 ONNX (checked against the model), quantize it to int8, check it, keep it at ``out_path``.
 
-    ``calibration`` is (calibration images, check images, description); default: the model's run.
+    ``calibration`` is (calibration images, check images, description): ``pipeline/export.py`` finds them in the
+    model's run or a named dataset (this layer does not load datasets the way a run does).
     """
     from glyphlab.fileio import sha256_file
     from glyphlab.models.persistence import resolve_model_dir
 
     directory = resolve_model_dir(model_dir)
     out = Path(out_path) if out_path is not None else directory / "model.onnx"
-    calib, check, what = calibration if calibration is not None else run_images(directory)
+    calib, check, what = calibration
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{out.stem}.fp32.", suffix=".onnx", dir=out.parent)
     os.close(fd)

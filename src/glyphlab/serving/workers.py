@@ -57,8 +57,8 @@ def check_port_free(host: str, port: int) -> None:
 
 def _model_error(model_path: str, backend: str) -> str | None:
     """In a child process: load the model as a worker will; the one line a user sees if it cannot be served."""
-    from glyphlab.cli import user_error_message
     from glyphlab.serving.predictor import Predictor
+    from glyphlab.user_errors import user_error_message
 
     try:
         Predictor(model_path, backend=backend)  # type: ignore[arg-type]

@@ -221,7 +221,7 @@ class MlflowTracker:
         from mlflow.models import ModelSignature
         from mlflow.types.schema import Schema, TensorSpec
 
-        from glyphlab import __version__
+        from glyphlab._version import __version__
         from glyphlab.models.persistence import read_manifest
         from glyphlab.tracking import mlflow_pyfunc
 

@@ -44,10 +44,10 @@ import torch.nn.functional as F
 from glyphlab.errors import ConfigError
 from glyphlab.fileio import write_csv
 from glyphlab.models.base import EpochCallback
+from glyphlab.models.files import CHECKPOINT, HISTORY
 from glyphlab.models.persistence import json_default
 from glyphlab.models.torch import usable_cores
 from glyphlab.models.torch.augment import AugmentConfig, augment_batch
-from glyphlab.runfolder import CHECKPOINT, HISTORY
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop", "nadam")
 SCHEDULES = ("onecycle", "cosine", "none")
