@@ -85,12 +85,21 @@ def user_error_message(exc: BaseException) -> str | None:
 
 
 class _Commands(TyperGroup):
-    """Every command runs inside this one handler: a user error becomes one line on the console and exit code 2
-    (instead of a traceback, or click's bare "Aborted." for an EOFError from an empty file)."""
+    """Every command runs inside this one handler: the engine's events are drawn by one console observer, and a
+    user error becomes one line on the console and exit code 2 (instead of a traceback, or click's bare
+    "Aborted." for an EOFError from an empty file)."""
 
     def invoke(self, ctx: click.Context):
+        from glyphlab.console import ConsoleObserver
+        from glyphlab.events import observing
+
+        observer = ConsoleObserver(console)  # the engine's events, drawn on the terminal
         try:
-            return super().invoke(ctx)
+            with observing(observer):
+                try:
+                    return super().invoke(ctx)
+                finally:
+                    observer.close()  # a step that raised must not leave a spinner or bar drawn
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:
@@ -271,7 +280,6 @@ def run_cmd(
         run(
             cfg,
             resume,
-            console=console,
             resume=True,
             report=report,
             track=track,
@@ -291,7 +299,7 @@ def run_cmd(
         dataset_options=_dataset_options(dataset_option),
         exclude=str(exclude) if exclude else "",
     )
-    run(cfg, out, console=console, report=report, track=track, tracking_uri=tracking_uri, register=register)
+    run(cfg, out, report=report, track=track, tracking_uri=tracking_uri, register=register)
 
 
 @app.command("evaluate")
@@ -322,9 +330,7 @@ def evaluate_cmd(
     """Recompute metrics of saved model(s) on the run's own test split or any dataset, without retraining."""
     from glyphlab.pipeline.evaluate import evaluate_saved
 
-    evaluate_saved(
-        model_path, dataset, out, variant, seed, data_dir, console, dataset_options=_dataset_options(dataset_option)
-    )
+    evaluate_saved(model_path, dataset, out, variant, seed, data_dir, dataset_options=_dataset_options(dataset_option))
 
 
 @app.command("eda")
@@ -388,7 +394,6 @@ def recipe_cmd(
         out,
         quick=quick,
         data_dir=str(data_dir) if data_dir else None,
-        console=console,
         report=report,
         track=track,
         tracking_uri=tracking_uri,
@@ -450,7 +455,7 @@ def search_cmd(
         variants=variant,
         dataset_options=_dataset_options(dataset_option),
     )
-    run_search(cfg, console, track=track, tracking_uri=tracking_uri)
+    run_search(cfg, track=track, tracking_uri=tracking_uri)
 
 
 @app.command("audit")
@@ -488,7 +493,7 @@ def audit_cmd(
         dataset_options=_dataset_options(dataset_option),
         splits=[s.strip() for s in split.split(",") if s.strip()] if split else None,
     )
-    result = run_audit(cfg, out, console)
+    result = run_audit(cfg, out)
     table = Table(title=f"top label-issue suspects of {result.n_audited:,} images ({len(result.issues):,} flagged)")
     for col in ("split", "index", "given", "suggested", "score"):
         table.add_column(col, justify="right" if col in ("index", "score") else "left")
@@ -512,10 +517,9 @@ def robustness_cmd(
     ] = None,
 ) -> None:
     """Accuracy of every saved model of a run with the test images rotated by each angle (csv, png, table)."""
-    from glyphlab.evaluation.robustness import parse_angles, print_robustness, robustness
+    from glyphlab.evaluation.robustness import parse_angles, robustness
 
-    result = robustness(run_dir, parse_angles(angles), dataset=dataset, data_dir=data_dir, limit=limit)
-    print_robustness(result, console)
+    robustness(run_dir, parse_angles(angles), dataset=dataset, data_dir=data_dir, limit=limit)
 
 
 @app.command("report")

@@ -74,7 +74,8 @@ class ConsoleObserver:
 
     def _on_TaskAdvanced(self, e: ev.TaskAdvanced) -> None:
         if e.task in self._spinners:
-            self._spinners[e.task].update(escape(e.status))
+            if e.status:
+                self._spinners[e.task].update(escape(e.status))
         elif self._progress is not None and e.task in self._bars:
             extra = {"total": e.total} if e.total is not None else {}
             self._progress.update(self._bars[e.task], completed=e.completed, stats=e.status, refresh=True, **extra)

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from glyphlab.errors import ConfigError, DataError, RunFolderError
+from glyphlab.events import Table, Wrote, emit
 from glyphlab.fileio import atomic_open
 from glyphlab.runfolder import ROBUSTNESS_CSV, ROBUSTNESS_PNG, RunFolder
 
@@ -125,7 +126,10 @@ def robustness(
             for i, name in enumerate(names):
                 w.writerow([f"{angle:g}", name, f"{acc[i, j]:.6f}"])
     png_path = plot_robustness(angles, names, acc, run_dir / ROBUSTNESS_PNG, n_images=len(images))
-    return RobustnessResult(angles, names, acc, len(images), csv_path, png_path)
+    result = RobustnessResult(angles, names, acc, len(images), csv_path, png_path)
+    emit(robustness_table(result))
+    emit(Wrote((csv_path, png_path)))
+    return result
 
 
 def plot_robustness(
@@ -164,19 +168,17 @@ def plot_robustness(
     return path
 
 
-def print_robustness(result: RobustnessResult, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    table = Table(title=f"accuracy under rotation ({result.n_images:,} test images per angle)")
-    table.add_column("angle", justify="right")
-    for name in result.models:
-        table.add_column(name, justify="right")
-    for j, angle in enumerate(result.angles):
-        table.add_row(f"{angle:g}°", *[f"{result.accuracy[i, j]:.4f}" for i in range(len(result.models))])
-    table.add_section()
-    table.add_row("mean", *[f"{result.accuracy[i].mean():.4f}" for i in range(len(result.models))], style="bold")
-    table.add_row("max-min", *[f"{result.spread(n):.4f}" for n in result.models], style="bold")
-    console.print(table)
-    console.print(f"wrote [green]{result.csv_path}[/] and [green]{result.png_path}[/]")
+def robustness_table(result: RobustnessResult) -> Table:
+    """The sweep as a table event: accuracy per angle and model, then each model's mean and its max-min spread."""
+    models = range(len(result.models))
+    return Table(
+        f"accuracy under rotation ({result.n_images:,} test images per angle)",
+        ("angle", *result.models),
+        tuple(
+            (f"{angle:g}°", *[f"{result.accuracy[i, j]:.4f}" for i in models]) for j, angle in enumerate(result.angles)
+        ),
+        bold_rows=(
+            ("mean", *[f"{result.accuracy[i].mean():.4f}" for i in models]),
+            ("max-min", *[f"{result.spread(n):.4f}" for n in result.models]),
+        ),
+    )
