@@ -50,7 +50,8 @@ class ConsoleObserver:
         self.print(f"[{style}]{text}[/]" if style else text, soft_wrap=True)
 
     def _on_Wrote(self, e: ev.Wrote) -> None:
-        files = " and ".join(f"[green]{escape(str(p))}[/]" for p in e.paths)
+        names = [f"[green]{escape(str(p))}[/]" for p in e.paths]
+        files = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
         self.print(f"wrote {files}" if e.what == "wrote" else f"{escape(e.what)}: {files}", soft_wrap=True)
 
     def _on_TaskStarted(self, e: ev.TaskStarted) -> None:
