@@ -21,12 +21,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
 from serving_common import cpu_model  # bench/ is on sys.path when a bench runs as a script
 
+from glyphlab.console import ConsoleObserver
 from glyphlab.data.dataset import Split
 from glyphlab.data.registry import resolve_dataset
 from glyphlab.evaluation.label_issues import plot_label_issues
+from glyphlab.events import observing
 from glyphlab.models.registry import parse_value
 from glyphlab.pipeline.audit import DEFAULT_FOLDS, DEFAULT_MODEL, AuditConfig, audit_dataset
 
@@ -78,7 +79,8 @@ def main() -> None:
         splits=["train", "test"],
     )
     t0 = time.perf_counter()
-    result = audit_dataset(ds, cfg, Path(args.out), Console())
+    with observing(ConsoleObserver()):  # its fold spinner and summary line, as the CLI draws them
+        result = audit_dataset(ds, cfg, Path(args.out))
     wall = time.perf_counter() - t0
 
     n_total = result.n_audited

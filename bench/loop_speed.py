@@ -4,11 +4,12 @@
     python bench/loop_speed.py --nets resnet-small --limit 6000 --rounds 5
 
 For each net the SAME module (glyphlab's ``build_module`` with the model's defaults, one epoch) is trained
-by :func:`glyphlab.models.torch.loop.train` and by a bare loop (randperm + slices, the same torch optimiser,
+by :func:`glyphlab.models.torch.trainer.train` and by a bare loop (randperm + slices, the same torch optimiser,
 learning-rate schedule, label smoothing and batch size; no validation, no checkpoint, no progress bar),
 alternating round by round so both see the same machine load; the table gives medians. glyphlab is timed
 twice: as ``glyphlab run`` calls it (a 10 % validation split evaluated every epoch, a checkpoint and
-history.csv in a run folder, the Rich progress bar) and without validation (the loop's own overhead).
+history.csv in a run folder, the progress events drawn by the CLI's console observer) and without validation
+(the loop's own overhead).
 Images/s counts training images only. CPU seconds (``time.process_time``) are given beside wall seconds:
 on a shared CPU other jobs inflate them less.
 
@@ -38,6 +39,8 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cnn_fast import DEFAULT_DATA, cpu_model, load_mnist_arrays  # noqa: E402  (a sibling bench script)
 
+from glyphlab.console import ConsoleObserver  # noqa: E402
+from glyphlab.events import observing  # noqa: E402
 from glyphlab.models.registry import create_model  # noqa: E402
 from glyphlab.models.torch.augment import augment_batch  # noqa: E402
 from glyphlab.models.torch.loop import (
@@ -47,9 +50,9 @@ from glyphlab.models.torch.loop import (
     loss_and_accuracy,  # noqa: E402
     lr_at,
     make_optimizer,
-    train,
 )
 from glyphlab.models.torch.params import train_config  # noqa: E402
+from glyphlab.models.torch.trainer import train  # noqa: E402
 
 NETS = ("mlp", "cnn-small", "cnn-deep", "resnet-small", "cnn-fast", "rot-cnn")
 
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             for prec in precisions:  # alternating, so every precision sees the same machine load
                 module, cfg = build(name, x, prec)
                 times[prec]["bare"].append(timed(lambda: bare_loop(module, x, y, cfg)))
-                with tempfile.TemporaryDirectory() as tmp:
+                with tempfile.TemporaryDirectory() as tmp, observing(ConsoleObserver(console)):  # bar and lines
                     module, cfg = build(name, x, prec)
                     times[prec]["full"].append(
                         timed(

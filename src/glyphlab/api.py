@@ -2,8 +2,9 @@
 
 A thin layer over the same functions the ``glyphlab`` command calls: each step takes the CLI's options as
 keyword arguments and returns an object (a :class:`Run`, a DataFrame, a model) instead of printing tables.
-``progress=True`` shows progress lines and bars (Rich renders them in Jupyter too) but never a table;
-``progress=False`` prints nothing. Errors are glyphlab's (:mod:`glyphlab.errors`), subclasses of
+``progress=True`` attaches a :class:`glyphlab.console.NotebookProgress` observer to the step's events
+(progress lines and bars, which Rich renders in Jupyter too, but never a table); ``progress=False`` attaches
+none, and nothing is printed. Errors are glyphlab's (:mod:`glyphlab.errors`), subclasses of
 ``ValueError`` or ``FileNotFoundError``.
 """
 
@@ -11,21 +12,18 @@ from __future__ import annotations
 
 import html
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import rich
-from rich.console import Console
-from rich.table import Table
 
 from glyphlab.data.dataset import Dataset
 from glyphlab.data.registry import resolve_dataset
 from glyphlab.errors import ConfigError
 from glyphlab.evaluation.interpretation import Interpretation
+from glyphlab.events import Observer
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.persistence import load_model as _load_model
 from glyphlab.models.registry import create_model as _create_model
@@ -136,25 +134,13 @@ class Run(RunFolder):
         return self.file(REPORT_PDF)
 
 
-class _NoTables(Console):
-    """Progress lines and bars, but no tables: in a notebook results are DataFrames, shown when asked for."""
+def _observers(progress: bool) -> list[Observer]:
+    """What a step shows in a notebook: its progress (no tables: results are DataFrames), or nothing."""
+    if not progress:
+        return []
+    from glyphlab.console import NotebookProgress  # local: Rich's live displays load only when shown
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:
-        if not any(isinstance(o, Table) for o in objects):
-            super().print(*objects, **kwargs)
-
-
-@contextmanager
-def _output(progress: bool) -> Iterator[Console]:
-    """The console a step prints through. The training loop's progress bars use Rich's global console, so it
-    is swapped for the same one while the step runs (``rich._console`` is what ``rich.get_console`` returns)."""
-    console: Console = _NoTables() if progress else Console(quiet=True)
-    previous = rich.get_console()
-    rich._console = console
-    try:
-        yield console
-    finally:
-        rich._console = previous
+    return [NotebookProgress()]
 
 
 #: gl.run's settings when not given (None marks "not given", so that a resume can tell what was)
@@ -231,8 +217,9 @@ def run(
             data_dir=data,
             dataset_options=options,
         )
-    with _output(progress) as console:
-        path = _run(cfg, Path(out) if out else None, console=console, resume=resume, report=report, **tracking)
+    path = _run(
+        cfg, Path(out) if out else None, resume=resume, report=report, **tracking, observers=_observers(progress)
+    )
     return Run.open(path)
 
 
@@ -253,17 +240,16 @@ def evaluate(
     (leaderboard, predictions, figures; default beside the model, ``evaluate-DATASET``)."""
     from glyphlab.pipeline.evaluate import evaluate_saved
 
-    with _output(progress) as console:
-        path = evaluate_saved(
-            Path(model_or_run),
-            str(dataset) if dataset is not None else None,
-            Path(out) if out else None,
-            variants,
-            seed,
-            Path(data_dir) if data_dir else None,
-            console,
-            dataset_options=dict(dataset_options or {}),
-        )
+    path = evaluate_saved(
+        Path(model_or_run),
+        str(dataset) if dataset is not None else None,
+        Path(out) if out else None,
+        variants,
+        seed,
+        Path(data_dir) if data_dir else None,
+        dataset_options=dict(dataset_options or {}),
+        observers=_observers(progress),
+    )
     return Run.open(path)
 
 
@@ -295,10 +281,10 @@ def search(
         )
     except TypeError as exc:
         raise ConfigError(f"gl.search: {exc}") from None
-    with _output(progress) as console, warnings.catch_warnings():
+    with warnings.catch_warnings():
         # optuna imports tqdm.auto, which warns in a notebook that has no ipywidgets: not the user's concern
         warnings.filterwarnings("ignore", message="IProgress not found")
-        return Run(run_search(cfg, console, track=track, tracking_uri=tracking_uri))
+        return Run(run_search(cfg, track=track, tracking_uri=tracking_uri, observers=_observers(progress)))
 
 
 def recipe(
@@ -316,17 +302,16 @@ def recipe(
     figures; ``quick`` runs its smoke-test size (``glyphlab recipe --list`` lists the shipped ones)."""
     from glyphlab.recipes import run_recipe  # local: recipes load pydantic models of every shipped TOML
 
-    with _output(progress) as console:
-        path = run_recipe(
-            name_or_path,
-            Path(out) if out else None,
-            quick=quick,
-            data_dir=str(data_dir) if data_dir else None,
-            console=console,
-            report=report,
-            track=track,
-            tracking_uri=tracking_uri,
-        )
+    path = run_recipe(
+        name_or_path,
+        Path(out) if out else None,
+        quick=quick,
+        data_dir=str(data_dir) if data_dir else None,
+        report=report,
+        track=track,
+        tracking_uri=tracking_uri,
+        observers=_observers(progress),
+    )
     return Run.open(path)
 
 

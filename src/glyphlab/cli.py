@@ -21,12 +21,21 @@ console = Console()
 
 
 class _Commands(TyperGroup):
-    """Every command runs inside this one handler: a user error becomes one line on the console and exit code 2
-    (instead of a traceback, or click's bare "Aborted." for an EOFError from an empty file)."""
+    """Every command runs inside this one handler: the engine's events are drawn by one console observer, and a
+    user error becomes one line on the console and exit code 2 (instead of a traceback, or click's bare
+    "Aborted." for an EOFError from an empty file)."""
 
     def invoke(self, ctx: click.Context):
+        from glyphlab.console import ConsoleObserver
+        from glyphlab.events import observing
+
+        observer = ConsoleObserver(console)  # the engine's events, drawn on the terminal
         try:
-            return super().invoke(ctx)
+            with observing(observer):
+                try:
+                    return super().invoke(ctx)
+                finally:
+                    observer.close()  # a step that raised must not leave a spinner or bar drawn
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:
@@ -166,7 +175,7 @@ def run_cmd(
             if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
         ]
         cfg = resume_config(resume, given, _str(data_dir))
-        run(cfg, resume, console=console, resume=True, report=report, **tracking)
+        run(cfg, resume, resume=True, report=report, **tracking)
         return
     names = [m.strip() for m in models.split(",") if m.strip()]
     cfg = RunConfig(
@@ -180,7 +189,7 @@ def run_cmd(
         dataset_options=_dataset_options(dataset_option),
         exclude=str(exclude) if exclude else "",
     )
-    run(cfg, out, console=console, report=report, **tracking)
+    run(cfg, out, report=report, **tracking)
 
 
 @app.command("evaluate")
@@ -211,9 +220,7 @@ def evaluate_cmd(
     """Recompute metrics of saved model(s) on the run's own test split or any dataset, without retraining."""
     from glyphlab.pipeline.evaluate import evaluate_saved
 
-    evaluate_saved(
-        model_path, dataset, out, variant, seed, data_dir, console, dataset_options=_dataset_options(dataset_option)
-    )
+    evaluate_saved(model_path, dataset, out, variant, seed, data_dir, dataset_options=_dataset_options(dataset_option))
 
 
 @app.command("eda")
@@ -280,7 +287,6 @@ def recipe_cmd(
         out,
         quick=quick,
         data_dir=str(data_dir) if data_dir else None,
-        console=console,
         report=report,
         track=track,
         tracking_uri=tracking_uri,
@@ -342,7 +348,7 @@ def search_cmd(
         variants=variant,
         dataset_options=_dataset_options(dataset_option),
     )
-    run_search(cfg, console, track=track, tracking_uri=tracking_uri)
+    run_search(cfg, track=track, tracking_uri=tracking_uri)
 
 
 @app.command("audit")
@@ -380,7 +386,7 @@ def audit_cmd(
         dataset_options=_dataset_options(dataset_option),
         splits=[s.strip() for s in split.split(",") if s.strip()] if split else None,
     )
-    result = run_audit(cfg, out, console)
+    result = run_audit(cfg, out)
     table = Table(title=f"top label-issue suspects of {result.n_audited:,} images ({len(result.issues):,} flagged)")
     for col in ("split", "index", "given", "suggested", "score"):
         table.add_column(col, justify="right" if col in ("index", "score") else "left")

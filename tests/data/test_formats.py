@@ -312,6 +312,7 @@ def test_the_run_records_and_prints_the_pixel_range(tmp_path):
 
     from rich.console import Console
 
+    from glyphlab.console import ConsoleObserver
     from glyphlab.pipeline.run import RunConfig, run
 
     sp = Split(np.tile(_split(n=10).images, (4, 1, 1)), np.arange(40) % 10)
@@ -321,8 +322,8 @@ def test_the_run_records_and_prints_the_pixel_range(tmp_path):
     out = run(
         RunConfig(dataset=str(tmp_path / "unit.csv"), models=["logreg"]),
         tmp_path / "run",
-        console=console,
         report=False,
+        observers=[ConsoleObserver(console)],
     )
     meta = json.loads((out / "dataset.json").read_text())["meta"]
     assert meta["pixel_range"]["train"] == {

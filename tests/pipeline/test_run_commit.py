@@ -158,23 +158,20 @@ def snapshot(folder: Path) -> dict[str, object]:
 def drive(base: str, only: list[int] | None = None) -> None:
     """Reference run, then for every write N (or those in ``only``): a run killed right after it, resumed; print
     what differed."""
-    from rich.console import Console
-
     from glyphlab.pipeline.run import RunConfig, run
     from glyphlab.runfolder import RunFolder
 
     base_path = Path(base)
-    quiet = Console(quiet=True)
     cfg = RunConfig(**CONFIG)
     ref, log = base_path / "ref", base_path / "writes.txt"
     # one run here first imports (and warms) everything, so each forked child costs a run, not the imports;
     # single-threaded (the test's environment), so no thread pool exists to break in the children
     _cheap_figures()
-    run(cfg, base_path / "warm-up", console=quiet, report=False)
+    run(cfg, base_path / "warm-up", report=False)
 
     def reference():
         _kill_after(ref, None, log)
-        run(cfg, ref, console=quiet, report=False)
+        run(cfg, ref, report=False)
 
     assert _fork(reference) == 0, "the reference run failed"
     writes = log.read_text().splitlines()
@@ -185,7 +182,7 @@ def drive(base: str, only: list[int] | None = None) -> None:
 
         def killed():
             _kill_after(out, n)
-            run(cfg, out, console=quiet, report=False)
+            run(cfg, out, report=False)
 
         def read_partial():  # the readers either read the partial folder or name what is missing
             from glyphlab.errors import GlyphlabError
@@ -198,7 +195,7 @@ def drive(base: str, only: list[int] | None = None) -> None:
                 assert "test_images.npz" in str(exc)
 
         def resume():
-            run(cfg, out, console=quiet, resume=True, report=False)
+            run(cfg, out, resume=True, report=False)
 
         code = _fork(killed)
         if code != KILLED:

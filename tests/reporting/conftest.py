@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from glyphlab.pipeline.run import RunConfig, run
 
@@ -16,7 +15,7 @@ REPORT_MODELS = ["logreg", "random-forest"]
 def report_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "run"
     cfg = RunConfig(dataset="digits", models=REPORT_MODELS, seed=0, params={"random-forest": {"n_estimators": 40}})
-    run(cfg, out, console=Console(quiet=True), report=False)
+    run(cfg, out, report=False)
     return out
 
 

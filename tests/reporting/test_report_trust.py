@@ -4,8 +4,6 @@ import json
 import re
 import shutil
 
-from rich.console import Console
-
 from glyphlab.pipeline.audit import AuditConfig, run_audit
 from glyphlab.reporting.html import build_report
 
@@ -13,7 +11,7 @@ from glyphlab.reporting.html import build_report
 def test_report_shows_calibration_and_audit(report_run, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(report_run, run_dir)
-    audit = run_audit(AuditConfig(dataset="digits", model="logreg", folds=3), run_dir / "audit", Console(quiet=True))
+    audit = run_audit(AuditConfig(dataset="digits", model="logreg", folds=3), run_dir / "audit")
     page = build_report(run_dir).read_text()
     assert page.count("<h3>Calibration</h3>") == 2
     assert len(re.findall(r'alt="[^"]+ reliability diagram"', page)) == 2

@@ -5,13 +5,11 @@ best model registered as a "models from code" pyfunc, loaded by ``mlflow.pyfunc.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from registry_helpers import expected, first_test_images
-from rich.console import Console
 
 from glyphlab.errors import ConfigError
 from glyphlab.pipeline.run import RunConfig, run
@@ -56,7 +54,6 @@ def test_mlflow_variables_and_registry(tmp_path: Path, monkeypatch):
     out = run(
         cfg,
         tmp_path / "run",
-        console=Console(file=open(os.devnull, "w")),
         report=False,
         track="mlflow",
         register="digits-clf",

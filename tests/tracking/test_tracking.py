@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from net_helpers import free_port, url_answers, wait_until_up
 from registry_helpers import check_models_serve
-from rich.console import Console
 
 from glyphlab.errors import ConfigError
 from glyphlab.pipeline.run import RunConfig, run
@@ -30,10 +29,6 @@ def _no_tracking_variables(monkeypatch):
 
 
 CFG = dict(dataset="digits", models=["logreg", "mlp"], params={"mlp": {"epochs": 2, "progress": False, "hidden": [32]}})
-
-
-def _quiet() -> Console:
-    return Console(file=open(os.devnull, "w"))
 
 
 def _check_mlflow_run(uri: str, out: Path) -> None:
@@ -66,7 +61,7 @@ def _check_mlflow_run(uri: str, out: Path) -> None:
 
 def test_mlflow_sqlite_store(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    out = run(RunConfig(**CFG), tmp_path / "run", console=_quiet(), report=False, track="mlflow", tracking_uri=uri)
+    out = run(RunConfig(**CFG), tmp_path / "run", report=False, track="mlflow", tracking_uri=uri)
     _check_mlflow_run(uri, out)
 
 
@@ -74,7 +69,7 @@ def test_mlflow_file_store(tmp_path: Path, monkeypatch):
     """MLflow 3 keeps its old ./mlruns file store behind MLFLOW_ALLOW_FILE_STORE; it receives the same run."""
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     uri = (tmp_path / "mlruns").as_uri()
-    out = run(RunConfig(**CFG), tmp_path / "run", console=_quiet(), report=False, track="mlflow", tracking_uri=uri)
+    out = run(RunConfig(**CFG), tmp_path / "run", report=False, track="mlflow", tracking_uri=uri)
     _check_mlflow_run(uri, out)
 
 
@@ -110,9 +105,7 @@ def test_mlflow_tracking_server_on_loopback(tmp_path: Path):
             "mlflow server's /health",
             poll=0.5,
         )
-        out = run(
-            RunConfig(**CFG), tmp_path / "run", console=_quiet(), report=False, tracking_uri=uri, register="glyphs"
-        )
+        out = run(RunConfig(**CFG), tmp_path / "run", report=False, tracking_uri=uri, register="glyphs")
         _check_mlflow_run(uri, out)  # a URI alone means mlflow
         assert any((tmp_path / "server-artifacts").rglob("manifest.json"))  # the server stored the artifacts
         check_models_serve(uri, out, "glyphs", tmp_path)  # the registered model, served by MLflow itself
@@ -127,9 +120,9 @@ def test_mlflow_tracking_server_on_loopback(tmp_path: Path):
 def test_resumed_run_continues_its_mlflow_run(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = RunConfig(dataset="digits", models=["logreg"])
-    out = run(cfg, tmp_path / "run", console=_quiet(), report=False, track="mlflow", tracking_uri=uri)
+    out = run(cfg, tmp_path / "run", report=False, track="mlflow", tracking_uri=uri)
     first = json.loads((out / TRACKING_FILE).read_text())["run_id"]
-    run(cfg, out, console=_quiet(), report=False, resume=True)  # no --track: the run's own tracking goes on
+    run(cfg, out, report=False, resume=True)  # no --track: the run's own tracking goes on
     assert json.loads((out / TRACKING_FILE).read_text())["run_id"] == first
     assert MlflowClient(tracking_uri=uri).get_run(first).info.status == "FINISHED"
 
@@ -146,7 +139,7 @@ def test_tensorboard_event_files(tmp_path: Path, monkeypatch):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    out = run(RunConfig(**CFG), tmp_path / "run", console=_quiet(), report=False, track="tensorboard")
+    out = run(RunConfig(**CFG), tmp_path / "run", report=False, track="tensorboard")
     info = json.loads((out / TRACKING_FILE).read_text())
     assert info["backend"] == "tensorboard" and Path(info["uri"]) == (out / "tensorboard").resolve()
     acc = EventAccumulator(str(out / "tensorboard" / "mlp"), size_guidance={"images": 0, "scalars": 0})
@@ -173,7 +166,6 @@ def test_search_trials_are_nested_runs_and_the_refit_joins_them(tmp_path: Path):
     out = tmp_path / "search"
     run_search(
         SearchConfig(dataset="digits", space="svm-default", trials=3, cv=2, sampler="random", out=str(out)),
-        _quiet(),
         track="mlflow",
         tracking_uri=uri,
     )

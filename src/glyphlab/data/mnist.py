@@ -23,6 +23,7 @@ import numpy as np
 
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.errors import DataError
+from glyphlab.events import TaskAdvanced, TaskEnded, TaskStarted, emit, watched
 from glyphlab.fileio import atomic_path
 
 MIRRORS: tuple[str, ...] = (
@@ -211,25 +212,20 @@ def _fetch(url: str, out, progress: bool, label: str) -> None:
     req = urllib.request.Request(url, headers={"User-Agent": "glyphlab"})
     with urllib.request.urlopen(req, timeout=_TIMEOUT_S) as resp:
         total = int(resp.headers.get("Content-Length") or 0) or None
-        bar = None
-        if progress:
-            try:
-                from rich.progress import Progress
-
-                bar = Progress(transient=True)
-            except ImportError:  # rich is optional
-                bar = None
-        if bar is None:
+        task = f"download {label}"
+        if not (progress and watched()):
             shutil.copyfileobj(resp, out, _CHUNK)
             n = out.tell()
         else:
-            with bar:
-                task = bar.add_task(f"download {label}", total=total)
+            emit(TaskStarted(task, task, total=total))
+            try:
                 n = 0
                 while chunk := resp.read(_CHUNK):
                     out.write(chunk)
                     n += len(chunk)
-                    bar.update(task, advance=len(chunk))
+                    emit(TaskAdvanced(task, n))
+            finally:
+                emit(TaskEnded(task))
         if total is not None and n != total:
             raise DataError(f"incomplete download: {n} of {total} bytes")
 

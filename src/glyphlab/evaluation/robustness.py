@@ -126,7 +126,8 @@ def robustness(
             for i, name in enumerate(names):
                 w.writerow([f"{angle:g}", name, f"{acc[i, j]:.6f}"])
     png_path = plot_robustness(angles, names, acc, run_dir / ROBUSTNESS_PNG, n_images=len(images))
-    return RobustnessResult(angles, names, acc, len(images), csv_path, png_path)
+    result = RobustnessResult(angles, names, acc, len(images), csv_path, png_path)
+    return result
 
 
 def plot_robustness(

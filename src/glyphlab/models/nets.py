@@ -1,5 +1,5 @@
 """Torch networks: a shared :class:`TorchModel` base and the registered nets (mlp, cnn-small, cnn-deep,
-resnet-small). All of them train through :func:`glyphlab.models.torch.loop.train`.
+resnet-small). All of them train through :func:`glyphlab.models.torch.trainer.train`.
 
 Every net is a :class:`GlyphNet`: input normalisation (buffers ``norm.mean``/``norm.std``), an optional
 resize of tiny inputs up to the architecture's minimum side, a ``features`` trunk whose output is the
@@ -27,8 +27,9 @@ from glyphlab.models.params import TORCH_SPECS
 from glyphlab.models.persistence import load_model
 from glyphlab.models.registry import register_model
 from glyphlab.models.torch.augment import AugmentConfig, tta_proba
-from glyphlab.models.torch.loop import resolve_device, train
+from glyphlab.models.torch.loop import resolve_device
 from glyphlab.models.torch.params import train_config, training_defaults
+from glyphlab.models.torch.trainer import train
 
 WEIGHTS = "weights.safetensors"
 

@@ -25,18 +25,18 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
 
 from glyphlab.data.dataset import Dataset
 from glyphlab.data.spec import DataSpec
 from glyphlab.errors import ConfigError, DataError
 from glyphlab.evaluation.label_issues import plot_label_issues
+from glyphlab.events import AuditFinished, Observer, TaskAdvanced, TaskEnded, TaskStarted, emit, observing
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.registry import create_model
 from glyphlab.pipeline.folds import over_folds
@@ -160,11 +160,8 @@ def audit_params(cfg: AuditConfig, n_images: int | None = None) -> dict[str, Any
     return model_params(cfg.model, {**base, **cfg.params}, {}, cfg.seed)
 
 
-def audit_dataset(
-    ds: Dataset, cfg: AuditConfig, out: Path, console: Console | None = None, n_jobs: int | None = None
-) -> AuditResult:
+def audit_dataset(ds: Dataset, cfg: AuditConfig, out: Path, n_jobs: int | None = None) -> AuditResult:
     """Out-of-fold probabilities for every labeled image of ``ds``, cleanlab's issues, and the audit folder."""
-    console = console or Console()
     if cfg.folds < 2:
         raise ConfigError(f"--folds must be at least 2, got {cfg.folds}")
     create_model(cfg.model, **audit_params(cfg))  # an unknown model or parameter fails before any fit
@@ -177,20 +174,17 @@ def audit_dataset(
             f"class(es) {', '.join(small[:5])} have fewer images than --folds {cfg.folds}: lower --folds or add images"
         )
     t0 = time.perf_counter()
-    with console.status(
-        f"audit: {cfg.folds}-fold out-of-fold probabilities of [bold]{cfg.model}[/] on {len(labels):,} images"
-    ) as status:
+    task = f"audit {cfg.model}"
+    emit(
+        TaskStarted(task, f"audit: {cfg.folds}-fold out-of-fold probabilities of {cfg.model} on {len(labels):,} images")
+    )
+    try:
+        on_fold = lambda i: emit(TaskAdvanced(task, i + 1, f"audit: fold {i + 1}/{cfg.folds} done"))  # noqa: E731
         proba = out_of_fold_proba(
-            cfg.model,
-            params,
-            images,
-            labels,
-            cfg.folds,
-            cfg.seed,
-            list(ds.classes),
-            n_jobs=n_jobs,
-            on_fold=lambda i: status.update(f"audit: fold {i + 1}/{cfg.folds} done"),
+            cfg.model, params, images, labels, cfg.folds, cfg.seed, list(ds.classes), n_jobs=n_jobs, on_fold=on_fold
         )
+    finally:
+        emit(TaskEnded(task))
     fit_seconds = time.perf_counter() - t0
     flagged, score, order = rank_label_issues(labels, proba)
     seconds = time.perf_counter() - t0
@@ -217,16 +211,7 @@ def audit_dataset(
         proba=proba,
     )
     oof_acc = float((suggested == labels).mean())
-    top = [int(i) for i in order if flagged[i]][:GRID_SIZE]
-    plot_label_issues(
-        images[top],
-        [ds.classes[labels[i]] for i in top],
-        [ds.classes[suggested[i]] for i in top],
-        score[top],
-        [f"{keys[i][0]}[{keys[i][1]}]" for i in top],
-        out / ISSUES_PNG,
-        f"{ds.name}: top label-issue suspects (given → suggested, quality score)",
-    )
+    _plot_suspects(ds, images, labels, suggested, score, [int(i) for i in order if flagged[i]][:GRID_SIZE], keys, out)
     summary = {
         "config": asdict(cfg),
         "params": params,
@@ -245,19 +230,30 @@ def audit_dataset(
         "ranked by cleanlab.rank.get_label_quality_scores(method='self_confidence')",
     }
     (out / SUMMARY).write_text(json.dumps(summary, indent=2, default=str))
-    console.print(
-        f"audit: {len(issues):,} label issues among {len(labels):,} images "
-        f"({100 * len(issues) / len(labels):.2f} %), out-of-fold accuracy {oof_acc:.4f}, "
-        f"{seconds:.1f} s → [green]{out / ISSUES_CSV}[/]"
-    )
+    emit(AuditFinished(len(issues), len(labels), oof_acc, seconds, out / ISSUES_CSV))
     return AuditResult(
         out=out, issues=issues, n_audited=len(labels), oof_accuracy=oof_acc, seconds=seconds, order=order, keys=keys
     )
 
 
-def run_audit(cfg: AuditConfig, out: Path | None = None, console: Console | None = None) -> AuditResult:
+def _plot_suspects(ds: Dataset, images, labels, suggested, score, top: list[int], keys, out: Path) -> None:
+    """The picture of the ``top`` suspects: each image with its given and suggested label and its score."""
+    plot_label_issues(
+        images[top],
+        [ds.classes[labels[i]] for i in top],
+        [ds.classes[suggested[i]] for i in top],
+        score[top],
+        [f"{keys[i][0]}[{keys[i][1]}]" for i in top],
+        out / ISSUES_PNG,
+        f"{ds.name}: top label-issue suspects (given → suggested, quality score)",
+    )
+
+
+def run_audit(cfg: AuditConfig, out: Path | None = None, observers: Sequence[Observer] = ()) -> AuditResult:
+    """Audit the labels of ``cfg``'s dataset into ``out``; ``observers`` get its progress and summary."""
     out = Path(out) if out else Path("runs") / f"audit-{Path(cfg.dataset).name}"
-    return audit_dataset(cfg.load(), cfg, out, console)
+    with observing(*observers):
+        return audit_dataset(cfg.load(), cfg, out)
 
 
 # -- the CSV and --exclude ------------------------------------------------------------------------------------

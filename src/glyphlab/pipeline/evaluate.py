@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
 
 from glyphlab.data.dataset import Dataset
 from glyphlab.data.formats import IMAGE_OPTIONS
 from glyphlab.data.spec import DataSpec
 from glyphlab.errors import ConfigError, GlyphlabError
 from glyphlab.evaluation.evaluate import evaluate_predictions
+from glyphlab.events import Leaderboard, Observer, Wrote, emit, observing
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.persistence import load_model
-from glyphlab.pipeline.run import RunConfig, load_run_dataset, print_leaderboard, write_leaderboard
+from glyphlab.pipeline.run import RunConfig, load_run_dataset, write_leaderboard
 from glyphlab.runfolder import CONFIG, MODELS, RunFolder, saved_models
 
 
@@ -89,12 +89,25 @@ def evaluate_saved(
     variant: str | None,
     seed: int | None,
     data_dir: Path | None,
-    console: Console,
     dataset_options: dict | None = None,
+    observers: Sequence[Observer] = (),
 ) -> Path:
-    """Score every saved model under ``path`` on ``dataset`` (default: the run's own) and write a leaderboard."""
+    """Score every saved model under ``path`` on ``dataset`` (default: the run's own) and write a leaderboard;
+    ``observers`` get the leaderboard and the folder written (:mod:`glyphlab.events`)."""
+    with observing(*observers):
+        return _evaluate_saved(path, dataset, out, variant, seed, data_dir, dict(dataset_options or {}))
+
+
+def _evaluate_saved(
+    path: Path,
+    dataset: str | None,
+    out: Path | None,
+    variant: str | None,
+    seed: int | None,
+    data_dir: Path | None,
+    options: dict,
+) -> Path:
     models = {name: load_model(model_dir) for name, model_dir in saved_models(path).items()}
-    options = dict(dataset_options or {})
     loaded: dict[str, Dataset] = {}
     if dataset is None:
         cfg, own = _run_dataset(Path(path), variant, seed, data_dir, options)
@@ -140,6 +153,6 @@ def evaluate_saved(
         folder.write_dataset(ds.summary())
         folder.write_test_images(ds["test"].images, ds["test"].labels)
     write_leaderboard(out, rows)
-    print_leaderboard(rows, console, title=f"saved models on {where}: {ds.name} test set ({len(ds['test']):,} images)")
-    console.print(f"wrote [green]{out}[/]")
+    emit(Leaderboard(f"saved models on {where}: {ds.name} test set ({len(ds['test']):,} images)", rows))
+    emit(Wrote((out,)))
     return out

@@ -10,14 +10,13 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.table import Table
 
 from glyphlab.data.dataset import Dataset
 from glyphlab.data.images import Preprocessing
@@ -26,6 +25,22 @@ from glyphlab.data.splits import ensure_validation, split_off
 from glyphlab.errors import ConfigError
 from glyphlab.evaluation.evaluate import evaluate_predictions
 from glyphlab.evaluation.plots import plot_accuracy_vs_time
+from glyphlab.events import (
+    Leaderboard,
+    ModelFinished,
+    ModelKept,
+    ModelResumed,
+    ModelStarted,
+    ModelTrained,
+    Observer,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    Tracked,
+    Wrote,
+    emit,
+    observing,
+)
 from glyphlab.fileio import write_json
 from glyphlab.models.base import training_arrays
 from glyphlab.models.persistence import library_versions
@@ -40,13 +55,11 @@ from glyphlab.runfolder import (
     IMAGE_INPUTS,
     LAYOUT,
     LEADERBOARD,
-    LEADERBOARD_COLUMNS,
     ModelFolder,
     RunFolder,
     leaderboard_row,
-    sort_leaderboard,
 )
-from glyphlab.tracking import Tracker, open_tracker, read_tracking, resolve_backend
+from glyphlab.tracking import Tracker, TrackerObserver, open_tracker, read_tracking, resolve_backend
 
 FEATURE_SAMPLE = 2000
 HELD_OUT_TEST_FRACTION = 0.2
@@ -109,20 +122,20 @@ def default_run_dir(cfg: RunConfig) -> Path:
 def run(
     cfg: RunConfig,
     out: Path | None = None,
-    console: Console | None = None,
     resume: bool = False,
     report: bool = True,
     track: str | None = None,
     tracking_uri: str | None = None,
     register: str | None = None,
+    observers: Sequence[Observer] = (),
 ) -> Path:
     """Train, evaluate and save every model of ``cfg``; models already finished in ``out`` are kept when resuming.
 
     ``track="mlflow"`` or ``"tensorboard"`` also sends each model's params, metrics and files there (see
     :mod:`glyphlab.tracking`); a resumed run that was tracked goes on with the same backend and MLflow run.
     ``register="NAME"`` (MLflow) registers the best model as a new version of NAME, alias ``champion``.
+    ``observers`` receive the run's events (:mod:`glyphlab.events`); the engine itself prints nothing.
     """
-    console = console or Console()
     out = Path(out) if out else default_run_dir(cfg)
     if not cfg.models:
         raise ConfigError("no models to run (--models is empty): name at least one, see `glyphlab models`")
@@ -132,8 +145,37 @@ def run(
         label, name = split_model_entry(entry)
         create_model(name, **cfg.params.get(label, {}))
     resolve_backend(track, tracking_uri, register)  # and on a --track/--register that cannot go together
-    ds = load_run_dataset(cfg)
-    created = not out.exists()
+    with observing(*observers):
+        ds = load_run_dataset(cfg)
+        created = not out.exists()
+        folder = _start_folder(cfg, ds, out)
+        emit(
+            RunStarted(
+                out,
+                ds.name,
+                ds.image_shape,
+                ds.num_classes,
+                {k: len(v) for k, v in ds.splits.items()},
+                dataset_reading(ds),
+            )
+        )
+        tracker = _tracker(cfg, out, resume, track, tracking_uri, register)
+        with observing(TrackerObserver(tracker) if tracker else None):
+            try:
+                _train_models(cfg, ds, folder, resume, report)
+            except BaseException as exc:
+                emit(RunFinished(out, failed=True))
+                if isinstance(exc, Exception):  # an error, not an interruption (Ctrl-C leaves the run to --resume)
+                    _mark_failed(folder, created, exc)
+                raise
+            emit(RunFinished(out))
+        if tracker:
+            emit(Tracked(tracker.backend, tracker.uri, getattr(tracker, "registered", None)))
+    return out
+
+
+def _start_folder(cfg: RunConfig, ds: Dataset, out: Path) -> RunFolder:
+    """The run folder with what is known before any model trains: config, dataset summary, test images."""
     folder = RunFolder.create(out)
     for stale in (*folder.path.glob(".*.part"), folder.file(FAILED), folder.file(LEADERBOARD)):
         stale.unlink(missing_ok=True)  # a killed writer's temp files; the leaderboard is written again at the end
@@ -146,49 +188,28 @@ def run(
     test = ds["test"]
     folder.write_test_images(test.images, test.labels)
     write_image_inputs(ds, folder.file(IMAGE_INPUTS))
-    console.print(
-        f"[bold]glyphlab run[/] dataset [cyan]{ds.name}[/] {ds.image_shape[0]}x{ds.image_shape[1]}, "
-        f"{ds.num_classes} classes, splits "
-        + ", ".join(f"{k}={len(v):,}" for k, v in ds.splits.items())
-        + f" → [green]{out}[/]"
-    )
-    console.print(f"  [dim]{dataset_reading(ds)}[/]")
-    tracker = _tracker(cfg, out, resume, track, tracking_uri, console, register)
+    return folder
+
+
+def _train_models(cfg: RunConfig, ds: Dataset, folder: RunFolder, resume: bool, report: bool) -> None:
+    """Every model of the run in turn (a finished one kept when resuming), then the leaderboard and report."""
     rows = []
-    try:
-        for entry in cfg.models:
-            name, _ = split_model_entry(entry)
-            model = folder.model(name)
-            if resume and model.finished:
-                console.print(f"  [dim]{name}: already finished, kept[/]")
-                rows.append(leaderboard_row(name, model.read_metrics()))
-                continue
-            model.discard_unfinished()
-            metrics = train_and_evaluate(entry, cfg, ds, model.path, console)
-            model.commit()  # last: only now do its results count as finished
-            rows.append(leaderboard_row(name, metrics))
-            if tracker:
-                tracker.model_finished(name, model.path, metrics)
-        write_leaderboard(out, rows)
-        print_leaderboard(rows, console, title=f"leaderboard — {ds.name} test set ({len(test):,} images)")
-        if report:
-            build_report_if_available(out, console)
-    except BaseException as exc:
-        if tracker:
-            tracker.run_finished(out, failed=True)
-        if isinstance(exc, Exception):  # an error, not an interruption (Ctrl-C leaves the run to --resume)
-            _mark_failed(folder, created, exc, console)
-        raise
-    if tracker:
-        tracker.run_finished(out)
-        console.print(f"tracked: [green]{tracker.backend}[/] {tracker.uri}")
-        registered = getattr(tracker, "registered", None)
-        if registered:
-            console.print(
-                f"registered: [green]{registered['uri']}[/] = version {registered['version']} ({registered['model']})",
-                soft_wrap=True,
-            )
-    return out
+    for entry in cfg.models:
+        name, _ = split_model_entry(entry)
+        model = folder.model(name)
+        if resume and model.finished:
+            emit(ModelKept(name))
+            rows.append(leaderboard_row(name, model.read_metrics()))
+            continue
+        model.discard_unfinished()
+        metrics = train_and_evaluate(entry, cfg, ds, model.path)
+        model.commit()  # last: only now do its results count as finished
+        rows.append(leaderboard_row(name, metrics))
+        emit(ModelFinished(name, model.path, metrics))
+    write_leaderboard(folder.path, rows)
+    emit(Leaderboard(f"leaderboard — {ds.name} test set ({len(ds['test']):,} images)", rows))
+    if report:
+        build_report_if_available(folder.path)
 
 
 def write_image_inputs(ds: Dataset, path: Path, n: int = 16) -> None:
@@ -218,23 +239,19 @@ def write_image_inputs(ds: Dataset, path: Path, n: int = 16) -> None:
         path.write_bytes(inputs_sheet(originals, np.stack(inputs), captions))
 
 
-def _mark_failed(folder: RunFolder, created: bool, exc: Exception, console: Console) -> None:
+def _mark_failed(folder: RunFolder, created: bool, exc: Exception) -> None:
     """A failed run leaves no half-made folder: the folder it created goes when no model finished in it;
     otherwise failed.json says what failed, and the finished models stay for ``glyphlab run --resume``."""
     finished = [m.name for m in folder.model_folders() if m.finished]
     if created and not finished:
         shutil.rmtree(folder.path, ignore_errors=True)
-        console.print(f"[yellow]the run failed before any model finished: removed {folder.path}[/]")
+        emit(RunFailed(folder.path, removed=True))
         return
     write_json(
         folder.file(FAILED),
         {"failed": _now(), "error": f"{type(exc).__name__}: {exc}"[:2000], "finished_models": finished},
     )
-    console.print(
-        f"[yellow]the run failed; {folder.path} keeps {len(finished)} finished model(s) and "
-        f"{FAILED}: `glyphlab run --resume {folder.path}` continues it[/]",
-        soft_wrap=True,
-    )
+    emit(RunFailed(folder.path, removed=False, finished=len(finished)))
 
 
 def dataset_reading(ds: Dataset) -> str:
@@ -259,7 +276,6 @@ def _tracker(
     resume: bool,
     track: str | None,
     uri: str | None,
-    console: Console,
     register: str | None = None,
 ) -> Tracker | None:
     """The run's tracker; a resumed run that was tracked before is tracked again by the same backend."""
@@ -297,29 +313,29 @@ def seconds_before_resume(model: Any) -> float:
     return float(sum(row.get("seconds") or 0.0 for row in history if int(row["epoch"]) <= resumed)) if resumed else 0.0
 
 
-def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path, console: Console) -> dict[str, Any]:
+def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path) -> dict[str, Any]:
     name, registry_name = split_model_entry(entry)
     model = create_model(registry_name, **with_seed(registry_name, cfg.params.get(name, {}), cfg.seed))
     folder = ModelFolder(model_dir)
     folder.path.mkdir(parents=True, exist_ok=True)
     fit_args = training_arrays(model, ds["train"].images, ds["train"].labels, ds["val"].images, ds["val"].labels)
     n_train = len(fit_args[0])
-    with console.status(f"training [bold]{name}[/] on {n_train:,} images"):
-        t0, c0 = time.perf_counter(), time.process_time()
+    emit(ModelStarted(name, n_train))
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
         model.fit(
             *fit_args,
             classes=ds.classes,
             run_dir=model_dir,
             preprocessing=Preprocessing.of_dataset(ds.meta, ds.image_shape),
         )
+    finally:
         train_seconds = time.perf_counter() - t0
         train_cpu_seconds = time.process_time() - c0  # on a shared CPU, less inflated by other jobs than wall time
+        emit(ModelTrained(name, train_seconds))
     before_resume = seconds_before_resume(model)
     if before_resume:
-        console.print(
-            f"  [dim]{name}: resumed after epoch {model.resumed_from_}; its {before_resume:.1f} s of training "
-            "before the resume count in train s[/dim]"
-        )
+        emit(ModelResumed(name, int(model.resumed_from_), before_resume))
         train_seconds += before_resume
     test = ds["test"]
     t0 = time.perf_counter()
@@ -358,10 +374,6 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path,
     # every result is written: the training checkpoint has no more use (run() then commits the model)
     for ckpt in (CHECKPOINT, f".{CHECKPOINT}.old"):  # .old: a process killed between the checkpoint's two renames
         shutil.rmtree(folder.file(ckpt), ignore_errors=True)
-    console.print(
-        f"  [bold]{name}[/]: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f} "
-        f"({train_seconds:.1f} s)"
-    )
     return metrics
 
 
@@ -373,28 +385,12 @@ def write_leaderboard(out: Path, rows: list[dict[str, Any]]) -> None:
         plot_accuracy_vs_time(timed, Path(out) / ACCURACY_VS_TIME)
 
 
-def print_leaderboard(rows: list[dict[str, Any]], console: Console, title: str = "leaderboard") -> None:
-    """The leaderboard as a Rich table, in :data:`LEADERBOARD_COLUMNS` order, best model highlighted."""
-    table = Table(title=title)
-    columns = [c for c in LEADERBOARD_COLUMNS if c.key != "n_test"]  # the title says how many test images
-    for c in columns:
-        table.add_column(c.label, no_wrap=c.digits is None, justify="left" if c.digits is None else "right")
-    for i, r in enumerate(sort_leaderboard(rows)):
-        cells = [
-            str(r[c.key]) if c.digits is None else ("" if r.get(c.key) is None else f"{r[c.key]:.{c.digits}f}")
-            for c in columns
-        ]
-        table.add_row(*cells, style="bold green" if i == 0 else None)
-    console.print(table)
-
-
-def build_report_if_available(out: Path, console: Console) -> None:
+def build_report_if_available(out: Path) -> None:
     try:
         from glyphlab.reporting.html import build_report
     except ImportError:
         return
-    path = build_report(out)
-    console.print(f"report: [green]{path}[/]")
+    emit(Wrote((build_report(out),), what="report"))
 
 
 def _now() -> str:

@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from rich.console import Console
-from rich.table import Table
 
 from glyphlab.errors import ConfigError
+from glyphlab.events import Note, Observer, Table, Wrote, emit, observing
 from glyphlab.fileio import write_csv, write_json
 from glyphlab.runfolder import CV, RECIPE, REFERENCE_COMPARISON, RunFolder
 
@@ -257,17 +257,28 @@ def run_recipe(
     out: Path | None = None,
     quick: bool = False,
     data_dir: str | None = None,
-    console: Console | None = None,
     report: bool = True,
     track: str | None = None,
     tracking_uri: str | None = None,
+    observers: Sequence[Observer] = (),
 ) -> Path:
     """Run a recipe; ``track``/``tracking_uri`` as for :func:`glyphlab.pipeline.run.run` (the pretraining run and
-    the main run are each one tracked run, their models nested in it)."""
+    the main run are each one tracked run, their models nested in it); ``observers`` get its events."""
+    with observing(*observers):
+        return _run_recipe(load_recipe(name_or_path), out, quick, data_dir, report, track, tracking_uri)
+
+
+def _run_recipe(
+    recipe: Recipe,
+    out: Path | None,
+    quick: bool,
+    data_dir: str | None,
+    report: bool,
+    track: str | None,
+    tracking_uri: str | None,
+) -> Path:
     from glyphlab.pipeline.run import default_run_dir, run
 
-    console = console or Console()
-    recipe = load_recipe(name_or_path)
     missing = recipe.needs_extras()
     if missing:
         extras = sorted(set(missing.values()))
@@ -281,16 +292,15 @@ def run_recipe(
 
     submit = submission_label(recipe.outputs, list(recipe.models))  # a typo fails before any training
     out = Path(out) if out else default_run_dir(cfg).with_name(f"{default_run_dir(cfg).name}-{recipe.name}")
-    console.print(f"[bold]recipe {recipe.name}[/]{' (quick)' if quick else ''}: {recipe.description}")
+    emit(Note(f"recipe {recipe.name}{' (quick)' if quick else ''}: {recipe.description}"))
     folder = RunFolder.create(out)
     write_json(folder.file(RECIPE), {**recipe.model_dump(), "quick": quick})
     if recipe.pretrain is not None:
         pre = out / "pretrain"
-        console.print(f"[bold]pretraining[/] on {recipe.pretrain.dataset.name} → [green]{pre}[/]")
+        emit(Note(f"pretraining on {recipe.pretrain.dataset.name} → {pre}"))
         run(
             to_run_config(recipe, quick=quick, data_dir=data_dir, pretrain=True),
             pre,
-            console=console,
             report=False,
             track=track,
             tracking_uri=tracking_uri,
@@ -302,40 +312,38 @@ def run_recipe(
     resolve_members(cfg, out)
     for label, entry in recipe.models.items():
         if entry.search is not None:
-            found = _search_for(recipe, label, entry, cfg, out / "search" / label, quick, console)
+            found = _search_for(recipe, label, entry, cfg, out / "search" / label, quick)
             cfg.params[label] = {**cfg.params[label], **found, **(recipe.quick.models.get(label, {}) if quick else {})}
-    run(cfg, out, console=console, report=False, track=track, tracking_uri=tracking_uri)
+    run(cfg, out, report=False, track=track, tracking_uri=tracking_uri)
     asks_cv = [label for label, entry in recipe.models.items() if entry.cv is not None]
     ds = None
     if submit or asks_cv:  # loaded once for every CV entry and the submission
         from glyphlab.pipeline.run import load_run_dataset
 
         ds = load_run_dataset(cfg)
-    cv = {label: _cross_validate(label, recipe.models[label], cfg, ds, out, console) for label in asks_cv}
+    cv = {label: _cross_validate(label, recipe.models[label], cfg, ds, out) for label in asks_cv}
     if submit:
-        path = write_submission(out, submit, ds)
-        console.print(f"submission ({submit}, split 'hidden'): [green]{path}[/]")
+        emit(Wrote((write_submission(out, submit, ds),), what=f"submission ({submit}, split 'hidden')"))
     if any(isinstance(v, dict) for v in recipe.reference.values()):
         rows = compare_with_reference(folder.leaderboard_rows(), recipe.reference, cv)
         write_csv(folder.file(REFERENCE_COMPARISON), rows)
-        print_comparison(rows, console, recipe)
+        for table in comparison_tables(rows, recipe):
+            emit(table)
     if report:
         from glyphlab.pipeline.run import build_report_if_available
 
-        build_report_if_available(out, console)
+        build_report_if_available(out)
     return out
 
 
-def _search_for(
-    recipe: Recipe, label: str, entry: ModelEntry, cfg, out: Path, quick: bool, console: Console
-) -> dict[str, Any]:
+def _search_for(recipe: Recipe, label: str, entry: ModelEntry, cfg, out: Path, quick: bool) -> dict[str, Any]:
     """Run the entry's search (no refit: the recipe trains the winner itself) and return the best parameters."""
     from glyphlab.pipeline.search import SearchConfig, run_search
 
     spec = entry.search
     assert spec is not None
     trials = min(spec.trials, recipe.quick.search_trials) if quick else spec.trials
-    console.print(f"[bold]searching[/] {label}: space {spec.space}, {trials} trial(s), sampler {spec.sampler}")
+    emit(Note(f"searching {label}: space {spec.space}, {trials} trial(s), sampler {spec.sampler}"))
     run_search(
         SearchConfig(
             **cfg.data_fields(),
@@ -349,7 +357,6 @@ def _search_for(
             val_fraction=cfg.val_fraction,
             refit=False,
         ),
-        console=console,
     )
     best = out / "best_params.json"
     if not best.is_file():
@@ -357,7 +364,7 @@ def _search_for(
     return dict(json.loads(best.read_text())["searched"])
 
 
-def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: Console) -> dict[str, Any]:
+def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path) -> dict[str, Any]:
     """The entry's k-fold CV accuracy on train+val with the parameters it was trained with (its search's
     winners included), into RUN/models/LABEL/cv.json."""
     import time
@@ -368,7 +375,7 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: 
     k = int(entry.cv or 0)
     pool = merge_splits(ds, ["train", "val"])
     params = model_params(entry.model, cfg.params.get(label, {}), {}, cfg.seed)
-    console.print(f"[bold]cross-validating[/] {label}: {k} folds of {len(pool):,} train+val images")
+    emit(Note(f"cross-validating {label}: {k} folds of {len(pool):,} train+val images"))
     t0 = time.perf_counter()
     mean, std, folds = cv_score(entry.model, params, pool.images, pool.labels, k, cfg.seed, ds.classes)
     result = {
@@ -380,7 +387,7 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: 
         "seconds": round(time.perf_counter() - t0, 3),
     }
     write_json(RunFolder(out).model(label).file(CV), result)
-    console.print(f"  {label}: {k}-fold CV accuracy {mean:.4f} ± {std:.4f} ({result['seconds']:.0f} s)")
+    emit(Note(f"  {label}: {k}-fold CV accuracy {mean:.4f} ± {std:.4f} ({result['seconds']:.0f} s)"))
     return result
 
 
@@ -415,31 +422,41 @@ def compare_with_reference(
     return rows
 
 
-def print_comparison(rows: list[dict[str, Any]], console: Console, recipe: Recipe) -> None:
-    source = recipe.reference.get("source", "the report")
-    table = Table(title=f"glyphlab against {source}")
-    for col in ("model", "accuracy", "report", "macro F1", "report", "train s", "report"):
-        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
+def comparison_tables(rows: list[dict[str, Any]], recipe: Recipe) -> list[Table]:
+    """glyphlab's scores beside the report's, as table events (and the CV scores in a table of their own: nine
+    columns do not fit a terminal)."""
 
     def fmt(v: Any, digits: int = 4) -> str:
         return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "—"
 
-    for r in rows:
-        table.add_row(
-            r["model"],
-            fmt(r["accuracy"]),
-            fmt(r["report_accuracy"]),
-            fmt(r["f1_macro"]),
-            fmt(r["report_f1_macro"]),
-            fmt(r["train_seconds"], 1),
-            fmt(r["report_train_seconds"], 1),
+    tables = [
+        Table(
+            f"glyphlab against {recipe.reference.get('source', 'the report')}",
+            ("model", "accuracy", "report", "macro F1", "report", "train s", "report"),
+            tuple(
+                (
+                    r["model"],
+                    fmt(r["accuracy"]),
+                    fmt(r["report_accuracy"]),
+                    fmt(r["f1_macro"]),
+                    fmt(r["report_f1_macro"]),
+                    fmt(r["train_seconds"], 1),
+                    fmt(r["report_train_seconds"], 1),
+                )
+                for r in rows
+            ),
         )
-    console.print(table)
+    ]
     scored = [r for r in rows if r.get("cv_accuracy", "") != ""]
-    if scored:  # a table of its own: nine columns do not fit a terminal
-        cv = Table(title="cross-validation accuracy (train+val)")
-        for col in ("model", "CV accuracy", "report"):
-            cv.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
-        for r in scored:
-            cv.add_row(r["model"], f"{fmt(r['cv_accuracy'])} ± {fmt(r['cv_std'])}", fmt(r["report_cv_accuracy"]))
-        console.print(cv)
+    if scored:
+        tables.append(
+            Table(
+                "cross-validation accuracy (train+val)",
+                ("model", "CV accuracy", "report"),
+                tuple(
+                    (r["model"], f"{fmt(r['cv_accuracy'])} ± {fmt(r['cv_std'])}", fmt(r["report_cv_accuracy"]))
+                    for r in scored
+                ),
+            )
+        )
+    return tables

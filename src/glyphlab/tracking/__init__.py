@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from glyphlab.errors import ConfigError
+from glyphlab.events import Event, ModelFinished, RunFinished, TrialFinished
 from glyphlab.fileio import write_json
 
 TRACKING_FILE = "tracking.json"
@@ -46,6 +47,22 @@ class Tracker(Protocol):
     def trial_finished(self, number: int, params: dict[str, Any], value: float | None, state: str) -> None: ...
 
     def run_finished(self, out: Path, failed: bool = False) -> None: ...
+
+
+class TrackerObserver:
+    """A tracker as an observer of the engine (:mod:`glyphlab.events`): a finished model, a finished trial and the
+    run's end reach it as events, like they reach the console."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, ModelFinished):
+            self.tracker.model_finished(event.label, event.model_dir, dict(event.metrics))
+        elif isinstance(event, TrialFinished) and event.state != "FAIL":
+            self.tracker.trial_finished(event.number, dict(event.params), event.value, event.state)
+        elif isinstance(event, RunFinished):
+            self.tracker.run_finished(event.out, failed=event.failed)
 
 
 def resolve_backend(track: str | None, uri: str | None = None, register: str | None = None) -> str | None:

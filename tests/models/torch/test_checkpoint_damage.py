@@ -24,7 +24,7 @@ def test_a_corrupt_checkpoint_is_discarded_and_the_model_retrained(tmp_path, cap
     create_model("resnet-small", **PARAMS).fit(x[:90], y[:90], x[90:], y[90:], run_dir=tmp_path / "run")
     damaged = tmp_path / "run" / "checkpoint" / "model.safetensors"
     damaged.write_bytes(b"\x80\x04not safetensors at all")  # e.g. a disk that filled up, or a planted file
-    with caplog.at_level(logging.WARNING, logger="glyphlab.models.torch.loop"):
+    with caplog.at_level(logging.WARNING, logger="glyphlab.models.torch.checkpoint"):
         again = create_model("resnet-small", **PARAMS)
         again.fit(x[:90], y[:90], x[90:], y[90:], run_dir=tmp_path / "run")
     assert any("checkpoint" in r.getMessage() and "discarded" in r.getMessage() for r in caplog.records)

@@ -4,7 +4,8 @@ import torch
 import torch.nn as nn
 
 from glyphlab.errors import ConfigError
-from glyphlab.models.torch.loop import TrainConfig, class_weights, loss_and_accuracy, lr_at, train
+from glyphlab.models.torch.loop import TrainConfig, class_weights, loss_and_accuracy, lr_at
+from glyphlab.models.torch.trainer import train
 
 
 def _data(n=240, seed=0):

@@ -12,7 +12,8 @@ import torch.nn as nn
 from glyphlab.errors import ConfigError
 from glyphlab.models.registry import create_model
 from glyphlab.models.torch import loop
-from glyphlab.models.torch.loop import TrainConfig, resolve_precision, train
+from glyphlab.models.torch.loop import TrainConfig, resolve_precision
+from glyphlab.models.torch.trainer import train
 
 CPU = torch.device("cpu")
 

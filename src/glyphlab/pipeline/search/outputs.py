@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.trial import TrialState
-from rich.console import Console
 
+from glyphlab.events import Note, Wrote, emit
 from glyphlab.fileio import write_csv
 from glyphlab.pipeline.search.space import decode_params
 
@@ -45,21 +45,18 @@ def trial_rows(study) -> list[dict[str, Any]]:
     return rows
 
 
-def write_outputs(study, out: Path, console: Console) -> dict[str, Path]:
+def write_outputs(study, out: Path) -> dict[str, Path]:
     rows = trial_rows(study)
     paths = {"trials": out / "trials.csv"}
     write_csv(paths["trials"], rows)
     paths["history"] = plot_history(study, out / "optimization_history.png")
     imp = plot_importance(study, out / "param_importance.png")
     if isinstance(imp, str):
-        console.print(f"[dim]parameter importance skipped: {imp}[/]")
+        emit(Note(f"parameter importance skipped: {imp}", "dim"))
         (out / "param_importance.txt").write_text(f"skipped: {imp}\n")
     else:
         paths["importance"] = imp
-    console.print(
-        f"wrote [green]{paths['trials']}[/], {paths['history'].name}"
-        + (f", {paths['importance'].name}" if "importance" in paths else "")
-    )
+    emit(Wrote(tuple(paths.values())))
     return paths
 
 

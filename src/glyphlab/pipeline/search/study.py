@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,24 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.trial import TrialState
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from glyphlab.data.spec import DataSpec
 from glyphlab.data.splits import merge_splits
 from glyphlab.errors import ConfigError, GlyphlabError
+from glyphlab.events import (
+    Note,
+    Observer,
+    RunFinished,
+    SearchFinished,
+    SearchStarted,
+    TaskAdvanced,
+    TaskEnded,
+    TaskStarted,
+    Tracked,
+    TrialFinished,
+    emit,
+    observing,
+)
 from glyphlab.fileio import write_json
 from glyphlab.models.registry import MODELS
 from glyphlab.pipeline.run import RunConfig, load_run_dataset, run
@@ -28,7 +41,7 @@ from glyphlab.pipeline.search.scoring import EpochReporter, cv_score, model_para
 from glyphlab.pipeline.search.space import decode_params, find_space, load_space
 from glyphlab.pipeline.search.workers import make_storage, reap_dead_trials, redact, worker_id
 from glyphlab.runfolder import RunFolder
-from glyphlab.tracking import open_tracker
+from glyphlab.tracking import TrackerObserver, open_tracker
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -113,53 +126,140 @@ def _check_study_attrs(study, expected: dict[str, Any]) -> None:
         )
 
 
+@dataclass
+class _Search:
+    """A search being run: the settings resolved from the config, the data, and the Optuna study."""
+
+    cfg: SearchConfig
+    space_path: Path
+    space: Any
+    model: str
+    is_net: bool
+    k: int
+    out: Path
+    url: str
+    study_name: str
+    target: int
+    ds: Any = None
+    pool: Any = None
+    study: Any = None
+
+    @property
+    def score_name(self) -> str:
+        return "val acc" if self.is_net else f"{self.k}-fold CV"
+
+
 def run_search(
-    cfg: SearchConfig, console: Console | None = None, track: str | None = None, tracking_uri: str | None = None
+    cfg: SearchConfig,
+    track: str | None = None,
+    tracking_uri: str | None = None,
+    observers: Sequence[Observer] = (),
 ) -> Path:
     """Run (or resume) the study of ``cfg``; with ``track``, each finished trial is a nested run of one tracked
-    search run, and the refit model joins it (see :mod:`glyphlab.tracking`)."""
-    console = console or Console()
+    search run, and the refit model joins it (see :mod:`glyphlab.tracking`). ``observers`` get its events."""
+    with observing(*observers):
+        search = _open_search(cfg)
+        emit(
+            SearchStarted(
+                search.model,
+                search.ds.name,
+                len(search.pool),
+                search.space_path.stem,
+                tuple(search.space.params),
+                search.score_name,
+                cfg.sampler,
+                cfg.pruner if search.is_net else "none (classical)",
+                search.study_name,
+                redact(search.url),
+                search.out,
+            )
+        )
+        tracker = open_tracker(
+            track,
+            search.out,
+            name=f"search-{search.study_name}",
+            uri=tracking_uri,
+            params={**asdict(cfg), "storage": redact(search.url), "study": search.study_name},
+            tags={"glyphlab.dataset": cfg.dataset, "glyphlab.kind": "search"},
+        )
+        with observing(TrackerObserver(tracker) if tracker else None):
+            _run_trials(search)
+            write_outputs(search.study, search.out)
+            if tracker:
+                emit(RunFinished(search.out))
+        if tracker:
+            emit(Tracked(tracker.backend, tracker.uri))
+        best_params = _write_best(search)
+        if best_params is not None and cfg.refit and len(_finished(search.study)) >= search.target:
+            refit_best(
+                cfg,
+                search.model,
+                best_params,
+                search.out,
+                track=tracker.backend if tracker else None,
+                tracking_uri=tracker.uri if tracker else None,
+            )
+        elif best_params is not None and not cfg.refit:
+            emit(Note("--no-refit: the best parameters are not refit on train+val"))
+    return search.out
+
+
+def _open_search(cfg: SearchConfig) -> _Search:
+    """The space, the data, the run folder and the (new or resumed) Optuna study of ``cfg``, checked to be the
+    same search as the one that created the study; search.json written."""
     cfg.validate()
     space_path = find_space(cfg.space)
     space = load_space(space_path, cfg.model)
     cfg.model = space.model
     model = str(space.model)
     is_net = bool(MODELS[model].cls.uses_validation)
-    k = cfg.cv or DEFAULT_CV
     out = Path(cfg.out) if cfg.out else default_out(cfg, space_path)
     out.mkdir(parents=True, exist_ok=True)
-    url = cfg.storage or f"sqlite:///{out.resolve() / STUDY_DB}"
-    study_name = cfg.study or _slug(f"{model}-{Path(cfg.dataset).name}")
-    target = cfg.trials
+    search = _Search(
+        cfg,
+        space_path,
+        space,
+        model,
+        is_net,
+        cfg.cv or DEFAULT_CV,
+        out,
+        cfg.storage or f"sqlite:///{out.resolve() / STUDY_DB}",
+        cfg.study or _slug(f"{model}-{Path(cfg.dataset).name}"),
+        cfg.trials,
+    )
     if cfg.sampler == "grid":
         size = int(np.prod([len(v) for v in space.grid().values()]))
-        if target > size:
-            console.print(f"[yellow]note:[/] the grid has {size} points; running {size} trials, not {target}")
-            target = size
+        if search.target > size:
+            emit(Note(f"note: the grid has {size} points; running {size} trials, not {search.target}", "warning"))
+            search.target = size
     if is_net and cfg.cv is not None:
-        console.print("[yellow]note:[/] --cv applies to classical models; networks are scored on the validation split")
+        emit(Note("note: --cv applies to classical models; networks are scored on the validation split", "warning"))
+    search.ds = load_run_dataset(RunConfig(**cfg.data_fields(), models=[model], val_fraction=cfg.val_fraction))
+    search.pool = merge_splits(search.ds, ["train", "val"])
+    search.study = _create_study(search)
+    return search
 
-    ds = load_run_dataset(RunConfig(**cfg.data_fields(), models=[model], val_fraction=cfg.val_fraction))
-    pool = merge_splits(ds, ["train", "val"])
 
+def _create_study(search: _Search):
+    """The study in its storage (created, or loaded and checked to be this search's), with search.json beside."""
+    cfg, space = search.cfg, search.space
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    storage = make_storage(url)
     study = optuna.create_study(
-        storage=storage,
+        storage=make_storage(search.url),
         sampler=make_sampler(cfg.sampler, space, cfg.seed, cfg.trials),
         pruner=make_pruner(cfg.pruner),
-        study_name=study_name,
+        study_name=search.study_name,
         direction="maximize",
         load_if_exists=True,
     )
     _check_study_attrs(
         study,
         {
-            "model": model,
+            "model": search.model,
             "dataset": cfg.dataset,
             "space": space.fingerprint(),
-            "score": "validation accuracy" if is_net else f"{k}-fold CV accuracy",
+            "score": "validation accuracy" if search.is_net else f"{search.k}-fold CV accuracy",
             "seed": cfg.seed,
             "val_fraction": cfg.val_fraction,
             "variants": cfg.variants,
@@ -167,33 +267,23 @@ def run_search(
         },
     )
     write_json(
-        out / "search.json",
+        search.out / "search.json",
         {
             **asdict(cfg),
-            "storage": redact(url),
-            "study": study_name,
-            "space_file": str(space_path),
+            "storage": redact(search.url),
+            "study": search.study_name,
+            "space_file": str(search.space_path),
             "space": {n: asdict(p) for n, p in space.params.items()},
             "fixed": space.fixed,
-            "target_trials": target,
+            "target_trials": search.target,
         },
     )
-    score_name = "val acc" if is_net else f"{k}-fold CV"
-    console.print(
-        f"[bold]glyphlab search[/] [cyan]{model}[/] on [cyan]{ds.name}[/] ({len(pool):,} train+val images), "
-        f"space [cyan]{space_path.stem}[/] ({', '.join(space.params)}), score {score_name}, "
-        f"sampler {cfg.sampler}, pruner {cfg.pruner if is_net else 'none (classical)'}\n"
-        f"  study [cyan]{study_name}[/] in {redact(url)} → [green]{out}[/]"
-    )
+    return study
 
-    tracker = open_tracker(
-        track,
-        out,
-        name=f"search-{study_name}",
-        uri=tracking_uri,
-        params={**asdict(cfg), "storage": redact(url), "study": study_name},
-        tags={"glyphlab.dataset": cfg.dataset, "glyphlab.kind": "search"},
-    )
+
+def _objective(search: _Search):
+    """Optuna's objective: one trial's score (validation accuracy for a network, k-fold CV accuracy otherwise)."""
+    cfg, study, ds, model = search.cfg, search.study, search.ds, search.model
     me = worker_id()
 
     def objective(trial) -> float:
@@ -206,7 +296,7 @@ def run_search(
                 deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
             )
         )
-        if trial.number in live and live.index(trial.number) >= target:
+        if trial.number in live and live.index(trial.number) >= search.target:
             trial.set_user_attr("note", "surplus: asked beyond the trial budget by a concurrent worker, not run")
             raise SurplusTrial()
         t0 = time.perf_counter()
@@ -214,142 +304,144 @@ def run_search(
             retry_of = study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
             if retry_of is not None:
                 trial.set_user_attr("note", f"retry of trial {retry_of}")
-            params = space.suggest(trial)
-            full = model_params(model, params, space.fixed, cfg.seed)
-            if is_net:
-                mean, std, folds = (
-                    validation_score(
-                        model,
-                        full,
-                        ds["train"],
-                        ds["val"],
-                        ds.classes,
-                        EpochReporter(trial) if cfg.pruner != "none" else None,
-                    ),
-                    None,
-                    [],
-                )
+            full = model_params(model, search.space.suggest(trial), search.space.fixed, cfg.seed)
+            if search.is_net:
+                reporter = EpochReporter(trial) if cfg.pruner != "none" else None
+                mean, std, folds = validation_score(model, full, ds["train"], ds["val"], ds.classes, reporter), None, []
             else:
-                mean, std, folds = cv_score(model, full, pool.images, pool.labels, k, cfg.seed, ds.classes)
+                pool = search.pool
+                mean, std, folds = cv_score(model, full, pool.images, pool.labels, search.k, cfg.seed, ds.classes)
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
             raise
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:500])
             raise
-        trial.set_user_attr("mean", mean)
-        trial.set_user_attr("std", std)
-        trial.set_user_attr("folds", folds)
+        for key, value in (("mean", mean), ("std", std), ("folds", folds)):
+            trial.set_user_attr(key, value)
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
         return mean
 
+    return objective
+
+
+def _run_trials(search: _Search) -> None:
+    """Run trials until the study holds the target number of finished ones (other workers' included), the
+    timeout passes, or too many fail in a row; each finished trial is an event."""
+    cfg, study, target = search.cfg, search.study, search.target
+    objective = _objective(search)
     t_start = time.monotonic()
     failures = 0
-    progress = Progress(
-        TextColumn("[bold]trials"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[best]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task("search", total=target, best="")
+    emit(TaskStarted("trials", "trials", total=target))
+    try:
         reaped = reap_dead_trials(study)
         if reaped:
-            progress.console.print(
-                f"[yellow]trials {', '.join(map(str, reaped))} were left unfinished by a killed "
-                "process: marked FAIL, their parameters are asked again[/]"
+            emit(
+                Note(
+                    f"trials {', '.join(map(str, reaped))} were left unfinished by a killed process: "
+                    "marked FAIL, their parameters are asked again",
+                    "warning",
+                )
             )
         done = len(_finished(study))
         if done:
-            progress.console.print(f"resuming: the study already holds {done} finished trial(s)")
+            emit(Note(f"resuming: the study already holds {done} finished trial(s)"))
         while True:
             finished = _finished(study)
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            progress.update(task, completed=min(len(finished), target), best=_best_text(study))
+            emit(TaskAdvanced("trials", min(len(finished), target), _best_text(study)))
             if len(finished) >= target:
                 break
             if cfg.timeout is not None and time.monotonic() - t_start > cfg.timeout:
-                progress.console.print(
-                    f"[yellow]--timeout {cfg.timeout:g} s reached: {len(finished)}/{target} trials "
-                    "finished; rerun the same command to continue[/]"
+                emit(
+                    Note(
+                        f"--timeout {cfg.timeout:g} s reached: {len(finished)}/{target} trials finished; "
+                        "rerun the same command to continue",
+                        "warning",
+                    )
                 )
                 break
             if len(finished) + len(running) >= target:  # other workers hold the last trials: wait for them
                 time.sleep(WAIT_POLL_S)
                 reap_dead_trials(study)
                 continue
-            before = {t.number for t in study.get_trials(deepcopy=False)}
-            study.optimize(objective, n_trials=1, catch=(Exception,))
-            for t in study.get_trials(deepcopy=False):
-                if t.number in before:
-                    continue
-                if t.state == TrialState.FAIL and "surplus" not in str(t.user_attrs.get("note", "")):
-                    failures += 1
-                    progress.console.print(
-                        f"[red]trial {t.number} failed:[/] {t.user_attrs.get('error', 'unknown error')}"
-                    )
-                elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-                    failures = 0
-                    progress.console.print(_trial_line(t, study))
-                    if tracker:
-                        tracker.trial_finished(t.number, decode_params(t.params), t.value, t.state.name)
+            failures = _one_trial(study, objective, failures)
             if failures >= MAX_CONSECUTIVE_FAILURES:
                 raise GlyphlabError(
                     f"{failures} trials in a row failed (see trials.csv); last error: {_last_error(study)}"
                 )
+    finally:
+        emit(TaskEnded("trials"))
 
-    finished = _finished(study)
-    write_outputs(study, out, console)
-    if tracker:
-        tracker.run_finished(out)
-        console.print(f"tracked: [green]{tracker.backend}[/] {tracker.uri}")
+
+def _one_trial(study, objective, failures: int) -> int:
+    """Run one trial and emit what became of it (and of any trial another worker finished meanwhile); returns
+    the count of trials failed in a row."""
+    before = {t.number for t in study.get_trials(deepcopy=False)}
+    study.optimize(objective, n_trials=1, catch=(Exception,))
+    for t in study.get_trials(deepcopy=False):
+        if t.number in before:
+            continue
+        if t.state == TrialState.FAIL and "surplus" not in str(t.user_attrs.get("note", "")):
+            failures += 1
+            params = decode_params(t.params)
+            emit(TrialFinished(t.number, params, None, "FAIL", error=t.user_attrs.get("error", "unknown error")))
+        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            failures = 0
+            emit(
+                TrialFinished(
+                    t.number,
+                    decode_params(t.params),
+                    t.value,
+                    t.state.name,
+                    std=t.user_attrs.get("std"),
+                    seconds=t.user_attrs.get("seconds"),
+                    best=t.state == TrialState.COMPLETE and study.best_trial.number == t.number,
+                )
+            )
+    return failures
+
+
+def _write_best(search: _Search) -> dict[str, Any] | None:
+    """best_params.json for the study's best trial, and its parameters as the model takes them (None when no
+    trial completed)."""
+    study, cfg, model = search.study, search.cfg, search.model
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        console.print("[yellow]no trial completed: nothing to refit[/]")
-        return out
+        emit(SearchFinished(search.out, search.score_name))
+        return None
     best = study.best_trial
-    best_params = model_params(model, decode_params(best.params), space.fixed, cfg.seed)
-    if "progress" not in space.fixed:  # the refit shows the model's usual progress
+    best_params = model_params(model, decode_params(best.params), search.space.fixed, cfg.seed)
+    if "progress" not in search.space.fixed:  # the refit shows the model's usual progress
         best_params.pop("progress", None)
     write_json(
-        out / "best_params.json",
+        search.out / "best_params.json",
         {
             "model": model,
             "dataset": cfg.dataset,
-            "study": study_name,
-            "storage": redact(url),
+            "study": search.study_name,
+            "storage": redact(search.url),
             "best_trial": best.number,
-            "score": score_name,
+            "score": search.score_name,
             "mean": best.user_attrs.get("mean", best.value),
             "std": best.user_attrs.get("std"),
             "params": best_params,
             "searched": decode_params(best.params),
-            "n_finished": len(finished),
+            "n_finished": len(_finished(study)),
             "n_complete": len(complete),
         },
     )
-    console.print(
-        f"[bold green]best trial {best.number}[/]: {score_name} {best.value:.4f}"
-        + (f" ± {best.user_attrs['std']:.4f}" if best.user_attrs.get("std") is not None else "")
-        + f"  {_fmt_params(decode_params(best.params))}"
+    emit(
+        SearchFinished(
+            search.out,
+            search.score_name,
+            best.number,
+            best.value,
+            best.user_attrs.get("std"),
+            decode_params(best.params),
+        )
     )
-    if len(finished) < target or not cfg.refit:
-        if not cfg.refit:
-            console.print("--no-refit: the best parameters are not refit on train+val")
-        return out
-    refit_best(
-        cfg,
-        model,
-        best_params,
-        out,
-        console,
-        track=tracker.backend if tracker else None,
-        tracking_uri=tracker.uri if tracker else None,
-    )
-    return out
+    return best_params
 
 
 def refit_best(
@@ -357,7 +449,6 @@ def refit_best(
     model: str,
     params: dict[str, Any],
     out: Path,
-    console: Console,
     track: str | None = None,
     tracking_uri: str | None = None,
 ) -> Path:
@@ -371,8 +462,8 @@ def refit_best(
     run_cfg = RunConfig(
         **cfg.data_fields(), models=[f"{label}={model}"], params={label: params}, val_fraction=cfg.val_fraction
     )
-    console.print(f"refitting [bold]{label}[/] on train+val, evaluating once on the test split")
-    return run(run_cfg, out, console=console, resume=resume, report=False, track=track, tracking_uri=tracking_uri)
+    emit(Note(f"refitting {label} on train+val, evaluating once on the test split"))
+    return run(run_cfg, out, resume=resume, report=False, track=track, tracking_uri=tracking_uri)
 
 
 def _best_text(study) -> str:
@@ -386,21 +477,3 @@ def _best_text(study) -> str:
 def _last_error(study) -> str:
     fails = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if "error" in t.user_attrs]
     return fails[-1].user_attrs["error"] if fails else "unknown"
-
-
-def _fmt_params(params: dict[str, Any]) -> str:
-    def f(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    return ", ".join(f"{k}={f(v)}" for k, v in params.items())
-
-
-def _trial_line(t, study) -> str:
-    secs = t.user_attrs.get("seconds")
-    tail = f"  ({secs:.1f} s)" if secs is not None else ""
-    if t.state == TrialState.PRUNED:
-        return f"  trial {t.number:>3} [yellow]pruned[/]{tail}  {_fmt_params(decode_params(t.params))}"
-    std = t.user_attrs.get("std")
-    pm = f" ± {std:.4f}" if std is not None else ""
-    star = " [green]*[/]" if study.best_trial.number == t.number else ""
-    return f"  trial {t.number:>3} {t.value:.4f}{pm}{tail}  {_fmt_params(decode_params(t.params))}{star}"
