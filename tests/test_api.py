@@ -28,6 +28,7 @@ PUBLIC = [
     "runs",
     "Comparison",
     "read",
+    "predict",
 ]
 METHODS = {
     "Run": ["open", "leaderboard", "interpret", "report", "models", "model", "read_test_images"],

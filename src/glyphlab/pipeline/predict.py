@@ -251,7 +251,6 @@ class PredictionJob:
             return
         executor = _executor(self.settings, self.total)
         self.executor_name = executor.name
-        remote = not isinstance(executor, (InProcess, LocalPool))  # a cluster worker has another working folder
         task = self.task(None if isinstance(executor, InProcess) else 1)
         counter = ProgressCounter(self.total, len(self.done), observer)
         sent: list[list[str]] = []
@@ -259,7 +258,7 @@ class PredictionJob:
         def todo() -> Iterator[list[str]]:
             for chunk in chunked((f for f in self.source if f not in self.done), self.settings.chunk_size):
                 sent.append(chunk)
-                yield [os.path.abspath(f) for f in chunk] if remote else chunk
+                yield [os.path.abspath(f) for f in chunk]  # a cluster worker has another working folder
 
         try:
             in_flight = IN_FLIGHT_PER_WORKER * executor.workers
@@ -270,6 +269,15 @@ class PredictionJob:
                 yield rows
         finally:
             executor.close()
+
+
+def _renamed(row: Row, name: str) -> Row:
+    """A row under the name the source gave (tasks get absolute paths, for cluster workers in other working
+    folders), its error message too: a resume compares these names, and every executor writes the same rows."""
+    absolute, row = row["file"], {**row, "file": name}
+    if "error" in row:
+        row["error"] = row["error"].replace(absolute, name)
+    return row
 
 
 def predict(settings: PredictSettings, observer: Observer | None = None) -> Predictions:
