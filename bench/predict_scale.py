@@ -4,10 +4,11 @@ One run times the same job (``glyphlab.pipeline.predict.predict``: lazy folder w
 JSON-lines file as they come) on
 
 - one process (``workers=1``),
-- every local core (``workers=0``: spawned processes, each loading the model once),
+- every local core (``workers`` = the usable cores: spawned processes, each loading the model once),
 - a local Dask cluster (``cluster="local"``: a LocalCluster of one single-threaded worker process per core),
 
-each in a fresh child process, and prints files/s, the ratio to one process, and memory: the client's own
+each in a fresh child process, and prints files/s and the ratio to one process (over the whole job, and after
+the first chunk is written, i.e. without the start-up: processes, imports, model loads), and memory: the client's own
 peak RSS (``ru_maxrss``), the largest worker's, and the peak of the sampled sum over the whole process tree
 (psutil, every 0.2 s). The model is a logistic regression on scikit-learn's digits with its ONNX export (what
 ``glyphlab serve`` would use); the images are those digits, upscaled to 32x32 and shifted, written once as PNGs
@@ -32,7 +33,8 @@ from pathlib import Path
 
 from serving_common import cpu_model, process_tree  # bench/ is on sys.path when a bench runs as a script
 
-MODES = {"one": {"workers": 1}, "cores": {"workers": 0}, "dask": {"workers": 0, "cluster": "local"}}
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+MODES = {"one": {"workers": 1}, "cores": {"workers": CORES}, "dask": {"workers": CORES, "cluster": "local"}}
 PER_FOLDER = 1_000
 
 
@@ -81,12 +83,22 @@ def child(mode: str, model: str, images: str, out: str) -> None:
     """One timed job in this process; prints a JSON line of its figures."""
     from glyphlab.pipeline.predict import PredictSettings, predict
 
+    first: list[tuple[float, int]] = []  # (when, rows) of the first chunk written: the start-up's end
+
+    def observe(p) -> None:
+        if not first:
+            first.append((time.perf_counter(), p.done))
+
     t0 = time.perf_counter()
-    result = predict(PredictSettings(model, [images], out=out, **MODES[mode]))
-    seconds = time.perf_counter() - t0
+    result = predict(PredictSettings(model, [images], out=out, **MODES[mode]), observe)
+    end = time.perf_counter()
+    seconds = end - t0
+    (t_first, n_first) = first[0]
+    steady = (result.written - n_first) / (end - t_first) if end > t_first else 0.0
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     workers_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     figures = {"written": result.written, "failed": result.failed, "seconds": seconds, "executor": result.executor}
+    figures |= {"first_row_s": t_first - t0, "steady": steady}
     print(json.dumps({**figures, "client_mb": self_kb / 1024, "worker_mb": workers_kb / 1024}))
 
 
@@ -142,13 +154,18 @@ def main() -> None:
         rows.append((mode, r))
         print(f"  {mode}: {r['written']:,} rows in {r['seconds']:.1f} s", flush=True)
     base = rows[0][1]["written"] / rows[0][1]["seconds"]
+    base_steady = rows[0][1]["steady"]
     print(f"\n{cpu_model()}, {os.cpu_count()} CPUs, load average {load:.1f} before / {os.getloadavg()[0]:.1f} after")
-    print("| mode | executor | files | s | files/s | ratio | client peak MB | largest worker MB | tree peak MB |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| mode | executor | files | s | files/s | ratio | first row s | files/s after | ratio after "
+        "| client peak MB | largest worker MB | tree peak MB |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for mode, r in rows:
         rate = r["written"] / r["seconds"]
         print(
-            f"| {mode} | {r['executor']} | {r['written']:,} | {r['seconds']:.1f} | {rate:,.0f} | {rate / base:.2f} "
+            f"| {mode} | {r['executor'].split(' at ')[0]} | {r['written']:,} | {r['seconds']:.1f} | {rate:,.0f} "
+            f"| {rate / base:.2f} | {r['first_row_s']:.1f} | {r['steady']:,.0f} | {r['steady'] / base_steady:.2f} "
             f"| {r['client_mb']:.0f} | {r['worker_mb']:.0f} | {r['tree_mb']:.0f} |"
         )
     same = {

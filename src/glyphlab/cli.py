@@ -670,7 +670,7 @@ def predict_cmd(
         ),
     ] = None,
     workers: Annotated[
-        int, typer.Option(min=0, help="Local processes preparing files (0: every core once there is work for two).")
+        int, typer.Option(min=0, help="Local processes preparing files (0: every core from 5,000 files on).")
     ] = 0,
     resume: Annotated[bool, typer.Option(help="Add to --out, skipping the files it already holds.")] = False,
     cluster: Annotated[
@@ -687,24 +687,13 @@ def predict_cmd(
     Each file is prepared exactly as the model's manifest records (the image config it was trained with). A
     file with no ink (a blank page) is listed as "no ink", and a picture of several separate characters (a
     whole number) as "several glyphs", instead of being classified; the exit code is 1 when any file could
-    not be read or classified. With --out, rows are written as they come, with progress on a terminal, and
-    --resume continues a stopped job.
+    not be read or classified. --out writes rows as they come (docs/batch.md).
     """
     from glyphlab.pipeline.predict import PredictSettings, predict
 
-    settings = PredictSettings(
-        model_path,
-        images,
-        top_k=top_k,
-        backend=backend,
-        max_pixels=max_pixels,
-        out=out,
-        resume=resume,
-        workers=workers,
-        cluster=cluster,
-        chunk_size=chunk_size,
-        keep_inputs=show_inputs is not None,
-    )
+    options = dict(top_k=top_k, backend=backend, max_pixels=max_pixels, out=out, resume=resume, workers=workers)
+    keep = show_inputs is not None
+    settings = PredictSettings(model_path, images, cluster=cluster, chunk_size=chunk_size, keep_inputs=keep, **options)
     with _progress_bar("predict") as observer:
         result = predict(settings, observer)
     if show_inputs is not None and result.rows:

@@ -182,3 +182,20 @@ def test_gl_predict_is_the_use_case(logreg_dir, images):
     assert json.loads(cli.stdout)["predictions"] == result.rows
     frame = result.frame()
     assert len(frame) == 26 and int(frame["no_ink"].sum()) == 1 and frame["error"].notna().sum() == 2
+
+
+def test_a_worker_that_died_ends_the_job_with_one_line():
+    from glyphlab.errors import GlyphlabError
+    from glyphlab.pipeline.predict import _guarded
+
+    class Lost:
+        lost = (EOFError,)  # what a dead worker's future raises (BrokenProcessPool, KilledWorker)
+
+    def rows():
+        yield [{"file": "a.png"}]
+        raise EOFError("the worker was killed")
+
+    got = _guarded(rows(), Lost(), "rows.jsonl")
+    assert next(got) == [{"file": "a.png"}]
+    with pytest.raises(GlyphlabError, match=r"rows so far are in rows.jsonl: run it again with --resume"):
+        next(got)

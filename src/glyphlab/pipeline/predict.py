@@ -56,6 +56,9 @@ SCHEMA: Schema = {
 }
 #: the key under which a row carries its prepared input (``keep_inputs``); never written to a file
 INPUT_KEY = "_input"
+#: files from which ``workers=0`` starts local processes: a worker's start (a Python, glyphlab's imports, the
+#: model) took 5-25 s on the 2-core test machine, about what one process prepares 5,000 small files in
+AUTO_PARALLEL = 5_000
 #: chunks in flight per worker: one running, one queued, so a worker never waits for the client
 IN_FLIGHT_PER_WORKER = 2
 
@@ -71,7 +74,7 @@ class PredictSettings:
     max_pixels: int = 50_000_000
     out: str | Path | None = None  #: .jsonl, .csv or .parquet; None keeps the rows in the result
     resume: bool = False  #: add to ``out``, skipping the files it holds
-    workers: int = 0  #: local processes; 0: every usable core once there is more than one chunk
+    workers: int = 0  #: local processes; 0: every usable core from AUTO_PARALLEL files on, else this process
     cluster: str | None = None  #: a Dask scheduler address, or "local" for a LocalCluster of ``workers``
     chunk_size: int = 256  #: files per task (one batch through the model)
     keep_inputs: bool = False  #: keep each prepared input (for ``--show-inputs``; holds them all in memory)
@@ -208,8 +211,8 @@ def _check(settings: PredictSettings) -> None:
 
 
 def _executor(settings: PredictSettings, total: int) -> Executor:
-    """Dask when asked; else local processes once there is more than one chunk (a pool's start, a model load per
-    worker, costs more than a chunk takes); never more workers than chunks."""
+    """Dask when asked; local processes when asked (``workers`` > 1) or, by default, from :data:`AUTO_PARALLEL`
+    files on; never more workers than chunks."""
     from glyphlab.models.torch import usable_cores
 
     if settings.cluster:
@@ -217,7 +220,8 @@ def _executor(settings: PredictSettings, total: int) -> Executor:
 
         return DaskCluster(settings.cluster, workers=settings.workers or usable_cores())
     chunks = -(-total // settings.chunk_size)
-    workers = min(settings.workers or usable_cores(), chunks)
+    workers = settings.workers or (usable_cores() if total >= AUTO_PARALLEL else 1)
+    workers = min(workers, chunks)
     return InProcess() if workers <= 1 else LocalPool(workers)
 
 
@@ -262,13 +266,22 @@ class PredictionJob:
 
         try:
             in_flight = IN_FLIGHT_PER_WORKER * executor.workers
-            for rows in ordered_results(executor, task, todo(), in_flight):
+            for rows in _guarded(ordered_results(executor, task, todo(), in_flight), executor, self.settings.out):
                 for row, name in zip(rows, sent.pop(0)):
                     row["file"] = name  # as the source named it (a resume and a reader compare these)
                 counter.add(rows)
                 yield rows
         finally:
             executor.close()
+
+
+def _guarded(results: Iterator[list[Row]], executor: Executor, out: str | Path | None) -> Iterator[list[Row]]:
+    """The executor's rows; a worker that died (killed, out of memory) ends the job with one line saying what to do."""
+    try:
+        yield from results
+    except executor.lost as exc:
+        again = f"the rows so far are in {out}: run it again with --resume" if out else "write to --out to resume"
+        raise GlyphlabError(f"a worker process died ({type(exc).__name__}: {exc}); {again}") from None
 
 
 def _renamed(row: Row, name: str) -> Row:

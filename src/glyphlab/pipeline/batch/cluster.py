@@ -52,6 +52,7 @@ class DaskCluster:
             ) from None
         self.workers = max(1, len(self._client.scheduler_info(n_workers=-1).get("workers", {})))
         self.name = f"Dask, {self.workers} workers at {address}"
+        self.lost = (distributed.KilledWorker,)
 
     def submit(self, task: Task, chunk: list[str]) -> Any:
         return self._client.submit(task, chunk, pure=False)

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
@@ -31,6 +32,8 @@ class Executor(Protocol):
 
     workers: int
     name: str
+    #: what a future raises when its worker process died (killed, out of memory): the job stops with one line
+    lost: tuple[type[BaseException], ...]
 
     def submit(self, task: Task, chunk: list[str]) -> Any: ...
 
@@ -42,6 +45,7 @@ class InProcess:
 
     workers = 1
     name = "1 process"
+    lost: tuple[type[BaseException], ...] = ()
 
     def submit(self, task: Task, chunk: list[str]) -> Future:
         done: Future = Future()
@@ -58,6 +62,7 @@ class LocalPool:
     def __init__(self, workers: int) -> None:
         self.workers = int(workers)
         self.name = f"{self.workers} local processes"
+        self.lost = (BrokenProcessPool,)
         self._pool = ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent
         )
