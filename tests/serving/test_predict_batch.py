@@ -157,6 +157,8 @@ def test_a_dask_cluster_of_two_workers_gives_the_one_process_result(logreg_dir, 
     )
     assert dask.executor.startswith("Dask, 2 workers") and one.written == dask.written == 26
     assert (tmp_path / "one.jsonl").read_text() == (tmp_path / "dask.jsonl").read_text()
+    broken = next(r for r in _lines(tmp_path / "dask.jsonl") if r["file"].endswith("broken.png"))
+    assert broken["error"].startswith(f"{images.name}/part0/broken.png: ")  # named as given, not as the worker saw
 
 
 # -- the command and the API ----------------------------------------------------------------------------------

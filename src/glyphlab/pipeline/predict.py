@@ -267,8 +267,7 @@ class PredictionJob:
         try:
             in_flight = IN_FLIGHT_PER_WORKER * executor.workers
             for rows in _guarded(ordered_results(executor, task, todo(), in_flight), executor, self.settings.out):
-                for row, name in zip(rows, sent.pop(0)):
-                    row["file"] = name  # as the source named it (a resume and a reader compare these)
+                rows = [_renamed(row, name) for row, name in zip(rows, sent.pop(0))]
                 counter.add(rows)
                 yield rows
         finally:
