@@ -31,6 +31,7 @@ PUBLIC = [
     "runs",
     "Comparison",
     "read",
+    "predict",
 ]
 METHODS = {
     "Run": ["open", "leaderboard", "interpret", "report", "models", "model", "read_test_images"],

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import html
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -35,6 +35,10 @@ from glyphlab.pipeline.run import run as _run
 from glyphlab.runfolder import REPORT_PDF, RunFolder
 from glyphlab.serving.predictor import Predictor
 
+if TYPE_CHECKING:
+    from glyphlab.pipeline.batch.engine import Progress
+    from glyphlab.pipeline.predict import Predictions
+
 __all__ = [
     "Comparison",
     "Interpretation",
@@ -49,6 +53,7 @@ __all__ = [
     "list_models",
     "load_dataset",
     "load_model",
+    "predict",
     "recipe",
     "robustness",
     "run",
@@ -476,3 +481,43 @@ def export(
             str(data_dir) if data_dir else None,
         )
     )
+
+
+def predict(
+    model: str | Path,
+    images: str | Path | Sequence[str | Path],
+    *,
+    out: str | Path | None = None,
+    top_k: int = 3,
+    backend: str = "auto",
+    max_pixels: int = 50_000_000,
+    workers: int = 0,
+    cluster: str | None = None,
+    resume: bool = False,
+    chunk_size: int = 256,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Predictions:
+    """Classify image files (folders, files, ``.txt`` lists or CSVs of paths), as ``glyphlab predict`` does.
+
+    Without ``out`` the rows come back in ``result.rows`` (``result.frame()`` as a DataFrame); with ``out``
+    (``.jsonl``, ``.csv``, ``.parquet``) they are written as they come and the result holds the counts, so any
+    number of files fits in memory. ``workers``/``cluster``/``resume``: see :mod:`glyphlab.pipeline.predict`.
+    ``on_progress`` is called after each chunk with a :class:`glyphlab.pipeline.batch.engine.Progress`
+    (``done``, ``total``, ``rate``, ``eta``)."""
+    from glyphlab.pipeline.predict import PredictSettings
+    from glyphlab.pipeline.predict import predict as _predict
+
+    sources = [images] if isinstance(images, (str, Path)) else list(images)
+    settings = PredictSettings(
+        model,
+        sources,
+        top_k=top_k,
+        backend=backend,
+        max_pixels=max_pixels,
+        out=out,
+        resume=resume,
+        workers=workers,
+        cluster=cluster,
+        chunk_size=chunk_size,
+    )
+    return _predict(settings, on_progress)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +16,6 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from glyphlab import render
-from glyphlab.errors import GlyphlabError
 from glyphlab.user_errors import user_error_message
 
 console = Console()
@@ -476,7 +477,13 @@ def _image_files(paths: list[Path]) -> list[Path]:
 @app.command("predict")
 def predict_cmd(
     model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
-    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images (PNG, JPEG, ...).")],
+    images: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Image files, folders of images, lists of paths (.txt, one a line) or CSVs of paths (a column "
+            "named path or file); read lazily, so any number of files."
+        ),
+    ],
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="How many classes to list per image.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     backend: Annotated[
@@ -490,97 +497,134 @@ def predict_cmd(
         typer.Option(
             "--show-inputs",
             help="Write what the model saw for each file (its prepared input) as a PNG into this "
-            "folder, and a sheet of originals beside inputs (inputs.png).",
+            "folder, and a sheet of originals beside inputs (inputs.png). For a handful of files: keeps them all.",
         ),
     ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write one row per file to this file as the rows come (.jsonl, .csv or .parquet, by suffix) "
+            "instead of printing them: for folders of any size.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Local processes preparing files (0: every core from 5,000 files on).")
+    ] = 0,
+    resume: Annotated[bool, typer.Option(help="Add to --out, skipping the files it already holds.")] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="A Dask scheduler (tcp://host:8786) to shard the files over its workers, or 'local' for a "
+            "local Dask cluster of --workers processes (glyphlab[cluster]; workers need the same paths)."
+        ),
+    ] = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Files per task (one batch through the model).")] = 256,
 ) -> None:
     """Classify image files (batch inference; ONNX Runtime when the model has an exported .onnx).
 
     Each file is prepared exactly as the model's manifest records (the image config it was trained with). A
     file with no ink (a blank page) is listed as "no ink", and a picture of several separate characters (a
     whole number) as "several glyphs", instead of being classified; the exit code is 1 when any file could
-    not be read or classified.
+    not be read or classified. --out writes rows as they come (docs/batch.md).
     """
-    import numpy as np
+    from glyphlab.pipeline.predict import PredictSettings, predict, write_shown_inputs
 
-    from glyphlab.data.images import DecodeLimits, NoInkError, SeveralGlyphsError
-    from glyphlab.serving.predictor import Predictor
-
-    predictor = Predictor(model_path, backend=backend)  # type: ignore[arg-type]
-    files = _image_files(images)
-    limits = DecodeLimits(max_bytes=max(50_000_000, max_pixels), max_pixels=max_pixels)
-    arrays, ok, errors, refused = [], [], {}, {}
-    for f in files:
-        try:
-            arrays.append(predictor.prepare_file(f, limits))
-            ok.append(f)
-        except NoInkError as exc:
-            errors[f], refused[f] = str(exc), "no_ink"
-        except SeveralGlyphsError as exc:
-            errors[f], refused[f] = str(exc), "several_glyphs"
-        except (GlyphlabError, OSError) as exc:
-            errors[f] = str(exc)
-    probs = predictor.predict(np.stack(arrays)) if arrays else np.zeros((0, len(predictor.classes)))
-    results: dict[Path, dict] = {
-        f: {"file": str(f), "error": msg, **({refused[f]: True} if f in refused else {})} for f, msg in errors.items()
-    }
-    for f, row in zip(ok, probs):
-        d = predictor.describe(row, top_k)
-        results[f] = {"file": str(f), "label": d["label"], "class_name": d["class_name"], "top": d["top"]}
-    shown = [f for f in files if f in refused or "label" in results[f]]  # unreadable files have no picture
-    if show_inputs is not None and shown:
-        from glyphlab.reporting.inputs import write_inputs
-
-        made = dict(zip(ok, arrays))
-        paths = write_inputs(
-            show_inputs,
-            shown,
-            [made.get(f) for f in shown],
-            [results[f].get("class_name", "") for f in shown],
-            [refused[f].replace("_", " ") if f in refused else None for f in shown],
-        )
-        for f, path in zip(shown, paths):
-            if path is not None:
-                results[f]["input"] = str(path)
-    ordered = [results[f] for f in files]
-    pre = predictor.preprocessing
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "model_id": predictor.model_id,
-                    "backend": predictor.backend,
-                    "preprocessing": pre.to_dict(),
-                    "predictions": ordered,
-                },
-                indent=2,
-            )
-        )
+    options = dict(top_k=top_k, backend=backend, max_pixels=max_pixels, out=out, resume=resume, workers=workers)
+    keep = show_inputs is not None
+    settings = PredictSettings(model_path, images, cluster=cluster, chunk_size=chunk_size, keep_inputs=keep, **options)
+    with _progress_bar("predict") as observer:
+        result = predict(settings, observer)
+    if show_inputs is not None and result.rows:
+        write_shown_inputs(show_inputs, result)
+    if out is not None:
+        _render_predict_summary(result, as_json)
+    elif as_json:
+        typer.echo(json.dumps(_predictions_document(result), indent=2))
     else:
-        table = Table(
-            title=f"{predictor.model_id} ({predictor.backend})", caption=f"images: {predictor.image_config.describe()}"
-        )
-        table.add_column("file")
-        table.add_column("class", style="bold")
-        table.add_column("p", justify="right")
-        table.add_column(f"top {top_k}")
-        for r in ordered:
-            if r.get("no_ink"):
-                table.add_row(r["file"], "[yellow]no ink[/]", "", "[yellow]blank image: nothing to classify[/]")
-            elif r.get("several_glyphs"):
-                table.add_row(r["file"], "[yellow]several[/]", "", f"[yellow]{escape(r['error'])}[/]")
-            elif "error" in r:
-                table.add_row(r["file"], "[red]error[/]", "", f"[red]{escape(r['error'])}[/]")
-            else:
-                top = ", ".join(f"{t['class_name']} {t['probability']:.3f}" for t in r["top"])
-                table.add_row(r["file"], r["class_name"], f"{r['top'][0]['probability']:.3f}", top)
-        console.print(table)
-        if show_inputs is not None and shown:
-            typer.echo(f"what the model saw: {show_inputs}/ (one PNG per file, and inputs.png)")
-    if pre.note.startswith("the manifest records no preprocessing"):
-        typer.echo(f"note: {pre.note}", err=True)
-    if errors:
+        _render_predictions(result, top_k, show_inputs)
+    if result.preprocessing.note.startswith("the manifest records no preprocessing"):
+        typer.echo(f"note: {result.preprocessing.note}", err=True)
+    if result.failed:
         raise typer.Exit(code=1)
+
+
+@contextmanager
+def _progress_bar(what: str) -> Iterator[Callable | None]:
+    """An observer drawing a batch job's progress (files, rate, ETA) on a terminal's stderr; None elsewhere."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield None
+        return
+    rate = TextColumn("{task.fields[rate]} · ETA {task.fields[eta]}")
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), rate)
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task(what, total=None, rate="", eta="")
+
+        def observe(p) -> None:
+            eta = f"{p.eta:.0f} s" if p.eta is not None else "?"
+            bar.update(task, total=p.total, completed=p.done, rate=f"{p.rate:,.0f} files/s", eta=eta)
+
+        yield observe
+
+
+def _predictions_document(result) -> dict:
+    return {
+        "model_id": result.model_id,
+        "backend": result.backend,
+        "preprocessing": result.preprocessing.to_dict(),
+        "predictions": result.rows,
+    }
+
+
+def _refused(row: dict) -> bool:
+    return bool(row.get("no_ink") or row.get("several_glyphs"))
+
+
+def _render_predictions(result, top_k: int, show_inputs: Path | None) -> None:
+    caption = f"images: {result.preprocessing.config.describe()}"
+    table = Table(title=f"{result.model_id} ({result.backend})", caption=caption)
+    table.add_column("file")
+    table.add_column("class", style="bold")
+    table.add_column("p", justify="right")
+    table.add_column(f"top {top_k}")
+    for r in result.rows:
+        if r.get("no_ink"):
+            table.add_row(r["file"], "[yellow]no ink[/]", "", "[yellow]blank image: nothing to classify[/]")
+        elif r.get("several_glyphs"):
+            table.add_row(r["file"], "[yellow]several[/]", "", f"[yellow]{escape(r['error'])}[/]")
+        elif "error" in r:
+            table.add_row(r["file"], "[red]error[/]", "", f"[red]{escape(r['error'])}[/]")
+        else:
+            top = ", ".join(f"{t['class_name']} {t['probability']:.3f}" for t in r["top"])
+            table.add_row(r["file"], r["class_name"], f"{r['top'][0]['probability']:.3f}", top)
+    console.print(table)
+    if show_inputs is not None and any("input" in r for r in result.rows):
+        typer.echo(f"what the model saw: {show_inputs}/ (one PNG per file, and inputs.png)")
+
+
+def _render_predict_summary(result, as_json: bool) -> None:
+    summary = {
+        "model_id": result.model_id,
+        "backend": result.backend,
+        "out": str(result.out),
+        "written": result.written,
+        "failed": result.failed,
+        "skipped": result.skipped,
+        "seconds": round(result.seconds, 3),
+        "executor": result.executor,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    skipped = f", {result.skipped} already there" if result.skipped else ""
+    console.print(
+        f"{result.written} rows written to [cyan]{escape(str(result.out))}[/] ({result.failed} could not be "
+        f"classified{skipped}) in {result.seconds:.1f} s, {result.rate:,.0f} files/s on {result.executor}",
+        soft_wrap=True,
+    )
 
 
 @app.command("read")

@@ -80,7 +80,11 @@ EXTRAS: dict[str, Extra] = {
     "tensorboard": Extra(("tensorboard>=2.14",), {"tensorboard": "tensorboard"}),
     # label audit (confident learning on out-of-fold probabilities: glyphlab audit)
     "audit": Extra(("cleanlab>=2.6", "glyphlab[torch]"), {"cleanlab": "cleanlab"}),
-    "all": Extra(("glyphlab[torch,serve,rot,search,explain,mlflow,tensorboard,audit,test]",)),
+    # batch inference on a Dask cluster (glyphlab predict --cluster tcp://scheduler:8786, or --cluster local)
+    "cluster": Extra(("dask[distributed]>=2024.8",), {"dask": "dask", "distributed": "distributed"}),
+    # Parquet output of batch jobs (glyphlab predict --out rows.parquet); JSON lines and CSV need nothing
+    "parquet": Extra(("pyarrow>=14",), {"pyarrow": "pyarrow"}),
+    "all": Extra(("glyphlab[torch,serve,rot,search,explain,mlflow,tensorboard,audit,cluster,parquet,test]",)),
     # EfficientNet through timm, which needs torchvision
     "timm": Extra(
         ("timm>=1.0", "glyphlab[torch]"), {"timm": "timm", "torchvision": "torchvision"}, ("efficientnet-b0",)
