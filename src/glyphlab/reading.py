@@ -448,7 +448,9 @@ def _read_line(
 
 
 # -- the front door ------------------------------------------------------------------------------------------
-def _pixels(image: Any, limits: DecodeLimits) -> tuple[np.ndarray, str]:
+def _pixels(image: Any, limits: DecodeLimits) -> tuple[np.ndarray, str, float]:
+    """The picture's pixels, its name, and their size over the picture's (``to_pixels`` shrinks a large picture
+    to its work side; the characters' boxes are given in the picture's own pixels)."""
     if isinstance(image, (str, Path)):
         im = read_image_file(image, limits)
         source = str(image)
@@ -463,9 +465,10 @@ def _pixels(image: Any, limits: DecodeLimits) -> tuple[np.ndarray, str]:
             raise ImageInputError(
                 f"expected an image file, bytes, a PIL image or an (H, W) array, got shape {arr.shape}"
             )
-        return arr.clip(0, 1), "<array>"
+        return arr.clip(0, 1), "<array>", 1.0
     try:
-        return to_pixels(im, colour=True), source
+        pixels = to_pixels(im, colour=True)
+        return pixels, source, max(pixels.shape[:2]) / max(im.size)
     finally:
         if im is not image:
             im.close()
@@ -491,7 +494,7 @@ def read_one(
         raise ConfigError(f"lines must be 'each' or 'one', got {lines!r}")
     allowed = parse_charset(charset, predictor.classes)
     regex = _compile(pattern)
-    pixels, source = _pixels(image, limits)
+    pixels, source, shrink = _pixels(image, limits)
     polarity = predictor.image_config.polarity
     if ink_dark is None and polarity != "auto":
         ink_dark = polarity == "dark-on-light"
@@ -503,7 +506,16 @@ def read_one(
         raise SeveralLinesError(SEVERAL_LINES.format(n=len(bands)))
     out = [
         _read_line(
-            predictor, found.ink, found.labels, found.boxes, found.mass, ids, found.scale, allowed, length, regex
+            predictor,
+            found.ink,
+            found.labels,
+            found.boxes,
+            found.mass,
+            ids,
+            found.scale * shrink,
+            allowed,
+            length,
+            regex,
         )
         for ids in bands
     ]
