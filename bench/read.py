@@ -63,8 +63,11 @@ def _digit(img: np.ndarray, height: float, rng: np.random.Generator, broken: boo
     return big
 
 
-def string_photo(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
-    """JPEG bytes of a photographed line of the glyphs ``digits`` ((h, w) floats, ink = 1), left to right."""
+def string_photo(
+    digits: list[np.ndarray], rng: np.random.Generator, spans: list[tuple[int, int]] | None = None
+) -> bytes:
+    """JPEG bytes of a photographed line of the glyphs ``digits`` ((h, w) floats, ink = 1), left to right;
+    ``spans`` (when given) gets each glyph's (left, right) columns in the picture, for the error analysis."""
     h = rng.uniform(34, 60)
     slope = np.tan(np.deg2rad(rng.uniform(-4, 4)))
     placed, x = [], 0.0
@@ -83,6 +86,8 @@ def string_photo(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
     alpha = np.zeros((H, W), np.float32)
     for g, gx, gy in placed:
         t, l = int(round(gy - y0 + my)), int(round(gx + mx))
+        if spans is not None:
+            spans.append((l, min(W, l + g.shape[1])))
         alpha[t : t + g.shape[0], l : l + g.shape[1]] = np.maximum(
             alpha[t : t + g.shape[0], l : l + g.shape[1]], g[: H - t, : W - l]
         )
