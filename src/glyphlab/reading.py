@@ -66,6 +66,10 @@ SHORT = 0.8
 SHORT_COST = 30.0
 #: a component is given candidate cuts when it is wider than this share of the line's height
 CUT_WIDTH = 0.85
+#: candidate cuts lie at least this share of the line's height from a component's ends ...
+CUT_MARGIN = 0.18
+#: ... and from each other
+CUT_SPACING = 0.2
 #: most pieces one line may have (a page of text or of specks is not a number: refused, not read for seconds)
 MAX_LINE_PIECES = 160
 #: the paths are scored with the model's probabilities softened by this temperature (p ** (1 / T),
@@ -247,13 +251,13 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
     least a fifth of the height from its ends and from each other, weakest first, up to one per 0.3 height."""
     w = profile.size
     smooth = np.convolve(profile, np.ones(3) / 3, mode="same")
-    margin = max(2, int(0.18 * height))
+    margin = max(2, int(CUT_MARGIN * height))
     cand = [x for x in range(margin, w - margin) if smooth[x] <= smooth[x - 1] and smooth[x] <= smooth[x + 1]]
     cand.sort(key=lambda x: smooth[x])
     chosen: list[int] = []
     most = max(1, int(w / (0.3 * height)))
     for x in cand:
-        if all(abs(x - c) >= 0.2 * height for c in chosen):
+        if all(abs(x - c) >= CUT_SPACING * height for c in chosen):
             chosen.append(x)
         if len(chosen) >= most:
             break
