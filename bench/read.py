@@ -63,8 +63,11 @@ def _digit(img: np.ndarray, height: float, rng: np.random.Generator, broken: boo
     return big
 
 
-def string_photo(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
-    """JPEG bytes of a photographed line of the glyphs ``digits`` ((h, w) floats, ink = 1), left to right."""
+def string_photo(
+    digits: list[np.ndarray], rng: np.random.Generator, spans: list[tuple[int, int]] | None = None
+) -> bytes:
+    """JPEG bytes of a photographed line of the glyphs ``digits`` ((h, w) floats, ink = 1), left to right;
+    ``spans`` (when given) gets each glyph's (left, right) columns in the picture, for the error analysis."""
     h = rng.uniform(34, 60)
     slope = np.tan(np.deg2rad(rng.uniform(-4, 4)))
     placed, x = [], 0.0
@@ -83,6 +86,8 @@ def string_photo(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
     alpha = np.zeros((H, W), np.float32)
     for g, gx, gy in placed:
         t, l = int(round(gy - y0 + my)), int(round(gx + mx))
+        if spans is not None:
+            spans.append((l, min(W, l + g.shape[1])))
         alpha[t : t + g.shape[0], l : l + g.shape[1]] = np.maximum(
             alpha[t : t + g.shape[0], l : l + g.shape[1]], g[: H - t, : W - l]
         )
@@ -124,15 +129,48 @@ def string_photo(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
     return buf.getvalue()
 
 
-def make_strings(images: np.ndarray, labels: np.ndarray, n: int, seed: int, lengths=(3, 8)):
-    """``n`` (jpeg bytes, text) pairs of strings of MNIST digits drawn from ``images`` (seeded)."""
+def make_strings(images: np.ndarray, labels: np.ndarray, n: int, seed: int, lengths=(3, 8), spans=None):
+    """``n`` (jpeg bytes, text) pairs of strings of MNIST digits drawn from ``images`` (seeded); ``spans`` (a
+    list, when given) gets each picture's glyph columns."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
         k = int(rng.integers(lengths[0], lengths[1] + 1))
         idx = rng.integers(0, len(images), k)
-        out.append((string_photo([images[i] for i in idx], rng), "".join(str(int(labels[i])) for i in idx)))
+        cols: list[tuple[int, int]] = []
+        out.append((string_photo([images[i] for i in idx], rng, cols), "".join(str(int(labels[i])) for i in idx)))
+        if spans is not None:
+            spans.append(cols)
     return out
+
+
+def error_kinds(readings, truth: list[str], spans: list[list[tuple[int, int]]]) -> tuple[dict[str, int], float]:
+    """Each misread string's kind: ``classification`` (one box per glyph, each over its glyph: a right cut read
+    as the wrong character), ``merged`` (fewer characters than glyphs), ``split`` (more), ``wrong cut`` (as
+    many, a box off its glyph), ``several lines``; and the accuracy of the characters whose cut was right."""
+    from collections import Counter
+
+    def over(box, span) -> bool:  # the box's columns cover its glyph's (intersection over union > 0.5)
+        inter = max(0, min(box[3], span[1]) - max(box[1], span[0]))
+        return inter > 0.5 * (max(box[3], span[1]) - min(box[1], span[0]))
+
+    kinds: Counter = Counter()
+    right = total = 0
+    for r, t, cols in zip(readings, truth, spans):
+        cut = len(r.lines) == 1 and len(r.chars) == len(t) and all(over(c.box, s) for c, s in zip(r.chars, cols))
+        if cut:
+            right += sum(c.label == ch for c, ch in zip(r.chars, t))
+            total += len(t)
+        if r.text == t:
+            continue
+        if len(r.lines) > 1:
+            kinds["several lines"] += 1
+        elif cut:
+            kinds["classification"] += 1
+        else:
+            n = len(r.chars)
+            kinds["merged" if n < len(t) else "split" if n > len(t) else "wrong cut"] += 1
+    return dict(kinds.most_common()), right / max(1, total)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -176,6 +214,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=28)
     ap.add_argument("--out", type=Path, default=None, help="keep the pictures and a labels.csv here")
     ap.add_argument("--no-tesseract", action="store_true")
+    ap.add_argument("--analyse", action="store_true", help="print the misreads' kinds (segmentation or class)")
     args = ap.parse_args()
 
     import torch
@@ -193,7 +232,8 @@ def main() -> None:
         predictor.image_config = ImageConfig.mnist_style(predictor.input_shape)
     ds = load_mnist(args.data_dir / "mnist", download=False, progress=False)
     test_x, test_y = _test_split(ds)
-    pairs = make_strings(test_x, test_y, args.n, args.seed)
+    spans: list = []
+    pairs = make_strings(test_x, test_y, args.n, args.seed, spans=spans)
     out = Path(args.out or tempfile.mkdtemp(prefix="glyphlab-read-"))
     out.mkdir(parents=True, exist_ok=True)
     files = []
@@ -220,6 +260,12 @@ def main() -> None:
         f"glyphlab read ({predictor.model_name}): exact {exact:.3f}, CER {100 * cer:.2f} %, "
         f"{args.n / cpu:.0f} strings/s (all), {six_rate:.0f} six-digit strings/s"
     )
+    if args.analyse:
+        kinds, per_char = error_kinds(readings, truth, spans)
+        print(
+            f"misreads by kind: {', '.join(f'{k} {v}' for k, v in kinds.items())}; characters cut right and read "
+            f"right: {per_char:.4f}"
+        )
     wrong = [(f.name, t, r) for f, t, r in zip(files, truth, texts) if t != r]
     for name, t, r in wrong[:12]:
         print(f"  {name}: {t} read {r}")

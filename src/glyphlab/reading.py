@@ -66,6 +66,10 @@ SHORT = 0.8
 SHORT_COST = 30.0
 #: a component is given candidate cuts when it is wider than this share of the line's height
 CUT_WIDTH = 0.85
+#: candidate cuts lie at least this share of the line's height from a component's ends ...
+CUT_MARGIN = 0.18
+#: ... and from each other
+CUT_SPACING = 0.2
 #: most pieces one line may have (a page of text or of specks is not a number: refused, not read for seconds)
 MAX_LINE_PIECES = 160
 #: the paths are scored with the model's probabilities softened by this temperature (p ** (1 / T),
@@ -247,13 +251,13 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
     least a fifth of the height from its ends and from each other, weakest first, up to one per 0.3 height."""
     w = profile.size
     smooth = np.convolve(profile, np.ones(3) / 3, mode="same")
-    margin = max(2, int(0.18 * height))
+    margin = max(2, int(CUT_MARGIN * height))
     cand = [x for x in range(margin, w - margin) if smooth[x] <= smooth[x - 1] and smooth[x] <= smooth[x + 1]]
     cand.sort(key=lambda x: smooth[x])
     chosen: list[int] = []
     most = max(1, int(w / (0.3 * height)))
     for x in cand:
-        if all(abs(x - c) >= 0.2 * height for c in chosen):
+        if all(abs(x - c) >= CUT_SPACING * height for c in chosen):
             chosen.append(x)
         if len(chosen) >= most:
             break
@@ -448,7 +452,9 @@ def _read_line(
 
 
 # -- the front door ------------------------------------------------------------------------------------------
-def _pixels(image: Any, limits: DecodeLimits) -> tuple[np.ndarray, str]:
+def _pixels(image: Any, limits: DecodeLimits) -> tuple[np.ndarray, str, float]:
+    """The picture's pixels, its name, and their size over the picture's (``to_pixels`` shrinks a large picture
+    to its work side; the characters' boxes are given in the picture's own pixels)."""
     if isinstance(image, (str, Path)):
         im = read_image_file(image, limits)
         source = str(image)
@@ -463,9 +469,10 @@ def _pixels(image: Any, limits: DecodeLimits) -> tuple[np.ndarray, str]:
             raise ImageInputError(
                 f"expected an image file, bytes, a PIL image or an (H, W) array, got shape {arr.shape}"
             )
-        return arr.clip(0, 1), "<array>"
+        return arr.clip(0, 1), "<array>", 1.0
     try:
-        return to_pixels(im, colour=True), source
+        pixels = to_pixels(im, colour=True)
+        return pixels, source, max(pixels.shape[:2]) / max(im.size)
     finally:
         if im is not image:
             im.close()
@@ -491,7 +498,7 @@ def read_one(
         raise ConfigError(f"lines must be 'each' or 'one', got {lines!r}")
     allowed = parse_charset(charset, predictor.classes)
     regex = _compile(pattern)
-    pixels, source = _pixels(image, limits)
+    pixels, source, shrink = _pixels(image, limits)
     polarity = predictor.image_config.polarity
     if ink_dark is None and polarity != "auto":
         ink_dark = polarity == "dark-on-light"
@@ -503,7 +510,16 @@ def read_one(
         raise SeveralLinesError(SEVERAL_LINES.format(n=len(bands)))
     out = [
         _read_line(
-            predictor, found.ink, found.labels, found.boxes, found.mass, ids, found.scale, allowed, length, regex
+            predictor,
+            found.ink,
+            found.labels,
+            found.boxes,
+            found.mass,
+            ids,
+            found.scale * shrink,
+            allowed,
+            length,
+            regex,
         )
         for ids in bands
     ]

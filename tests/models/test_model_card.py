@@ -28,6 +28,8 @@ def test_saved_model_has_a_listed_card_with_every_section(saved):
     assert headings == list(SECTIONS)
     assert "`C=0.5`" in text and "saved outside a glyphlab run" in text
     assert read_model_card(saved) == text
+    # what it reads: one character through /prediction, a line of them through /reading, and the charset
+    assert "`POST /reading`" in text and "the digits 0-9" in text and "characters side by side" in text
 
 
 def test_rewritten_card_keeps_the_model_loadable_and_a_changed_one_is_refused(saved, tmp_path):

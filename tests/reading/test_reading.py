@@ -12,7 +12,7 @@ from reading_helpers import line_ink, page, png, train_drawn_model
 from typer.testing import CliRunner
 
 from glyphlab.data.cleanup import find_line
-from glyphlab.data.images import NoInkError
+from glyphlab.data.images import WORK_SIDE, NoInkError
 from glyphlab.reading import SeveralLinesError, edit_ops, read_one
 from glyphlab.serving.predictor import Predictor
 
@@ -38,6 +38,18 @@ def test_touching_pairs_are_split(predictor, text, gap):
     lefts = [c.box[1] for c in r.chars]
     assert lefts == sorted(lefts)  # boxes left to right, in the picture's pixels
     assert all(0 <= c.box[0] < c.box[2] <= im.height and 0 <= c.box[1] < c.box[3] <= im.width for c in r.chars)
+
+
+def test_boxes_are_in_the_pictures_own_pixels(predictor):
+    """A picture larger than the work side (shrunk before its ink is looked for) gets its boxes in its own
+    pixels: three times the boxes of the same picture three times smaller."""
+    small = page([line_ink("2024", 12)])
+    big = small.resize((3 * small.width, 3 * small.height), Image.Resampling.BICUBIC)
+    assert max(big.size) > WORK_SIDE  # shrunk by to_pixels
+    a, b = read_one(predictor, small), read_one(predictor, big)
+    assert a.text == b.text == "2024"
+    for c, d in zip(a.chars, b.chars):
+        assert all(abs(3 * u - v) <= 9 for u, v in zip(c.box, d.box)), (c.box, d.box)
 
 
 def test_broken_five_stays_one_character(predictor):

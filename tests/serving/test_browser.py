@@ -194,3 +194,48 @@ def test_idle_layout_and_the_heat_map_toggle(cnn_dir, tmp_path):
         driver.save_screenshot(str(shot / "serve-heat.png"))
         driver.find_element(By.ID, "heat-toggle").click()
         assert not driver.find_element(By.ID, "heat").is_displayed()
+
+
+def test_read_a_number_with_boxes_and_a_heat_map_per_character(cnn_dir, tmp_path):
+    """In "A number" mode two separate strokes are read through /reading as two characters: one card each (label,
+    probability, runner-up), a box over each on the drawing; "show why" adds each character's heat map."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with drawing_page(cnn_dir, "cnn-small") as driver:
+        driver.find_element(By.CSS_SELECTOR, "label:has(#mode-number)").click()
+        assert driver.find_element(By.ID, "draw").size["width"] == 600
+        assert not driver.find_element(By.ID, "top").is_displayed()
+        draw(driver, [(0.22, 0.15), (0.22, 0.85)])  # a '1'
+        draw(driver, [(0.45, 0.18), (0.62, 0.18), (0.5, 0.85)])  # a '7', well apart from it
+        idle = "#result[aria-busy=false]"  # no reading in flight or pending: the page has the last drawing's
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, idle + " #chars .char"))
+        text = driver.find_element(By.ID, "text").text
+        cards = driver.find_elements(By.CSS_SELECTOR, "#chars .char")
+        assert len(text) == 2 and [c.find_element(By.CLASS_NAME, "label").text for c in cards] == list(text)
+        assert all(c.find_element(By.CLASS_NAME, "p").text.endswith("%") for c in cards)
+        assert driver.find_element(By.ID, "confidence").text.startswith("confidence of the whole string")
+        # a box per character on the overlay: its left edges left to right, and coloured pixels on the canvas
+        lefts = [float(c.get_attribute("data-rect").split(",")[0]) for c in cards]
+        assert lefts == sorted(lefts) and lefts[0] < 0.35 * 600 < lefts[1]
+        boxed = driver.execute_script(
+            "const d = document.getElementById('heat').getContext('2d').getImageData(0, 0, 600, 200).data;"
+            "let n = 0; for (let i = 0; i < d.length; i += 4) { if (d[i + 3] > 0 && Math.abs(d[i + 2] - d[i]) > 60) n++; }"
+            "return n;"
+        )
+        assert boxed > 100
+        driver.find_element(By.ID, "heat-toggle").click()
+        WebDriverWait(driver, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, idle + " .char .whyone")) == 2)
+        notes = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#chars .char .whyone")]
+        assert len(notes) == 2 and all(" not " in n for n in notes), notes
+        assert driver.find_element(By.ID, "status").text == ""
+        logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not logs, logs
+        shot = Path(os.environ.get("GLYPHLAB_SCREENSHOT_DIR") or tmp_path)
+        driver.save_screenshot(str(shot / "serve-reading.png"))
+        # back to one character: the glyph panel again, the reading gone
+        driver.find_element(By.CSS_SELECTOR, "label:has(input[value=glyph])").click()
+        assert driver.find_element(By.ID, "draw").size["width"] == 280
+        assert (
+            driver.find_element(By.ID, "top").is_displayed() and not driver.find_element(By.ID, "text").is_displayed()
+        )

@@ -131,8 +131,19 @@ def intended_use(classes: list[str]) -> str:
         f"{len(classes)} classes, from images like the training data (see Data and Preprocessing), e.g. "
         "behind `glyphlab serve`'s drawing page or for batch `glyphlab predict`. Probabilities are meant "
         "for ranking and for a confidence threshold (see Calibration), with a person reviewing low-confidence "
-        "answers. Not for decisions about people, identity or signatures."
+        "answers. Not for decisions about people, identity or signatures.\n\n"
+        f"It also reads lines of these characters (a number, a code): `glyphlab read`, `gl.read` and "
+        f"`POST /reading` find the characters of one picture of a line, classify each with this model and give "
+        f"the string, with each character's box and probability. What a line can hold is these {len(classes)} "
+        f"classes ({_charset(classes)}); `--charset`, `--length` and `--pattern` narrow it."
     )
+
+
+def _charset(classes: list[str]) -> str:
+    """The classes as a charset: ``0-9`` for the ten digits, else the classes themselves (a long list cut)."""
+    if classes == [str(i) for i in range(10)]:
+        return "the digits 0-9"
+    return "".join(classes[:62]) + (" …" if len(classes) > 62 else "")
 
 
 LIMITS = "\n".join(
@@ -142,7 +153,8 @@ LIMITS = "\n".join(
         "- The test figures hold for images drawn from the same source and preprocessing as the test split; other "
         "scanners, stroke widths, rotations or backgrounds can lower accuracy without warning "
         "(`glyphlab robustness` measures rotations).",
-        "- One character per image: lines or words must be segmented first.",
+        "- One character per image for `glyphlab predict` and `/prediction`; a line of characters is read by "
+        "`glyphlab read` and `/reading`, left to right, characters side by side (not joined cursive writing).",
         "- Training labels may hold errors (MNIST does, `glyphlab audit` finds many); the model has learned them.",
     ]
 )
