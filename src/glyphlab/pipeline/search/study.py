@@ -115,23 +115,68 @@ def _check_study_attrs(study, expected: dict[str, Any]) -> None:
         )
 
 
+@dataclass
+class _Search:
+    """One search as its steps share it: the settings, the space, the data, the study and where it writes."""
+
+    cfg: SearchConfig
+    space_path: Path
+    space: Any
+    model: str
+    is_net: bool
+    k: int
+    out: Path
+    url: str
+    study_name: str
+    target: int
+    ds: Any = None
+    pool: Any = None
+    study: Any = None
+
+    @property
+    def score_name(self) -> str:
+        return "val acc" if self.is_net else f"{self.k}-fold CV"
+
+
 def run_search(
     cfg: SearchConfig, console: Console | None = None, track: str | None = None, tracking_uri: str | None = None
 ) -> Path:
     """Run (or resume) the study of ``cfg``; with ``track``, each finished trial is a nested run of one tracked
     search run, and the refit model joins it (see :mod:`glyphlab.tracking`)."""
     console = console or Console()
+    search = _plan(cfg, console)
+    _load_data(search)
+    _open_study(search)
+    _write_search_json(search)
+    console.print(
+        f"[bold]glyphlab search[/] [cyan]{search.model}[/] on [cyan]{search.ds.name}[/] "
+        f"({len(search.pool):,} train+val images), space [cyan]{search.space_path.stem}[/] "
+        f"({', '.join(search.space.params)}), score {search.score_name}, "
+        f"sampler {cfg.sampler}, pruner {cfg.pruner if search.is_net else 'none (classical)'}\n"
+        f"  study [cyan]{search.study_name}[/] in {redact(search.url)} → [green]{search.out}[/]"
+    )
+    tracker = open_tracker(
+        track,
+        search.out,
+        name=f"search-{search.study_name}",
+        uri=tracking_uri,
+        params={**asdict(cfg), "storage": redact(search.url), "study": search.study_name},
+        tags={"glyphlab.dataset": cfg.dataset, "glyphlab.kind": "search"},
+    )
+    _trial_loop(search, _objective(search, worker_id()), tracker, console)
+    return _finish(search, tracker, console)
+
+
+def _plan(cfg: SearchConfig, console: Console) -> _Search:
+    """The settings checked, the space found, and where the study lives; nothing is loaded yet."""
     cfg.validate()
     space_path = find_space(cfg.space)
     space = load_space(space_path, cfg.model)
     cfg.model = space.model
     model = str(space.model)
     is_net = bool(MODELS[model].cls.uses_validation)
-    k = cfg.cv or DEFAULT_CV
     out = Path(cfg.out) if cfg.out else default_out(cfg, space_path)
     out.mkdir(parents=True, exist_ok=True)
-    url = cfg.storage or f"sqlite:///{out.resolve() / STUDY_DB}"
-    study_name = cfg.study or _slug(f"{model}-{Path(cfg.dataset).name}")
     target = cfg.trials
     if cfg.sampler == "grid":
         size = int(np.prod([len(v) for v in space.grid().values()]))
@@ -140,84 +185,90 @@ def run_search(
             target = size
     if is_net and cfg.cv is not None:
         console.print("[yellow]note:[/] --cv applies to classical models; networks are scored on the validation split")
+    return _Search(
+        cfg,
+        space_path,
+        space,
+        model,
+        is_net,
+        cfg.cv or DEFAULT_CV,
+        out,
+        cfg.storage or f"sqlite:///{out.resolve() / STUDY_DB}",
+        cfg.study or _slug(f"{model}-{Path(cfg.dataset).name}"),
+        target,
+    )
 
+
+def _load_data(search: _Search) -> None:
+    """The dataset as a run of this model would load it; train and val pooled for the classical models' CV."""
+    cfg = search.cfg
     run_cfg = RunConfig(
         dataset=cfg.dataset,
-        models=[model],
+        models=[search.model],
         seed=cfg.seed,
         val_fraction=cfg.val_fraction,
         data_dir=cfg.data_dir,
         dataset_options=dict(cfg.dataset_options),
         variants=cfg.variants,
     )
-    ds = load_run_dataset(run_cfg)
-    pool = merge_splits(ds, ["train", "val"])
+    search.ds = load_run_dataset(run_cfg)
+    search.pool = merge_splits(search.ds, ["train", "val"])
 
+
+def _open_study(search: _Search) -> None:
+    """Create the study in its storage, or load it and check it is the same search."""
+    cfg = search.cfg
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    storage = make_storage(url)
-    study = optuna.create_study(
-        storage=storage,
-        sampler=make_sampler(cfg.sampler, space, cfg.seed, cfg.trials),
+    search.study = optuna.create_study(
+        storage=make_storage(search.url),
+        sampler=make_sampler(cfg.sampler, search.space, cfg.seed, cfg.trials),
         pruner=make_pruner(cfg.pruner),
-        study_name=study_name,
+        study_name=search.study_name,
         direction="maximize",
         load_if_exists=True,
     )
     _check_study_attrs(
-        study,
+        search.study,
         {
-            "model": model,
+            "model": search.model,
             "dataset": cfg.dataset,
-            "space": space.fingerprint(),
-            "score": "validation accuracy" if is_net else f"{k}-fold CV accuracy",
+            "space": search.space.fingerprint(),
+            "score": "validation accuracy" if search.is_net else f"{search.k}-fold CV accuracy",
             "seed": cfg.seed,
             "val_fraction": cfg.val_fraction,
             "variants": cfg.variants,
             "dataset_options": cfg.dataset_options,
         },
     )
+
+
+def _write_search_json(search: _Search) -> None:
     write_json(
-        out / "search.json",
+        search.out / "search.json",
         {
-            **asdict(cfg),
-            "storage": redact(url),
-            "study": study_name,
-            "space_file": str(space_path),
-            "space": {n: asdict(p) for n, p in space.params.items()},
-            "fixed": space.fixed,
-            "target_trials": target,
+            **asdict(search.cfg),
+            "storage": redact(search.url),
+            "study": search.study_name,
+            "space_file": str(search.space_path),
+            "space": {n: asdict(p) for n, p in search.space.params.items()},
+            "fixed": search.space.fixed,
+            "target_trials": search.target,
         },
     )
-    score_name = "val acc" if is_net else f"{k}-fold CV"
-    console.print(
-        f"[bold]glyphlab search[/] [cyan]{model}[/] on [cyan]{ds.name}[/] ({len(pool):,} train+val images), "
-        f"space [cyan]{space_path.stem}[/] ({', '.join(space.params)}), score {score_name}, "
-        f"sampler {cfg.sampler}, pruner {cfg.pruner if is_net else 'none (classical)'}\n"
-        f"  study [cyan]{study_name}[/] in {redact(url)} → [green]{out}[/]"
-    )
 
-    tracker = open_tracker(
-        track,
-        out,
-        name=f"search-{study_name}",
-        uri=tracking_uri,
-        params={**asdict(cfg), "storage": redact(url), "study": study_name},
-        tags={"glyphlab.dataset": cfg.dataset, "glyphlab.kind": "search"},
-    )
-    me = worker_id()
+
+def _objective(search: _Search, me: str):
+    """Optuna's objective: one trial's parameters scored (CV for classical models, validation for networks)."""
+    cfg, study, ds, space, model = search.cfg, search.study, search.ds, search.space, search.model
 
     def objective(trial) -> float:
         # first of all, so a process killed right after asking the trial is known dead on rerun (a RUNNING
         # trial without a worker is only failed by Optuna's heartbeat, a minute later)
         trial.set_user_attr("worker", me)
-        live = sorted(
-            t.number
-            for t in study.get_trials(
-                deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-            )
-        )
-        if trial.number in live and live.index(trial.number) >= target:
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        live = sorted(t.number for t in study.get_trials(deepcopy=False, states=states))
+        if trial.number in live and live.index(trial.number) >= search.target:
             trial.set_user_attr("note", "surplus: asked beyond the trial budget by a concurrent worker, not run")
             raise SurplusTrial()
         t0 = time.perf_counter()
@@ -225,23 +276,14 @@ def run_search(
             retry_of = study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
             if retry_of is not None:
                 trial.set_user_attr("note", f"retry of trial {retry_of}")
-            params = space.suggest(trial)
-            full = model_params(model, params, space.fixed, cfg.seed)
-            if is_net:
-                mean, std, folds = (
-                    validation_score(
-                        model,
-                        full,
-                        ds["train"],
-                        ds["val"],
-                        ds.classes,
-                        EpochReporter(trial) if cfg.pruner != "none" else None,
-                    ),
-                    None,
-                    [],
-                )
+            full = model_params(model, space.suggest(trial), space.fixed, cfg.seed)
+            if search.is_net:
+                reporter = EpochReporter(trial) if cfg.pruner != "none" else None
+                mean = validation_score(model, full, ds["train"], ds["val"], ds.classes, reporter)
+                std, folds = None, []
             else:
-                mean, std, folds = cv_score(model, full, pool.images, pool.labels, k, cfg.seed, ds.classes)
+                pool = search.pool
+                mean, std, folds = cv_score(model, full, pool.images, pool.labels, search.k, cfg.seed, ds.classes)
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
             raise
@@ -254,6 +296,13 @@ def run_search(
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
         return mean
 
+    return objective
+
+
+def _trial_loop(search: _Search, objective, tracker, console: Console) -> None:
+    """Run trials one at a time until the study holds the target of finished ones (shared by every worker),
+    the timeout passes, or too many fail in a row."""
+    study, target, timeout = search.study, search.target, search.cfg.timeout
     t_start = time.monotonic()
     failures = 0
     progress = Progress(
@@ -267,24 +316,16 @@ def run_search(
     )
     with progress:
         task = progress.add_task("search", total=target, best="")
-        reaped = reap_dead_trials(study)
-        if reaped:
-            progress.console.print(
-                f"[yellow]trials {', '.join(map(str, reaped))} were left unfinished by a killed "
-                "process: marked FAIL, their parameters are asked again[/]"
-            )
-        done = len(_finished(study))
-        if done:
-            progress.console.print(f"resuming: the study already holds {done} finished trial(s)")
+        _report_resume(study, progress.console)
         while True:
             finished = _finished(study)
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             progress.update(task, completed=min(len(finished), target), best=_best_text(study))
             if len(finished) >= target:
                 break
-            if cfg.timeout is not None and time.monotonic() - t_start > cfg.timeout:
+            if timeout is not None and time.monotonic() - t_start > timeout:
                 progress.console.print(
-                    f"[yellow]--timeout {cfg.timeout:g} s reached: {len(finished)}/{target} trials "
+                    f"[yellow]--timeout {timeout:g} s reached: {len(finished)}/{target} trials "
                     "finished; rerun the same command to continue[/]"
                 )
                 break
@@ -292,26 +333,47 @@ def run_search(
                 time.sleep(WAIT_POLL_S)
                 reap_dead_trials(study)
                 continue
-            before = {t.number for t in study.get_trials(deepcopy=False)}
-            study.optimize(objective, n_trials=1, catch=(Exception,))
-            for t in study.get_trials(deepcopy=False):
-                if t.number in before:
-                    continue
-                if t.state == TrialState.FAIL and "surplus" not in str(t.user_attrs.get("note", "")):
-                    failures += 1
-                    progress.console.print(
-                        f"[red]trial {t.number} failed:[/] {t.user_attrs.get('error', 'unknown error')}"
-                    )
-                elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-                    failures = 0
-                    progress.console.print(_trial_line(t, study))
-                    if tracker:
-                        tracker.trial_finished(t.number, decode_params(t.params), t.value, t.state.name)
+            failures = _one_trial(study, objective, tracker, progress.console, failures)
             if failures >= MAX_CONSECUTIVE_FAILURES:
                 raise GlyphlabError(
                     f"{failures} trials in a row failed (see trials.csv); last error: {_last_error(study)}"
                 )
 
+
+def _report_resume(study, console: Console) -> None:
+    """Trials a killed process left RUNNING are failed (asked again); a resumed study says how far it is."""
+    reaped = reap_dead_trials(study)
+    if reaped:
+        console.print(
+            f"[yellow]trials {', '.join(map(str, reaped))} were left unfinished by a killed "
+            "process: marked FAIL, their parameters are asked again[/]"
+        )
+    done = len(_finished(study))
+    if done:
+        console.print(f"resuming: the study already holds {done} finished trial(s)")
+
+
+def _one_trial(study, objective, tracker, console: Console, failures: int) -> int:
+    """Ask and run one trial; report what finished; returns the count of failures in a row."""
+    before = {t.number for t in study.get_trials(deepcopy=False)}
+    study.optimize(objective, n_trials=1, catch=(Exception,))
+    for t in study.get_trials(deepcopy=False):
+        if t.number in before:
+            continue
+        if t.state == TrialState.FAIL and "surplus" not in str(t.user_attrs.get("note", "")):
+            failures += 1
+            console.print(f"[red]trial {t.number} failed:[/] {t.user_attrs.get('error', 'unknown error')}")
+        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            failures = 0
+            console.print(_trial_line(t, study))
+            if tracker:
+                tracker.trial_finished(t.number, decode_params(t.params), t.value, t.state.name)
+    return failures
+
+
+def _finish(search: _Search, tracker, console: Console) -> Path:
+    """trials.csv and the plots, best_params.json, and (all trials finished, refit on) the refit model's run."""
+    cfg, study, out = search.cfg, search.study, search.out
     finished = _finished(study)
     write_outputs(study, out, console)
     if tracker:
@@ -322,18 +384,18 @@ def run_search(
         console.print("[yellow]no trial completed: nothing to refit[/]")
         return out
     best = study.best_trial
-    best_params = model_params(model, decode_params(best.params), space.fixed, cfg.seed)
-    if "progress" not in space.fixed:  # the refit shows the model's usual progress
+    best_params = model_params(search.model, decode_params(best.params), search.space.fixed, cfg.seed)
+    if "progress" not in search.space.fixed:  # the refit shows the model's usual progress
         best_params.pop("progress", None)
     write_json(
         out / "best_params.json",
         {
-            "model": model,
+            "model": search.model,
             "dataset": cfg.dataset,
-            "study": study_name,
-            "storage": redact(url),
+            "study": search.study_name,
+            "storage": redact(search.url),
             "best_trial": best.number,
-            "score": score_name,
+            "score": search.score_name,
             "mean": best.user_attrs.get("mean", best.value),
             "std": best.user_attrs.get("std"),
             "params": best_params,
@@ -343,23 +405,16 @@ def run_search(
         },
     )
     console.print(
-        f"[bold green]best trial {best.number}[/]: {score_name} {best.value:.4f}"
+        f"[bold green]best trial {best.number}[/]: {search.score_name} {best.value:.4f}"
         + (f" ± {best.user_attrs['std']:.4f}" if best.user_attrs.get("std") is not None else "")
         + f"  {_fmt_params(decode_params(best.params))}"
     )
-    if len(finished) < target or not cfg.refit:
+    if len(finished) < search.target or not cfg.refit:
         if not cfg.refit:
             console.print("--no-refit: the best parameters are not refit on train+val")
         return out
-    refit_best(
-        cfg,
-        model,
-        best_params,
-        out,
-        console,
-        track=tracker.backend if tracker else None,
-        tracking_uri=tracker.uri if tracker else None,
-    )
+    track, uri = (tracker.backend, tracker.uri) if tracker else (None, None)
+    refit_best(cfg, search.model, best_params, out, console, track=track, tracking_uri=uri)
     return out
 
 
