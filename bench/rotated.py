@@ -24,7 +24,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from glyphlab.evaluation.robustness import print_robustness, robustness
+from glyphlab import render
+from glyphlab.evaluation.robustness import robustness
 from glyphlab.models.registry import parse_params
 from glyphlab.pipeline.run import run
 from glyphlab.recipes import load_recipe, resolve_members, to_run_config
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[dim]{part}: run took {time.perf_counter() - t0:.0f} s in all[/]")
         rot_models = [label for label, _, _ in (m.partition("=") for m in cfg.models) if label.startswith("rot-cnn")]
         rob = robustness(out, [15.0 * i for i in range(24)], models=rot_models, limit=args.robust_limit or None)
-        print_robustness(rob, console)
+        render.robustness(console, rob)
         trained = sum(float(r["train_seconds"]) for r in RunFolder(out).leaderboard_rows())
         console.print(
             f"[bold]{part}: {trained:.0f} s of training in all[/] (every model of the run; an ensemble "
