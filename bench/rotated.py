@@ -24,9 +24,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from glyphlab import render
 from glyphlab.console import ConsoleObserver
 from glyphlab.evaluation.robustness import robustness
-from glyphlab.events import observing
 from glyphlab.models.registry import parse_params
 from glyphlab.pipeline.run import run
 from glyphlab.recipes import load_recipe, resolve_members, to_run_config
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         run(cfg, out, report=False, observers=[ConsoleObserver(console)])
         console.print(f"[dim]{part}: run took {time.perf_counter() - t0:.0f} s in all[/]")
         rot_models = [label for label, _, _ in (m.partition("=") for m in cfg.models) if label.startswith("rot-cnn")]
-        with observing(ConsoleObserver(console)):  # its table and files, drawn as the CLI draws them
-            rob = robustness(out, [15.0 * i for i in range(24)], models=rot_models, limit=args.robust_limit or None)
+        rob = robustness(out, [15.0 * i for i in range(24)], models=rot_models, limit=args.robust_limit or None)
+        render.robustness(console, rob)
         trained = sum(float(r["train_seconds"]) for r in RunFolder(out).leaderboard_rows())
         console.print(
             f"[bold]{part}: {trained:.0f} s of training in all[/] (every model of the run; an ensemble "

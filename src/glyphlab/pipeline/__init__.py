@@ -1,4 +1,7 @@
-"""Orchestration: a run (train, evaluate, leaderboard, report), a hyper-parameter search, scoring saved models.
+"""The use cases: one function per step (run, resume, evaluate, search, audit, explain, export, robustness,
+compare, read, serve, eda, report, the listings), each taking settings and returning a result.
 
-It calls the data readers, the models and the evaluation; nothing below it imports from here.
+Both front doors call them: ``glyphlab``'s commands render the results, ``import glyphlab as gl`` returns
+them. They call the data readers, the models, the evaluation and the services (reports, serving, tracking);
+nothing below imports from here (docs/architecture.md, tests/test_layers.py).
 """
