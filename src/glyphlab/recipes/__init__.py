@@ -363,6 +363,7 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: 
     import time
 
     from glyphlab.data.splits import merge_splits
+    from glyphlab.pipeline.folds import FoldJob
     from glyphlab.pipeline.search import cv_score, model_params
 
     k = int(entry.cv or 0)
@@ -370,7 +371,7 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path, console: 
     params = model_params(entry.model, cfg.params.get(label, {}), {}, cfg.seed)
     console.print(f"[bold]cross-validating[/] {label}: {k} folds of {len(pool):,} train+val images")
     t0 = time.perf_counter()
-    mean, std, folds = cv_score(entry.model, params, pool.images, pool.labels, k, cfg.seed, ds.classes)
+    mean, std, folds = cv_score(FoldJob(entry.model, params, pool.images, pool.labels, k, cfg.seed, ds.classes))
     result = {
         "k": k,
         "mean": mean,

@@ -21,6 +21,7 @@ from glyphlab.data.splits import merge_splits
 from glyphlab.errors import ConfigError, GlyphlabError
 from glyphlab.fileio import write_json
 from glyphlab.models.registry import MODELS
+from glyphlab.pipeline.folds import FoldJob
 from glyphlab.pipeline.run import RunConfig, load_run_dataset, run
 from glyphlab.pipeline.search.outputs import write_outputs
 from glyphlab.pipeline.search.samplers import make_sampler
@@ -230,7 +231,7 @@ def run_search(
                     [],
                 )
             else:
-                mean, std, folds = cv_score(model, full, pool.images, pool.labels, k, cfg.seed, ds.classes)
+                mean, std, folds = cv_score(FoldJob(model, full, pool.images, pool.labels, k, cfg.seed, ds.classes))
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
             raise
