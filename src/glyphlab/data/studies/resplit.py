@@ -9,7 +9,7 @@ import numpy as np
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.registry import register_dataset
 from glyphlab.data.splits import stratified_indices
-from glyphlab.data.studies.cache import DIGIT_CLASSES, _check_limit, _load_mnist, _mnist_dir, limit_indices
+from glyphlab.data.studies.cache import DIGIT_CLASSES, check_limit, limit_indices, load_mnist_quietly, mnist_dir
 
 RESPLIT_SEED = 3
 RESPLIT_TEST = 14_000
@@ -22,8 +22,8 @@ RESPLIT_TEST = 14_000
     sizes="70,000 images 28x28, 10 classes; 56,000 train / 14,000 test",
 )
 def load_mnist_70k_resplit(data_dir: Path | None = None, limit: int | None = None, download: bool = True) -> Dataset:
-    limit = _check_limit(limit)
-    mnist = _load_mnist(_mnist_dir(data_dir), download)
+    limit = check_limit(limit)
+    mnist = load_mnist_quietly(mnist_dir(data_dir), download)
     images = np.concatenate([mnist["train"].images, mnist["test"].images])
     labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
     train_idx, test_idx = stratified_indices(labels, RESPLIT_TEST, RESPLIT_SEED)
