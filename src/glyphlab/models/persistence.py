@@ -214,12 +214,12 @@ def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
 
 
 def load_model(path: str | Path) -> GlyphModel:
-    from glyphlab.models.registry import MODELS, _ensure_builtin, missing_extra
+    from glyphlab.models.registry import MODELS, load_builtin_models, missing_extra
 
     directory = resolve_model_dir(path)
     manifest = read_manifest(directory)
     verify_files(directory, manifest)
-    _ensure_builtin()
+    load_builtin_models()
     name = manifest.get("model")
     extra = missing_extra(name) if isinstance(name, str) else None
     if extra:

@@ -154,9 +154,9 @@ def _members(params: dict[str, Any]) -> list[Any]:
 
 def _check_models(models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
     from glyphlab.models.params import check_params
-    from glyphlab.models.registry import MODELS, _ensure_builtin, missing_extra
+    from glyphlab.models.registry import MODELS, load_builtin_models, missing_extra
 
-    _ensure_builtin()
+    load_builtin_models()
     if not models:
         raise ValueError("a recipe needs at least one model")
     for label, entry in models.items():
