@@ -89,20 +89,16 @@ def _rotated_split(
     return Split(rotate_images(images[keep], angles[keep]), labels[keep])
 
 
-def _mnist_rot_draw(
-    data_dir: Path | None, download: bool
-) -> tuple[Dataset, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """mnist-rot's draw from all 70,000 MNIST digits: (mnist, images, labels, indices of "train+val", "test" and
+def _mnist_rot_draw(data_dir: Path | None, download: bool) -> tuple[str, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """mnist-rot's draw from all 70,000 MNIST digits: (source, images, labels, indices of "train+val", "test" and
     "spare", the 8,000 in neither). Defined once, so the spare digits cannot drift from the splits' draw."""
-    from glyphlab.data.studies.cache import load_mnist_quietly, mnist_dir
+    from glyphlab.data.studies.cache import all_mnist
 
-    mnist = load_mnist_quietly(mnist_dir(data_dir), download)
-    images = np.concatenate([mnist["train"].images, mnist["test"].images])
-    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    images, labels, source = all_mnist(data_dir, download)
     n_train, n_val, n_test = MNIST_ROT_SIZES
     rest, train_all = stratified_indices(labels, n_train + n_val, MNIST_ROT_SEED)
     spare_pick, test_pick = stratified_indices(labels[rest], n_test, MNIST_ROT_SEED)
-    return mnist, images, labels, {"train+val": train_all, "test": rest[test_pick], "spare": rest[spare_pick]}
+    return source, images, labels, {"train+val": train_all, "test": rest[test_pick], "spare": rest[spare_pick]}
 
 
 def mnist_rot_spare(data_dir: Path | None = None, download: bool = True) -> Split:
@@ -217,7 +213,7 @@ def load_mnist_rot(
             source=str(folder),
             meta={"protocol": {"dataset": "mnist-rot", "files": [str(p) for p in paths], "limit": limit}},
         )
-    mnist, images, labels, drawn = _mnist_rot_draw(data_dir, download)
+    source, images, labels, drawn = _mnist_rot_draw(data_dir, download)
     train_all, test_idx = drawn["train+val"], drawn["test"]
     # a seeded shuffle first: train_all is sorted, so a plain cut would not be random in MNIST's order
     order = np.random.default_rng(seed).permutation(len(train_all))
@@ -230,7 +226,7 @@ def load_mnist_rot(
         name="mnist-rot",
         classes=classes,
         splits=splits,
-        source=mnist.source,
+        source=source,
         meta={
             "protocol": {
                 "dataset": "mnist-rot",

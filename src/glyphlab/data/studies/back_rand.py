@@ -13,11 +13,11 @@ from glyphlab.data.registry import register_dataset
 from glyphlab.data.splits import stratified_indices
 from glyphlab.data.studies.cache import (
     DIGIT_CLASSES,
+    all_mnist,
     cache_dir,
     cache_is_fresh,
     check_limit,
     limit_indices,
-    load_mnist_quietly,
     mnist_dir,
     read_cached,
     write_protocol,
@@ -58,9 +58,7 @@ def load_mnist_back_rand_source(
     on the kind of image it is for, not on clean digits it never saw.
     """
     limit = check_limit(limit)
-    mnist = load_mnist_quietly(mnist_dir(data_dir), download)
-    images = np.concatenate([mnist["train"].images, mnist["test"].images])
-    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    images, labels, source = all_mnist(data_dir, download)
     outside = np.setdiff1d(np.arange(len(labels)), back_rand_indices(labels)[1])
     train_pick, test_pick = stratified_indices(labels[outside], len(outside) // 5, BACK_RAND_SEED)
     splits = {}
@@ -74,7 +72,7 @@ def load_mnist_back_rand_source(
         name="mnist-back-rand-source",
         classes=list(DIGIT_CLASSES),
         splits=splits,
-        source=mnist.source,
+        source=source,
         meta={
             "protocol": {
                 "dataset": "mnist-back-rand-source",
@@ -122,9 +120,7 @@ def load_mnist_back_rand(
         "label_column": "last",
     }
     if not cache_is_fresh(folder, protocol, files):
-        mnist = load_mnist_quietly(data_dir, download)
-        images = np.concatenate([mnist["train"].images, mnist["test"].images])
-        labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+        images, labels, _ = all_mnist(data_dir, download)
         train_idx, test_idx = back_rand_indices(labels)
         train_idx = train_idx[limit_indices(labels[train_idx], len(train_idx), limit, BACK_RAND_SEED)]
         test_idx = test_idx[limit_indices(labels[test_idx], len(test_idx), limit, BACK_RAND_SEED)]

@@ -75,6 +75,15 @@ def load_mnist_quietly(data_dir: Path, download: bool) -> Dataset:
     return load_mnist(data_dir, download=download, progress=False)
 
 
+def all_mnist(data_dir: Path | None, download: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    """The 70,000 MNIST digits, its training digits then its test digits, as (images, labels, source): the pool
+    the seed studies' protocols (mnist-rot, mnist-back-rand, mnist-70k-resplit) draw their splits from."""
+    mnist = load_mnist_quietly(mnist_dir(data_dir), download)
+    images = np.concatenate([mnist["train"].images, mnist["test"].images])
+    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    return images, labels, mnist.source
+
+
 def cache_dir(data_dir: Path, name: str, limit: int | None) -> Path:
     base = data_dir / name
     return base / f"limit-{limit}" if limit else base
