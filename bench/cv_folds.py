@@ -24,7 +24,7 @@ from rich.table import Table
 from glyphlab.data.splits import merge_splits
 from glyphlab.models.registry import parse_params
 from glyphlab.models.torch import usable_cores
-from glyphlab.pipeline.folds import fold_workers
+from glyphlab.pipeline.folds import FoldJob, fold_workers
 from glyphlab.pipeline.run import RunConfig, load_run_dataset
 from glyphlab.pipeline.search import cv_score, model_params
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         times, folds = [], []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            _, _, folds = cv_score(args.model, params, pool.images, pool.labels, args.k, 0, ds.classes, n_jobs=n)
+            _, _, folds = cv_score(FoldJob(args.model, params, pool.images, pool.labels, args.k, 0, ds.classes, n))
             times.append(time.perf_counter() - t0)
         wall = statistics.median(times)
         if reference is None:

@@ -52,7 +52,7 @@ def core_install(monkeypatch):
 
     from glyphlab.models import registry
 
-    registry._ensure_builtin()
+    registry.load_builtin_models()
     for dep in ("e2cnn", "timm"):
         monkeypatch.setitem(sys.modules, dep, None)  # `import e2cnn` now raises ModuleNotFoundError
     for module in ("glyphlab.models.rotcnn", "glyphlab.models.efficientnet"):

@@ -213,7 +213,6 @@ def test_preprocessing_record_round_trips():
     arrays = Preprocessing.arrays((28, 28))
     assert arrays.trained_on == "arrays" and arrays.config == MNIST and "serving default" in arrays.note
     assert Preprocessing.of_dataset({}, (28, 28)) == arrays
-    assert "older glyphlab" in Preprocessing.assumed((28, 28)).note
     with pytest.raises(DataError, match="trained_on"):
         Preprocessing.from_dict({"trained_on": "photos"})
 

@@ -184,7 +184,6 @@ def test_config_versions():
         ImageConfig.from_dict({**NEW.to_dict(), "version": 3})
     with pytest.raises(Exception, match="unknown image config field"):  # a v1 record cannot name v2 fields
         ImageConfig.from_dict({"canvas": [28, 28], "clean": True})
-    assert Preprocessing.assumed((28, 28)).config == V1  # a manifest with no record: the old default
     assert "the glyph found" in NEW.describe() and "the glyph found" not in V1.describe()
 
 

@@ -17,6 +17,7 @@ from glyphlab.pipeline.audit import (
     rank_label_issues,
     read_issues,
 )
+from glyphlab.pipeline.folds import FoldJob
 
 
 def _flip(ds, n, seed=0):
@@ -66,8 +67,8 @@ def test_audit_folder(planted):
 
 def test_oof_does_not_depend_on_workers(digits):
     x, y = digits["train"].images[:300], digits["train"].labels[:300]
-    a = out_of_fold_proba("logreg", {}, x, y, 3, 0, digits.classes, n_jobs=1)
-    b = out_of_fold_proba("logreg", {}, x, y, 3, 0, digits.classes, n_jobs=2)
+    a = out_of_fold_proba(FoldJob("logreg", {}, x, y, 3, 0, digits.classes, n_jobs=1))
+    b = out_of_fold_proba(FoldJob("logreg", {}, x, y, 3, 0, digits.classes, n_jobs=2))
     np.testing.assert_allclose(a, b, atol=1e-6)
     assert np.allclose(a.sum(axis=1), 1.0, atol=1e-4)
 

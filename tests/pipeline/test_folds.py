@@ -6,7 +6,7 @@ import pytest
 from glyphlab.data.registry import load_dataset
 from glyphlab.errors import ConfigError
 from glyphlab.pipeline.audit import out_of_fold_proba
-from glyphlab.pipeline.folds import over_folds
+from glyphlab.pipeline.folds import FoldJob, over_folds
 from glyphlab.pipeline.search import cv_score
 
 
@@ -22,12 +22,13 @@ def digits():
 
 def test_the_held_out_parts_partition_the_images_and_both_measures_read_the_same_folds(digits):
     x, y, classes = digits
-    results = list(over_folds("logreg", {}, x, y, 3, 0, _held_and_accuracy, classes, n_jobs=1))
+    job = FoldJob("logreg", {}, x, y, 3, 0, classes, n_jobs=1)
+    results = list(over_folds(job, _held_and_accuracy))
     held = np.concatenate([h for h, _ in results])
     assert len(results) == 3 and np.array_equal(np.sort(held), np.arange(len(y)))
-    _, _, scores = cv_score("logreg", {}, x, y, 3, 0, classes, n_jobs=1)
+    _, _, scores = cv_score(job)
     assert scores == [acc for _, acc in results]
-    proba = out_of_fold_proba("logreg", {}, x, y, 3, 0, classes, n_jobs=1)
+    proba = out_of_fold_proba(job)
     for h, acc in results:  # each fold's out-of-fold rows are that fold's model's answers
         assert float((proba[h].argmax(axis=1) == y[h]).mean()) == pytest.approx(acc)
 
@@ -35,4 +36,4 @@ def test_the_held_out_parts_partition_the_images_and_both_measures_read_the_same
 def test_an_unknown_model_is_one_clear_error_before_any_fold(digits):
     x, y, classes = digits
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
-        list(over_folds("nope", {}, x, y, 3, 0, _held_and_accuracy, classes))
+        list(over_folds(FoldJob("nope", {}, x, y, 3, 0, classes), _held_and_accuracy))

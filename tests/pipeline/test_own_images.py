@@ -116,9 +116,12 @@ def test_blank_file_is_no_ink_in_predict(trained, tmp_path):
     assert r.exit_code == 1 and "no ink" in r.output
 
 
-def test_old_manifest_loads_and_says_what_it_assumed(trained, tmp_path):
+def test_a_manifest_without_its_preprocessing_record_is_refused_in_one_line(trained, tmp_path):
+    """Every model folder glyphlab saves records how images are prepared; one without it (no released glyphlab
+    wrote such a folder) is refused, not served with a guessed preparation."""
     import shutil
 
+    from glyphlab.errors import ModelFileError
     from glyphlab.serving.predictor import Predictor
 
     _, run_dir = trained
@@ -127,16 +130,12 @@ def test_old_manifest_loads_and_says_what_it_assumed(trained, tmp_path):
     manifest = json.loads((old / "manifest.json").read_text())
     del manifest["preprocessing"]
     (old / "manifest.json").write_text(json.dumps(manifest))
-    p = Predictor(old)
-    assert p.preprocessing.trained_on == "arrays" and "older glyphlab" in p.preprocessing.note
-    assert p.image_config.box == 20 and p.info()["preprocessing"]["note"] == p.preprocessing.note
+    with pytest.raises(ModelFileError, match="records no image preprocessing"):
+        Predictor(old)
     (tmp_path / "imgs").mkdir()
-    arr = np.full((40, 40), 255, np.uint8)
-    arr[8:32, 18:22] = 0
-    Image.fromarray(arr).save(tmp_path / "imgs" / "one.png")
-    r = runner.invoke(app, ["predict", str(old), str(tmp_path / "imgs"), "--json"])
-    assert r.exit_code == 0 and "older glyphlab" in r.stderr
-    assert json.loads(r.stdout)["preprocessing"]["trained_on"] == "arrays"
+    Image.fromarray(np.full((40, 40), 255, np.uint8)).save(tmp_path / "imgs" / "one.png")
+    r = runner.invoke(app, ["predict", str(old), str(tmp_path / "imgs")])
+    assert r.exit_code == 2 and "records no image preprocessing" in r.output and "Traceback" not in r.output
 
 
 def test_photos_get_identical_labels_from_evaluate_predict_and_serve(trained, digits):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from glyphlab.errors import ConfigError
-from glyphlab.pipeline.folds import fold_workers
+from glyphlab.pipeline.folds import FoldJob, fold_workers
 from glyphlab.pipeline.search import builtin_spaces, cv_score, load_space, model_params, parse_space
 
 optuna = pytest.importorskip("optuna")
@@ -131,7 +131,9 @@ def test_small_search_writes_outputs_and_beats_default(tmp_path):
 
     ds = load_run_dataset(RunConfig(dataset="digits", models=["svm"], seed=0))
     pool = merge_splits(ds, ["train", "val"])
-    default_mean, _, _ = cv_score("svm", model_params("svm", {}, {}, 0), pool.images, pool.labels, 3, 0, ds.classes)
+    default_mean, _, _ = cv_score(
+        FoldJob("svm", model_params("svm", {}, {}, 0), pool.images, pool.labels, 3, 0, ds.classes)
+    )
     assert best["mean"] >= default_mean, (best, default_mean)
 
     # rerunning the finished command runs no new trial and keeps the refit model
@@ -165,9 +167,9 @@ def test_cv_folds_run_in_parallel_with_the_same_scores():
     pool = merge_splits(ds, ["train", "val"])
     params = model_params("svm", {"calibrate": False}, {}, 0)
     seen: list[tuple[int, float]] = []
-    one = cv_score("svm", params, pool.images, pool.labels, 3, 0, ds.classes, n_jobs=1)
+    one = cv_score(FoldJob("svm", params, pool.images, pool.labels, 3, 0, ds.classes, n_jobs=1))
     two = cv_score(
-        "svm", params, pool.images, pool.labels, 3, 0, ds.classes, on_fold=lambda i, s: seen.append((i, s)), n_jobs=2
+        FoldJob("svm", params, pool.images, pool.labels, 3, 0, ds.classes, n_jobs=2), lambda i, s: seen.append((i, s))
     )
     assert two == one and 0.9 < one[0] < 1.0
     assert seen == list(enumerate(one[2]))  # every fold reported, in fold order

@@ -59,6 +59,7 @@ def test_cv_entries_get_cross_validation_scores_beside_the_report(tmp_path):
     import json
 
     from glyphlab.data.splits import merge_splits
+    from glyphlab.pipeline.folds import FoldJob
     from glyphlab.pipeline.run import load_run_dataset
     from glyphlab.pipeline.search import cv_score, model_params
 
@@ -72,7 +73,9 @@ def test_cv_entries_get_cross_validation_scores_beside_the_report(tmp_path):
     cfg = to_run_config(load_recipe(recipe_path), quick=True)
     pool = merge_splits(load_run_dataset(cfg), ["train", "val"])
     assert cv["n_images"] == len(pool)
-    mean, std, folds = cv_score("logreg", model_params("logreg", {"C": 0.5}, {}, 0), pool.images, pool.labels, 3, 0)
+    mean, std, folds = cv_score(
+        FoldJob("logreg", model_params("logreg", {"C": 0.5}, {}, 0), pool.images, pool.labels, 3, 0)
+    )
     assert (cv["mean"], cv["std"], cv["folds"]) == (mean, std, folds) and 0.85 < mean < 1.0
     rows = {r["model"]: r for r in csv.DictReader(open(out / "reference_comparison.csv"))}
     assert float(rows["lr"]["cv_accuracy"]) == round(mean, 4) and float(rows["lr"]["report_cv_accuracy"]) == 0.91

@@ -33,9 +33,9 @@ def digit_png(image: np.ndarray, scale: int = 20) -> bytes:
 
 def train_model(name: str, digits, **params):
     """Fit a registered model on the digits train split (nets: 800 train + 200 validation images)."""
-    from glyphlab.models.registry import MODELS, _ensure_builtin
+    from glyphlab.models.registry import MODELS, load_builtin_models
 
-    _ensure_builtin()
+    load_builtin_models()
     tr = digits.splits["train"]
     model = MODELS[name].cls(**params)
     if MODELS[name].cls.uses_validation:

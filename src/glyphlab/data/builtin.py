@@ -26,9 +26,9 @@ def load_digits_dataset(data_dir: Path | None = None, limit: int | None = None) 
     seeded), chosen from the fixed split so a limited test set is a subset of the full one."""
     from sklearn.datasets import load_digits
 
-    from glyphlab.data.studies.cache import _check_limit, limit_indices
+    from glyphlab.data.studies.cache import check_limit, limit_indices
 
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     raw = load_digits()
     images = (raw.images / 16.0).astype(np.float32)
     labels = raw.target.astype(np.int64)
@@ -56,9 +56,9 @@ def load_mnist_dataset(data_dir: Path | None = None, download: bool = True, limi
     """MNIST's 60,000 / 10,000; ``limit`` keeps that many images per split (stratified, seeded)."""
     from glyphlab.data.mnist import load_mnist
     from glyphlab.data.registry import default_data_dir
-    from glyphlab.data.studies.cache import _check_limit, limit_indices
+    from glyphlab.data.studies.cache import check_limit, limit_indices
 
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     ds = load_mnist(data_dir if data_dir is not None else default_data_dir(), download=download)
     if limit is None:
         return ds
@@ -89,20 +89,16 @@ def _rotated_split(
     return Split(rotate_images(images[keep], angles[keep]), labels[keep])
 
 
-def _mnist_rot_draw(
-    data_dir: Path | None, download: bool
-) -> tuple[Dataset, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """mnist-rot's draw from all 70,000 MNIST digits: (mnist, images, labels, indices of "train+val", "test" and
+def _mnist_rot_draw(data_dir: Path | None, download: bool) -> tuple[str, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """mnist-rot's draw from all 70,000 MNIST digits: (source, images, labels, indices of "train+val", "test" and
     "spare", the 8,000 in neither). Defined once, so the spare digits cannot drift from the splits' draw."""
-    from glyphlab.data.studies.cache import _load_mnist, _mnist_dir
+    from glyphlab.data.studies.cache import all_mnist
 
-    mnist = _load_mnist(_mnist_dir(data_dir), download)
-    images = np.concatenate([mnist["train"].images, mnist["test"].images])
-    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    images, labels, source = all_mnist(data_dir, download)
     n_train, n_val, n_test = MNIST_ROT_SIZES
     rest, train_all = stratified_indices(labels, n_train + n_val, MNIST_ROT_SEED)
     spare_pick, test_pick = stratified_indices(labels[rest], n_test, MNIST_ROT_SEED)
-    return mnist, images, labels, {"train+val": train_all, "test": rest[test_pick], "spare": rest[spare_pick]}
+    return source, images, labels, {"train+val": train_all, "test": rest[test_pick], "spare": rest[spare_pick]}
 
 
 def mnist_rot_spare(data_dir: Path | None = None, download: bool = True) -> Split:
@@ -127,12 +123,12 @@ def load_mnist_rot_seed000(data_dir: Path | None = None, limit: int | None = Non
     :func:`variants.blur_filter` drops the blurriest training images (below the 5th percentile of the
     variance of the Laplacian); ``meta["blur_filter"]`` says how many. ``limit`` keeps that many images per
     split (stratified) before anything is rotated."""
-    from glyphlab.data.studies.cache import _check_limit, _load_mnist, _mnist_dir, limit_indices
+    from glyphlab.data.studies.cache import check_limit, limit_indices, load_mnist_quietly, mnist_dir
     from glyphlab.data.variants import blur_filter
 
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     seed = ROT_SEED000_SEED
-    mnist = _load_mnist(_mnist_dir(data_dir), download)
+    mnist = load_mnist_quietly(mnist_dir(data_dir), download)
     tr, te = mnist["train"], mnist["test"]
     _, sub = stratified_indices(tr.labels, ROT_SEED000_TRAIN, seed)
     train_imgs, train_labels = tr.images[sub], tr.labels[sub]
@@ -186,10 +182,10 @@ def load_mnist_rot(
     ``amat_dir`` the original files (``mnist_all_rotation_normalized_float_{train_valid,test}.amat``, images
     stored column-major) are read instead. ``limit`` keeps that many images per split (stratified), chosen
     before rotating."""
-    from glyphlab.data.studies.cache import _check_limit, limit_indices
+    from glyphlab.data.studies.cache import check_limit, limit_indices
     from glyphlab.errors import DataError
 
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     seed = MNIST_ROT_SEED
     n_train, n_val, n_test = MNIST_ROT_SIZES
     classes = [str(i) for i in range(10)]
@@ -217,7 +213,7 @@ def load_mnist_rot(
             source=str(folder),
             meta={"protocol": {"dataset": "mnist-rot", "files": [str(p) for p in paths], "limit": limit}},
         )
-    mnist, images, labels, drawn = _mnist_rot_draw(data_dir, download)
+    source, images, labels, drawn = _mnist_rot_draw(data_dir, download)
     train_all, test_idx = drawn["train+val"], drawn["test"]
     # a seeded shuffle first: train_all is sorted, so a plain cut would not be random in MNIST's order
     order = np.random.default_rng(seed).permutation(len(train_all))
@@ -230,7 +226,7 @@ def load_mnist_rot(
         name="mnist-rot",
         classes=classes,
         splits=splits,
-        source=mnist.source,
+        source=source,
         meta={
             "protocol": {
                 "dataset": "mnist-rot",

@@ -500,7 +500,7 @@ def read_image_folder(
     (``IMAGE_SUFFIXES``) are ignored and counted in ``meta``; a corrupt image is an error; blank images (no
     ink) are kept and listed. ``limit`` keeps that many images (stratified by class, seeded) before decoding.
     """
-    from glyphlab.data.studies.cache import _check_limit, limit_indices
+    from glyphlab.data.studies.cache import check_limit, limit_indices
 
     root = Path(path)
     if config is None:
@@ -512,7 +512,7 @@ def read_image_folder(
     elif not isinstance(config, ImageConfig):
         raise DataError(f"config must be an ImageConfig or its to_dict(), got {config!r}")
     class_dirs, found, ignored = image_folder_files(root)
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     all_labels = np.asarray([lab for _, lab in found], dtype=np.int64)
     keep = limit_indices(all_labels, len(found), limit, seed)
     limits = folder_limits()
@@ -624,12 +624,12 @@ def load_path(
     ``test`` split; the pixel range each file was read in is ``meta["pixel_range"]``. ``limit`` keeps that
     many images per split (stratified by label, seeded). An option the reader does not take is an error.
     """
-    from glyphlab.data.studies.cache import _check_limit, limit_indices
+    from glyphlab.data.studies.cache import check_limit, limit_indices
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     if path.is_dir():
         from glyphlab.data import mnist
 

@@ -314,17 +314,6 @@ class Preprocessing:
             "trained on arrays as given; image files and uploads get the MNIST-style serving default",
         )
 
-    @classmethod
-    def assumed(cls, canvas: Sequence[int] | int) -> Preprocessing:
-        base = cls.arrays(canvas)  # that glyphlab's serving default: version 1, without the clean step
-        config = replace(base.config, clean=False)
-        return replace(
-            base,
-            config=config,
-            note="the manifest records no preprocessing (saved by an older "
-            "glyphlab): assumed the MNIST-style serving default for arrays as given: " + config.describe(),
-        )
-
     def to_dict(self) -> dict[str, Any]:
         return {"trained_on": self.trained_on, "image_config": self.config.to_dict(), "note": self.note}
 

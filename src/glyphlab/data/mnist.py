@@ -181,7 +181,7 @@ def _raw_digest(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def _download(urls: Iterable[str], dest: Path, expected: str, progress: bool, algorithm: str = "sha256") -> None:
+def download_checked(urls: Iterable[str], dest: Path, expected: str, progress: bool, algorithm: str = "sha256") -> None:
     """Try each URL; land the file at ``dest`` only once its checksum matches.
 
     ``algorithm="sha256"`` checks the uncompressed content (:func:`file_sha256`, as MNIST's digests are
@@ -256,7 +256,7 @@ def ensure_mnist(
                     "download it or allow downloading"
                 )
             dest = data_dir / "mnist" / (stem + ".gz")
-            _download([m.rstrip("/") + "/" + stem + ".gz" for m in mirrors], dest, expected, progress)
+            download_checked([m.rstrip("/") + "/" + stem + ".gz" for m in mirrors], dest, expected, progress)
             found = dest
         elif verify:
             try:

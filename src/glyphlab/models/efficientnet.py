@@ -35,7 +35,7 @@ except Exception as _exc:
     _TIMM_IMPORT_ERROR = f"{type(_exc).__name__}: {(str(_exc).splitlines() or [''])[0]}"
 
 from glyphlab.errors import ConfigError
-from glyphlab.models.nets import GlyphNet, TorchModel, _flat_dim
+from glyphlab.models.nets import GlyphNet, TorchModel, flat_dim
 from glyphlab.models.params import TORCH_SPECS, spec
 from glyphlab.models.registry import register_model
 
@@ -112,7 +112,7 @@ class EfficientNetB0(TorchModel):
 
     def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:
         trunk = self._create_trunk()
-        dim = int(getattr(trunk, "num_features", 0)) or _flat_dim(trunk, input_shape, self.min_side)
+        dim = int(getattr(trunk, "num_features", 0)) or flat_dim(trunk, input_shape, self.min_side)
         return GlyphNet(trunk, nn.Linear(dim, n_classes), self.min_side)
 
     def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:

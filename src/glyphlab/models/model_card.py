@@ -65,12 +65,8 @@ def preprocessing_section(manifest: Mapping[str, Any]) -> str:
         f"Input: {shape} grey-level images as float arrays in [0, 1], ink = 1 (background 0). "
         "Networks normalise with the training mean and standard deviation inside the saved module."
     )
-    if not isinstance(raw, Mapping) or not raw:
-        return head + (
-            "\n\nThe manifest records no image preprocessing (a glyphlab older than the image-config "
-            "record): files are read as in MNIST (grey, inverted when the background is light, "
-            "resized to the input shape)."
-        )
+    if not isinstance(raw, Mapping) or not raw:  # save_model always records it: a card of a hand-made manifest
+        return head
     rows = []
     for k, v in raw.items():  # one level of nesting (the image config) becomes one row per setting
         items = v.items() if isinstance(v, Mapping) else [(None, v)]

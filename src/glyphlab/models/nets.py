@@ -84,7 +84,7 @@ class GlyphNet(nn.Module):
         return self
 
 
-def _flat_dim(features: nn.Module, shape: tuple[int, int], min_side: int) -> int:
+def flat_dim(features: nn.Module, shape: tuple[int, int], min_side: int) -> int:
     h, w = shape
     if min_side and min(h, w) < min_side:
         f = min_side / min(h, w)
@@ -160,7 +160,7 @@ class TorchModel(GlyphModel):
 
     def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:
         features = self.build_features()
-        dim = _flat_dim(features, input_shape, self.min_side)
+        dim = flat_dim(features, input_shape, self.min_side)
         return GlyphNet(features, self.build_head(dim, n_classes), self.min_side)
 
     # -- training ----------------------------------------------------------------------------------
@@ -403,7 +403,7 @@ class CNNSmall(TorchModel):
     def build_module(self, input_shape: tuple[int, int], n_classes: int) -> GlyphNet:
         d = float(self.params["dropout"])
         conv = nn.Sequential(nn.Conv2d(1, 32, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Dropout(d), nn.Flatten())
-        dim = _flat_dim(conv, input_shape, self.min_side)
+        dim = flat_dim(conv, input_shape, self.min_side)
         features = nn.Sequential(*conv, nn.Linear(dim, 128), nn.ReLU(inplace=True))
         return GlyphNet(features, nn.Linear(128, n_classes), self.min_side)
 

@@ -181,12 +181,12 @@ def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
 
 
 def load_model(path: str | Path) -> GlyphModel:
-    from glyphlab.models.registry import MODELS, _ensure_builtin, missing_extra
+    from glyphlab.models.registry import MODELS, load_builtin_models, missing_extra
 
     directory = resolve_model_dir(path)
     manifest = read_manifest(directory)
     verify_files(directory, manifest)
-    _ensure_builtin()
+    load_builtin_models()
     name = manifest.get("model")
     extra = missing_extra(name) if isinstance(name, str) else None
     if extra:
@@ -223,12 +223,13 @@ def load_model(path: str | Path) -> GlyphModel:
 
 
 def manifest_preprocessing(manifest: dict[str, Any], directory: Path | str = "") -> Preprocessing:
-    """The image preprocessing a manifest records; for a manifest written before it was recorded, the default
-    that older glyphlab served such a model with (MNIST-style for its input shape), with a note saying so."""
-    shape = tuple(int(s) for s in manifest.get("input_shape") or ()) or (28, 28)
+    """The image preprocessing a manifest records (every model folder glyphlab saves records it)."""
     raw = manifest.get("preprocessing")
     if raw is None:
-        return Preprocessing.assumed(shape)
+        raise ModelFileError(
+            f"{directory}: the manifest records no image preprocessing, so new images could not be prepared as the "
+            "model was trained: not a model folder this glyphlab saved; retrain it"
+        )
     try:
         return Preprocessing.from_dict(raw)
     except DataError as exc:

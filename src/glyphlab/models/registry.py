@@ -45,7 +45,9 @@ def register_model(name: str, description: str, family: str):
 _loaded = False
 
 
-def _ensure_builtin() -> None:
+def load_builtin_models() -> None:
+    """Import every family of BUILTIN_MODULES once (importing registers them), skipping an optional family whose
+    extra is not installed. Called by whatever needs the full registry (create_model, load_model, recipes)."""
     global _loaded
     if _loaded:
         return
@@ -80,7 +82,7 @@ def torch_installed() -> bool:
 
 def missing_extra(name: str) -> str | None:
     """The extra to install for ``name`` when it is an optional model whose family did not import; else None."""
-    _ensure_builtin()
+    load_builtin_models()
     if name in MODELS:
         return None
     if name in TORCH_MODELS or (name in OPTIONAL_MODELS and not torch_installed()):
@@ -99,7 +101,7 @@ def needs_extra_message(name: str, extra: str) -> str:
 
 
 def create_model(name: str, **params: Any) -> GlyphModel:
-    _ensure_builtin()
+    load_builtin_models()
     extra = missing_extra(name)
     if extra:
         raise ConfigError(needs_extra_message(name, extra))
@@ -113,7 +115,7 @@ def create_model(name: str, **params: Any) -> GlyphModel:
 def with_seed(name: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
     """``params`` with ``seed`` added when model ``name`` takes a seed and ``params`` do not set one: how a run's,
     a search's or an ensemble's seed reaches the models it trains."""
-    _ensure_builtin()
+    load_builtin_models()
     out = dict(params)
     if name in MODELS and "seed" in MODELS[name].cls.defaults and "seed" not in out:
         out["seed"] = seed
@@ -121,7 +123,7 @@ def with_seed(name: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
 
 
 def list_models() -> list[ModelSpec]:
-    _ensure_builtin()
+    load_builtin_models()
     return [MODELS[k] for k in sorted(MODELS)]
 
 
@@ -141,7 +143,7 @@ def parse_params(items: list[str], model_names: list[str]) -> dict[str, dict[str
 
     ``model_names`` are run entries, ``NAME`` or ``LABEL=NAME``; params are keyed by label.
     """
-    _ensure_builtin()
+    load_builtin_models()
     registry_of = {e.partition("=")[0].strip(): (e.partition("=")[2].strip() or e.strip()) for e in model_names}
     model_names = list(registry_of)
     out: dict[str, dict[str, Any]] = {m: {} for m in model_names}

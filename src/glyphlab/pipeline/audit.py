@@ -39,7 +39,7 @@ from glyphlab.evaluation.label_issues import plot_label_issues
 from glyphlab.events import AuditFinished, Observer, TaskAdvanced, TaskEnded, TaskStarted, emit, observing
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.registry import create_model
-from glyphlab.pipeline.folds import over_folds
+from glyphlab.pipeline.folds import FoldJob, over_folds
 from glyphlab.pipeline.search import model_params
 
 ISSUES_CSV = "label_issues.csv"
@@ -86,22 +86,14 @@ def _proba(model: GlyphModel, images: np.ndarray, labels: np.ndarray, held: np.n
     return held, np.asarray(model.predict_proba(images), dtype=np.float32)
 
 
-def out_of_fold_proba(
-    model: str,
-    params: dict[str, Any],
-    images: np.ndarray,
-    labels: np.ndarray,
-    k: int,
-    seed: int,
-    classes: list[str],
-    n_jobs: int | None = None,
-    on_fold: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """(N, n_classes) probabilities, each row from the one of ``k`` stratified fold models that did not train
+def out_of_fold_proba(job: FoldJob, on_fold: Callable[[int], None] | None = None) -> np.ndarray:
+    """(N, n_classes) probabilities, each row from the one of ``job.k`` stratified fold models that did not train
     on that image. Folds run in parallel processes (:func:`~glyphlab.pipeline.folds.over_folds`); the result
     does not depend on how many."""
-    proba = np.zeros((len(labels), len(classes)), dtype=np.float32)
-    for i, (held, p) in enumerate(over_folds(model, params, images, labels, k, seed, _proba, classes, n_jobs)):
+    if job.classes is None:
+        raise ConfigError("out-of-fold probabilities need the dataset's classes (their columns)")
+    proba = np.zeros((len(job.labels), len(job.classes)), dtype=np.float32)
+    for i, (held, p) in enumerate(over_folds(job, _proba)):
         proba[held] = p
         if on_fold is not None:
             on_fold(i)
@@ -181,7 +173,8 @@ def audit_dataset(ds: Dataset, cfg: AuditConfig, out: Path, n_jobs: int | None =
     try:
         on_fold = lambda i: emit(TaskAdvanced(task, i + 1, f"audit: fold {i + 1}/{cfg.folds} done"))  # noqa: E731
         proba = out_of_fold_proba(
-            cfg.model, params, images, labels, cfg.folds, cfg.seed, list(ds.classes), n_jobs=n_jobs, on_fold=on_fold
+            FoldJob(cfg.model, params, images, labels, cfg.folds, cfg.seed, list(ds.classes), n_jobs),
+            on_fold=on_fold,
         )
     finally:
         emit(TaskEnded(task))

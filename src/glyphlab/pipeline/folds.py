@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -33,51 +34,46 @@ def fold_workers(model: str, k: int, n_jobs: int | None = None) -> int:
     return max(1, min(int(k), int(n_jobs) if n_jobs else usable_cores()))
 
 
-def _fit_fold(
-    model: str,
-    params: dict[str, Any],
-    images: np.ndarray,
-    labels: np.ndarray,
-    train: np.ndarray,
-    held: np.ndarray,
-    classes: list[str] | None,
-    measure: Measure[T],
-    threads: int | None,
-) -> T:
+@dataclass(frozen=True)
+class FoldJob:
+    """``model`` with ``params`` fitted on each of ``k`` stratified folds of (images, labels), seeded by ``seed``."""
+
+    model: str
+    params: dict[str, Any]
+    images: np.ndarray
+    labels: np.ndarray
+    k: int
+    seed: int
+    #: the output columns every fold model keeps, even when its training part lacks a class
+    classes: list[str] | None = None
+    #: worker processes at most (default: one per core, see :func:`fold_workers`)
+    n_jobs: int | None = None
+
+
+def _fit_fold(job: FoldJob, train: np.ndarray, held: np.ndarray, measure: Measure[T], threads: int | None) -> T:
     if threads is not None:  # a fold worker process: share the cores with the other folds, not oversubscribe them
         os.environ[THREADS_ENV] = str(threads)
     # one BLAS thread: the many tiny BLAS calls of small classical fits (e.g. the SVC's sigmoid calibration)
     # are several times slower when OpenBLAS threads spin against a busy CPU
     with threadpool_limits(limits=1, user_api="blas"):
-        m = create_model(model, **params)
-        m.fit(images[train], labels[train], classes=classes)
-        return measure(m, images[held], labels[held], held)
+        m = create_model(job.model, **job.params)
+        m.fit(job.images[train], job.labels[train], classes=job.classes)
+        return measure(m, job.images[held], job.labels[held], held)
 
 
-def over_folds(
-    model: str,
-    params: dict[str, Any],
-    images: np.ndarray,
-    labels: np.ndarray,
-    k: int,
-    seed: int,
-    measure: Measure[T],
-    classes: list[str] | None = None,
-    n_jobs: int | None = None,
-) -> Iterator[T]:
-    """``measure`` of each of ``k`` stratified folds (seeded by ``seed``), in fold order as they finish.
+def over_folds(job: FoldJob, measure: Measure[T]) -> Iterator[T]:
+    """``measure`` of each fold of ``job``, in fold order.
 
     ``measure`` runs in the worker process (a module-level function, so it travels there); the results do
     not depend on how many workers run (:func:`fold_workers`).
     """
-    folds = kfold_indices(labels, k, seed)
-    workers = fold_workers(model, len(folds), n_jobs)
+    folds = kfold_indices(job.labels, job.k, job.seed)
+    workers = fold_workers(job.model, len(folds), job.n_jobs)
     if workers == 1:
-        for tr, held in folds:
-            yield _fit_fold(model, params, images, labels, tr, held, classes, measure, None)
+        for train, held in folds:
+            yield _fit_fold(job, train, held, measure, None)
         return
     threads = max(1, usable_cores() // workers)
     yield from Parallel(n_jobs=workers, return_as="generator")(
-        delayed(in_worker)(_fit_fold, model, params, images, labels, tr, held, classes, measure, threads)
-        for tr, held in folds
+        delayed(in_worker)(_fit_fold, job, train, held, measure, threads) for train, held in folds
     )

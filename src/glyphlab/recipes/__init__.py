@@ -154,9 +154,9 @@ def _members(params: dict[str, Any]) -> list[Any]:
 
 def _check_models(models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
     from glyphlab.models.params import check_params
-    from glyphlab.models.registry import MODELS, _ensure_builtin, missing_extra
+    from glyphlab.models.registry import MODELS, load_builtin_models, missing_extra
 
-    _ensure_builtin()
+    load_builtin_models()
     if not models:
         raise ValueError("a recipe needs at least one model")
     for label, entry in models.items():
@@ -370,6 +370,7 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path) -> dict[s
     import time
 
     from glyphlab.data.splits import merge_splits
+    from glyphlab.pipeline.folds import FoldJob
     from glyphlab.pipeline.search import cv_score, model_params
 
     k = int(entry.cv or 0)
@@ -377,7 +378,7 @@ def _cross_validate(label: str, entry: ModelEntry, cfg, ds, out: Path) -> dict[s
     params = model_params(entry.model, cfg.params.get(label, {}), {}, cfg.seed)
     emit(Note(f"cross-validating {label}: {k} folds of {len(pool):,} train+val images"))
     t0 = time.perf_counter()
-    mean, std, folds = cv_score(entry.model, params, pool.images, pool.labels, k, cfg.seed, ds.classes)
+    mean, std, folds = cv_score(FoldJob(entry.model, params, pool.images, pool.labels, k, cfg.seed, ds.classes))
     result = {
         "k": k,
         "mean": mean,

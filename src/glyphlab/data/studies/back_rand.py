@@ -13,14 +13,14 @@ from glyphlab.data.registry import register_dataset
 from glyphlab.data.splits import stratified_indices
 from glyphlab.data.studies.cache import (
     DIGIT_CLASSES,
-    _cache_dir,
-    _check_limit,
-    _fresh,
-    _load_mnist,
-    _mnist_dir,
-    _read_cached,
-    _write_protocol,
+    all_mnist,
+    cache_dir,
+    cache_is_fresh,
+    check_limit,
     limit_indices,
+    mnist_dir,
+    read_cached,
+    write_protocol,
 )
 from glyphlab.data.variants import background_noise
 from glyphlab.fileio import atomic_path
@@ -57,10 +57,8 @@ def load_mnist_back_rand_source(
     fixed seed), leaving the training digits clean: a source trained with ``background_noise`` is then scored
     on the kind of image it is for, not on clean digits it never saw.
     """
-    limit = _check_limit(limit)
-    mnist = _load_mnist(_mnist_dir(data_dir), download)
-    images = np.concatenate([mnist["train"].images, mnist["test"].images])
-    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    limit = check_limit(limit)
+    images, labels, source = all_mnist(data_dir, download)
     outside = np.setdiff1d(np.arange(len(labels)), back_rand_indices(labels)[1])
     train_pick, test_pick = stratified_indices(labels[outside], len(outside) // 5, BACK_RAND_SEED)
     splits = {}
@@ -74,7 +72,7 @@ def load_mnist_back_rand_source(
         name="mnist-back-rand-source",
         classes=list(DIGIT_CLASSES),
         splits=splits,
-        source=mnist.source,
+        source=source,
         meta={
             "protocol": {
                 "dataset": "mnist-back-rand-source",
@@ -108,9 +106,9 @@ def load_mnist_back_rand(
     (``transposed=True``), so the data goes through the report's file format; with ``cache`` (default) the
     parsed arrays are then kept in ``parsed.npz`` for later loads (``cache=False`` parses the CSVs every time).
     """
-    limit = _check_limit(limit)
-    data_dir = _mnist_dir(data_dir)
-    folder = _cache_dir(data_dir, "mnist-back-rand", limit)
+    limit = check_limit(limit)
+    data_dir = mnist_dir(data_dir)
+    folder = cache_dir(data_dir, "mnist-back-rand", limit)
     files = ["train.csv", "test.csv", "test_labels.csv"]
     protocol = {
         "dataset": "mnist-back-rand",
@@ -121,10 +119,8 @@ def load_mnist_back_rand(
         "pixels": "0-255 integers, transposed",
         "label_column": "last",
     }
-    if not _fresh(folder, protocol, files):
-        mnist = _load_mnist(data_dir, download)
-        images = np.concatenate([mnist["train"].images, mnist["test"].images])
-        labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    if not cache_is_fresh(folder, protocol, files):
+        images, labels, _ = all_mnist(data_dir, download)
         train_idx, test_idx = back_rand_indices(labels)
         train_idx = train_idx[limit_indices(labels[train_idx], len(train_idx), limit, BACK_RAND_SEED)]
         test_idx = test_idx[limit_indices(labels[test_idx], len(test_idx), limit, BACK_RAND_SEED)]
@@ -139,7 +135,7 @@ def load_mnist_back_rand(
         # the pair writer writes both files; each is moved into place
         with atomic_path(folder / "test.csv") as images_tmp, atomic_path(folder / "test_labels.csv") as labels_tmp:
             write_image_csv_pair(images_tmp, labels_tmp, noisy["test"], transposed=True)
-        _write_protocol(folder, protocol)
+        write_protocol(folder, protocol)
 
     def read() -> dict[str, Split]:
         return {
@@ -151,7 +147,7 @@ def load_mnist_back_rand(
             ),
         }
 
-    parsed = _read_cached(folder, files, read, cache)
+    parsed = read_cached(folder, files, read, cache)
     train, test = parsed["train"], parsed["test"]
     return Dataset(
         name="mnist-back-rand",

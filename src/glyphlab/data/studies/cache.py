@@ -24,7 +24,7 @@ ALNUM_CLASSES = DIGIT_CLASSES + [chr(ord("A") + i) for i in range(26)]
 PARSED = "parsed.npz"
 
 
-def _check_limit(limit: Any) -> int | None:
+def check_limit(limit: Any) -> int | None:
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -67,20 +67,29 @@ def limit_indices(
     return np.sort(np.concatenate([reserved, ok[held]]))
 
 
-def _mnist_dir(data_dir: Path | None) -> Path:
+def mnist_dir(data_dir: Path | None) -> Path:
     return Path(data_dir) if data_dir is not None else default_data_dir()
 
 
-def _load_mnist(data_dir: Path, download: bool) -> Dataset:
+def load_mnist_quietly(data_dir: Path, download: bool) -> Dataset:
     return load_mnist(data_dir, download=download, progress=False)
 
 
-def _cache_dir(data_dir: Path, name: str, limit: int | None) -> Path:
+def all_mnist(data_dir: Path | None, download: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    """The 70,000 MNIST digits, its training digits then its test digits, as (images, labels, source): the pool
+    the seed studies' protocols (mnist-rot, mnist-back-rand, mnist-70k-resplit) draw their splits from."""
+    mnist = load_mnist_quietly(mnist_dir(data_dir), download)
+    images = np.concatenate([mnist["train"].images, mnist["test"].images])
+    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    return images, labels, mnist.source
+
+
+def cache_dir(data_dir: Path, name: str, limit: int | None) -> Path:
     base = data_dir / name
     return base / f"limit-{limit}" if limit else base
 
 
-def _fresh(folder: Path, protocol: dict[str, Any], files: list[str]) -> bool:
+def cache_is_fresh(folder: Path, protocol: dict[str, Any], files: list[str]) -> bool:
     meta = folder / "protocol.json"
     if not meta.is_file() or not all((folder / f).is_file() for f in files):
         return False
@@ -90,7 +99,7 @@ def _fresh(folder: Path, protocol: dict[str, Any], files: list[str]) -> bool:
         return False
 
 
-def _write_protocol(folder: Path, protocol: dict[str, Any]) -> None:
+def write_protocol(folder: Path, protocol: dict[str, Any]) -> None:
     write_json(folder / "protocol.json", protocol)
 
 
@@ -98,7 +107,7 @@ def _stamp(folder: Path, files: list[str]) -> list[list[int]]:
     return [[(folder / f).stat().st_size, (folder / f).stat().st_mtime_ns] for f in files]
 
 
-def _read_cached(folder: Path, files: list[str], read: Callable[[], dict[str, Split]], cache: bool) -> dict[str, Split]:
+def read_cached(folder: Path, files: list[str], read: Callable[[], dict[str, Split]], cache: bool) -> dict[str, Split]:
     """``read()`` parses the CSV files (every first load does); with ``cache`` the parsed arrays are kept in
     ``parsed.npz`` beside them and used while the CSVs' sizes and modification times are unchanged (parsing
     tens of thousands of 784-column rows takes most of a minute)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from glyphlab.data.mnist import _download, find_idx_file
+from glyphlab.data.mnist import download_checked, find_idx_file
 from glyphlab.errors import DataError
 from glyphlab.fileio import write_bytes
 
@@ -20,7 +20,7 @@ EMNIST_FILES = {
 }
 
 
-def _find_emnist(folder: Path, stem: str) -> Path | None:
+def find_emnist(folder: Path, stem: str) -> Path | None:
     return find_idx_file(stem, (folder, folder / "gzip"))  # NIST's zip unpacks into gzip/
 
 
@@ -30,7 +30,7 @@ def _emnist_download(folder: Path, sha256: str | None) -> None:
     zpath = folder / "gzip.zip"
     if not zpath.is_file():
         try:
-            _download([EMNIST_URL], zpath, expected, progress=True, algorithm=algorithm)
+            download_checked([EMNIST_URL], zpath, expected, progress=True, algorithm=algorithm)
         except DataError as e:
             raise DataError(f"{e}\nOr place {', '.join(w + '.gz' for w in wanted)} in {folder} yourself.") from None
     try:

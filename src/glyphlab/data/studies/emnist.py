@@ -11,8 +11,8 @@ from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.mnist import read_idx
 from glyphlab.data.registry import register_dataset
 from glyphlab.data.studies import download as fetch  # the module: load_emnist has a `download` argument
-from glyphlab.data.studies.cache import ALNUM_CLASSES, _check_limit, _mnist_dir, limit_indices
-from glyphlab.data.studies.download import EMNIST_FILES, _find_emnist
+from glyphlab.data.studies.cache import ALNUM_CLASSES, check_limit, limit_indices, mnist_dir
+from glyphlab.data.studies.download import EMNIST_FILES, find_emnist
 from glyphlab.errors import DataError
 
 
@@ -43,10 +43,10 @@ def load_emnist(
 ) -> Dataset:
     """EMNIST byclass. Its IDX images are stored transposed (column-major); they are turned upright,
     resized from 28 to ``size`` (bilinear), then binarised at ``threshold``. ``limit`` is applied before."""
-    limit = _check_limit(limit)
-    folder = _mnist_dir(data_dir) / "emnist"
+    limit = check_limit(limit)
+    folder = mnist_dir(data_dir) / "emnist"
     stems = [s for pair in EMNIST_FILES.values() for s in pair]
-    if any(_find_emnist(folder, s) is None for s in stems):
+    if any(find_emnist(folder, s) is None for s in stems):
         if not download:
             raise DataError(
                 f"EMNIST byclass files not found in {folder}: place "
@@ -55,7 +55,7 @@ def load_emnist(
         fetch._emnist_download(folder, sha256)
     splits = {}
     for split, (img_stem, lab_stem) in EMNIST_FILES.items():
-        img_path, lab_path = _find_emnist(folder, img_stem), _find_emnist(folder, lab_stem)
+        img_path, lab_path = find_emnist(folder, img_stem), find_emnist(folder, lab_stem)
         labels = emnist_to_36(read_idx(lab_path))
         images = read_idx(img_path)
         if images.ndim != 3 or len(images) != len(labels):

@@ -11,7 +11,7 @@ from scipy import ndimage
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.registry import register_dataset
 from glyphlab.data.splits import stratified_indices
-from glyphlab.data.studies.cache import ALNUM_CLASSES, _check_limit, limit_indices
+from glyphlab.data.studies.cache import ALNUM_CLASSES, check_limit, limit_indices
 from glyphlab.data.studies.fonts import glyph_templates
 from glyphlab.data.variants import bilinear_sample
 from glyphlab.errors import DataError
@@ -186,7 +186,7 @@ def load_glyphs36(
     ``size`` is the image side; ``fonts`` is ``all`` (matplotlib's + the system's; the default) or ``bundled``
     (only matplotlib's, the same on every machine); ``lowercase`` is the share of letters drawn lowercase.
     Nothing is written to ``data_dir``."""
-    limit = _check_limit(limit)
+    limit = check_limit(limit)
     if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 256:
         raise DataError(f"glyphs36: size must be a whole number of pixels in [16, 256], got {size!r}")
     if not 0.0 <= float(lowercase) <= 1.0:

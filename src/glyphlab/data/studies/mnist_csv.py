@@ -13,14 +13,14 @@ from glyphlab.data.formats import read_image_csv_pair, write_image_csv_pair
 from glyphlab.data.registry import register_dataset
 from glyphlab.data.studies.cache import (
     DIGIT_CLASSES,
-    _cache_dir,
-    _check_limit,
-    _fresh,
-    _load_mnist,
-    _mnist_dir,
-    _read_cached,
-    _write_protocol,
+    cache_dir,
+    cache_is_fresh,
+    check_limit,
     limit_indices,
+    load_mnist_quietly,
+    mnist_dir,
+    read_cached,
+    write_protocol,
 )
 from glyphlab.errors import DataError
 from glyphlab.fileio import atomic_path
@@ -44,9 +44,9 @@ def load_mnist_csv(
     ``handwritten_digits_labels.csv`` (one label per row), MNIST's 60,000 training digits first, then its
     10,000 test digits; the first block is the train split (a run carves the validation split from it),
     the second the test split. ``cache`` keeps the parsed arrays in ``parsed.npz`` after the first read."""
-    limit = _check_limit(limit)
-    data_dir = _mnist_dir(data_dir)
-    folder = _cache_dir(data_dir, "mnist-csv", limit)
+    limit = check_limit(limit)
+    data_dir = mnist_dir(data_dir)
+    folder = cache_dir(data_dir, "mnist-csv", limit)
     protocol: dict[str, Any] = {
         "dataset": "mnist-csv",
         "version": 1,
@@ -61,8 +61,8 @@ def load_mnist_csv(
             n_train = json.loads(meta_path.read_text()).get("n_train")
         except (OSError, json.JSONDecodeError):
             n_train = None
-    if n_train is None or not _fresh(folder, {**protocol, "n_train": n_train}, [CSV_IMAGES, CSV_LABELS]):
-        mnist = _load_mnist(data_dir, download)
+    if n_train is None or not cache_is_fresh(folder, {**protocol, "n_train": n_train}, [CSV_IMAGES, CSV_LABELS]):
+        mnist = load_mnist_quietly(data_dir, download)
         parts = []
         for split in ("train", "test"):
             s = mnist[split]
@@ -71,8 +71,8 @@ def load_mnist_csv(
         both = Split(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
         with atomic_path(folder / CSV_IMAGES) as images_tmp, atomic_path(folder / CSV_LABELS) as labels_tmp:
             write_image_csv_pair(images_tmp, labels_tmp, both)
-        _write_protocol(folder, {**protocol, "n_train": n_train})
-    both = _read_cached(
+        write_protocol(folder, {**protocol, "n_train": n_train})
+    both = read_cached(
         folder,
         [CSV_IMAGES, CSV_LABELS],
         lambda: {

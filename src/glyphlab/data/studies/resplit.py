@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from glyphlab.data.dataset import Dataset, Split
 from glyphlab.data.registry import register_dataset
 from glyphlab.data.splits import stratified_indices
-from glyphlab.data.studies.cache import DIGIT_CLASSES, _check_limit, _load_mnist, _mnist_dir, limit_indices
+from glyphlab.data.studies.cache import (
+    DIGIT_CLASSES,
+    all_mnist,
+    check_limit,
+    limit_indices,
+)
 
 RESPLIT_SEED = 3
 RESPLIT_TEST = 14_000
@@ -22,10 +25,8 @@ RESPLIT_TEST = 14_000
     sizes="70,000 images 28x28, 10 classes; 56,000 train / 14,000 test",
 )
 def load_mnist_70k_resplit(data_dir: Path | None = None, limit: int | None = None, download: bool = True) -> Dataset:
-    limit = _check_limit(limit)
-    mnist = _load_mnist(_mnist_dir(data_dir), download)
-    images = np.concatenate([mnist["train"].images, mnist["test"].images])
-    labels = np.concatenate([mnist["train"].labels, mnist["test"].labels])
+    limit = check_limit(limit)
+    images, labels, source = all_mnist(data_dir, download)
     train_idx, test_idx = stratified_indices(labels, RESPLIT_TEST, RESPLIT_SEED)
     train_idx = train_idx[limit_indices(labels[train_idx], len(train_idx), limit, RESPLIT_SEED)]
     test_idx = test_idx[limit_indices(labels[test_idx], len(test_idx), limit, RESPLIT_SEED)]
@@ -36,6 +37,6 @@ def load_mnist_70k_resplit(data_dir: Path | None = None, limit: int | None = Non
             "train": Split(images[train_idx], labels[train_idx]),
             "test": Split(images[test_idx], labels[test_idx]),
         },
-        source=mnist.source,
+        source=source,
         meta={"protocol": {"seed": RESPLIT_SEED, "test": RESPLIT_TEST, "limit": limit}},
     )

@@ -10,7 +10,7 @@ import numpy as np
 
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.registry import create_model, with_seed
-from glyphlab.pipeline.folds import over_folds
+from glyphlab.pipeline.folds import FoldJob, over_folds
 from glyphlab.pipeline.search.space import model_defaults
 
 
@@ -50,25 +50,15 @@ def _accuracy(model: GlyphModel, images: np.ndarray, labels: np.ndarray, held: n
     return float(model.score(images, labels))
 
 
-def cv_score(
-    model: str,
-    params: dict[str, Any],
-    images: np.ndarray,
-    labels: np.ndarray,
-    k: int,
-    seed: int,
-    classes: list[str] | None = None,
-    on_fold: Callable[[int, float], None] | None = None,
-    n_jobs: int | None = None,
-) -> tuple[float, float, list[float]]:
-    """Stratified k-fold accuracy (mean, std, per fold) of ``model`` with ``params`` on (images, labels).
+def cv_score(job: FoldJob, on_fold: Callable[[int, float], None] | None = None) -> tuple[float, float, list[float]]:
+    """Stratified k-fold accuracy (mean, std, per fold) of ``job``'s model and parameters on its images.
 
     Folds are independent fits, so they run in parallel worker processes (:func:`~glyphlab.pipeline.folds.
     over_folds`; libsvm and most scikit-learn fits use one core each); the scores do not depend on how many
     run at once.
     """
     scores: list[float] = []
-    for i, score in enumerate(over_folds(model, params, images, labels, k, seed, _accuracy, classes, n_jobs)):
+    for i, score in enumerate(over_folds(job, _accuracy)):
         scores.append(score)
         if on_fold is not None:
             on_fold(i, score)

@@ -34,6 +34,7 @@ from glyphlab.events import (
 )
 from glyphlab.fileio import write_json
 from glyphlab.models.registry import MODELS
+from glyphlab.pipeline.folds import FoldJob
 from glyphlab.pipeline.run import RunConfig, load_run_dataset, run
 from glyphlab.pipeline.search.outputs import write_outputs
 from glyphlab.pipeline.search.samplers import make_sampler
@@ -310,7 +311,9 @@ def _objective(search: _Search):
                 mean, std, folds = validation_score(model, full, ds["train"], ds["val"], ds.classes, reporter), None, []
             else:
                 pool = search.pool
-                mean, std, folds = cv_score(model, full, pool.images, pool.labels, search.k, cfg.seed, ds.classes)
+                mean, std, folds = cv_score(
+                    FoldJob(model, full, pool.images, pool.labels, search.k, cfg.seed, ds.classes)
+                )
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
             raise
