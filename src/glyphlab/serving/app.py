@@ -735,10 +735,12 @@ def create_app(
         charset: Annotated[str | None, Query(max_length=100, description="e.g. 0-9")] = None,
         length: Annotated[int | None, Query(ge=1, le=64, description="exact characters per line")] = None,
         pattern: Annotated[str | None, Query(max_length=100, description="a regex each line matches")] = None,
+        explain: Annotated[bool, Query(description="each character's heat map, as /explanation gives one")] = False,
     ):
         """Same input rules as /prediction, one image: its text, per line and per character (box, label,
-        probability, runner-up), as ``glyphlab read`` and ``gl.read`` give it (glyphlab.reading)."""
-        from glyphlab.reading import read_one
+        probability, runner-up), as ``glyphlab read`` and ``gl.read`` give it (glyphlab.reading); with
+        ``explain``, each character also has the ``explanation`` of its model input (IG steps capped)."""
+        from glyphlab.reading import explain_chars, read_one
 
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         loc = {"application/json": ["body", "pixels"], "multipart/form-data": ["body", "file"]}.get(ctype, ["body"])
@@ -760,6 +762,11 @@ def create_app(
                 )
                 d = r.to_dict()
                 d.pop("source", None)
+                if explain:
+                    why = iter(explain_chars(r, explainer))
+                    for line in d["lines"]:
+                        for ch in line["chars"]:
+                            ch["explanation"] = next(why)
                 return {**d, "model_id": predictor.model_id}
 
             return JSONResponse(await run_in_threadpool(run))
