@@ -250,7 +250,8 @@ def _pieces(
 
 def _cuts(profile: np.ndarray, height: float) -> list[int]:
     """Candidate cut columns of a wide component: the minima of its (smoothed) vertical ink projection, at
-    least a fifth of the height from its ends and from each other, weakest first, up to one per 0.3 height."""
+    least :data:`CUT_MARGIN` of the height from its ends and :data:`CUT_SPACING` from each other, weakest first,
+    up to one per 0.3 height."""
     w = profile.size
     smooth = np.convolve(profile, np.ones(3) / 3, mode="same")
     margin = max(2, int(CUT_MARGIN * height))
