@@ -124,6 +124,8 @@ class Reading:
     source: str
     lines: list[Line]
     note: str = ""
+    #: each character's model input, in the order of :attr:`chars` (what was classified: for its explanation)
+    inputs: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def text(self) -> str:
@@ -248,7 +250,8 @@ def _pieces(
 
 def _cuts(profile: np.ndarray, height: float) -> list[int]:
     """Candidate cut columns of a wide component: the minima of its (smoothed) vertical ink projection, at
-    least a fifth of the height from its ends and from each other, weakest first, up to one per 0.3 height."""
+    least :data:`CUT_MARGIN` of the height from its ends and :data:`CUT_SPACING` from each other, weakest first,
+    up to one per 0.3 height."""
     w = profile.size
     smooth = np.convolve(profile, np.ones(3) / 3, mode="same")
     margin = max(2, int(CUT_MARGIN * height))
@@ -348,7 +351,8 @@ def _shape_cost(left_cut: int, right_cut: int, join: bool, width: float, height:
 
 def _lattice(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, mass: np.ndarray, ids: np.ndarray):
     """The candidate characters of one line: node count, per candidate (i, j, left cut, right cut, join, width,
-    height), its box at the work scale, and the model's probabilities for all of them (one batch)."""
+    height), its box at the work scale, and the model's probabilities for all of them and their inputs (one
+    batch)."""
     pieces, height = _pieces(ink, labels, boxes, mass, ids)
     n = len(pieces)
     if n > MAX_LINE_PIECES:
@@ -385,7 +389,8 @@ def _lattice(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, 
             )
             crops.append(_model_input(crop, predictor.image_config))
             geo.append(box)
-    return n, feats, geo, _classify(predictor, np.stack(crops))
+    batch = np.stack(crops)
+    return n, feats, geo, _classify(predictor, batch), batch
 
 
 def _classify(predictor, batch: np.ndarray) -> np.ndarray:
@@ -409,8 +414,9 @@ def _read_line(
     allowed: np.ndarray | None,
     length: int | None,
     pattern: re.Pattern | None,
-) -> Line:
-    n, feats, geo, probs = _lattice(predictor, ink, labels, boxes, mass, ids)
+) -> tuple[Line, list[np.ndarray]]:
+    """One line's best reading, and its characters' model inputs."""
+    n, feats, geo, probs, batch = _lattice(predictor, ink, labels, boxes, mass, ids)
     spans = [(f[0], f[1], _shape_cost(*f[2:])) for f in feats]
     if allowed is not None:
         probs = probs * allowed
@@ -448,7 +454,8 @@ def _read_line(
             )
         )  # type: ignore[arg-type]
     text = "".join(ch.label for ch in chars)
-    return Line(text, float(np.prod([ch.probability for ch in chars])), chars, matches)
+    inputs = [batch[index[(i, j)]] for i, j, _ in path]
+    return Line(text, float(np.prod([ch.probability for ch in chars])), chars, matches), inputs
 
 
 # -- the front door ------------------------------------------------------------------------------------------
@@ -508,7 +515,7 @@ def read_one(
     bands = _line_bands(found.labels, found.boxes)
     if len(bands) > 1 and lines == "one":
         raise SeveralLinesError(SEVERAL_LINES.format(n=len(bands)))
-    out = [
+    lines_read = [
         _read_line(
             predictor,
             found.ink,
@@ -523,10 +530,28 @@ def read_one(
         )
         for ids in bands
     ]
+    out = [line for line, _ in lines_read]
     note = ""
     if not all(line.matches for line in out):
         note = "no reading satisfies the constraints (charset, length, pattern); the best reading is given"
-    return Reading(source, out, note)
+    return Reading(source, out, note, [x for _, inputs in lines_read for x in inputs])
+
+
+def explain_chars(reading: Reading, explainer, method: str = "auto", steps: int | None = None) -> list[dict]:
+    """Each character's explanation, as ``POST /explanation`` gives one (``payload``): why its model input was
+    read as its label and not as its runner-up, all characters in one batch. ``explainer`` an
+    :class:`~glyphlab.evaluation.attributions.Explainer` of the reading's model."""
+    from glyphlab.evaluation.attributions import payload
+
+    chars = reading.chars
+    if not chars:
+        return []
+    classes = list(explainer.classes)
+    targets = None
+    if all(c.runner_up is not None for c in chars):
+        targets = np.array([[classes.index(c.label), classes.index(c.runner_up)] for c in chars])
+    expl = explainer.explain(np.stack(reading.inputs), method, targets, steps=steps)  # type: ignore[arg-type]
+    return [payload(expl, i) for i in range(len(chars))]
 
 
 def _compile(pattern: str | None) -> re.Pattern | None:

@@ -146,6 +146,27 @@ def test_cli_api_and_server_read_the_same(model_dir, tmp_path):
     assert bad.status_code == 400 and "not a regular expression" in bad.json()["detail"]
 
 
+def test_reading_explains_each_character(model_dir):
+    """/reading?explain=true: each character has the explanation of the very input it was read from (its label
+    and runner-up as the targets), the shape of the model's input."""
+    from fastapi.testclient import TestClient
+
+    from glyphlab.serving.app import create_app
+
+    client = TestClient(create_app(model_dir))
+    body = png(page([line_ink("2024", [12, -6, 12])]))
+    plain = client.post("/reading", content=body, headers={"content-type": "image/png"}).json()
+    resp = client.post("/reading", params={"explain": "true"}, content=body, headers={"content-type": "image/png"})
+    assert resp.status_code == 200, resp.text
+    d = resp.json()
+    assert d["text"] == plain["text"] == "2024" and all("explanation" not in c for c in plain["lines"][0]["chars"])
+    for ch in d["lines"][0]["chars"]:
+        ex = ch["explanation"]
+        assert ex["class_name"] == ch["label"] and ex["runner_up"]["class_name"] == ch["runner_up"]
+        assert np.asarray(ex["input"]).shape == np.asarray(ex["contrast"]).shape == (28, 28)
+        assert np.abs(np.asarray(ex["contrast"])).max() > 0
+
+
 def test_edit_ops():
     assert edit_ops("306847", "376847") == [("3", "3"), ("0", "7"), ("6", "6"), ("8", "8"), ("4", "4"), ("7", "7")]
     assert sum(a != b for a, b in edit_ops("1234", "134")) == 1

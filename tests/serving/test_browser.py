@@ -198,7 +198,8 @@ def test_idle_layout_and_the_heat_map_toggle(cnn_dir, tmp_path):
 
 def test_read_a_number_with_boxes_and_a_heat_map_per_character(cnn_dir, tmp_path):
     """In "A number" mode two separate strokes are read through /reading as two characters: one card each (label,
-    probability, runner-up), a box over each on the drawing; "show why" adds each character's heat map."""
+    probability, runner-up), a box over each on the drawing; "show why" adds each character's heat map
+    (/reading?explain=true), naming the character read."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -227,7 +228,9 @@ def test_read_a_number_with_boxes_and_a_heat_map_per_character(cnn_dir, tmp_path
         driver.find_element(By.ID, "heat-toggle").click()
         WebDriverWait(driver, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, idle + " .char .whyone")) == 2)
         notes = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#chars .char .whyone")]
-        assert len(notes) == 2 and all(" not " in n for n in notes), notes
+        text = driver.find_element(By.ID, "text").text
+        assert [n.split(" not ")[0] for n in notes] == list(text), (notes, text)
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#chars .char canvas")) == 2
         assert driver.find_element(By.ID, "status").text == ""
         logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not logs, logs

@@ -729,10 +729,12 @@ def _reading_route(app: FastAPI, predictor: Predictor, settings: ServeSettings, 
         charset: Annotated[str | None, Query(max_length=100, description="e.g. 0-9")] = None,
         length: Annotated[int | None, Query(ge=1, le=64, description="exact characters per line")] = None,
         pattern: Annotated[str | None, Query(max_length=100, description="a regex each line matches")] = None,
+        explain: Annotated[bool, Query(description="each character's heat map, as /explanation gives one")] = False,
     ):
         """Same input rules as /prediction, one image: its text, per line and per character (box, label,
-        probability, runner-up), as ``glyphlab read`` and ``gl.read`` give it (glyphlab.reading)."""
-        from glyphlab.reading import read_one
+        probability, runner-up), as ``glyphlab read`` and ``gl.read`` give it (glyphlab.reading); with
+        ``explain``, each character also has the ``explanation`` of its model input (IG steps capped)."""
+        from glyphlab.reading import explain_chars, read_one
 
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         loc = {"application/json": ["body", "pixels"], "multipart/form-data": ["body", "file"]}.get(ctype, ["body"])
@@ -754,6 +756,11 @@ def _reading_route(app: FastAPI, predictor: Predictor, settings: ServeSettings, 
                 )
                 d = r.to_dict()
                 d.pop("source", None)
+                if explain:
+                    why = iter(explain_chars(r, explainer))
+                    for line in d["lines"]:
+                        for ch in line["chars"]:
+                            ch["explanation"] = next(why)
                 return {**d, "model_id": predictor.model_id}
 
             return JSONResponse(await run_in_threadpool(run))
