@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -207,8 +207,9 @@ def _get(url: str, key: str | None = None) -> tuple[int, str]:
 def test_two_workers_metrics_add_up_under_load(logreg_dir, tmp_path: Path):
     """`glyphlab serve --workers 2 --api-key-file`: 80 uploads on 8 threads (each a new connection, spread over
     both workers) while /metrics is scraped; whichever worker answers a scrape reports both workers' counts."""
-    made = lambda: set(Path(tempfile.gettempdir()).glob("glyphlab-metrics-*"))  # noqa: E731
-    before = made()
+    # the server's own temporary folder, so that another suite's servers on this machine cannot touch the check
+    server_tmp = tmp_path / "server-tmp"
+    server_tmp.mkdir()
     key_file = tmp_path / "api-key"
     key_file.write_text(KEY + "\n")
     port = free_port()
@@ -230,6 +231,7 @@ def test_two_workers_metrics_add_up_under_load(logreg_dir, tmp_path: Path):
         ],
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "serve.log", "w"),
+        env={**os.environ, "TMPDIR": str(server_tmp)},
     )
     try:
         wait_until_up(
@@ -277,4 +279,4 @@ def test_two_workers_metrics_add_up_under_load(logreg_dir, tmp_path: Path):
             assert total(s, "glyphlab_requests_in_progress") == 1  # the scrape itself, in the worker answering
     finally:
         stop_server(proc, timeout=20)
-    assert made() <= before  # the workers' metric files went with the server
+    assert not list(server_tmp.glob("glyphlab-metrics-*"))  # the workers' metric files went with the server
