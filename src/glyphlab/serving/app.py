@@ -676,9 +676,8 @@ def _prediction_route(app: FastAPI, predictor: Predictor, settings: ServeSetting
     return prediction
 
 
-def _explanation_route(app: FastAPI, predictor: Predictor, settings: ServeSettings) -> None:
+def _explanation_route(app: FastAPI, predictor: Predictor, settings: ServeSettings, explainer: Explainer) -> None:
     """POST /explanation: attribution maps for one image, prepared as /prediction prepares it."""
-    explainer = Explainer(predictor.model)
 
     @app.post(
         "/explanation",
@@ -715,7 +714,9 @@ def _explanation_route(app: FastAPI, predictor: Predictor, settings: ServeSettin
             return _error(400, str(exc))
 
 
-def _reading_route(app: FastAPI, predictor: Predictor, settings: ServeSettings, limits: DecodeLimits) -> None:
+def _reading_route(
+    app: FastAPI, predictor: Predictor, settings: ServeSettings, limits: DecodeLimits, explainer: Explainer
+) -> None:
     """POST /reading: the text of a picture of a line of characters (glyphlab.reading)."""
 
     @app.post(
@@ -863,8 +864,9 @@ def create_app(
         return _internal_error(request.method, request.url.path)
 
     prediction = _prediction_route(app, predictor, settings, limits)
-    _explanation_route(app, predictor, settings)
-    _reading_route(app, predictor, settings, limits)
+    explainer = Explainer(predictor.model)  # one for /explanation and /reading?explain=true
+    _explanation_route(app, predictor, settings, explainer)
+    _reading_route(app, predictor, settings, limits, explainer)
     _info_routes(app, predictor, settings)
     _limit_middleware(app, prediction, settings)
     return install_gateway(app, predictor, gateway, api_key)  # metrics, API key, CORS: outside everything above
