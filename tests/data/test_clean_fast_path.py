@@ -56,9 +56,9 @@ def _uncut(u8, weak, sure):
     return u8, weak, sure, (0, 0)
 
 
-def _opencv_components(weak):
+def _opencv_components(weak, u8, sure):
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
-    return n, labels, stats
+    return n, labels, stats, cleanup._masses(labels, n, u8, weak, sure)
 
 
 @pytest.mark.parametrize("k", range(len(PICTURES)))
@@ -71,15 +71,16 @@ def test_cutting_a_digital_picture_to_its_ink_changes_nothing(k, monkeypatch):
     assert fast.ink.shape == slow.ink.shape and np.array_equal(fast.ink, slow.ink)
 
 
-def test_component_boxes_match_opencvs_statistics():
+def test_component_boxes_and_masses_match_opencvs_statistics():
     rng = np.random.default_rng(3)
-    for _ in range(40):
-        weak = (rng.random((int(rng.integers(5, 60)), int(rng.integers(5, 60)))) < rng.uniform(0.01, 0.3)).astype(
-            np.uint8
-        )
-        n, labels, stats = cleanup._components(weak)
-        n2, labels2, stats2 = _opencv_components(weak)
-        assert n == n2 and np.array_equal(labels, labels2)
+    for _ in range(60):
+        shape = (int(rng.integers(5, 60)), int(rng.integers(5, 60)))
+        weak = (rng.random(shape) < rng.uniform(0.005, 0.3)).astype(np.uint8)
+        u8 = (rng.integers(20, 256, shape) * weak).astype(np.uint8)
+        sure = ((u8 > 120) & (rng.random(shape) < 0.5)).astype(np.uint8)
+        n, labels, stats, mass = cleanup._components(weak, u8, sure)
+        n2, labels2, stats2, mass2 = _opencv_components(weak, u8, sure)
+        assert n == n2 and np.array_equal(labels, labels2) and np.array_equal(mass, mass2)
         assert np.array_equal(stats[1:], stats2[1:]) and stats[0, 4] == stats2[0, 4]  # label 0: its area
 
 

@@ -183,10 +183,14 @@ def digital_background(image: np.ndarray) -> int | None:
     a scan's paper never is (noise, JPEG, light); those go through the whole clean step."""
     pixels = image.reshape(image.shape[0] * image.shape[1], -1)
     sample = pixels[:: max(1, len(pixels) // 4096)]
-    darkest, lightest = (sample[:, 0], sample[:, 0]) if sample.shape[1] == 1 else (sample.max(1), sample.min(1))
-    if 2 * np.count_nonzero(darkest <= 2) >= len(sample):  # every channel black (a yellow note is not white)
+    if sample.shape[1] == 1:  # grey: one histogram of the sample (contiguous, OpenCV's) gives both counts
+        hist = _histogram(np.ascontiguousarray(sample))
+        dark, light = int(hist[:3].sum()), int(hist[253:].sum())
+    else:  # every channel black (a yellow note is not white)
+        dark, light = np.count_nonzero(sample.max(1) <= 2), np.count_nonzero(sample.min(1) >= 253)
+    if 2 * dark >= len(sample):
         return 0
-    if 2 * np.count_nonzero(lightest >= 253) >= len(sample):
+    if 2 * light >= len(sample):
         return 255
     return None
 
@@ -236,8 +240,7 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int, crop: bool =
         _clear_page(u8, weak, sure, peak, sure_t)
     elif crop:
         u8, weak, sure, origin = _crop_to_ink(u8, weak, sure)
-    n, labels, stats = _components(weak)
-    mass = _masses(labels, n, u8, weak, sure)
+    n, labels, stats, mass = _components(weak, u8, sure)
     if page and n > 1:
         _drop_edges_and_boxes(labels, stats, mass)
     return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark, (h, w), origin)
@@ -279,27 +282,30 @@ def _crop_to_ink(
     return u8[cut], weak[cut], sure[cut], (top, left)
 
 
-def _components(weak: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+def _components(weak: np.ndarray, u8: np.ndarray, sure: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """``cv2.connectedComponentsWithStats(weak, connectivity=8)``'s count, labels and stats (x, y, width,
-    height, area), the same numbers: OpenCV's per-pixel statistics cost several times its labelling, and the
-    boxes and areas of a few components come cheaper from one comparison each (the paper's box, label 0,
-    is the whole picture here)."""
+    height, area), and each component's ink (sum of ``u8``; 0 for the paper, label 0, and for components
+    without ``sure`` ink). OpenCV's per-pixel statistics cost several times its labelling: the boxes, areas and
+    sums of a few components come cheaper from one comparison each (the paper's box is the whole picture
+    here). The sums are of whole numbers, exact in float64 whatever their order."""
     n, labels = cv2.connectedComponents(weak, connectivity=8)
     if n > 8:  # a photo's specks: a Python loop over them costs more than OpenCV's statistics
         n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
-        return n, labels, stats
+        return n, labels, stats, _masses(labels, n, u8, weak, sure)
     stats = np.empty((n, 5), np.int32)
     stats[0] = (0, 0, weak.shape[1], weak.shape[0], weak.size - cv2.countNonZero(weak))
+    mass = np.zeros(n)
     for j in range(1, n):
         own = cv2.compare(labels, j, cv2.CMP_EQ) if n > 2 else weak
         stats[j] = (*cv2.boundingRect(own), cv2.countNonZero(own))
-    return n, labels, stats
+        if cv2.countNonZero(cv2.bitwise_and(sure, sure, mask=own)):
+            mass[j] = cv2.sumElems(cv2.bitwise_and(u8, u8, mask=own))[0]
+    return n, labels, stats, mass
 
 
 def _masses(labels: np.ndarray, n: int, u8: np.ndarray, weak: np.ndarray, sure: np.ndarray) -> np.ndarray:
     """The ink (sum of ``u8``) of each component, counted over the ink's pixels only (the paper is label 0);
-    0 for the background and for components without sure ink. The sums are of whole numbers, exact in
-    float64 whatever their order."""
+    0 for the background and for components without sure ink."""
     on = weak.view(bool)
     lab = labels[on]
     mass = np.bincount(lab, weights=u8[on], minlength=n)
