@@ -107,6 +107,13 @@ def test_the_kept_inks_table_is_the_arrays_product():
         assert np.array_equal(cleanup._kept_ink(u8, keep.astype(bool), sure_t), expected)
 
 
+def test_the_histogram_is_numpys():
+    rng = np.random.default_rng(5)
+    for density in (0.0, 0.001, 0.05, 0.5, 1.0):
+        u8 = (rng.integers(0, 256, (37, 53)) * (rng.random((37, 53)) < density)).astype(np.uint8)
+        assert np.array_equal(cleanup._histogram(u8), np.bincount(u8.ravel(), minlength=256))
+
+
 def test_prepare_image_of_a_digital_picture_keeps_its_input():
     # the path as a whole on a drawn digit: the input is the long way's, so a served model answers the same
     picture = drawn(7)
