@@ -336,9 +336,8 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     """The glyph in a photo or scan; see the module's docstring for the steps. ``ink_dark=None`` finds out
     whether the ink is darker or lighter than the paper (:func:`dark_ink`)."""
     pg = _page(image, ink_dark, WORK_SIDE, crop=True)
-    nothing = Glyph(np.zeros((0, 0), np.float32), True, 0, ink_dark=pg.ink_dark, shape=pg.shape)
     if pg.mass is None or not (pg.mass > 0).any():
-        return nothing
+        return _no_glyph(pg)
     mass, labels, u8, sure_t = pg.mass.copy(), pg.labels, pg.u8, pg.sure_t
     x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
     n = len(mass)
@@ -368,7 +367,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
         unlike[cands[thick | bar]] = True
     main = int(np.argmax(mass))
     if mass[main] <= 0:
-        return nothing
+        return _no_glyph(pg)
     keep = np.zeros(n, bool)
     keep[main] = True
     left, right = x[main], x[main] + bw[main]
@@ -398,6 +397,10 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     oy, ox = pg.origin
     box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
     return Glyph(_kept_ink(u8, mask, sure_t), False, others, box, pg.ink_dark, pg.origin, pg.shape)
+
+
+def _no_glyph(pg: _Page) -> Glyph:
+    return Glyph(np.zeros((0, 0), np.float32), True, 0, ink_dark=pg.ink_dark, shape=pg.shape)
 
 
 def _label_mask(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -434,12 +437,9 @@ def _histogram(u8: np.ndarray) -> np.ndarray:
 
 def _levels(u8: np.ndarray) -> tuple[int, float]:
     """The uint8 ink's peak (99.7th percentile) and the threshold of sure ink."""
-    hist = _histogram(u8)
     # the ink's peak: the 99.7th percentile, or the level of the 40th strongest pixel where the glyph is
-    # smaller than 0.3 % of the picture (a digit in the middle of a whole page)
-    peak = (
-        max(_percentile(hist, 99.7), _percentile(hist, 100.0 * (1 - 40 / u8.size))) if u8.size > 300 else int(u8.max())
-    )
+    # smaller than 0.3 % of the picture (a digit in the middle of a whole page): the higher of the two
+    peak = _percentile(_histogram(u8), max(99.7, 100.0 * (1 - 40 / u8.size))) if u8.size > 300 else int(u8.max())
     otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return peak, max(otsu, SURE_SHARE * peak, MIN_INK * 255)
 
