@@ -71,13 +71,27 @@ cv2.setNumThreads(1)  # tiny images: threads cost more than they give, and serve
 @dataclass(frozen=True)
 class Glyph:
     """What :func:`find_glyph` found: ``ink`` (H, W) float32 in [0, 1] holding only the glyph (zeros when
-    none), ``no_ink`` when nothing stands out from the paper, ``others``: separate glyph-sized ink beside it."""
+    none), ``no_ink`` when nothing stands out from the paper, ``others``: separate glyph-sized ink beside it.
+    The ink is kept as ``crop``, the part of the picture that holds any, at ``origin`` (top, left) in a
+    picture of ``shape``; ``ink`` makes the whole picture of it."""
 
-    ink: np.ndarray
+    crop: np.ndarray
     no_ink: bool
     others: int
     box: tuple[int, int, int, int] | None = None  #: the glyph's (top, left, bottom, right), exclusive ends
     ink_dark: bool = True  #: the ink was darker than the paper
+    origin: tuple[int, int] = (0, 0)
+    shape: tuple[int, int] = (0, 0)
+
+    @property
+    def ink(self) -> np.ndarray:
+        """The glyph's ink in the whole (work) picture, zeros around it."""
+        if self.crop.shape == self.shape:
+            return self.crop
+        whole = np.zeros(self.shape, np.float32)
+        oy, ox = self.origin
+        whole[oy : oy + self.crop.shape[0], ox : ox + self.crop.shape[1]] = self.crop
+        return whole
 
 
 def flatten_u8(image: np.ndarray, ink_dark: bool, window: float = PAPER_WINDOW) -> np.ndarray:
@@ -159,6 +173,8 @@ class _Page:
     mass: np.ndarray  #: ink per component; 0 for the background, components without sure ink, the page's
     #: edge and a form's box
     ink_dark: bool
+    shape: tuple[int, int] = (0, 0)  #: the whole (work) picture's size; ``u8`` and the rest may be a crop of it
+    origin: tuple[int, int] = (0, 0)  #: the crop's (top, left) in the whole picture
 
 
 def digital_background(image: np.ndarray) -> int | None:
@@ -167,9 +183,14 @@ def digital_background(image: np.ndarray) -> int | None:
     a scan's paper never is (noise, JPEG, light); those go through the whole clean step."""
     pixels = image.reshape(image.shape[0] * image.shape[1], -1)
     sample = pixels[:: max(1, len(pixels) // 4096)]
-    if (sample.max(axis=1) <= 2).mean() >= 0.5:  # every channel black (a yellow note is not white)
+    if sample.shape[1] == 1:  # grey: the sample made contiguous is counted at SIMD speed
+        grey = np.ascontiguousarray(sample[:, 0])
+        dark, light = np.count_nonzero(grey <= 2), np.count_nonzero(grey >= 253)
+    else:  # every channel black (a yellow note is not white)
+        dark, light = np.count_nonzero(sample.max(1) <= 2), np.count_nonzero(sample.min(1) >= 253)
+    if 2 * dark >= len(sample):
         return 0
-    if (sample.min(axis=1) >= 253).mean() >= 0.5:
+    if 2 * light >= len(sample):
         return 255
     return None
 
@@ -180,9 +201,11 @@ def _digital_ink(image: np.ndarray, ink_dark: bool) -> np.ndarray:
     return cv2.bitwise_not(img) if ink_dark else img.copy()
 
 
-def _page(image: np.ndarray, ink_dark: bool | None, work_side: int) -> _Page:
+def _page(image: np.ndarray, ink_dark: bool | None, work_side: int, crop: bool = False) -> _Page:
     """Steps 1-3 of the module's docstring and the components; where no ink stands out from the paper (or
-    it is all ink), ``weak``, ``labels``, ``stats`` and ``mass`` are None."""
+    it is all ink), ``weak``, ``labels``, ``stats`` and ``mass`` are None. ``crop``: a picture without a page
+    (a digital one, a glyph's crop) is cut to its ink and a pixel around it before the components are looked
+    for (everything outside is paper: the same components, masses and distances, on fewer pixels)."""
     image = as_u8(image)
     if max(image.shape[:2]) > work_side:  # a glyph needs no more; the steps' cost grows with the pixels
         f = work_side / max(image.shape[:2])
@@ -199,7 +222,7 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int) -> _Page:
     h, w = u8.shape
     peak, sure_t = _levels(u8)
     if peak < MIN_INK * 255:
-        return _Page(u8, sure_t, None, None, None, None, ink_dark)
+        return _Page(u8, sure_t, None, None, None, None, ink_dark, (h, w))
     # a page, not a glyph's crop nor a digital canvas: rulings, shadows, edges may be on it
     page = background is None and min(h, w) >= MIN_PAGE_SIDE
     if page:  # a marker's bold strokes: a window not wider than them hollows them out
@@ -210,56 +233,111 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int) -> _Page:
             peak, sure_t = _levels(u8)
     _, weak = cv2.threshold(u8, WEAK_SHARE * sure_t, 1, cv2.THRESH_BINARY)
     if cv2.countNonZero(weak) > MAX_INK_SHARE * weak.size:  # a page of ink is paper of the other polarity
-        return _Page(u8, sure_t, None, None, None, None, ink_dark)
+        return _Page(u8, sure_t, None, None, None, None, ink_dark, (h, w))
     _, sure = cv2.threshold(u8, sure_t - 1, 1, cv2.THRESH_BINARY)
+    origin = (0, 0)
     if page:
-        weak[_rulings(u8, weak, stroke_width(sure)) > 0] = 0
-        # a shadow's core is wide and weak, a stroke thin (or, a marker's, strong): ink wider than any
-        # stroke and not near the peak is light, not ink
-        r = max(3, round(THICK * min(h, w))) | 1
-        wide = cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((r, r), np.uint8))
-        light = (wide > 0) & (u8 < max(sure_t, WIDE_SHARE * peak))
-        if light.any():  # and the weak ink that fades out of it (its penumbra, a finger's narrow tip)
-            faint = weak & (1 - sure)
-            nf, flabels = cv2.connectedComponents(faint, connectivity=8)
-            touched = (
-                np.bincount(flabels[cv2.dilate(light.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0], minlength=nf)
-                > 0
-            )
-            touched[0] = False
-            weak[touched[flabels]] = 0
-            weak[light] = 0
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
-    # the ink mass of each component; only components holding sure ink count
-    flat = labels.ravel()
-    mass = np.bincount(flat, weights=u8.ravel(), minlength=n)
-    mass[np.bincount(flat, weights=sure.ravel(), minlength=n) < 1] = 0.0
-    mass[0] = 0.0
-    x, y, bw, bh, area = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3], stats[:, 4]
+        _clear_page(u8, weak, sure, peak, sure_t)
+    elif crop:
+        u8, weak, sure, origin = _crop_to_ink(u8, weak, sure)
+    n, labels, stats, mass = _components(weak, u8, sure)
     if page and n > 1:
-        # the page's edge, the table beside it: ink lying mostly in a strip along the picture's edge
-        m = max(2, round(0.07 * min(h, w)))
-        strip = np.concatenate(
-            [labels[:m].ravel(), labels[-m:].ravel(), labels[m:-m, :m].ravel(), labels[m:-m, -m:].ravel()]
+        _drop_edges_and_boxes(labels, stats, mass)
+    return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark, (h, w), origin)
+
+
+def _clear_page(u8: np.ndarray, weak: np.ndarray, sure: np.ndarray, peak: int, sure_t: float) -> None:
+    """Rulings and a shadow's core (with the faint ink fading out of it) taken out of ``weak``, in place."""
+    h, w = u8.shape
+    weak[_rulings(u8, weak, stroke_width(sure)) > 0] = 0
+    # a shadow's core is wide and weak, a stroke thin (or, a marker's, strong): ink wider than any
+    # stroke and not near the peak is light, not ink
+    r = max(3, round(THICK * min(h, w))) | 1
+    wide = cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((r, r), np.uint8))
+    light = (wide > 0) & (u8 < max(sure_t, WIDE_SHARE * peak))
+    if light.any():  # and the weak ink that fades out of it (its penumbra, a finger's narrow tip)
+        faint = weak & (1 - sure)
+        nf, flabels = cv2.connectedComponents(faint, connectivity=8)
+        touched = (
+            np.bincount(flabels[cv2.dilate(light.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0], minlength=nf) > 0
         )
-        mass[np.bincount(strip, minlength=n) > 0.4 * area] = 0.0
-        # the box of a form around the glyph: a large component whose ink hugs its own bounding box
-        for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & (mass > 0)):
-            e = max(2, round(0.08 * min(bw[j], bh[j])))
-            own = labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
-            if own[e:-e, e:-e].sum() < 0.25 * area[j]:
-                mass[j] = 0.0
-    return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark)
+        touched[0] = False
+        weak[touched[flabels]] = 0
+        weak[light] = 0
+
+
+def _crop_to_ink(
+    u8: np.ndarray, weak: np.ndarray, sure: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    """The three maps cut to ``weak``'s bounding box and a pixel of paper around it (the strokes' soft edges,
+    and the paper a distance transform measures to), and the cut's (top, left). The cut starts on even rows
+    and columns: OpenCV labels components in 2x2 blocks, so the same blocks keep the same labels' order."""
+    x, y, bw, bh = cv2.boundingRect(weak)
+    if bw == 0 or bh == 0:
+        return u8, weak, sure, (0, 0)
+    h, w = u8.shape
+    top, left = max(0, y - 1) & ~1, max(0, x - 1) & ~1
+    bottom, right = min(h, y + bh + 1), min(w, x + bw + 1)
+    cut = (slice(top, bottom), slice(left, right))
+    return u8[cut], weak[cut], sure[cut], (top, left)
+
+
+def _components(weak: np.ndarray, u8: np.ndarray, sure: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """``cv2.connectedComponentsWithStats(weak, connectivity=8)``'s count, labels and stats (x, y, width,
+    height, area), and each component's ink (sum of ``u8``; 0 for the paper, label 0, and for components
+    without ``sure`` ink). OpenCV's per-pixel statistics cost several times its labelling: the boxes, areas and
+    sums of a few components come cheaper from one comparison each (the paper's box is the whole picture
+    here). The sums are of whole numbers, exact in float64 whatever their order."""
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    if n > 8:  # a photo's specks: a Python loop over them costs more than OpenCV's statistics
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+        return n, labels, stats, _masses(labels, n, u8, weak, sure)
+    stats = np.empty((n, 5), np.int32)
+    stats[0] = (0, 0, weak.shape[1], weak.shape[0], weak.size - cv2.countNonZero(weak))
+    mass = np.zeros(n)
+    for j in range(1, n):
+        own = cv2.compare(labels, j, cv2.CMP_EQ) if n > 2 else weak
+        stats[j] = (*cv2.boundingRect(own), cv2.countNonZero(own))
+        if cv2.countNonZero(cv2.bitwise_and(sure, sure, mask=own)):
+            mass[j] = cv2.sumElems(cv2.bitwise_and(u8, u8, mask=own))[0]
+    return n, labels, stats, mass
+
+
+def _masses(labels: np.ndarray, n: int, u8: np.ndarray, weak: np.ndarray, sure: np.ndarray) -> np.ndarray:
+    """The ink (sum of ``u8``) of each component, counted over the ink's pixels only (the paper is label 0);
+    0 for the background and for components without sure ink."""
+    on = weak.view(bool)
+    lab = labels[on]
+    mass = np.bincount(lab, weights=u8[on], minlength=n)
+    mass[np.bincount(labels[sure.view(bool)], minlength=n) < 1] = 0.0
+    mass[0] = 0.0
+    return mass
+
+
+def _drop_edges_and_boxes(labels: np.ndarray, stats: np.ndarray, mass: np.ndarray) -> None:
+    """The page's edge (ink lying mostly in a strip along the picture's edge, the table beside it) and a
+    form's box around the glyph (a large component whose ink hugs its own bounding box): mass 0, in place."""
+    h, w = labels.shape
+    n = len(mass)
+    x, y, bw, bh, area = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3], stats[:, 4]
+    m = max(2, round(0.07 * min(h, w)))
+    strip = np.concatenate(
+        [labels[:m].ravel(), labels[-m:].ravel(), labels[m:-m, :m].ravel(), labels[m:-m, -m:].ravel()]
+    )
+    mass[np.bincount(strip, minlength=n) > 0.4 * area] = 0.0
+    for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & (mass > 0)):
+        e = max(2, round(0.08 * min(bw[j], bh[j])))
+        own = labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
+        if own[e:-e, e:-e].sum() < 0.25 * area[j]:
+            mass[j] = 0.0
 
 
 def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     """The glyph in a photo or scan; see the module's docstring for the steps. ``ink_dark=None`` finds out
     whether the ink is darker or lighter than the paper (:func:`dark_ink`)."""
-    pg = _page(image, ink_dark, WORK_SIDE)
-    h, w = pg.u8.shape
-    nothing = Glyph(np.zeros((h, w), np.float32), True, 0, ink_dark=pg.ink_dark)
+    pg = _page(image, ink_dark, WORK_SIDE, crop=True)
     if pg.mass is None or not (pg.mass > 0).any():
-        return nothing
+        return _no_glyph(pg)
     mass, labels, u8, sure_t = pg.mass.copy(), pg.labels, pg.u8, pg.sure_t
     x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
     n = len(mass)
@@ -289,7 +367,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
         unlike[cands[thick | bar]] = True
     main = int(np.argmax(mass))
     if mass[main] <= 0:
-        return nothing
+        return _no_glyph(pg)
     keep = np.zeros(n, bool)
     keep[main] = True
     left, right = x[main], x[main] + bw[main]
@@ -315,27 +393,53 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             and mass[j] / area[j] >= 0.6 * mass[main] / area[main]
         ):
             others += 1  # another glyph: as tall, on the same line, as strongly inked
-    mask = cv2.dilate(keep.astype(np.uint8)[labels], np.ones((3, 3), np.uint8))  # the strokes' soft edges
-    out = _kept_ink(u8, mask, sure_t)
-    return Glyph(out, False, others, (int(top), int(left), int(bottom), int(right)), pg.ink_dark)
+    mask = cv2.dilate(_label_mask(labels, np.flatnonzero(keep)), np.ones((3, 3), np.uint8))  # the soft edges
+    oy, ox = pg.origin
+    box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
+    return Glyph(_kept_ink(u8, mask, sure_t), False, others, box, pg.ink_dark, pg.origin, pg.shape)
+
+
+def _no_glyph(pg: _Page) -> Glyph:
+    return Glyph(np.zeros((0, 0), np.float32), True, 0, ink_dark=pg.ink_dark, shape=pg.shape)
+
+
+def _label_mask(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """uint8 mask (255) of the pixels whose label is one of ``ids`` (a few): one comparison each."""
+    mask = cv2.compare(labels, int(ids[0]), cv2.CMP_EQ)
+    for j in ids[1:]:
+        mask = cv2.bitwise_or(mask, cv2.compare(labels, int(j), cv2.CMP_EQ))
+    return mask
 
 
 def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float) -> np.ndarray:
     """The ink where ``keep`` (0 elsewhere) as float32 in [0, 1], scaled so that its sure ink's 90th
     percentile is 1 (the strokes' typical peak, whatever the pen's strength)."""
-    kept = np.where(keep, u8, 0).astype(np.uint8)
-    level = _percentile(np.bincount(kept[kept >= sure_t], minlength=256), 90)
-    return np.minimum(kept.astype(np.float32) * (1.0 / max(level, 1)), 1.0)
+    kept = cv2.bitwise_and(u8, u8, mask=keep.view(np.uint8) if keep.dtype == bool else keep.astype(np.uint8))
+    hist = _histogram(kept)
+    hist[: int(np.ceil(sure_t))] = 0  # the sure ink's levels only
+    level = _percentile(hist, 90)
+    # each of the 256 levels scaled once (float32, as the whole array's product would be), then looked up
+    scaled = np.minimum(np.arange(256, dtype=np.float32) * (1.0 / max(level, 1)), 1.0)
+    return cv2.LUT(kept, scaled)
+
+
+def _histogram(u8: np.ndarray) -> np.ndarray:
+    """The counts of a uint8 picture's 256 levels (``np.bincount(u8.ravel(), minlength=256)``, faster): the
+    levels inside the box of its non-zero pixels, and the zeros outside it (a glyph's ink on a digital
+    canvas, or kept alone, is a small part of its picture)."""
+    x, y, w, h = cv2.boundingRect(u8)
+    hist = np.zeros(256, np.int64)
+    if w and h:
+        hist += cv2.calcHist([u8[y : y + h, x : x + w]], [0], None, [256], (0, 256)).ravel().astype(np.int64)
+    hist[0] += u8.size - w * h
+    return hist
 
 
 def _levels(u8: np.ndarray) -> tuple[int, float]:
     """The uint8 ink's peak (99.7th percentile) and the threshold of sure ink."""
-    hist = np.bincount(u8.ravel(), minlength=256)
     # the ink's peak: the 99.7th percentile, or the level of the 40th strongest pixel where the glyph is
-    # smaller than 0.3 % of the picture (a digit in the middle of a whole page)
-    peak = (
-        max(_percentile(hist, 99.7), _percentile(hist, 100.0 * (1 - 40 / u8.size))) if u8.size > 300 else int(u8.max())
-    )
+    # smaller than 0.3 % of the picture (a digit in the middle of a whole page): the higher of the two
+    peak = _percentile(_histogram(u8), max(99.7, 100.0 * (1 - 40 / u8.size))) if u8.size > 300 else int(u8.max())
     otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return peak, max(otsu, SURE_SHARE * peak, MIN_INK * 255)
 
@@ -343,22 +447,53 @@ def _levels(u8: np.ndarray) -> tuple[int, float]:
 def normalise_stroke(ink: np.ndarray, box: tuple[int, int, int, int], share: float) -> np.ndarray:
     """The glyph's strokes made about ``share`` of its longest side wide (MNIST's are 0.11 of the 20 px box:
     2.2 px), by a grey dilation or erosion at the picture's own resolution, when they are more than 40 %
-    off: a hairline ballpoint or a bold marker is shown to the model as a pen like its training data's."""
+    off: a hairline ballpoint or a bold marker is shown to the model as a pen like its training data's.
+    Everything outside the box and the margin its strokes may grow into is 0 when they are changed."""
     t, l, b, r = box
-    crop = ink[t:b, l:r]
-    mask = (crop >= 0.5).astype(np.uint8)
-    area = int(mask.sum())
-    if area < 12:
+    changed = _restroked(ink[t:b, l:r], box, ink.shape, share)
+    if changed is None:
         return ink
+    out, (top, left) = changed
+    whole = np.zeros(ink.shape, np.float32)
+    whole[top : top + out.shape[0], left : left + out.shape[1]] = out
+    return whole
+
+
+def glyph_ink(glyph: Glyph, share: float | None) -> np.ndarray:
+    """:func:`find_glyph`'s ink cut to the pixels that hold any (the box and its strokes' soft edges, or the
+    margin :func:`normalise_stroke` lets them grow into), strokes normalised when ``share`` is given: every
+    pixel of ``normalise_stroke(glyph.ink, ...)`` that is not 0, without the whole picture, for a caller that
+    crops to the ink anyway."""
+    if glyph.box is None:  # no glyph: nothing to cut
+        return glyph.ink
+    t, l, b, r = glyph.box
+    oy, ox = glyph.origin
+    crop = glyph.crop  # holds the box and a pixel around it, cut to the picture
+    changed = _restroked(crop[t - oy : b - oy, l - ox : r - ox], glyph.box, glyph.shape, share) if share else None
+    if changed is not None:
+        return changed[0]
+    return crop[max(0, t - 1) - oy : b + 1 - oy, max(0, l - 1) - ox : r + 1 - ox]
+
+
+def _restroked(
+    crop: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int], share: float
+) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """:func:`normalise_stroke`'s work on the ink in the ``box`` of a picture of ``shape``: the restroked box
+    and the margin the strokes grew into (cut to the picture), and its (top, left); None where they are kept."""
+    t, l, b, r = box
+    mask = (crop >= 0.5).astype(np.uint8)
+    area = cv2.countNonZero(mask)
+    if area < 12:
+        return None
     contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     perimeter = sum(cv2.arcLength(c, True) for c in contours)
     width = 2.0 * area / max(perimeter, 1.0)
     target = share * max(b - t, r - l)
     if 1 / 1.4 <= width / target <= 1.4:
-        return ink
+        return None
     radius = round(abs(target - width) / 2)
     if radius < 1:
-        return ink
+        return None
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     pad = radius + 1
     region = np.pad(crop, pad)
@@ -367,10 +502,11 @@ def normalise_stroke(ink: np.ndarray, box: tuple[int, int, int, int], share: flo
     else:
         out = cv2.erode(region, kernel)
         if out.sum() < 0.35 * region.sum():  # thinner than that, a bold glyph breaks apart: leave it
-            return ink
-    grown = np.zeros((ink.shape[0] + 2 * pad, ink.shape[1] + 2 * pad), np.float32)
-    grown[t : b + 2 * pad, l : r + 2 * pad] = out
-    return grown[pad:-pad, pad:-pad]
+            return None
+    h, w = shape
+    top, left = max(0, t - pad), max(0, l - pad)  # out's first pixel lies at (t - pad, l - pad)
+    cut = out[top - (t - pad) : min(h, b + pad) - (t - pad), left - (l - pad) : min(w, r + pad) - (l - pad)]
+    return cut, (top, left)
 
 
 def stroke_width(mask: np.ndarray) -> float:

@@ -601,7 +601,7 @@ def prepare_gray(gray: np.ndarray, config: ImageConfig, inverted: bool | None = 
 
 def _prepare_clean(pixels: np.ndarray, config: ImageConfig, inverted: bool | None) -> PreparedImage:
     """The ``clean`` path: the one glyph found in a photo or scan, then fitted like any other ink."""
-    from glyphlab.data.cleanup import find_glyph, normalise_stroke  # OpenCV: loaded by the first clean picture
+    from glyphlab.data.cleanup import find_glyph, glyph_ink, normalise_stroke  # OpenCV: the first clean picture
 
     if inverted is None and config.polarity != "auto":
         inverted = config.polarity == "dark-on-light"
@@ -609,9 +609,12 @@ def _prepare_clean(pixels: np.ndarray, config: ImageConfig, inverted: bool | Non
     inverted = glyph.ink_dark
     if glyph.no_ink:
         return PreparedImage(np.zeros(config.canvas, dtype=np.float32), bool(inverted), True)
-    ink = glyph.ink
-    if config.stroke is not None and glyph.box is not None:
-        ink = normalise_stroke(ink, glyph.box, config.stroke)
+    if config.crop_to_ink and glyph.box is not None:  # the same crop, from fewer pixels
+        ink = glyph_ink(glyph, config.stroke)
+    else:
+        ink = glyph.ink
+        if config.stroke is not None and glyph.box is not None:
+            ink = normalise_stroke(ink, glyph.box, config.stroke)
     pixels = _fit(ink, config)
     if config.binary:  # last: resizing and centring make grey edges again
         pixels = (pixels >= 0.5).astype(np.float32)
