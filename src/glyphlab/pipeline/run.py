@@ -252,9 +252,11 @@ def write_image_inputs(ds: Dataset, path: Path, n: int = 16) -> None:
 
 def _mark_failed(folder: RunFolder, created: bool, exc: Exception) -> None:
     """A failed run leaves no half-made folder: the folder it created goes when no model finished in it;
-    otherwise failed.json says what failed, and the finished models stay for ``glyphlab run --resume``."""
+    otherwise failed.json says what failed, and the finished models stay for ``glyphlab run --resume``.
+    Under torchrun the folder always stays: a rank that dies (killed, its machine lost) makes rank 0's next
+    collective fail, and the checkpoint of the network in training is what ``--resume`` goes on from."""
     finished = [m.name for m in folder.model_folders() if m.finished]
-    if created and not finished:
+    if created and not finished and world().size == 1:
         shutil.rmtree(folder.path, ignore_errors=True)
         emit(RunFailed(folder.path, removed=True))
         return
