@@ -46,15 +46,23 @@ KILLER = textwrap.dedent("""
 """)
 
 
-def _torchrun(target: list[str], args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {
+def _env() -> dict[str, str]:
+    return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
         "GLYPHLAB_NUM_THREADS": "1",  # two ranks on a small CPU: one thread each
         "COLUMNS": "200",
     }
+
+
+def _glyphlab(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "glyphlab", *args]
+    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
+
+
+def _torchrun(target: list[str], args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port())]
-    return subprocess.run([*cmd, *target, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([*cmd, *target, *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
 
 
 def _accuracy(out: Path, model: str = "cnn-small") -> float:
@@ -73,7 +81,8 @@ def test_two_process_run_killed_resumes_and_matches_the_one_process_run(tmp_path
     # no model had finished: the folder stays all the same (rank 0 failed on its lost peer, not on its own)
     assert (out / "failed.json").exists()
 
-    resumed = _torchrun(["-m", "glyphlab"], ["run", "--resume", str(out), "--no-report"], tmp_path)
+    # resumed through glyphlab's own --nproc-per-node, which starts torchrun (--standalone: a free port)
+    resumed = _glyphlab(["run", "--nproc-per-node", "2", "--resume", str(out), "--no-report"], tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     # one process reports: each epoch's line and the leaderboard appear once, not once per rank
     assert resumed.stdout.count(f"epoch   {EPOCHS}/{EPOCHS}") == 1, resumed.stdout
