@@ -2,8 +2,9 @@
 # cnn-small on MNIST in one process against two torchrun processes on gloo, one after the other in one run
 # (docs/benchmarks.md, "Data-parallel training"). Run from the repository root, under the CPU lock:
 #   PYTHONPATH=src flock /tmp/glyphlab-cpu.lock bash bench/ddp.sh [OUT] [SUBSET] [EPOCHS]
-# One process uses every core (GLYPHLAB_NUM_THREADS = the core count); each of the two ranks half of them
-# (glyphlab divides the cores among torchrun's ranks on a machine). Prints wall, CPU and accuracy of each.
+# One process uses every core (GLYPHLAB_NUM_THREADS = the core count), then one thread (one-1t); each of the
+# two ranks half of the cores (glyphlab divides them among torchrun's ranks on a machine). Prints wall, CPU
+# and accuracy of each.
 set -euo pipefail
 OUT=${1:-/tmp/glyphlab-ddp-bench}
 SUBSET=${2:-12000}
@@ -18,11 +19,14 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)  $(date -u +%H:%M:%S) UTC"
 GLYPHLAB_NUM_THREADS=$(nproc) /usr/bin/time -f "one: %e s wall, %U s user, %S s sys, %P CPU" \
   "$PY" -m glyphlab "${ARGS[@]}" --out "$OUT/one" > "$OUT/one.log"
 echo "load between: $(cut -d' ' -f1-3 /proc/loadavg)"
+GLYPHLAB_NUM_THREADS=1 /usr/bin/time -f "one-1t: %e s wall, %U s user, %S s sys, %P CPU" \
+  "$PY" -m glyphlab "${ARGS[@]}" --out "$OUT/one-1t" > "$OUT/one-1t.log"
+echo "load between: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/time -f "two: %e s wall, %U s user, %S s sys, %P CPU" \
   "$PY" -m torch.distributed.run --nproc-per-node 2 --master-port "${PORT:-29741}" \
-  -m glyphlab "${ARGS[@]}" --out "$OUT/two" > "$OUT/two.log" 2> "$OUT/two.err"
+  -m glyphlab "${ARGS[@]}" --out "$OUT/two" > "$OUT/two.log" 2> >(grep -v "^\[\|^\*\|OMP\|^ *$" >&2)
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)  $(date -u +%H:%M:%S) UTC"
-for r in one two; do
+for r in one one-1t two; do
   "$PY" - "$OUT/$r" <<'PYEOF'
 import json, sys
 from pathlib import Path
