@@ -159,8 +159,17 @@ def run_cmd(
             "mlflow models serve -m models:/NAME@champion. Implies --track mlflow."
         ),
     ] = None,
+    nproc_per_node: Annotated[
+        int,
+        typer.Option(
+            help="Train the networks data-parallel in this many processes on this machine (torchrun "
+            "--standalone; on several machines call torchrun yourself, see README)."
+        ),
+    ] = 1,
 ) -> None:
     """Train each model, evaluate it on the test split and write a run folder with a leaderboard."""
+    if nproc_per_node > 1 and not _under_torchrun():
+        raise typer.Exit(_torchrun(nproc_per_node))
     from glyphlab.pipeline.options import parse_params
     from glyphlab.pipeline.resume import resume_config
     from glyphlab.pipeline.run import RunConfig, run
@@ -897,6 +906,30 @@ def serve_cmd(
     )
     listen = Listen(host, port, workers, api_key_file, cors_origin, metrics, metrics_public, access_log)
     serve(model_path, settings, listen, announce=console.print)
+
+
+def _under_torchrun() -> bool:
+    import os
+
+    return "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_WORLD_SIZE" in os.environ
+
+
+def _torchrun(nproc: int) -> int:
+    """This very command again under torchrun's elastic launcher (``torch.distributed.run``, one machine, a
+    free rendezvous port), less ``--nproc-per-node``; its exit status."""
+    import subprocess
+    import sys
+
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc-per-node":
+            skip = True
+        elif not a.startswith("--nproc-per-node="):
+            args.append(a)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    return subprocess.run([*launcher, "-m", "glyphlab", *args]).returncode
 
 
 def main() -> None:

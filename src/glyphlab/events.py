@@ -18,6 +18,7 @@ warning about a skipped figure) whose only content is their sentence.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -36,6 +37,19 @@ class Observer(Protocol):
 _observers: ContextVar[tuple[Observer, ...]] = ContextVar("glyphlab_observers", default=())
 
 
+def _other_rank() -> bool:
+    """Whether torchrun started this process as a rank other than 0 (``RANK`` set and not 0): such a process
+    trains its share and says nothing; progress, tables and tracking come from rank 0 alone."""
+    try:
+        return int(os.environ.get("RANK", "0") or 0) != 0 and "WORLD_SIZE" in os.environ
+    except ValueError:
+        return False
+
+
+#: read once: torchrun sets a rank's variables before the process starts
+_SILENT = _other_rank()
+
+
 @contextmanager
 def observing(*observers: Observer | None) -> Iterator[None]:
     """Send the events emitted inside the ``with`` block to ``observers`` too (``None`` entries are skipped)."""
@@ -48,14 +62,16 @@ def observing(*observers: Observer | None) -> Iterator[None]:
 
 
 def emit(event: Event) -> None:
-    """Give ``event`` to every attached observer, outermost first."""
+    """Give ``event`` to every attached observer, outermost first (none on a data-parallel rank other than 0)."""
+    if _SILENT:
+        return
     for observer in _observers.get():
         observer.on_event(event)
 
 
 def watched() -> bool:
     """Whether any observer is attached: lets a hot loop skip building events nobody receives."""
-    return bool(_observers.get())
+    return not _SILENT and bool(_observers.get())
 
 
 @dataclass(frozen=True)

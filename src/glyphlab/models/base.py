@@ -29,6 +29,8 @@ class GlyphModel(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     #: networks use the validation split for early stopping; classical models are fit on train+val
     uses_validation: ClassVar[bool] = False
+    #: trains data-parallel under torchrun (every rank fits it together); False: rank 0 fits it alone
+    data_parallel: ClassVar[bool] = False
     #: types and ranges of parameters beyond what each default's type implies (``models/params.py``)
     param_specs: ClassVar[dict[str, Spec]] = {}
     #: the file ``_load_weights`` reads; ``load_model`` refuses a manifest that does not list (and hash) it

@@ -110,6 +110,7 @@ class TorchModel(GlyphModel):
     """
 
     uses_validation: ClassVar[bool] = True
+    data_parallel: ClassVar[bool] = True
     weights_file = WEIGHTS
     onnx_kind = "torch"
     #: nets stop early after 5 epochs without improvement by default (the bare loop never does)

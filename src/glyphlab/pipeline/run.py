@@ -11,6 +11,7 @@ import platform
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ from glyphlab.fileio import write_json
 from glyphlab.models.base import training_arrays
 from glyphlab.models.persistence import library_versions
 from glyphlab.models.registry import create_model, with_seed
+from glyphlab.models.torch.world import local_only, world
 from glyphlab.pipeline.audit import copy_audit, exclude_issues
 from glyphlab.pipeline.model_card import write_run_model_card
 from glyphlab.runfolder import (
@@ -135,7 +137,11 @@ def run(
     :mod:`glyphlab.tracking`); a resumed run that was tracked goes on with the same backend and MLflow run.
     ``register="NAME"`` (MLflow) registers the best model as a new version of NAME, alias ``champion``.
     ``observers`` receive the run's events (:mod:`glyphlab.events`); the engine itself prints nothing.
+    Started by torchrun, rank 0 does all of this and the other ranks only help it train the networks
+    (:func:`help_train`).
     """
+    if not world().is_main:
+        return help_train(cfg)
     out = Path(out) if out else default_run_dir(cfg)
     if not cfg.models:
         raise ConfigError("no models to run (--models is empty): name at least one, see `glyphlab models`")
@@ -194,6 +200,11 @@ def _start_folder(cfg: RunConfig, ds: Dataset, out: Path) -> RunFolder:
 def _train_models(cfg: RunConfig, ds: Dataset, folder: RunFolder, resume: bool, report: bool) -> None:
     """Every model of the run in turn (a finished one kept when resuming), then the leaderboard and report."""
     rows = []
+    if world().size > 1:  # the other ranks wait for this: where the run is and which models are trained
+        from glyphlab.models.torch.ddp import share_plan
+
+        labels = [split_model_entry(entry)[0] for entry in cfg.models]
+        share_plan(str(folder.path), [not (resume and folder.model(label).finished) for label in labels])
     for entry in cfg.models:
         name, _ = split_model_entry(entry)
         model = folder.model(name)
@@ -241,9 +252,11 @@ def write_image_inputs(ds: Dataset, path: Path, n: int = 16) -> None:
 
 def _mark_failed(folder: RunFolder, created: bool, exc: Exception) -> None:
     """A failed run leaves no half-made folder: the folder it created goes when no model finished in it;
-    otherwise failed.json says what failed, and the finished models stay for ``glyphlab run --resume``."""
+    otherwise failed.json says what failed, and the finished models stay for ``glyphlab run --resume``.
+    Under torchrun the folder always stays: a rank that dies (killed, its machine lost) makes rank 0's next
+    collective fail, and the checkpoint of the network in training is what ``--resume`` goes on from."""
     finished = [m.name for m in folder.model_folders() if m.finished]
-    if created and not finished:
+    if created and not finished and world().size == 1:
         shutil.rmtree(folder.path, ignore_errors=True)
         emit(RunFailed(folder.path, removed=True))
         return
@@ -323,12 +336,13 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path)
     emit(ModelStarted(name, n_train))
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        model.fit(
-            *fit_args,
-            classes=ds.classes,
-            run_dir=model_dir,
-            preprocessing=Preprocessing.of_dataset(ds.meta, ds.image_shape),
-        )
+        with nullcontext() if model.data_parallel else local_only():  # under torchrun, the other ranks skip it
+            model.fit(
+                *fit_args,
+                classes=ds.classes,
+                run_dir=model_dir,
+                preprocessing=Preprocessing.of_dataset(ds.meta, ds.image_shape),
+            )
     finally:
         train_seconds = time.perf_counter() - t0
         train_cpu_seconds = time.process_time() - c0  # on a shared CPU, less inflated by other jobs than wall time
@@ -375,6 +389,30 @@ def train_and_evaluate(entry: str, cfg: RunConfig, ds: Dataset, model_dir: Path)
     for ckpt in (CHECKPOINT, f".{CHECKPOINT}.old"):  # .old: a process killed between the checkpoint's two renames
         shutil.rmtree(folder.file(ckpt), ignore_errors=True)
     return metrics
+
+
+def help_train(cfg: RunConfig) -> Path:
+    """A torchrun rank other than 0: train its share of every network rank 0 trains, in the same order, and
+    write nothing (rank 0 writes the run folder; the checkpoint is read from it when resuming). Models that
+    are not data-parallel (scikit-learn's, ensembles) are fit by rank 0 alone and skipped here."""
+    from glyphlab.models.torch.ddp import share_plan
+
+    out, todo = share_plan("", [False] * len(cfg.models))  # after rank 0 loaded the data and started the folder
+    ds = load_run_dataset(cfg)
+    folder = RunFolder(Path(out))
+    for entry, train_it in zip(cfg.models, todo, strict=True):
+        name, registry_name = split_model_entry(entry)
+        model = create_model(registry_name, **with_seed(registry_name, cfg.params.get(name, {}), cfg.seed))
+        if not (train_it and model.data_parallel):
+            continue
+        fit_args = training_arrays(model, ds["train"].images, ds["train"].labels, ds["val"].images, ds["val"].labels)
+        model.fit(
+            *fit_args,
+            classes=ds.classes,
+            run_dir=folder.model(name).path,
+            preprocessing=Preprocessing.of_dataset(ds.meta, ds.image_shape),
+        )
+    return Path(out)
 
 
 def write_leaderboard(out: Path, rows: list[dict[str, Any]]) -> None:

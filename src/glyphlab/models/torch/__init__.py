@@ -8,7 +8,8 @@ THREADS_ENV = "GLYPHLAB_NUM_THREADS"
 
 
 def usable_cores() -> int:
-    """How many cores glyphlab may use: ``GLYPHLAB_NUM_THREADS`` if set, else every core this process may run on.
+    """How many cores glyphlab may use: ``GLYPHLAB_NUM_THREADS`` if set, else every core this process may run on
+    (divided among torchrun's ranks on this machine).
 
     One number for torch's threads and for parallel cross-validation folds, so one variable tames both on a
     machine that other jobs keep busy.
@@ -17,6 +18,8 @@ def usable_cores() -> int:
     if env:
         return max(1, int(env))
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    # torchrun's ranks on one machine share its cores: each takes its part rather than all of them
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))

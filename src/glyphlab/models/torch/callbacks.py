@@ -270,7 +270,7 @@ class Progress(Callback):
         last = t.batch == t.steps_per_epoch - 1
         if self.active and (last or time.perf_counter() - self.drawn > self.REDRAW_S):
             self.drawn = time.perf_counter()
-            seen = min(t.n, (t.batch + 1) * t.bs)
+            seen = max(1, t.seen)  # this process's images (its share under data parallelism)
             stats = f"loss {float(t.loss_sum) / seen:.4f} acc {int(t.correct) / seen:.4f} lr {t.lr:.2e}"
             emit(TaskAdvanced(self.TASK, t.batch + 1, stats))
 

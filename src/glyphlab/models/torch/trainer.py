@@ -8,16 +8,17 @@ checkpoint that makes a resumed run end with bit-identical weights, history.csv,
 caller's per-epoch functions. The hooks (``before_fit``, ``before_epoch``, ``after_batch``, ``before_validate``,
 ``after_validate``, ``after_epoch``, ``after_fit``, ``finally_fit``) are those of fastai's Learner.
 
-Data-parallel training can come in as a strategy around this skeleton (wrap the module, shard the permutation,
-reduce the epoch's sums) without touching the callbacks: they already write and report only where
-``is_main`` (rank 0).
+Data-parallel training (torchrun) is two callbacks around this skeleton (:mod:`glyphlab.models.torch.ddp`): they
+set ``net`` (what the batches go through: the module, or its DistributedDataParallel wrapper) and ``shard`` (each
+rank's share of a batch), and reduce the epoch's sums; the other callbacks write and report only where
+``is_main`` (rank 0). Without them (``shard`` None) a step is exactly the one-process step.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from glyphlab.models.torch.loop import (
     resolve_device,
     resolve_precision,
 )
+from glyphlab.models.torch.world import World, data_parallel, world
 
 
 def _to_tensor(images, labels, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,6 +81,9 @@ class Trainer:
     ) -> None:
         config.validate()
         self.module, self.cfg, self.is_main = module, config, is_main
+        #: what the batches go through (a data-parallel callback wraps the module) and each rank's share of a batch
+        self.net: nn.Module = module
+        self.shard: Callable[[torch.Tensor], tuple[torch.Tensor, int, float]] | None = None
         self.device = resolve_device(config.device)
         if self.device.type == "cpu":
             configure_threads()
@@ -166,6 +171,7 @@ class Trainer:
         self.module.train()
         perm = torch.randperm(self.n, generator=self.gens["shuffle"]).to(self.device)
         self.loss_sum = torch.zeros((), device=self.device)
+        self.seen = 0  # images of this epoch stepped on by this process (its share, under data parallelism)
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)
         self.improved = False
         self._call("before_epoch")
@@ -191,6 +197,9 @@ class Trainer:
         self._call("after_epoch")
 
     def _one_batch(self, idx: torch.Tensor) -> None:
+        real, share = len(idx), None
+        if self.shard is not None:
+            idx, real, share = self.shard(idx)
         xb, yb = self.x[idx], self.y[idx]
         if self.aug_cfg is not None:
             xb = augment_batch(xb, self.aug_cfg, self.gens["augment"])
@@ -198,20 +207,22 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            out = self.module(xb)
+            out = self.net(xb)
             loss = F.cross_entropy(out.float(), yb, weight=self.weight, label_smoothing=float(self.cfg.label_smoothing))
+        step_loss = loss if share is None else loss * share
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(step_loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            loss.backward()
+            step_loss.backward()
             self.optimizer.step()
         self.step += 1
+        self.seen += real
         with torch.no_grad():
-            self.loss_sum += loss.detach() * len(idx)
-            self.correct += (out.argmax(1) == yb).sum()
+            self.loss_sum += loss.detach() * real
+            self.correct += (out[:real].argmax(1) == yb[:real]).sum()
         for hook in self._batch_hooks:
             hook()
 
@@ -257,6 +268,7 @@ def train(
     checkpoint in ``run_dir`` is only resumed by the same run. On return the module holds the best state by
     ``config.monitor`` (when there is validation data) and sits on the training device in eval mode.
     ``callbacks`` are called with every finished epoch's history row, after its checkpoint is written.
+    Started by torchrun, every rank trains its share of each batch (:mod:`glyphlab.models.torch.ddp`).
     """
     has_val = val_images is not None and val_labels is not None and len(val_images) > 0
     trainer = Trainer(
@@ -266,6 +278,19 @@ def train(
         config=config,
         fingerprint=fingerprint,
         parameters=parameters,
-        callbacks=standard_callbacks(config, Path(run_dir) if run_dir is not None else None, has_val, callbacks),
+        callbacks=_with_strategy(
+            standard_callbacks(config, Path(run_dir) if run_dir is not None else None, has_val, callbacks), world()
+        ),
+        is_main=world().is_main or not data_parallel(),
     )
     return trainer.fit()
+
+
+def _with_strategy(callbacks: list[Callback], w: World) -> list[Callback]:
+    """Under torchrun (more than one rank, not :func:`~glyphlab.models.torch.world.local_only`), the data-parallel
+    callbacks too; otherwise the callbacks as they are (one process trains exactly as it always did)."""
+    if not data_parallel():
+        return callbacks
+    from glyphlab.models.torch.ddp import data_parallel_callbacks
+
+    return callbacks + data_parallel_callbacks(w)
