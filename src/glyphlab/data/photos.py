@@ -67,11 +67,38 @@ def photo_bytes(
     """The JPEG bytes a phone would send of ``glyph``: (h, w) floats, ink = 1 on 0.
 
     ``bleed`` is another glyph that may show through from the back of the page; ``ruling`` and ``ink``
-    fix those conditions (else drawn); ``quality`` the JPEG quality (else 55-90).
+    fix those conditions (else drawn); ``quality`` the JPEG quality (else 55-90). The steps draw from ``rng``
+    in a fixed order (page, glyph, ink, form box, bleed, light, camera), so a seed gives the same photo.
     """
     H, W = int(rng.integers(96, 161)), int(rng.integers(96, 161))
-    paper = np.array(PAPERS[rng.choice(list(PAPERS), p=[0.35, 0.3, 0.2, 0.15])]) * rng.uniform(0.9, 1.02)
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    page, paper, ruling = _paper_page(rng, H, W, xx, yy, ruling)
+    big, gh, gw = _placed_glyph(glyph, rng, H, W)
+    bh, bw = big.shape
+    top = int(rng.integers(1, H - bh)) if H - bh > 1 else 0
+    left = int(rng.integers(1, W - bw)) if W - bw > 1 else 0
+    alpha = np.zeros((H, W), np.float32)
+    alpha[top : top + bh, left : left + bw] = big
+    ink = ink or str(rng.choice(list(INKS), p=[0.35, 0.3, 0.15, 0.1, 0.1]))
+    strength = rng.uniform(0.75, 1.0) if ink != "pencil" else rng.uniform(0.6, 0.85)
+    alpha = alpha.clip(0, 1) ** rng.uniform(0.7, 1.3) * strength
+    if ink == "pencil":
+        alpha *= (1 - 0.35 * rng.random((H, W))).astype(np.float32)
+    if ruling == "form-box":  # the printed box of a form around the glyph
+        page = _form_box(page, rng, (top, left, top + bh, left + bw))
+    if bleed is not None and rng.random() < 0.25:  # a faint glyph on the back of the page, mirrored
+        page = _bleed_through(page, bleed, rng, gh, gw)
+    colour = np.array(INKS[ink])
+    img = page * (1 - alpha[..., None]) + colour[None, None, :] * alpha[..., None]
+    img = img * (_light(rng, H, W, xx, yy) * rng.uniform(0.85, 1.05))[..., None]
+    return _camera(img, rng, paper, quality)
+
+
+def _paper_page(
+    rng: np.random.Generator, H: int, W: int, xx: np.ndarray, yy: np.ndarray, ruling: str | None
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The (H, W, 3) page: paper with its fibre, and its rulings (plain, ruled, squared, dotted, form box)."""
+    paper = np.array(PAPERS[rng.choice(list(PAPERS), p=[0.35, 0.3, 0.2, 0.15])]) * rng.uniform(0.9, 1.02)
     fibre = ndimage.gaussian_filter(rng.normal(0, 1, (H, W)), rng.uniform(1.0, 4.0)).astype(np.float32)
     page = paper[None, None, :] * (1 + 0.025 * fibre / (fibre.std() + 1e-6))[..., None]
 
@@ -94,8 +121,12 @@ def photo_bytes(
     if ruling == "ruled" and rng.random() < 0.35:  # a red margin line
         margin = _lines(u, 10_000, rng.uniform(0.05, 0.2) * W, 1.2)
         page += margin[..., None] * (np.array((0.85, 0.3, 0.3)) - page) * 0.7
+    return page, paper, ruling
 
-    # the glyph: cropped to its ink, scaled to 35-70 % of the frame height, thickness and tilt drawn
+
+def _placed_glyph(glyph: np.ndarray, rng: np.random.Generator, H: int, W: int) -> tuple[np.ndarray, int, int]:
+    """The glyph cropped to its ink, scaled to 35-70 % of the frame height, thickened or thinned and tilted
+    (up to 12 degrees), fitted inside the frame; with the scaled size (gh, gw) before the tilt."""
     g = np.asarray(glyph, np.float32)
     rows, cols = np.flatnonzero(g.max(1) > 0.1), np.flatnonzero(g.max(0) > 0.1)
     g = np.pad(g[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], 2)
@@ -116,35 +147,35 @@ def photo_bytes(
     if bh >= H - 2 or bw >= W - 2:
         f = min((H - 4) / bh, (W - 4) / bw)
         big = np.asarray(Image.fromarray(big, "F").resize((max(2, int(bw * f)), max(2, int(bh * f))))).clip(0, 1)
-        bh, bw = big.shape
-    top = int(rng.integers(1, H - bh)) if H - bh > 1 else 0
-    left = int(rng.integers(1, W - bw)) if W - bw > 1 else 0
-    alpha = np.zeros((H, W), np.float32)
-    alpha[top : top + bh, left : left + bw] = big
-    ink = ink or str(rng.choice(list(INKS), p=[0.35, 0.3, 0.15, 0.1, 0.1]))
-    strength = rng.uniform(0.75, 1.0) if ink != "pencil" else rng.uniform(0.6, 0.85)
-    alpha = alpha.clip(0, 1) ** rng.uniform(0.7, 1.3) * strength
-    if ink == "pencil":
-        alpha *= (1 - 0.35 * rng.random((H, W))).astype(np.float32)
-    if ruling == "form-box":  # the printed box of a form around the glyph
-        box = np.zeros((H, W), np.float32)
-        pad = rng.integers(3, 10)
-        t0, l0 = max(0, top - pad), max(0, left - pad)
-        t1, l1 = min(H - 1, top + bh + pad), min(W - 1, left + bw + pad)
-        box[t0 : t1 + 1, [l0, l1]] = 1
-        box[[t0, t1], l0 : l1 + 1] = 1
-        page = page * (1 - 0.7 * box[..., None])
-    if bleed is not None and rng.random() < 0.25:  # a faint glyph on the back of the page, mirrored
-        b = np.asarray(Image.fromarray(np.asarray(bleed, np.float32)[:, ::-1].copy(), "F").resize((gw, gh)))
-        b = ndimage.gaussian_filter(b.clip(0, 1), 1.5) * rng.uniform(0.08, 0.18)
-        bt, bl = int(rng.integers(0, max(1, H - gh))), int(rng.integers(0, max(1, W - gw)))
-        back = np.zeros((H, W), np.float32)
-        back[bt : bt + gh, bl : bl + gw] = b[: H - bt, : W - bl]
-        page = page * (1 - back[..., None])
-    colour = np.array(INKS[ink])
-    img = page * (1 - alpha[..., None]) + colour[None, None, :] * alpha[..., None]
+    return big, gh, gw
 
-    # light: gradient, vignette, shadows
+
+def _form_box(page: np.ndarray, rng: np.random.Generator, glyph_box: tuple[int, int, int, int]) -> np.ndarray:
+    """The page with a form's printed box drawn a few pixels around ``glyph_box`` (top, left, bottom, right)."""
+    H, W = page.shape[:2]
+    top, left, bottom, right = glyph_box
+    box = np.zeros((H, W), np.float32)
+    pad = rng.integers(3, 10)
+    t0, l0 = max(0, top - pad), max(0, left - pad)
+    t1, l1 = min(H - 1, bottom + pad), min(W - 1, right + pad)
+    box[t0 : t1 + 1, [l0, l1]] = 1
+    box[[t0, t1], l0 : l1 + 1] = 1
+    return page * (1 - 0.7 * box[..., None])
+
+
+def _bleed_through(page: np.ndarray, bleed: np.ndarray, rng: np.random.Generator, gh: int, gw: int) -> np.ndarray:
+    """The page with ``bleed`` showing faintly through from its back, mirrored and blurred."""
+    H, W = page.shape[:2]
+    b = np.asarray(Image.fromarray(np.asarray(bleed, np.float32)[:, ::-1].copy(), "F").resize((gw, gh)))
+    b = ndimage.gaussian_filter(b.clip(0, 1), 1.5) * rng.uniform(0.08, 0.18)
+    bt, bl = int(rng.integers(0, max(1, H - gh))), int(rng.integers(0, max(1, W - gw)))
+    back = np.zeros((H, W), np.float32)
+    back[bt : bt + gh, bl : bl + gw] = b[: H - bt, : W - bl]
+    return page * (1 - back[..., None])
+
+
+def _light(rng: np.random.Generator, H: int, W: int, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """The light over the page, (H, W): a gradient, a vignette, maybe a phone's or a finger's shadow."""
     ang = rng.uniform(0, 2 * np.pi)
     ramp = np.cos(ang) * (xx / W - 0.5) + np.sin(ang) * (yy / H - 0.5)
     light = 1 + rng.uniform(0.0, 0.35) * ramp
@@ -158,8 +189,12 @@ def photo_bytes(
         cx = rng.uniform(0, W)
         ell = ((xx - cx) / (0.12 * W)) ** 2 + ((yy - H) / (0.45 * H)) ** 2
         light *= 1 - 0.35 * np.exp(-np.maximum(ell - 1, 0) * 3) * (ell < 4)
-    img = img * (light * rng.uniform(0.85, 1.05))[..., None]
+    return light
 
+
+def _camera(img: np.ndarray, rng: np.random.Generator, paper: np.ndarray, quality: int | None) -> bytes:
+    """What the phone makes of the lit page: a slight perspective, blur, sensor noise, a JPEG."""
+    H, W = img.shape[:2]
     im = Image.fromarray((img.clip(0, 1) * 255).round().astype(np.uint8), "RGB")
     if rng.random() < 0.5:  # a slight perspective: the phone not quite parallel to the page
         d = rng.uniform(-0.05, 0.05, 8) * np.array([W, H] * 4)
