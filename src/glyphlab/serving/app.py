@@ -31,6 +31,7 @@ from glyphlab.data.images import DecodeLimits, ImageTooLargeError, NoInkError, S
 from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.models.persistence import read_model_card
+from glyphlab.serving.asgi import send_json
 from glyphlab.serving.auth import load_api_key
 from glyphlab.serving.batching import MicroBatcher
 from glyphlab.serving.gateway import GatewaySettings
@@ -256,11 +257,10 @@ def _several(loc: list[Any], exc: SeveralGlyphsError) -> JSONResponse:
     return _error(422, [{"loc": loc, "type": "several_glyphs", "msg": str(exc)}])
 
 
-async def _json_pixels(request: Request, one: str) -> np.ndarray | JSONResponse:
-    """The ``pixels`` of a JSON body that carries one picture, or the 422 refusing it (``one`` says why a batch
-    is refused: "one image per explanation")."""
+async def _prediction_request(request: Request) -> PredictionRequest | JSONResponse:
+    """The JSON body as a :class:`PredictionRequest`, or the 422 naming (at most 20 of) its faults by field path."""
     try:
-        req = PredictionRequest.model_validate_json(await request.body())
+        return PredictionRequest.model_validate_json(await request.body())
     except ValidationError as exc:
         return _error(
             422,
@@ -269,6 +269,14 @@ async def _json_pixels(request: Request, one: str) -> np.ndarray | JSONResponse:
                 for e in exc.errors(include_url=False, include_context=False, include_input=False)
             ][:20],
         )
+
+
+async def _json_pixels(request: Request, one: str) -> np.ndarray | JSONResponse:
+    """The ``pixels`` of a JSON body that carries one picture, or the 422 refusing it (``one`` says why a batch
+    is refused: "one image per explanation")."""
+    req = await _prediction_request(request)
+    if isinstance(req, JSONResponse):
+        return req
     if req.pixels is None:
         return _error(
             422, [{"loc": ["body", "images"], "type": "too_long", "msg": f"{one}: send 'pixels', not a batch"}]
@@ -382,10 +390,10 @@ class BodyLimitMiddleware:
                 if length < 0:
                     raise ValueError
             except ValueError:
-                await _send_json(send, 400, {"detail": "the Content-Length header is not a valid number"})
+                await send_json(send, 400, {"detail": "the Content-Length header is not a valid number"})
                 return
             if length > self.max_bytes:
-                await _send_json(send, 413, {"detail": _too_large(self.max_bytes, length)})
+                await send_json(send, 413, {"detail": _too_large(self.max_bytes, length)})
                 return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
@@ -396,7 +404,7 @@ class BodyLimitMiddleware:
                 try:
                     message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
                 except TimeoutError:
-                    await _send_json(
+                    await send_json(
                         send,
                         408,
                         {"detail": f"the request body did not arrive within {self.timeout_s:g} s; send it at once"},
@@ -406,10 +414,10 @@ class BodyLimitMiddleware:
                     return
                 body = message.get("body", b"")
                 if total + len(body) > self.max_bytes:
-                    await _send_json(send, 413, {"detail": _too_large(self.max_bytes)})
+                    await send_json(send, 413, {"detail": _too_large(self.max_bytes)})
                     return
                 if self.buffered + len(body) > self.max_buffered:
-                    await _send_json(
+                    await send_json(
                         send,
                         503,
                         {"detail": "the server holds too many large bodies at once; retry in 1 s"},
@@ -475,26 +483,6 @@ def _too_large(limit: int, declared: int | None = None) -> str:
     return f"the request body is larger than the limit of {limit:,} bytes{got}; send a smaller image"
 
 
-async def _send_json(send: Any, status: int, payload: dict, retry_after: int | None = None) -> None:
-    import json
-
-    body = json.dumps(payload).encode()
-    extra = [(b"retry-after", str(retry_after).encode())] if retry_after is not None else []
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 # -- the app ---------------------------------------------------------------------------------------------------
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
 
@@ -551,17 +539,9 @@ _RESPONSES = {
 
 async def _json_prediction(request: Request, predictor: Predictor, settings: ServeSettings, answer) -> JSONResponse:
     """POST /prediction with JSON pixels (one image or a batch): validated, each image prepared, blank ones named."""
-    body = await request.body()
-    try:
-        req = PredictionRequest.model_validate_json(body)
-    except ValidationError as exc:
-        return _error(
-            422,
-            [
-                {**e, "loc": ["body", *e["loc"]]}
-                for e in exc.errors(include_url=False, include_context=False, include_input=False)
-            ][:20],
-        )
+    req = await _prediction_request(request)
+    if isinstance(req, JSONResponse):
+        return req
     if req.images is not None:
         if len(req.images) > settings.max_batch:
             return _error(
