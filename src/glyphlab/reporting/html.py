@@ -191,27 +191,11 @@ def _dataset_part(
 def _model_part(
     run: RunFolder, name: str, row: dict[str, Any], images: np.ndarray | None, classes: list[str]
 ) -> dict[str, Any]:
+    """Everything the template's section on one model shows, read from its folder (never from the model)."""
     folder = run.model(name)
     d = folder.path
     metrics = folder.read_metrics()
-    report = []
-    for r in folder.read_table(CLASSIFICATION_REPORT):
-        label = r.get("class", "")
-        report.append(
-            {
-                "label": label,
-                "summary": label in ("macro avg", "weighted avg", "accuracy"),
-                "precision": _fmt(r.get("precision")),
-                "recall": _fmt(r.get("recall")),
-                "f1": _fmt(r.get("f1-score")),
-                "f1_value": as_number(r.get("f1-score")),
-                "support": _fmt(r.get("support"), 0),
-            }
-        )
-    per_class = [r for r in report if not r["summary"] and r["f1_value"] is not None]
-    worst = {r["label"] for r in sorted(per_class, key=lambda r: r["f1_value"])[:3] if r["f1_value"] < 1.0}
-    for r in report:
-        r["worst"] = r["label"] in worst
+    report = _class_report(folder)
     confused = [
         {
             "true": p.get("true"),
@@ -222,18 +206,7 @@ def _model_part(
         for p in folder.read_table(MOST_CONFUSED_CSV)
     ]
     history = folder.read_history()
-    curves = None
-    hist_summary = None
-    if history:
-        curves = _file_uri(d / LEARNING_CURVES) or data_uri(figures.learning_curves(history, name))
-        with_val = [h for h in history if "val_acc" in h]
-        best = max(with_val, key=lambda h: h["val_acc"]) if with_val else None
-        hist_summary = {
-            "epochs": len(history),
-            "best_epoch": int(best["epoch"]) if best and "epoch" in best else None,
-            "best_val_acc": _fmt(best["val_acc"]) if best else "",
-            "seconds": _fmt(sum(h.get("seconds", 0.0) for h in history), 1),
-        }
+    curves, hist_summary = _history_part(folder, name, history)
     gallery, n_wrong = None, None
     drawn = _interpretation_figures(folder, classes, images)
     try:
@@ -277,6 +250,48 @@ def _model_part(
         "model_saved": folder.model_path.is_dir(),
         "calibration": calibration_part(folder.path, _file_uri),
     }
+
+
+def _class_report(folder: ModelFolder) -> list[dict[str, Any]]:
+    """The classification report's rows, formatted, the three worst classes by F1 (below 1) marked ``worst``."""
+    report = []
+    for r in folder.read_table(CLASSIFICATION_REPORT):
+        label = r.get("class", "")
+        report.append(
+            {
+                "label": label,
+                "summary": label in ("macro avg", "weighted avg", "accuracy"),
+                "precision": _fmt(r.get("precision")),
+                "recall": _fmt(r.get("recall")),
+                "f1": _fmt(r.get("f1-score")),
+                "f1_value": as_number(r.get("f1-score")),
+                "support": _fmt(r.get("support"), 0),
+            }
+        )
+    per_class = [r for r in report if not r["summary"] and r["f1_value"] is not None]
+    worst = {r["label"] for r in sorted(per_class, key=lambda r: r["f1_value"])[:3] if r["f1_value"] < 1.0}
+    for r in report:
+        r["worst"] = r["label"] in worst
+    return report
+
+
+def _history_part(
+    folder: ModelFolder, name: str, history: list[dict[str, Any]]
+) -> tuple[str | None, dict[str, Any] | None]:
+    """A network's learning curves (the saved figure, else drawn now) and its summary; (None, None) for a model
+    trained without epochs."""
+    if not history:
+        return None, None
+    curves = _file_uri(folder.path / LEARNING_CURVES) or data_uri(figures.learning_curves(history, name))
+    with_val = [h for h in history if "val_acc" in h]
+    best = max(with_val, key=lambda h: h["val_acc"]) if with_val else None
+    summary = {
+        "epochs": len(history),
+        "best_epoch": int(best["epoch"]) if best and "epoch" in best else None,
+        "best_val_acc": _fmt(best["val_acc"]) if best else "",
+        "seconds": _fmt(sum(h.get("seconds", 0.0) for h in history), 1),
+    }
+    return curves, summary
 
 
 def _interpretation_figures(
