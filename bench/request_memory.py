@@ -36,8 +36,8 @@ def measure(kind: str, folder: Path) -> None:
     import numpy as np
 
     from glyphlab.data.images import DecodeLimits, ImageConfig, prepare_bytes
-    from glyphlab.serving.app import PredictionRequest
     from glyphlab.serving.limits import tune_malloc
+    from glyphlab.serving.schemas import PredictionRequest
 
     tune_malloc()  # as a server process does
     body = (folder / kind).read_bytes()

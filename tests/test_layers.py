@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("use cases", ("glyphlab.pipeline", "glyphlab.recipes", "glyphlab.search_spaces")),
     ("api", ("glyphlab.api", "glyphlab")),
-    ("cli", ("glyphlab.cli", "glyphlab.render", "glyphlab.__main__")),
+    ("cli", ("glyphlab.cli", "glyphlab.cli_options", "glyphlab.render", "glyphlab.__main__")),
 ]
 RANK = {name: i for i, (name, _) in enumerate(LAYERS)}
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +14,37 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from glyphlab import render
+from glyphlab.cli_options import (
+    DataDir,
+    DatasetOptions,
+    ModelFolder,
+    ServeAccessLog,
+    ServeApiKeyFile,
+    ServeBackend,
+    ServeBatchWaitMs,
+    ServeBodyTimeout,
+    ServeCorsOrigin,
+    ServeExposeDetails,
+    ServeHeaderTimeout,
+    ServeHost,
+    ServeMaxBatch,
+    ServeMaxBodyMb,
+    ServeMaxBufferedMb,
+    ServeMaxConcurrency,
+    ServeMaxPixels,
+    ServeMaxQueue,
+    ServeMetrics,
+    ServeMetricsPublic,
+    ServeMicroBatch,
+    ServePort,
+    ServeQueueTimeout,
+    ServeRateLimit,
+    ServeThreads,
+    ServeWorkers,
+    Track,
+    TrackingUri,
+    Variants,
+)
 from glyphlab.user_errors import user_error_message
 
 console = Console()
@@ -54,41 +83,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="GLYPHLAB_DATA", help="Where downloaded datasets live (default: user cache)."),
-]
-DatasetOptions = Annotated[
-    list[str],
-    typer.Option(
-        "--dataset-option",
-        help="KEY=VALUE for the dataset loader (repeatable), e.g. limit=300 (every "
-        "dataset), labels_path=labels.csv for an images CSV, pixel_max=255 for a CSV, or for an image folder "
-        "preprocess=as-given, polarity=dark-on-light, size=28, box=20, crop_to_ink=false.",
-    ),
-]
-Variants = Annotated[
-    str,
-    typer.Option("--variant", help="Variants applied in order, e.g. 'rotate:-180:180,subset:3000,blur-filter'."),
-]
-Track = Annotated[
-    str | None,
-    typer.Option(
-        "--track",
-        help="Also log to an experiment tracker: mlflow or tensorboard (extras glyphlab[mlflow], "
-        "glyphlab[tensorboard]). Setting GLYPHLAB_TRACKING_URI alone means mlflow.",
-    ),
-]
-TrackingUri = Annotated[
-    str | None,
-    typer.Option(
-        "--tracking-uri",
-        help="MLflow store or server (default $GLYPHLAB_TRACKING_URI, then $MLFLOW_TRACKING_URI, else "
-        "sqlite:///./mlflow.db; http://HOST:PORT for a server; the experiment is $MLFLOW_EXPERIMENT_NAME "
-        "or glyphlab), or TensorBoard's log folder (default RUN/tensorboard).",
-    ),
-]
 
 
 def _dataset_options(items: list[str]) -> dict:
@@ -485,7 +479,7 @@ def _image_files(paths: list[Path]) -> list[Path]:
 
 @app.command("predict")
 def predict_cmd(
-    model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
+    model_path: ModelFolder,
     images: Annotated[
         list[Path],
         typer.Argument(
@@ -542,98 +536,20 @@ def predict_cmd(
     options = dict(top_k=top_k, backend=backend, max_pixels=max_pixels, out=out, resume=resume, workers=workers)
     keep = show_inputs is not None
     settings = PredictSettings(model_path, images, cluster=cluster, chunk_size=chunk_size, keep_inputs=keep, **options)
-    with _progress_bar("predict") as observer:
+    with render.progress_bar("predict") as observer:
         result = predict(settings, observer)
     if show_inputs is not None and result.rows:
         write_shown_inputs(show_inputs, result)
     if out is not None:
-        _render_predict_summary(result, as_json)
+        render.predict_summary(console, result, as_json)
     elif as_json:
-        typer.echo(json.dumps(_predictions_document(result), indent=2))
+        typer.echo(json.dumps(render.predictions_document(result), indent=2))
     else:
-        _render_predictions(result, top_k, show_inputs)
+        render.predictions(console, result, top_k, show_inputs)
     if result.preprocessing.note.startswith("the manifest records no preprocessing"):
         typer.echo(f"note: {result.preprocessing.note}", err=True)
     if result.failed:
         raise typer.Exit(code=1)
-
-
-@contextmanager
-def _progress_bar(what: str) -> Iterator[Callable | None]:
-    """An observer drawing a batch job's progress (files, rate, ETA) on a terminal's stderr; None elsewhere."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    err = Console(stderr=True)
-    if not err.is_terminal:
-        yield None
-        return
-    rate = TextColumn("{task.fields[rate]} · ETA {task.fields[eta]}")
-    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), rate)
-    with Progress(*columns, console=err) as bar:
-        task = bar.add_task(what, total=None, rate="", eta="")
-
-        def observe(p) -> None:
-            eta = f"{p.eta:.0f} s" if p.eta is not None else "?"
-            bar.update(task, total=p.total, completed=p.done, rate=f"{p.rate:,.0f} files/s", eta=eta)
-
-        yield observe
-
-
-def _predictions_document(result) -> dict:
-    return {
-        "model_id": result.model_id,
-        "backend": result.backend,
-        "preprocessing": result.preprocessing.to_dict(),
-        "predictions": result.rows,
-    }
-
-
-def _refused(row: dict) -> bool:
-    return bool(row.get("no_ink") or row.get("several_glyphs"))
-
-
-def _render_predictions(result, top_k: int, show_inputs: Path | None) -> None:
-    caption = f"images: {result.preprocessing.config.describe()}"
-    table = Table(title=f"{result.model_id} ({result.backend})", caption=caption)
-    table.add_column("file")
-    table.add_column("class", style="bold")
-    table.add_column("p", justify="right")
-    table.add_column(f"top {top_k}")
-    for r in result.rows:
-        if r.get("no_ink"):
-            table.add_row(r["file"], "[yellow]no ink[/]", "", "[yellow]blank image: nothing to classify[/]")
-        elif r.get("several_glyphs"):
-            table.add_row(r["file"], "[yellow]several[/]", "", f"[yellow]{escape(r['error'])}[/]")
-        elif "error" in r:
-            table.add_row(r["file"], "[red]error[/]", "", f"[red]{escape(r['error'])}[/]")
-        else:
-            top = ", ".join(f"{t['class_name']} {t['probability']:.3f}" for t in r["top"])
-            table.add_row(r["file"], r["class_name"], f"{r['top'][0]['probability']:.3f}", top)
-    console.print(table)
-    if show_inputs is not None and any("input" in r for r in result.rows):
-        typer.echo(f"what the model saw: {show_inputs}/ (one PNG per file, and inputs.png)")
-
-
-def _render_predict_summary(result, as_json: bool) -> None:
-    summary = {
-        "model_id": result.model_id,
-        "backend": result.backend,
-        "out": str(result.out),
-        "written": result.written,
-        "failed": result.failed,
-        "skipped": result.skipped,
-        "seconds": round(result.seconds, 3),
-        "executor": result.executor,
-    }
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
-        return
-    skipped = f", {result.skipped} already there" if result.skipped else ""
-    console.print(
-        f"{result.written} rows written to [cyan]{escape(str(result.out))}[/] ({result.failed} could not be "
-        f"classified{skipped}) in {result.seconds:.1f} s, {result.rate:,.0f} files/s on {result.executor}",
-        soft_wrap=True,
-    )
 
 
 @app.command("read")
@@ -691,7 +607,7 @@ def read_cmd(
 
 @app.command("explain")
 def explain_cmd(
-    model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
+    model_path: ModelFolder,
     images: Annotated[list[Path], typer.Argument(help="Image files or folders of images (PNG, JPEG, ...).")],
     method: Annotated[
         str,
@@ -713,7 +629,7 @@ def explain_cmd(
 
 @app.command("export")
 def export_cmd(
-    model_path: Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")],
+    model_path: ModelFolder,
     onnx: Annotated[
         Path | None,
         typer.Option("--onnx", help="Output .onnx file (default: MODEL/model.onnx, which predict and serve pick up)."),
@@ -736,125 +652,6 @@ def export_cmd(
     from glyphlab.pipeline.export import ExportSettings, export
 
     render.exported(console, export(ExportSettings(model_path, onnx, quantize, calibration, _str(data_dir))))
-
-
-# -- glyphlab serve's options (aliases keep serve_cmd one screen long) ------------------------------------------
-ModelFolder = Annotated[Path, typer.Argument(help="A saved model folder (or a run's models/NAME folder).")]
-ServeHost = Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 to accept outside connections).")]
-ServePort = Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one).")]
-ServeWorkers = Annotated[
-    int,
-    typer.Option(
-        min=1, help="Worker processes (each loads the model; with 2 or more, the supervising process does not)."
-    ),
-]
-ServeMaxBodyMb = Annotated[float, typer.Option(min=0.001, help="Largest request body in MB (413 above).")]
-ServeMaxConcurrency = Annotated[
-    int,
-    typer.Option(
-        min=1,
-        help="Requests processed at once per worker (memory "
-        "grows with it: each can take ~180 MB for 4.7 MB of "
-        "dense JSON pixels, ~35 MB for a 4-Mpx image upload; "
-        "bench/request_memory.py).",
-    ),
-]
-ServeMaxQueue = Annotated[
-    int,
-    typer.Option(
-        min=0,
-        help="Most requests waiting per worker, and no more than the "
-        "measured service time lets start within --queue-timeout; "
-        "beyond, 503 + Retry-After.",
-    ),
-]
-ServeMaxBufferedMb = Annotated[
-    float | None,
-    typer.Option(
-        min=0.001,
-        help="Most MB the bodies of all requests "
-        "in a worker may hold together (default 16 x "
-        "--max-body-mb); beyond, 503 + Retry-After.",
-    ),
-]
-ServeRateLimit = Annotated[
-    float | None,
-    typer.Option(
-        min=0.001,
-        help="Requests per second one client (IP "
-        "address) may send, in bursts of up to twice that; "
-        "beyond, 429 + Retry-After (default: no limit).",
-    ),
-]
-ServeQueueTimeout = Annotated[float, typer.Option(min=0.001, help="Seconds a request may wait (then 503).")]
-ServeBodyTimeout = Annotated[
-    float,
-    typer.Option(
-        min=0.001,
-        help="Seconds a request body may take to arrive after "
-        "its headers (then 408); a request takes a slot "
-        "only once its body is here.",
-    ),
-]
-ServeHeaderTimeout = Annotated[
-    float,
-    typer.Option(min=0.001, help="Seconds a connection may take to send a request's headers (then it is closed)."),
-]
-ServeMicroBatch = Annotated[
-    int, typer.Option(min=1, help="Most images of concurrent requests predicted together (1: no micro-batching).")
-]
-ServeBatchWaitMs = Annotated[
-    float,
-    typer.Option(
-        min=0.0,
-        max=1000.0,
-        help="How long the first request of a "
-        "micro-batch waits for others (ms): under load less CPU per "
-        "request, when idle that much more latency.",
-    ),
-]
-ServeMaxPixels = Annotated[int, typer.Option(help="Largest image in pixels (400 above).")]
-ServeMaxBatch = Annotated[int, typer.Option(help="Most images in one JSON batch.")]
-ServeBackend = Annotated[str, typer.Option(help="auto | onnx | native")]
-ServeThreads = Annotated[
-    int,
-    typer.Option(
-        min=0, help="Inference threads per worker (0: all cores; 1 keeps latency low under concurrent requests)."
-    ),
-]
-ServeExposeDetails = Annotated[
-    bool,
-    typer.Option(
-        "--expose-details",
-        help="GET /model also shows file paths, "
-        "library versions and the training data's path (withheld "
-        "by default: the server answers strangers).",
-    ),
-]
-ServeAccessLog = Annotated[
-    bool,
-    typer.Option(
-        "--access-log/--no-access-log",
-        help="A log line per request (uvicorn's access log); without it a small upload costs ~0.1 ms less CPU.",
-    ),
-]
-ServeApiKeyFile = Annotated[
-    Path | None,
-    typer.Option(
-        help="A file whose first line is the API key every route but /health, / (and /metrics) needs as "
-        "'Authorization: Bearer KEY' (default $GLYPHLAB_API_KEY; none: no key)."
-    ),
-]
-ServeCorsOrigin = Annotated[
-    list[str],
-    typer.Option(
-        "--cors-origin", help="An origin allowed to call the API from a browser (repeatable); none: CORS off."
-    ),
-]
-ServeMetrics = Annotated[bool, typer.Option("--metrics/--no-metrics", help="Prometheus metrics at /metrics.")]
-ServeMetricsPublic = Annotated[
-    bool, typer.Option("--metrics-public/--metrics-private", help="Whether /metrics is open without the API key.")
-]
 
 
 @app.command("serve")

@@ -7,9 +7,13 @@ notebook).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -146,3 +150,81 @@ def readings(console: Console, done: Any) -> None:
                 chars,
             )
     console.print(table)
+
+
+# -- glyphlab predict --------------------------------------------------------------------------------------------
+@contextmanager
+def progress_bar(what: str) -> Iterator[Callable | None]:
+    """An observer drawing a batch job's progress (files, rate, ETA) on a terminal's stderr; None elsewhere."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield None
+        return
+    rate = TextColumn("{task.fields[rate]} · ETA {task.fields[eta]}")
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), rate)
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task(what, total=None, rate="", eta="")
+
+        def observe(p) -> None:
+            eta = f"{p.eta:.0f} s" if p.eta is not None else "?"
+            bar.update(task, total=p.total, completed=p.done, rate=f"{p.rate:,.0f} files/s", eta=eta)
+
+        yield observe
+
+
+def predictions_document(result: Any) -> dict:
+    """``glyphlab predict --json``: the rows and what produced them (model, backend, image preparation)."""
+    return {
+        "model_id": result.model_id,
+        "backend": result.backend,
+        "preprocessing": result.preprocessing.to_dict(),
+        "predictions": result.rows,
+    }
+
+
+def predictions(console: Console, result: Any, top_k: int, show_inputs: Path | None) -> None:
+    """``glyphlab predict``: a row per file (class, probability, top k), or why it was not classified."""
+    caption = f"images: {result.preprocessing.config.describe()}"
+    table = Table(title=f"{result.model_id} ({result.backend})", caption=caption)
+    table.add_column("file")
+    table.add_column("class", style="bold")
+    table.add_column("p", justify="right")
+    table.add_column(f"top {top_k}")
+    for r in result.rows:
+        if r.get("no_ink"):
+            table.add_row(r["file"], "[yellow]no ink[/]", "", "[yellow]blank image: nothing to classify[/]")
+        elif r.get("several_glyphs"):
+            table.add_row(r["file"], "[yellow]several[/]", "", f"[yellow]{escape(r['error'])}[/]")
+        elif "error" in r:
+            table.add_row(r["file"], "[red]error[/]", "", f"[red]{escape(r['error'])}[/]")
+        else:
+            top = ", ".join(f"{t['class_name']} {t['probability']:.3f}" for t in r["top"])
+            table.add_row(r["file"], r["class_name"], f"{r['top'][0]['probability']:.3f}", top)
+    console.print(table)
+    if show_inputs is not None and any("input" in r for r in result.rows):
+        typer.echo(f"what the model saw: {show_inputs}/ (one PNG per file, and inputs.png)")
+
+
+def predict_summary(console: Console, result: Any, as_json: bool) -> None:
+    """``glyphlab predict --out``: how many rows went where, how fast, and how many files failed."""
+    summary = {
+        "model_id": result.model_id,
+        "backend": result.backend,
+        "out": str(result.out),
+        "written": result.written,
+        "failed": result.failed,
+        "skipped": result.skipped,
+        "seconds": round(result.seconds, 3),
+        "executor": result.executor,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    skipped = f", {result.skipped} already there" if result.skipped else ""
+    console.print(
+        f"{result.written} rows written to [cyan]{escape(str(result.out))}[/] ({result.failed} could not be "
+        f"classified{skipped}) in {result.seconds:.1f} s, {result.rate:,.0f} files/s on {result.executor}",
+        soft_wrap=True,
+    )

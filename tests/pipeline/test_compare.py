@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from glyphlab.cli import app
 from glyphlab.pipeline.compare import compare, list_runs
 from glyphlab.reporting.compare import write_page
-from glyphlab.reporting.html import BROWSERS, headless_args
+from glyphlab.reporting.pdf import BROWSERS, headless_args
 from glyphlab.runfolder import ModelFolder
 
 N_CLASSES = 4

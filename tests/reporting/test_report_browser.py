@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from glyphlab.reporting.html import BROWSERS, headless_args, print_pdf
+from glyphlab.reporting.pdf import BROWSERS, headless_args, print_pdf
 from glyphlab.runfolder import REPORT_PDF
 
 REPORT_MODELS = ["logreg", "random-forest"]  # as in conftest.py

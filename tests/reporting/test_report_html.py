@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 from glyphlab.cli import app
 from glyphlab.errors import GlyphlabError
 from glyphlab.reporting import figures
-from glyphlab.reporting.html import TSNE_CACHE, build_report, feature_map_model
+from glyphlab.reporting.feature_map import feature_map_model
+from glyphlab.reporting.html import build_report
+from glyphlab.runfolder import TSNE_CACHE
 
 REPORT_MODELS = ["logreg", "random-forest"]  # as in conftest.py
 

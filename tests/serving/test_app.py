@@ -224,7 +224,7 @@ def test_no_ink_is_said_so(client, digits):
 
 
 def test_answers_match_the_response_models(client, digits):
-    from glyphlab.serving.app import BatchResponse, PredictionResponse
+    from glyphlab.serving.schemas import BatchResponse, PredictionResponse
 
     x = digits.splits["test"].images[:2]
     PredictionResponse.model_validate(client.post("/prediction", json={"pixels": x[0].tolist()}).json())
@@ -249,7 +249,7 @@ def test_direct_route_passes_other_requests_on_and_answers_a_crash_with_json_500
     import asyncio
     import json
 
-    from glyphlab.serving.app import DirectRouteMiddleware
+    from glyphlab.serving.middleware import DirectRouteMiddleware
 
     async def inner(scope, receive, send):
         await send({"type": "http.response.start", "status": 204, "headers": []})

@@ -18,8 +18,9 @@ from PIL import Image
 from serving_helpers import digit_png
 
 from glyphlab.data.images import MAX_JPEG_SCANS, ImageInputError, count_jpeg_scans, decode_image
-from glyphlab.serving.app import BodyLimitMiddleware, ServeSettings, create_app
+from glyphlab.serving.app import ServeSettings, create_app
 from glyphlab.serving.limits import ConcurrencyLimitMiddleware
+from glyphlab.serving.middleware import BodyLimitMiddleware
 
 #: a DC refinement scan (one component, Ah=1, Al=0) with no entropy-coded data: 10 bytes, a pass over the image
 EMPTY_SCAN = b"\xff\xda\x00\x08\x01\x01\x00\x00\x00\x10"

@@ -50,7 +50,7 @@ def test_model_withholds_paths_and_versions_unless_told(logreg_dir, tmp_path):
     with TestClient(create_app(copy, ServeSettings(expose_details=True))) as client:
         body = client.get("/model").json()
         assert "/home/alice/secret/twoclass" in body["model_card"] and body["manifest"]["versions"]["python"]
-    from glyphlab.serving.app import public_details, redact_paths
+    from glyphlab.serving.routes import public_details, redact_paths
 
     kept = "accuracy / F1, 1/2, models/NAME, https://example.org/a/b"
     assert redact_paths(kept) == kept and redact_paths("see C:\\data\\x.png") == "see [path withheld]"

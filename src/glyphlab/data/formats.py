@@ -24,12 +24,13 @@ that ``write(..., transposed=True)`` then ``read(..., transposed=True)`` round-t
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import numpy as np
 from PIL import Image
@@ -43,6 +44,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 MAX_IMAGE_PIXELS = 50_000_000
 # Largest image file (in bytes) the folder reader reads.
 MAX_IMAGE_BYTES = 256_000_000
+P = ParamSpec("P")
 
 
 # ------------------------------------------------------------------------------------ text tables
@@ -259,34 +261,20 @@ def _table_split(
     return Split(_images_from_rows(pixels, path, rng.pixel_max, transposed), labels), rng
 
 
+def _split_only(read_range: Callable[P, tuple[Split, PixelRange]], name: str) -> Callable[P, Split]:
+    """The reader ``name`` that returns the split alone: one signature per format, declared once on the
+    ``*_range`` reader that :func:`load_path` uses (it records the range), so the two cannot drift apart."""
+
+    def read(*args: P.args, **kwargs: P.kwargs) -> Split:
+        return read_range(*args, **kwargs)[0]
+
+    read.__name__ = read.__qualname__ = name
+    read.__doc__ = f"The split alone, read as :func:`{read_range.__name__}` reads it (see there for the options)."
+    read.__signature__ = inspect.signature(read_range).replace(return_annotation="Split")  # type: ignore[attr-defined]
+    return read
+
+
 # ------------------------------------------------------------------------------------------ CSV 785
-
-
-def read_csv785(
-    path: str | Path,
-    *,
-    transposed: bool = False,
-    header: bool | None = None,
-    labeled: bool | None = None,
-    label_column: int = -1,
-    pixel_max: float | None = None,
-    classes: Sequence[str] | None = None,
-) -> Split:
-    """Read a pixel CSV: ``s*s`` pixel columns plus, when labeled, a label column.
-
-    ``labeled=None`` infers it from the column count (785 labeled, 784 unlabeled); ``header=None`` detects a
-    header row; ``label_column`` is -1 (last, e.g. mnist-back-rand) or 0 (first, Kaggle style).
-    ``pixel_max=None`` detects the pixel range (:func:`read_csv785_range` also returns it).
-    """
-    return read_csv785_range(
-        path,
-        transposed=transposed,
-        header=header,
-        labeled=labeled,
-        label_column=label_column,
-        pixel_max=pixel_max,
-        classes=classes,
-    )[0]
 
 
 def read_csv785_range(
@@ -299,8 +287,17 @@ def read_csv785_range(
     pixel_max: float | None = None,
     classes: Sequence[str] | None = None,
 ) -> tuple[Split, PixelRange]:
-    """:func:`read_csv785` and the pixel range it read the file in."""
+    """Read a pixel CSV: ``s*s`` pixel columns plus, when labeled, a label column; return the split and the
+    pixel range it was read in (:func:`read_csv785` returns the split alone).
+
+    ``labeled=None`` infers it from the column count (785 labeled, 784 unlabeled); ``header=None`` detects a
+    header row; ``label_column`` is -1 (last, e.g. mnist-back-rand) or 0 (first, Kaggle style).
+    ``pixel_max=None`` detects the pixel range.
+    """
     return _table_split(Path(path), ",", header, labeled, label_column, pixel_max, transposed, classes)
+
+
+read_csv785 = _split_only(read_csv785_range, "read_csv785")
 
 
 def write_csv785(
@@ -328,21 +325,6 @@ def write_csv785(
 # ------------------------------------------------------------------------------ images + labels pair
 
 
-def read_image_csv_pair(
-    images_path: str | Path,
-    labels_path: str | Path,
-    *,
-    transposed: bool = False,
-    header: bool | None = None,
-    pixel_max: float | None = None,
-    classes: Sequence[str] | None = None,
-) -> Split:
-    """Read an images CSV (N rows x s*s pixels; range detected unless ``pixel_max``) and a labels CSV."""
-    return read_image_csv_pair_range(
-        images_path, labels_path, transposed=transposed, header=header, pixel_max=pixel_max, classes=classes
-    )[0]
-
-
 def read_image_csv_pair_range(
     images_path: str | Path,
     labels_path: str | Path,
@@ -352,7 +334,9 @@ def read_image_csv_pair_range(
     pixel_max: float | None = None,
     classes: Sequence[str] | None = None,
 ) -> tuple[Split, PixelRange]:
-    """:func:`read_image_csv_pair` and the pixel range it read the images in."""
+    """Read an images CSV (N rows x s*s pixels; range detected unless ``pixel_max``) and a labels CSV; return
+    the split and the pixel range the images were read in (:func:`read_image_csv_pair` returns the split alone).
+    """
     images_path, labels_path = Path(images_path), Path(labels_path)
     split, rng = _table_split(images_path, ",", header, False, -1, pixel_max, transposed, None)
     arr, first = _parse_table(labels_path, ",", header)
@@ -362,6 +346,9 @@ def read_image_csv_pair_range(
         raise DataError(f"{labels_path} has {len(arr)} labels but {images_path} has {len(split)} images")
     labels = _check_labels(arr[:, 0], labels_path, first, None, classes)
     return Split(split.images, labels), rng
+
+
+read_image_csv_pair = _split_only(read_image_csv_pair_range, "read_image_csv_pair")
 
 
 def write_image_csv_pair(
@@ -383,22 +370,6 @@ def write_image_csv_pair(
 # --------------------------------------------------------------------------------------------- amat
 
 
-def read_amat(
-    path: str | Path,
-    *,
-    transposed: bool = False,
-    labeled: bool | None = None,
-    pixel_max: float | None = None,
-    classes: Sequence[str] | None = None,
-) -> Split:
-    """Read a Larochelle ``.amat`` file: per line ``s*s`` floats in [0, 1], then the label (if labeled).
-
-    The mnist-rotation(-back-image) files store each image column-major: pass ``transposed=True``. The pixel
-    range is detected like a CSV's unless ``pixel_max`` is given.
-    """
-    return read_amat_range(path, transposed=transposed, labeled=labeled, pixel_max=pixel_max, classes=classes)[0]
-
-
 def read_amat_range(
     path: str | Path,
     *,
@@ -407,8 +378,16 @@ def read_amat_range(
     pixel_max: float | None = None,
     classes: Sequence[str] | None = None,
 ) -> tuple[Split, PixelRange]:
-    """:func:`read_amat` and the pixel range it read the file in."""
+    """Read a Larochelle ``.amat`` file: per line ``s*s`` floats in [0, 1], then the label (if labeled); return
+    the split and the pixel range it was read in (:func:`read_amat` returns the split alone).
+
+    The mnist-rotation(-back-image) files store each image column-major: pass ``transposed=True``. The pixel
+    range is detected like a CSV's unless ``pixel_max`` is given.
+    """
     return _table_split(Path(path), None, False, labeled, -1, pixel_max, transposed, classes)
+
+
+read_amat = _split_only(read_amat_range, "read_amat")
 
 
 def write_amat(path: str | Path, split: Split, *, transposed: bool = False) -> Path:

@@ -25,6 +25,12 @@ from glyphlab.models.params import POSITIVE, SEED, spec
 from glyphlab.models.registry import register_model
 
 
+def _estimator_args(params: dict[str, Any]) -> dict[str, Any]:
+    """A model's parameters as its estimator's keywords: the same names, but for ``seed``, which scikit-learn and
+    XGBoost call ``random_state`` (a model's ``defaults`` name exactly its estimator's arguments)."""
+    return {("random_state" if k == "seed" else k): v for k, v in params.items()}
+
+
 def _flat(images: np.ndarray) -> np.ndarray:
     images = check_images(images)
     return images.reshape(len(images), -1)
@@ -105,7 +111,7 @@ class LogReg(SklearnModel):
     def build_estimator(self) -> Pipeline:
         return make_pipeline(
             StandardScaler(),
-            LogisticRegression(C=self.params["C"], max_iter=self.params["max_iter"], random_state=self.params["seed"]),
+            LogisticRegression(**_estimator_args(self.params)),
         )
 
     def coefficient_images(self) -> np.ndarray | None:
@@ -181,14 +187,7 @@ class RandomForest(SklearnModel):
     }
 
     def build_estimator(self) -> RandomForestClassifier:
-        p = self.params
-        return RandomForestClassifier(
-            n_estimators=p["n_estimators"],
-            max_depth=p["max_depth"],
-            max_features=p["max_features"],
-            n_jobs=p["n_jobs"],
-            random_state=p["seed"],
-        )
+        return RandomForestClassifier(**_estimator_args(self.params))
 
 
 @register_model("xgboost", "gradient-boosted trees, XGBoost hist (seed 004)", "classical")
@@ -212,16 +211,7 @@ class XGBoost(GlyphModel):
     def _build(self):
         from xgboost import XGBClassifier  # local: xgboost is slow to import and only this model needs it
 
-        p = self.params
-        return XGBClassifier(
-            n_estimators=p["n_estimators"],
-            max_depth=p["max_depth"],
-            learning_rate=p["learning_rate"],
-            subsample=p["subsample"],
-            n_jobs=p["n_jobs"],
-            random_state=p["seed"],
-            tree_method="hist",
-        )
+        return XGBClassifier(**_estimator_args(self.params), tree_method="hist")
 
     def _fit(
         self, images, labels, val_images, val_labels, *, run_dir: Path | None, callbacks: Sequence[EpochCallback] = ()

@@ -94,65 +94,61 @@ def evaluate_saved(
 ) -> Path:
     """Score every saved model under ``path`` on ``dataset`` (default: the run's own) and write a leaderboard;
     ``observers`` get the leaderboard and the folder written (:mod:`glyphlab.events`)."""
+    options = dict(dataset_options or {})
     with observing(*observers):
-        return _evaluate_saved(path, dataset, out, variant, seed, data_dir, dict(dataset_options or {}))
-
-
-def _evaluate_saved(
-    path: Path,
-    dataset: str | None,
-    out: Path | None,
-    variant: str | None,
-    seed: int | None,
-    data_dir: Path | None,
-    options: dict,
-) -> Path:
-    models = {name: load_model(model_dir) for name, model_dir in saved_models(path).items()}
-    loaded: dict[str, Dataset] = {}
-    if dataset is None:
-        cfg, own = _run_dataset(Path(path), variant, seed, data_dir, options)
-        where = f"the run's own dataset {cfg.dataset}" + (f" ({cfg.variants})" if cfg.variants else "")
-        out = Path(out) if out else Path(path) / "evaluate-run-dataset"
-    else:
-        where = dataset
-        out = Path(out) if out else Path(path) / f"evaluate-{Path(dataset).name}"
-    folder = RunFolder.create(out)
-    rows = []
-    ds = own if dataset is None else None
-    for name, model in models.items():
-        if dataset is not None:
-            key = json.dumps(model.preprocessing_.config.to_dict() if model.preprocessing_ else None, sort_keys=True)
-            if key not in loaded:
-                loaded[key] = _other_dataset(dataset, variant, seed, data_dir, options, model)
-            ds = loaded[key]
+        models = {name: load_model(model_dir) for name, model_dir in saved_models(path).items()}
+        loaded: dict[str, Dataset] = {}
+        ds: Dataset | None = None
+        if dataset is None:
+            cfg, ds = _run_dataset(Path(path), variant, seed, data_dir, options)
+            where = f"the run's own dataset {cfg.dataset}" + (f" ({cfg.variants})" if cfg.variants else "")
+            out = Path(out) if out else Path(path) / "evaluate-run-dataset"
+        else:
+            where = dataset
+            out = Path(out) if out else Path(path) / f"evaluate-{Path(dataset).name}"
+        folder = RunFolder.create(out)
+        rows = []
+        for name, model in models.items():
+            if dataset is not None:  # one load per image config the models' manifests record
+                key = json.dumps(
+                    model.preprocessing_.config.to_dict() if model.preprocessing_ else None, sort_keys=True
+                )
+                if key not in loaded:
+                    loaded[key] = _other_dataset(dataset, variant, seed, data_dir, options, model)
+                ds = loaded[key]
+            assert ds is not None
+            rows.append(_score_saved(folder, name, model, ds, where))
         assert ds is not None
-        test = ds["test"]
-        if tuple(model.input_shape_ or ()) != ds.image_shape:
-            raise GlyphlabError(f"model '{name}' takes {model.input_shape_} images but {ds.name} has {ds.image_shape}")
-        if list(model.classes_ or []) != list(ds.classes):
-            raise GlyphlabError(
-                f"model '{name}' predicts classes {model.classes_} but {ds.name} has {ds.classes}: "
-                "its scores would be meaningless"
-            )
-        folder.model(name).discard_unfinished()  # an earlier evaluation's done.json must not vouch for this one
-        t0 = time.perf_counter()
-        proba = model.predict_proba(test.images)
-        seconds = time.perf_counter() - t0
-        folder.model(name).write_predictions(test.labels, proba)
-        metrics = evaluate_predictions(
-            folder.model(name).path,
-            ds.classes,
-            test.images,
-            title=f"{name} on {ds.name}",
-            extra={"model": name, "train_seconds": 0.0, "predict_seconds": round(seconds, 3), "dataset": where},
-        )
-        folder.model(name).commit()  # last, as in a run: these results count as finished
-        rows.append({"model": name, **metrics})
-    assert ds is not None
-    if len(loaded) <= 1:  # one set of test images for every model: the folder can show and interpret them
-        folder.write_dataset(ds.summary())
-        folder.write_test_images(ds["test"].images, ds["test"].labels)
-    write_leaderboard(out, rows)
-    emit(Leaderboard(f"saved models on {where}: {ds.name} test set ({len(ds['test']):,} images)", rows))
-    emit(Wrote((out,)))
+        if len(loaded) <= 1:  # one set of test images for every model: the folder can show and interpret them
+            folder.write_dataset(ds.summary())
+            folder.write_test_images(ds["test"].images, ds["test"].labels)
+        write_leaderboard(out, rows)
+        emit(Leaderboard(f"saved models on {where}: {ds.name} test set ({len(ds['test']):,} images)", rows))
+        emit(Wrote((out,)))
     return out
+
+
+def _score_saved(folder: RunFolder, name: str, model: GlyphModel, ds: Dataset, where: str) -> dict[str, Any]:
+    """Score one model on ``ds``'s test split into ``folder``'s ``models/NAME`` and return its leaderboard row."""
+    test = ds["test"]
+    if tuple(model.input_shape_ or ()) != ds.image_shape:
+        raise GlyphlabError(f"model '{name}' takes {model.input_shape_} images but {ds.name} has {ds.image_shape}")
+    if list(model.classes_ or []) != list(ds.classes):
+        raise GlyphlabError(
+            f"model '{name}' predicts classes {model.classes_} but {ds.name} has {ds.classes}: "
+            "its scores would be meaningless"
+        )
+    folder.model(name).discard_unfinished()  # an earlier evaluation's done.json must not vouch for this one
+    t0 = time.perf_counter()
+    proba = model.predict_proba(test.images)
+    seconds = time.perf_counter() - t0
+    folder.model(name).write_predictions(test.labels, proba)
+    metrics = evaluate_predictions(
+        folder.model(name).path,
+        ds.classes,
+        test.images,
+        title=f"{name} on {ds.name}",
+        extra={"model": name, "train_seconds": 0.0, "predict_seconds": round(seconds, 3), "dataset": where},
+    )
+    folder.model(name).commit()  # last, as in a run: these results count as finished
+    return {"model": name, **metrics}

@@ -102,26 +102,15 @@ def attribution_part(
     confused: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """``{"pairs": PNG, "losses": PNG, "method", "note", "skipped": None}``, or ``skipped`` saying why not."""
-    part = attribution_pngs(folder, images, pred, classes, confused)
-    return {"skipped": None, "method": "", "note": "", "pairs": None, "losses": None, **part}
-
-
-def attribution_pngs(
-    folder: ModelFolder,
-    images: np.ndarray | None,
-    pred: dict[str, np.ndarray] | None,
-    classes: list[str],
-    confused: list[dict[str, Any]],
-) -> dict[str, Any]:
+    part: dict[str, Any] = {"skipped": None, "method": "", "note": "", "pairs": None, "losses": None}
     if not folder.has_saved_model:
-        return {
-            "skipped": f"no saved model in {folder.name}/{folder.model_path.name}/ (weights not kept): no attributions"
-        }
+        why = f"no saved model in {folder.name}/{folder.model_path.name}/ (weights not kept): no attributions"
+        return {**part, "skipped": why}
     if images is None or pred is None or not {"y_true", "y_pred", "proba"} <= set(pred):
-        return {"skipped": "no predictions.npz or test images: no attributions"}
+        return {**part, "skipped": "no predictions.npz or test images: no attributions"}
     index = pred.get("index", np.arange(len(pred["y_true"])))
     if not len(index) or int(np.max(index)) >= len(images):
-        return {"skipped": "predictions.npz does not match test_images.npz: no attributions"}
+        return {**part, "skipped": "predictions.npz does not match test_images.npz: no attributions"}
     x_all = np.asarray(images, dtype=np.float32)
     if x_all.max() > 1.0:  # test_images.npz keeps uint8 0-255
         x_all = x_all / 255.0
@@ -131,9 +120,10 @@ def attribution_pngs(
     try:
         expl = _explain(folder, x_all[index[rows]], rows, targets)
     except (GlyphlabError, ImportError) as exc:
-        return {"skipped": f"attributions not computed: {exc}"}
+        return {**part, "skipped": f"attributions not computed: {exc}"}
     n = len(pr)
     return {
+        **part,
         "method": expl.method,
         "note": expl.note,
         "pairs": expl.to_png(list(range(n)), ptitles, dpi=80) if n else None,

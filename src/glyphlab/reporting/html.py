@@ -13,15 +13,9 @@ slow part, the t-SNE feature map, is cached as models/NAME/tsne.npz so a rebuild
 from __future__ import annotations
 
 import base64
-import hashlib
-import html as _html
 import io
 import json
 import logging
-import os
-import shutil
-import subprocess
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,15 +26,16 @@ from glyphlab.data.images import ImageConfig
 from glyphlab.errors import GlyphlabError, RunFolderError
 from glyphlab.evaluation.interpretation import Interpretation
 from glyphlab.evaluation.plots import pareto_front
-from glyphlab.fileio import atomic_open, write_text
+from glyphlab.fileio import write_text
 from glyphlab.reporting import explanations, figures
+from glyphlab.reporting.feature_map import feature_map_model, tsne_embedding
+from glyphlab.reporting.pdf import find_browser, print_pdf
 from glyphlab.reporting.trust import audit_part, calibration_part
 from glyphlab.runfolder import (
     ACCURACY_VS_TIME,
     CLASSIFICATION_REPORT,
     CONFUSION_NORMALIZED_PNG,
     CONFUSION_PNG,
-    FEATURES,
     HISTORY,
     IMAGE_INPUTS,
     LEADERBOARD_COLUMNS,
@@ -54,23 +49,17 @@ from glyphlab.runfolder import (
     ROBUSTNESS_CSV,
     ROBUSTNESS_PNG,
     TEST_IMAGES,
-    TSNE_CACHE,
     ModelFolder,
     RunFolder,
     as_number,
     read_csv_rows,
-    read_npz,
 )
 from glyphlab.tracking import read_tracking
 
 log = logging.getLogger(__name__)
 
-TSNE_MAX_POINTS = 2000
-TSNE_PCA_DIMS = 50
-TSNE_ITERATIONS = 750
 GALLERY_SIZE = 16
 MAX_EMBEDDED_PNG = 450_000  # bytes; larger PNGs are palette-quantised (and downscaled) before embedding
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 #: the leaderboard's numeric columns as the report shows them (the model and test-image count have their own)
 BOARD_COLUMNS = [c for c in LEADERBOARD_COLUMNS if c.key not in ("model", "n_test")]
@@ -191,27 +180,11 @@ def _dataset_part(
 def _model_part(
     run: RunFolder, name: str, row: dict[str, Any], images: np.ndarray | None, classes: list[str]
 ) -> dict[str, Any]:
+    """Everything the template's section on one model shows, read from its folder (never from the model)."""
     folder = run.model(name)
     d = folder.path
     metrics = folder.read_metrics()
-    report = []
-    for r in folder.read_table(CLASSIFICATION_REPORT):
-        label = r.get("class", "")
-        report.append(
-            {
-                "label": label,
-                "summary": label in ("macro avg", "weighted avg", "accuracy"),
-                "precision": _fmt(r.get("precision")),
-                "recall": _fmt(r.get("recall")),
-                "f1": _fmt(r.get("f1-score")),
-                "f1_value": as_number(r.get("f1-score")),
-                "support": _fmt(r.get("support"), 0),
-            }
-        )
-    per_class = [r for r in report if not r["summary"] and r["f1_value"] is not None]
-    worst = {r["label"] for r in sorted(per_class, key=lambda r: r["f1_value"])[:3] if r["f1_value"] < 1.0}
-    for r in report:
-        r["worst"] = r["label"] in worst
+    report = _class_report(folder)
     confused = [
         {
             "true": p.get("true"),
@@ -222,18 +195,7 @@ def _model_part(
         for p in folder.read_table(MOST_CONFUSED_CSV)
     ]
     history = folder.read_history()
-    curves = None
-    hist_summary = None
-    if history:
-        curves = _file_uri(d / LEARNING_CURVES) or data_uri(figures.learning_curves(history, name))
-        with_val = [h for h in history if "val_acc" in h]
-        best = max(with_val, key=lambda h: h["val_acc"]) if with_val else None
-        hist_summary = {
-            "epochs": len(history),
-            "best_epoch": int(best["epoch"]) if best and "epoch" in best else None,
-            "best_val_acc": _fmt(best["val_acc"]) if best else "",
-            "seconds": _fmt(sum(h.get("seconds", 0.0) for h in history), 1),
-        }
+    curves, hist_summary = _history_part(folder, name, history)
     gallery, n_wrong = None, None
     drawn = _interpretation_figures(folder, classes, images)
     try:
@@ -279,6 +241,48 @@ def _model_part(
     }
 
 
+def _class_report(folder: ModelFolder) -> list[dict[str, Any]]:
+    """The classification report's rows, formatted, the three worst classes by F1 (below 1) marked ``worst``."""
+    report = []
+    for r in folder.read_table(CLASSIFICATION_REPORT):
+        label = r.get("class", "")
+        report.append(
+            {
+                "label": label,
+                "summary": label in ("macro avg", "weighted avg", "accuracy"),
+                "precision": _fmt(r.get("precision")),
+                "recall": _fmt(r.get("recall")),
+                "f1": _fmt(r.get("f1-score")),
+                "f1_value": as_number(r.get("f1-score")),
+                "support": _fmt(r.get("support"), 0),
+            }
+        )
+    per_class = [r for r in report if not r["summary"] and r["f1_value"] is not None]
+    worst = {r["label"] for r in sorted(per_class, key=lambda r: r["f1_value"])[:3] if r["f1_value"] < 1.0}
+    for r in report:
+        r["worst"] = r["label"] in worst
+    return report
+
+
+def _history_part(
+    folder: ModelFolder, name: str, history: list[dict[str, Any]]
+) -> tuple[str | None, dict[str, Any] | None]:
+    """A network's learning curves (the saved figure, else drawn now) and its summary; (None, None) for a model
+    trained without epochs."""
+    if not history:
+        return None, None
+    curves = _file_uri(folder.path / LEARNING_CURVES) or data_uri(figures.learning_curves(history, name))
+    with_val = [h for h in history if "val_acc" in h]
+    best = max(with_val, key=lambda h: h["val_acc"]) if with_val else None
+    summary = {
+        "epochs": len(history),
+        "best_epoch": int(best["epoch"]) if best and "epoch" in best else None,
+        "best_val_acc": _fmt(best["val_acc"]) if best else "",
+        "seconds": _fmt(sum(h.get("seconds", 0.0) for h in history), 1),
+    }
+    return curves, summary
+
+
 def _interpretation_figures(
     folder: ModelFolder, classes: list[str], images: np.ndarray | None
 ) -> dict[str, str | None]:
@@ -303,70 +307,6 @@ def _slug(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------- t-SNE feature map
-
-
-def feature_map_model(run_dir: Path, rows: list[dict[str, Any]]) -> str | None:
-    """The best network (a model with history.csv) if the run has one, else the best model; it needs features.npz."""
-    run = RunFolder(run_dir)
-    with_features = [r["model"] for r in rows if run.model(r["model"]).file(FEATURES).is_file()]
-    nets = [m for m in with_features if run.model(m).file(HISTORY).is_file()]
-    return (nets or with_features or [None])[0]
-
-
-def tsne_embedding(model_dir: Path, seed: int = 0) -> dict[str, Any] | None:
-    """2-D t-SNE of models/NAME/features.npz (PCA to 50 dims first), cached in models/NAME/tsne.npz."""
-    feats = ModelFolder(model_dir).read_features()
-    if feats is None or "features" not in feats or len(feats["features"]) < 5:
-        return None
-    x = np.asarray(feats["features"], dtype=np.float32).reshape(len(feats["features"]), -1)
-    labels = np.asarray(feats.get("labels", np.zeros(len(x), dtype=np.int64)))
-    if len(x) > TSNE_MAX_POINTS:
-        keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:TSNE_MAX_POINTS])
-        x, labels = x[keep], labels[keep]
-    key = hashlib.sha1(x.tobytes() + labels.astype(np.int64).tobytes()).hexdigest()
-    cache = model_dir / TSNE_CACHE
-    cached = read_npz(cache)
-    if cached is not None and "key" in cached and str(cached["key"]) == key:
-        return {
-            "xy": cached["xy"],
-            "labels": cached["labels"],
-            "dims": int(cached["dims"]),
-            "pca": int(cached["pca"]),
-            "cached": True,
-        }
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
-    dims = x.shape[1]
-    x = x - x.mean(axis=0)
-    pca = 0
-    if dims > TSNE_PCA_DIMS and len(x) > TSNE_PCA_DIMS:
-        x = PCA(n_components=TSNE_PCA_DIMS, random_state=seed).fit_transform(x)
-        pca = TSNE_PCA_DIMS
-    perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
-    from threadpoolctl import threadpool_limits
-
-    # Barnes-Hut t-SNE's OpenMP threads slow it down badly on a busy or small machine: a few threads at most
-    with threadpool_limits(limits=max(1, min(4, (os.cpu_count() or 2) // 2))):
-        xy = (
-            TSNE(
-                n_components=2,
-                perplexity=perplexity,
-                init="pca",
-                learning_rate="auto",
-                max_iter=TSNE_ITERATIONS,
-                random_state=seed,
-                n_jobs=1,
-            )
-            .fit_transform(x)
-            .astype(np.float32)
-        )
-    try:
-        with atomic_open(cache, "wb") as fh:
-            np.savez_compressed(fh, xy=xy, labels=labels, key=np.array(key), dims=dims, pca=pca)
-    except OSError:  # a read-only run folder still gets its report
-        pass
-    return {"xy": xy, "labels": labels, "dims": dims, "pca": pca, "cached": False}
 
 
 def _feature_map_part(
@@ -535,52 +475,3 @@ def build_report(run_dir: Path, pdf: bool = False) -> Path:
     if pdf:
         print_pdf(out, run.file(REPORT_PDF))
     return out
-
-
-# ----------------------------------------------------------------------------- PDF through a headless Chromium
-
-
-def find_browser() -> str:
-    for name in BROWSERS:
-        path = shutil.which(name)
-        if path:
-            return path
-    raise GlyphlabError(
-        "--pdf needs a Chromium or Chrome on PATH (looked for " + ", ".join(BROWSERS) + "). Install one, e.g. "
-        "`sudo apt-get install chromium` (Debian/Ubuntu) or `brew install --cask chromium` (macOS); "
-        "report.html itself was not affected"
-    )
-
-
-def headless_args(browser: str, profile: str) -> list[str]:
-    return [
-        browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-    ]
-
-
-def print_pdf(html_path: Path, pdf_path: Path, timeout: float = 120) -> Path:
-    browser = find_browser()
-    html_path, pdf_path = Path(html_path).resolve(), Path(pdf_path).resolve()
-    with tempfile.TemporaryDirectory(prefix="glyphlab-chromium-") as profile:
-        cmd = headless_args(browser, profile) + [
-            "--no-pdf-header-footer",
-            f"--print-to-pdf={pdf_path}",
-            html_path.as_uri(),
-        ]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise GlyphlabError(f"{browser} did not print the PDF within {timeout:.0f} s") from exc
-    if not pdf_path.is_file() or pdf_path.stat().st_size == 0:
-        tail = _html.unescape((proc.stderr or "").strip()[-600:])
-        raise GlyphlabError(f"{browser} did not write {pdf_path} (exit {proc.returncode}): {tail}")
-    return pdf_path

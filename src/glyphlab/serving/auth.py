@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from glyphlab.errors import ConfigError
+from glyphlab.serving.asgi import send_json
 
 KEY_ENV = "GLYPHLAB_API_KEY"
 KEY_FILE_ENV = "GLYPHLAB_API_KEY_FILE"
@@ -108,13 +108,6 @@ class ApiKeyMiddleware:
                     more = message["type"] == "http.request" and message.get("more_body", False)
         except TimeoutError:
             more = True
-        body = json.dumps({"detail": "missing or wrong API key: send the header 'Authorization: Bearer KEY'"}).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b'Bearer realm="glyphlab"'),
-        ]
-        if more:
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": 401, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        detail = "missing or wrong API key: send the header 'Authorization: Bearer KEY'"
+        bearer = [(b"www-authenticate", b'Bearer realm="glyphlab"')]
+        await send_json(send, 401, {"detail": detail}, close=more, headers=bearer)

@@ -24,11 +24,12 @@ import asyncio
 import ctypes
 import ctypes.util
 import gc
-import json
 import math
 import time
 from collections import deque
 from typing import Any
+
+from glyphlab.serving.asgi import send_json
 
 #: glibc mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -113,22 +114,8 @@ class RateLimitMiddleware:
             self.buckets[client] = (tokens, now)
             self.limited += 1
             retry = max(1, math.ceil((1.0 - tokens) / self.rate))
-            body = json.dumps(
-                {"detail": f"too many requests from {client}: at most {self.rate:g} a second; retry in {retry} s"}
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", str(retry).encode()),
-                        (b"connection", b"close"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            detail = f"too many requests from {client}: at most {self.rate:g} a second; retry in {retry} s"
+            await send_json(send, 429, {"detail": detail}, retry_after=retry)
             return
         self.buckets[client] = (tokens - 1.0, now)
         if len(self.buckets) > self.MAX_CLIENTS:
@@ -273,22 +260,8 @@ class ConcurrencyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         retry = self.retry_after_s()
-        body = json.dumps(
-            {
-                "detail": f"the server is at its limit of {self.max_concurrency} concurrent requests "
-                f"with {self.max_queue} waiting; retry in {retry} s"
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(retry).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        detail = (
+            f"the server is at its limit of {self.max_concurrency} concurrent requests "
+            f"with {self.max_queue} waiting; retry in {retry} s"
         )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 503, {"detail": detail}, retry_after=retry)

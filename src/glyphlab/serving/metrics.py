@@ -90,20 +90,14 @@ class ServerMetrics:
             "glyphlab_predictions", "Images predicted, by predicted class.", (*base, "class_name"), registry=reg
         )
         self.by_class = [predictions.labels(*self._base, c) for c in classes]
-        self.in_progress = Gauge(
-            "glyphlab_requests_in_progress",
-            "Requests being answered (queued ones included).",
-            base,
-            registry=reg,
-            multiprocess_mode="livesum",
-        ).labels(*self._base)
-        self.queue = Gauge(
-            "glyphlab_queue_depth",
-            "Requests waiting for a processing slot.",
-            base,
-            registry=reg,
-            multiprocess_mode="livesum",
-        ).labels(*self._base)
+
+        def live_gauge(name: str, documentation: str) -> Any:  # summed over the workers alive now
+            return Gauge(name, documentation, base, registry=reg, multiprocess_mode="livesum").labels(*self._base)
+
+        self.in_progress = live_gauge(
+            "glyphlab_requests_in_progress", "Requests being answered (queued ones included)."
+        )
+        self.queue = live_gauge("glyphlab_queue_depth", "Requests waiting for a processing slot.")
         self.rejected = Counter(
             "glyphlab_rejected_requests",
             "Requests refused with 503 (queue full or waited longer than the queue timeout).",

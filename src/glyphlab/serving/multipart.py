@@ -29,6 +29,73 @@ class _Part:
         self.size = 0
 
 
+class _FileFinder:
+    """The parser's callbacks: they track the current part, enforce the limits and keep the wanted file."""
+
+    CALLBACKS = (
+        "on_part_begin",
+        "on_header_field",
+        "on_header_value",
+        "on_header_end",
+        "on_headers_finished",
+        "on_part_data",
+        "on_part_end",
+    )
+
+    def __init__(self, field: str, max_files: int, max_fields: int, max_part_size: int) -> None:
+        self.field, self.max_files, self.max_fields, self.max_part_size = field, max_files, max_fields, max_part_size
+        self.found: bytes | None = None
+        self.files = self.fields = 0
+        self.part = _Part()
+        self.header_name: list[bytes] = []
+        self.header_value: list[bytes] = []
+
+    def callbacks(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.CALLBACKS}
+
+    def on_part_begin(self) -> None:
+        self.part = _Part()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_name.append(data[start:end])
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value.append(data[start:end])
+
+    def on_header_end(self) -> None:
+        if b"".join(self.header_name).lower() == b"content-disposition":
+            self.part.disposition = b"".join(self.header_value)
+        self.header_name.clear()
+        self.header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        part = self.part
+        _, options = parse_options_header(part.disposition)
+        if b"name" not in options:
+            raise MultipartError('a part\'s Content-Disposition header has no "name"')
+        part.name = options[b"name"].decode("utf-8", "replace")
+        part.is_file = b"filename" in options
+        if part.is_file:
+            self.files += 1
+            if self.files > self.max_files:
+                raise MultipartError(f"too many files: at most {self.max_files} per request")
+        else:
+            self.fields += 1
+            if self.fields > self.max_fields:
+                raise MultipartError(f"too many fields: at most {self.max_fields} per request")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self.part
+        part.size += end - start
+        if not part.is_file and part.size > self.max_part_size:
+            raise MultipartError(f"a field is larger than {self.max_part_size:,} bytes")
+        part.chunks.append(data[start:end])
+
+    def on_part_end(self) -> None:
+        if self.part.is_file and self.part.name == self.field and self.found is None:
+            self.found = b"".join(self.part.chunks)
+
+
 def upload_file(
     body: bytes,
     content_type: str,
@@ -51,66 +118,9 @@ def upload_file(
     boundary = params.get(b"boundary")
     if not boundary:
         raise MultipartError("the Content-Type header has no multipart boundary")
-    found: bytes | None = None
-    files = fields = 0
-    part = _Part()
-    header_name: list[bytes] = []
-    header_value: list[bytes] = []
-
-    def on_part_begin() -> None:
-        nonlocal part
-        part = _Part()
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        header_name.append(data[start:end])
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        header_value.append(data[start:end])
-
-    def on_header_end() -> None:
-        if b"".join(header_name).lower() == b"content-disposition":
-            part.disposition = b"".join(header_value)
-        header_name.clear()
-        header_value.clear()
-
-    def on_headers_finished() -> None:
-        nonlocal files, fields
-        _, options = parse_options_header(part.disposition)
-        if b"name" not in options:
-            raise MultipartError('a part\'s Content-Disposition header has no "name"')
-        part.name = options[b"name"].decode("utf-8", "replace")
-        part.is_file = b"filename" in options
-        if part.is_file:
-            files += 1
-            if files > max_files:
-                raise MultipartError(f"too many files: at most {max_files} per request")
-        else:
-            fields += 1
-            if fields > max_fields:
-                raise MultipartError(f"too many fields: at most {max_fields} per request")
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        part.size += end - start
-        if not part.is_file and part.size > max_part_size:
-            raise MultipartError(f"a field is larger than {max_part_size:,} bytes")
-        part.chunks.append(data[start:end])
-
-    def on_part_end() -> None:
-        nonlocal found
-        if part.is_file and part.name == field and found is None:
-            found = b"".join(part.chunks)
-
-    callbacks = {
-        "on_part_begin": on_part_begin,
-        "on_header_field": on_header_field,
-        "on_header_value": on_header_value,
-        "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished,
-        "on_part_data": on_part_data,
-        "on_part_end": on_part_end,
-    }
+    finder = _FileFinder(field, max_files, max_fields, max_part_size)
     try:
-        parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+        parser = MultipartParser(boundary, finder.callbacks())  # type: ignore[arg-type]
         parser.write(body)
         parser.finalize()
     except MultipartError:
@@ -119,4 +129,4 @@ def upload_file(
         raise MultipartError(f"invalid multipart data ({exc})") from None
     except Exception as exc:  # whatever else hostile bytes provoke is still the client's malformed body
         raise MultipartError(f"invalid multipart data ({type(exc).__name__}: {exc})") from None
-    return found
+    return finder.found
