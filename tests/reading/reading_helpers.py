@@ -84,7 +84,7 @@ def train_drawn_model(directory: Path, per_class: int = 30, seed: int = 0) -> Pa
     from glyphlab.data.images import ImageConfig, Preprocessing
     from glyphlab.models.persistence import save_model
     from glyphlab.models.registry import create_model
-    from glyphlab.reading import _model_input
+    from glyphlab.reading.segment import _model_input
 
     rng = np.random.default_rng(seed)
     config = ImageConfig.mnist_style(28)

@@ -1,0 +1,44 @@
+"""The reader's constants: the segmentation's limits and the path score's costs, set once (see each)."""
+
+from __future__ import annotations
+
+#: most pieces one character may be made of (a whole component is always a candidate)
+MAX_PIECES = 5
+#: The costs below (CUT, CROSS, JOIN, SHORT) were set by a random search over the path score on 600 strings of
+#: MNIST *training* digits made as bench/read.py makes them (seed 2000), and checked on strings of test digits
+#: of development seeds (101, 7), never on the benchmark's seed
+#: log-probability cost of a cut through a component's ink where it crosses one stroke (touching glyphs
+#: touch at a point) ...
+CUT_COST = 0.0
+#: ... and for each further stroke the cut crosses (a cut through a 0 or a 2 crosses two or three)
+CROSS_COST = 0.6
+#: ... of reading two separate components side by side as one character
+JOIN_COST = 0.6
+#: a character wider than this share of the line's height pays for it (MNIST's digits: 95 % are at most
+#: 1.1 times as wide as tall, 99 % 1.4)
+WIDE = 0.9
+#: ... this much per unit of the excess (about the log of how rare such widths are)
+WIDE_COST = 3.0
+#: a character less tall than this share of the line's height pays for it (a 5's bar is no character)
+SHORT = 0.8
+#: ... this much per unit of the shortfall
+SHORT_COST = 30.0
+#: a component is given candidate cuts when it is wider than this share of the line's height
+CUT_WIDTH = 0.85
+#: candidate cuts lie at least this share of the line's height from a component's ends ...
+CUT_MARGIN = 0.18
+#: ... and from each other
+CUT_SPACING = 0.2
+#: most pieces one line may have (a page of text or of specks is not a number: refused, not read for seconds)
+MAX_LINE_PIECES = 160
+#: the paths are scored with the model's probabilities softened by this temperature (p ** (1 / T),
+#: renormalised): a glyph model is as sure of a fragment or of two glyphs squeezed into one box as of a
+#: glyph, so its confidence is weighed against the shapes rather than above them (the characters' reported
+#: probabilities are the model's own)
+TEMPERATURE = 4.0
+#: each candidate is classified as it is and shifted by one pixel up, down, left and right, and the
+#: probabilities' geometric mean is used (a character cut out of a line sits less exactly in its box than an
+#: MNIST digit in its own)
+SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+#: how many labels of each candidate character the beam tries, and how many paths it keeps per node
+LABELS_PER_CHAR, BEAM = 3, 8
