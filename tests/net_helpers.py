@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -15,6 +16,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def serve_command(model_dir: Path, port: int, *options: str, python: str = sys.executable) -> list[str]:
+    """``glyphlab serve MODEL_DIR --port PORT OPTIONS...`` as a child process's argv, run by ``python`` (the test's
+    own interpreter, or another environment's) through the CLI's entry function."""
+    return [
+        python,
+        "-c",
+        "from glyphlab.cli import main; main()",
+        "serve",
+        str(model_dir),
+        "--port",
+        str(port),
+        *options,
+    ]
 
 
 def url_answers(url: str) -> bool:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from net_helpers import free_port, wait_until_up
+from net_helpers import free_port, serve_command, wait_until_up
 from serving_helpers import digit_png, drawn_one, png_bytes, stop_server
 
 from glyphlab.errors import ConfigError
@@ -215,20 +214,7 @@ def test_two_workers_metrics_add_up_under_load(logreg_dir, tmp_path: Path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from glyphlab.cli import main; main()",
-            "serve",
-            str(logreg_dir),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--no-access-log",
-            "--api-key-file",
-            str(key_file),
-        ],
+        serve_command(logreg_dir, port, "--workers", "2", "--no-access-log", "--api-key-file", str(key_file)),
         stdout=subprocess.DEVNULL,
         stderr=open(tmp_path / "serve.log", "w"),
         env={**os.environ, "TMPDIR": str(server_tmp)},

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from net_helpers import free_port
+from net_helpers import free_port, serve_command
 from serving_helpers import digit_png, stop_server, train_model
 
 import glyphlab
@@ -145,16 +145,7 @@ def test_server_without_torch(torchless_python, cnn_dir, cnn_onnx_dir, logreg_di
     port = free_port()
     log = tmp_path / "serve.log"
     proc = subprocess.Popen(
-        [
-            str(torchless_python),
-            "-c",
-            "from glyphlab.cli import main; main()",
-            "serve",
-            str(cnn_onnx_dir),
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
+        serve_command(cnn_onnx_dir, port, "--no-access-log", python=str(torchless_python)),
         stdout=subprocess.DEVNULL,
         stderr=open(log, "w"),
         env=_env(),

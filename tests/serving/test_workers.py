@@ -6,12 +6,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
 import psutil
 import pytest
+from net_helpers import free_port, serve_command
 from serving_helpers import drawn_one, png_bytes, stop_server
 
 from glyphlab.serving.workers import reuseport_sockets, spreads_connections
@@ -75,22 +75,9 @@ def _wait(predicate, timeout: float, what: str):
 
 
 def test_two_workers_serve_and_a_dead_one_is_replaced(logreg_dir):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from glyphlab.cli import main; main()",
-            "serve",
-            str(logreg_dir),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--no-access-log",
-        ],
+        serve_command(logreg_dir, port, "--workers", "2", "--no-access-log"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -114,17 +101,7 @@ def test_two_workers_serve_and_a_dead_one_is_replaced(logreg_dir):
         # issue 29 (3): a second server on the same port would have shared it (SO_REUSEPORT) and answered with
         # its own model at random; it is refused in one line, before its model is read
         second = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from glyphlab.cli import main; main()",
-                "serve",
-                str(logreg_dir),
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-            ],
+            serve_command(logreg_dir, port, "--workers", "2"),
             capture_output=True,
             text=True,
             timeout=120,
