@@ -4,10 +4,10 @@
 
 For each net (glyphlab's ``build_module`` with the model's defaults) and precision, the same seeded module is
 trained for ``--steps`` steps of batch 128 on MNIST-sized inputs (random images: the speed of a step does not
-depend on the pixels), once eager and once through ``torch.compile`` (inductor, which generates C++ for the CPU),
+depend on the pixels), eager and through ``torch.compile`` (inductor, which generates C++ for the CPU),
 and inference is timed on a batch of 1,000. The compiled side's first steps include the compilation: reported
-apart as "compile s" (the first step), then both sides' median step time over the rest. Eager and compiled are
-alternated per net so a change in the machine's load hits both; the CPU, its bf16 flags and the load average
+apart as "compile s" (the first step), then both sides' median step time over the rest. Eager and compiled steps
+alternate so a change in the machine's load hits both; the CPU, its bf16 flags and the load average
 are printed. "max |diff|": the largest difference of logits between the two modules after the same steps on
 the same batches (how far compiled training drifts from eager).
 """
@@ -41,20 +41,24 @@ def module_for(name: str) -> torch.nn.Module:
     return model.build_module((28, 28), 10)
 
 
-def step_times(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, precision: str) -> list[float]:
-    """Seconds of each of ``steps`` training steps (forward under autocast for bf16, backward, AdamW)."""
-    opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
-    module.train()
-    times = []
+def step_times(
+    modules: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Tensor, steps: int, precision: str
+) -> dict[str, list[float]]:
+    """Seconds of each of ``steps`` training steps (forward under autocast for bf16, backward, AdamW) of every
+    module, the modules' steps alternated so the machine's load hits each alike."""
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-3) for k, m in modules.items()}
+    times: dict[str, list[float]] = {k: [] for k in modules}
     for i in range(steps):
         xb, yb = x[(i * 128) % len(x) :][:128], y[(i * 128) % len(y) :][:128]
-        t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = F.cross_entropy(module(xb).float(), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t)
+        for k, module in modules.items():
+            module.train()
+            t = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = F.cross_entropy(module(xb).float(), yb)
+            opts[k].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[k].step()
+            times[k].append(time.perf_counter() - t)
     return times
 
 
@@ -90,9 +94,9 @@ def main() -> None:
             base = module_for(name)
             eager, compiled_src = copy.deepcopy(base), copy.deepcopy(base)
             compiled = torch.compile(compiled_src)
-            c_times = step_times(compiled, x, y, args.steps, precision)
+            times = step_times({"compiled": compiled, "eager": eager}, x, y, args.steps, precision)
+            c_times, e_times = times["compiled"], times["eager"]
             compile_s = c_times[0]
-            e_times = step_times(eager, x, y, args.steps, precision)
             e_step, c_step = statistics.median(e_times[5:]), statistics.median(c_times[5:])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
                 e_inf, c_inf = infer_seconds(eager, x), infer_seconds(compiled, x)
