@@ -201,3 +201,44 @@ def test_a_worker_that_died_ends_the_job_with_one_line():
     assert next(got) == [{"file": "a.png"}]
     with pytest.raises(GlyphlabError, match=r"rows so far are in rows.jsonl: run it again with --resume"):
         next(got)
+
+
+# -- a worker's start --------------------------------------------------------------------------------------------
+def test_a_worker_serves_a_checked_onnx_export_without_importing_the_model(logreg_dir, digits):
+    """What a batch worker loads (``onnx_alone``): the same probabilities and id, and, in a fresh process, no
+    scikit-learn, skops or PyTorch import (skops' type scan alone imports torch where it is installed)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from glyphlab.serving.predictor import OnnxOnlyModel, Predictor
+
+    x = digits.splits["test"].images[:16]
+    alone, full = Predictor(logreg_dir, onnx_alone=True), Predictor(logreg_dir)
+    assert isinstance(alone.model, OnnxOnlyModel) and alone.backend == full.backend == "onnxruntime"
+    assert alone.model_id == full.model_id and alone.classes == full.classes
+    np.testing.assert_array_equal(alone.predict(x), full.predict(x))
+    code = (
+        "import sys\nfrom glyphlab.serving.predictor import Predictor\n"
+        f"Predictor({str(logreg_dir)!r}, onnx_alone=True)\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'skops', 'glyphlab.models.classical') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_without_a_usable_export_the_worker_loads_the_model(logreg_dir, tmp_path):
+    import shutil
+
+    from glyphlab.serving.predictor import Predictor
+
+    folder = shutil.copytree(logreg_dir, tmp_path / "m")
+    (folder / "model.onnx").write_bytes(b"changed after export")
+    stale = Predictor(folder, onnx_alone=True)
+    assert stale.backend == "native" and "does not match" in stale.onnx_note
+    assert stale.model_id == Predictor(logreg_dir).model_id
+    (folder / "model.onnx").unlink()
+    assert Predictor(folder, onnx_alone=True).backend == "native"
+    assert Predictor(logreg_dir, onnx_alone=True, backend="native").backend == "native"

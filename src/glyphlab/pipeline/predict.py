@@ -139,7 +139,8 @@ def _predictor(model: str, backend: str, threads: int | None, model_id: str) -> 
     if key not in _LOADED:
         from glyphlab.serving.predictor import Predictor
 
-        _LOADED[key] = Predictor(model, backend=backend, threads=threads)  # type: ignore[arg-type]
+        # the ONNX export alone when it checks out: a worker then imports no model family (nor torch, nor skops)
+        _LOADED[key] = Predictor(model, backend=backend, threads=threads, onnx_alone=True)  # type: ignore[arg-type]
     predictor = _LOADED[key]
     if predictor.model_id != model_id:  # a cluster worker that sees other weights at the same path
         raise ModelFileError(f"{model} on this worker is {predictor.model_id}, not {model_id}: one model for all")
