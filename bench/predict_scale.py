@@ -16,7 +16,9 @@ into folders of 1,000 under ``--dir`` (kept for the next run with the same ``--n
 
     python bench/predict_scale.py [--n 10000] [--dir /tmp/glyphlab-predict-scale] [--modes one,cores,dask]
 
-Run it under ``flock /tmp/glyphlab-cpu.lock`` on a shared machine; ``--n 1000000`` needs ~4 GB of disk.
+Run it under ``flock /tmp/glyphlab-cpu.lock`` on a shared machine; ``--n 1000000`` needs ~4 GB of disk and runs
+for hours on a loaded 2-core machine, so there it runs under ``nice`` without the lock, and the load average
+sampled during each mode is printed beside its figures.
 """
 
 from __future__ import annotations
@@ -112,14 +114,20 @@ def child(mode: str, model: str, images: str, out: str) -> None:
 
 
 def timed(mode: str, model: Path, images: Path, out: Path) -> dict:
-    """Run :func:`child` in a fresh process, sampling its process tree's summed RSS."""
+    """Run :func:`child` in a fresh process, sampling its process tree's summed RSS (every 0.2 s) and the machine's
+    1-minute load average (every 5 s: on a shared machine the figures mean little without it)."""
     out.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--child", mode, "--model", str(model), "--images", str(images), "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     peak = [0]
+    loads: list[float] = []
 
     def sample() -> None:
+        last_load = 0.0
         while proc.poll() is None:
+            if time.monotonic() - last_load >= 5:
+                loads.append(os.getloadavg()[0])
+                last_load = time.monotonic()
             tree = process_tree(proc.pid)
             total = 0
             for p in tree:
@@ -136,7 +144,8 @@ def timed(mode: str, model: Path, images: Path, out: Path) -> dict:
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{mode} failed with exit code {proc.returncode}")
-    return {**json.loads(stdout.strip().splitlines()[-1]), "tree_mb": peak[0] / 2**20}
+    load = {"load_min": min(loads), "load_mean": sum(loads) / len(loads), "load_max": max(loads)} if loads else {}
+    return {**json.loads(stdout.strip().splitlines()[-1]), "tree_mb": peak[0] / 2**20, **load}
 
 
 def main() -> None:
@@ -161,21 +170,22 @@ def main() -> None:
     for mode in args.modes.split(","):
         r = timed(mode, model, images, args.dir / f"rows-{mode}.jsonl")
         rows.append((mode, r))
-        print(f"  {mode}: {r['written']:,} rows in {r['seconds']:.1f} s", flush=True)
+        print(f"  {mode}: {r['written']:,} rows in {r['seconds']:.1f} s, {json.dumps(r)}", flush=True)
     base = rows[0][1]["written"] / rows[0][1]["seconds"]
     base_steady = rows[0][1]["steady"]
     print(f"\n{cpu_model()}, {os.cpu_count()} CPUs, load average {load:.1f} before / {os.getloadavg()[0]:.1f} after")
     print(
         "| mode | executor | files | s | files/s | ratio | first row s | files/s after | ratio after "
-        "| client peak MB | largest worker MB | tree peak MB |"
+        "| client peak MB | largest worker MB | tree peak MB | load during (min-max, mean) |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for mode, r in rows:
         rate = r["written"] / r["seconds"]
         print(
             f"| {mode} | {r['executor'].split(' at ')[0]} | {r['written']:,} | {r['seconds']:.1f} | {rate:,.0f} "
             f"| {rate / base:.2f} | {r['first_row_s']:.1f} | {r['steady']:,.0f} | {r['steady'] / base_steady:.2f} "
-            f"| {r['client_mb']:.0f} | {r['worker_mb']:.0f} | {r['tree_mb']:.0f} |"
+            f"| {r['client_mb']:.0f} | {r['worker_mb']:.0f} | {r['tree_mb']:.0f} "
+            f"| {r.get('load_min', 0):.1f}-{r.get('load_max', 0):.1f}, {r.get('load_mean', 0):.1f} |"
         )
     same = {
         (args.dir / f"rows-{m}.jsonl").read_bytes() == (args.dir / f"rows-{rows[0][0]}.jsonl").read_bytes()
