@@ -92,16 +92,19 @@ def make_model(folder: Path) -> Path:
 
 def child(mode: str, model: str, images: str, out: str) -> None:
     """One timed job in this process; prints a JSON line of its figures."""
+    from glyphlab.events import BatchProgress, observing
     from glyphlab.pipeline.predict import PredictSettings, predict
 
     first: list[tuple[float, int]] = []  # (when, rows) of the first chunk written: the start-up's end
 
-    def observe(p) -> None:
-        if not first:
-            first.append((time.perf_counter(), p.done))
+    class FirstChunk:
+        def on_event(self, event) -> None:
+            if isinstance(event, BatchProgress) and not first:
+                first.append((time.perf_counter(), event.done))
 
     t0 = time.perf_counter()
-    result = predict(PredictSettings(model, [images], out=out, **MODES[mode]), observe)
+    with observing(FirstChunk()):
+        result = predict(PredictSettings(model, [images], out=out, **MODES[mode]))
     end = time.perf_counter()
     seconds = end - t0
     (t_first, n_first) = first[0]

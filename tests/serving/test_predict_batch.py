@@ -161,6 +161,30 @@ def test_a_dask_cluster_of_two_workers_gives_the_one_process_result(logreg_dir, 
     assert broken["error"].startswith(f"{images.name}/part0/broken.png: ")  # named as given, not as the worker saw
 
 
+# -- progress ------------------------------------------------------------------------------------------------------
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def on_event(self, event) -> None:
+        self.events.append(event)
+
+
+def test_progress_is_the_engine_s_events_after_each_chunk(logreg_dir, images, tmp_path):
+    from glyphlab import events as ev
+
+    recorder = Recorder()
+    with ev.observing(recorder):
+        predict(PredictSettings(logreg_dir, [images], out=tmp_path / "rows.jsonl", chunk_size=4, workers=1))
+    first, *progress, last = recorder.events
+    assert first == ev.TaskStarted("predict", "predict", 26) and last == ev.TaskEnded("predict")
+    assert [p.done for p in progress] == [4, 8, 12, 16, 20, 24, 26] and {p.total for p in progress} == {26}
+    assert progress[-1].failed == 2 and progress[-1].eta == 0 and progress[-1].rate > 0
+    with ev.observing(recorder := Recorder()):  # a resume with nothing left to do
+        predict(PredictSettings(logreg_dir, [images], out=tmp_path / "rows.jsonl", resume=True))
+    assert recorder.events == []  # nothing left to do: no bar at all
+
+
 # -- the command and the API ----------------------------------------------------------------------------------
 def test_cli_out_resume_and_errors(logreg_dir, images, tmp_path):
     out = tmp_path / "rows.csv"
@@ -179,7 +203,7 @@ def test_cli_out_resume_and_errors(logreg_dir, images, tmp_path):
 def test_gl_predict_is_the_use_case(logreg_dir, images):
     import glyphlab as gl
 
-    result = gl.predict(logreg_dir, [images], top_k=2)
+    result = gl.predict(logreg_dir, [images], top_k=2, progress=True)  # its bar: NotebookProgress, from the events
     cli = runner.invoke(app, ["predict", str(logreg_dir), str(images), "--json", "--top-k", "2"])
     assert json.loads(cli.stdout)["predictions"] == result.rows
     frame = result.frame()
