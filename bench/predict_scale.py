@@ -9,8 +9,8 @@ JSON-lines file as they come) on
 
 each in a fresh child process, and prints files/s and the ratio to one process (over the whole job, and after
 the first chunk is written, i.e. without the start-up: processes, imports, model loads), and memory: the client's own
-peak RSS (``ru_maxrss``), the largest worker's, and the peak of the sampled sum over the whole process tree
-(psutil, every 0.2 s). The model is a logistic regression on scikit-learn's digits with its ONNX export (what
+peak RSS, the largest worker's (any other process of the tree: Dask's nannies and scheduler too), and the peak
+of the summed RSS over the whole process tree, all sampled with psutil every 0.2 s. The model is a logistic regression on scikit-learn's digits with its ONNX export (what
 ``glyphlab serve`` would use); the images are those digits, upscaled to 32x32 and shifted, written once as PNGs
 into folders of 1,000 under ``--dir`` (kept for the next run with the same ``--n``).
 
@@ -27,7 +27,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -109,20 +108,19 @@ def child(mode: str, model: str, images: str, out: str) -> None:
     seconds = end - t0
     (t_first, n_first) = first[0]
     steady = (result.written - n_first) / (end - t_first) if end > t_first else 0.0
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     figures = {"written": result.written, "failed": result.failed, "seconds": seconds, "executor": result.executor}
-    figures |= {"first_row_s": t_first - t0, "steady": steady}
-    print(json.dumps({**figures, "client_mb": self_kb / 1024, "worker_mb": workers_kb / 1024}))
+    print(json.dumps({**figures, "first_row_s": t_first - t0, "steady": steady}))
 
 
 def timed(mode: str, model: Path, images: Path, out: Path) -> dict:
-    """Run :func:`child` in a fresh process, sampling its process tree's summed RSS (every 0.2 s) and the machine's
-    1-minute load average (every 5 s: on a shared machine the figures mean little without it)."""
+    """Run :func:`child` in a fresh process, sampling (every 0.2 s) its own RSS, the largest of its descendants' and
+    the tree's sum, and (every 5 s) the machine's 1-minute load average: on a shared machine the figures mean little
+    without it. (Not ``ru_maxrss``: Linux keeps a process's high-water mark across ``exec``, so a spawned child's
+    would count the pages of the process that forked it.)"""
     out.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--child", mode, "--model", str(model), "--images", str(images), "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    peak = [0]
+    peak = {"client": 0, "worker": 0, "tree": 0}
     loads: list[float] = []
 
     def sample() -> None:
@@ -131,14 +129,16 @@ def timed(mode: str, model: Path, images: Path, out: Path) -> dict:
             if time.monotonic() - last_load >= 5:
                 loads.append(os.getloadavg()[0])
                 last_load = time.monotonic()
-            tree = process_tree(proc.pid)
             total = 0
-            for p in tree:
+            for p in process_tree(proc.pid):
                 try:
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
                 except Exception:  # a process that ended between the listing and the look
-                    pass
-            peak[0] = max(peak[0], total)
+                    continue
+                total += rss
+                which = "client" if p.pid == proc.pid else "worker"
+                peak[which] = max(peak[which], rss)
+            peak["tree"] = max(peak["tree"], total)
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -148,7 +148,8 @@ def timed(mode: str, model: Path, images: Path, out: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{mode} failed with exit code {proc.returncode}")
     load = {"load_min": min(loads), "load_mean": sum(loads) / len(loads), "load_max": max(loads)} if loads else {}
-    return {**json.loads(stdout.strip().splitlines()[-1]), "tree_mb": peak[0] / 2**20, **load}
+    memory = {f"{k}_mb": v / 2**20 for k, v in peak.items()}
+    return {**json.loads(stdout.strip().splitlines()[-1]), **memory, **load}
 
 
 def main() -> None:
