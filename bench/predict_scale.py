@@ -9,14 +9,16 @@ JSON-lines file as they come) on
 
 each in a fresh child process, and prints files/s and the ratio to one process (over the whole job, and after
 the first chunk is written, i.e. without the start-up: processes, imports, model loads), and memory: the client's own
-peak RSS (``ru_maxrss``), the largest worker's, and the peak of the sampled sum over the whole process tree
-(psutil, every 0.2 s). The model is a logistic regression on scikit-learn's digits with its ONNX export (what
+peak RSS, the largest worker's (any other process of the tree: Dask's nannies and scheduler too), and the peak
+of the summed RSS over the whole process tree, all sampled with psutil every 0.2 s. The model is a logistic regression on scikit-learn's digits with its ONNX export (what
 ``glyphlab serve`` would use); the images are those digits, upscaled to 32x32 and shifted, written once as PNGs
 into folders of 1,000 under ``--dir`` (kept for the next run with the same ``--n``).
 
     python bench/predict_scale.py [--n 10000] [--dir /tmp/glyphlab-predict-scale] [--modes one,cores,dask]
 
-Run it under ``flock /tmp/glyphlab-cpu.lock`` on a shared machine; ``--n 1000000`` needs ~4 GB of disk.
+Run it under ``flock /tmp/glyphlab-cpu.lock`` on a shared machine; ``--n 1000000`` needs ~4 GB of disk and runs
+for hours on a loaded 2-core machine, so there it runs under ``nice`` without the lock, and the load average
+sampled during each mode is printed beside its figures.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -90,44 +91,54 @@ def make_model(folder: Path) -> Path:
 
 def child(mode: str, model: str, images: str, out: str) -> None:
     """One timed job in this process; prints a JSON line of its figures."""
+    from glyphlab.events import BatchProgress, observing
     from glyphlab.pipeline.predict import PredictSettings, predict
 
     first: list[tuple[float, int]] = []  # (when, rows) of the first chunk written: the start-up's end
 
-    def observe(p) -> None:
-        if not first:
-            first.append((time.perf_counter(), p.done))
+    class FirstChunk:
+        def on_event(self, event) -> None:
+            if isinstance(event, BatchProgress) and not first:
+                first.append((time.perf_counter(), event.done))
 
     t0 = time.perf_counter()
-    result = predict(PredictSettings(model, [images], out=out, **MODES[mode]), observe)
+    with observing(FirstChunk()):
+        result = predict(PredictSettings(model, [images], out=out, **MODES[mode]))
     end = time.perf_counter()
     seconds = end - t0
     (t_first, n_first) = first[0]
     steady = (result.written - n_first) / (end - t_first) if end > t_first else 0.0
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     figures = {"written": result.written, "failed": result.failed, "seconds": seconds, "executor": result.executor}
-    figures |= {"first_row_s": t_first - t0, "steady": steady}
-    print(json.dumps({**figures, "client_mb": self_kb / 1024, "worker_mb": workers_kb / 1024}))
+    print(json.dumps({**figures, "first_row_s": t_first - t0, "steady": steady}))
 
 
 def timed(mode: str, model: Path, images: Path, out: Path) -> dict:
-    """Run :func:`child` in a fresh process, sampling its process tree's summed RSS."""
+    """Run :func:`child` in a fresh process, sampling (every 0.2 s) its own RSS, the largest of its descendants' and
+    the tree's sum, and (every 5 s) the machine's 1-minute load average: on a shared machine the figures mean little
+    without it. (Not ``ru_maxrss``: Linux keeps a process's high-water mark across ``exec``, so a spawned child's
+    would count the pages of the process that forked it.)"""
     out.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--child", mode, "--model", str(model), "--images", str(images), "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    peak = [0]
+    peak = {"client": 0, "worker": 0, "tree": 0}
+    loads: list[float] = []
 
     def sample() -> None:
+        last_load = 0.0
         while proc.poll() is None:
-            tree = process_tree(proc.pid)
+            if time.monotonic() - last_load >= 5:
+                loads.append(os.getloadavg()[0])
+                last_load = time.monotonic()
             total = 0
-            for p in tree:
+            for p in process_tree(proc.pid):
                 try:
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
                 except Exception:  # a process that ended between the listing and the look
-                    pass
-            peak[0] = max(peak[0], total)
+                    continue
+                total += rss
+                which = "client" if p.pid == proc.pid else "worker"
+                peak[which] = max(peak[which], rss)
+            peak["tree"] = max(peak["tree"], total)
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -136,7 +147,9 @@ def timed(mode: str, model: Path, images: Path, out: Path) -> dict:
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{mode} failed with exit code {proc.returncode}")
-    return {**json.loads(stdout.strip().splitlines()[-1]), "tree_mb": peak[0] / 2**20}
+    load = {"load_min": min(loads), "load_mean": sum(loads) / len(loads), "load_max": max(loads)} if loads else {}
+    memory = {f"{k}_mb": v / 2**20 for k, v in peak.items()}
+    return {**json.loads(stdout.strip().splitlines()[-1]), **memory, **load}
 
 
 def main() -> None:
@@ -161,21 +174,23 @@ def main() -> None:
     for mode in args.modes.split(","):
         r = timed(mode, model, images, args.dir / f"rows-{mode}.jsonl")
         rows.append((mode, r))
-        print(f"  {mode}: {r['written']:,} rows in {r['seconds']:.1f} s", flush=True)
-    base = rows[0][1]["written"] / rows[0][1]["seconds"]
-    base_steady = rows[0][1]["steady"]
+        print(f"  {mode}: {r['written']:,} rows in {r['seconds']:.1f} s, {json.dumps(r)}", flush=True)
+    first = dict(rows).get("one", rows[0][1])  # ratios to one process, in whatever order the modes ran
+    base = first["written"] / first["seconds"]
+    base_steady = first["steady"]
     print(f"\n{cpu_model()}, {os.cpu_count()} CPUs, load average {load:.1f} before / {os.getloadavg()[0]:.1f} after")
     print(
         "| mode | executor | files | s | files/s | ratio | first row s | files/s after | ratio after "
-        "| client peak MB | largest worker MB | tree peak MB |"
+        "| client peak MB | largest worker MB | tree peak MB | load during (min-max, mean) |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for mode, r in rows:
         rate = r["written"] / r["seconds"]
         print(
             f"| {mode} | {r['executor'].split(' at ')[0]} | {r['written']:,} | {r['seconds']:.1f} | {rate:,.0f} "
             f"| {rate / base:.2f} | {r['first_row_s']:.1f} | {r['steady']:,.0f} | {r['steady'] / base_steady:.2f} "
-            f"| {r['client_mb']:.0f} | {r['worker_mb']:.0f} | {r['tree_mb']:.0f} |"
+            f"| {r['client_mb']:.0f} | {r['worker_mb']:.0f} | {r['tree_mb']:.0f} "
+            f"| {r.get('load_min', 0):.1f}-{r.get('load_max', 0):.1f}, {r.get('load_mean', 0):.1f} |"
         )
     same = {
         (args.dir / f"rows-{m}.jsonl").read_bytes() == (args.dir / f"rows-{rows[0][0]}.jsonl").read_bytes()

@@ -47,7 +47,8 @@ def mnist_data_dir(tmp_path, real_mnist_dir) -> Path:
 @pytest.fixture
 def core_install(monkeypatch):
     """As on ``pip install glyphlab`` without extras: importing e2cnn and timm fails, and the model registry is
-    rebuilt without the families that need them (rot-cnn, efficientnet-b0); all is restored afterwards."""
+    rebuilt without the families that need them (rot-cnn, efficientnet-b0): the next use of either imports its
+    family again, which fails as without its extra; all is restored afterwards."""
     import sys
 
     from glyphlab.models import registry
@@ -59,5 +60,4 @@ def core_install(monkeypatch):
         monkeypatch.delitem(sys.modules, module, raising=False)
     for name in registry.OPTIONAL_MODELS:
         monkeypatch.delitem(registry.MODELS, name, raising=False)
-    monkeypatch.setattr(registry, "_loaded", False)
     return registry

@@ -50,3 +50,15 @@ def test_the_notebook_progress_shows_lines_but_no_tables():
     text = _render(NotebookProgress, [ev.ModelKept("svm"), ev.Leaderboard("leaderboard", [ROW])])
     assert "svm: already finished, kept" in text
     assert "leaderboard" not in text
+
+
+def test_a_batch_job_s_progress_is_a_bar_with_its_rate_and_eta():
+    console = Console(record=True, width=160, force_terminal=True)
+    observer = ConsoleObserver(console)
+    with ev.observing(observer):
+        ev.emit(ev.TaskStarted("predict", "predict", total=26))
+        ev.emit(ev.BatchProgress("predict", done=8, total=26, elapsed=2.0, failed=1))
+        ev.emit(ev.TaskEnded("predict"))
+    observer.close()
+    text = console.export_text()
+    assert "8/26 4 files/s · ETA 4 s · 1 failed" in text  # 8 files in 2 s; 18 left at 4 a second: 4.5 s

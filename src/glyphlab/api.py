@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from glyphlab.data.dataset import Dataset
 from glyphlab.data.registry import resolve_dataset
 from glyphlab.errors import ConfigError
 from glyphlab.evaluation.interpretation import Interpretation
-from glyphlab.events import Observer
+from glyphlab.events import Observer, observing
 from glyphlab.models.base import GlyphModel
 from glyphlab.models.persistence import load_model as _load_model
 from glyphlab.models.registry import create_model as _create_model
@@ -36,7 +36,6 @@ from glyphlab.runfolder import REPORT_PDF, RunFolder
 from glyphlab.serving.predictor import Predictor
 
 if TYPE_CHECKING:
-    from glyphlab.pipeline.batch.engine import Progress
     from glyphlab.pipeline.predict import Predictions
 
 __all__ = [
@@ -495,15 +494,14 @@ def predict(
     cluster: str | None = None,
     resume: bool = False,
     chunk_size: int = 256,
-    on_progress: Callable[[Progress], None] | None = None,
+    progress: bool = False,
 ) -> Predictions:
     """Classify image files (folders, files, ``.txt`` lists or CSVs of paths), as ``glyphlab predict`` does.
 
     Without ``out`` the rows come back in ``result.rows`` (``result.frame()`` as a DataFrame); with ``out``
     (``.jsonl``, ``.csv``, ``.parquet``) they are written as they come and the result holds the counts, so any
     number of files fits in memory. ``workers``/``cluster``/``resume``: see :mod:`glyphlab.pipeline.predict`.
-    ``on_progress`` is called after each chunk with a :class:`glyphlab.pipeline.batch.engine.Progress`
-    (``done``, ``total``, ``rate``, ``eta``)."""
+    ``progress=True`` draws a bar (files, rate, ETA) from the job's events, as every step's progress."""
     from glyphlab.pipeline.predict import PredictSettings
     from glyphlab.pipeline.predict import predict as _predict
 
@@ -520,4 +518,5 @@ def predict(
         cluster=cluster,
         chunk_size=chunk_size,
     )
-    return _predict(settings, on_progress)
+    with observing(*_observers(progress)):
+        return _predict(settings)

@@ -536,8 +536,7 @@ def predict_cmd(
     options = dict(top_k=top_k, backend=backend, max_pixels=max_pixels, out=out, resume=resume, workers=workers)
     keep = show_inputs is not None
     settings = PredictSettings(model_path, images, cluster=cluster, chunk_size=chunk_size, keep_inputs=keep, **options)
-    with render.progress_bar("predict") as observer:
-        result = predict(settings, observer)
+    result = predict(settings)  # its progress bar: the console observer's, from the job's events
     if show_inputs is not None and result.rows:
         write_shown_inputs(show_inputs, result)
     if out is not None:

@@ -81,6 +81,12 @@ class ConsoleObserver:
             extra = {"total": e.total} if e.total is not None else {}
             self._progress.update(self._bars[e.task], completed=e.completed, stats=e.status, refresh=True, **extra)
 
+    def _on_BatchProgress(self, e: ev.BatchProgress) -> None:
+        if self._progress is not None and e.task in self._bars:
+            eta = f"{e.eta:.0f} s" if e.eta is not None else "?"
+            stats = f"{e.rate:,.0f} files/s · ETA {eta}" + (f" · {e.failed:,} failed" if e.failed else "")
+            self._progress.update(self._bars[e.task], completed=e.done, total=e.total, stats=stats, refresh=True)
+
     def _on_TaskEnded(self, e: ev.TaskEnded) -> None:
         self._stop_spinner(e.task)
         if self._progress is not None and e.task in self._bars:

@@ -285,6 +285,30 @@ class SearchFinished(Event):
     best_params: Mapping[str, Any] = field(default_factory=dict)
 
 
+# -- batch jobs ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BatchProgress(Event):
+    """Where a batch job (``glyphlab predict``) stands after a chunk is written, inside its TaskStarted/TaskEnded;
+    the observer draws the counts, the rate and the ETA."""
+
+    task: str
+    done: int  #: files written by this run (failed ones included)
+    total: int  #: files this run has to do
+    elapsed: float  #: seconds since the first chunk was submitted
+    failed: int = 0  #: of ``done``, the files that could not be read or classified
+    skipped: int = 0  #: files an earlier run had written (``resume``), not counted in ``done``
+
+    @property
+    def rate(self) -> float:
+        """Files per second so far."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the rate so far (None before the first file)."""
+        return (self.total - self.done) / self.rate if self.rate > 0 else None
+
+
 # -- audits and evaluations ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AuditFinished(Event):

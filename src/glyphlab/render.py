@@ -8,8 +8,6 @@ notebook).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -153,27 +151,6 @@ def readings(console: Console, done: Any) -> None:
 
 
 # -- glyphlab predict --------------------------------------------------------------------------------------------
-@contextmanager
-def progress_bar(what: str) -> Iterator[Callable | None]:
-    """An observer drawing a batch job's progress (files, rate, ETA) on a terminal's stderr; None elsewhere."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    err = Console(stderr=True)
-    if not err.is_terminal:
-        yield None
-        return
-    rate = TextColumn("{task.fields[rate]} · ETA {task.fields[eta]}")
-    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), rate)
-    with Progress(*columns, console=err) as bar:
-        task = bar.add_task(what, total=None, rate="", eta="")
-
-        def observe(p) -> None:
-            eta = f"{p.eta:.0f} s" if p.eta is not None else "?"
-            bar.update(task, total=p.total, completed=p.done, rate=f"{p.rate:,.0f} files/s", eta=eta)
-
-        yield observe
-
-
 def predictions_document(result: Any) -> dict:
     """``glyphlab predict --json``: the rows and what produced them (model, backend, image preparation)."""
     return {

@@ -46,3 +46,30 @@ def test_a_saved_model_of_a_missing_family_says_which_extra_loads_it(tmp_path, c
     )
     with pytest.raises(ModelFileError, match=r"'rot-cnn' model, which needs glyphlab\[rot\]"):
         load_model(folder)
+
+
+def test_the_table_names_the_module_of_every_model():
+    from glyphlab.models import registry
+
+    registry.load_builtin_models()
+    assert set(registry.MODELS) | set(registry.missing_models()) == set(registry.MODEL_MODULES)
+    for spec in registry.MODELS.values():
+        assert registry.MODEL_MODULES[spec.name] == spec.cls.__module__, spec.name
+
+
+def test_a_family_is_imported_only_when_one_of_its_models_is_used():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from glyphlab.models.registry import create_model, model_spec\n"
+        "before = sorted(m for m in sys.modules if m.startswith('glyphlab.models.') and m != 'glyphlab.models.base')\n"
+        "create_model('logreg'); assert model_spec('svm').family == 'classical'\n"
+        "print(before, 'glyphlab.models.nets' in sys.modules, 'glyphlab.models.classical' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    loaded, nets, classical = out.stdout.rsplit(" ", 2)
+    assert (nets.strip(), classical.strip()) == ("False", "True")
+    assert "classical" not in loaded and "nets" not in loaded  # the registry itself imports no family

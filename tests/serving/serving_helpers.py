@@ -33,12 +33,12 @@ def digit_png(image: np.ndarray, scale: int = 20) -> bytes:
 
 def train_model(name: str, digits, **params):
     """Fit a registered model on the digits train split (nets: 800 train + 200 validation images)."""
-    from glyphlab.models.registry import MODELS, load_builtin_models
+    from glyphlab.models.registry import model_spec
 
-    load_builtin_models()
     tr = digits.splits["train"]
-    model = MODELS[name].cls(**params)
-    if MODELS[name].cls.uses_validation:
+    cls = model_spec(name).cls
+    model = cls(**params)
+    if cls.uses_validation:
         model.fit(tr.images[:800], tr.labels[:800], tr.images[800:1000], tr.labels[800:1000], classes=digits.classes)
     else:
         model.fit(tr.images, tr.labels, classes=digits.classes)

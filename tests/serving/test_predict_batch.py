@@ -161,6 +161,30 @@ def test_a_dask_cluster_of_two_workers_gives_the_one_process_result(logreg_dir, 
     assert broken["error"].startswith(f"{images.name}/part0/broken.png: ")  # named as given, not as the worker saw
 
 
+# -- progress ------------------------------------------------------------------------------------------------------
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def on_event(self, event) -> None:
+        self.events.append(event)
+
+
+def test_progress_is_the_engine_s_events_after_each_chunk(logreg_dir, images, tmp_path):
+    from glyphlab import events as ev
+
+    recorder = Recorder()
+    with ev.observing(recorder):
+        predict(PredictSettings(logreg_dir, [images], out=tmp_path / "rows.jsonl", chunk_size=4, workers=1))
+    first, *progress, last = recorder.events
+    assert first == ev.TaskStarted("predict", "predict", 26) and last == ev.TaskEnded("predict")
+    assert [p.done for p in progress] == [4, 8, 12, 16, 20, 24, 26] and {p.total for p in progress} == {26}
+    assert progress[-1].failed == 2 and progress[-1].eta == 0 and progress[-1].rate > 0
+    with ev.observing(recorder := Recorder()):  # a resume with nothing left to do
+        predict(PredictSettings(logreg_dir, [images], out=tmp_path / "rows.jsonl", resume=True))
+    assert recorder.events == []  # nothing left to do: no bar at all
+
+
 # -- the command and the API ----------------------------------------------------------------------------------
 def test_cli_out_resume_and_errors(logreg_dir, images, tmp_path):
     out = tmp_path / "rows.csv"
@@ -179,7 +203,7 @@ def test_cli_out_resume_and_errors(logreg_dir, images, tmp_path):
 def test_gl_predict_is_the_use_case(logreg_dir, images):
     import glyphlab as gl
 
-    result = gl.predict(logreg_dir, [images], top_k=2)
+    result = gl.predict(logreg_dir, [images], top_k=2, progress=True)  # its bar: NotebookProgress, from the events
     cli = runner.invoke(app, ["predict", str(logreg_dir), str(images), "--json", "--top-k", "2"])
     assert json.loads(cli.stdout)["predictions"] == result.rows
     frame = result.frame()
@@ -201,3 +225,44 @@ def test_a_worker_that_died_ends_the_job_with_one_line():
     assert next(got) == [{"file": "a.png"}]
     with pytest.raises(GlyphlabError, match=r"rows so far are in rows.jsonl: run it again with --resume"):
         next(got)
+
+
+# -- a worker's start --------------------------------------------------------------------------------------------
+def test_a_worker_serves_a_checked_onnx_export_without_importing_the_model(logreg_dir, digits):
+    """What a batch worker loads (``onnx_alone``): the same probabilities and id, and, in a fresh process, no
+    scikit-learn, skops or PyTorch import (skops' type scan alone imports torch where it is installed)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from glyphlab.serving.predictor import OnnxOnlyModel, Predictor
+
+    x = digits.splits["test"].images[:16]
+    alone, full = Predictor(logreg_dir, onnx_alone=True), Predictor(logreg_dir)
+    assert isinstance(alone.model, OnnxOnlyModel) and alone.backend == full.backend == "onnxruntime"
+    assert alone.model_id == full.model_id and alone.classes == full.classes
+    np.testing.assert_array_equal(alone.predict(x), full.predict(x))
+    code = (
+        "import sys\nfrom glyphlab.serving.predictor import Predictor\n"
+        f"Predictor({str(logreg_dir)!r}, onnx_alone=True)\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'skops', 'glyphlab.models.classical') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_without_a_usable_export_the_worker_loads_the_model(logreg_dir, tmp_path):
+    import shutil
+
+    from glyphlab.serving.predictor import Predictor
+
+    folder = shutil.copytree(logreg_dir, tmp_path / "m")
+    (folder / "model.onnx").write_bytes(b"changed after export")
+    stale = Predictor(folder, onnx_alone=True)
+    assert stale.backend == "native" and "does not match" in stale.onnx_note
+    assert stale.model_id == Predictor(logreg_dir).model_id
+    (folder / "model.onnx").unlink()
+    assert Predictor(folder, onnx_alone=True).backend == "native"
+    assert Predictor(logreg_dir, onnx_alone=True, backend="native").backend == "native"

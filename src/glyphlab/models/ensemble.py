@@ -35,7 +35,7 @@ from glyphlab.fileio import sha256_file
 from glyphlab.models.base import EpochCallback, GlyphModel, check_images, training_arrays
 from glyphlab.models.params import SEED, spec
 from glyphlab.models.persistence import MANIFEST, load_model, resolve_model_dir, save_model
-from glyphlab.models.registry import MODELS, create_model, load_builtin_models, register_model, with_seed
+from glyphlab.models.registry import create_model, find_spec, register_model, with_seed
 
 MEMBERS_FILE = "members.json"
 METHODS = ("average", "vote")
@@ -246,6 +246,5 @@ def member_params(name: str, params: dict[str, Any], seed: int, *, repeat: int) 
 
 
 def _is_net(name: str) -> bool:
-    load_builtin_models()
-    spec = MODELS.get(name)
+    spec = find_spec(name)
     return bool(spec and spec.cls.uses_validation)

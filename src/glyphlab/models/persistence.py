@@ -181,14 +181,13 @@ def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
 
 
 def load_model(path: str | Path) -> GlyphModel:
-    from glyphlab.models.registry import MODELS, load_builtin_models, missing_extra
+    from glyphlab.models.registry import MODELS, missing_extra
 
     directory = resolve_model_dir(path)
     manifest = read_manifest(directory)
     verify_files(directory, manifest)
-    load_builtin_models()
     name = manifest.get("model")
-    extra = missing_extra(name) if isinstance(name, str) else None
+    extra = missing_extra(name) if isinstance(name, str) else None  # imports the model's family (and only it)
     if extra:
         raise ModelFileError(
             f"{directory} holds a '{name}' model, which needs glyphlab[{extra}]: pip install 'glyphlab[{extra}]'"

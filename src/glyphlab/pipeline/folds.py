@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from glyphlab.data.splits import kfold_indices
 from glyphlab.models.base import GlyphModel
-from glyphlab.models.registry import MODELS, create_model
+from glyphlab.models.registry import create_model, model_spec
 from glyphlab.models.torch import THREADS_ENV, usable_cores
 from glyphlab.pipeline.parallel import in_worker
 
@@ -28,8 +28,8 @@ Measure = Callable[[GlyphModel, np.ndarray, np.ndarray, np.ndarray], T]
 def fold_workers(model: str, k: int, n_jobs: int | None = None) -> int:
     """Processes to fit ``k`` folds with: one per core (up to k), unless the model spreads its own fit over
     the cores (it takes ``n_jobs``: random forest, XGBoost), where parallel folds would only fight it."""
-    create_model(model)  # an unknown name (or a missing extra) is one clear error here, not in a worker
-    if "n_jobs" in MODELS[model].cls.defaults:
+    # an unknown name (or a missing extra) is one clear error here, not in a worker
+    if "n_jobs" in model_spec(model).cls.defaults:
         return 1
     return max(1, min(int(k), int(n_jobs) if n_jobs else usable_cores()))
 

@@ -24,7 +24,7 @@ from glyphlab.models.model_card import (
     render_model_card,
 )
 from glyphlab.models.persistence import read_manifest, write_model_card
-from glyphlab.models.registry import MODELS
+from glyphlab.models.registry import find_spec
 from glyphlab.runfolder import CLASSIFICATION_REPORT, MOST_CONFUSED_CSV, ModelFolder
 
 CONFUSIONS_SHOWN = 6
@@ -154,7 +154,7 @@ def write_run_model_card(
     folder = ModelFolder(model_dir)
     manifest = read_manifest(folder.model_path)
     registry = manifest.get("model")
-    spec = MODELS.get(str(registry))
+    spec = find_spec(str(registry))
     sections = {
         "Model": model_section(manifest, spec.cls.defaults if spec else None)
         + (f"\n- run label: `{label}`" if label != registry else ""),

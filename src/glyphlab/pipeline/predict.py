@@ -9,8 +9,10 @@ file that cannot be read, is blank or holds several characters becomes a row wit
 Scale: the source is read lazily (:mod:`glyphlab.pipeline.batch.sources`), files go in chunks of
 ``chunk_size`` to an executor (this process, spawned local processes, or a Dask cluster), each worker loads the
 model once, and rows are written in the source's order as chunks finish (JSON lines, CSV or Parquet), so memory
-holds a few chunks whatever the number of files. ``resume`` skips the files an earlier run wrote. Progress goes
-to an observer callback (the CLI draws it with Rich; the engine prints nothing).
+holds a few chunks whatever the number of files. ``resume`` skips the files an earlier run wrote. Progress is an
+event (:class:`glyphlab.events.BatchProgress` after each chunk, between TaskStarted and TaskEnded), drawn by the
+CLI's console observer or ``gl.predict(progress=True)``'s notebook one, as every other step's; the engine prints
+nothing.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from glyphlab.errors import ConfigError, DataError, GlyphlabError, ModelFileError
+from glyphlab.events import TaskEnded, TaskStarted, emit
 from glyphlab.pipeline.batch.engine import (
     Executor,
     InProcess,
     LocalPool,
-    Observer,
     ProgressCounter,
     chunked,
     ordered_results,
@@ -61,6 +63,8 @@ INPUT_KEY = "_input"
 AUTO_PARALLEL = 5_000
 #: chunks in flight per worker: one running, one queued, so a worker never waits for the client
 IN_FLIGHT_PER_WORKER = 2
+#: the key of a predict job's TaskStarted/BatchProgress/TaskEnded events
+TASK = "predict"
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,8 @@ def _predictor(model: str, backend: str, threads: int | None, model_id: str) -> 
     if key not in _LOADED:
         from glyphlab.serving.predictor import Predictor
 
-        _LOADED[key] = Predictor(model, backend=backend, threads=threads)  # type: ignore[arg-type]
+        # the ONNX export alone when it checks out: a worker then imports no model family (nor torch, nor skops)
+        _LOADED[key] = Predictor(model, backend=backend, threads=threads, onnx_alone=True)  # type: ignore[arg-type]
     predictor = _LOADED[key]
     if predictor.model_id != model_id:  # a cluster worker that sees other weights at the same path
         raise ModelFileError(f"{model} on this worker is {predictor.model_id}, not {model_id}: one model for all")
@@ -235,7 +240,8 @@ class PredictionJob:
 
         _check(settings)
         self.settings = settings
-        self.predictor = Predictor(settings.model, backend=settings.backend)  # type: ignore[arg-type]
+        # as the workers: a checked ONNX export alone when there is one (no model family imported here either)
+        self.predictor = Predictor(settings.model, backend=settings.backend, onnx_alone=True)  # type: ignore[arg-type]
         self.model = str(self.predictor.directory.resolve())
         _LOADED[(self.model, settings.backend, None)] = self.predictor  # the in-process task reuses it
         self.source = FileSource.of(list(settings.sources))
@@ -249,14 +255,15 @@ class PredictionJob:
         s, model_id = self.settings, self.predictor.model_id
         return PredictTask(self.model, s.backend, model_id, s.top_k, s.max_pixels, threads, s.keep_inputs)
 
-    def chunks(self, observer: Observer | None = None) -> Iterator[list[Row]]:
-        """Each chunk's rows as it finishes, in order; the observer hears after each chunk."""
+    def chunks(self) -> Iterator[list[Row]]:
+        """Each chunk's rows as it finishes, in order; a BatchProgress event after each chunk."""
         if self.total == 0:
             return
         executor = _executor(self.settings, self.total)
         self.executor_name = executor.name
         task = self.task(None if isinstance(executor, InProcess) else 1)
-        counter = ProgressCounter(self.total, len(self.done), observer)
+        emit(TaskStarted(TASK, TASK, self.total))
+        counter = ProgressCounter(TASK, self.total, len(self.done))
         sent: list[list[str]] = []
 
         def todo() -> Iterator[list[str]]:
@@ -271,6 +278,7 @@ class PredictionJob:
                 counter.add(rows)
                 yield rows
         finally:
+            emit(TaskEnded(TASK))
             executor.close()
 
 
@@ -292,7 +300,7 @@ def _renamed(row: Row, name: str) -> Row:
     return row
 
 
-def predict(settings: PredictSettings, observer: Observer | None = None) -> Predictions:
+def predict(settings: PredictSettings) -> Predictions:
     """Run the job: rows to ``settings.out`` as they come (or kept in the result), the counts in the result."""
     job = PredictionJob(settings)
     pred = job.predictor
@@ -305,7 +313,7 @@ def predict(settings: PredictSettings, observer: Observer | None = None) -> Pred
     kept: list[Row] | None = [] if writer is None or settings.keep_inputs else None
     start = time.perf_counter()
     try:
-        for rows in job.chunks(observer):
+        for rows in job.chunks():
             for r in rows:
                 if INPUT_KEY in r:
                     result.inputs[r["file"]] = r.pop(INPUT_KEY)

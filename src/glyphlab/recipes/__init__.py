@@ -154,28 +154,28 @@ def _members(params: dict[str, Any]) -> list[Any]:
 
 def _check_models(models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
     from glyphlab.models.params import check_params
-    from glyphlab.models.registry import MODELS, load_builtin_models, missing_extra
+    from glyphlab.models.registry import MODEL_MODULES, missing_extra, model_spec
 
-    load_builtin_models()
     if not models:
         raise ValueError("a recipe needs at least one model")
     for label, entry in models.items():
         if missing_extra(entry.model):  # listed and loadable; running it says which extra to install
             continue
-        if entry.model not in MODELS:
-            raise ValueError(f"{label}: unknown model '{entry.model}' (known: {', '.join(sorted(MODELS))})")
-        unknown = set(entry.params) - set(MODELS[entry.model].cls.defaults)
+        if entry.model not in MODEL_MODULES:
+            raise ValueError(f"{label}: unknown model '{entry.model}' (known: {', '.join(sorted(MODEL_MODULES))})")
+        spec = model_spec(entry.model)
+        unknown = set(entry.params) - set(spec.cls.defaults)
         if unknown:
             raise ValueError(f"{label}.params: '{entry.model}' has no parameter(s) {', '.join(sorted(unknown))}")
-        cls = MODELS[entry.model].cls
+        cls = spec.cls
         try:
             check_params(entry.model, entry.params, cls.defaults, cls.param_specs)
         except ConfigError as exc:
             raise ValueError(f"{label}.params: {exc}") from None
-        if entry.cv is not None and MODELS[entry.model].family != "classical":
+        if entry.cv is not None and spec.family != "classical":
             raise ValueError(
                 f"{label}.cv: cross-validation scores are for classical models; '{entry.model}' is a "
-                f"{MODELS[entry.model].family} model (networks are judged on the validation split)"
+                f"{spec.family} model (networks are judged on the validation split)"
             )
     return models
 
@@ -219,13 +219,13 @@ def to_run_config(recipe: Recipe, quick: bool = False, data_dir: str | None = No
     options = dict(dataset.options)
     variants = dataset.variants
     if quick:
-        from glyphlab.models.registry import MODELS
+        from glyphlab.models.registry import model_spec
 
         options.update(recipe.quick.dataset_options)
         if recipe.quick.variants is not None and not pretrain:
             variants = recipe.quick.variants
         for label, entry in models.items():
-            takes = MODELS[entry.model].cls.defaults
+            takes = model_spec(entry.model).cls.defaults
             params[label].update({k: v for k, v in recipe.quick.params.items() if k in takes})
             params[label].update(recipe.quick.models.get(label, {}))
     return RunConfig(

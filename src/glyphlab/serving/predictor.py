@@ -56,7 +56,11 @@ class Predictor:
         onnx_path: str | Path | None = None,
         threads: int | None = None,
         batch_size: int = 1024,
+        onnx_alone: bool = False,
     ) -> None:
+        """``onnx_alone``: when the ONNX export checks out, serve from it and the manifest without loading the model
+        itself (no scikit-learn, skops or PyTorch import: a batch job's worker starts in a fraction of the time); the
+        model is loaded as usual when the export is absent or stale, or ``backend`` is ``native``."""
         from glyphlab.models.persistence import load_model, read_manifest, resolve_model_dir
 
         if backend not in ("auto", "onnx", "native"):
@@ -64,33 +68,18 @@ class Predictor:
         self.directory = resolve_model_dir(model_path)
         self.manifest: dict[str, Any] = read_manifest(self.directory)
         candidate = Path(onnx_path) if onnx_path is not None else self.directory / DEFAULT_NAME
-        self.model = self._onnx_only(backend, candidate) or load_model(self.directory)
-        self.classes: list[str] = [str(c) for c in (self.model.classes_ or [])]
-        self.input_shape: tuple[int, int] = tuple(int(s) for s in (self.model.input_shape_ or ()))  # type: ignore[assignment]
-        if len(self.input_shape) != 2:
-            raise ModelFileError(f"{self.directory}: the manifest has no 2-D input shape")
-        from glyphlab.models.persistence import manifest_preprocessing
-
-        self.preprocessing = manifest_preprocessing(self.manifest, self.directory)
-        if tuple(self.preprocessing.config.canvas) != self.input_shape:
-            raise ModelFileError(
-                f"{self.directory}: the manifest's preprocessing makes "
-                f"{self.preprocessing.config.canvas} images but the model takes {self.input_shape}"
-            )
-        self.image_config = self.preprocessing.config
-        self.model_name: str = str(self.manifest.get("model"))
-        files = self.manifest.get("files") or {}
-        # the weights' digest names the model (not the card's or calibration's, which sort before it)
-        weights = getattr(self.model, "weights_file", None)
-        digest = str(files.get(weights) or files[sorted(files)[0]]) if files else "0" * 12
-        self.model_id = f"{self.model_name}-{digest[:12]}"
+        self.model = self._onnx_only(backend, candidate, onnx_alone) or load_model(self.directory)
+        self._describe()
         self.batch_size = int(batch_size)
         self.onnx_note = ""
         self._session = None
         self.onnx_path: Path | None = None
         if backend != "native":
             self._session = self._open_onnx(candidate, threads)
-            if self._session is None and isinstance(self.model, OnnxOnlyModel):
+            if self._session is None and isinstance(self.model, OnnxOnlyModel) and self.model.extra is None:
+                self.model = load_model(self.directory)  # onnx_alone, but the export did not check out
+                self._describe()
+            elif self._session is None and isinstance(self.model, OnnxOnlyModel):
                 raise ModelFileError(
                     f"{self.directory} holds a '{self.model_name}' model, which needs "
                     f"glyphlab[{self.model.extra}] (pip install 'glyphlab[{self.model.extra}]'), "
@@ -105,16 +94,42 @@ class Predictor:
             if threads:
                 torch.set_num_threads(int(threads))
 
+    def _describe(self) -> None:
+        """Classes, input shape, preprocessing and id from the manifest and ``self.model`` (or its stand-in)."""
+        from glyphlab.models.persistence import manifest_preprocessing
+
+        self.classes: list[str] = [str(c) for c in (self.model.classes_ or [])]
+        self.input_shape: tuple[int, int] = tuple(int(s) for s in (self.model.input_shape_ or ()))  # type: ignore[assignment]
+        if len(self.input_shape) != 2:
+            raise ModelFileError(f"{self.directory}: the manifest has no 2-D input shape")
+        self.preprocessing = manifest_preprocessing(self.manifest, self.directory)
+        if tuple(self.preprocessing.config.canvas) != self.input_shape:
+            raise ModelFileError(
+                f"{self.directory}: the manifest's preprocessing makes "
+                f"{self.preprocessing.config.canvas} images but the model takes {self.input_shape}"
+            )
+        self.image_config = self.preprocessing.config
+        self.model_name: str = str(self.manifest.get("model"))
+        files = self.manifest.get("files") or {}
+        # the weights' digest names the model (not the card's or calibration's, which sort before it)
+        weights = getattr(self.model, "weights_file", None)
+        digest = str(files.get(weights) or files[sorted(files)[0]]) if files else "0" * 12
+        self.model_id = f"{self.model_name}-{digest[:12]}"
+
     # -- ONNX -------------------------------------------------------------------------------------
-    def _onnx_only(self, backend: str, onnx_file: Path) -> OnnxOnlyModel | None:
-        """A stand-in for a model whose family this install cannot import (a network without PyTorch) when an ONNX
-        export can serve it; None when the model itself loads (or nothing could serve it: load_model says why)."""
+    def _onnx_only(self, backend: str, onnx_file: Path, onnx_alone: bool = False) -> OnnxOnlyModel | None:
+        """A stand-in for the model when an ONNX export can serve it: for a model whose family this install cannot
+        import (a network without PyTorch), or for any model with ``onnx_alone``; None when the model itself is to
+        load (or nothing could serve it: load_model says why)."""
         from glyphlab.models.persistence import verify_files
         from glyphlab.models.registry import missing_extra
 
+        if backend == "native" or not onnx_file.is_file():
+            return None
         name = self.manifest.get("model")
-        extra = missing_extra(name) if isinstance(name, str) and backend != "native" else None
-        if not extra or not onnx_file.is_file():
+        # onnx_alone asks no family (importing it is what it avoids); else only a family that does not import
+        extra = None if onnx_alone else missing_extra(name) if isinstance(name, str) else None
+        if not extra and not onnx_alone:
             return None
         verify_files(self.directory, self.manifest)
         return OnnxOnlyModel(self, extra)
@@ -267,9 +282,11 @@ class Predictor:
 
 class OnnxOnlyModel:
     """What the server needs of a model (classes, input shape, probabilities) from its manifest and ONNX graph, for a
-    model family this install cannot import (glyphlab[torch] not installed)."""
+    model family this install cannot import (glyphlab[torch] not installed), or that a batch worker need not import
+    (``Predictor(..., onnx_alone=True)``)."""
 
-    def __init__(self, predictor: Predictor, extra: str) -> None:
+    def __init__(self, predictor: Predictor, extra: str | None) -> None:
+        """``extra``: what would install the model's family; None when it is installed (``onnx_alone``)."""
         manifest = predictor.manifest
         self.name = str(manifest.get("model"))
         self.extra = extra
@@ -277,8 +294,9 @@ class OnnxOnlyModel:
         self.input_shape_ = tuple(manifest.get("input_shape") or ()) or None
         self.preprocessing_ = None
         files = sorted(manifest.get("files") or {})
-        # the same model_id as with the family installed: networks keep their weights in a .safetensors file
-        self.weights_file = next((f for f in files if f.endswith(".safetensors")), None)
+        # the same model_id as with the family loaded: networks keep their weights in a .safetensors file,
+        # scikit-learn models in a .skops file, XGBoost in a .xgb.json file (each family's ``weights_file``)
+        self.weights_file = next((f for f in files if f.endswith((".safetensors", ".skops", ".xgb.json"))), None)
         self._predictor = predictor
 
     def check_fitted(self) -> None:

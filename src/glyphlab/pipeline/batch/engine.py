@@ -18,10 +18,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
+from glyphlab.events import BatchProgress, emit, watched
 from glyphlab.pipeline.parallel import exit_with_parent
 
 Task = Callable[[list[str]], list[dict[str, Any]]]
@@ -96,44 +96,21 @@ def ordered_results(executor: Executor, task: Task, chunks: Iterable[list[str]],
             future.cancel()
 
 
-@dataclass(frozen=True)
-class Progress:
-    """Where a batch job stands: given to the observer after each chunk is written."""
-
-    done: int  #: files written by this run (failed ones included)
-    failed: int  #: of which could not be read or classified
-    skipped: int  #: files an earlier run had written (``resume``), not counted in ``done``
-    total: int  #: files this run has to do
-    elapsed: float  #: seconds since the first chunk was submitted
-
-    @property
-    def rate(self) -> float:
-        """Files per second so far."""
-        return self.done / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def eta(self) -> float | None:
-        """Seconds left at the rate so far (None before the first chunk)."""
-        return (self.total - self.done) / self.rate if self.rate > 0 else None
-
-
-Observer = Callable[[Progress], None]
-
-
 class ProgressCounter:
-    """Counts rows as they are written and tells the observer (if any)."""
+    """Counts rows as they are written and emits where the job stands after each chunk
+    (:class:`glyphlab.events.BatchProgress`: done, total, rate, ETA; drawn by whichever observer watches)."""
 
-    def __init__(self, total: int, skipped: int, observer: Observer | None) -> None:
-        self.total, self.skipped, self.observer = total, skipped, observer
+    def __init__(self, task: str, total: int, skipped: int) -> None:
+        self.task, self.total, self.skipped = task, total, skipped
         self.done = self.failed = 0
         self.start = time.perf_counter()
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         self.done += len(rows)
         self.failed += sum(1 for r in rows if "error" in r)
-        if self.observer is not None:
-            self.observer(self.snapshot())
+        if watched():
+            emit(self.snapshot())
 
-    def snapshot(self) -> Progress:
+    def snapshot(self) -> BatchProgress:
         elapsed = time.perf_counter() - self.start
-        return Progress(self.done, self.failed, self.skipped, self.total, elapsed)
+        return BatchProgress(self.task, self.done, self.total, elapsed, self.failed, self.skipped)

@@ -36,7 +36,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from glyphlab.errors import ConfigError
-from glyphlab.models.registry import MODELS, create_model
+from glyphlab.models.registry import model_spec
 
 SPACE_TYPES = ("choice", "int", "float")
 JSON_PREFIX = "json:"
@@ -266,8 +266,7 @@ def _param_spec(name: str, table: ChoiceParam | IntParam | FloatParam) -> ParamS
 
 def model_defaults(model: str) -> dict[str, Any]:
     """Every parameter ``model`` takes, with its default (a clear error for an unknown model name)."""
-    create_model(model)
-    return dict(MODELS[model].cls.defaults)
+    return dict(model_spec(model).cls.defaults)
 
 
 def parse_space(raw: dict[str, Any], model: str | None = None, source: str = "") -> SearchSpace:

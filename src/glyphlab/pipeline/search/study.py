@@ -33,7 +33,7 @@ from glyphlab.events import (
     observing,
 )
 from glyphlab.fileio import write_json
-from glyphlab.models.registry import MODELS
+from glyphlab.models.registry import model_spec
 from glyphlab.pipeline.folds import FoldJob
 from glyphlab.pipeline.run import RunConfig, load_run_dataset, run
 from glyphlab.pipeline.search.outputs import write_outputs
@@ -213,7 +213,7 @@ def _open_search(cfg: SearchConfig) -> _Search:
     space = load_space(space_path, cfg.model)
     cfg.model = space.model
     model = str(space.model)
-    is_net = bool(MODELS[model].cls.uses_validation)
+    is_net = bool(model_spec(model).cls.uses_validation)
     out = Path(cfg.out) if cfg.out else default_out(cfg, space_path)
     out.mkdir(parents=True, exist_ok=True)
     search = _Search(
