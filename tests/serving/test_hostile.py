@@ -274,6 +274,59 @@ def test_the_schema_and_the_server_agree(strict_client, path, body):
     assert by_schema == (r.status_code == 200), (by_schema, r.status_code, r.text)
 
 
+def _query_schema(doc: dict, path: str, name: str) -> dict:
+    params = {p["name"]: p["schema"] for p in doc["paths"][path]["post"]["parameters"]}
+    schema = params[name]
+    return next((v for v in schema.get("anyOf", []) if v.get("type") != "null"), schema)
+
+
+@pytest.mark.parametrize(
+    "path, name, value",
+    [
+        ("/explanation", "method", "auto"),
+        ("/explanation", "method", "occlusion"),
+        ("/explanation", "method", "coef"),
+        ("/explanation", "method", "ig"),  # a logreg is no torch network: 400, so not in the schema either
+        ("/explanation", "method", "gradcam"),
+        ("/reading", "charset", "0-9"),
+        ("/reading", "charset", "x7y"),
+        ("/reading", "charset", "a-f"),  # none of the digits model's classes: 400
+        ("/reading", "pattern", r"\d+"),
+        ("/reading", "pattern", "(unclosed"),  # not a regex: 400
+    ],
+)
+def test_the_query_parameters_in_the_schema_are_the_served_models(strict_client, path, name, value):
+    """Issue 29 (8): the schema offered ``method=ig`` for a logreg and any ``charset`` or ``pattern``, which the
+    server then refused (400); now it names the served model's methods and classes, and says a pattern is a regex."""
+    jsonschema = pytest.importorskip("jsonschema")
+    doc = strict_client.get("/openapi.json").json()
+    checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
+    by_schema = jsonschema.Draft202012Validator(_query_schema(doc, path, name), format_checker=checker).is_valid(value)
+    r = strict_client.post(path, params={name: value}, json={"pixels": INK})
+    assert r.status_code in (200, 400), r.text
+    assert by_schema == (r.status_code == 200), (by_schema, r.status_code, r.text)
+
+
+def test_an_upload_part_is_declared_an_image_and_a_blank_one_is_documented(strict_client):
+    """The multipart field ``file`` says which media types it takes (a fuzzer sent random bytes there: 400), the
+    raw bodies are the formats the server decodes, and the 422 a blank image gets is in the document."""
+    doc = strict_client.get("/openapi.json").json()
+    post = doc["paths"]["/prediction"]["post"]
+    content = post["requestBody"]["content"]
+    part = content["multipart/form-data"]["encoding"]["file"]["contentType"]
+    assert {t.strip() for t in part.split(",")} == {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp"}
+    assert {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp"} <= set(content)
+    example = post["responses"]["422"]["content"]["application/json"]["examples"]["no_ink"]["value"]
+    blank = strict_client.post("/prediction", files={"file": ("b.png", _png_of(255), "image/png")})
+    assert blank.status_code == 422 and blank.json()["detail"][0]["type"] == example["detail"][0]["type"] == "no_ink"
+
+
+def _png_of(level: int, side: int = 16) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (side, side), level).save(buf, "PNG")
+    return buf.getvalue()
+
+
 # -- the supervisor of --workers N does not load the model --------------------------------------------------------
 def test_the_supervisor_of_several_workers_never_loads_the_model(logreg_dir, tmp_path, monkeypatch):
     from typer.testing import CliRunner

@@ -26,6 +26,7 @@ from glyphlab.serving.multipart import MultipartError, upload_file
 from glyphlab.serving.predictor import Predictor
 from glyphlab.serving.schemas import (
     EXPLANATION_BODY,
+    IMAGE_TYPES,
     PREDICTION_BODY,
     RESPONSES,
     BatchResponse,
@@ -149,9 +150,6 @@ def public_details(info: dict[str, Any]) -> dict[str, Any]:
     if info.get("onnx"):
         out["onnx"] = Path(info["onnx"]).name
     return out
-
-
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
 
 
 async def _json_prediction(request: Request, predictor: Predictor, settings: ServeSettings, answer) -> JSONResponse:
