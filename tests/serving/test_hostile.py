@@ -307,8 +307,9 @@ def test_the_query_parameters_in_the_schema_are_the_served_models(strict_client,
     assert by_schema == (r.status_code == 200), (by_schema, r.status_code, r.text)
 
 
-def test_an_upload_part_is_declared_an_image_and_a_blank_one_is_documented(strict_client):
-    """The multipart field ``file`` says which media types it takes (a fuzzer sent random bytes there: 400), the
+def test_an_upload_part_is_declared_an_image_and_a_blank_one_is_documented(strict_client, digits):
+    """The multipart field ``file`` says which media types it takes (a fuzzer sent random bytes there: 400) and is
+    the only part (others: 422, as a JSON body's unknown keys; 9 generated parts were "too many fields", 400), the
     raw bodies are the formats the server decodes, and the 422 a blank image gets is in the document."""
     doc = strict_client.get("/openapi.json").json()
     post = doc["paths"]["/prediction"]["post"]
@@ -316,6 +317,11 @@ def test_an_upload_part_is_declared_an_image_and_a_blank_one_is_documented(stric
     part = content["multipart/form-data"]["encoding"]["file"]["contentType"]
     assert {t.strip() for t in part.split(",")} == {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp"}
     assert {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp"} <= set(content)
+    assert content["multipart/form-data"]["schema"]["additionalProperties"] is False
+    png = digit_png(digits.splits["test"].images[0])
+    extra = strict_client.post("/prediction", files={"file": ("d.png", png, "image/png")}, data={"note": "x"})
+    assert extra.status_code == 422 and extra.json()["detail"][0]["type"] == "extra_forbidden", extra.text
+    assert strict_client.post("/prediction", files={"file": ("d.png", png, "image/png")}).status_code == 200
     example = post["responses"]["422"]["content"]["application/json"]["examples"]["no_ink"]["value"]
     blank = strict_client.post("/prediction", files={"file": ("b.png", _png_of(255), "image/png")})
     assert blank.status_code == 422 and blank.json()["detail"][0]["type"] == example["detail"][0]["type"] == "no_ink"

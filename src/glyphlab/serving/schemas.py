@@ -173,6 +173,7 @@ def _request_body(json_model: str) -> dict:
                     "schema": {
                         "type": "object",
                         "required": ["file"],
+                        "additionalProperties": False,  # the server refuses other parts (422 extra_forbidden)
                         "properties": {"file": {**binary, "description": "An image of one glyph (PNG, JPEG, ...)."}},
                     },
                     "encoding": {"file": {"contentType": ", ".join(IMAGE_TYPES)}},
