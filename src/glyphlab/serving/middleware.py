@@ -81,6 +81,8 @@ class BodyLimitMiddleware:
                     await send_json(send, 413, {"detail": _too_large(self.max_bytes)})
                     return
                 if self.buffered + len(body) > self.max_buffered:
+                    if message.get("more_body", False) and not await _drop_rest(receive, deadline - loop.time()):
+                        return  # the client went away, or took longer than the body timeout
                     await send_json(
                         send,
                         503,
@@ -107,6 +109,22 @@ class BodyLimitMiddleware:
             await self.app(scope, replay_receive, send)
         finally:
             self.buffered -= total  # held until the answer is sent: waiting for a slot, a body still counts
+
+
+async def _drop_rest(receive: Any, timeout_s: float) -> bool:
+    """Read and drop the rest of a refused body, so that the client, still sending, gets to read the answer
+    (answered mid-body, 115 of 150 clients flooding 4.8 MB bodies got a connection reset instead of the 503).
+    Nothing is kept; bounded by the body timeout. False if the client went away or ran out of time."""
+    try:
+        async with asyncio.timeout(max(0.0, timeout_s)):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False
+                if not message.get("more_body", False):
+                    return True
+    except TimeoutError:
+        return False
 
 
 class DirectRouteMiddleware:
