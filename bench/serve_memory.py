@@ -5,7 +5,7 @@
     python bench/serve_memory.py MODEL --workers 2
 
 Starts `glyphlab serve MODEL` on 127.0.0.1 only (a free port), waits until it is idle, then opens N
-connections at once, each sending one JSON batch of random pixel images of about --mb megabytes
+connections at once, each sending one JSON batch of pixel images (one bar of ink each) of about --mb megabytes
 (`{"images": [...]}`, under the 5 MB default body limit). The server's resident memory (the process
 and its worker children, sampled every 20 ms) is reported at rest, at its peak and 3 s after the last
 answer, with the count of each status: every answer should be a 200 or a 503 carrying Retry-After.
@@ -40,6 +40,28 @@ def rss(pid: int) -> int:
     return total
 
 
+def rss_by_kind(pid: int) -> Counter:
+    """Resident bytes of the process tree by kind of mapping (/proc/PID/smaps, Linux): ``heap`` (glibc's main
+    arena, [heap]), ``anon`` (anonymous mappings: other arenas' heaps, allocations above the mmap threshold,
+    Python's object arenas, ONNX Runtime's and torch's own pools, thread stacks) and ``files`` (code and data
+    of the libraries, the model's mapped files). Empty where /proc is not."""
+    kinds: Counter = Counter()
+    for q in process_tree(pid):
+        try:
+            kind = "anon"
+            with open(f"/proc/{q.pid}/smaps") as f:
+                for line in f:
+                    parts = line.split()
+                    if parts and "-" in parts[0] and not parts[0].endswith(":"):  # a mapping: "a-b perms ... path"
+                        name = parts[5] if len(parts) > 5 else ""
+                        kind = "heap" if name == "[heap]" else "files" if name.startswith("/") else "anon"
+                    elif parts and parts[0] == "Rss:":
+                        kinds[kind] += int(parts[1]) * 1024
+        except OSError:
+            pass
+    return kinds
+
+
 class Sampler(threading.Thread):
     """Samples rss(pid) every `every` seconds; `peak` is the largest seen."""
 
@@ -54,11 +76,20 @@ class Sampler(threading.Thread):
 
 
 def json_batch(mb: float, side: int, seed: int = 0) -> bytes:
-    """A JSON batch of random side x side images in [0, 1], about `mb` megabytes (full-precision floats)."""
+    """A JSON batch of side x side images, about `mb` megabytes (full-precision floats): each a faint random
+    background (below 0.03) with one bar of ink, so that every image is a glyph the model classifies (random
+    noise all over is refused as blank or as several glyphs, and would never reach the model)."""
     rng = np.random.default_rng(seed)
-    one = len(json.dumps(rng.random((side, side)).tolist())) + 2
+
+    def image() -> np.ndarray:
+        im = rng.random((side, side)) * 0.03
+        col = int(rng.integers(side // 4, side - side // 4))
+        im[side // 8 : side - side // 8, col : col + max(1, side // 10)] = 1.0
+        return im
+
+    one = len(json.dumps(image().tolist())) + 2
     n = max(1, round(mb * 1e6 / one))
-    return json.dumps({"images": rng.random((n, side, side)).tolist()}).encode()
+    return json.dumps({"images": [image().tolist() for _ in range(n)]}).encode()
 
 
 async def one_request(port: int, raw: bytes, timeout: float) -> tuple[str, float]:
@@ -122,7 +153,7 @@ def main() -> None:
     proc = start_server(args.model, port, args.workers, args.serve_option)
     try:
         time.sleep(1.0)
-        at_rest = rss(proc.pid)
+        at_rest, kinds0 = rss(proc.pid), rss_by_kind(proc.pid)
         sampler = Sampler(proc.pid)
         sampler.start()
         load0 = os.getloadavg()
@@ -130,7 +161,7 @@ def main() -> None:
         results = asyncio.run(asyncio.wait_for(flood(port, body, args.requests, args.timeout), args.timeout + 30))
         wall = time.perf_counter() - t0
         time.sleep(3.0)
-        after = rss(proc.pid)
+        after, kinds1 = rss(proc.pid), rss_by_kind(proc.pid)
         sampler.stop.set()
         sampler.join()
         load1 = os.getloadavg()
@@ -149,6 +180,8 @@ def main() -> None:
     t.add_row("RSS at rest (anchor)", f"{at_rest / mib:,.0f} MiB")
     t.add_row("peak RSS", f"{sampler.peak / mib:,.0f} MiB ({sampler.peak / max(1, at_rest):.2f}x at rest)")
     t.add_row("RSS 3 s after the last answer", f"{after / mib:,.0f} MiB")
+    for kind in ("heap", "anon", "files"):
+        t.add_row(f"  of which {kind}: at rest / after", f"{kinds0[kind] / mib:,.0f} / {kinds1[kind] / mib:,.0f} MiB")
     t.add_row("answers", ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     if ok_lat:
         t.add_row("latency of 200s (p50 / max)", f"{np.percentile(ok_lat, 50):.1f} s / {ok_lat[-1]:.1f} s")

@@ -176,7 +176,7 @@ def _one_class_folder(root):
     return root
 
 
-@pytest.mark.parametrize("model", ["logreg", "random-forest"])
+@pytest.mark.parametrize("model", ["logreg", "svm", "random-forest", "cnn-small"])
 def test_a_one_class_dataset_is_refused_before_training(tmp_path, model):
     data = _one_class_folder(tmp_path / "one")
     result = runner.invoke(app, ["run", "--dataset", str(data), "--models", model, "--out", str(tmp_path / "r")])

@@ -132,6 +132,19 @@ def resolve_method(model: GlyphModel, method: str) -> str:
     return method
 
 
+def supported_methods(model: GlyphModel) -> tuple[str, ...]:
+    """The :data:`METHODS` that :func:`resolve_method` accepts for ``model`` (``auto`` always), in that order: what a
+    server serving this model offers, so that its published schema names no method it would refuse."""
+    out = []
+    for method in METHODS:
+        try:
+            resolve_method(model, method)
+        except ConfigError:
+            continue
+        out.append(method)
+    return tuple(out)
+
+
 def occlusion_window(shape: Sequence[int]) -> tuple[int, int]:
     """Window and stride for an input side: 4 px in steps of 2 on 28x28 (a stroke's width), 1 px on 8x8.
 

@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
-from glyphlab.evaluation.attributions import Explainer
+from glyphlab.evaluation.attributions import Explainer, supported_methods
 from glyphlab.serving.auth import load_api_key
 from glyphlab.serving.gateway import GatewaySettings
 from glyphlab.serving.gateway import install as install_gateway
@@ -65,7 +65,6 @@ def create_app(
     )
     app.state.predictor = predictor
     app.state.settings = settings
-    install_openapi(app, settings)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug
@@ -73,6 +72,7 @@ def create_app(
 
     prediction = prediction_route(app, predictor, settings, limits)
     explainer = Explainer(predictor.model)  # one for /explanation and /reading?explain=true
+    install_openapi(app, settings, supported_methods(predictor.model), predictor.classes)
     explanation_route(app, predictor, settings, explainer)
     reading_route(app, predictor, settings, limits, explainer)
     info_routes(app, predictor, settings)

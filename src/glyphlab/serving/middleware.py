@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from glyphlab.serving.asgi import send_json
-from glyphlab.serving.limits import ConcurrencyLimitMiddleware, RateLimitMiddleware
+from glyphlab.serving.limits import TRIM_IDLE_S, ConcurrencyLimitMiddleware, RateLimitMiddleware, trim_heap
 from glyphlab.serving.schemas import error_response
 from glyphlab.serving.settings import ServeSettings
 
@@ -41,6 +41,7 @@ class BodyLimitMiddleware:
         self.max_buffered = max(self.max_bytes, int(max_buffered) if max_buffered is not None else 16 * self.max_bytes)
         #: bytes held by the bodies being read now
         self.buffered = 0
+        self._trim: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -79,14 +80,18 @@ class BodyLimitMiddleware:
                 body = message.get("body", b"")
                 if total + len(body) > self.max_bytes:
                     await send_json(send, 413, {"detail": _too_large(self.max_bytes)})
+                    self._trim_after_refusal()
                     return
                 if self.buffered + len(body) > self.max_buffered:
+                    if message.get("more_body", False) and not await _drop_rest(receive, deadline - loop.time()):
+                        return  # the client went away, or took longer than the body timeout
                     await send_json(
                         send,
                         503,
                         {"detail": "the server holds too many large bodies at once; retry in 1 s"},
                         retry_after=1,
                     )
+                    self._trim_after_refusal()
                     return
                 self.buffered += len(body)
                 total += len(body)
@@ -107,6 +112,35 @@ class BodyLimitMiddleware:
             await self.app(scope, replay_receive, send)
         finally:
             self.buffered -= total  # held until the answer is sent: waiting for a slot, a body still counts
+
+    def _trim_after_refusal(self) -> None:
+        """Freed heap back to the system once no body is held for :data:`TRIM_IDLE_S`: a refused body never reaches
+        the concurrency limit, which trims after the requests it lets in (150 refused 4.8 MB bodies, read and
+        dropped, left a worker's heap 141 MiB larger until the next accepted request)."""
+        if self._trim is None:
+            self._trim = asyncio.get_running_loop().call_later(TRIM_IDLE_S, self._trim_if_idle)
+
+    def _trim_if_idle(self) -> None:
+        self._trim = None
+        if self.buffered:  # bodies are held again: the requests they belong to will be trimmed after
+            return
+        asyncio.get_running_loop().run_in_executor(None, trim_heap)
+
+
+async def _drop_rest(receive: Any, timeout_s: float) -> bool:
+    """Read and drop the rest of a refused body, so that the client, still sending, gets to read the answer
+    (answered mid-body, 115 of 150 clients flooding 4.8 MB bodies got a connection reset instead of the 503).
+    Nothing is kept; bounded by the body timeout. False if the client went away or ran out of time."""
+    try:
+        async with asyncio.timeout(max(0.0, timeout_s)):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False
+                if not message.get("more_body", False):
+                    return True
+    except TimeoutError:
+        return False
 
 
 class DirectRouteMiddleware:

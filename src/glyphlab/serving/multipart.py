@@ -18,6 +18,11 @@ class MultipartError(ValueError):
     """The multipart body cannot be parsed, or breaks a limit (the message says which)."""
 
 
+class ExtraPartError(MultipartError):
+    """A part other than the one file asked for, where ``max_fields`` is 0 (the server's routes: the published
+    schema has only ``file``, as the JSON bodies take no unknown keys)."""
+
+
 class _Part:
     __slots__ = ("disposition", "name", "is_file", "chunks", "size")
 
@@ -81,6 +86,8 @@ class _FileFinder:
                 raise MultipartError(f"too many files: at most {self.max_files} per request")
         else:
             self.fields += 1
+            if self.max_fields == 0:
+                raise ExtraPartError(part.name)
             if self.fields > self.max_fields:
                 raise MultipartError(f"too many fields: at most {self.max_fields} per request")
 

@@ -22,10 +22,11 @@ from glyphlab.errors import GlyphlabError
 from glyphlab.evaluation.attributions import IG_STEPS, Explainer, payload
 from glyphlab.models.persistence import read_model_card
 from glyphlab.serving.batching import MicroBatcher
-from glyphlab.serving.multipart import MultipartError, upload_file
+from glyphlab.serving.multipart import ExtraPartError, MultipartError, upload_file
 from glyphlab.serving.predictor import Predictor
 from glyphlab.serving.schemas import (
     EXPLANATION_BODY,
+    IMAGE_TYPES,
     PREDICTION_BODY,
     RESPONSES,
     BatchResponse,
@@ -103,9 +104,12 @@ async def _upload_bytes(request: Request, ctype: str, settings: ServeSettings) -
                 request.headers.get("content-type", ""),
                 "file",
                 max_files=1,
-                max_fields=8,
+                max_fields=0,  # only the file: the schema's multipart object has no other property
                 max_part_size=settings.max_bytes,
             )
+        except ExtraPartError as exc:
+            msg = f"unexpected multipart field {str(exc)!r}: send the image alone, in the field 'file'"
+            return error_response(422, [{"loc": ["body", str(exc)], "type": "extra_forbidden", "msg": msg}])
         except MultipartError as exc:
             return error_response(400, f"the multipart body cannot be parsed: {exc}")
         if data is None:
@@ -149,9 +153,6 @@ def public_details(info: dict[str, Any]) -> dict[str, Any]:
     if info.get("onnx"):
         out["onnx"] = Path(info["onnx"]).name
     return out
-
-
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
 
 
 async def _json_prediction(request: Request, predictor: Predictor, settings: ServeSettings, answer) -> JSONResponse:
