@@ -240,3 +240,22 @@ def test_a_model_saved_before_the_clean_step_is_served_exactly_as_before(tmp_pat
     assert p.image_config == V1 and "the glyph found" not in p.info()["preprocessing_text"]
     data = photo([glyph("0")], shadow=0.4, ruled=14)
     np.testing.assert_array_equal(p.prepare_bytes(data), prepare_bytes(data, V1).pixels)
+
+
+def grey_share(x: np.ndarray) -> float:
+    """The share of a model input's ink pixels (above 0.1) that are grey (below 0.9): half of them on MNIST."""
+    ink = x > 0.1
+    return float((ink & (x < 0.9)).sum() / max(ink.sum(), 1))
+
+
+def test_a_blurred_photo_gets_strokes_as_solid_as_mnists():
+    """The camera's blur and JPEG spread a stroke's edge over several grey pixels; MNIST's strokes have a solid
+    core (half their ink pixels grey). A photo's ink is sharpened to that, as wide as before."""
+    from scipy import ndimage
+
+    g = ndimage.gaussian_filter(glyph("7", side=60, width=5), 1.6)
+    x = prepare_bytes(photo([g], shadow=0.3, ruled=14), NEW).pixels
+    flat = prepare_bytes(photo([g], shadow=0.3, ruled=14), replace(NEW, stroke=None)).pixels
+    assert grey_share(x) < 0.7, grey_share(x)  # 0.81 before the sharpening
+    assert corr(x, reference(glyph("7", side=60, width=5))) > 0.8
+    assert 0.7 < (flat > 0.5).sum() / max((x > 0.5).sum(), 1) < 1.4  # the strokes' width kept

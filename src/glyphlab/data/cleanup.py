@@ -62,6 +62,12 @@ SPECK_SHARE = 0.06
 #: separate components with at least this share of the main glyph's ink, beside it, are other glyphs
 OTHER_SHARE = 0.3
 
+#: a photo's (or a paper scan's) ink levels between these two shares of the strokes' peak are stretched over
+#: 0..1: the lens, the camera's blur and JPEG spread a stroke's edge over several grey pixels, where MNIST's
+#: digits (binary drawings anti-aliased once, when shrunk to 20 px) have a solid core and one soft pixel
+#: (half their ink pixels grey against 0.8 of a photo's); centred on 0.5, the level the stroke's width is
+#: measured at, so it stays as wide. A digital picture's edges are left as drawn.
+SHARPEN = (0.3, 0.7)
 #: pictures are reduced to at most this side before the glyph is looked for
 WORK_SIDE = 384
 
@@ -175,6 +181,7 @@ class _Page:
     ink_dark: bool
     shape: tuple[int, int] = (0, 0)  #: the whole (work) picture's size; ``u8`` and the rest may be a crop of it
     origin: tuple[int, int] = (0, 0)  #: the crop's (top, left) in the whole picture
+    digital: bool = False  #: drawn on a screen or exported (:func:`digital_background`): no lens blurred it
 
 
 def digital_background(image: np.ndarray) -> int | None:
@@ -243,7 +250,7 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int, crop: bool =
     n, labels, stats, mass = _components(weak, u8, sure)
     if page and n > 1:
         _drop_edges_and_boxes(labels, stats, mass)
-    return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark, (h, w), origin)
+    return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark, (h, w), origin, background is not None)
 
 
 def _clear_page(u8: np.ndarray, weak: np.ndarray, sure: np.ndarray, peak: int, sure_t: float) -> None:
@@ -396,7 +403,8 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     mask = cv2.dilate(_label_mask(labels, np.flatnonzero(keep)), np.ones((3, 3), np.uint8))  # the soft edges
     oy, ox = pg.origin
     box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
-    return Glyph(_kept_ink(u8, mask, sure_t), False, others, box, pg.ink_dark, pg.origin, pg.shape)
+    ink = _kept_ink(u8, mask, sure_t, sharpen=not pg.digital)
+    return Glyph(ink, False, others, box, pg.ink_dark, pg.origin, pg.shape)
 
 
 def _no_glyph(pg: _Page) -> Glyph:
@@ -411,15 +419,19 @@ def _label_mask(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float) -> np.ndarray:
+def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float, sharpen: bool = False) -> np.ndarray:
     """The ink where ``keep`` (0 elsewhere) as float32 in [0, 1], scaled so that its sure ink's 90th
-    percentile is 1 (the strokes' typical peak, whatever the pen's strength)."""
+    percentile is 1 (the strokes' typical peak, whatever the pen's strength). ``sharpen`` (a photo's or a
+    scan's ink): the levels between :data:`SHARPEN`'s two are stretched over 0..1, see there."""
     kept = cv2.bitwise_and(u8, u8, mask=keep.view(np.uint8) if keep.dtype == bool else keep.astype(np.uint8))
     hist = _histogram(kept)
     hist[: int(np.ceil(sure_t))] = 0  # the sure ink's levels only
     level = _percentile(hist, 90)
     # each of the 256 levels scaled once (float32, as the whole array's product would be), then looked up
     scaled = np.minimum(np.arange(256, dtype=np.float32) * (1.0 / max(level, 1)), 1.0)
+    if sharpen:
+        lo, hi = SHARPEN
+        scaled = np.clip((scaled - lo) * (1.0 / (hi - lo)), 0.0, 1.0).astype(np.float32)
     return cv2.LUT(kept, scaled)
 
 
