@@ -259,3 +259,64 @@ def test_a_blurred_photo_gets_strokes_as_solid_as_mnists():
     assert grey_share(x) < 0.7, grey_share(x)  # 0.81 before the sharpening
     assert corr(x, reference(glyph("7", side=60, width=5))) > 0.8
     assert 0.7 < (flat > 0.5).sum() / max((x > 0.5).sum(), 1) < 1.4  # the strokes' width kept
+
+
+def square_seven(side: int = 60, width: int = 3) -> np.ndarray:
+    """A 7 whose bar runs along its top and whose stem runs straight down its right side: two sides of its box."""
+    im = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(im).line([(10, 8), (48, 8), (48, 54)], fill=255, width=width, joint="curve")
+    return np.asarray(im, np.float32) / 255
+
+
+def test_a_seven_along_two_sides_of_its_box_is_no_form_box():
+    """A form's box runs along all four sides of its bounding box, with ink in every corner; a 7 (or an L)
+    hugging two of them is still the glyph (its thin strokes left its box's middle empty: taken for a box)."""
+    g = square_seven()
+    new = prepare_bytes(photo([g], ruled=14), NEW)
+    assert not new.no_ink and corr(new.pixels, reference(g)) > 0.8, corr(new.pixels, reference(g))
+
+
+def test_a_form_box_on_white_paper_scanned_flat_is_dropped():
+    """A flat scan whose paper is pure white (taken for a digital picture): the box round the glyph still goes."""
+    g = glyph("4")
+    page = np.zeros((110, 100), np.float32)
+    page[25:85, 20:80] = g
+    page[8:102, [6, 7, 92, 93]] = 0.6  # the box: two-pixel sides, lighter than the pen
+    page[[8, 9, 100, 101], 6:94] = 0.6
+    im = Image.fromarray((255 * (1 - page)).round().astype(np.uint8))
+    new = prepare_image(im, NEW)
+    assert corr(new.pixels, reference(g)) > 0.8, corr(new.pixels, reference(g))
+
+
+def test_a_margin_line_down_the_whole_page_is_not_the_glyph():
+    """A red margin line from the page's top to its bottom, bolder than the faint pencil digit: a line of the
+    page, never chosen while a glyph is there."""
+    g = glyph("4", width=4)
+    img = np.ones((120, 110, 3), np.float32) * np.array(CREAM, np.float32)
+    img[:, 14:18] = (0.85, 0.2, 0.2)  # the margin
+    new = prepare_bytes(pencil_photo(img, g, (40, 40), 0.55), NEW)
+    assert corr(new.pixels, reference(g)) > 0.8, corr(new.pixels, reference(g))
+
+
+def test_a_seven_written_near_the_top_edge_is_not_the_pages_edge():
+    """A 7 whose bar runs a few pixels below the picture's top: most of its ink in the edge's strip, but it
+    stays inside the picture and reaches far down, as no page's edge does."""
+    g = square_seven()
+    img = np.ones((120, 110, 3), np.float32) * np.array(CREAM, np.float32)
+    new = prepare_bytes(pencil_photo(img, g, (-5, 30), 1.0), NEW)
+    assert not new.no_ink and corr(new.pixels, reference(g)) > 0.8
+
+
+def pencil_photo(page: np.ndarray, g: np.ndarray, at: tuple[int, int], strength: float) -> bytes:
+    """A JPEG of ``page`` (H, W, 3) with the glyph ``g`` in grey pencil of ``strength`` with its top-left at ``at``
+    (cut where it leaves the page)."""
+    h, w = page.shape[:2]
+    alpha = np.zeros((h + 2 * g.shape[0], w + 2 * g.shape[1]), np.float32)
+    top, left = at[0] + g.shape[0], at[1] + g.shape[1]
+    alpha[top : top + g.shape[0], left : left + g.shape[1]] = strength * g
+    alpha = alpha[g.shape[0] : g.shape[0] + h, g.shape[1] : g.shape[1] + w]
+    img = page * (1 - alpha[..., None]) + 0.3 * alpha[..., None]
+    img += np.random.default_rng(3).normal(0, 0.012, img.shape)
+    buf = io.BytesIO()
+    Image.fromarray((img.clip(0, 1) * 255).round().astype(np.uint8), "RGB").save(buf, "JPEG", quality=80)
+    return buf.getvalue()

@@ -17,12 +17,15 @@ and connected components, all in C: a 160 px photo costs well under a millisecon
 3. **remove rulings**: pixels on long horizontal or vertical structures (lines of ruled and squared
    paper, box borders of forms; a few degrees of tilt tolerated) that are thin across them; a stroke that
    crosses a line keeps its pixels there, since across the line it is long;
-4. **choose the glyph**: connected components; specks and slivers along the picture's edge dropped; the
-   component with the most ink, with every sizable one above or below it (a 5's bar, an i's dot, a 4 in
-   two strokes). Other sizable components beside it are *other glyphs*: :attr:`Glyph.others` counts them,
-   so a caller can say "several characters" instead of guessing.
+4. **choose the glyph**: connected components; specks, the page's edge and a form's box (ink along all four
+   sides of its bounding box and in its corners: a 7 along two of them is no box) dropped; blobs, flat bars
+   and thin lines across the whole page only chosen when nothing else is there; the component with the most
+   ink, with every sizable one above or below it (a 5's bar, an i's dot, a 4 in two strokes). Other sizable
+   components beside it are *other glyphs*: :attr:`Glyph.others` counts them, so a caller can say "several
+   characters" instead of guessing.
 
-The result keeps the flattened grey levels of the kept strokes (anti-aliased, as MNIST's are), scaled so
+The result keeps the flattened grey levels of the kept strokes (anti-aliased, as MNIST's are; a photo's
+blurred edges made as steep as MNIST's, :data:`SHARPEN`), scaled so
 that the ink's typical peak is 1.
 """
 
@@ -182,6 +185,7 @@ class _Page:
     shape: tuple[int, int] = (0, 0)  #: the whole (work) picture's size; ``u8`` and the rest may be a crop of it
     origin: tuple[int, int] = (0, 0)  #: the crop's (top, left) in the whole picture
     digital: bool = False  #: drawn on a screen or exported (:func:`digital_background`): no lens blurred it
+    page: bool = False  #: a photo or scan of a page, whole (not a glyph's crop): rulings and edges may be on it
 
 
 def digital_background(image: np.ndarray) -> int | None:
@@ -249,8 +253,10 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int, crop: bool =
         u8, weak, sure, origin = _crop_to_ink(u8, weak, sure)
     n, labels, stats, mass = _components(weak, u8, sure)
     if page and n > 1:
-        _drop_edges_and_boxes(labels, stats, mass)
-    return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark, (h, w), origin, background is not None)
+        _drop_edges(labels, stats, mass)
+    if n > 1:
+        _drop_boxes(labels, stats, mass)
+    return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark, (h, w), origin, background is not None, page)
 
 
 def _clear_page(u8: np.ndarray, weak: np.ndarray, sure: np.ndarray, peak: int, sure_t: float) -> None:
@@ -321,22 +327,69 @@ def _masses(labels: np.ndarray, n: int, u8: np.ndarray, weak: np.ndarray, sure: 
     return mass
 
 
-def _drop_edges_and_boxes(labels: np.ndarray, stats: np.ndarray, mass: np.ndarray) -> None:
-    """The page's edge (ink lying mostly in a strip along the picture's edge, the table beside it) and a
-    form's box around the glyph (a large component whose ink hugs its own bounding box): mass 0, in place."""
+def _drop_edges(labels: np.ndarray, stats: np.ndarray, mass: np.ndarray) -> None:
+    """The page's edge (the table beside it): ink lying mostly in a strip along the picture's edges, and running
+    on beyond the picture, or along it over half its side, or not reaching far out of the strip (its broken
+    pieces); a glyph written near the edge (a 7 whose bar runs along the top) stays inside the picture, is
+    shorter and reaches far in: mass 0, in place."""
     h, w = labels.shape
     n = len(mass)
-    x, y, bw, bh, area = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3], stats[:, 4]
+    area, bw, bh = stats[:, 4], stats[:, 2], stats[:, 3]
     m = max(2, round(0.07 * min(h, w)))
-    strip = np.concatenate(
-        [labels[:m].ravel(), labels[-m:].ravel(), labels[m:-m, :m].ravel(), labels[m:-m, -m:].ravel()]
-    )
-    mass[np.bincount(strip, minlength=n) > 0.4 * area] = 0.0
-    for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & (mass > 0)):
-        e = max(2, round(0.08 * min(bw[j], bh[j])))
-        own = labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
-        if own[e:-e, e:-e].sum() < 0.25 * area[j]:
+    across = np.bincount(np.concatenate([labels[:m].ravel(), labels[-m:].ravel()]), minlength=n)  # top, bottom
+    down = np.bincount(np.concatenate([labels[m:-m, :m].ravel(), labels[m:-m, -m:].ravel()]), minlength=n)
+    x, y = stats[:, 0], stats[:, 1]
+    beyond = (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)
+    along = np.where(across >= down, bw >= 0.5 * w, bh >= 0.5 * h)
+    inside = np.where(across >= down, bh, bw) <= 3 * m
+    mass[(across + down > 0.4 * area) & (beyond | along | inside)] = 0.0
+
+
+def _drop_boxes(labels: np.ndarray, stats: np.ndarray, mass: np.ndarray) -> None:
+    """A form's box round the glyph (:func:`_box_sides`, with little ink inside its sides): mass 0, in place."""
+    area = stats[:, 4]
+    for j, own, sides in _boxes(labels, stats, mass > 0):
+        if cv2.countNonZero((own & ~sides).view(np.uint8)) < 0.25 * area[j]:
             mass[j] = 0.0
+
+
+def _boxes(labels: np.ndarray, stats: np.ndarray, among: np.ndarray):
+    """(label, its pixels in its box, its box's side bands) of each large component (a quarter of the picture
+    each way, among ``among``) that :func:`_box_sides` finds a form's box in."""
+    h, w = labels.shape
+    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & among):
+        if j == 0:
+            continue
+        own = labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
+        sides = _box_sides(own)
+        if sides is not None:
+            yield j, own, sides
+
+
+def _box_sides(own: np.ndarray) -> np.ndarray | None:
+    """The side bands (bool, ``own``'s shape) of a rectangle drawn round a glyph, or None where ``own`` (a
+    component's pixels in its bounding box) is none: a box's four sides run straight along its bounding box,
+    so each band of 12 % of its size along an edge (wide enough for a few degrees of tilt) has ink over most
+    of its length (a 7 has two such sides, a 0's round loop covers about two thirds of each), and all four
+    corners hold ink (a round loop's do not)."""
+    bh, bw = own.shape
+    e = max(2, round(0.12 * min(bh, bw)))
+    if min(bh, bw) < 3 * e:
+        return None
+    covered = (
+        own[:e].any(0).mean(),
+        own[-e:].any(0).mean(),
+        own[:, :e].any(1).mean(),
+        own[:, -e:].any(1).mean(),
+    )
+    corners = (own[:e, :e].any(), own[:e, -e:].any(), own[-e:, :e].any(), own[-e:, -e:].any())
+    if min(covered) < 0.85 or not all(corners):
+        return None
+    sides = np.zeros_like(own)
+    sides[:e] = sides[-e:] = True
+    sides[:, :e] = sides[:, -e:] = True
+    return sides & own
 
 
 def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
@@ -370,6 +423,11 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
         blob = thick & (area[cands] > 0.6 * bw[cands] * bh[cands])
         # and a flat bar (a form box's side, a ruling's piece, the page's edge) is no digit either
         bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
+        if pg.page:  # a thin line across the whole page (a margin's, a fold) is the page's, no digit's
+            H, W = pg.shape
+            bar |= ((bh[cands] >= 0.9 * H) & (6 * bw[cands] < bh[cands])) | (
+                (bw[cands] >= 0.9 * W) & (6 * bh[cands] < bw[cands])
+            )
         mass[cands[blob | bar]] *= 0.1
         unlike[cands[thick | bar]] = True
     main = int(np.argmax(mass))
