@@ -320,3 +320,15 @@ def pencil_photo(page: np.ndarray, g: np.ndarray, at: tuple[int, int], strength:
     buf = io.BytesIO()
     Image.fromarray((img.clip(0, 1) * 255).round().astype(np.uint8), "RGB").save(buf, "JPEG", quality=80)
     return buf.getvalue()
+
+
+def test_a_broken_form_box_left_beside_the_glyph_is_not_part_of_it():
+    """What is left of a form's box after the threshold (a corner of it, an L of thin lines) lies in the
+    glyph's column and near it, as a 5's bar does; thinner than the glyph's strokes and no more ink than a line of
+    its length, it is no part of the glyph."""
+    g = glyph("0", width=6)
+    img = np.ones((120, 120, 3), np.float32) * np.array(CREAM, np.float32)
+    img[94:96, 50:86] *= 0.3  # the box's bottom right corner: a piece of its bottom
+    img[76:96, 84:86] *= 0.3  # and of its right side
+    new = prepare_bytes(pencil_photo(img, g, (30, 25), 1.0), NEW)
+    assert corr(new.pixels, reference(g)) > 0.8, corr(new.pixels, reference(g))

@@ -405,6 +405,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     # leave most of their box empty (a bold 4's joint is thick, its box is not full): second choice
     cands = np.flatnonzero(mass > 0)
     unlike = np.zeros(n, bool)  # shaped like no glyph: never counted as another glyph beside this one
+    width = np.zeros(n)  # each candidate's widest stroke
     if len(cands) > 1:
         dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
         thickness = 2.0 * (
@@ -430,6 +431,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             )
         mass[cands[blob | bar]] *= 0.1
         unlike[cands[thick | bar]] = True
+        width[cands] = thickness
     main = int(np.argmax(mass))
     if mass[main] <= 0:
         return _no_glyph(pg)
@@ -444,6 +446,10 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             continue
         if (bw[j] > 1.2 * (right - left) and bh[j] * 6 < bw[j]) or (bh[j] > 1.2 * (bottom - top) and bw[j] * 6 < bh[j]):
             continue  # a bar longer than the glyph is wide (tall): what is left of a ruling or a form's box
+        long = max(bw[j], bh[j])
+        if long >= 5 * width[j] and area[j] <= 1.5 * long * width[j] and width[j] <= 0.6 * width[main]:
+            continue  # a line (as much ink as one of its length, or a box's corner) thinner than the glyph's
+            # strokes: a piece of a ruling or a form's box (a grainy pencil's piece has more ink for its length)
         overlap = min(right, x[j] + bw[j]) - max(left, x[j])
         near_v = max(y[j] - bottom, top - (y[j] + bh[j])) <= 0.35 * max(bottom - top, 1)
         if overlap >= 0.3 * min(bw[j], right - left) and near_v:
