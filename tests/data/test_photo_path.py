@@ -332,3 +332,16 @@ def test_a_broken_form_box_left_beside_the_glyph_is_not_part_of_it():
     img[76:96, 84:86] *= 0.3  # and of its right side
     new = prepare_bytes(pencil_photo(img, g, (30, 25), 1.0), NEW)
     assert corr(new.pixels, reference(g)) > 0.8, corr(new.pixels, reference(g))
+
+
+def test_a_fingers_shadow_from_the_edge_is_not_chosen_over_a_faint_digit():
+    """A finger's shadow coming in from the picture's edge, darker than the pencil digit and with more ink: its
+    strokes are many times as wide as the digit's, which lies inside the picture."""
+    g = glyph("7", width=4)
+    img = np.ones((130, 130, 3), np.float32) * np.array(CREAM, np.float32)
+    yy, xx = np.mgrid[0:130, 0:130]
+    finger = np.abs((yy - 130) + 1.1 * (xx - 5)) < 16  # a band from the bottom-left corner
+    finger &= (yy - 130) ** 2 + (xx - 5) ** 2 < 60**2
+    img[finger] *= 0.45
+    new = prepare_bytes(pencil_photo(img, g, (20, 55), 0.6), NEW)
+    assert corr(new.pixels, reference(g)) > 0.8, corr(new.pixels, reference(g))

@@ -18,8 +18,9 @@ and connected components, all in C: a 160 px photo costs well under a millisecon
    paper, box borders of forms; a few degrees of tilt tolerated) that are thin across them; a stroke that
    crosses a line keeps its pixels there, since across the line it is long;
 4. **choose the glyph**: connected components; specks, the page's edge and a form's box (ink along all four
-   sides of its bounding box and in its corners: a 7 along two of them is no box) dropped; blobs, flat bars
-   and thin lines across the whole page only chosen when nothing else is there; the component with the most
+   sides of its bounding box and in its corners: a 7 along two of them is no box) dropped; blobs, flat bars,
+   thin lines across the whole page and a shadow's piece coming in from the picture's edge only chosen when
+   nothing else is there, and a thin line's piece never grown into the glyph; the component with the most
    ink, with every sizable one above or below it (a 5's bar, an i's dot, a 4 in two strokes). Other sizable
    components beside it are *other glyphs*: :attr:`Glyph.others` counts them, so a caller can say "several
    characters" instead of guessing.
@@ -377,19 +378,74 @@ def _box_sides(own: np.ndarray) -> np.ndarray | None:
     e = max(2, round(0.12 * min(bh, bw)))
     if min(bh, bw) < 3 * e:
         return None
-    covered = (
-        own[:e].any(0).mean(),
-        own[-e:].any(0).mean(),
-        own[:, :e].any(1).mean(),
-        own[:, -e:].any(1).mean(),
-    )
-    corners = (own[:e, :e].any(), own[:e, -e:].any(), own[-e:, :e].any(), own[-e:, -e:].any())
-    if min(covered) < 0.85 or not all(corners):
+    if not (own[:e, :e].any() and own[:e, -e:].any() and own[-e:, :e].any() and own[-e:, -e:].any()):
+        return None  # the corners first: most glyphs leave one empty, and it costs least
+    covered = (own[:e].any(0).mean(), own[-e:].any(0).mean(), own[:, :e].any(1).mean(), own[:, -e:].any(1).mean())
+    if min(covered) < 0.85:
         return None
     sides = np.zeros_like(own)
     sides[:e] = sides[-e:] = True
     sides[:, :e] = sides[:, -e:] = True
     return sides & own
+
+
+def _second_choices(pg: _Page, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates shaped like no glyph, their ``mass`` cut to a tenth in place (chosen only when nothing else
+    is there): a blob (a finger's shadow, a smudge: as thick as it is long and solid; a glyph's strokes are thin
+    and leave most of their box empty, a bold 4's joint is thick, its box is not full), a flat bar (a form
+    box's side, a ruling's piece, the page's edge), a thin line across the whole page (a margin's, a fold),
+    and a shadow's piece (coming in from the picture's edge, its strokes twice as wide as those of a glyph
+    inside the picture). Returns which are never counted as another glyph, and each candidate's widest
+    stroke (0 for the rest)."""
+    labels, n = pg.labels, len(mass)
+    x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
+    cands = np.flatnonzero(mass > 0)
+    unlike, width = np.zeros(n, bool), np.zeros(n)
+    if len(cands) <= 1:
+        return unlike, width
+    dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
+    thickness = 2.0 * (
+        np.array([dist[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]][_own(labels, pg.stats, j)].max() for j in cands])
+        if len(cands) <= 8
+        else np.asarray(ndimage.maximum(dist, labels, cands))
+    )
+    thick = thickness > BLOB * np.maximum(bw[cands], bh[cands])
+    blob = thick & (area[cands] > 0.6 * bw[cands] * bh[cands])
+    bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
+    if pg.page:
+        H, W = pg.shape
+        bar |= ((bh[cands] >= 0.9 * H) & (6 * bw[cands] < bh[cands])) | (
+            (bw[cands] >= 0.9 * W) & (6 * bh[cands] < bw[cands])
+        )
+        blob |= _shadow_pieces(pg, cands, dist, ~(thick | bar), mass)
+    mass[cands[blob | bar]] *= 0.1
+    unlike[cands[thick | bar]] = True
+    width[cands] = thickness
+    return unlike, width
+
+
+def _own(labels: np.ndarray, stats: np.ndarray, j: int) -> np.ndarray:
+    """Component ``j``'s pixels in its bounding box."""
+    x, y, bw, bh = stats[j, :4]
+    return labels[y : y + bh, x : x + bw] == j
+
+
+def _shadow_pieces(pg: _Page, cands: np.ndarray, dist: np.ndarray, glyphlike: np.ndarray, mass: np.ndarray):
+    """Which of ``cands`` are a shadow's piece: reaching the picture's edge (a finger, a phone, the page's fold
+    come in from outside it) with strokes (median width) at least twice as wide as those of a glyph-like
+    candidate inside the picture holding at least 15 % of its ink. A glyph touching the edge beside a faint
+    speck keeps its place: the speck has too little ink, or strokes as wide."""
+    x, y, bw, bh = (pg.stats[cands, k] for k in range(4))
+    H, W = pg.labels.shape
+    edge = (x == 0) | (y == 0) | (x + bw == W) | (y + bh == H)
+    if not edge.any() or edge.all():
+        return np.zeros(len(cands), bool)
+    median = 2.0 * np.asarray(ndimage.median(dist, pg.labels, cands))
+    inside = ~edge & glyphlike
+    out = np.zeros(len(cands), bool)
+    for k in np.flatnonzero(edge):
+        out[k] = bool((inside & (2 * median <= median[k]) & (mass[cands] >= 0.15 * mass[cands[k]])).any())
+    return out
 
 
 def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
@@ -401,37 +457,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     mass, labels, u8, sure_t = pg.mass.copy(), pg.labels, pg.u8, pg.sure_t
     x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
     n = len(mass)
-    # a blob (a finger's shadow, a smudge) is as thick as it is long and solid, a glyph's strokes are thin and
-    # leave most of their box empty (a bold 4's joint is thick, its box is not full): second choice
-    cands = np.flatnonzero(mass > 0)
-    unlike = np.zeros(n, bool)  # shaped like no glyph: never counted as another glyph beside this one
-    width = np.zeros(n)  # each candidate's widest stroke
-    if len(cands) > 1:
-        dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
-        thickness = 2.0 * (
-            np.array(
-                [
-                    dist[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]][
-                        labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
-                    ].max()
-                    for j in cands
-                ]
-            )
-            if len(cands) <= 8
-            else np.asarray(ndimage.maximum(dist, labels, cands))
-        )
-        thick = thickness > BLOB * np.maximum(bw[cands], bh[cands])
-        blob = thick & (area[cands] > 0.6 * bw[cands] * bh[cands])
-        # and a flat bar (a form box's side, a ruling's piece, the page's edge) is no digit either
-        bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
-        if pg.page:  # a thin line across the whole page (a margin's, a fold) is the page's, no digit's
-            H, W = pg.shape
-            bar |= ((bh[cands] >= 0.9 * H) & (6 * bw[cands] < bh[cands])) | (
-                (bw[cands] >= 0.9 * W) & (6 * bh[cands] < bw[cands])
-            )
-        mass[cands[blob | bar]] *= 0.1
-        unlike[cands[thick | bar]] = True
-        width[cands] = thickness
+    unlike, width = _second_choices(pg, mass)
     main = int(np.argmax(mass))
     if mass[main] <= 0:
         return _no_glyph(pg)
