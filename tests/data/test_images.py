@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,28 @@ def test_mnist_recipe_box_and_centre_of_mass():
     rows = np.flatnonzero((x > 0.1).any(axis=1))
     assert 18 <= rows[-1] - rows[0] + 1 <= 22  # longest side ~20 px
     cy, cx = ndimage.center_of_mass(x)
-    assert abs(cy - 13.5) < 0.75 and abs(cx - 13.5) < 0.75
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5  # where MNIST's digits have theirs
+
+
+def test_centring_moves_by_whole_pixels_as_mnist_did_and_version_1_by_sub_pixels():
+    """MNIST's digits all have their centre of mass within half a pixel of (14, 14) in 28x28: they were moved by
+    whole pixels, so their strokes keep their grey levels. The clean path does the same (the fitted glyph's
+    pixel values only move); version 1's path (no ``clean``) keeps its bilinear shift to (13.5, 13.5)."""
+    im = Image.new("L", (90, 120), 255)
+    d = ImageDraw.Draw(im)
+    d.line([(20, 15), (70, 15), (35, 105)], fill=0, width=9)  # a 7: its mass lies up and to the right
+    d.line([(30, 60), (60, 60)], fill=0, width=7)
+    unmoved = images_module.prepare_image(im, replace(MNIST, centre_by_mass=False)).pixels
+    x = images_module.prepare_image(im, MNIST).pixels
+    cy, cx = ndimage.center_of_mass(x)
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
+    assert (np.round(ndimage.center_of_mass(unmoved), 1) != (14.0, 14.0)).any()  # the test moves it
+    np.testing.assert_array_equal(np.sort(x[x > 0]), np.sort(unmoved[unmoved > 0]))  # moved, not resampled
+    v1 = replace(MNIST, clean=False)
+    old = images_module.prepare_image(im, v1).pixels
+    unmoved_old = images_module.prepare_image(im, replace(v1, centre_by_mass=False)).pixels
+    np.testing.assert_allclose(ndimage.center_of_mass(old), (13.5, 13.5), atol=0.05)
+    assert not np.array_equal(np.sort(old[old > 0]), np.sort(unmoved_old[unmoved_old > 0]))
 
 
 def test_small_inputs_fill_the_frame():

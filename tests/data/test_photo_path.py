@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -156,17 +157,19 @@ def test_a_blank_photographed_page_is_no_ink():
 
 
 def test_white_on_black_and_a_drawing_canvas_are_unchanged():
-    """Clean inputs: the clean step changes what the model sees by almost nothing."""
+    """Clean inputs: the clean step changes what the model sees by almost nothing (the centring apart: the
+    clean path moves the glyph by whole pixels as MNIST did, version 1 by sub-pixels; test_images.py)."""
     g = glyph("4")
     page = np.zeros((64, 64), np.float32)
     page[2:62, 2:62] = g
+    new, old = replace(NEW, centre_by_mass=False), replace(V1, centre_by_mass=False)
     for img in (page, 1 - page):
         im = Image.fromarray((img * 255).astype(np.uint8))
-        a, b = prepare_image(im, NEW).pixels, prepare_image(im, V1).pixels
+        a, b = prepare_image(im, new).pixels, prepare_image(im, old).pixels
         assert np.abs(a - b).mean() < 0.01
     canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))  # the drawing page: black strokes, transparent
     ImageDraw.Draw(canvas).line([(140, 40), (140, 240)], fill=(0, 0, 0, 255), width=20)
-    a, b = prepare_image(canvas, NEW), prepare_image(canvas, V1)
+    a, b = prepare_image(canvas, new), prepare_image(canvas, old)
     assert np.abs(a.pixels - b.pixels).mean() < 0.01 and not a.no_ink and a.others == 0
 
 
@@ -237,3 +240,108 @@ def test_a_model_saved_before_the_clean_step_is_served_exactly_as_before(tmp_pat
     assert p.image_config == V1 and "the glyph found" not in p.info()["preprocessing_text"]
     data = photo([glyph("0")], shadow=0.4, ruled=14)
     np.testing.assert_array_equal(p.prepare_bytes(data), prepare_bytes(data, V1).pixels)
+
+
+def grey_share(x: np.ndarray) -> float:
+    """The share of a model input's ink pixels (above 0.1) that are grey (below 0.9): half of them on MNIST."""
+    ink = x > 0.1
+    return float((ink & (x < 0.9)).sum() / max(ink.sum(), 1))
+
+
+def test_a_blurred_photo_gets_strokes_as_solid_as_mnists():
+    """The camera's blur and JPEG spread a stroke's edge over several grey pixels; MNIST's strokes have a solid
+    core (half their ink pixels grey). A photo's ink is sharpened to that, as wide as before."""
+    from scipy import ndimage
+
+    g = ndimage.gaussian_filter(glyph("7", side=60, width=5), 1.6)
+    x = prepare_bytes(photo([g], shadow=0.3, ruled=14), NEW).pixels
+    flat = prepare_bytes(photo([g], shadow=0.3, ruled=14), replace(NEW, stroke=None)).pixels
+    assert grey_share(x) < 0.7, grey_share(x)  # 0.81 before the sharpening
+    assert corr(x, reference(glyph("7", side=60, width=5))) > 0.8
+    assert 0.7 < (flat > 0.5).sum() / max((x > 0.5).sum(), 1) < 1.4  # the strokes' width kept
+
+
+def square_seven(side: int = 60, width: int = 3) -> np.ndarray:
+    """A 7 whose bar runs along its top and whose stem runs straight down its right side: two sides of its box."""
+    im = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(im).line([(10, 8), (48, 8), (48, 54)], fill=255, width=width, joint="curve")
+    return np.asarray(im, np.float32) / 255
+
+
+def test_a_seven_along_two_sides_of_its_box_is_no_form_box():
+    """A form's box runs along all four sides of its bounding box, with ink in every corner; a 7 (or an L)
+    hugging two of them is still the glyph (its thin strokes left its box's middle empty: taken for a box)."""
+    g = square_seven()
+    new = prepare_bytes(photo([g], ruled=14), NEW)
+    assert not new.no_ink and corr(new.pixels, reference(g)) > 0.8, corr(new.pixels, reference(g))
+
+
+def test_a_form_box_on_white_paper_scanned_flat_is_dropped():
+    """A flat scan whose paper is pure white (taken for a digital picture): the box round the glyph still goes."""
+    g = glyph("4")
+    page = np.zeros((110, 100), np.float32)
+    page[25:85, 20:80] = g
+    page[8:102, [6, 7, 92, 93]] = 0.6  # the box: two-pixel sides, lighter than the pen
+    page[[8, 9, 100, 101], 6:94] = 0.6
+    im = Image.fromarray((255 * (1 - page)).round().astype(np.uint8))
+    new = prepare_image(im, NEW)
+    assert corr(new.pixels, reference(g)) > 0.8, corr(new.pixels, reference(g))
+
+
+def test_a_margin_line_down_the_whole_page_is_not_the_glyph():
+    """A red margin line from the page's top to its bottom, bolder than the faint pencil digit: a line of the
+    page, never chosen while a glyph is there."""
+    g = glyph("4", width=4)
+    img = np.ones((120, 110, 3), np.float32) * np.array(CREAM, np.float32)
+    img[:, 14:18] = (0.85, 0.2, 0.2)  # the margin
+    new = prepare_bytes(pencil_photo(img, g, (40, 40), 0.55), NEW)
+    assert corr(new.pixels, reference(g)) > 0.8, corr(new.pixels, reference(g))
+
+
+def test_a_seven_written_near_the_top_edge_is_not_the_pages_edge():
+    """A 7 whose bar runs a few pixels below the picture's top: most of its ink in the edge's strip, but it
+    stays inside the picture and reaches far down, as no page's edge does."""
+    g = square_seven()
+    img = np.ones((120, 110, 3), np.float32) * np.array(CREAM, np.float32)
+    new = prepare_bytes(pencil_photo(img, g, (-5, 30), 1.0), NEW)
+    assert not new.no_ink and corr(new.pixels, reference(g)) > 0.8
+
+
+def pencil_photo(page: np.ndarray, g: np.ndarray, at: tuple[int, int], strength: float) -> bytes:
+    """A JPEG of ``page`` (H, W, 3) with the glyph ``g`` in grey pencil of ``strength`` with its top-left at ``at``
+    (cut where it leaves the page)."""
+    h, w = page.shape[:2]
+    alpha = np.zeros((h + 2 * g.shape[0], w + 2 * g.shape[1]), np.float32)
+    top, left = at[0] + g.shape[0], at[1] + g.shape[1]
+    alpha[top : top + g.shape[0], left : left + g.shape[1]] = strength * g
+    alpha = alpha[g.shape[0] : g.shape[0] + h, g.shape[1] : g.shape[1] + w]
+    img = page * (1 - alpha[..., None]) + 0.3 * alpha[..., None]
+    img += np.random.default_rng(3).normal(0, 0.012, img.shape)
+    buf = io.BytesIO()
+    Image.fromarray((img.clip(0, 1) * 255).round().astype(np.uint8), "RGB").save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+def test_a_broken_form_box_left_beside_the_glyph_is_not_part_of_it():
+    """What is left of a form's box after the threshold (a corner of it, an L of thin lines) lies in the
+    glyph's column and near it, as a 5's bar does; thinner than the glyph's strokes and no more ink than a line of
+    its length, it is no part of the glyph."""
+    g = glyph("0", width=6)
+    img = np.ones((120, 120, 3), np.float32) * np.array(CREAM, np.float32)
+    img[94:96, 50:86] *= 0.3  # the box's bottom right corner: a piece of its bottom
+    img[76:96, 84:86] *= 0.3  # and of its right side
+    new = prepare_bytes(pencil_photo(img, g, (30, 25), 1.0), NEW)
+    assert corr(new.pixels, reference(g)) > 0.8, corr(new.pixels, reference(g))
+
+
+def test_a_fingers_shadow_from_the_edge_is_not_chosen_over_a_faint_digit():
+    """A finger's shadow coming in from the picture's edge, darker than the pencil digit and with more ink: its
+    strokes are many times as wide as the digit's, which lies inside the picture."""
+    g = glyph("7", width=4)
+    img = np.ones((130, 130, 3), np.float32) * np.array(CREAM, np.float32)
+    yy, xx = np.mgrid[0:130, 0:130]
+    finger = np.abs((yy - 130) + 1.1 * (xx - 5)) < 16  # a band from the bottom-left corner
+    finger &= (yy - 130) ** 2 + (xx - 5) ** 2 < 60**2
+    img[finger] *= 0.45
+    new = prepare_bytes(pencil_photo(img, g, (20, 55), 0.6), NEW)
+    assert corr(new.pixels, reference(g)) > 0.8, corr(new.pixels, reference(g))

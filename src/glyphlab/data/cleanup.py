@@ -17,12 +17,16 @@ and connected components, all in C: a 160 px photo costs well under a millisecon
 3. **remove rulings**: pixels on long horizontal or vertical structures (lines of ruled and squared
    paper, box borders of forms; a few degrees of tilt tolerated) that are thin across them; a stroke that
    crosses a line keeps its pixels there, since across the line it is long;
-4. **choose the glyph**: connected components; specks and slivers along the picture's edge dropped; the
-   component with the most ink, with every sizable one above or below it (a 5's bar, an i's dot, a 4 in
-   two strokes). Other sizable components beside it are *other glyphs*: :attr:`Glyph.others` counts them,
-   so a caller can say "several characters" instead of guessing.
+4. **choose the glyph**: connected components; specks, the page's edge and a form's box (ink along all four
+   sides of its bounding box and in its corners: a 7 along two of them is no box) dropped; blobs, flat bars,
+   thin lines across the whole page and a shadow's piece coming in from the picture's edge only chosen when
+   nothing else is there, and a thin line's piece never grown into the glyph; the component with the most
+   ink, with every sizable one above or below it (a 5's bar, an i's dot, a 4 in two strokes). Other sizable
+   components beside it are *other glyphs*: :attr:`Glyph.others` counts them, so a caller can say "several
+   characters" instead of guessing.
 
-The result keeps the flattened grey levels of the kept strokes (anti-aliased, as MNIST's are), scaled so
+The result keeps the flattened grey levels of the kept strokes (anti-aliased, as MNIST's are; a photo's
+blurred edges made as steep as MNIST's, :data:`SHARPEN`), scaled so
 that the ink's typical peak is 1.
 """
 
@@ -62,6 +66,12 @@ SPECK_SHARE = 0.06
 #: separate components with at least this share of the main glyph's ink, beside it, are other glyphs
 OTHER_SHARE = 0.3
 
+#: a photo's (or a paper scan's) ink levels between these two shares of the strokes' peak are stretched over
+#: 0..1: the lens, the camera's blur and JPEG spread a stroke's edge over several grey pixels, where MNIST's
+#: digits (binary drawings anti-aliased once, when shrunk to 20 px) have a solid core and one soft pixel
+#: (half their ink pixels grey against 0.8 of a photo's); centred on 0.5, the level the stroke's width is
+#: measured at, so it stays as wide. A digital picture's edges are left as drawn.
+SHARPEN = (0.3, 0.7)
 #: pictures are reduced to at most this side before the glyph is looked for
 WORK_SIDE = 384
 
@@ -175,6 +185,8 @@ class _Page:
     ink_dark: bool
     shape: tuple[int, int] = (0, 0)  #: the whole (work) picture's size; ``u8`` and the rest may be a crop of it
     origin: tuple[int, int] = (0, 0)  #: the crop's (top, left) in the whole picture
+    digital: bool = False  #: drawn on a screen or exported (:func:`digital_background`): no lens blurred it
+    page: bool = False  #: a photo or scan of a page, whole (not a glyph's crop): rulings and edges may be on it
 
 
 def digital_background(image: np.ndarray) -> int | None:
@@ -242,8 +254,10 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int, crop: bool =
         u8, weak, sure, origin = _crop_to_ink(u8, weak, sure)
     n, labels, stats, mass = _components(weak, u8, sure)
     if page and n > 1:
-        _drop_edges_and_boxes(labels, stats, mass)
-    return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark, (h, w), origin)
+        _drop_edges(labels, stats, mass)
+    if n > 1:
+        _drop_boxes(labels, stats, mass)
+    return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark, (h, w), origin, background is not None, page)
 
 
 def _clear_page(u8: np.ndarray, weak: np.ndarray, sure: np.ndarray, peak: int, sure_t: float) -> None:
@@ -314,22 +328,124 @@ def _masses(labels: np.ndarray, n: int, u8: np.ndarray, weak: np.ndarray, sure: 
     return mass
 
 
-def _drop_edges_and_boxes(labels: np.ndarray, stats: np.ndarray, mass: np.ndarray) -> None:
-    """The page's edge (ink lying mostly in a strip along the picture's edge, the table beside it) and a
-    form's box around the glyph (a large component whose ink hugs its own bounding box): mass 0, in place."""
+def _drop_edges(labels: np.ndarray, stats: np.ndarray, mass: np.ndarray) -> None:
+    """The page's edge (the table beside it): ink lying mostly in a strip along the picture's edges, and running
+    on beyond the picture, or along it over half its side, or not reaching far out of the strip (its broken
+    pieces); a glyph written near the edge (a 7 whose bar runs along the top) stays inside the picture, is
+    shorter and reaches far in: mass 0, in place."""
     h, w = labels.shape
     n = len(mass)
-    x, y, bw, bh, area = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3], stats[:, 4]
+    area, bw, bh = stats[:, 4], stats[:, 2], stats[:, 3]
     m = max(2, round(0.07 * min(h, w)))
-    strip = np.concatenate(
-        [labels[:m].ravel(), labels[-m:].ravel(), labels[m:-m, :m].ravel(), labels[m:-m, -m:].ravel()]
-    )
-    mass[np.bincount(strip, minlength=n) > 0.4 * area] = 0.0
-    for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & (mass > 0)):
-        e = max(2, round(0.08 * min(bw[j], bh[j])))
-        own = labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
-        if own[e:-e, e:-e].sum() < 0.25 * area[j]:
+    across = np.bincount(np.concatenate([labels[:m].ravel(), labels[-m:].ravel()]), minlength=n)  # top, bottom
+    down = np.bincount(np.concatenate([labels[m:-m, :m].ravel(), labels[m:-m, -m:].ravel()]), minlength=n)
+    x, y = stats[:, 0], stats[:, 1]
+    beyond = (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)
+    along = np.where(across >= down, bw >= 0.5 * w, bh >= 0.5 * h)
+    inside = np.where(across >= down, bh, bw) <= 3 * m
+    mass[(across + down > 0.4 * area) & (beyond | along | inside)] = 0.0
+
+
+def _drop_boxes(labels: np.ndarray, stats: np.ndarray, mass: np.ndarray) -> None:
+    """A form's box round the glyph (:func:`_box_sides`, with little ink inside its sides): mass 0, in place."""
+    area = stats[:, 4]
+    for j, own, sides in _boxes(labels, stats, mass > 0):
+        if cv2.countNonZero((own & ~sides).view(np.uint8)) < 0.25 * area[j]:
             mass[j] = 0.0
+
+
+def _boxes(labels: np.ndarray, stats: np.ndarray, among: np.ndarray):
+    """(label, its pixels in its box, its box's side bands) of each large component (a quarter of the picture
+    each way, among ``among``) that :func:`_box_sides` finds a form's box in."""
+    h, w = labels.shape
+    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & among):
+        if j == 0:
+            continue
+        own = labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
+        sides = _box_sides(own)
+        if sides is not None:
+            yield j, own, sides
+
+
+def _box_sides(own: np.ndarray) -> np.ndarray | None:
+    """The side bands (bool, ``own``'s shape) of a rectangle drawn round a glyph, or None where ``own`` (a
+    component's pixels in its bounding box) is none: a box's four sides run straight along its bounding box,
+    so each band of 12 % of its size along an edge (wide enough for a few degrees of tilt) has ink over most
+    of its length (a 7 has two such sides, a 0's round loop covers about two thirds of each), and all four
+    corners hold ink (a round loop's do not)."""
+    bh, bw = own.shape
+    e = max(2, round(0.12 * min(bh, bw)))
+    if min(bh, bw) < 3 * e:
+        return None
+    if not (own[:e, :e].any() and own[:e, -e:].any() and own[-e:, :e].any() and own[-e:, -e:].any()):
+        return None  # the corners first: most glyphs leave one empty, and it costs least
+    covered = (own[:e].any(0).mean(), own[-e:].any(0).mean(), own[:, :e].any(1).mean(), own[:, -e:].any(1).mean())
+    if min(covered) < 0.85:
+        return None
+    sides = np.zeros_like(own)
+    sides[:e] = sides[-e:] = True
+    sides[:, :e] = sides[:, -e:] = True
+    return sides & own
+
+
+def _second_choices(pg: _Page, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates shaped like no glyph, their ``mass`` cut to a tenth in place (chosen only when nothing else
+    is there): a blob (a finger's shadow, a smudge: as thick as it is long and solid; a glyph's strokes are thin
+    and leave most of their box empty, a bold 4's joint is thick, its box is not full), a flat bar (a form
+    box's side, a ruling's piece, the page's edge), a thin line across the whole page (a margin's, a fold),
+    and a shadow's piece (coming in from the picture's edge, its strokes twice as wide as those of a glyph
+    inside the picture). Returns which are never counted as another glyph, and each candidate's widest
+    stroke (0 for the rest)."""
+    labels, n = pg.labels, len(mass)
+    x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
+    cands = np.flatnonzero(mass > 0)
+    unlike, width = np.zeros(n, bool), np.zeros(n)
+    if len(cands) <= 1:
+        return unlike, width
+    dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
+    thickness = 2.0 * (
+        np.array([dist[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]][_own(labels, pg.stats, j)].max() for j in cands])
+        if len(cands) <= 8
+        else np.asarray(ndimage.maximum(dist, labels, cands))
+    )
+    thick = thickness > BLOB * np.maximum(bw[cands], bh[cands])
+    blob = thick & (area[cands] > 0.6 * bw[cands] * bh[cands])
+    bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
+    if pg.page:
+        H, W = pg.shape
+        bar |= ((bh[cands] >= 0.9 * H) & (6 * bw[cands] < bh[cands])) | (
+            (bw[cands] >= 0.9 * W) & (6 * bh[cands] < bw[cands])
+        )
+        blob |= _shadow_pieces(pg, cands, dist, ~(thick | bar), mass)
+    mass[cands[blob | bar]] *= 0.1
+    unlike[cands[thick | bar]] = True
+    width[cands] = thickness
+    return unlike, width
+
+
+def _own(labels: np.ndarray, stats: np.ndarray, j: int) -> np.ndarray:
+    """Component ``j``'s pixels in its bounding box."""
+    x, y, bw, bh = stats[j, :4]
+    return labels[y : y + bh, x : x + bw] == j
+
+
+def _shadow_pieces(pg: _Page, cands: np.ndarray, dist: np.ndarray, glyphlike: np.ndarray, mass: np.ndarray):
+    """Which of ``cands`` are a shadow's piece: reaching the picture's edge (a finger, a phone, the page's fold
+    come in from outside it) with strokes (median width) at least twice as wide as those of a glyph-like
+    candidate inside the picture holding at least 15 % of its ink. A glyph touching the edge beside a faint
+    speck keeps its place: the speck has too little ink, or strokes as wide."""
+    x, y, bw, bh = (pg.stats[cands, k] for k in range(4))
+    H, W = pg.labels.shape
+    edge = (x == 0) | (y == 0) | (x + bw == W) | (y + bh == H)
+    if not edge.any() or edge.all():
+        return np.zeros(len(cands), bool)
+    median = 2.0 * np.asarray(ndimage.median(dist, pg.labels, cands))
+    inside = ~edge & glyphlike
+    out = np.zeros(len(cands), bool)
+    for k in np.flatnonzero(edge):
+        out[k] = bool((inside & (2 * median <= median[k]) & (mass[cands] >= 0.15 * mass[cands[k]])).any())
+    return out
 
 
 def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
@@ -341,30 +457,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     mass, labels, u8, sure_t = pg.mass.copy(), pg.labels, pg.u8, pg.sure_t
     x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
     n = len(mass)
-    # a blob (a finger's shadow, a smudge) is as thick as it is long and solid, a glyph's strokes are thin and
-    # leave most of their box empty (a bold 4's joint is thick, its box is not full): second choice
-    cands = np.flatnonzero(mass > 0)
-    unlike = np.zeros(n, bool)  # shaped like no glyph: never counted as another glyph beside this one
-    if len(cands) > 1:
-        dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
-        thickness = 2.0 * (
-            np.array(
-                [
-                    dist[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]][
-                        labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
-                    ].max()
-                    for j in cands
-                ]
-            )
-            if len(cands) <= 8
-            else np.asarray(ndimage.maximum(dist, labels, cands))
-        )
-        thick = thickness > BLOB * np.maximum(bw[cands], bh[cands])
-        blob = thick & (area[cands] > 0.6 * bw[cands] * bh[cands])
-        # and a flat bar (a form box's side, a ruling's piece, the page's edge) is no digit either
-        bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
-        mass[cands[blob | bar]] *= 0.1
-        unlike[cands[thick | bar]] = True
+    unlike, width = _second_choices(pg, mass)
     main = int(np.argmax(mass))
     if mass[main] <= 0:
         return _no_glyph(pg)
@@ -379,6 +472,10 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             continue
         if (bw[j] > 1.2 * (right - left) and bh[j] * 6 < bw[j]) or (bh[j] > 1.2 * (bottom - top) and bw[j] * 6 < bh[j]):
             continue  # a bar longer than the glyph is wide (tall): what is left of a ruling or a form's box
+        long = max(bw[j], bh[j])
+        if long >= 5 * width[j] and area[j] <= 1.5 * long * width[j] and width[j] <= 0.6 * width[main]:
+            continue  # a line (as much ink as one of its length, or a box's corner) thinner than the glyph's
+            # strokes: a piece of a ruling or a form's box (a grainy pencil's piece has more ink for its length)
         overlap = min(right, x[j] + bw[j]) - max(left, x[j])
         near_v = max(y[j] - bottom, top - (y[j] + bh[j])) <= 0.35 * max(bottom - top, 1)
         if overlap >= 0.3 * min(bw[j], right - left) and near_v:
@@ -396,7 +493,8 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     mask = cv2.dilate(_label_mask(labels, np.flatnonzero(keep)), np.ones((3, 3), np.uint8))  # the soft edges
     oy, ox = pg.origin
     box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
-    return Glyph(_kept_ink(u8, mask, sure_t), False, others, box, pg.ink_dark, pg.origin, pg.shape)
+    ink = _kept_ink(u8, mask, sure_t, sharpen=not pg.digital)
+    return Glyph(ink, False, others, box, pg.ink_dark, pg.origin, pg.shape)
 
 
 def _no_glyph(pg: _Page) -> Glyph:
@@ -411,15 +509,19 @@ def _label_mask(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float) -> np.ndarray:
+def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float, sharpen: bool = False) -> np.ndarray:
     """The ink where ``keep`` (0 elsewhere) as float32 in [0, 1], scaled so that its sure ink's 90th
-    percentile is 1 (the strokes' typical peak, whatever the pen's strength)."""
+    percentile is 1 (the strokes' typical peak, whatever the pen's strength). ``sharpen`` (a photo's or a
+    scan's ink): the levels between :data:`SHARPEN`'s two are stretched over 0..1, see there."""
     kept = cv2.bitwise_and(u8, u8, mask=keep.view(np.uint8) if keep.dtype == bool else keep.astype(np.uint8))
     hist = _histogram(kept)
     hist[: int(np.ceil(sure_t))] = 0  # the sure ink's levels only
     level = _percentile(hist, 90)
     # each of the 256 levels scaled once (float32, as the whole array's product would be), then looked up
     scaled = np.minimum(np.arange(256, dtype=np.float32) * (1.0 / max(level, 1)), 1.0)
+    if sharpen:
+        lo, hi = SHARPEN
+        scaled = np.clip((scaled - lo) * (1.0 / (hi - lo)), 0.0, 1.0).astype(np.float32)
     return cv2.LUT(kept, scaled)
 
 
