@@ -289,6 +289,11 @@ def _components(weak: np.ndarray, u8: np.ndarray, sure: np.ndarray) -> tuple[int
     sums of a few components come cheaper from one comparison each (the paper's box is the whole picture
     here). The sums are of whole numbers, exact in float64 whatever their order."""
     n, labels = cv2.connectedComponents(weak, connectivity=8)
+    if n == 2:  # one component (a drawn glyph's, mostly): ``weak`` itself, and its sure ink ``sure`` (inside it)
+        area = cv2.countNonZero(weak)
+        stats = np.array([(0, 0, weak.shape[1], weak.shape[0], weak.size - area), (*cv2.boundingRect(weak), area)])
+        ink = cv2.sumElems(cv2.bitwise_and(u8, u8, mask=weak))[0] if cv2.countNonZero(sure) else 0.0
+        return n, labels, stats.astype(np.int32), np.array([0.0, ink])
     if n > 8:  # a photo's specks: a Python loop over them costs more than OpenCV's statistics
         n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
         return n, labels, stats, _masses(labels, n, u8, weak, sure)
@@ -338,36 +343,50 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     pg = _page(image, ink_dark, WORK_SIDE, crop=True)
     if pg.mass is None or not (pg.mass > 0).any():
         return _no_glyph(pg)
-    mass, labels, u8, sure_t = pg.mass.copy(), pg.labels, pg.u8, pg.sure_t
+    u8, sure_t = pg.u8, pg.sure_t
+    cands = np.flatnonzero(pg.mass > 0)
+    if len(cands) == 1:  # one component with sure ink (a drawn or exported glyph, mostly): it, and nothing beside
+        keep, others = cands, 0
+        left, top, right, bottom = (int(v) for v in pg.stats[cands[0], :4])
+        right, bottom = left + right, top + bottom
+    else:
+        keep, others, (top, left, bottom, right) = _choose(pg, cands)
+    # the soft edges; where the mask is one component, it is the glyph's (no labels to compare)
+    mask = cv2.dilate(pg.weak if len(pg.mass) == 2 else _label_mask(pg.labels, keep), np.ones((3, 3), np.uint8))
+    oy, ox = pg.origin
+    box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
+    return Glyph(_kept_ink(u8, mask, sure_t), False, others, box, pg.ink_dark, pg.origin, pg.shape)
+
+
+def _choose(pg: _Page, cands: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int, int, int]]:
+    """Step 4 among several candidates (components with sure ink): the kept components' labels, the count of
+    other glyphs beside them, and their (top, left, bottom, right) in ``pg``'s pixels."""
+    mass, labels = pg.mass.copy(), pg.labels
     x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
     n = len(mass)
     # a blob (a finger's shadow, a smudge) is as thick as it is long and solid, a glyph's strokes are thin and
     # leave most of their box empty (a bold 4's joint is thick, its box is not full): second choice
-    cands = np.flatnonzero(mass > 0)
     unlike = np.zeros(n, bool)  # shaped like no glyph: never counted as another glyph beside this one
-    if len(cands) > 1:
-        dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
-        thickness = 2.0 * (
-            np.array(
-                [
-                    dist[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]][
-                        labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
-                    ].max()
-                    for j in cands
-                ]
-            )
-            if len(cands) <= 8
-            else np.asarray(ndimage.maximum(dist, labels, cands))
+    dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
+    thickness = 2.0 * (
+        np.array(
+            [
+                dist[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]][
+                    labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
+                ].max()
+                for j in cands
+            ]
         )
-        thick = thickness > BLOB * np.maximum(bw[cands], bh[cands])
-        blob = thick & (area[cands] > 0.6 * bw[cands] * bh[cands])
-        # and a flat bar (a form box's side, a ruling's piece, the page's edge) is no digit either
-        bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
-        mass[cands[blob | bar]] *= 0.1
-        unlike[cands[thick | bar]] = True
+        if len(cands) <= 8
+        else np.asarray(ndimage.maximum(dist, labels, cands))
+    )
+    thick = thickness > BLOB * np.maximum(bw[cands], bh[cands])
+    blob = thick & (area[cands] > 0.6 * bw[cands] * bh[cands])
+    # and a flat bar (a form box's side, a ruling's piece, the page's edge) is no digit either
+    bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
+    mass[cands[blob | bar]] *= 0.1
+    unlike[cands[thick | bar]] = True
     main = int(np.argmax(mass))
-    if mass[main] <= 0:
-        return _no_glyph(pg)
     keep = np.zeros(n, bool)
     keep[main] = True
     left, right = x[main], x[main] + bw[main]
@@ -393,10 +412,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             and mass[j] / area[j] >= 0.6 * mass[main] / area[main]
         ):
             others += 1  # another glyph: as tall, on the same line, as strongly inked
-    mask = cv2.dilate(_label_mask(labels, np.flatnonzero(keep)), np.ones((3, 3), np.uint8))  # the soft edges
-    oy, ox = pg.origin
-    box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
-    return Glyph(_kept_ink(u8, mask, sure_t), False, others, box, pg.ink_dark, pg.origin, pg.shape)
+    return np.flatnonzero(keep), others, (top, left, bottom, right)
 
 
 def _no_glyph(pg: _Page) -> Glyph:
@@ -415,7 +431,7 @@ def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float) -> np.ndarray:
     """The ink where ``keep`` (0 elsewhere) as float32 in [0, 1], scaled so that its sure ink's 90th
     percentile is 1 (the strokes' typical peak, whatever the pen's strength)."""
     kept = cv2.bitwise_and(u8, u8, mask=keep.view(np.uint8) if keep.dtype == bool else keep.astype(np.uint8))
-    hist = _histogram(kept)
+    hist = cv2.calcHist([kept], [0], kept, [256], (0, 256)).ravel().astype(np.int64)  # its ink's levels (no 0s)
     hist[: int(np.ceil(sure_t))] = 0  # the sure ink's levels only
     level = _percentile(hist, 90)
     # each of the 256 levels scaled once (float32, as the whole array's product would be), then looked up
