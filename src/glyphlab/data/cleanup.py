@@ -538,8 +538,9 @@ def stroke_width(mask: np.ndarray) -> float:
 
 def _percentile(hist: np.ndarray, q: float) -> int:
     """The q-th percentile of the values a 256-bin histogram counts."""
-    cum = np.cumsum(hist)
-    return int(np.searchsorted(cum, cum[-1] * q / 100.0)) if cum[-1] else 0
+    cum = hist.cumsum()
+    total = int(cum[-1])  # as a Python number: the same float64 target, without NumPy's scalar arithmetic
+    return int(cum.searchsorted(total * q / 100.0)) if total else 0
 
 
 def _rulings(ink: np.ndarray, mask: np.ndarray, stroke: float) -> np.ndarray:
