@@ -3,7 +3,7 @@
 A digital picture (a canvas, an exported glyph) is cut to its ink before its components are looked for,
 their boxes come from one comparison each instead of OpenCV's statistics, the kept ink is scaled through a
 256-entry table, and the image path crops the glyph (and restrokes it) without the whole picture; one
-component is counted without a label comparison and one candidate kept without the choice among several. Each is
+component is counted and masked without a label comparison. Each is
 checked against the long way on seeded pictures: glyphs drawn anywhere (touching an edge, at odd and even
 offsets), several glyphs, specks, colour, small crops and photo-like pages.
 """
@@ -124,23 +124,17 @@ def test_prepare_image_of_a_digital_picture_keeps_its_input():
     assert np.array_equal(prepare_image(Image.fromarray(picture), config).pixels, expected)
 
 
-def test_one_candidate_is_the_glyph_the_choice_among_several_makes():
-    # find_glyph skips the choice (_choose) where one component has sure ink, and masks the one component of a
-    # picture by its ink map instead of its label: both as the long way gives them
+def test_one_components_mask_is_its_labels():
+    # find_glyph masks a picture's one component by its ink map, not by comparing labels: the same pixels
     single = 0
     for picture in PICTURES:
         pg = cleanup._page(picture, None, cleanup.WORK_SIDE, crop=True)
-        if pg.mass is None or np.count_nonzero(pg.mass > 0) != 1:
+        if pg.mass is None:
             continue
-        single += 1
-        cands = np.flatnonzero(pg.mass > 0)
-        keep, others, (top, left, bottom, right) = cleanup._choose(pg, cands)
-        g = cleanup.find_glyph(picture)
-        oy, ox = pg.origin
-        assert list(keep) == list(cands) and others == g.others == 0
-        assert (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox) == g.box
-        if len(pg.mass) == 2:
-            assert np.array_equal(pg.weak > 0, pg.labels == 1)
+        for kept in np.flatnonzero(pg.mass > 0):
+            keep = np.arange(len(pg.mass)) == kept
+            single += len(keep) == 2
+            assert np.array_equal(cleanup._kept_mask(pg, keep) > 0, cleanup._label_mask(pg.labels, [kept]) > 0)
     assert single >= 10
 
 

@@ -343,50 +343,36 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     pg = _page(image, ink_dark, WORK_SIDE, crop=True)
     if pg.mass is None or not (pg.mass > 0).any():
         return _no_glyph(pg)
-    u8, sure_t = pg.u8, pg.sure_t
-    cands = np.flatnonzero(pg.mass > 0)
-    if len(cands) == 1:  # one component with sure ink (a drawn or exported glyph, mostly): it, and nothing beside
-        keep, others = cands, 0
-        left, top, right, bottom = (int(v) for v in pg.stats[cands[0], :4])
-        right, bottom = left + right, top + bottom
-    else:
-        keep, others, (top, left, bottom, right) = _choose(pg, cands)
-    # the soft edges; where the mask is one component, it is the glyph's (no labels to compare)
-    mask = cv2.dilate(pg.weak if len(pg.mass) == 2 else _label_mask(pg.labels, keep), np.ones((3, 3), np.uint8))
-    oy, ox = pg.origin
-    box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
-    return Glyph(_kept_ink(u8, mask, sure_t), False, others, box, pg.ink_dark, pg.origin, pg.shape)
-
-
-def _choose(pg: _Page, cands: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int, int, int]]:
-    """Step 4 among several candidates (components with sure ink): the kept components' labels, the count of
-    other glyphs beside them, and their (top, left, bottom, right) in ``pg``'s pixels."""
-    mass, labels = pg.mass.copy(), pg.labels
+    mass, labels, u8, sure_t = pg.mass.copy(), pg.labels, pg.u8, pg.sure_t
     x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
     n = len(mass)
     # a blob (a finger's shadow, a smudge) is as thick as it is long and solid, a glyph's strokes are thin and
     # leave most of their box empty (a bold 4's joint is thick, its box is not full): second choice
+    cands = np.flatnonzero(mass > 0)
     unlike = np.zeros(n, bool)  # shaped like no glyph: never counted as another glyph beside this one
-    dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
-    thickness = 2.0 * (
-        np.array(
-            [
-                dist[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]][
-                    labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
-                ].max()
-                for j in cands
-            ]
+    if len(cands) > 1:
+        dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
+        thickness = 2.0 * (
+            np.array(
+                [
+                    dist[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]][
+                        labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
+                    ].max()
+                    for j in cands
+                ]
+            )
+            if len(cands) <= 8
+            else np.asarray(ndimage.maximum(dist, labels, cands))
         )
-        if len(cands) <= 8
-        else np.asarray(ndimage.maximum(dist, labels, cands))
-    )
-    thick = thickness > BLOB * np.maximum(bw[cands], bh[cands])
-    blob = thick & (area[cands] > 0.6 * bw[cands] * bh[cands])
-    # and a flat bar (a form box's side, a ruling's piece, the page's edge) is no digit either
-    bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
-    mass[cands[blob | bar]] *= 0.1
-    unlike[cands[thick | bar]] = True
+        thick = thickness > BLOB * np.maximum(bw[cands], bh[cands])
+        blob = thick & (area[cands] > 0.6 * bw[cands] * bh[cands])
+        # and a flat bar (a form box's side, a ruling's piece, the page's edge) is no digit either
+        bar = (bw[cands] >= 4 * bh[cands]) & (thickness <= 0.5 * bh[cands] + 2)
+        mass[cands[blob | bar]] *= 0.1
+        unlike[cands[thick | bar]] = True
     main = int(np.argmax(mass))
+    if mass[main] <= 0:
+        return _no_glyph(pg)
     keep = np.zeros(n, bool)
     keep[main] = True
     left, right = x[main], x[main] + bw[main]
@@ -412,11 +398,20 @@ def _choose(pg: _Page, cands: np.ndarray) -> tuple[np.ndarray, int, tuple[int, i
             and mass[j] / area[j] >= 0.6 * mass[main] / area[main]
         ):
             others += 1  # another glyph: as tall, on the same line, as strongly inked
-    return np.flatnonzero(keep), others, (top, left, bottom, right)
+    mask = cv2.dilate(_kept_mask(pg, keep), np.ones((3, 3), np.uint8))  # the soft edges
+    oy, ox = pg.origin
+    box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
+    return Glyph(_kept_ink(u8, mask, sure_t), False, others, box, pg.ink_dark, pg.origin, pg.shape)
 
 
 def _no_glyph(pg: _Page) -> Glyph:
     return Glyph(np.zeros((0, 0), np.float32), True, 0, ink_dark=pg.ink_dark, shape=pg.shape)
+
+
+def _kept_mask(pg: _Page, keep: np.ndarray) -> np.ndarray:
+    """The mask (uint8, not 0 inside) of the components ``keep`` says (bool per label) are kept: the ink map itself
+    where it is one component (a drawn glyph's, mostly: no labels to compare), else their labels'."""
+    return pg.weak if len(keep) == 2 and keep[1] else _label_mask(pg.labels, np.flatnonzero(keep))
 
 
 def _label_mask(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
