@@ -11,7 +11,9 @@ ink colour, tilt, blur, JPEG; see that module), then prints, with the CPU and th
 - the same model on clean 64x64 scans of the same digits (docs/make_scans.py's kind), both paths;
 - the same model on photos made by bench/indep_photos.py (written independently of glyphlab.data.photos);
 - a cnn-small trained on ``--train`` photos of MNIST *train* digits (``glyphlab run --dataset FOLDER``),
-  on the ``--n`` test photos;
+  from scratch and fine-tuned from the MNIST-trained model (``--param cnn-small.init_from=MODEL``), on the
+  ``--n`` test photos, and on the run's own held-out split beside the MNIST-trained model on that same split
+  (the split's photos are not the test photos: compare a run's leaderboard with the model it started from there);
 - the image path's cost per 160 px photo (decoded; one thread, process time), both paths, and the ratio.
 """
 
@@ -72,6 +74,35 @@ def accuracy_with(model: Path, folder: Path, config: ImageConfig) -> float:
     x = np.stack([prepare_file(f, config, DecodeLimits()).pixels for f in files])
     labels = np.array([pred.classes.index(f.parent.name) for f in files])
     return float((pred.predict(x).argmax(1) == labels).mean())
+
+
+def train_on_photos(run: Path, photos: Path, *params: str) -> Path:
+    """``glyphlab run --dataset PHOTOS --models cnn-small`` into ``run`` (``params``: its ``--param`` values), unless
+    it is there; the run folder."""
+    if not (run / "models" / "cnn-small" / "done.json").exists():
+        extra = [a for p in params for a in ("--param", p)]
+        print(f"training cnn-small on {photos} ({' '.join(extra) or 'from scratch'}) ...", flush=True)
+        glyphlab("run", "--dataset", str(photos), "--models", "cnn-small", "--out", str(run), "--no-report",
+                 "--val-fraction", "0.1", *extra)  # fmt: skip
+    return run
+
+
+def run_split(photos: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out test split ``glyphlab run --dataset PHOTOS --val-fraction 0.1`` evaluates on (images as
+    the run prepared them, class names), carved by the run's own code."""
+    from glyphlab.pipeline.run import RunConfig, load_run_dataset
+
+    ds = load_run_dataset(RunConfig(dataset=str(photos), models=["cnn-small"], val_fraction=0.1))
+    return ds["test"].images, np.array(ds.classes)[ds["test"].labels]
+
+
+def split_accuracy(model: Path, split: tuple[np.ndarray, np.ndarray]) -> float:
+    """A model's accuracy on a run's held-out split (the photo runs' own, and the MNIST-trained model's there)."""
+    from glyphlab.serving.predictor import Predictor
+
+    pred = Predictor(model)
+    images, labels = split
+    return float((np.array(pred.classes)[pred.predict(images).argmax(1)] == labels).mean())
 
 
 def write_scans(images: np.ndarray, labels: np.ndarray, out: Path, seed: int) -> None:
@@ -188,21 +219,8 @@ def main() -> None:
                 str(work / "mnist-run"),
                 "--no-report",
             )
-    photo_model = work / "photo-run" / "models" / "cnn-small"
-    if not (photo_model / "done.json").exists():
-        print(f"training cnn-small on {args.train} photos (glyphlab run --dataset {train_photos}) ...", flush=True)
-        glyphlab(
-            "run",
-            "--dataset",
-            str(train_photos),
-            "--models",
-            "cnn-small",
-            "--out",
-            str(work / "photo-run"),
-            "--no-report",
-            "--val-fraction",
-            "0.1",
-        )
+    photo_run = train_on_photos(work / "photo-run", train_photos)
+    transfer_run = train_on_photos(work / "photo-run-transfer", train_photos, f"cnn-small.init_from={model}")
 
     v1 = ImageConfig.mnist_style(28, clean=False)  # what a version-1 record (no "clean") reads as
     rows = []
@@ -212,8 +230,13 @@ def main() -> None:
     rows.append(("MNIST cnn-small, clean 64 px scans", acc, refused, accuracy_with(model, scans, v1)))
     acc, refused, n = predict_folder(model, indep)
     rows.append(("MNIST cnn-small, photos by bench/indep_photos.py", acc, refused, accuracy_with(model, indep, v1)))
-    acc, refused, n = predict_folder(photo_model, photos)
-    rows.append((f"cnn-small trained on {args.train} photos, {args.n} new photos", acc, refused, float("nan")))
+    split = run_split(train_photos)
+    for run, how in ((photo_run, "from scratch"), (transfer_run, "fine-tuned from the MNIST model")):
+        acc, refused, n = predict_folder(run / "models" / "cnn-small", photos)
+        rows.append((f"cnn-small, {args.train} photos, {how}: {args.n} new photos", acc, refused, float("nan")))
+        acc = split_accuracy(run / "models" / "cnn-small", split)
+        rows.append((f"  the same, its run's test split ({len(split[1])} of the {args.train})", acc, 0, float("nan")))
+    rows.append(("MNIST cnn-small, that test split", split_accuracy(model, split), 0, float("nan")))
     for item in args.also:
         label, _, path = item.partition("=")
         for folder, what in ((photos, "photos"), (indep, "indep_photos.py")):
@@ -238,9 +261,9 @@ def main() -> None:
     old_up, new_up = served_upload_ms(model, uploads, v1), served_upload_ms(model, uploads, new_cfg)
 
     print(f"\nCPU: {cpu_name()}; load average before/after: {os.getloadavg()[0]:.2f}")
-    print(f"{'':56s} {'accuracy':>9s} {'refused':>8s} {'v1 path':>8s}")
+    print(f"{'':74s} {'accuracy':>9s} {'refused':>8s} {'v1 path':>8s}")
     for name, a, r, old in rows:
-        print(f"{name:56s} {a:9.4f} {r:8d} {old:8.4f}")
+        print(f"{name:74s} {a:9.4f} {r:8d} {old:8.4f}")
     print(
         f"\nimage path per 150-160 px photo (decoded, 1 thread, process time): v1 {old_ms:.3f} ms, "
         f"clean {new_ms:.3f} ms ({new_ms / old_ms:.1f}x)"

@@ -2,7 +2,8 @@
 
 A digital picture (a canvas, an exported glyph) is cut to its ink before its components are looked for,
 their boxes come from one comparison each instead of OpenCV's statistics, the kept ink is scaled through a
-256-entry table, and the image path crops the glyph (and restrokes it) without the whole picture. Each is
+256-entry table, and the image path crops the glyph (and restrokes it) without the whole picture; one
+component is counted and masked without a label comparison. Each is
 checked against the long way on seeded pictures: glyphs drawn anywhere (touching an edge, at odd and even
 offsets), several glyphs, specks, colour, small crops and photo-like pages.
 """
@@ -121,3 +122,42 @@ def test_prepare_image_of_a_digital_picture_keeps_its_input():
     g = cleanup.find_glyph(picture)
     expected = _fit(cleanup.normalise_stroke(g.ink, g.box, config.stroke), config)
     assert np.array_equal(prepare_image(Image.fromarray(picture), config).pixels, expected)
+
+
+def test_one_components_mask_is_its_labels():
+    # find_glyph masks a picture's one component by its ink map, not by comparing labels: the same pixels
+    single = 0
+    for picture in PICTURES:
+        pg = cleanup._page(picture, None, cleanup.WORK_SIDE, crop=True)
+        if pg.mass is None:
+            continue
+        for kept in np.flatnonzero(pg.mass > 0):
+            keep = np.arange(len(pg.mass)) == kept
+            single += len(keep) == 2
+            assert np.array_equal(cleanup._kept_mask(pg, keep) > 0, cleanup._label_mask(pg.labels, [kept]) > 0)
+    assert single >= 10
+
+
+def test_one_components_statistics_are_opencvs():
+    rng = np.random.default_rng(6)
+    for _ in range(30):
+        shape = (int(rng.integers(8, 60)), int(rng.integers(8, 60)))
+        weak = np.zeros(shape, np.uint8)
+        t, l = int(rng.integers(0, shape[0] - 4)), int(rng.integers(0, shape[1] - 4))
+        weak[t : t + int(rng.integers(2, 8)), l : l + int(rng.integers(2, 8))] = 1  # one blob
+        u8 = (rng.integers(20, 256, shape) * weak).astype(np.uint8)
+        sure = ((u8 > 120) & (rng.random(shape) < rng.uniform(0, 1))).astype(np.uint8)
+        n, labels, stats, mass = cleanup._components(weak, u8, sure)
+        n2, labels2, stats2, mass2 = _opencv_components(weak, u8, sure)
+        assert n == n2 == 2 and np.array_equal(labels, labels2) and np.array_equal(mass, mass2)
+        assert np.array_equal(stats[1:], stats2[1:]) and stats[0, 4] == stats2[0, 4] and stats.dtype == np.int32
+
+
+def test_the_percentile_is_the_first_level_reaching_its_share():
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        hist = (rng.integers(0, 500, 256) * (rng.random(256) < rng.uniform(0.01, 1))).astype(np.int64)
+        for q in (50, 90, 99.7, 99.95):
+            cum = [int(c) for c in np.cumsum(hist)]
+            expected = next((i for i, c in enumerate(cum) if c >= cum[-1] * q / 100.0), 0) if cum[-1] else 0
+            assert cleanup._percentile(hist, q) == expected

@@ -303,6 +303,11 @@ def _components(weak: np.ndarray, u8: np.ndarray, sure: np.ndarray) -> tuple[int
     sums of a few components come cheaper from one comparison each (the paper's box is the whole picture
     here). The sums are of whole numbers, exact in float64 whatever their order."""
     n, labels = cv2.connectedComponents(weak, connectivity=8)
+    if n == 2:  # one component (a drawn glyph's, mostly): ``weak`` itself, and its sure ink ``sure`` (inside it)
+        area = cv2.countNonZero(weak)
+        stats = np.array([(0, 0, weak.shape[1], weak.shape[0], weak.size - area), (*cv2.boundingRect(weak), area)])
+        ink = cv2.sumElems(cv2.bitwise_and(u8, u8, mask=weak))[0] if cv2.countNonZero(sure) else 0.0
+        return n, labels, stats.astype(np.int32), np.array([0.0, ink])
     if n > 8:  # a photo's specks: a Python loop over them costs more than OpenCV's statistics
         n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
         return n, labels, stats, _masses(labels, n, u8, weak, sure)
@@ -490,7 +495,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             and mass[j] / area[j] >= 0.6 * mass[main] / area[main]
         ):
             others += 1  # another glyph: as tall, on the same line, as strongly inked
-    mask = cv2.dilate(_label_mask(labels, np.flatnonzero(keep)), np.ones((3, 3), np.uint8))  # the soft edges
+    mask = cv2.dilate(_kept_mask(pg, keep), np.ones((3, 3), np.uint8))  # the soft edges
     oy, ox = pg.origin
     box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
     ink = _kept_ink(u8, mask, sure_t, sharpen=not pg.digital)
@@ -499,6 +504,12 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
 
 def _no_glyph(pg: _Page) -> Glyph:
     return Glyph(np.zeros((0, 0), np.float32), True, 0, ink_dark=pg.ink_dark, shape=pg.shape)
+
+
+def _kept_mask(pg: _Page, keep: np.ndarray) -> np.ndarray:
+    """The mask (uint8, not 0 inside) of the components ``keep`` says (bool per label) are kept: the ink map itself
+    where it is one component (a drawn glyph's, mostly: no labels to compare), else their labels'."""
+    return pg.weak if len(keep) == 2 and keep[1] else _label_mask(pg.labels, np.flatnonzero(keep))
 
 
 def _label_mask(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -514,7 +525,7 @@ def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float, sharpen: bool = F
     percentile is 1 (the strokes' typical peak, whatever the pen's strength). ``sharpen`` (a photo's or a
     scan's ink): the levels between :data:`SHARPEN`'s two are stretched over 0..1, see there."""
     kept = cv2.bitwise_and(u8, u8, mask=keep.view(np.uint8) if keep.dtype == bool else keep.astype(np.uint8))
-    hist = _histogram(kept)
+    hist = cv2.calcHist([kept], [0], kept, [256], (0, 256)).ravel().astype(np.int64)  # its ink's levels (no 0s)
     hist[: int(np.ceil(sure_t))] = 0  # the sure ink's levels only
     level = _percentile(hist, 90)
     # each of the 256 levels scaled once (float32, as the whole array's product would be), then looked up
@@ -598,7 +609,8 @@ def _restroked(
         return None
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     pad = radius + 1
-    region = np.pad(crop, pad)
+    region = np.zeros((crop.shape[0] + 2 * pad, crop.shape[1] + 2 * pad), crop.dtype)  # np.pad(crop, pad), 10x cheaper
+    region[pad:-pad, pad:-pad] = crop
     if width < target:
         out = cv2.dilate(region, kernel)
     else:
@@ -624,8 +636,9 @@ def stroke_width(mask: np.ndarray) -> float:
 
 def _percentile(hist: np.ndarray, q: float) -> int:
     """The q-th percentile of the values a 256-bin histogram counts."""
-    cum = np.cumsum(hist)
-    return int(np.searchsorted(cum, cum[-1] * q / 100.0)) if cum[-1] else 0
+    cum = hist.cumsum()
+    total = int(cum[-1])  # as a Python number: the same float64 target, without NumPy's scalar arithmetic
+    return int(cum.searchsorted(total * q / 100.0)) if total else 0
 
 
 def _rulings(ink: np.ndarray, mask: np.ndarray, stroke: float) -> np.ndarray:

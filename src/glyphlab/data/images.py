@@ -502,10 +502,12 @@ def to_pixels(im: Image.Image, colour: bool = True, eight_bit: bool = False) -> 
             except (ValueError, OSError) as exc:
                 raise ImageInputError(f"images in mode {mode} are not supported: {exc}") from None
         if colour and im.mode != "L" and mode not in ("L", "1"):
-            rgb = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+            rgb = _u8_pixels(im if im.mode == "RGB" else im.convert("RGB"))
             if rgb.ndim != 3 or rgb.size == 0:
                 raise ImageInputError(f"the image has no pixels (shape {rgb.shape})")
             return rgb if eight_bit else rgb.astype(np.float32) / 255.0
+        if eight_bit and mode == "L" and im.width and im.height:  # the clean step's 8 bits, as decoded
+            return _u8_pixels(im)
         gray = np.asarray(im if mode == "L" else im.convert("L"))
         if eight_bit and gray.ndim == 2 and gray.size:
             return gray
@@ -513,6 +515,14 @@ def to_pixels(im: Image.Image, colour: bool = True, eight_bit: bool = False) -> 
     if gray.ndim != 2 or gray.size == 0:
         raise ImageInputError(f"the image has no pixels (shape {gray.shape})")
     return gray.clip(0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _u8_pixels(im: Image.Image) -> np.ndarray:
+    """An 8-bit L or RGB image's pixels, (H, W) or (H, W, 3) uint8 (read-only), as ``np.asarray(im)`` gives them:
+    from its raw bytes, at a third to half of the array interface's cost on an upload's size (the clean step's
+    input; the version-1 path keeps ``np.asarray``)."""
+    arr = np.frombuffer(im.tobytes(), dtype=np.uint8)
+    return arr.reshape((im.height, im.width) if im.mode == "L" else (im.height, im.width, 3))
 
 
 def border(arr: np.ndarray) -> np.ndarray:
