@@ -459,7 +459,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     pg = _page(image, ink_dark, WORK_SIDE, crop=True)
     if pg.mass is None or not (pg.mass > 0).any():
         return _no_glyph(pg)
-    mass, labels, u8, sure_t = pg.mass.copy(), pg.labels, pg.u8, pg.sure_t
+    mass, u8, sure_t = pg.mass.copy(), pg.u8, pg.sure_t
     x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
     n = len(mass)
     unlike, width = _second_choices(pg, mass)
