@@ -72,7 +72,8 @@ def create_app(
 
     prediction = prediction_route(app, predictor, settings, limits)
     explainer = Explainer(predictor.model)  # one for /explanation and /reading?explain=true
-    install_openapi(app, settings, supported_methods(predictor.model), predictor.classes)
+    # the methods on first request of the document: asking Captum whether it is there costs ~2 s at start-up
+    install_openapi(app, settings, lambda: supported_methods(predictor.model), predictor.classes)
     explanation_route(app, predictor, settings, explainer)
     reading_route(app, predictor, settings, limits, explainer)
     info_routes(app, predictor, settings)

@@ -3,6 +3,7 @@ and the OpenAPI document built from them (so the documentation cannot drift from
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI
@@ -256,10 +257,13 @@ def _strict_parameters(schema: dict, methods: tuple[str, ...], classes: list[str
 
 
 def install_openapi(
-    app: FastAPI, settings: ServeSettings, methods: tuple[str, ...] = ("auto",), classes: list[str] | None = None
+    app: FastAPI,
+    settings: ServeSettings,
+    methods: Callable[[], tuple[str, ...]] = lambda: ("auto",),
+    classes: list[str] | None = None,
 ) -> None:
     """The OpenAPI document with the hand-written request bodies' schemas and the served model's parameters
-    (``methods`` it can be explained with, its ``classes``), built once, on first request."""
+    (``methods()``: those it can be explained with; its ``classes``), built once, on first request."""
     app.openapi_schema = None
 
     def openapi() -> dict:
@@ -278,7 +282,7 @@ def install_openapi(
         comps["Image"] = image_schema()
         _strict_request_schema(comps["PredictionRequest"], settings.max_batch)
         comps["ExplanationRequest"]["properties"]["pixels"] = {**IMAGE_REF, "description": "One image, like `pixels`."}
-        _strict_parameters(schema, methods, classes or [])
+        _strict_parameters(schema, methods(), classes or [])
         app.openapi_schema = schema
         return schema
 
