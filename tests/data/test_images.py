@@ -115,28 +115,37 @@ def test_mnist_recipe_box_and_centre_of_mass():
     rows = np.flatnonzero((x > 0.1).any(axis=1))
     assert 18 <= rows[-1] - rows[0] + 1 <= 22  # longest side ~20 px
     cy, cx = ndimage.center_of_mass(x)
-    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5  # where MNIST's digits have theirs
+    assert abs(cy - 13.5) < 0.75 and abs(cx - 13.5) < 0.75
 
 
-def test_centring_moves_by_whole_pixels_as_mnist_did_and_version_1_by_sub_pixels():
+def test_whole_pixel_centring_as_mnist_did_for_array_trained_models():
     """MNIST's digits all have their centre of mass within half a pixel of (14, 14) in 28x28: they were moved by
-    whole pixels, so their strokes keep their grey levels. The clean path does the same (the fitted glyph's
-    pixel values only move); version 1's path (no ``clean``) keeps its bilinear shift to (13.5, 13.5)."""
+    whole pixels, so their strokes keep their grey levels. ``whole_pixels`` does the same (the fitted glyph's
+    pixel values only move), and is the serving default of array-trained models, a version-2 record of one
+    made before the field included; image folders and version 1 keep the bilinear shift to (13.5, 13.5)."""
     im = Image.new("L", (90, 120), 255)
     d = ImageDraw.Draw(im)
     d.line([(20, 15), (70, 15), (35, 105)], fill=0, width=9)  # a 7: its mass lies up and to the right
     d.line([(30, 60), (60, 60)], fill=0, width=7)
-    unmoved = images_module.prepare_image(im, replace(MNIST, centre_by_mass=False)).pixels
-    x = images_module.prepare_image(im, MNIST).pixels
+    whole = replace(MNIST, whole_pixels=True)
+    unmoved = images_module.prepare_image(im, replace(whole, centre_by_mass=False)).pixels
+    x = images_module.prepare_image(im, whole).pixels
     cy, cx = ndimage.center_of_mass(x)
     assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
     assert (np.round(ndimage.center_of_mass(unmoved), 1) != (14.0, 14.0)).any()  # the test moves it
     np.testing.assert_array_equal(np.sort(x[x > 0]), np.sort(unmoved[unmoved > 0]))  # moved, not resampled
-    v1 = replace(MNIST, clean=False)
-    old = images_module.prepare_image(im, v1).pixels
-    unmoved_old = images_module.prepare_image(im, replace(v1, centre_by_mass=False)).pixels
-    np.testing.assert_allclose(ndimage.center_of_mass(old), (13.5, 13.5), atol=0.05)
-    assert not np.array_equal(np.sort(old[old > 0]), np.sort(unmoved_old[unmoved_old > 0]))
+    for config in (MNIST, replace(MNIST, clean=False)):  # image folders, version 1
+        old = images_module.prepare_image(im, config).pixels
+        unmoved_old = images_module.prepare_image(im, replace(config, centre_by_mass=False)).pixels
+        np.testing.assert_allclose(ndimage.center_of_mass(old), (13.5, 13.5), atol=0.05)
+        assert not np.array_equal(np.sort(old[old > 0]), np.sort(unmoved_old[unmoved_old > 0]))
+    assert Preprocessing.arrays(28).config == whole and not MNIST.whole_pixels
+    recorded = Preprocessing.arrays(28).to_dict()
+    del recorded["image_config"]["whole_pixels"]  # a version-2 record from before the field
+    assert Preprocessing.from_dict(recorded).config == whole
+    files = Preprocessing.files(MNIST).to_dict()
+    del files["image_config"]["whole_pixels"]
+    assert Preprocessing.from_dict(files).config == MNIST
 
 
 def test_small_inputs_fill_the_frame():
@@ -233,7 +242,8 @@ def test_preprocessing_record_round_trips():
     rec = Preprocessing.files(ImageConfig.as_given(16))
     assert Preprocessing.from_dict(rec.to_dict()) == rec
     arrays = Preprocessing.arrays((28, 28))
-    assert arrays.trained_on == "arrays" and arrays.config == MNIST and "serving default" in arrays.note
+    assert arrays.trained_on == "arrays" and arrays.config == replace(MNIST, whole_pixels=True)
+    assert "serving default" in arrays.note and Preprocessing.from_dict(arrays.to_dict()) == arrays
     assert Preprocessing.of_dataset({}, (28, 28)) == arrays
     with pytest.raises(DataError, match="trained_on"):
         Preprocessing.from_dict({"trained_on": "photos"})

@@ -98,6 +98,7 @@ def test_the_manifest_and_the_run_record_the_preprocessing(trained):
         "clean": True,
         "binary": False,
         "stroke": 0.11,
+        "whole_pixels": False,
         "version": 2,
     }
     dataset = json.loads((run_dir / "dataset.json").read_text())

@@ -20,9 +20,9 @@ The steps, each one a field of the config:
 4. ``crop_to_ink``: cut to the bounding box of the pixels above :data:`INK_THRESHOLD`;
 5. fit the result into a ``box`` x ``box`` square (``None``: the whole canvas), keeping the aspect ratio
    (``keep_aspect``), resampled with ``resample``, and place it in the middle of the ``canvas``;
-6. ``centre_by_mass``: shift so the centre of mass is at the canvas centre (never pushing ink off it); with
-   ``clean`` by whole pixels to within half a pixel of (H / 2, W / 2), as MNIST did, without it (version 1's
-   path) by a bilinear sub-pixel shift to ((H - 1) / 2, (W - 1) / 2).
+6. ``centre_by_mass``: shift so the centre of mass is at the canvas centre (never pushing ink off it): by a
+   bilinear sub-pixel shift to ((H - 1) / 2, (W - 1) / 2), or with ``whole_pixels`` (the serving default of
+   models trained on MNIST-like arrays) by whole pixels to within half a pixel of (H / 2, W / 2), as MNIST did.
 
 :meth:`ImageConfig.mnist_style` is the MNIST convention (LeCun et al.: 20 px box, centred by mass in 28x28)
 and the default for image files; :meth:`ImageConfig.as_given` only resizes. An image whose ink is weaker
@@ -131,6 +131,11 @@ class ImageConfig:
     binary: bool = False
     #: with ``clean``: strokes made this share of the glyph's longest side wide when far off (MNIST: 0.11)
     stroke: float | None = MNIST_STROKE
+    #: ``centre_by_mass`` by whole pixels, as MNIST's own digits were (:func:`_centre_whole_pixels`): the serving
+    #: default of models trained on MNIST-like arrays (:meth:`Preprocessing.arrays`); image folders, whose
+    #: models learn from this path's own inputs, keep the sub-pixel shift (a few hundred images a class learn
+    #: less from digits half a pixel apart)
+    whole_pixels: bool = False
 
     def __post_init__(self) -> None:
         canvas = tuple(self.canvas) if isinstance(self.canvas, (list, tuple)) else (self.canvas, self.canvas)
@@ -155,7 +160,15 @@ class ImageConfig:
             )
         if not self.clean:  # the stroke is a step of the clean path only: one config, one way to write it
             object.__setattr__(self, "stroke", None)
-        for name in ("normalise_contrast", "crop_to_ink", "keep_aspect", "centre_by_mass", "clean", "binary"):
+        for name in (
+            "normalise_contrast",
+            "crop_to_ink",
+            "keep_aspect",
+            "centre_by_mass",
+            "clean",
+            "binary",
+            "whole_pixels",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise DataError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
@@ -244,7 +257,7 @@ class ImageConfig:
         if unknown:
             raise DataError(f"unknown image config field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         if version == 1:
-            raw.update(clean=False, binary=False, stroke=None)
+            raw.update(clean=False, binary=False, stroke=None, whole_pixels=False)
         return cls(**{k: (tuple(v) if k == "canvas" else v) for k, v in raw.items()})
 
     def describe(self) -> str:
@@ -270,7 +283,7 @@ class ImageConfig:
         target = f"a {self.box} px box" if self.box is not None else "the whole canvas"
         parts.append(f"fitted into {target}" + ("" if self.keep_aspect else " (stretched)"))
         if self.centre_by_mass:
-            parts.append("centred by mass")
+            parts.append("centred by mass" + (" (whole pixels)" if self.whole_pixels else ""))
         return ", ".join(parts) + f" in {h}x{w} ({self.resample} resampling)"
 
 
@@ -312,7 +325,7 @@ class Preprocessing:
     def arrays(cls, canvas: Sequence[int] | int) -> Preprocessing:
         return cls(
             "arrays",
-            ImageConfig.mnist_style(canvas),
+            ImageConfig.mnist_style(canvas, whole_pixels=True),
             "trained on arrays as given; image files and uploads get the MNIST-style serving default",
         )
 
@@ -323,7 +336,13 @@ class Preprocessing:
     def from_dict(cls, raw: Mapping[str, Any]) -> Preprocessing:
         if not isinstance(raw, Mapping) or raw.get("trained_on") not in ("image files", "arrays"):
             raise DataError(f"a preprocessing record needs trained_on 'image files' or 'arrays', got {raw!r}")
-        return cls(raw["trained_on"], ImageConfig.from_dict(raw.get("image_config") or {}), str(raw.get("note", "")))
+        recorded = raw.get("image_config") or {}
+        config = ImageConfig.from_dict(recorded)
+        if raw["trained_on"] == "arrays" and config.clean and "whole_pixels" not in recorded:
+            # a version-2 serving default recorded before the field: MNIST-like arrays are centred by whole
+            # pixels (version 1's records keep their steps bit for bit)
+            config = replace(config, whole_pixels=True)
+        return cls(raw["trained_on"], config, str(raw.get("note", "")))
 
     @classmethod
     def of_dataset(cls, meta: Mapping[str, Any], canvas: Sequence[int]) -> Preprocessing:
@@ -664,7 +683,7 @@ def _fit(ink: np.ndarray, config: ImageConfig) -> np.ndarray:
     top, left = (H - nh) // 2, (W - nw) // 2
     out[top : top + nh, left : left + nw] = resized.clip(0.0, 1.0)
     if config.centre_by_mass and out.sum() > 0:
-        centre = _centre_whole_pixels if config.clean else _centre_subpixel
+        centre = _centre_whole_pixels if config.whole_pixels else _centre_subpixel
         out = centre(out, (top, left, nh, nw))
     if config.normalise_contrast:
         peak = float(out.max())
@@ -674,8 +693,8 @@ def _fit(ink: np.ndarray, config: ImageConfig) -> np.ndarray:
 
 
 def _centre_subpixel(out: np.ndarray, placed: tuple[int, int, int, int]) -> np.ndarray:
-    """Version 1's centring (kept for configs without ``clean``, so a model saved then is served as it was):
-    a sub-pixel, bilinear shift putting the centre of mass at the canvas's middle, (H - 1) / 2."""
+    """The centring of image folders and of version 1: a sub-pixel, bilinear shift putting the centre of mass at
+    the canvas's middle, (H - 1) / 2."""
     H, W = out.shape
     top, left, nh, nw = placed
     cy, cx = centre_of_mass(out)
