@@ -58,7 +58,7 @@ def start_server(model_dir: Path, port: int) -> subprocess.Popen:
         str(port),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a bound for a server that never starts; at load 14 one took over 60 s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
@@ -69,7 +69,7 @@ def start_server(model_dir: Path, port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.2)
     proc.terminate()
-    raise RuntimeError("the server did not answer /health within 60 s")
+    raise RuntimeError("the server did not answer /health within 180 s")
 
 
 def make_driver(width: int = 740, height: int = 760):
