@@ -67,7 +67,8 @@ def string_photo(
     digits: list[np.ndarray], rng: np.random.Generator, spans: list[tuple[int, int]] | None = None
 ) -> bytes:
     """JPEG bytes of a photographed line of the glyphs ``digits`` ((h, w) floats, ink = 1), left to right;
-    ``spans`` (when given) gets each glyph's (left, right) columns in the picture, for the error analysis."""
+    ``spans`` (when given) gets each glyph's (left, right, top, bottom) in the picture, for the error analysis
+    and the verifier's labels (bench/train_read_verifier.py)."""
     h = rng.uniform(34, 60)
     slope = np.tan(np.deg2rad(rng.uniform(-4, 4)))
     placed, x = [], 0.0
@@ -87,7 +88,7 @@ def string_photo(
     for g, gx, gy in placed:
         t, l = int(round(gy - y0 + my)), int(round(gx + mx))
         if spans is not None:
-            spans.append((l, min(W, l + g.shape[1])))
+            spans.append((l, min(W, l + g.shape[1]), t, min(H, t + g.shape[0])))
         alpha[t : t + g.shape[0], l : l + g.shape[1]] = np.maximum(
             alpha[t : t + g.shape[0], l : l + g.shape[1]], g[: H - t, : W - l]
         )

@@ -42,3 +42,6 @@ TEMPERATURE = 4.0
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 #: how many labels of each candidate character the beam tries, and how many paths it keeps per node
 LABELS_PER_CHAR, BEAM = 3, 8
+#: each candidate character's score gains this many times the verifier's log-probability that it is one whole
+#: character (:mod:`glyphlab.reading.verifier`; set on development seeds, as the costs above)
+VERIFY_WEIGHT = 1.0
