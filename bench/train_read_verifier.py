@@ -1,6 +1,6 @@
 """Train the reader's "is this one whole character?" verifier (glyphlab/reading/verifier.safetensors).
 
-    python bench/train_read_verifier.py --data-dir ../shared/data [--n 4000] [--seed 2028] [--out PATH]
+    python bench/train_read_verifier.py --data-dir ../shared/data [--n 6000] [--seed 2028] [--out PATH]
 
 Makes ``--n`` seeded photos of strings of 3-8 MNIST *training* digits with ``bench/read.py``'s generator
 (never the test digits the benchmark reads), finds each picture's candidate characters exactly as
@@ -138,9 +138,9 @@ def train(x: np.ndarray, f: np.ndarray, y: np.ndarray, epochs: int, seed: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--n", type=int, default=4000, help="string photos to cut candidates from")
+    ap.add_argument("--n", type=int, default=6000, help="string photos to cut candidates from")
     ap.add_argument("--seed", type=int, default=2028)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "src/glyphlab/reading/verifier.safetensors")
     args = ap.parse_args()
 

@@ -23,10 +23,12 @@ WIDE_COST = 3.0
 SHORT = 0.8
 #: ... this much per unit of the shortfall
 SHORT_COST = 30.0
-#: a component is given candidate cuts when it is wider than this share of the line's height
-CUT_WIDTH = 0.85
-#: candidate cuts lie at least this share of the line's height from a component's ends ...
-CUT_MARGIN = 0.18
+#: a component is given candidate cuts when it is wider than this share of the line's height (two 1s touching
+#: are narrower than one 0) ...
+CUT_WIDTH = 0.5
+#: ... and they lie at least this share of the line's height from its ends (a 1 beside its neighbour is thin);
+#: so many candidates pay only with the verifier's say on each (0.85 and 0.18 before it)
+CUT_MARGIN = 0.08
 #: ... and from each other
 CUT_SPACING = 0.2
 #: most pieces one line may have (a page of text or of specks is not a number: refused, not read for seconds)
@@ -44,4 +46,4 @@ SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 LABELS_PER_CHAR, BEAM = 3, 8
 #: each candidate character's score gains this many times the verifier's log-probability that it is one whole
 #: character (:mod:`glyphlab.reading.verifier`; set on development seeds, as the costs above)
-VERIFY_WEIGHT = 1.0
+VERIFY_WEIGHT = 0.5
