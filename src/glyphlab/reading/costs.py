@@ -47,3 +47,6 @@ LABELS_PER_CHAR, BEAM = 3, 8
 #: each candidate character's score gains this many times the verifier's log-probability that it is one whole
 #: character (:mod:`glyphlab.reading.verifier`; set on development seeds, as the costs above)
 VERIFY_WEIGHT = 0.5
+#: a candidate of several pieces whose verifier probability of being one whole character is below this is left
+#: out of the lattice before the model classifies it (speed: most such candidates are fragments and pairs)
+PRUNE = 0.02

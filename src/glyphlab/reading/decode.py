@@ -19,6 +19,7 @@ from glyphlab.reading.costs import (
     LABELS_PER_CHAR,
     MAX_LINE_PIECES,
     MAX_PIECES,
+    PRUNE,
     SHIFTS,
     SHORT,
     SHORT_COST,
@@ -98,6 +99,11 @@ def _lattice(
     whole = np.zeros(len(feats))
     if verifier is not None:
         whole = verifier.log_whole(batches[-1], features(feats))
+        # a candidate of several pieces the verifier all but rules out is not classified (a single piece always
+        # is: every line keeps a path through its pieces)
+        keep = [k for k, f in enumerate(feats) if f[1] - f[0] == 1 or whole[k] >= np.log(PRUNE)]
+        feats, geo, whole = [feats[k] for k in keep], [geo[k] for k in keep], whole[keep]
+        batches = [b[keep] for b in batches]
     return n, feats, geo, _classify(predictor, batches[0]), batches[0], whole
 
 
