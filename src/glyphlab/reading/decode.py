@@ -101,7 +101,8 @@ def _lattice(
         whole = verifier.log_whole(batches[-1], features(feats))
         # a candidate of several pieces the verifier all but rules out is not classified (a single piece always
         # is: every line keeps a path through its pieces)
-        keep = [k for k, f in enumerate(feats) if f[1] - f[0] == 1 or whole[k] >= np.log(PRUNE)]
+        floor = np.log(PRUNE) if PRUNE > 0 else -np.inf
+        keep = [k for k, f in enumerate(feats) if f[1] - f[0] == 1 or whole[k] >= floor]
         feats, geo, whole = [feats[k] for k in keep], [geo[k] for k in keep], whole[keep]
         batches = [b[keep] for b in batches]
     return n, feats, geo, _classify(predictor, batches[0]), batches[0], whole
