@@ -3,8 +3,9 @@
     python bench/train_read_verifier.py --data-dir ../shared/data [--n 6000] [--seed 2028] [--out PATH]
 
 Makes ``--n`` seeded photos of strings of 3-8 MNIST *training* digits with ``bench/read.py``'s generator
-(never the test digits the benchmark reads), finds each picture's candidate characters exactly as
-``glyphlab.reading`` does (``find_line``, the pieces and cuts, the lattice), and labels each candidate by its
+(never the test digits the benchmark reads), finds each picture's candidate characters as ``glyphlab.reading``
+does (``find_line``, the pieces and cuts, the lattice; with more cuts than it makes: ``--cut-width``,
+``--cut-margin``), and labels each candidate by its
 box against the true glyphs' boxes: whole (intersection over union >= 0.7 with one glyph) or not (< 0.5 with
 every glyph: a fragment, two glyphs merged, pieces of two); those in between are left out. A small network
 (two strided convolutions on the candidate's 28x28 MNIST-style input, two dense layers that also see the
@@ -141,14 +142,19 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=6000, help="string photos to cut candidates from")
     ap.add_argument("--seed", type=int, default=2028)
     ap.add_argument("--epochs", type=int, default=12)
+    # the shipped weights were trained on the candidates of more cuts than the reader makes (a superset of its)
+    ap.add_argument("--cut-width", type=float, default=0.5, help="the reader's CUT_WIDTH while candidates are cut")
+    ap.add_argument("--cut-margin", type=float, default=0.08, help="the reader's CUT_MARGIN while candidates are cut")
     ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "src/glyphlab/reading/verifier.safetensors")
     args = ap.parse_args()
 
     import torch
     from safetensors.torch import save_file
 
+    import glyphlab.reading.segment as segment
     from glyphlab.data.mnist import load_mnist
 
+    segment.CUT_WIDTH, segment.CUT_MARGIN = args.cut_width, args.cut_margin
     torch.set_num_threads(1)
     ds = load_mnist(args.data_dir / "mnist", download=False, progress=False)
     train_split = ds.splits["train"]
