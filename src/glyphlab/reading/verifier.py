@@ -3,13 +3,14 @@
 A glyph model is trained on whole glyphs: it is as sure of half a 0 or of a 1 squeezed against a 7 as of a
 digit, so its probabilities alone cannot tell a right cut from a wrong one, and hand-set shape costs (width,
 cuts, joins) lose many touching pairs by a small margin. The verifier is a small network trained on the
-candidates of the reader's own lattice for synthetic strings of MNIST *training* digits (the photos of
+candidates of the reader's own lattice (with more cuts than it makes, so it has seen fragments of every size)
+for synthetic strings of MNIST *training* digits (the photos of
 ``bench/read.py``'s generator), each labelled whole (its box is one glyph's) or not (a fragment, two glyphs
 merged, a piece of one with a piece of the next). It sees what a character looks like, not which character it
 is, so it works beside any saved glyph model: its inputs are prepared with its own MNIST-style config
 (:data:`VERIFIER_CONFIG`), whatever the model's.
 
-Its weights ship in the package (``verifier.safetensors``, about 200 KB, no pickle), made by
+Its weights ship in the package (``verifier.safetensors``, 222 KiB, no pickle), made by
 ``python bench/train_read_verifier.py --data-dir ../shared/data``, and it runs in NumPy, so reading needs no
 PyTorch for a scikit-learn model. Trained on digits, it knows digit shapes best; ``read(..., verify=False)``
 reads without it.
