@@ -67,7 +67,8 @@ def string_photo(
     digits: list[np.ndarray], rng: np.random.Generator, spans: list[tuple[int, int]] | None = None
 ) -> bytes:
     """JPEG bytes of a photographed line of the glyphs ``digits`` ((h, w) floats, ink = 1), left to right;
-    ``spans`` (when given) gets each glyph's (left, right) columns in the picture, for the error analysis."""
+    ``spans`` (when given) gets each glyph's (left, right, top, bottom) in the picture, for the error analysis
+    and the verifier's labels (bench/train_read_verifier.py)."""
     h = rng.uniform(34, 60)
     slope = np.tan(np.deg2rad(rng.uniform(-4, 4)))
     placed, x = [], 0.0
@@ -87,7 +88,7 @@ def string_photo(
     for g, gx, gy in placed:
         t, l = int(round(gy - y0 + my)), int(round(gx + mx))
         if spans is not None:
-            spans.append((l, min(W, l + g.shape[1])))
+            spans.append((l, min(W, l + g.shape[1]), t, min(H, t + g.shape[0])))
         alpha[t : t + g.shape[0], l : l + g.shape[1]] = np.maximum(
             alpha[t : t + g.shape[0], l : l + g.shape[1]], g[: H - t, : W - l]
         )
@@ -215,6 +216,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="keep the pictures and a labels.csv here")
     ap.add_argument("--no-tesseract", action="store_true")
     ap.add_argument("--analyse", action="store_true", help="print the misreads' kinds (segmentation or class)")
+    ap.add_argument("--no-verify", action="store_true", help="read without the learned verifier (the baseline)")
     args = ap.parse_args()
 
     import torch
@@ -242,22 +244,23 @@ def main() -> None:
         f.write_bytes(data)
         files.append(f)
     (out / "labels.csv").write_text("file,text\n" + "".join(f"{f.name},{t}\n" for f, (_, t) in zip(files, pairs)))
-    read(predictor, [files[0]])  # warm
+    verify = not args.no_verify
+    read(predictor, [files[0]], verify=verify)  # warm
     t0 = time.process_time()
-    readings = read(predictor, files)
+    readings = read(predictor, files, verify=verify)
     cpu = time.process_time() - t0
     texts = [r.text for r in readings]
     truth = [t for _, t in pairs]
     exact, cer = score(list(zip(truth, texts)))
     six = [f for f, t in zip(files, truth) if len(t) == 6]
     t0 = time.process_time()
-    read(predictor, six)
+    read(predictor, six, verify=verify)
     six_rate = len(six) / (time.process_time() - t0)
     load = os.getloadavg()
     print(f"bench/read.py: {args.n} photos of strings of 3-8 MNIST test digits (seed {args.seed}), {out}")
     print(f"CPU {cpu_name()}, load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; one thread, process time")
     print(
-        f"glyphlab read ({predictor.model_name}): exact {exact:.3f}, CER {100 * cer:.2f} %, "
+        f"glyphlab read ({predictor.model_name}{'' if verify else ', no verifier'}): exact {exact:.3f}, CER {100 * cer:.2f} %, "
         f"{args.n / cpu:.0f} strings/s (all), {six_rate:.0f} six-digit strings/s"
     )
     if args.analyse:

@@ -431,13 +431,15 @@ def read(
     length: int | None = None,
     pattern: str | None = None,
     lines: str = "each",
+    verify: bool = True,
 ) -> list:
     """Read handwritten numbers or codes: one :class:`glyphlab.reading.Reading` per picture (its ``text``,
     ``confidence``, and per character the box, label, probability and runner-up), with the same steps as
-    ``glyphlab read`` and ``POST /reading``. ``images``: files, folders, bytes, PIL images or arrays."""
+    ``glyphlab read`` and ``POST /reading``. ``images``: files, folders, bytes, PIL images or arrays;
+    ``verify=False`` leaves out the learned "one whole character?" score (the CLI and the server use it)."""
     from glyphlab.reading import read as _read
 
-    return _read(model, images, charset=charset, length=length, pattern=pattern, lines=lines)
+    return _read(model, images, charset=charset, length=length, pattern=pattern, lines=lines, verify=verify)
 
 
 # -- one model ------------------------------------------------------------------------------------------------

@@ -97,11 +97,13 @@ def read_one(
     lines: str = "each",
     limits: DecodeLimits = DecodeLimits(),
     ink_dark: bool | None = None,
+    verify: bool = True,
 ) -> Reading:
     """One picture -> its :class:`Reading`; :class:`NoInkError` when blank, :class:`SeveralLinesError` with
     ``lines="one"`` when it holds several lines. ``ink_dark`` overrides the model's polarity (an array of
-    ink = 1 pixels: False)."""
+    ink = 1 pixels: False); ``verify=False`` scores the cuts without the learned verifier."""
     from glyphlab.data.cleanup import find_line
+    from glyphlab.reading.verifier import shipped
 
     if lines not in ("each", "one"):
         raise ConfigError(f"lines must be 'each' or 'one', got {lines!r}")
@@ -129,6 +131,7 @@ def read_one(
             allowed,
             length,
             regex,
+            shipped() if verify else None,
         )
         for ids in bands
     ]
@@ -172,10 +175,12 @@ def read(
     length: int | None = None,
     pattern: str | None = None,
     lines: str = "each",
+    verify: bool = True,
 ) -> list[Reading]:
     """The text in each picture of handwriting: ``model`` a saved glyph model's folder or a
     :class:`~glyphlab.serving.predictor.Predictor`; ``images`` files, folders, bytes, PIL images or arrays
-    (one or a list). ``charset`` (``"0-9"``), ``length`` and a regex ``pattern`` constrain the reading."""
+    (one or a list). ``charset`` (``"0-9"``), ``length`` and a regex ``pattern`` constrain the reading;
+    ``verify=False`` scores the cuts without the learned verifier (:mod:`glyphlab.reading.verifier`)."""
     from glyphlab.serving.predictor import Predictor
 
     predictor = model if isinstance(model, Predictor) else Predictor(model)
@@ -193,4 +198,7 @@ def read(
             expanded.extend(sorted(p for p in Path(item).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
         else:
             expanded.append(item)
-    return [read_one(predictor, im, charset=charset, length=length, pattern=pattern, lines=lines) for im in expanded]
+    return [
+        read_one(predictor, im, charset=charset, length=length, pattern=pattern, lines=lines, verify=verify)
+        for im in expanded
+    ]

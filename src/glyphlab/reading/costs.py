@@ -23,9 +23,11 @@ WIDE_COST = 3.0
 SHORT = 0.8
 #: ... this much per unit of the shortfall
 SHORT_COST = 30.0
-#: a component is given candidate cuts when it is wider than this share of the line's height
+#: a component is given candidate cuts when it is wider than this share of the line's height ...
 CUT_WIDTH = 0.85
-#: candidate cuts lie at least this share of the line's height from a component's ends ...
+#: ... and they lie at least this share of the line's height from its ends. (Cuts in narrower components and
+#: nearer the ends, 0.5 and 0.08, which the verifier was trained on, read dev seeds 55 and 101 within a string of
+#: these, with about 1.5 times the candidates: 0.64-0.75x the speed)
 CUT_MARGIN = 0.18
 #: ... and from each other
 CUT_SPACING = 0.2
@@ -42,3 +44,9 @@ TEMPERATURE = 4.0
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 #: how many labels of each candidate character the beam tries, and how many paths it keeps per node
 LABELS_PER_CHAR, BEAM = 3, 8
+#: each candidate character's score gains this many times the verifier's log-probability that it is one whole
+#: character (:mod:`glyphlab.reading.verifier`; set on development seeds, as the costs above)
+VERIFY_WEIGHT = 0.5
+#: a candidate of several pieces whose verifier probability of being one whole character is below this is left
+#: out of the lattice before the model classifies it (speed: most such candidates are fragments and pairs)
+PRUNE = 0.02

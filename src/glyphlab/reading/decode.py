@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from glyphlab.data.images import (
+    ImageConfig,
     ImageInputError,
 )
 from glyphlab.reading.costs import (
@@ -18,15 +19,18 @@ from glyphlab.reading.costs import (
     LABELS_PER_CHAR,
     MAX_LINE_PIECES,
     MAX_PIECES,
+    PRUNE,
     SHIFTS,
     SHORT,
     SHORT_COST,
     TEMPERATURE,
+    VERIFY_WEIGHT,
     WIDE,
     WIDE_COST,
 )
 from glyphlab.reading.results import Char, Line
 from glyphlab.reading.segment import _model_input, _pieces, _segment_ink
+from glyphlab.reading.verifier import VERIFIER_CONFIG, Verifier, features
 
 
 # -- the best path -------------------------------------------------------------------------------------------
@@ -78,10 +82,43 @@ def _shape_cost(left_cut: int, right_cut: int, join: bool, width: float, height:
     return cost + SHORT_COST * max(0.0, SHORT - height)
 
 
-def _lattice(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, mass: np.ndarray, ids: np.ndarray):
+def _lattice(
+    predictor,
+    ink: np.ndarray,
+    labels: np.ndarray,
+    boxes: np.ndarray,
+    mass: np.ndarray,
+    ids: np.ndarray,
+    verifier: Verifier | None,
+):
+    """The candidate characters of one line (see :func:`_candidates`), the model's probabilities for all of
+    them (one batch), their inputs, and the verifier's log-probability that each is one whole character (zeros
+    without a verifier)."""
+    configs = (predictor.image_config,) if verifier is None else (predictor.image_config, VERIFIER_CONFIG)
+    n, feats, geo, batches = _candidates(configs, ink, labels, boxes, mass, ids)
+    whole = np.zeros(len(feats))
+    if verifier is not None:
+        whole = verifier.log_whole(batches[-1], features(feats))
+        # a candidate of several pieces the verifier all but rules out is not classified (a single piece always
+        # is: every line keeps a path through its pieces)
+        floor = np.log(PRUNE) if PRUNE > 0 else -np.inf
+        keep = [k for k, f in enumerate(feats) if f[1] - f[0] == 1 or whole[k] >= floor]
+        feats, geo, whole = [feats[k] for k in keep], [geo[k] for k in keep], whole[keep]
+        batches = [b[keep] for b in batches]
+    return n, feats, geo, _classify(predictor, batches[0]), batches[0], whole
+
+
+def _candidates(
+    configs: Sequence[ImageConfig],
+    ink: np.ndarray,
+    labels: np.ndarray,
+    boxes: np.ndarray,
+    mass: np.ndarray,
+    ids: np.ndarray,
+) -> tuple[int, list[tuple], list[tuple[int, int, int, int]], list[np.ndarray]]:
     """The candidate characters of one line: node count, per candidate (i, j, left cut, right cut, join, width,
-    height), its box at the work scale, and the model's probabilities for all of them and their inputs (one
-    batch)."""
+    height), its box at the work scale, and their inputs prepared with each of ``configs`` (one batch each; a
+    config given twice is prepared once)."""
     pieces, height = _pieces(ink, labels, boxes, mass, ids)
     n = len(pieces)
     if n > MAX_LINE_PIECES:
@@ -116,10 +153,10 @@ def _lattice(predictor, ink: np.ndarray, labels: np.ndarray, boxes: np.ndarray, 
                     (box[2] - box[0]) / height,
                 )
             )
-            crops.append(_model_input(crop, predictor.image_config))
+            crops.append(crop)
             geo.append(box)
-    batch = np.stack(crops)
-    return n, feats, geo, _classify(predictor, batch), batch
+    prepared = {c: np.stack([_model_input(crop, c) for crop in crops]) for c in dict.fromkeys(configs)}
+    return n, feats, geo, [prepared[c] for c in configs]
 
 
 def _classify(predictor, batch: np.ndarray) -> np.ndarray:
@@ -143,10 +180,11 @@ def _read_line(
     allowed: np.ndarray | None,
     length: int | None,
     pattern: re.Pattern | None,
+    verifier: Verifier | None = None,
 ) -> tuple[Line, list[np.ndarray]]:
     """One line's best reading, and its characters' model inputs."""
-    n, feats, geo, probs, batch = _lattice(predictor, ink, labels, boxes, mass, ids)
-    spans = [(f[0], f[1], _shape_cost(*f[2:])) for f in feats]
+    n, feats, geo, probs, batch, whole = _lattice(predictor, ink, labels, boxes, mass, ids, verifier)
+    spans = [(f[0], f[1], _shape_cost(*f[2:]) - VERIFY_WEIGHT * w) for f, w in zip(feats, whole)]
     if allowed is not None:
         probs = probs * allowed
         probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)

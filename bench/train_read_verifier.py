@@ -1,0 +1,174 @@
+"""Train the reader's "is this one whole character?" verifier (glyphlab/reading/verifier.safetensors).
+
+    python bench/train_read_verifier.py --data-dir ../shared/data [--n 6000] [--seed 2028] [--out PATH]
+
+Makes ``--n`` seeded photos of strings of 3-8 MNIST *training* digits with ``bench/read.py``'s generator
+(never the test digits the benchmark reads), finds each picture's candidate characters as ``glyphlab.reading``
+does (``find_line``, the pieces and cuts, the lattice; with more cuts than it makes: ``--cut-width``,
+``--cut-margin``), and labels each candidate by its
+box against the true glyphs' boxes: whole (intersection over union >= 0.7 with one glyph) or not (< 0.5 with
+every glyph: a fragment, two glyphs merged, pieces of two); those in between are left out. A small network
+(two strided convolutions on the candidate's 28x28 MNIST-style input, two dense layers that also see the
+candidate's width, height, cuts, join and piece count) is trained on nine tenths of them with PyTorch on one
+thread (the last tenth's accuracy printed) and saved as safetensors; ``glyphlab.reading.verifier`` runs it in NumPy. Seeded: the same command gives the same file
+on the same machine and library versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from read import make_strings  # noqa: E402  (bench/read.py's string photos)
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    """Intersection over union of two (top, left, bottom, right) boxes."""
+    h = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    w = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = h * w
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / max(area, 1e-9)
+
+
+def candidates(jpeg: bytes, glyphs: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """One picture's candidates: inputs (N, 28, 28), features (N, F) and labels (1 whole, 0 not; those in
+    between dropped); None when it is not read as one line."""
+    from glyphlab.data.cleanup import find_line
+    from glyphlab.data.images import DecodeLimits
+    from glyphlab.reading import _pixels
+    from glyphlab.reading.decode import _candidates
+    from glyphlab.reading.segment import _line_bands
+    from glyphlab.reading.verifier import VERIFIER_CONFIG, features
+
+    pixels, _, shrink = _pixels(jpeg, DecodeLimits())
+    found = find_line(pixels)
+    if found.no_ink:
+        return None
+    bands = _line_bands(found.labels, found.boxes)
+    if len(bands) != 1:
+        return None
+    _, feats, geo, (batch,) = _candidates(
+        (VERIFIER_CONFIG,), found.ink, found.labels, found.boxes, found.mass, bands[0]
+    )
+    scale = found.scale * shrink
+    keep, labels = [], []
+    for k, box in enumerate(geo):
+        best = max(_iou(tuple(v / scale for v in box), g) for g in glyphs)
+        if best >= 0.7 or best < 0.5:
+            keep.append(k)
+            labels.append(float(best >= 0.7))
+    if not keep:
+        return None
+    return batch[keep], features([feats[k] for k in keep]), np.asarray(labels, np.float32)
+
+
+def dataset(images: np.ndarray, labels: np.ndarray, n: int, seed: int):
+    """The labelled candidates of ``n`` string photos of ``images`` (seeded)."""
+    boxes: list = []
+    pairs = make_strings(images, labels, n, seed, spans=boxes)
+    xs, fs, ys = [], [], []
+    for (jpeg, _), glyphs in zip(pairs, boxes):
+        got = candidates(jpeg, [(t, l, b, r) for l, r, t, b in glyphs])
+        if got is not None:
+            xs.append(got[0])
+            fs.append(got[1])
+            ys.append(got[2])
+    return np.concatenate(xs), np.concatenate(fs), np.concatenate(ys)
+
+
+def net():
+    """The verifier's architecture (``glyphlab.reading.verifier.Verifier`` computes the same in NumPy)."""
+    import torch
+    from torch import nn
+
+    from glyphlab.reading.verifier import N_FEATURES
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1 = nn.Conv2d(1, 16, 5, stride=2)
+            self.c2 = nn.Conv2d(16, 32, 3, stride=2)
+            self.f1 = nn.Linear(32 * 5 * 5 + N_FEATURES, 64)
+            self.f2 = nn.Linear(64, 1)
+
+        def forward(self, x, f):
+            x = torch.relu(self.c2(torch.relu(self.c1(x))))
+            z = torch.relu(self.f1(torch.cat([x.flatten(1), f], dim=1)))
+            return self.f2(z)[:, 0]
+
+    return Net()
+
+
+def train(x: np.ndarray, f: np.ndarray, y: np.ndarray, epochs: int, seed: int):
+    """The network fitted to the candidates (Adam, one-cycle learning rate, shifts of a pixel as augmentation)."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = net()
+    xt = torch.from_numpy(x[:, None]).float()
+    ft, yt = torch.from_numpy(f).float(), torch.from_numpy(y).float()
+    batch = 256
+    steps = epochs * ((len(x) + batch - 1) // batch)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3, weight_decay=1e-5)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        total = 0.0
+        for s in range(0, len(x), batch):
+            idx = order[s : s + batch]
+            xb = xt[idx]
+            dy, dx = (int(v) for v in torch.randint(-1, 2, (2,), generator=gen))
+            xb = torch.roll(xb, (dy, dx), dims=(2, 3))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(xb, ft[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        print(f"  epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}", flush=True)
+    return model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--n", type=int, default=6000, help="string photos to cut candidates from")
+    ap.add_argument("--seed", type=int, default=2028)
+    ap.add_argument("--epochs", type=int, default=12)
+    # the shipped weights were trained on the candidates of more cuts than the reader makes (a superset of its)
+    ap.add_argument("--cut-width", type=float, default=0.5, help="the reader's CUT_WIDTH while candidates are cut")
+    ap.add_argument("--cut-margin", type=float, default=0.08, help="the reader's CUT_MARGIN while candidates are cut")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "src/glyphlab/reading/verifier.safetensors")
+    args = ap.parse_args()
+
+    import torch
+    from safetensors.torch import save_file
+
+    import glyphlab.reading.segment as segment
+    from glyphlab.data.mnist import load_mnist
+
+    segment.CUT_WIDTH, segment.CUT_MARGIN = args.cut_width, args.cut_margin
+    torch.set_num_threads(1)
+    ds = load_mnist(args.data_dir / "mnist", download=False, progress=False)
+    train_split = ds.splits["train"]
+    t0 = time.perf_counter()
+    x, f, y = dataset(train_split.images, train_split.labels, args.n, args.seed)
+    print(f"{len(y)} candidates ({int(y.sum())} whole) from {args.n} strings in {time.perf_counter() - t0:.0f} s")
+    held = np.arange(len(y)) >= int(0.9 * len(y))  # the last tenth (the last strings) held out
+    model = train(x[~held], f[~held], y[~held], args.epochs, args.seed)
+    with torch.no_grad():
+        pred = model(torch.from_numpy(x[held][:, None]).float(), torch.from_numpy(f[held]).float()) > 0
+    print(f"held-out candidates: accuracy {float((pred.numpy() == (y[held] > 0.5)).mean()):.4f}")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(args.out))
+    print(f"verifier: {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
+
+
+if __name__ == "__main__":
+    main()
