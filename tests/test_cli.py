@@ -169,3 +169,24 @@ def test_evaluate_defaults_to_the_runs_own_dataset_and_variants(tmp_path):
     shutil.copytree(out / "models" / "logreg" / "model", tmp_path / "alone")
     r = runner.invoke(app, ["evaluate", str(tmp_path / "alone")])
     assert r.exit_code == 2 and "pass --dataset" in r.output
+
+
+def test_help_shows_the_square_brackets_of_extras():
+    """Typer renders help through Rich markup, where an unescaped ``glyphlab[mlflow]`` loses its ``[mlflow]``."""
+    import re
+
+    import typer.main
+
+    group = typer.main.get_command(app)
+    checked = 0
+    for name, command in group.commands.items():
+        tokens = {
+            t for p in command.params for t in re.findall(r"glyphlab\\?\[[a-z-]+\]", getattr(p, "help", "") or "")
+        }
+        if not tokens:
+            continue
+        out = runner.invoke(app, [name, "--help"], env={"COLUMNS": "400", "TERMINAL_WIDTH": "400"}).output
+        for token in tokens:
+            assert token.replace("\\", "") in out, f"{name} --help lost {token}"
+            checked += 1
+    assert checked >= 3  # --track (two extras) on several commands, --cluster on predict

@@ -519,7 +519,7 @@ def predict_cmd(
         str | None,
         typer.Option(
             help="A Dask scheduler (tcp://host:8786) to shard the files over its workers, or 'local' for a "
-            "local Dask cluster of --workers processes (glyphlab[cluster]; workers need the same paths)."
+            "local Dask cluster of --workers processes (glyphlab\\[cluster]; workers need the same paths)."
         ),
     ] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Files per task (one batch through the model).")] = 256,

@@ -34,8 +34,8 @@ Track = Annotated[
     str | None,
     typer.Option(
         "--track",
-        help="Also log to an experiment tracker: mlflow or tensorboard (extras glyphlab[mlflow], "
-        "glyphlab[tensorboard]). Setting GLYPHLAB_TRACKING_URI alone means mlflow.",
+        help="Also log to an experiment tracker: mlflow or tensorboard (extras glyphlab\\[mlflow], "
+        "glyphlab\\[tensorboard]). Setting GLYPHLAB_TRACKING_URI alone means mlflow.",
     ),
 ]
 TrackingUri = Annotated[
