@@ -111,8 +111,9 @@ def dataset(images: np.ndarray, labels: np.ndarray, n: int, seed: int, touch: fl
     return np.concatenate(xs), np.concatenate(fs), np.concatenate(ys)
 
 
-def net():
-    """The verifier's architecture (``glyphlab.reading.verifier.Verifier`` computes the same in NumPy)."""
+def net(channels: int = 16):
+    """The verifier's architecture (``glyphlab.reading.verifier.Verifier`` computes the same in NumPy, whatever
+    ``channels``: the first convolution's, doubled in the second, quadrupled in the dense layer)."""
     import torch
     from torch import nn
 
@@ -121,10 +122,10 @@ def net():
     class Net(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.c1 = nn.Conv2d(1, 16, 5, stride=2)
-            self.c2 = nn.Conv2d(16, 32, 3, stride=2)
-            self.f1 = nn.Linear(32 * 5 * 5 + N_FEATURES, 64)
-            self.f2 = nn.Linear(64, 1)
+            self.c1 = nn.Conv2d(1, channels, 5, stride=2)
+            self.c2 = nn.Conv2d(channels, 2 * channels, 3, stride=2)
+            self.f1 = nn.Linear(2 * channels * 5 * 5 + N_FEATURES, 4 * channels)
+            self.f2 = nn.Linear(4 * channels, 1)
 
         def forward(self, x, f):
             x = torch.relu(self.c2(torch.relu(self.c1(x))))
@@ -134,12 +135,12 @@ def net():
     return Net()
 
 
-def train(x: np.ndarray, f: np.ndarray, y: np.ndarray, epochs: int, seed: int):
+def train(x: np.ndarray, f: np.ndarray, y: np.ndarray, epochs: int, seed: int, channels: int = 16):
     """The network fitted to the candidates (Adam, one-cycle learning rate, shifts of a pixel as augmentation)."""
     import torch
 
     torch.manual_seed(seed)
-    model = net()
+    model = net(channels)
     xt = torch.from_numpy(x[:, None]).float()
     ft, yt = torch.from_numpy(f).float(), torch.from_numpy(y).float()
     batch = 256
@@ -171,6 +172,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=6000, help="string photos to cut candidates from")
     ap.add_argument("--seed", type=int, default=2028)
     ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--channels", type=int, default=16, help="the first convolution's channels (the net's width)")
     ap.add_argument("--touch", type=float, default=0.3, help="share of the gaps that are overlaps (benchmark: 0.15)")
     # the shipped weights were trained on the candidates of more cuts than the reader makes (a superset of its)
     ap.add_argument("--cut-width", type=float, default=0.5, help="the reader's CUT_WIDTH while candidates are cut")
@@ -192,7 +194,7 @@ def main() -> None:
     x, f, y = dataset(train_split.images, train_split.labels, args.n, args.seed, args.touch)
     print(f"{len(y)} candidates ({int(y.sum())} whole) from {args.n} strings in {time.perf_counter() - t0:.0f} s")
     held = np.arange(len(y)) >= int(0.9 * len(y))  # the last tenth (the last strings) held out
-    model = train(x[~held], f[~held], y[~held], args.epochs, args.seed)
+    model = train(x[~held], f[~held], y[~held], args.epochs, args.seed, args.channels)
     with torch.no_grad():
         pred = model(torch.from_numpy(x[held][:, None]).float(), torch.from_numpy(f[held]).float()) > 0
     print(f"held-out candidates: accuracy {float((pred.numpy() == (y[held] > 0.5)).mean()):.4f}")
