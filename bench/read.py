@@ -64,18 +64,24 @@ def _digit(img: np.ndarray, height: float, rng: np.random.Generator, broken: boo
 
 
 def string_photo(
-    digits: list[np.ndarray], rng: np.random.Generator, spans: list[tuple[int, int]] | None = None
+    digits: list[np.ndarray],
+    rng: np.random.Generator,
+    spans: list[tuple[int, int]] | None = None,
+    inks: list[tuple[int, int, np.ndarray]] | None = None,
+    touch: float = 0.15,
 ) -> bytes:
     """JPEG bytes of a photographed line of the glyphs ``digits`` ((h, w) floats, ink = 1), left to right;
     ``spans`` (when given) gets each glyph's (left, right, top, bottom) in the picture, for the error analysis
-    and the verifier's labels (bench/train_read_verifier.py)."""
+    and the verifier's labels (bench/train_read_verifier.py), and ``inks`` each glyph's own ink as placed (top,
+    left, alpha), which tells touching glyphs' pixels apart. ``touch``: the share of gaps that are overlaps (the
+    benchmark's 0.15; the verifier is trained with more, to see more touching pairs)."""
     h = rng.uniform(34, 60)
     slope = np.tan(np.deg2rad(rng.uniform(-4, 4)))
     placed, x = [], 0.0
     for i, d in enumerate(digits):
         g = _digit(d, h * rng.uniform(0.85, 1.15), rng, broken=rng.random() < 0.08)
         if i:
-            x += h * (-rng.uniform(0.02, 0.10) if rng.random() < 0.15 else rng.uniform(0.04, 0.40))
+            x += h * (-rng.uniform(0.02, 0.10) if rng.random() < touch else rng.uniform(0.04, 0.40))
         placed.append((g, x, x * slope + h * rng.uniform(-0.07, 0.07) + (h - g.shape[0])))
         x += g.shape[1]
     my = h * rng.uniform(0.4, 0.9)
@@ -89,6 +95,8 @@ def string_photo(
         t, l = int(round(gy - y0 + my)), int(round(gx + mx))
         if spans is not None:
             spans.append((l, min(W, l + g.shape[1]), t, min(H, t + g.shape[0])))
+        if inks is not None:
+            inks.append((t, l, g[: H - t, : W - l]))
         alpha[t : t + g.shape[0], l : l + g.shape[1]] = np.maximum(
             alpha[t : t + g.shape[0], l : l + g.shape[1]], g[: H - t, : W - l]
         )
@@ -130,18 +138,24 @@ def string_photo(
     return buf.getvalue()
 
 
-def make_strings(images: np.ndarray, labels: np.ndarray, n: int, seed: int, lengths=(3, 8), spans=None):
-    """``n`` (jpeg bytes, text) pairs of strings of MNIST digits drawn from ``images`` (seeded); ``spans`` (a
-    list, when given) gets each picture's glyph columns."""
+def make_strings(
+    images: np.ndarray, labels: np.ndarray, n: int, seed: int, lengths=(3, 8), spans=None, inks=None, touch=0.15
+):
+    """``n`` (jpeg bytes, text) pairs of strings of MNIST digits drawn from ``images`` (seeded); ``spans`` and
+    ``inks`` (lists, when given) get each picture's glyph boxes and glyph inks (see :func:`string_photo`)."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
         k = int(rng.integers(lengths[0], lengths[1] + 1))
         idx = rng.integers(0, len(images), k)
         cols: list[tuple[int, int]] = []
-        out.append((string_photo([images[i] for i in idx], rng, cols), "".join(str(int(labels[i])) for i in idx)))
+        placed: list = []
+        jpeg = string_photo([images[i] for i in idx], rng, cols, placed, touch)
+        out.append((jpeg, "".join(str(int(labels[i])) for i in idx)))
         if spans is not None:
             spans.append(cols)
+        if inks is not None:
+            inks.append(placed)
     return out
 
 

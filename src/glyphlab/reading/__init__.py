@@ -17,7 +17,9 @@ and reads it as segmentation-recognition systems for digit strings do:
    ``length`` or a regex ``pattern`` (a postcode's ``\\d{5}``) picks the best path that satisfies it.
 
 Each character comes with its box (in the picture's pixels), label, probability and runner-up; the string's
-confidence is the product of its characters' probabilities.
+confidence is the share of the best paths' evidence (their scores, exponentiated) that reads its text, so a
+doubtful cut or merge lowers it even when each character's probability is high
+(:data:`~glyphlab.reading.costs.POSTERIOR_SCALE`).
 """
 
 from __future__ import annotations

@@ -50,3 +50,9 @@ VERIFY_WEIGHT = 0.5
 #: a candidate of several pieces whose verifier probability of being one whole character is below this is left
 #: out of the lattice before the model classifies it (speed: most such candidates are fragments and pairs)
 PRUNE = 0.02
+#: a line's confidence is the share of the paths the beam kept at its end that read its text, each weighed by
+#: exp(this times its score): how much of the lattice's evidence is for that string, so a doubtful merge or cut
+#: lowers it even when every character's probability is high (the product of the characters' probabilities,
+#: the confidence before, gave 0.93 on average to strings 88 % right). Set on development seed 101 (expected
+#: calibration error 0.025, against 0.046 for the product), checked on seed 102 (0.019 against 0.039)
+POSTERIOR_SCALE = 3.0

@@ -19,6 +19,7 @@ from glyphlab.reading.costs import (
     LABELS_PER_CHAR,
     MAX_LINE_PIECES,
     MAX_PIECES,
+    POSTERIOR_SCALE,
     PRUNE,
     SHIFTS,
     SHORT,
@@ -90,10 +91,12 @@ def _lattice(
     mass: np.ndarray,
     ids: np.ndarray,
     verifier: Verifier | None,
+    prune: bool = True,
 ):
     """The candidate characters of one line (see :func:`_candidates`), the model's probabilities for all of
     them (one batch), their inputs, and the verifier's log-probability that each is one whole character (zeros
-    without a verifier)."""
+    without a verifier). ``prune=False`` classifies every candidate (a length or pattern may need a path
+    through candidates the verifier doubts)."""
     configs = (predictor.image_config,) if verifier is None else (predictor.image_config, VERIFIER_CONFIG)
     n, feats, geo, batches = _candidates(configs, ink, labels, boxes, mass, ids)
     whole = np.zeros(len(feats))
@@ -101,7 +104,7 @@ def _lattice(
         whole = verifier.log_whole(batches[-1], features(feats))
         # a candidate of several pieces the verifier all but rules out is not classified (a single piece always
         # is: every line keeps a path through its pieces)
-        floor = np.log(PRUNE) if PRUNE > 0 else -np.inf
+        floor = np.log(PRUNE) if PRUNE > 0 and prune else -np.inf
         keep = [k for k, f in enumerate(feats) if f[1] - f[0] == 1 or whole[k] >= floor]
         feats, geo, whole = [feats[k] for k in keep], [geo[k] for k in keep], whole[keep]
         batches = [b[keep] for b in batches]
@@ -183,7 +186,8 @@ def _read_line(
     verifier: Verifier | None = None,
 ) -> tuple[Line, list[np.ndarray]]:
     """One line's best reading, and its characters' model inputs."""
-    n, feats, geo, probs, batch, whole = _lattice(predictor, ink, labels, boxes, mass, ids, verifier)
+    constrained = length is not None or pattern is not None
+    n, feats, geo, probs, batch, whole = _lattice(predictor, ink, labels, boxes, mass, ids, verifier, not constrained)
     spans = [(f[0], f[1], _shape_cost(*f[2:]) - VERIFY_WEIGHT * w) for f, w in zip(feats, whole)]
     if allowed is not None:
         probs = probs * allowed
@@ -197,7 +201,6 @@ def _read_line(
         top = np.argsort(-logp[s], kind="stable")[:k]
         segs[(i, j)] = (cost, [(float(logp[s, c]), int(c)) for c in top if allowed is None or allowed[c]])
         index[(i, j)] = s
-    constrained = length is not None or pattern is not None
     paths = _best_paths(n, segs, predictor.classes, length, pattern, beam=64 if constrained else BEAM)
     matches = bool(paths)
     if not paths:  # nothing satisfies the constraints: the best reading, marked
@@ -222,4 +225,15 @@ def _read_line(
         )  # type: ignore[arg-type]
     text = "".join(ch.label for ch in chars)
     inputs = [batch[index[(i, j)]] for i, j, _ in path]
-    return Line(text, float(np.prod([ch.probability for ch in chars])), chars, matches), inputs
+    return Line(text, _posterior(paths, predictor.classes), chars, matches), inputs
+
+
+def _posterior(paths: list[tuple[float, list[tuple[int, int, int]]]], classes: Sequence[str]) -> float:
+    """The share of the kept ``paths`` (best first) that read the best path's text, each weighed by
+    exp(:data:`POSTERIOR_SCALE` x its score): the string's confidence. Other cuts of the same text add to it;
+    a merge or split that scores nearly as well, or a runner-up character, takes from it."""
+    scores = np.array([s for s, _ in paths])
+    weights = np.exp(POSTERIOR_SCALE * (scores - scores.max()))
+    texts = ["".join(classes[c] for _, _, c in path) for _, path in paths]
+    same = np.array([t == texts[0] for t in texts])
+    return float(weights[same].sum() / weights.sum())

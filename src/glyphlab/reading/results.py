@@ -41,7 +41,7 @@ class Char:
 @dataclass(frozen=True)
 class Line:
     text: str
-    confidence: float  #: the product of the characters' probabilities
+    confidence: float  #: the path score's probability of the text against the other readings kept (calibrated)
     chars: list[Char]
     matches: bool = True  #: the constraints (charset, length, pattern) are met; else the best reading anyway
 
