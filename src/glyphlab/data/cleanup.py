@@ -33,6 +33,7 @@ that the ink's typical peak is 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -61,6 +62,8 @@ THICK = 0.12
 WIDE_SHARE = 0.6
 #: a component whose thickness is more than this share of its length is a blob, not a glyph's strokes
 BLOB = 0.3
+#: a form's box has ink along each side, in a band of this share of its size (a few degrees of tilt)
+BOX_BAND = 0.12
 #: components with less than this share of the main glyph's ink are specks
 SPECK_SHARE = 0.06
 #: separate components with at least this share of the main glyph's ink, beside it, are other glyphs
@@ -74,6 +77,10 @@ OTHER_SHARE = 0.3
 SHARPEN = (0.3, 0.7)
 #: pictures are reduced to at most this side before the glyph is looked for
 WORK_SIDE = 384
+#: a digital picture's ink peak is looked for among this many levels from the top before its histogram is made
+TOP_LEVELS = 4
+
+_SQUARE3 = np.ones((3, 3), np.uint8)  # a 3x3 neighbourhood, for morphology
 
 cv2.setNumThreads(1)  # tiny images: threads cost more than they give, and servers run one per core
 
@@ -232,7 +239,7 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int, crop: bool =
             ink_dark = dark_ink(image)
         u8 = flatten_u8(image, ink_dark, PAPER_WINDOW)
     h, w = u8.shape
-    peak, sure_t = _levels(u8)
+    peak, sure_t = _levels(u8, digital=background is not None)
     if peak < MIN_INK * 255:
         return _Page(u8, sure_t, None, None, None, None, ink_dark, (h, w))
     # a page, not a glyph's crop nor a digital canvas: rulings, shadows, edges may be on it
@@ -305,9 +312,10 @@ def _components(weak: np.ndarray, u8: np.ndarray, sure: np.ndarray) -> tuple[int
     n, labels = cv2.connectedComponents(weak, connectivity=8)
     if n == 2:  # one component (a drawn glyph's, mostly): ``weak`` itself, and its sure ink ``sure`` (inside it)
         area = cv2.countNonZero(weak)
-        stats = np.array([(0, 0, weak.shape[1], weak.shape[0], weak.size - area), (*cv2.boundingRect(weak), area)])
+        paper = (0, 0, weak.shape[1], weak.shape[0], weak.size - area)
+        stats = np.array([paper, (*cv2.boundingRect(weak), area)], np.int32)
         ink = cv2.sumElems(cv2.bitwise_and(u8, u8, mask=weak))[0] if cv2.countNonZero(sure) else 0.0
-        return n, labels, stats.astype(np.int32), np.array([0.0, ink])
+        return n, labels, stats, np.array([0.0, ink])
     if n > 8:  # a photo's specks: a Python loop over them costs more than OpenCV's statistics
         n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
         return n, labels, stats, _masses(labels, n, u8, weak, sure)
@@ -367,10 +375,24 @@ def _boxes(labels: np.ndarray, stats: np.ndarray, among: np.ndarray):
     for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & among):
         if j == 0:
             continue
-        own = labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
+        box = labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]]
+        if not _corners_inked(box, int(j)):  # most glyphs: no box, known from four small patches
+            continue
+        own = box == j
         sides = _box_sides(own)
         if sides is not None:
             yield j, own, sides
+
+
+def _corners_inked(box: np.ndarray, j: int) -> bool:
+    """Whether :func:`_box_sides` can find a box in component ``j`` of the labels ``box`` (cut to its bounding
+    box): its size holds the side bands, and all four corner patches hold its ink (the test it starts with),
+    without comparing the whole box's labels."""
+    bh, bw = box.shape
+    e = max(2, round(BOX_BAND * min(bh, bw)))
+    if min(bh, bw) < 3 * e:
+        return False
+    return all((corner == j).any() for corner in (box[:e, :e], box[:e, -e:], box[-e:, :e], box[-e:, -e:]))
 
 
 def _box_sides(own: np.ndarray) -> np.ndarray | None:
@@ -380,7 +402,7 @@ def _box_sides(own: np.ndarray) -> np.ndarray | None:
     of its length (a 7 has two such sides, a 0's round loop covers about two thirds of each), and all four
     corners hold ink (a round loop's do not)."""
     bh, bw = own.shape
-    e = max(2, round(0.12 * min(bh, bw)))
+    e = max(2, round(BOX_BAND * min(bh, bw)))
     if min(bh, bw) < 3 * e:
         return None
     if not (own[:e, :e].any() and own[:e, -e:].any() and own[-e:, :e].any() and own[-e:, -e:].any()):
@@ -403,11 +425,11 @@ def _second_choices(pg: _Page, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray
     inside the picture). Returns which are never counted as another glyph, and each candidate's widest
     stroke (0 for the rest)."""
     labels, n = pg.labels, len(mass)
-    x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
     cands = np.flatnonzero(mass > 0)
     unlike, width = np.zeros(n, bool), np.zeros(n)
     if len(cands) <= 1:
         return unlike, width
+    x, y, bw, bh, area = pg.stats.T
     dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
     thickness = 2.0 * (
         np.array([dist[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]][_own(labels, pg.stats, j)].max() for j in cands])
@@ -460,7 +482,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     if pg.mass is None or not (pg.mass > 0).any():
         return _no_glyph(pg)
     mass, u8, sure_t = pg.mass.copy(), pg.u8, pg.sure_t
-    x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
+    x, y, bw, bh, area = pg.stats.T
     n = len(mass)
     unlike, width = _second_choices(pg, mass)
     main = int(np.argmax(mass))
@@ -471,8 +493,9 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     left, right = x[main], x[main] + bw[main]
     top, bottom = y[main], y[main] + bh[main]
     others = 0
-    # grow the glyph by sizable components in its column (overlapping it horizontally), biggest first
-    for j in np.argsort(-mass):
+    # grow the glyph by sizable components in its column (overlapping it horizontally), biggest first (a
+    # picture of one component, the paper and the glyph, has none)
+    for j in np.argsort(-mass) if n > 2 else ():
         if j == main or mass[j] < SPECK_SHARE * mass[main]:
             continue
         if (bw[j] > 1.2 * (right - left) and bh[j] * 6 < bw[j]) or (bh[j] > 1.2 * (bottom - top) and bw[j] * 6 < bh[j]):
@@ -495,7 +518,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             and mass[j] / area[j] >= 0.6 * mass[main] / area[main]
         ):
             others += 1  # another glyph: as tall, on the same line, as strongly inked
-    mask = cv2.dilate(_kept_mask(pg, keep), np.ones((3, 3), np.uint8))  # the soft edges
+    mask = cv2.dilate(_kept_mask(pg, keep), _SQUARE3)  # the soft edges
     oy, ox = pg.origin
     box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
     ink = _kept_ink(u8, mask, sure_t, sharpen=not pg.digital)
@@ -527,13 +550,19 @@ def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float, sharpen: bool = F
     kept = cv2.bitwise_and(u8, u8, mask=keep.view(np.uint8) if keep.dtype == bool else keep.astype(np.uint8))
     hist = cv2.calcHist([kept], [0], kept, [256], (0, 256)).ravel().astype(np.int64)  # its ink's levels (no 0s)
     hist[: int(np.ceil(sure_t))] = 0  # the sure ink's levels only
-    level = _percentile(hist, 90)
-    # each of the 256 levels scaled once (float32, as the whole array's product would be), then looked up
+    return cv2.LUT(kept, _scale_table(_percentile(hist, 90), sharpen))
+
+
+@lru_cache(maxsize=512)
+def _scale_table(level: int, sharpen: bool) -> np.ndarray:
+    """:func:`_kept_ink`'s 256 levels scaled by ``level`` (float32, as the whole array's product would be), each
+    computed once per process (read-only: shared by every picture with that level)."""
     scaled = np.minimum(np.arange(256, dtype=np.float32) * (1.0 / max(level, 1)), 1.0)
     if sharpen:
         lo, hi = SHARPEN
         scaled = np.clip((scaled - lo) * (1.0 / (hi - lo)), 0.0, 1.0).astype(np.float32)
-    return cv2.LUT(kept, scaled)
+    scaled.flags.writeable = False
+    return scaled
 
 
 def _histogram(u8: np.ndarray) -> np.ndarray:
@@ -548,13 +577,33 @@ def _histogram(u8: np.ndarray) -> np.ndarray:
     return hist
 
 
-def _levels(u8: np.ndarray) -> tuple[int, float]:
-    """The uint8 ink's peak (99.7th percentile) and the threshold of sure ink."""
+def _levels(u8: np.ndarray, digital: bool = False) -> tuple[int, float]:
+    """The uint8 ink's peak (99.7th percentile) and the threshold of sure ink. ``digital``: the peak is looked
+    for from the top first (:func:`_top_percentile`)."""
     # the ink's peak: the 99.7th percentile, or the level of the 40th strongest pixel where the glyph is
     # smaller than 0.3 % of the picture (a digit in the middle of a whole page): the higher of the two
-    peak = _percentile(_histogram(u8), max(99.7, 100.0 * (1 - 40 / u8.size))) if u8.size > 300 else int(u8.max())
+    if u8.size > 300:
+        q = max(99.7, 100.0 * (1 - 40 / u8.size))
+        peak = _top_percentile(u8, q) if digital else None
+        if peak is None:
+            peak = _percentile(_histogram(u8), q)
+    else:
+        peak = int(u8.max())
     otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return peak, max(otsu, SURE_SHARE * peak, MIN_INK * 255)
+
+
+def _top_percentile(u8: np.ndarray, q: float, levels: int = TOP_LEVELS) -> int | None:
+    """:func:`_percentile` of ``u8``'s levels where it is one of the ``levels`` highest, else None: counted
+    down from 255, one threshold a level (a drawn glyph's peak is its pen's level, 250-255 mostly), at a
+    fraction of a histogram's cost (whose count of the paper's one level is a chain of dependent increments)."""
+    total = u8.size
+    target = total * q / 100.0  # _percentile's float: the first level whose count up to it reaches this
+    for level in range(255, 255 - levels, -1):
+        _, above = cv2.threshold(u8, level - 1, 1, cv2.THRESH_BINARY)
+        if total - cv2.countNonZero(above) < target:  # the levels below this one fall short: it is the one
+            return level
+    return None
 
 
 def normalise_stroke(ink: np.ndarray, box: tuple[int, int, int, int], share: float) -> np.ndarray:
