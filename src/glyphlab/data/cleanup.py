@@ -78,7 +78,7 @@ SHARPEN = (0.3, 0.7)
 #: pictures are reduced to at most this side before the glyph is looked for
 WORK_SIDE = 384
 #: a digital picture's ink peak is looked for among this many levels from the top before its histogram is made
-TOP_LEVELS = 4
+TOP_LEVELS = 6
 
 _SQUARE3 = np.ones((3, 3), np.uint8)  # a 3x3 neighbourhood, for morphology
 
@@ -200,12 +200,13 @@ def digital_background(image: np.ndarray) -> int | None:
     """The background level of a picture drawn on a screen or exported by a program (a canvas, a rendered
     glyph, MNIST's own PNGs): at least half its pixels exactly black or white (within 2 levels). A photo's or
     a scan's paper never is (noise, JPEG, light); those go through the whole clean step."""
-    pixels = image.reshape(image.shape[0] * image.shape[1], -1)
-    sample = pixels[:: max(1, len(pixels) // 4096)]
-    if sample.shape[1] == 1:  # grey: the sample made contiguous is counted at SIMD speed
-        grey = np.ascontiguousarray(sample[:, 0])
-        dark, light = np.count_nonzero(grey <= 2), np.count_nonzero(grey >= 253)
+    if image.ndim == 2:  # grey: every n-th pixel, made contiguous, is counted at SIMD speed
+        flat = image.reshape(-1)
+        sample = np.ascontiguousarray(flat[:: max(1, flat.size // 4096)])
+        dark, light = np.count_nonzero(sample <= 2), np.count_nonzero(sample >= 253)
     else:  # every channel black (a yellow note is not white)
+        pixels = image.reshape(image.shape[0] * image.shape[1], -1)
+        sample = pixels[:: max(1, len(pixels) // 4096)]
         dark, light = np.count_nonzero(sample.max(1) <= 2), np.count_nonzero(sample.min(1) >= 253)
     if 2 * dark >= len(sample):
         return 0
@@ -371,12 +372,16 @@ def _boxes(labels: np.ndarray, stats: np.ndarray, among: np.ndarray):
     """(label, its pixels in its box, its box's side bands) of each large component (a quarter of the picture
     each way, among ``among``) that :func:`_box_sides` finds a form's box in."""
     h, w = labels.shape
-    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
-    for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & among):
+    if len(stats) > 8:  # a photo's specks: chosen at once
+        big = np.flatnonzero((stats[:, 2] >= 0.25 * w) & (stats[:, 3] >= 0.25 * h) & among).tolist()
+    else:  # a few components (one, mostly): in Python numbers, cheaper than NumPy's calls
+        big = [j for j, s in enumerate(stats.tolist()) if s[2] >= 0.25 * w and s[3] >= 0.25 * h and among[j]]
+    for j in big:
         if j == 0:
             continue
-        box = labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]]
-        if not _corners_inked(box, int(j)):  # most glyphs: no box, known from four small patches
+        x, y, bw, bh = stats[j, :4].tolist()
+        box = labels[y : y + bh, x : x + bw]
+        if not _corners_inked(box, j):  # most glyphs: no box, known from four small patches
             continue
         own = box == j
         sides = _box_sides(own)
@@ -387,12 +392,17 @@ def _boxes(labels: np.ndarray, stats: np.ndarray, among: np.ndarray):
 def _corners_inked(box: np.ndarray, j: int) -> bool:
     """Whether :func:`_box_sides` can find a box in component ``j`` of the labels ``box`` (cut to its bounding
     box): its size holds the side bands, and all four corner patches hold its ink (the test it starts with),
-    without comparing the whole box's labels."""
+    without comparing the whole box's labels; most glyphs leave the first or second corner empty."""
     bh, bw = box.shape
     e = max(2, round(BOX_BAND * min(bh, bw)))
     if min(bh, bw) < 3 * e:
         return False
-    return all((corner == j).any() for corner in (box[:e, :e], box[:e, -e:], box[-e:, :e], box[-e:, -e:]))
+    return bool(
+        (box[:e, :e] == j).any()
+        and (box[:e, -e:] == j).any()
+        and (box[-e:, :e] == j).any()
+        and (box[-e:, -e:] == j).any()
+    )
 
 
 def _box_sides(own: np.ndarray) -> np.ndarray | None:
@@ -484,7 +494,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     mass, u8, sure_t = pg.mass.copy(), pg.u8, pg.sure_t
     x, y, bw, bh, area = pg.stats.T
     n = len(mass)
-    unlike, width = _second_choices(pg, mass)
+    unlike, width = _second_choices(pg, mass) if n > 2 else (None, None)  # one candidate: no second choice
     main = int(np.argmax(mass))
     if mass[main] <= 0:
         return _no_glyph(pg)
@@ -521,7 +531,7 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     mask = cv2.dilate(_kept_mask(pg, keep), _SQUARE3)  # the soft edges
     oy, ox = pg.origin
     box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
-    ink = _kept_ink(u8, mask, sure_t, sharpen=not pg.digital)
+    ink = _kept_ink(u8, mask, sure_t, sharpen=not pg.digital, top=pg.digital)
     return Glyph(ink, False, others, box, pg.ink_dark, pg.origin, pg.shape)
 
 
@@ -543,14 +553,20 @@ def _label_mask(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float, sharpen: bool = False) -> np.ndarray:
+def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float, sharpen: bool = False, top: bool = False) -> np.ndarray:
     """The ink where ``keep`` (0 elsewhere) as float32 in [0, 1], scaled so that its sure ink's 90th
     percentile is 1 (the strokes' typical peak, whatever the pen's strength). ``sharpen`` (a photo's or a
-    scan's ink): the levels between :data:`SHARPEN`'s two are stretched over 0..1, see there."""
-    kept = cv2.bitwise_and(u8, u8, mask=keep.view(np.uint8) if keep.dtype == bool else keep.astype(np.uint8))
-    hist = cv2.calcHist([kept], [0], kept, [256], (0, 256)).ravel().astype(np.int64)  # its ink's levels (no 0s)
-    hist[: int(np.ceil(sure_t))] = 0  # the sure ink's levels only
-    return cv2.LUT(kept, _scale_table(_percentile(hist, 90), sharpen))
+    scan's ink): the levels between :data:`SHARPEN`'s two are stretched over 0..1, see there. ``top`` (a
+    digital picture's ink, drawn with one pen's level): that percentile is looked for from the top first."""
+    mask = keep.view(np.uint8) if keep.dtype in (bool, np.uint8) else keep.astype(np.uint8)
+    kept = cv2.bitwise_and(u8, u8, mask=mask)
+    lowest = int(np.ceil(sure_t))  # the sure ink's levels only
+    level = _top_percentile(kept, 90, lowest) if top else None
+    if level is None:
+        hist = cv2.calcHist([kept], [0], kept, [256], (0, 256)).ravel().astype(np.int64)  # its ink's levels (no 0s)
+        hist[:lowest] = 0
+        level = _percentile(hist, 90)
+    return cv2.LUT(kept, _scale_table(level, sharpen))
 
 
 @lru_cache(maxsize=512)
@@ -593,13 +609,20 @@ def _levels(u8: np.ndarray, digital: bool = False) -> tuple[int, float]:
     return peak, max(otsu, SURE_SHARE * peak, MIN_INK * 255)
 
 
-def _top_percentile(u8: np.ndarray, q: float, levels: int = TOP_LEVELS) -> int | None:
-    """:func:`_percentile` of ``u8``'s levels where it is one of the ``levels`` highest, else None: counted
-    down from 255, one threshold a level (a drawn glyph's peak is its pen's level, 250-255 mostly), at a
-    fraction of a histogram's cost (whose count of the paper's one level is a chain of dependent increments)."""
-    total = u8.size
+def _top_percentile(u8: np.ndarray, q: float, lowest: int = 0, levels: int = TOP_LEVELS) -> int | None:
+    """:func:`_percentile` of ``u8``'s levels from ``lowest`` up where it is one of the ``levels`` highest, else
+    None: counted down from 255, one threshold a level (a drawn glyph's peak is its pen's level, 250-255
+    mostly), at a fraction of a histogram's cost (whose count of the paper's one level is a chain of
+    dependent increments)."""
+    if lowest > 0:
+        _, counted = cv2.threshold(u8, lowest - 1, 1, cv2.THRESH_BINARY)
+        total = cv2.countNonZero(counted)
+    else:
+        total = u8.size
+    if not total:
+        return None
     target = total * q / 100.0  # _percentile's float: the first level whose count up to it reaches this
-    for level in range(255, 255 - levels, -1):
+    for level in range(255, max(255 - levels, lowest - 1), -1):  # none below ``lowest`` is counted
         _, above = cv2.threshold(u8, level - 1, 1, cv2.THRESH_BINARY)
         if total - cv2.countNonZero(above) < target:  # the levels below this one fall short: it is the one
             return level
