@@ -54,10 +54,10 @@ PICTURES = [drawn(s) for s in range(60)] + [photo_like(s) for s in range(8)]
 
 
 def _uncut(u8, weak, sure):
-    return u8, weak, sure, (0, 0)
+    return u8, weak, sure, (0, 0), cv2.boundingRect(weak)
 
 
-def _opencv_components(weak, u8, sure):
+def _opencv_components(weak, u8, sure, known=None):
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
     return n, labels, stats, cleanup._masses(labels, n, u8, weak, sure)
 

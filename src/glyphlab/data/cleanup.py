@@ -252,15 +252,17 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int, crop: bool =
             u8 = flatten_u8(image, ink_dark, min(MAX_PAPER_WINDOW, 2.5 * bold))
             peak, sure_t = _levels(u8)
     _, weak = cv2.threshold(u8, WEAK_SHARE * sure_t, 1, cv2.THRESH_BINARY)
-    if cv2.countNonZero(weak) > MAX_INK_SHARE * weak.size:  # a page of ink is paper of the other polarity
+    area = cv2.countNonZero(weak)
+    if area > MAX_INK_SHARE * weak.size:  # a page of ink is paper of the other polarity
         return _Page(u8, sure_t, None, None, None, None, ink_dark, (h, w))
     _, sure = cv2.threshold(u8, sure_t - 1, 1, cv2.THRESH_BINARY)
-    origin = (0, 0)
+    origin, known = (0, 0), None
     if page:
         _clear_page(u8, weak, sure, peak, sure_t)
     elif crop:
-        u8, weak, sure, origin = _crop_to_ink(u8, weak, sure)
-    n, labels, stats, mass = _components(weak, u8, sure)
+        u8, weak, sure, origin, box = _crop_to_ink(u8, weak, sure)
+        known = (area, box)
+    n, labels, stats, mass = _components(weak, u8, sure, known)
     if page and n > 1:
         _drop_edges(labels, stats, mass)
     if n > 1:
@@ -290,31 +292,35 @@ def _clear_page(u8: np.ndarray, weak: np.ndarray, sure: np.ndarray, peak: int, s
 
 def _crop_to_ink(
     u8: np.ndarray, weak: np.ndarray, sure: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int], tuple[int, int, int, int]]:
     """The three maps cut to ``weak``'s bounding box and a pixel of paper around it (the strokes' soft edges,
-    and the paper a distance transform measures to), and the cut's (top, left). The cut starts on even rows
-    and columns: OpenCV labels components in 2x2 blocks, so the same blocks keep the same labels' order."""
+    and the paper a distance transform measures to), the cut's (top, left), and ``weak``'s bounding box (x, y,
+    width, height) in the cut. The cut starts on even rows and columns: OpenCV labels components in 2x2
+    blocks, so the same blocks keep the same labels' order."""
     x, y, bw, bh = cv2.boundingRect(weak)
     if bw == 0 or bh == 0:
-        return u8, weak, sure, (0, 0)
+        return u8, weak, sure, (0, 0), (x, y, bw, bh)
     h, w = u8.shape
     top, left = max(0, y - 1) & ~1, max(0, x - 1) & ~1
     bottom, right = min(h, y + bh + 1), min(w, x + bw + 1)
     cut = (slice(top, bottom), slice(left, right))
-    return u8[cut], weak[cut], sure[cut], (top, left)
+    return u8[cut], weak[cut], sure[cut], (top, left), (x - left, y - top, bw, bh)
 
 
-def _components(weak: np.ndarray, u8: np.ndarray, sure: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+def _components(
+    weak: np.ndarray, u8: np.ndarray, sure: np.ndarray, known: tuple[int, tuple[int, int, int, int]] | None = None
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """``cv2.connectedComponentsWithStats(weak, connectivity=8)``'s count, labels and stats (x, y, width,
     height, area), and each component's ink (sum of ``u8``; 0 for the paper, label 0, and for components
     without ``sure`` ink). OpenCV's per-pixel statistics cost several times its labelling: the boxes, areas and
     sums of a few components come cheaper from one comparison each (the paper's box is the whole picture
-    here). The sums are of whole numbers, exact in float64 whatever their order."""
+    here). The sums are of whole numbers, exact in float64 whatever their order. ``known``: ``weak``'s count
+    and bounding box (x, y, width, height), where the caller has them."""
     n, labels = cv2.connectedComponents(weak, connectivity=8)
     if n == 2:  # one component (a drawn glyph's, mostly): ``weak`` itself, and its sure ink ``sure`` (inside it)
-        area = cv2.countNonZero(weak)
+        area, box = known if known is not None else (cv2.countNonZero(weak), cv2.boundingRect(weak))
         paper = (0, 0, weak.shape[1], weak.shape[0], weak.size - area)
-        stats = np.array([paper, (*cv2.boundingRect(weak), area)], np.int32)
+        stats = np.array([paper, (*box, area)], np.int32)
         ink = cv2.sumElems(cv2.bitwise_and(u8, u8, mask=weak))[0] if cv2.countNonZero(sure) else 0.0
         return n, labels, stats, np.array([0.0, ink])
     if n > 8:  # a photo's specks: a Python loop over them costs more than OpenCV's statistics
@@ -491,10 +497,12 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     pg = _page(image, ink_dark, WORK_SIDE, crop=True)
     if pg.mass is None or not (pg.mass > 0).any():
         return _no_glyph(pg)
+    if len(pg.mass) == 2:  # one component, with sure ink: the glyph, alone
+        return _one_glyph(pg)
     mass, u8, sure_t = pg.mass.copy(), pg.u8, pg.sure_t
-    x, y, bw, bh, area = pg.stats.T
     n = len(mass)
-    unlike, width = _second_choices(pg, mass) if n > 2 else (None, None)  # one candidate: no second choice
+    x, y, bw, bh, area = pg.stats.T
+    unlike, width = _second_choices(pg, mass)
     main = int(np.argmax(mass))
     if mass[main] <= 0:
         return _no_glyph(pg)
@@ -503,9 +511,8 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     left, right = x[main], x[main] + bw[main]
     top, bottom = y[main], y[main] + bh[main]
     others = 0
-    # grow the glyph by sizable components in its column (overlapping it horizontally), biggest first (a
-    # picture of one component, the paper and the glyph, has none)
-    for j in np.argsort(-mass) if n > 2 else ():
+    # grow the glyph by sizable components in its column (overlapping it horizontally), biggest first
+    for j in np.argsort(-mass):
         if j == main or mass[j] < SPECK_SHARE * mass[main]:
             continue
         if (bw[j] > 1.2 * (right - left) and bh[j] * 6 < bw[j]) or (bh[j] > 1.2 * (bottom - top) and bw[j] * 6 < bh[j]):
@@ -533,6 +540,15 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
     ink = _kept_ink(u8, mask, sure_t, sharpen=not pg.digital, top=pg.digital)
     return Glyph(ink, False, others, box, pg.ink_dark, pg.origin, pg.shape)
+
+
+def _one_glyph(pg: _Page) -> Glyph:
+    """:func:`find_glyph`'s answer where the ink is one component (a drawn glyph's, mostly): it is kept whole,
+    as the general choice keeps it, without its bookkeeping."""
+    x, y, bw, bh, _ = pg.stats[1].tolist()
+    oy, ox = pg.origin
+    ink = _kept_ink(pg.u8, cv2.dilate(pg.weak, _SQUARE3), pg.sure_t, sharpen=not pg.digital, top=pg.digital)
+    return Glyph(ink, False, 0, (y + oy, x + ox, y + bh + oy, x + bw + ox), pg.ink_dark, pg.origin, pg.shape)
 
 
 def _no_glyph(pg: _Page) -> Glyph:
