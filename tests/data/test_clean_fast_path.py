@@ -54,10 +54,10 @@ PICTURES = [drawn(s) for s in range(60)] + [photo_like(s) for s in range(8)]
 
 
 def _uncut(u8, weak, sure):
-    return u8, weak, sure, (0, 0)
+    return u8, weak, sure, (0, 0), cv2.boundingRect(weak)
 
 
-def _opencv_components(weak, u8, sure):
+def _opencv_components(weak, u8, sure, known=None):
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
     return n, labels, stats, cleanup._masses(labels, n, u8, weak, sure)
 
@@ -161,3 +161,50 @@ def test_the_percentile_is_the_first_level_reaching_its_share():
             cum = [int(c) for c in np.cumsum(hist)]
             expected = next((i for i, c in enumerate(cum) if c >= cum[-1] * q / 100.0), 0) if cum[-1] else 0
             assert cleanup._percentile(hist, q) == expected
+
+
+def test_the_percentile_counted_from_the_top_is_the_histograms():
+    # a drawn picture's peak and kept-ink scale are counted down from 255: the same level as the histogram's
+    rng = np.random.default_rng(8)
+    found = 0
+    for _ in range(200):
+        shape = (int(rng.integers(18, 90)), int(rng.integers(18, 90)))
+        top = int(rng.integers(240, 256))  # the pen's level: a share of the ink has it, the rest is softer
+        u8 = rng.integers(0, top + 1, shape)
+        u8[rng.random(shape) < rng.uniform(0, 0.6)] = top
+        u8 = (u8 * (rng.random(shape) < rng.uniform(0.05, 0.9))).astype(np.uint8)
+        for q, lowest in ((99.7, 0), (90, 0), (90, int(rng.integers(1, 256))), (90, 255)):
+            hist = np.bincount(u8.ravel(), minlength=256)
+            hist[:lowest] = 0
+            level = cleanup._top_percentile(u8, q, lowest)
+            if level is not None:
+                found += 1
+                assert level == cleanup._percentile(hist, q)
+    assert 100 <= found <= 700  # of 800: the count from the top answered often, and the histogram the rest
+
+
+@pytest.mark.parametrize("k", range(len(PICTURES)))
+def test_a_drawn_glyphs_ink_is_scaled_as_the_histogram_says(k):
+    pg = cleanup._page(PICTURES[k], None, cleanup.WORK_SIDE, crop=True)
+    if pg.weak is None:
+        return
+    keep = cv2.dilate(pg.weak, np.ones((3, 3), np.uint8))
+    for sharpen in (False, True):
+        fast = cleanup._kept_ink(pg.u8, keep, pg.sure_t, sharpen, top=True)
+        assert np.array_equal(fast, cleanup._kept_ink(pg.u8, keep, pg.sure_t, sharpen, top=False))
+
+
+def test_the_corner_test_sees_every_box_the_sides_test_sees():
+    # the form-box search looks at a component's four corners before its whole box: it passes every box
+    rng = np.random.default_rng(9)
+    boxes = 0
+    for _ in range(300):
+        bh, bw = int(rng.integers(3, 40)), int(rng.integers(3, 40))
+        labels = (rng.random((bh, bw)) < rng.uniform(0.1, 0.95)).astype(np.int32) * 3
+        if rng.random() < 0.5:  # a drawn box: its four sides
+            labels[0] = labels[-1] = 3
+            labels[:, 0] = labels[:, -1] = 3
+        sides = cleanup._box_sides(labels == 3)
+        boxes += sides is not None
+        assert cleanup._corners_inked(labels, 3) or sides is None
+    assert boxes >= 50

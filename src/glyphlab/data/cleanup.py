@@ -33,6 +33,7 @@ that the ink's typical peak is 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -61,6 +62,8 @@ THICK = 0.12
 WIDE_SHARE = 0.6
 #: a component whose thickness is more than this share of its length is a blob, not a glyph's strokes
 BLOB = 0.3
+#: a form's box has ink along each side, in a band of this share of its size (a few degrees of tilt)
+BOX_BAND = 0.12
 #: components with less than this share of the main glyph's ink are specks
 SPECK_SHARE = 0.06
 #: separate components with at least this share of the main glyph's ink, beside it, are other glyphs
@@ -74,6 +77,10 @@ OTHER_SHARE = 0.3
 SHARPEN = (0.3, 0.7)
 #: pictures are reduced to at most this side before the glyph is looked for
 WORK_SIDE = 384
+#: a digital picture's ink peak is looked for among this many levels from the top before its histogram is made
+TOP_LEVELS = 6
+
+_SQUARE3 = np.ones((3, 3), np.uint8)  # a 3x3 neighbourhood, for morphology
 
 cv2.setNumThreads(1)  # tiny images: threads cost more than they give, and servers run one per core
 
@@ -193,12 +200,13 @@ def digital_background(image: np.ndarray) -> int | None:
     """The background level of a picture drawn on a screen or exported by a program (a canvas, a rendered
     glyph, MNIST's own PNGs): at least half its pixels exactly black or white (within 2 levels). A photo's or
     a scan's paper never is (noise, JPEG, light); those go through the whole clean step."""
-    pixels = image.reshape(image.shape[0] * image.shape[1], -1)
-    sample = pixels[:: max(1, len(pixels) // 4096)]
-    if sample.shape[1] == 1:  # grey: the sample made contiguous is counted at SIMD speed
-        grey = np.ascontiguousarray(sample[:, 0])
-        dark, light = np.count_nonzero(grey <= 2), np.count_nonzero(grey >= 253)
+    if image.ndim == 2:  # grey: every n-th pixel, made contiguous, is counted at SIMD speed
+        flat = image.reshape(-1)
+        sample = np.ascontiguousarray(flat[:: max(1, flat.size // 4096)])
+        dark, light = np.count_nonzero(sample <= 2), np.count_nonzero(sample >= 253)
     else:  # every channel black (a yellow note is not white)
+        pixels = image.reshape(image.shape[0] * image.shape[1], -1)
+        sample = pixels[:: max(1, len(pixels) // 4096)]
         dark, light = np.count_nonzero(sample.max(1) <= 2), np.count_nonzero(sample.min(1) >= 253)
     if 2 * dark >= len(sample):
         return 0
@@ -232,7 +240,7 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int, crop: bool =
             ink_dark = dark_ink(image)
         u8 = flatten_u8(image, ink_dark, PAPER_WINDOW)
     h, w = u8.shape
-    peak, sure_t = _levels(u8)
+    peak, sure_t = _levels(u8, digital=background is not None)
     if peak < MIN_INK * 255:
         return _Page(u8, sure_t, None, None, None, None, ink_dark, (h, w))
     # a page, not a glyph's crop nor a digital canvas: rulings, shadows, edges may be on it
@@ -244,15 +252,17 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int, crop: bool =
             u8 = flatten_u8(image, ink_dark, min(MAX_PAPER_WINDOW, 2.5 * bold))
             peak, sure_t = _levels(u8)
     _, weak = cv2.threshold(u8, WEAK_SHARE * sure_t, 1, cv2.THRESH_BINARY)
-    if cv2.countNonZero(weak) > MAX_INK_SHARE * weak.size:  # a page of ink is paper of the other polarity
+    area = cv2.countNonZero(weak)
+    if area > MAX_INK_SHARE * weak.size:  # a page of ink is paper of the other polarity
         return _Page(u8, sure_t, None, None, None, None, ink_dark, (h, w))
     _, sure = cv2.threshold(u8, sure_t - 1, 1, cv2.THRESH_BINARY)
-    origin = (0, 0)
+    origin, known = (0, 0), None
     if page:
         _clear_page(u8, weak, sure, peak, sure_t)
     elif crop:
-        u8, weak, sure, origin = _crop_to_ink(u8, weak, sure)
-    n, labels, stats, mass = _components(weak, u8, sure)
+        u8, weak, sure, origin, box = _crop_to_ink(u8, weak, sure)
+        known = (area, box)
+    n, labels, stats, mass = _components(weak, u8, sure, known)
     if page and n > 1:
         _drop_edges(labels, stats, mass)
     if n > 1:
@@ -282,32 +292,37 @@ def _clear_page(u8: np.ndarray, weak: np.ndarray, sure: np.ndarray, peak: int, s
 
 def _crop_to_ink(
     u8: np.ndarray, weak: np.ndarray, sure: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int], tuple[int, int, int, int]]:
     """The three maps cut to ``weak``'s bounding box and a pixel of paper around it (the strokes' soft edges,
-    and the paper a distance transform measures to), and the cut's (top, left). The cut starts on even rows
-    and columns: OpenCV labels components in 2x2 blocks, so the same blocks keep the same labels' order."""
+    and the paper a distance transform measures to), the cut's (top, left), and ``weak``'s bounding box (x, y,
+    width, height) in the cut. The cut starts on even rows and columns: OpenCV labels components in 2x2
+    blocks, so the same blocks keep the same labels' order."""
     x, y, bw, bh = cv2.boundingRect(weak)
     if bw == 0 or bh == 0:
-        return u8, weak, sure, (0, 0)
+        return u8, weak, sure, (0, 0), (x, y, bw, bh)
     h, w = u8.shape
     top, left = max(0, y - 1) & ~1, max(0, x - 1) & ~1
     bottom, right = min(h, y + bh + 1), min(w, x + bw + 1)
     cut = (slice(top, bottom), slice(left, right))
-    return u8[cut], weak[cut], sure[cut], (top, left)
+    return u8[cut], weak[cut], sure[cut], (top, left), (x - left, y - top, bw, bh)
 
 
-def _components(weak: np.ndarray, u8: np.ndarray, sure: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+def _components(
+    weak: np.ndarray, u8: np.ndarray, sure: np.ndarray, known: tuple[int, tuple[int, int, int, int]] | None = None
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """``cv2.connectedComponentsWithStats(weak, connectivity=8)``'s count, labels and stats (x, y, width,
     height, area), and each component's ink (sum of ``u8``; 0 for the paper, label 0, and for components
     without ``sure`` ink). OpenCV's per-pixel statistics cost several times its labelling: the boxes, areas and
     sums of a few components come cheaper from one comparison each (the paper's box is the whole picture
-    here). The sums are of whole numbers, exact in float64 whatever their order."""
+    here). The sums are of whole numbers, exact in float64 whatever their order. ``known``: ``weak``'s count
+    and bounding box (x, y, width, height), where the caller has them."""
     n, labels = cv2.connectedComponents(weak, connectivity=8)
     if n == 2:  # one component (a drawn glyph's, mostly): ``weak`` itself, and its sure ink ``sure`` (inside it)
-        area = cv2.countNonZero(weak)
-        stats = np.array([(0, 0, weak.shape[1], weak.shape[0], weak.size - area), (*cv2.boundingRect(weak), area)])
+        area, box = known if known is not None else (cv2.countNonZero(weak), cv2.boundingRect(weak))
+        paper = (0, 0, weak.shape[1], weak.shape[0], weak.size - area)
+        stats = np.array([paper, (*box, area)], np.int32)
         ink = cv2.sumElems(cv2.bitwise_and(u8, u8, mask=weak))[0] if cv2.countNonZero(sure) else 0.0
-        return n, labels, stats.astype(np.int32), np.array([0.0, ink])
+        return n, labels, stats, np.array([0.0, ink])
     if n > 8:  # a photo's specks: a Python loop over them costs more than OpenCV's statistics
         n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
         return n, labels, stats, _masses(labels, n, u8, weak, sure)
@@ -363,14 +378,37 @@ def _boxes(labels: np.ndarray, stats: np.ndarray, among: np.ndarray):
     """(label, its pixels in its box, its box's side bands) of each large component (a quarter of the picture
     each way, among ``among``) that :func:`_box_sides` finds a form's box in."""
     h, w = labels.shape
-    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
-    for j in np.flatnonzero((bw >= 0.25 * w) & (bh >= 0.25 * h) & among):
+    if len(stats) > 8:  # a photo's specks: chosen at once
+        big = np.flatnonzero((stats[:, 2] >= 0.25 * w) & (stats[:, 3] >= 0.25 * h) & among).tolist()
+    else:  # a few components (one, mostly): in Python numbers, cheaper than NumPy's calls
+        big = [j for j, s in enumerate(stats.tolist()) if s[2] >= 0.25 * w and s[3] >= 0.25 * h and among[j]]
+    for j in big:
         if j == 0:
             continue
-        own = labels[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]] == j
+        x, y, bw, bh = stats[j, :4].tolist()
+        box = labels[y : y + bh, x : x + bw]
+        if not _corners_inked(box, j):  # most glyphs: no box, known from four small patches
+            continue
+        own = box == j
         sides = _box_sides(own)
         if sides is not None:
             yield j, own, sides
+
+
+def _corners_inked(box: np.ndarray, j: int) -> bool:
+    """Whether :func:`_box_sides` can find a box in component ``j`` of the labels ``box`` (cut to its bounding
+    box): its size holds the side bands, and all four corner patches hold its ink (the test it starts with),
+    without comparing the whole box's labels; most glyphs leave the first or second corner empty."""
+    bh, bw = box.shape
+    e = max(2, round(BOX_BAND * min(bh, bw)))
+    if min(bh, bw) < 3 * e:
+        return False
+    return bool(
+        (box[:e, :e] == j).any()
+        and (box[:e, -e:] == j).any()
+        and (box[-e:, :e] == j).any()
+        and (box[-e:, -e:] == j).any()
+    )
 
 
 def _box_sides(own: np.ndarray) -> np.ndarray | None:
@@ -380,7 +418,7 @@ def _box_sides(own: np.ndarray) -> np.ndarray | None:
     of its length (a 7 has two such sides, a 0's round loop covers about two thirds of each), and all four
     corners hold ink (a round loop's do not)."""
     bh, bw = own.shape
-    e = max(2, round(0.12 * min(bh, bw)))
+    e = max(2, round(BOX_BAND * min(bh, bw)))
     if min(bh, bw) < 3 * e:
         return None
     if not (own[:e, :e].any() and own[:e, -e:].any() and own[-e:, :e].any() and own[-e:, -e:].any()):
@@ -403,11 +441,11 @@ def _second_choices(pg: _Page, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray
     inside the picture). Returns which are never counted as another glyph, and each candidate's widest
     stroke (0 for the rest)."""
     labels, n = pg.labels, len(mass)
-    x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
     cands = np.flatnonzero(mass > 0)
     unlike, width = np.zeros(n, bool), np.zeros(n)
     if len(cands) <= 1:
         return unlike, width
+    x, y, bw, bh, area = pg.stats.T
     dist = cv2.distanceTransform(pg.weak, cv2.DIST_L2, 3)
     thickness = 2.0 * (
         np.array([dist[y[j] : y[j] + bh[j], x[j] : x[j] + bw[j]][_own(labels, pg.stats, j)].max() for j in cands])
@@ -459,9 +497,11 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
     pg = _page(image, ink_dark, WORK_SIDE, crop=True)
     if pg.mass is None or not (pg.mass > 0).any():
         return _no_glyph(pg)
+    if len(pg.mass) == 2:  # one component, with sure ink: the glyph, alone
+        return _one_glyph(pg)
     mass, u8, sure_t = pg.mass.copy(), pg.u8, pg.sure_t
-    x, y, bw, bh, area = (pg.stats[:, k] for k in range(5))
     n = len(mass)
+    x, y, bw, bh, area = pg.stats.T
     unlike, width = _second_choices(pg, mass)
     main = int(np.argmax(mass))
     if mass[main] <= 0:
@@ -495,11 +535,20 @@ def find_glyph(image: np.ndarray, ink_dark: bool | None = None) -> Glyph:
             and mass[j] / area[j] >= 0.6 * mass[main] / area[main]
         ):
             others += 1  # another glyph: as tall, on the same line, as strongly inked
-    mask = cv2.dilate(_kept_mask(pg, keep), np.ones((3, 3), np.uint8))  # the soft edges
+    mask = cv2.dilate(_kept_mask(pg, keep), _SQUARE3)  # the soft edges
     oy, ox = pg.origin
     box = (int(top) + oy, int(left) + ox, int(bottom) + oy, int(right) + ox)
-    ink = _kept_ink(u8, mask, sure_t, sharpen=not pg.digital)
+    ink = _kept_ink(u8, mask, sure_t, sharpen=not pg.digital, top=pg.digital)
     return Glyph(ink, False, others, box, pg.ink_dark, pg.origin, pg.shape)
+
+
+def _one_glyph(pg: _Page) -> Glyph:
+    """:func:`find_glyph`'s answer where the ink is one component (a drawn glyph's, mostly): it is kept whole,
+    as the general choice keeps it, without its bookkeeping."""
+    x, y, bw, bh, _ = pg.stats[1].tolist()
+    oy, ox = pg.origin
+    ink = _kept_ink(pg.u8, cv2.dilate(pg.weak, _SQUARE3), pg.sure_t, sharpen=not pg.digital, top=pg.digital)
+    return Glyph(ink, False, 0, (y + oy, x + ox, y + bh + oy, x + bw + ox), pg.ink_dark, pg.origin, pg.shape)
 
 
 def _no_glyph(pg: _Page) -> Glyph:
@@ -520,20 +569,32 @@ def _label_mask(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float, sharpen: bool = False) -> np.ndarray:
+def _kept_ink(u8: np.ndarray, keep: np.ndarray, sure_t: float, sharpen: bool = False, top: bool = False) -> np.ndarray:
     """The ink where ``keep`` (0 elsewhere) as float32 in [0, 1], scaled so that its sure ink's 90th
     percentile is 1 (the strokes' typical peak, whatever the pen's strength). ``sharpen`` (a photo's or a
-    scan's ink): the levels between :data:`SHARPEN`'s two are stretched over 0..1, see there."""
-    kept = cv2.bitwise_and(u8, u8, mask=keep.view(np.uint8) if keep.dtype == bool else keep.astype(np.uint8))
-    hist = cv2.calcHist([kept], [0], kept, [256], (0, 256)).ravel().astype(np.int64)  # its ink's levels (no 0s)
-    hist[: int(np.ceil(sure_t))] = 0  # the sure ink's levels only
-    level = _percentile(hist, 90)
-    # each of the 256 levels scaled once (float32, as the whole array's product would be), then looked up
+    scan's ink): the levels between :data:`SHARPEN`'s two are stretched over 0..1, see there. ``top`` (a
+    digital picture's ink, drawn with one pen's level): that percentile is looked for from the top first."""
+    mask = keep.view(np.uint8) if keep.dtype in (bool, np.uint8) else keep.astype(np.uint8)
+    kept = cv2.bitwise_and(u8, u8, mask=mask)
+    lowest = int(np.ceil(sure_t))  # the sure ink's levels only
+    level = _top_percentile(kept, 90, lowest) if top else None
+    if level is None:
+        hist = cv2.calcHist([kept], [0], kept, [256], (0, 256)).ravel().astype(np.int64)  # its ink's levels (no 0s)
+        hist[:lowest] = 0
+        level = _percentile(hist, 90)
+    return cv2.LUT(kept, _scale_table(level, sharpen))
+
+
+@lru_cache(maxsize=512)
+def _scale_table(level: int, sharpen: bool) -> np.ndarray:
+    """:func:`_kept_ink`'s 256 levels scaled by ``level`` (float32, as the whole array's product would be), each
+    computed once per process (read-only: shared by every picture with that level)."""
     scaled = np.minimum(np.arange(256, dtype=np.float32) * (1.0 / max(level, 1)), 1.0)
     if sharpen:
         lo, hi = SHARPEN
         scaled = np.clip((scaled - lo) * (1.0 / (hi - lo)), 0.0, 1.0).astype(np.float32)
-    return cv2.LUT(kept, scaled)
+    scaled.flags.writeable = False
+    return scaled
 
 
 def _histogram(u8: np.ndarray) -> np.ndarray:
@@ -548,13 +609,40 @@ def _histogram(u8: np.ndarray) -> np.ndarray:
     return hist
 
 
-def _levels(u8: np.ndarray) -> tuple[int, float]:
-    """The uint8 ink's peak (99.7th percentile) and the threshold of sure ink."""
+def _levels(u8: np.ndarray, digital: bool = False) -> tuple[int, float]:
+    """The uint8 ink's peak (99.7th percentile) and the threshold of sure ink. ``digital``: the peak is looked
+    for from the top first (:func:`_top_percentile`)."""
     # the ink's peak: the 99.7th percentile, or the level of the 40th strongest pixel where the glyph is
     # smaller than 0.3 % of the picture (a digit in the middle of a whole page): the higher of the two
-    peak = _percentile(_histogram(u8), max(99.7, 100.0 * (1 - 40 / u8.size))) if u8.size > 300 else int(u8.max())
+    if u8.size > 300:
+        q = max(99.7, 100.0 * (1 - 40 / u8.size))
+        peak = _top_percentile(u8, q) if digital else None
+        if peak is None:
+            peak = _percentile(_histogram(u8), q)
+    else:
+        peak = int(u8.max())
     otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return peak, max(otsu, SURE_SHARE * peak, MIN_INK * 255)
+
+
+def _top_percentile(u8: np.ndarray, q: float, lowest: int = 0, levels: int = TOP_LEVELS) -> int | None:
+    """:func:`_percentile` of ``u8``'s levels from ``lowest`` up where it is one of the ``levels`` highest, else
+    None: counted down from 255, one threshold a level (a drawn glyph's peak is its pen's level, 250-255
+    mostly), at a fraction of a histogram's cost (whose count of the paper's one level is a chain of
+    dependent increments)."""
+    if lowest > 0:
+        _, counted = cv2.threshold(u8, lowest - 1, 1, cv2.THRESH_BINARY)
+        total = cv2.countNonZero(counted)
+    else:
+        total = u8.size
+    if not total:
+        return None
+    target = total * q / 100.0  # _percentile's float: the first level whose count up to it reaches this
+    for level in range(255, max(255 - levels, lowest - 1), -1):  # none below ``lowest`` is counted
+        _, above = cv2.threshold(u8, level - 1, 1, cv2.THRESH_BINARY)
+        if total - cv2.countNonZero(above) < target:  # the levels below this one fall short: it is the one
+            return level
+    return None
 
 
 def normalise_stroke(ink: np.ndarray, box: tuple[int, int, int, int], share: float) -> np.ndarray:
