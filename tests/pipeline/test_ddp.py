@@ -78,8 +78,12 @@ def test_two_process_run_killed_resumes_and_matches_the_one_process_run(tmp_path
     assert "Signals.SIGKILL" in killed.stderr or "-9" in killed.stderr, killed.stderr[-3000:]
     state = json.loads((out / "models" / "cnn-small" / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 1 and not (out / "models" / "cnn-small" / "done.json").exists()
-    # no model had finished: the folder stays all the same (rank 0 failed on its lost peer, not on its own)
-    assert (out / "failed.json").exists()
+    # no model had finished: the folder stays all the same. Whether rank 0 first fails on its lost peer (and writes
+    # failed.json) or is stopped by torchrun's SIGTERM (an interruption, as Ctrl-C: no failed.json) is a race
+    # between the two processes, so only what both leave is checked: the folder, its config and the checkpoint.
+    assert (out / "config.json").exists() and (out / "models" / "cnn-small" / "checkpoint").is_dir()
+    if (out / "failed.json").exists():
+        assert json.loads((out / "failed.json").read_text())["finished_models"] == []
 
     # resumed through glyphlab's own --nproc-per-node, which starts torchrun (--standalone: a free port)
     resumed = _glyphlab(["run", "--nproc-per-node", "2", "--resume", str(out), "--no-report"], tmp_path)
