@@ -91,11 +91,8 @@ def epoch_seconds(params: dict, x: np.ndarray, y: np.ndarray, seed: int = 0) -> 
     return second * MNIST_ROT_TRAIN / images, first * MNIST_ROT_TRAIN / images
 
 
-def profile(params: dict, steps: int = 6, precision: str = "fp32") -> None:
-    """torch.profiler's table of ``steps`` training steps (batch 64) after two warm-up steps; ``precision="bf16"``
-    runs the forward pass under CPU autocast, as the training loop does with ``precision=bf16``."""
-    import contextlib
-
+def profile(params: dict, steps: int = 6) -> None:
+    """torch.profiler's table of ``steps`` training steps (batch 64) after two warm-up steps."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as tprofile
 
@@ -105,9 +102,7 @@ def profile(params: dict, steps: int = 6, precision: str = "fp32") -> None:
     x, y = torch.rand(64, 1, 28, 28), torch.arange(64) % 10
 
     def step() -> None:
-        cast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-        with cast:
-            loss = torch.nn.functional.cross_entropy(net(x).float(), y)
+        loss = torch.nn.functional.cross_entropy(net(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -120,7 +115,7 @@ def profile(params: dict, steps: int = 6, precision: str = "fp32") -> None:
             step()
         dt = time.perf_counter() - t0
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=22))
-    print(f"{precision}: {steps} steps in {dt:.2f} s ({dt / steps * 1000:.0f} ms a step of 64 images, under the profiler)")
+    print(f"{steps} steps in {dt:.2f} s ({dt / steps * 1000:.0f} ms a step of 64 images, under the profiler)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=2, help="rounds over the networks (the best round counts)")
     ap.add_argument("--data-dir", default=os.environ.get("GLYPHLAB_DATA", "/work/shared/data"))
     ap.add_argument("--profile", default="", help="a variant's label: print torch.profiler's table of its steps")
-    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="--profile's precision")
     args = ap.parse_args(argv)
     variants = dict(CANDIDATES)
     if args.variant:
@@ -143,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=150)
     if args.profile:
         match = [k for k in variants if k.startswith(args.profile)] or [args.profile]
-        profile(variants.get(match[0], {}), precision=args.precision)
+        profile(variants.get(match[0], {}))
         return 0
     x, y, what = training_images(args.images, args.data_dir)
     load0 = os.getloadavg()[0]
