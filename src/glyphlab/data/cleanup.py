@@ -397,8 +397,8 @@ def _boxes(labels: np.ndarray, stats: np.ndarray, among: np.ndarray):
 
 def _corners_inked(box: np.ndarray, j: int) -> bool:
     """Whether :func:`_box_sides` can find a box in component ``j`` of the labels ``box`` (cut to its bounding
-    box): its size holds the side bands, and all four corner patches hold its ink (the test it starts with),
-    without comparing the whole box's labels; most glyphs leave the first or second corner empty."""
+    box; ``j=True`` for a component's own mask): its size holds the side bands, and all four corner patches hold
+    its ink, without comparing the whole box's labels; most glyphs leave the first or second corner empty."""
     bh, bw = box.shape
     e = max(2, round(BOX_BAND * min(bh, bw)))
     if min(bh, bw) < 3 * e:
@@ -417,12 +417,9 @@ def _box_sides(own: np.ndarray) -> np.ndarray | None:
     so each band of 12 % of its size along an edge (wide enough for a few degrees of tilt) has ink over most
     of its length (a 7 has two such sides, a 0's round loop covers about two thirds of each), and all four
     corners hold ink (a round loop's do not)."""
-    bh, bw = own.shape
-    e = max(2, round(BOX_BAND * min(bh, bw)))
-    if min(bh, bw) < 3 * e:
+    if not _corners_inked(own, True):  # the size and the corners first: most glyphs leave one empty
         return None
-    if not (own[:e, :e].any() and own[:e, -e:].any() and own[-e:, :e].any() and own[-e:, -e:].any()):
-        return None  # the corners first: most glyphs leave one empty, and it costs least
+    e = max(2, round(BOX_BAND * min(own.shape)))
     covered = (own[:e].any(0).mean(), own[-e:].any(0).mean(), own[:, :e].any(1).mean(), own[:, -e:].any(1).mean())
     if min(covered) < 0.85:
         return None
