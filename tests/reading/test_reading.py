@@ -86,6 +86,19 @@ def test_blank_and_two_lines_say_so(predictor):
         read_one(predictor, two, lines="one")
 
 
+def test_ruling_cut_off_at_the_edge_is_no_line(predictor):
+    """A squared page's line cut off by the crop (a thin bar from the picture's top edge, on rows of its own)
+    is not a second line of writing read as a "1"."""
+    im = page([line_ink("2024", 12)])
+    px = np.asarray(im).copy()
+    px[0:24, 70:72] = (60, 70, 110)  # the bar ends above the digits' rows (the page's margin is 30 px)
+    im = Image.fromarray(px)
+    found = find_line(np.asarray(im, np.float32) / 255)
+    assert any(t == 0 and r - l <= 4 for t, l, b, r in found.boxes)  # the bar is ink the line finder kept
+    r = read_one(predictor, im, lines="one")
+    assert r.text == "2024" and len(r.lines) == 1
+
+
 def test_cli_api_and_server_read_the_same(model_dir, tmp_path):
     from fastapi.testclient import TestClient
 
