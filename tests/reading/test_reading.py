@@ -99,6 +99,20 @@ def test_ruling_cut_off_at_the_edge_is_no_line(predictor):
     assert r.text == "2024" and len(r.lines) == 1
 
 
+def test_a_wide_character_cut_into_many_pieces_can_be_read_whole():
+    """A wide component (a 5 with a long bar) given more cuts than :data:`MAX_PIECES` pieces stays a candidate
+    of the lattice as a whole; the best path must be able to reach it (the beam once stopped MAX_PIECES nodes on,
+    and read such a 5 as two or three characters)."""
+    from glyphlab.reading.costs import MAX_PIECES
+    from glyphlab.reading.decode import _best_paths
+
+    n = MAX_PIECES + 1
+    segs = {(i, i + 1): (1.0, [(-2.0, 1)]) for i in range(n)}  # each piece alone: a doubtful "1", cut
+    segs[(0, n)] = (0.5, [(-0.1, 5)])  # the whole component: a sure "5"
+    paths = _best_paths(n, segs, list("0123456789"), None, None, beam=8)
+    assert paths[0][1] == [(0, n, 5)]
+
+
 def test_cli_api_and_server_read_the_same(model_dir, tmp_path):
     from fastapi.testclient import TestClient
 

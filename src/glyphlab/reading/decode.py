@@ -47,15 +47,17 @@ def _best_paths(
     shape cost and its (log p, class) options. Per node the beam keeps ``beam`` paths per length."""
     states: list[dict[int, list[tuple[float, list]]]] = [dict() for _ in range(n + 1)]
     states[0][0] = [(0.0, [])]
+    # the segments leaving each node: a whole component cut into more than MAX_PIECES pieces (a wide 5 or 2) is
+    # one of them, as the lattice has it
+    leaving: list[list[int]] = [[] for _ in range(n + 1)]
+    for i, j in sorted(segs):
+        leaving[i].append(j)
     for i in range(n):
         for count, paths in states[i].items():
             if length is not None and count >= length:
                 continue
-            for j in range(i + 1, min(n, i + MAX_PIECES) + 1):
-                seg = segs.get((i, j))
-                if seg is None:
-                    continue
-                cost, options = seg
+            for j in leaving[i]:
+                cost, options = segs[(i, j)]
                 bucket = states[j].setdefault(count + 1, [])
                 for s, path in paths:
                     for lp, c in options:
