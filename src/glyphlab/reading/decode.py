@@ -30,7 +30,7 @@ from glyphlab.reading.costs import (
     WIDE_COST,
 )
 from glyphlab.reading.results import Char, Line
-from glyphlab.reading.segment import _model_input, _pieces, _segment_ink
+from glyphlab.reading.segment import _model_input, _piece_masks, _pieces, _segment_ink
 from glyphlab.reading.verifier import VERIFIER_CONFIG, Verifier, features
 
 
@@ -132,6 +132,7 @@ def _candidates(
             "is read with; crop the picture to the number or code"
         )
     feats, crops, geo = [], [], []
+    masks = _piece_masks(labels, boxes, pieces)
     for i in range(n):
         for j in range(i + 1, n + 1):
             run = pieces[i:j]
@@ -146,7 +147,7 @@ def _candidates(
                 k = next(k for k in range(1, len(run)) if run[k].group != run[k - 1].group)
                 if run[k].left - run[k - 1].right > 0.15 * height:
                     continue
-            crop, box = _segment_ink(ink, labels, run)
+            crop, box = _segment_ink(ink, labels, run, masks[i:j])
             feats.append(
                 (
                     i,
