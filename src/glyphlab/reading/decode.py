@@ -15,12 +15,12 @@ from glyphlab.reading.costs import (
     BEAM,
     CROSS_COST,
     CUT_COST,
+    DOUBT,
     JOIN_COST,
     LABELS_PER_CHAR,
     MAX_LINE_PIECES,
     MAX_PIECES,
     POSTERIOR_SCALE,
-    PRUNE,
     SHIFTS,
     SHORT,
     SHORT_COST,
@@ -93,24 +93,22 @@ def _lattice(
     mass: np.ndarray,
     ids: np.ndarray,
     verifier: Verifier | None,
-    prune: bool = True,
+    cheap: bool = True,
 ):
     """The candidate characters of one line (see :func:`_candidates`), the model's probabilities for all of
     them (one batch), their inputs, and the verifier's log-probability that each is one whole character (zeros
-    without a verifier). ``prune=False`` classifies every candidate (a length or pattern may need a path
-    through candidates the verifier doubts)."""
+    without a verifier). Every candidate stays in the lattice: one of several pieces the verifier doubts
+    (:data:`DOUBT`) is classified once, without the shifted copies, unless ``cheap=False`` (a length or pattern
+    may need a path through it)."""
     configs = (predictor.image_config,) if verifier is None else (predictor.image_config, VERIFIER_CONFIG)
     n, feats, geo, batches = _candidates(configs, ink, labels, boxes, mass, ids)
     whole = np.zeros(len(feats))
+    shift = np.ones(len(feats), bool)
     if verifier is not None:
         whole = verifier.log_whole(batches[-1], features(feats))
-        # a candidate of several pieces the verifier all but rules out is not classified (a single piece always
-        # is: every line keeps a path through its pieces)
-        floor = np.log(PRUNE) if PRUNE > 0 and prune else -np.inf
-        keep = [k for k, f in enumerate(feats) if f[1] - f[0] == 1 or whole[k] >= floor]
-        feats, geo, whole = [feats[k] for k in keep], [geo[k] for k in keep], whole[keep]
-        batches = [b[keep] for b in batches]
-    return n, feats, geo, _classify(predictor, batches[0]), batches[0], whole
+        if cheap and DOUBT > 0:
+            shift = np.array([f[1] - f[0] == 1 or w >= np.log(DOUBT) for f, w in zip(feats, whole)], bool)
+    return n, feats, geo, _classify(predictor, batches[0], shift), batches[0], whole
 
 
 def _candidates(
@@ -165,14 +163,20 @@ def _candidates(
     return n, feats, geo, [prepared[c] for c in configs]
 
 
-def _classify(predictor, batch: np.ndarray) -> np.ndarray:
-    """The model's probabilities for a batch of inputs, each the geometric mean over its :data:`SHIFTS`."""
+def _classify(predictor, batch: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
+    """The model's probabilities for a batch of inputs, each the geometric mean over its :data:`SHIFTS` where
+    ``shift`` (a mask; all by default) says so, the others classified once (one model call for all)."""
     if len(SHIFTS) <= 1:
         return predictor.predict(batch).astype(np.float64)
-    shifted = np.concatenate([np.roll(batch, shift, axis=(-2, -1)) for shift in SHIFTS])
-    logp = np.log(np.maximum(predictor.predict(shifted).astype(np.float64), 1e-12))
-    mean = np.exp(logp.reshape(len(SHIFTS), len(batch), -1).mean(axis=0))
-    return mean / mean.sum(axis=1, keepdims=True)
+    shift = np.ones(len(batch), bool) if shift is None else shift
+    sure, rest = batch[shift], batch[~shift]
+    probs = predictor.predict(np.concatenate([np.roll(sure, s, axis=(-2, -1)) for s in SHIFTS] + [rest]))
+    logp = np.log(np.maximum(probs[: len(SHIFTS) * len(sure)].astype(np.float64), 1e-12))
+    mean = np.exp(logp.reshape(len(SHIFTS), len(sure), -1).mean(axis=0))
+    out = np.empty((len(batch), probs.shape[1]))
+    out[shift] = mean / mean.sum(axis=1, keepdims=True)
+    out[~shift] = probs[len(SHIFTS) * len(sure) :]
+    return out
 
 
 def _read_line(

@@ -27,8 +27,9 @@ import numpy as np
 
 from glyphlab.data.images import ImageConfig
 
-#: the verifier's own input: MNIST-style, 28x28, as a glyph model trained on MNIST or image files gets it
-VERIFIER_CONFIG = ImageConfig.mnist_style((28, 28))
+#: the verifier's own input: MNIST-style, 28x28, centred by whole pixels, as a glyph model trained on MNIST gets it
+#: (so with such a model the reader prepares each candidate once for both)
+VERIFIER_CONFIG = ImageConfig.mnist_style((28, 28), whole_pixels=True)
 #: the shipped weights, beside this module
 WEIGHTS = Path(__file__).with_name("verifier.safetensors")
 #: the scalar features of a candidate, in this order: width and height as shares of the line's height, the
