@@ -62,7 +62,7 @@ def test_broken_five_stays_one_character(predictor):
 def test_pattern_fixes_a_misread(predictor):
     """Two digits pressed deep into each other are misread (as one); a postcode-like pattern (or the length)
     reads the two. (Pressed 16 px into each other, as this test had them, they are now read right unconstrained.)"""
-    im = page([line_ink("09", -18)])
+    im = page([line_ink("09", -22)])
     free = read_one(predictor, im)
     assert len(free.text) != 2  # the misread the constraint has to fix
     fixed = read_one(predictor, im, pattern=r"\d{2}")
@@ -120,7 +120,7 @@ def test_cli_api_and_server_read_the_same(model_dir, tmp_path):
     from glyphlab.cli import app
     from glyphlab.serving.app import create_app
 
-    texts = {"a.png": ("2024", [12, -6, 12]), "b.png": ("151", 14), "c.png": ("09", -18)}
+    texts = {"a.png": ("2024", [12, -6, 12]), "b.png": ("151", 14), "c.png": ("09", -22)}
     for name, (text, gaps) in texts.items():
         page([line_ink(text, gaps)]).save(tmp_path / name)
     (tmp_path / "labels.csv").write_text("file,text\n" + "".join(f"{n},{t}\n" for n, (t, _) in texts.items()))
