@@ -97,9 +97,9 @@ def _lattice(
 ):
     """The candidate characters of one line (see :func:`_candidates`), the model's probabilities for all of
     them (one batch), their inputs, and the verifier's log-probability that each is one whole character (zeros
-    without a verifier). Every candidate stays in the lattice: one of several pieces the verifier doubts
-    (:data:`DOUBT`) is classified once, without the shifted copies, unless ``cheap=False`` (a length or pattern
-    may need a path through it)."""
+    without a verifier). Every candidate stays in the lattice: one the verifier doubts (:data:`DOUBT`) is
+    classified once, without the shifted copies, unless ``cheap=False`` (a length or pattern may need a path
+    through it)."""
     configs = (predictor.image_config,) if verifier is None else (predictor.image_config, VERIFIER_CONFIG)
     n, feats, geo, batches = _candidates(configs, ink, labels, boxes, mass, ids)
     whole = np.zeros(len(feats))
@@ -107,7 +107,7 @@ def _lattice(
     if verifier is not None:
         whole = verifier.log_whole(batches[-1], features(feats))
         if cheap and DOUBT > 0:
-            shift = np.array([f[1] - f[0] == 1 or w >= np.log(DOUBT) for f, w in zip(feats, whole)], bool)
+            shift = whole >= np.log(DOUBT)
     return n, feats, geo, _classify(predictor, batches[0], shift), batches[0], whole
 
 
