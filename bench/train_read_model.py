@@ -38,30 +38,33 @@ def _over(box: tuple[int, int, int, int], span: tuple[int, int, int, int]) -> bo
 
 def reader_characters(
     predictor, images: np.ndarray, labels: np.ndarray, n: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """The model inputs (N, 28, 28) and true digits of the characters the reader cuts right in ``n`` seeded
-    string photos of ``images``; and how many photos were cut right throughout (the others give none: a merge or
-    a split has no one true digit per box)."""
+    string photos of ``images`` (:func:`make_strings`'s), in order; and the photos they come from, those cut
+    right throughout (the others give none: a merge or a split has no one true digit per box)."""
     from glyphlab.reading import read
 
     spans: list = []
     pairs = make_strings(images, labels, n, seed, spans=spans)
     xs: list[np.ndarray] = []
     ys: list[int] = []
-    whole = 0
+    used: list[int] = []
     for start in range(0, n, 200):
         chunk = pairs[start : start + 200]
-        for reading, (_, text), cols in zip(read(predictor, [p for p, _ in chunk]), chunk, spans[start:]):
+        readings = read(predictor, [p for p, _ in chunk])
+        for k, (reading, (_, text), cols) in enumerate(zip(readings, chunk, spans[start:])):
             chars = reading.chars
             if len(reading.lines) != 1 or len(chars) != len(text):
                 continue
             if not all(_over(c.box, s) for c, s in zip(chars, cols)):
                 continue
-            whole += 1
+            used.append(start + k)
             xs.extend(reading.inputs)
             ys.extend(int(ch) for ch in text)
         print(f"  {min(n, start + 200)}/{n} photos read, {len(ys)} characters", flush=True)
-    return np.stack(xs).astype(np.float32), np.asarray(ys, np.int64), whole
+    if not xs:
+        raise SystemExit("the reader cut none of the photos right: is --base a model of MNIST's digits?")
+    return np.stack(xs).astype(np.float32), np.asarray(ys, np.int64), used
 
 
 def write_data(out: Path, x: np.ndarray, y: np.ndarray, train, test) -> tuple[Path, Path]:
@@ -103,8 +106,8 @@ def main() -> None:
     predictor = Predictor(args.base, backend="native", threads=1)
     t0 = time.perf_counter()
     train = ds.splits["train"]
-    x, y, whole = reader_characters(predictor, train.images, train.labels, args.n, args.seed)
-    print(f"{len(y)} characters from the {whole} of {args.n} photos cut right, {time.perf_counter() - t0:.0f} s")
+    x, y, used = reader_characters(predictor, train.images, train.labels, args.n, args.seed)
+    print(f"{len(y)} characters from the {len(used)} of {args.n} photos cut right, {time.perf_counter() - t0:.0f} s")
     train_csv, test_csv = write_data(args.out / "data", x, y, train, ds.splits["test"])
     params = {"init_from": str(args.base), "epochs": args.epochs, "lr": args.lr, "augment": True, "seed": 0}
     run = gl.run(
