@@ -12,8 +12,9 @@ digits with ``bench/read.py``'s generator (never the test digits the benchmark r
 with the model input the reader prepared for it and its true digit, and fine-tunes ``--base`` with
 ``glyphlab run`` (``init_from``) on those characters together with all 60,000 MNIST training digits (so the
 single-glyph path keeps what it knew), tested on MNIST's 10,000 test digits as usual. Written to ``--out``:
-``data/train.csv`` and ``data/test.csv`` (785-column pixel CSVs), and the run folder ``run/`` whose
-``models/cnn-small`` ``glyphlab read`` takes like any saved model. Seeded: the same command makes the same data.
+``data/mnist-read.csv`` (the training split; its name is the run's dataset) and ``data/mnist-test.csv``
+(785-column pixel CSVs), and the run folder ``run/`` whose ``models/cnn-small`` ``glyphlab read`` takes like
+any saved model. Seeded: the same command makes the same data.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def reader_characters(
 
 
 def write_data(out: Path, x: np.ndarray, y: np.ndarray, train, test) -> tuple[Path, Path]:
-    """``out/train.csv`` (the reader's characters, then MNIST's training digits) and ``out/test.csv`` (MNIST's
-    test digits), 785-column pixel CSVs (0..255, the label last), as ``glyphlab run`` reads them."""
+    """``out/mnist-read.csv`` (the reader's characters, then MNIST's training digits) and ``out/mnist-test.csv``
+    (MNIST's test digits), 785-column pixel CSVs (0..255, the label last), as ``glyphlab run`` reads them."""
     from glyphlab.data.dataset import Split
     from glyphlab.data.formats import write_csv785
 
@@ -79,8 +80,8 @@ def write_data(out: Path, x: np.ndarray, y: np.ndarray, train, test) -> tuple[Pa
 
     both = Split(np.concatenate([x, floats(train.images)]), np.concatenate([y, train.labels]))
     return (
-        write_csv785(out / "train.csv", both),
-        write_csv785(out / "test.csv", Split(floats(test.images), test.labels)),
+        write_csv785(out / "mnist-read.csv", both),
+        write_csv785(out / "mnist-test.csv", Split(floats(test.images), test.labels)),
     )
 
 
