@@ -1,7 +1,7 @@
 """Train a reading-oriented MNIST model: a saved cnn-small fine-tuned on the reader's own characters.
 
     python bench/train_read_model.py --data-dir ../shared/data --base RUN/models/cnn-small --out runs-read
-        [--n 4000] [--seed 3000] [--epochs 3]
+        [--n 10000] [--seed 3000] [--epochs 4]
 
 The reader hands its glyph model characters cut out of a photographed line (a neighbour's stroke tip at an edge,
 a stroke faded by the photo's light, a digit broken by a lifted pen), which MNIST's own digits never show it:
@@ -90,9 +90,9 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     ap.add_argument("--base", type=Path, required=True, help="the MNIST cnn-small to start from (a model folder)")
     ap.add_argument("--out", type=Path, default=Path("runs-read"))
-    ap.add_argument("--n", type=int, default=4000, help="string photos of MNIST training digits to read")
+    ap.add_argument("--n", type=int, default=10000, help="string photos of MNIST training digits to read")
     ap.add_argument("--seed", type=int, default=3000)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--lr", type=float, default=5e-4)
     args = ap.parse_args()
 
