@@ -4,13 +4,15 @@ A picture of handwriting is not a glyph on a black canvas: the paper is cream or
 shadow crosses it, it is ruled or squared, the ink is blue or red, JPEG leaves noise, and the back of the
 page may show through. :func:`find_glyph` turns such a picture into an ink map (ink = 1, paper = 0) that
 holds only the glyph, with the steps document-image processing uses (OpenCV's morphology, Otsu's threshold
-and connected components, all in C: a 160 px photo costs well under a millisecond):
+and connected components, all in C: a 150-160 px photo costs about 2.5 ms of CPU, a digital picture a fraction of that):
 
 1. **flatten the light** per colour channel: the paper's brightness is estimated by a grey-level closing
    (a dilation then an erosion with a window wider than a stroke, which removes the strokes and keeps the
    paper with its gradients and shadow edges) on a reduced copy, and divided out; the ink is how much darker
    than its own paper a pixel is in its darkest channel, so a blue or red pen on cream paper counts as
-   fully as black;
+   fully as black. A shadow narrower than that window (a finger's, a strip along the edge) is filled by
+   the closing like a stroke: where a narrower window (still wider than the strokes) finds darker paper
+   over whole patches, the ink is measured against that one;
 2. **threshold with hysteresis**: Otsu's threshold on the flattened ink (at least a share of its peak, so
    faint rulings and a page's bleed-through stay below it) marks sure ink; weaker pixels count only where
    they touch sure ink (a stroke pressed lightly at one end stays whole);
@@ -56,6 +58,16 @@ WEAK_SHARE = 0.5
 LINE_SPAN = 0.6
 #: pictures smaller than this (a side) are glyph crops: no rulings or shadows are looked for
 MIN_PAGE_SIDE = 48
+#: a shadow narrower than the paper window is flattened again with a window of this share of the short side
+#: (or 2.5 times the widest strokes of the sure ink, if wider)
+SHADOW_WINDOW = 0.08
+#: ... where the narrow window's paper is darker than the wide one's by this share of the sure threshold
+SHADOW_DEPTH = 0.4
+#: ... over patches of this share of the short side (a shadow is broad; a stroke's junction or grain is not)
+SHADOW_PATCH = 0.05
+#: a grainy stroke (pencil, a felt pen on rough paper) is measured with its holes closed where closing them
+#: adds this share of its pixels or more (a shadow's or a smooth stroke's mask gains a few per cent)
+GRAIN_FILL = 1.1
 #: weak ink in blobs wider than this share of the picture's short side is a shadow, not a stroke
 THICK = 0.12
 #: ... unless it is at least this share of the ink's peak (a marker's bold stroke)
@@ -246,11 +258,15 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int, crop: bool =
     # a page, not a glyph's crop nor a digital canvas: rulings, shadows, edges may be on it
     page = background is None and min(h, w) >= MIN_PAGE_SIDE
     if page:  # a marker's bold strokes: a window not wider than them hollows them out
-        _, strong = cv2.threshold(u8, max(sure_t, WIDE_SHARE * peak) - 1, 1, cv2.THRESH_BINARY)
-        bold = stroke_width(strong) / min(h, w)
+        bold = _bold_width(u8, max(sure_t, WIDE_SHARE * peak)) / min(h, w)
         if bold > 0.6 * PAPER_WINDOW:
             u8 = flatten_u8(image, ink_dark, min(MAX_PAPER_WINDOW, 2.5 * bold))
             peak, sure_t = _levels(u8)
+        else:  # a shadow narrower than the window would be ink: the paper looked for again there
+            narrowed = _narrow_shadows(image, ink_dark, u8, sure_t)
+            if narrowed is not None:
+                u8 = narrowed
+                peak, sure_t = _levels(u8)
     _, weak = cv2.threshold(u8, WEAK_SHARE * sure_t, 1, cv2.THRESH_BINARY)
     area = cv2.countNonZero(weak)
     if area > MAX_INK_SHARE * weak.size:  # a page of ink is paper of the other polarity
@@ -268,6 +284,42 @@ def _page(image: np.ndarray, ink_dark: bool | None, work_side: int, crop: bool =
     if n > 1:
         _drop_boxes(labels, stats, mass)
     return _Page(u8, sure_t, weak, labels, stats, mass, ink_dark, (h, w), origin, background is not None, page)
+
+
+def _bold_width(u8: np.ndarray, level: float) -> float:
+    """The widest strokes' width (:func:`stroke_width`) of the ink at ``level`` or above; a grainy stroke's
+    (a pencil's, a felt pen's on rough paper: closing its holes adds :data:`GRAIN_FILL` of its pixels) with
+    its holes closed, as the pen drew it, not as thin as the gaps between its grains."""
+    _, strong = cv2.threshold(u8, level - 1, 1, cv2.THRESH_BINARY)
+    closed = cv2.morphologyEx(strong, cv2.MORPH_CLOSE, _SQUARE3)
+    if cv2.countNonZero(closed) >= GRAIN_FILL * cv2.countNonZero(strong):
+        strong = closed
+    return stroke_width(strong)
+
+
+def _narrow_shadows(image: np.ndarray, ink_dark: bool, u8: np.ndarray, sure_t: float) -> np.ndarray | None:
+    """``u8`` (the ink against the paper a :data:`PAPER_WINDOW` closing found) where a shadow, or a part of
+    one, is narrower than that window (a strip along the picture's edge, a finger's tip, a shadow's corner):
+    the closing filled it as if it were a stroke, made it ink and cut the strokes at its edge. There the ink
+    is measured against the paper of a narrower window instead, in which the shadow is paper and the strokes
+    inside it keep their own contrast. That window is :data:`SHADOW_WINDOW` of the short side, or 2.5 times
+    the widest strokes of all the sure ink where wider (faint ones too: a faint bold glyph beside a dark
+    printed box is no shadow). The parts: where the narrow window's paper is darker by :data:`SHADOW_DEPTH`
+    of the sure threshold over whole patches of :data:`SHADOW_PATCH` (a shadow is broad), and a window's
+    width around them (the strokes in them). None where there is no such part."""
+    side = min(u8.shape)
+    window = max(SHADOW_WINDOW, 2.5 * _bold_width(u8, sure_t) / side)
+    if window >= PAPER_WINDOW:
+        return None
+    narrow = flatten_u8(image, ink_dark, window)
+    _, zone = cv2.threshold(cv2.subtract(u8, narrow), SHADOW_DEPTH * sure_t, 1, cv2.THRESH_BINARY)
+    patch = max(3, round(SHADOW_PATCH * side) | 1)
+    zone = cv2.morphologyEx(zone, cv2.MORPH_OPEN, np.ones((patch, patch), np.uint8))
+    if not cv2.countNonZero(zone):
+        return None
+    r = max(3, round(window * side) | 1)
+    zone = cv2.dilate(zone, np.ones((r, r), np.uint8))
+    return np.where(zone > 0, narrow, u8)
 
 
 def _clear_page(u8: np.ndarray, weak: np.ndarray, sure: np.ndarray, peak: int, sure_t: float) -> None:
