@@ -6,11 +6,14 @@ and reads it as segmentation-recognition systems for digit strings do:
 
 1. **lines**: rows of ink separated by a horizontal gap; a short band beside a tall one (a 5's bar lifted
    high) belongs to it; several tall bands are several lines, read one by one (or refused: ``lines="one"``);
+   a band of nothing but ruling cut off at the picture's edge is no line;
 2. **pieces**: connected components, those overlapping in x merged (a 5's bar, a 4 in two strokes); a
-   piece wider than a character is given candidate cuts at the minima of its vertical ink projection;
-3. **lattice**: every run of up to :data:`MAX_PIECES` consecutive pieces is a candidate character, cropped
-   and prepared with the model's own recorded input config (the same crop, stroke, fit and centring as one
-   glyph gets in :mod:`glyphlab.data.images`) and classified, all in one batch;
+   piece wider than :data:`~glyphlab.reading.costs.CUT_WIDTH` of the line's height (a 1 pressed into its
+   neighbour may be narrower than a character) is given candidate cuts at the minima of its vertical ink
+   projection;
+3. **lattice**: every run of up to :data:`MAX_PIECES` consecutive pieces (and every whole component) is a
+   candidate character, cropped and prepared with the model's own recorded input config (the same crop,
+   stroke, fit and centring as one glyph gets in :mod:`glyphlab.data.images`) and classified, all in one batch;
 4. **best path**: the score of a path is the sum of its characters' log-probabilities, less a cost for each
    cut made through ink, for a character much wider than the line is tall, and for joining separate
    components side by side; a beam over the lattice keeps the best paths, so a ``charset``, an exact

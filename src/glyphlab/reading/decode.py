@@ -15,12 +15,12 @@ from glyphlab.reading.costs import (
     BEAM,
     CROSS_COST,
     CUT_COST,
+    DOUBT,
     JOIN_COST,
     LABELS_PER_CHAR,
     MAX_LINE_PIECES,
     MAX_PIECES,
     POSTERIOR_SCALE,
-    PRUNE,
     SHIFTS,
     SHORT,
     SHORT_COST,
@@ -30,7 +30,7 @@ from glyphlab.reading.costs import (
     WIDE_COST,
 )
 from glyphlab.reading.results import Char, Line
-from glyphlab.reading.segment import _model_input, _pieces, _segment_ink
+from glyphlab.reading.segment import _model_input, _piece_masks, _pieces, _segment_ink
 from glyphlab.reading.verifier import VERIFIER_CONFIG, Verifier, features
 
 
@@ -47,15 +47,17 @@ def _best_paths(
     shape cost and its (log p, class) options. Per node the beam keeps ``beam`` paths per length."""
     states: list[dict[int, list[tuple[float, list]]]] = [dict() for _ in range(n + 1)]
     states[0][0] = [(0.0, [])]
+    # the segments leaving each node: a whole component cut into more than MAX_PIECES pieces (a wide 5 or 2) is
+    # one of them, as the lattice has it
+    leaving: list[list[int]] = [[] for _ in range(n + 1)]
+    for i, j in sorted(segs):
+        leaving[i].append(j)
     for i in range(n):
         for count, paths in states[i].items():
             if length is not None and count >= length:
                 continue
-            for j in range(i + 1, min(n, i + MAX_PIECES) + 1):
-                seg = segs.get((i, j))
-                if seg is None:
-                    continue
-                cost, options = seg
+            for j in leaving[i]:
+                cost, options = segs[(i, j)]
                 bucket = states[j].setdefault(count + 1, [])
                 for s, path in paths:
                     for lp, c in options:
@@ -91,24 +93,22 @@ def _lattice(
     mass: np.ndarray,
     ids: np.ndarray,
     verifier: Verifier | None,
-    prune: bool = True,
+    cheap: bool = True,
 ):
     """The candidate characters of one line (see :func:`_candidates`), the model's probabilities for all of
     them (one batch), their inputs, and the verifier's log-probability that each is one whole character (zeros
-    without a verifier). ``prune=False`` classifies every candidate (a length or pattern may need a path
-    through candidates the verifier doubts)."""
+    without a verifier). Every candidate stays in the lattice: one the verifier doubts (:data:`DOUBT`) is
+    classified once, without the shifted copies, unless ``cheap=False`` (a length or pattern may need a path
+    through it)."""
     configs = (predictor.image_config,) if verifier is None else (predictor.image_config, VERIFIER_CONFIG)
     n, feats, geo, batches = _candidates(configs, ink, labels, boxes, mass, ids)
     whole = np.zeros(len(feats))
+    shift = np.ones(len(feats), bool)
     if verifier is not None:
         whole = verifier.log_whole(batches[-1], features(feats))
-        # a candidate of several pieces the verifier all but rules out is not classified (a single piece always
-        # is: every line keeps a path through its pieces)
-        floor = np.log(PRUNE) if PRUNE > 0 and prune else -np.inf
-        keep = [k for k, f in enumerate(feats) if f[1] - f[0] == 1 or whole[k] >= floor]
-        feats, geo, whole = [feats[k] for k in keep], [geo[k] for k in keep], whole[keep]
-        batches = [b[keep] for b in batches]
-    return n, feats, geo, _classify(predictor, batches[0]), batches[0], whole
+        if cheap and DOUBT > 0:
+            shift = whole >= np.log(DOUBT)
+    return n, feats, geo, _classify(predictor, batches[0], shift), batches[0], whole
 
 
 def _candidates(
@@ -130,6 +130,7 @@ def _candidates(
             "is read with; crop the picture to the number or code"
         )
     feats, crops, geo = [], [], []
+    masks = _piece_masks(labels, boxes, pieces)
     for i in range(n):
         for j in range(i + 1, n + 1):
             run = pieces[i:j]
@@ -144,7 +145,7 @@ def _candidates(
                 k = next(k for k in range(1, len(run)) if run[k].group != run[k - 1].group)
                 if run[k].left - run[k - 1].right > 0.15 * height:
                     continue
-            crop, box = _segment_ink(ink, labels, run)
+            crop, box = _segment_ink(ink, labels, run, masks[i:j])
             feats.append(
                 (
                     i,
@@ -162,14 +163,20 @@ def _candidates(
     return n, feats, geo, [prepared[c] for c in configs]
 
 
-def _classify(predictor, batch: np.ndarray) -> np.ndarray:
-    """The model's probabilities for a batch of inputs, each the geometric mean over its :data:`SHIFTS`."""
+def _classify(predictor, batch: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
+    """The model's probabilities for a batch of inputs, each the geometric mean over its :data:`SHIFTS` where
+    ``shift`` (a mask; all by default) says so, the others classified once (one model call for all)."""
     if len(SHIFTS) <= 1:
         return predictor.predict(batch).astype(np.float64)
-    shifted = np.concatenate([np.roll(batch, shift, axis=(-2, -1)) for shift in SHIFTS])
-    logp = np.log(np.maximum(predictor.predict(shifted).astype(np.float64), 1e-12))
-    mean = np.exp(logp.reshape(len(SHIFTS), len(batch), -1).mean(axis=0))
-    return mean / mean.sum(axis=1, keepdims=True)
+    shift = np.ones(len(batch), bool) if shift is None else shift
+    sure, rest = batch[shift], batch[~shift]
+    probs = predictor.predict(np.concatenate([np.roll(sure, s, axis=(-2, -1)) for s in SHIFTS] + [rest]))
+    logp = np.log(np.maximum(probs[: len(SHIFTS) * len(sure)].astype(np.float64), 1e-12))
+    mean = np.exp(logp.reshape(len(SHIFTS), len(sure), -1).mean(axis=0))
+    out = np.empty((len(batch), probs.shape[1]))
+    out[shift] = mean / mean.sum(axis=1, keepdims=True)
+    out[~shift] = probs[len(SHIFTS) * len(sure) :]
+    return out
 
 
 def _read_line(

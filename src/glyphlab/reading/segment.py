@@ -14,9 +14,20 @@ from glyphlab.reading.costs import CUT_MARGIN, CUT_SPACING, CUT_WIDTH
 
 
 # -- the picture's ink, its lines and pieces ------------------------------------------------------------------
+def _edge_strokes(shape: tuple[int, ...], boxes: np.ndarray) -> np.ndarray:
+    """Which components are what is left of a ruling at the picture's edge: a thin bar (at least four times as
+    long as it is wide) touching the picture's border. A squared page's line cut off by the crop is one (it
+    has no glyph's ink beside it); on its own rows it would be read as a line of its own, a "1"."""
+    t, l, b, r = (boxes[:, k] for k in range(4))
+    h, w = b - t, r - l
+    thin = (4 * w <= h) | (4 * h <= w)
+    return thin & ((t <= 0) | (l <= 0) | (b >= shape[0]) | (r >= shape[1]))
+
+
 def _line_bands(labels: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
     """The components (0-based ids) of each line, top to bottom: bands of rows with ink, separated by empty
-    rows; a band less than 0.45 as tall as the tallest is joined to its nearest tall band."""
+    rows; a band less than 0.45 as tall as the tallest is joined to its nearest tall band, and a band of
+    nothing but ruling left at the picture's edge (:func:`_edge_strokes`) is dropped."""
     rows = np.zeros(labels.shape[0] + 1, bool)
     for t, _, b, _ in boxes:
         rows[t:b] = True
@@ -24,18 +35,21 @@ def _line_bands(labels: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
     bands = [(edges[i], edges[i + 1]) for i in range(0, len(edges) - 1, 2)]
     if len(bands) <= 1:
         return [np.arange(len(boxes))]
-    tallest = max(b - t for t, b in bands)
-    tall = [i for i, (t, b) in enumerate(bands) if b - t >= 0.45 * tallest]
-    owner = {}
-    for i, (t, b) in enumerate(bands):
-        if i in tall:
-            owner[i] = i
-        else:
-            mid = (t + b) / 2
-            owner[i] = min(tall, key=lambda j: min(abs(mid - bands[j][0]), abs(mid - bands[j][1])))
     centre = (boxes[:, 0] + boxes[:, 2]) / 2
     band_of = np.array([next(i for i, (t, b) in enumerate(bands) if t <= c < b + 1) for c in centre])
-    return [np.flatnonzero(np.array([owner[int(k)] for k in band_of]) == i) for i in tall]
+    ruling = _edge_strokes(labels.shape, boxes)
+    real = [i for i in range(len(bands)) if not ruling[band_of == i].all()]
+    if not real:  # nothing but bars: read them rather than nothing
+        real = list(range(len(bands)))
+    tallest = max(bands[i][1] - bands[i][0] for i in real)
+    tall = [i for i in real if bands[i][1] - bands[i][0] >= 0.45 * tallest]
+    owner = {}
+    for i in real:
+        t, b = bands[i]
+        mid = (t + b) / 2
+        owner[i] = i if i in tall else min(tall, key=lambda j: min(abs(mid - bands[j][0]), abs(mid - bands[j][1])))
+    owned = np.array([owner.get(int(k), -1) for k in band_of])
+    return [np.flatnonzero(owned == i) for i in tall]
 
 
 @dataclass
@@ -111,22 +125,39 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
     return sorted(chosen)
 
 
-def _segment_ink(
-    ink: np.ndarray, labels: np.ndarray, pieces: list[_Piece]
-) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The ink of consecutive ``pieces`` (their components, within their columns) cropped to it, and its box."""
-    left, right = min(p.left for p in pieces), max(p.right for p in pieces)  # a group may lie inside another's span
-    region_labels = labels[:, left:right]
-    mask = np.zeros(region_labels.shape, bool)
+def _piece_masks(labels: np.ndarray, boxes: np.ndarray, pieces: list[_Piece]) -> list[tuple[int, np.ndarray]]:
+    """Each piece's own ink mask (its components, within its columns) and the row it starts at: found once per
+    line, as every candidate character made of the piece reuses it (``np.isin`` over the picture's labels was a
+    tenth of the reading's time when each candidate found its own)."""
+    out = []
     for p in pieces:
-        cols = slice(p.left - left, p.right - left)
-        mask[:, cols] |= np.isin(region_labels[:, cols], np.array(p.comps) + 1)
+        top = max(0, int(boxes[p.comps, 0].min()) - 1)  # the labels were grown a pixel beyond the boxes
+        bottom = min(labels.shape[0], int(boxes[p.comps, 2].max()) + 1)
+        out.append((top, np.isin(labels[top:bottom, p.left : p.right], np.array(p.comps) + 1)))
+    return out
+
+
+def _segment_ink(
+    ink: np.ndarray,
+    labels: np.ndarray,
+    pieces: list[_Piece],
+    masks: list[tuple[int, np.ndarray]] | None = None,
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The ink of consecutive ``pieces`` (their components, within their columns) cropped to it, and its box;
+    ``masks``, the pieces' :func:`_piece_masks` where they are known."""
+    left, right = min(p.left for p in pieces), max(p.right for p in pieces)  # a group may lie inside another's span
+    if masks is None:
+        masks = [(0, np.isin(labels[:, p.left : p.right], np.array(p.comps) + 1)) for p in pieces]
+    top = min(t for t, _ in masks)
+    mask = np.zeros((max(t + m.shape[0] for t, m in masks) - top, right - left), bool)
+    for p, (t, m) in zip(pieces, masks):
+        mask[t - top : t - top + m.shape[0], p.left - left : p.right - left] |= m
     rows = np.flatnonzero(mask.any(axis=1))
     if not rows.size:
         return np.zeros((1, right - left), np.float32), (0, left, 1, right)
-    top, bottom = int(rows[0]), int(rows[-1]) + 1
-    crop = np.where(mask[top:bottom], ink[top:bottom, left:right], 0.0).astype(np.float32)
-    return crop, (top, left, bottom, right)
+    first, last = int(rows[0]), int(rows[-1]) + 1
+    crop = np.where(mask[first:last], ink[top + first : top + last, left:right], 0.0).astype(np.float32)
+    return crop, (top + first, left, top + last, right)
 
 
 def _model_input(crop: np.ndarray, config: ImageConfig) -> np.ndarray:

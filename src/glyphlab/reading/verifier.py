@@ -6,7 +6,7 @@ cuts, joins) lose many touching pairs by a small margin. The verifier is a small
 candidates of the reader's own lattice (with more cuts than it makes, so it has seen fragments of every size)
 for synthetic strings of MNIST *training* digits (the photos of
 ``bench/read.py``'s generator, with twice its share of touching pairs), each labelled by its ink against each
-glyph's own ink: whole (0.9 of its ink one glyph's, and 0.9 of that glyph's ink in it) or not (a fragment, two
+glyph's own ink: whole (0.85 of its ink one glyph's, and 0.85 of that glyph's ink in it) or not (a fragment, two
 glyphs merged, a piece of one with a piece of the next). By ink, not by box: a 1 leaning into its neighbour
 has a box overlapping the neighbour's, yet cut off, it is one whole character. It sees what a character looks
 like, not which character it is, so it works beside any saved glyph model: its inputs are prepared with its
@@ -27,8 +27,9 @@ import numpy as np
 
 from glyphlab.data.images import ImageConfig
 
-#: the verifier's own input: MNIST-style, 28x28, as a glyph model trained on MNIST or image files gets it
-VERIFIER_CONFIG = ImageConfig.mnist_style((28, 28))
+#: the verifier's own input: MNIST-style, 28x28, centred by whole pixels, as a glyph model trained on MNIST gets it
+#: (so with such a model the reader prepares each candidate once for both)
+VERIFIER_CONFIG = ImageConfig.mnist_style((28, 28), whole_pixels=True)
 #: the shipped weights, beside this module
 WEIGHTS = Path(__file__).with_name("verifier.safetensors")
 #: the scalar features of a candidate, in this order: width and height as shares of the line's height, the
