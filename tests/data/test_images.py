@@ -261,3 +261,25 @@ def test_fast_median_and_centre_of_mass_are_numpy_and_scipy_bit_for_bit(seed):
     image[image < 0.5] = 0.0
     image[0, 0] = 1.0  # some mass
     assert images_module.centre_of_mass(image) == tuple(float(c) for c in ndimage.center_of_mass(image))
+
+
+def test_exif_orientation_turns_a_phone_photo_and_leaves_others_as_stored():
+    """A phone stores a portrait photo landscape with an Orientation tag (6: turn 90 degrees clockwise); the
+    path shows the glyph as the person saw it. Without the tag (or with 1) the pixels are read as stored."""
+    arr = np.zeros((20, 40), np.uint8)
+    arr[2:6, 30:38] = 255  # a mark near the top right, as stored
+    stored = Image.fromarray(arr)
+
+    def picture(orientation: int | None) -> bytes:
+        exif = Image.Exif()
+        if orientation is not None:
+            exif[0x0112] = orientation
+        buf = io.BytesIO()
+        stored.save(buf, "PNG", exif=exif.tobytes())
+        return buf.getvalue()
+
+    turned = to_gray(decode_image(picture(6)))
+    assert turned.shape == (40, 20)  # width and height swapped
+    np.testing.assert_array_equal(turned, np.rot90(arr, k=-1).astype(np.float32) / 255.0)
+    for tag in (None, 1):
+        np.testing.assert_array_equal(to_gray(decode_image(picture(tag))), arr.astype(np.float32) / 255.0)

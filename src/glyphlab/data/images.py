@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from glyphlab.errors import DataError
@@ -489,8 +489,9 @@ def to_pixels(im: Image.Image, colour: bool = True, eight_bit: bool = False) -> 
     """:func:`to_gray`, but colour images (RGB, CMYK, palette without transparency) as (H, W, 3) float32
     when ``colour``: a blue pen on cream paper is told from the paper by its channels, not its luminance.
     ``eight_bit``: 8-bit pictures (most) as their uint8 array, unconverted (the clean step works in 8 bits)."""
-    try:
-        im = ImageOps.exif_transpose(im) or im  # phone photos
+    try:  # phone photos; asked first, since exif_transpose copies every picture it does not turn
+        if im.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+            im = ImageOps.exif_transpose(im) or im
     except Exception:  # a broken EXIF block is not worth refusing the image for
         pass
     if max(im.size) > WORK_SIDE:
