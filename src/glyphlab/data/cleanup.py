@@ -4,7 +4,7 @@ A picture of handwriting is not a glyph on a black canvas: the paper is cream or
 shadow crosses it, it is ruled or squared, the ink is blue or red, JPEG leaves noise, and the back of the
 page may show through. :func:`find_glyph` turns such a picture into an ink map (ink = 1, paper = 0) that
 holds only the glyph, with the steps document-image processing uses (OpenCV's morphology, Otsu's threshold
-and connected components, all in C: a 150-160 px photo costs about 2.5 ms of CPU, a digital picture a fraction of that):
+and connected components, all in C: a 150-160 px photo costs about 2 ms of CPU, a digital picture a fraction of that):
 
 1. **flatten the light** per colour channel: the paper's brightness is estimated by a grey-level closing
    (a dilation then an erosion with a window wider than a stroke, which removes the strokes and keeps the
