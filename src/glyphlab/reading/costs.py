@@ -33,6 +33,13 @@ CUT_WIDTH = 0.7
 CUT_MARGIN = 0.18
 #: ... and from each other
 CUT_SPACING = 0.2
+#: ... and along the inner side of an upright stroke at a component's end (a 1 pressed into its neighbour;
+#: :func:`glyphlab.reading.segment._stroke_cuts`): columns with a run of ink this share of the line's height ...
+STROKE_TALL = 0.6
+#: ... together no wider than this share of it ...
+STROKE_WIDE = 0.35
+#: ... their outer side within this share of it from the component's end
+STROKE_END = 0.15
 #: most pieces one line may have (a page of text or of specks is not a number: refused, not read for seconds)
 MAX_LINE_PIECES = 160
 #: the paths are scored with the model's probabilities softened by this temperature (p ** (1 / T),
