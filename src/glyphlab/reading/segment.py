@@ -133,13 +133,12 @@ def _stroke_cuts(crop: np.ndarray, height: float) -> list[int]:
     the component's end. The projection's valleys miss these cuts: the neighbour's light strokes (a 7's
     diagonal) are lower valleys than the junction, or the junction lies nearer the end than
     :data:`CUT_MARGIN`."""
-    h, w = crop.shape
-    padded = np.pad(crop, ((1, 1), (0, 0))).astype(np.int8)
-    longest = np.zeros(w)
-    for x in range(w):
-        d = np.flatnonzero(np.diff(padded[:, x]))
-        if d.size:
-            longest[x] = (d[1::2] - d[::2]).max()
+    w = crop.shape[1]
+    run = np.zeros(w, np.int32)
+    longest = np.zeros(w, np.int32)
+    for row in crop:  # each column's longest run of ink, a row at a time
+        run = (run + 1) * row
+        np.maximum(longest, run, out=longest)
     tall = longest >= STROKE_TALL * height
     edges = np.flatnonzero(np.diff(np.concatenate([[0], tall.astype(np.int8), [0]])))
     out = []
