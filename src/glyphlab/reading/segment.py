@@ -10,7 +10,7 @@ from glyphlab.data.images import (
     ImageConfig,
     _fit,
 )
-from glyphlab.reading.costs import CUT_MARGIN, CUT_SPACING, CUT_WIDTH, STROKE_END, STROKE_TALL, STROKE_WIDE
+from glyphlab.reading.costs import CUT_MARGIN, CUT_SPACING, CUT_WIDTH, STROKE_END, STROKE_PAIR, STROKE_TALL, STROKE_WIDE
 
 
 # -- the picture's ink, its lines and pieces ------------------------------------------------------------------
@@ -93,7 +93,8 @@ def _pieces(
         if right - left > CUT_WIDTH * height:
             crop = np.isin(labels[top:bottom, left:right], np.array(g) + 1) & (ink[top:bottom, left:right] > 0.3)
             found = _cuts(crop.sum(axis=0).astype(float), height)
-            found = sorted({*found, *_stroke_cuts(crop, height)})
+            if right - left > STROKE_PAIR * height:
+                found = sorted({*found, *_stroke_cuts(crop, height)})
             cuts = [left + c for c in found]
             # strokes crossed by the cut: runs of ink down the column (the fewest of it and its neighbours)
             runs = np.count_nonzero(np.diff(np.pad(crop, ((1, 0), (0, 0))).astype(np.int8), axis=0) == 1, axis=0)
