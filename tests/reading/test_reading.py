@@ -113,31 +113,6 @@ def test_a_wide_character_cut_into_many_pieces_can_be_read_whole():
     assert paths[0][1] == [(0, n, 5)]
 
 
-def _seven(height: int, width: int) -> np.ndarray:
-    """A 7's ink: a bar along the top and a light diagonal down to the bottom left."""
-    crop = np.zeros((height, width), bool)
-    crop[0:3, 0:20] = True
-    for y in range(3, height):
-        x = int(round(20 - 12 * (y - 3) / (height - 4)))
-        crop[y, x - 1 : x + 1] = True
-    return crop
-
-
-def test_a_one_pressed_into_its_neighbour_gets_a_cut_beside_its_stroke():
-    """A "71" written as one component: the 7's diagonal is a lower valley of the projection than the junction,
-    so the valleys' cuts miss the 1; the cut along the inner side of the 1's upright stroke parts them, and a 7
-    alone (no upright stroke at its end) gets none."""
-    from glyphlab.reading.segment import _cuts, _stroke_cuts
-
-    crop = np.zeros((30, 31), bool)
-    crop[:, :22] = _seven(30, 22)
-    crop[:, 23:28] = True  # the 1, a marker's upright stroke
-    crop[8:20, 19:23] = True  # where it runs along the 7
-    assert _stroke_cuts(crop, 30.0) == [22]
-    assert all(abs(c - 22) > 3 for c in _cuts(crop.sum(axis=0).astype(float), 30.0))
-    assert _stroke_cuts(_seven(30, 22), 30.0) == []
-
-
 def test_cli_api_and_server_read_the_same(model_dir, tmp_path):
     from fastapi.testclient import TestClient
 

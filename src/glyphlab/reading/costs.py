@@ -33,18 +33,6 @@ CUT_WIDTH = 0.7
 CUT_MARGIN = 0.18
 #: ... and from each other
 CUT_SPACING = 0.2
-#: ... and along the inner side of an upright stroke at a component's end (a 1 pressed into its neighbour;
-#: :func:`glyphlab.reading.segment._stroke_cuts`): columns with a run of ink this share of the line's height ...
-STROKE_TALL = 0.6
-#: ... together no wider than this share of it ...
-STROKE_WIDE = 0.35
-#: ... their outer side within this share of it from the component's end
-STROKE_END = 0.15
-#: ... in components wider than this share of it (a single 9 or 4 narrower than that, its stem at its end, gets
-#: none: for speed. From 0.7, every component cut, to 0.8: bench/read.py seed 101 0.8x -> 1.0x main's six-digit
-#: strings a second; indep_strings seeds 8 / 9 exact 0.870 / 0.838 -> 0.868 / 0.838, bench/read.py 102 0.880 ->
-#: 0.878; 0.9 kept less, 0.866 on indep 8)
-STROKE_PAIR = 0.8
 #: most pieces one line may have (a page of text or of specks is not a number: refused, not read for seconds)
 MAX_LINE_PIECES = 160
 #: the paths are scored with the model's probabilities softened by this temperature (p ** (1 / T),

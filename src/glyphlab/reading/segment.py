@@ -10,7 +10,7 @@ from glyphlab.data.images import (
     ImageConfig,
     _fit,
 )
-from glyphlab.reading.costs import CUT_MARGIN, CUT_SPACING, CUT_WIDTH, STROKE_END, STROKE_PAIR, STROKE_TALL, STROKE_WIDE
+from glyphlab.reading.costs import CUT_MARGIN, CUT_SPACING, CUT_WIDTH
 
 
 # -- the picture's ink, its lines and pieces ------------------------------------------------------------------
@@ -93,8 +93,6 @@ def _pieces(
         if right - left > CUT_WIDTH * height:
             crop = np.isin(labels[top:bottom, left:right], np.array(g) + 1) & (ink[top:bottom, left:right] > 0.3)
             found = _cuts(crop.sum(axis=0).astype(float), height)
-            if right - left > STROKE_PAIR * height:
-                found = sorted({*found, *_stroke_cuts(crop, height)})
             cuts = [left + c for c in found]
             # strokes crossed by the cut: runs of ink down the column (the fewest of it and its neighbours)
             runs = np.count_nonzero(np.diff(np.pad(crop, ((1, 0), (0, 0))).astype(np.int8), axis=0) == 1, axis=0)
@@ -125,32 +123,6 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
         n = int(round(w / (0.7 * height)))
         chosen = [int(w * k / n) for k in range(1, n)]
     return sorted(chosen)
-
-
-def _stroke_cuts(crop: np.ndarray, height: float) -> list[int]:
-    """Cuts along the inner side of an upright stroke at a component's end (a 1 pressed into its neighbour:
-    "10", "71", "81"): columns whose longest run of ink is at least :data:`STROKE_TALL` of the line's height,
-    a run of them no wider than :data:`STROKE_WIDE` of it, whose outer side is within :data:`STROKE_END` of
-    the component's end. The projection's valleys miss these cuts: the neighbour's light strokes (a 7's
-    diagonal) are lower valleys than the junction, or the junction lies nearer the end than
-    :data:`CUT_MARGIN`."""
-    w = crop.shape[1]
-    run = np.zeros(w, np.int32)
-    longest = np.zeros(w, np.int32)
-    for row in crop:  # each column's longest run of ink, a row at a time
-        run = (run + 1) * row
-        np.maximum(longest, run, out=longest)
-    tall = longest >= STROKE_TALL * height
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], tall.astype(np.int8), [0]])))
-    out = []
-    for lo, hi in zip(edges[::2], edges[1::2]):
-        if hi - lo > STROKE_WIDE * height:
-            continue
-        if lo <= STROKE_END * height and hi + 2 <= w - 2:
-            out.append(int(hi) + 1)
-        elif hi >= w - STROKE_END * height and lo - 1 >= 2:
-            out.append(int(lo) - 1)
-    return out
 
 
 def _piece_masks(labels: np.ndarray, boxes: np.ndarray, pieces: list[_Piece]) -> list[tuple[int, np.ndarray]]:
