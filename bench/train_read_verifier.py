@@ -73,7 +73,7 @@ def candidates(jpeg: bytes, inks: list[tuple]) -> tuple[np.ndarray, np.ndarray, 
     from glyphlab.data.images import DecodeLimits
     from glyphlab.reading import _pixels
     from glyphlab.reading.decode import _candidates
-    from glyphlab.reading.segment import _line_bands, _pieces, _segment_ink
+    from glyphlab.reading.segment import _line_bands, _piece_masks, _pieces, _segment_ink
     from glyphlab.reading.verifier import VERIFIER_CONFIG, features
 
     pixels, _, _ = _pixels(jpeg, DecodeLimits())
@@ -87,6 +87,7 @@ def candidates(jpeg: bytes, inks: list[tuple]) -> tuple[np.ndarray, np.ndarray, 
         (VERIFIER_CONFIG,), found.ink, found.labels, found.boxes, found.mass, bands[0]
     )
     pieces, _ = _pieces(found.ink, found.labels, found.boxes, found.mass, bands[0])
+    piece_masks = _piece_masks(found.labels, found.boxes, pieces)
     with Image.open(io.BytesIO(jpeg)) as im:
         picture = (im.height, im.width)
     sure = found.ink > 0.3
@@ -94,7 +95,7 @@ def candidates(jpeg: bytes, inks: list[tuple]) -> tuple[np.ndarray, np.ndarray, 
     glyph_ink = [int(m.sum()) for m in masks]
     keep, labels = [], []
     for k, (f, box) in enumerate(zip(feats, geo)):
-        crop, _ = _segment_ink(found.ink, found.labels, pieces[f[0] : f[1]])
+        crop, _ = _segment_ink(found.ink, pieces[f[0] : f[1]], piece_masks[f[0] : f[1]])
         label = _label(crop > 0.3, box, masks, glyph_ink)
         if label is not None:
             keep.append(k)

@@ -145,7 +145,7 @@ def _candidates(
                 k = next(k for k in range(1, len(run)) if run[k].group != run[k - 1].group)
                 if run[k].left - run[k - 1].right > 0.15 * height:
                     continue
-            crop, box = _segment_ink(ink, labels, run, masks[i:j])
+            crop, box = _segment_ink(ink, run, masks[i:j])
             feats.append(
                 (
                     i,

@@ -138,16 +138,11 @@ def _piece_masks(labels: np.ndarray, boxes: np.ndarray, pieces: list[_Piece]) ->
 
 
 def _segment_ink(
-    ink: np.ndarray,
-    labels: np.ndarray,
-    pieces: list[_Piece],
-    masks: list[tuple[int, np.ndarray]] | None = None,
+    ink: np.ndarray, pieces: list[_Piece], masks: list[tuple[int, np.ndarray]]
 ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The ink of consecutive ``pieces`` (their components, within their columns) cropped to it, and its box;
-    ``masks``, the pieces' :func:`_piece_masks` where they are known."""
+    ``masks``, the pieces' :func:`_piece_masks`."""
     left, right = min(p.left for p in pieces), max(p.right for p in pieces)  # a group may lie inside another's span
-    if masks is None:
-        masks = [(0, np.isin(labels[:, p.left : p.right], np.array(p.comps) + 1)) for p in pieces]
     top = min(t for t, _ in masks)
     mask = np.zeros((max(t + m.shape[0] for t, m in masks) - top, right - left), bool)
     for p, (t, m) in zip(pieces, masks):
