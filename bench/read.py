@@ -159,20 +159,23 @@ def make_strings(
     return out
 
 
+def cut_right(box: tuple[int, int, int, int], span: tuple[int, int]) -> bool:
+    """A character's box (top, left, bottom, right) is over its written glyph's columns ``span`` (intersection
+    over union > 0.5): its cut is right, whatever label it is read as."""
+    inter = max(0, min(box[3], span[1]) - max(box[1], span[0]))
+    return inter > 0.5 * (max(box[3], span[1]) - min(box[1], span[0]))
+
+
 def error_kinds(readings, truth: list[str], spans: list[list[tuple[int, int]]]) -> tuple[dict[str, int], float]:
     """Each misread string's kind: ``classification`` (one box per glyph, each over its glyph: a right cut read
     as the wrong character), ``merged`` (fewer characters than glyphs), ``split`` (more), ``wrong cut`` (as
     many, a box off its glyph), ``several lines``; and the accuracy of the characters whose cut was right."""
     from collections import Counter
 
-    def over(box, span) -> bool:  # the box's columns cover its glyph's (intersection over union > 0.5)
-        inter = max(0, min(box[3], span[1]) - max(box[1], span[0]))
-        return inter > 0.5 * (max(box[3], span[1]) - min(box[1], span[0]))
-
     kinds: Counter = Counter()
     right = total = 0
     for r, t, cols in zip(readings, truth, spans):
-        cut = len(r.lines) == 1 and len(r.chars) == len(t) and all(over(c.box, s) for c, s in zip(r.chars, cols))
+        cut = len(r.lines) == 1 and len(r.chars) == len(t) and all(cut_right(c.box, s) for c, s in zip(r.chars, cols))
         if cut:
             right += sum(c.label == ch for c, ch in zip(r.chars, t))
             total += len(t)

@@ -27,14 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from read import make_strings  # noqa: E402  (bench/read.py's string photos)
-
-
-def _over(box: tuple[int, int, int, int], span: tuple[int, int, int, int]) -> bool:
-    """The character's box covers its written digit's columns (intersection over union > 0.5), as
-    ``bench/read.py --analyse`` calls a cut right."""
-    inter = max(0, min(box[3], span[1]) - max(box[1], span[0]))
-    return inter > 0.5 * (max(box[3], span[1]) - min(box[1], span[0]))
+from read import cut_right, make_strings  # noqa: E402  (bench/read.py's string photos and its right cut)
 
 
 def reader_characters(
@@ -57,7 +50,7 @@ def reader_characters(
             chars = reading.chars
             if len(reading.lines) != 1 or len(chars) != len(text):
                 continue
-            if not all(_over(c.box, s) for c, s in zip(chars, cols)):
+            if not all(cut_right(c.box, s) for c, s in zip(chars, cols)):
                 continue
             used.append(start + k)
             xs.extend(reading.inputs)
